@@ -1,0 +1,19 @@
+"""The Eventprop engine: event-driven, sample-parallel simulation with exact gradients.
+
+    net = EventpropNet(n_in=700, n_out=20, hidden=256, recurrent=True)
+    out = net(batch)                      # batch: eventkit.data.SpikeData
+    loss = F.cross_entropy(out.readout, labels) + spike_count_regularizer(out.counts, 1e-9, 14)
+    loss.backward()                       # exact Eventprop gradients in net.parameters()
+"""
+
+from .network import EngineOutput, EventpropNet, Record, spike_count_regularizer
+from .neurons import LI, LIF, Coefficients, NeuronModel
+from .readouts import (ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, Readout, SumV,
+                       readout_from_name)
+
+__all__ = [
+    "EventpropNet", "EngineOutput", "Record", "spike_count_regularizer",
+    "NeuronModel", "LIF", "LI", "Coefficients",
+    "Readout", "SumV", "MeanV", "ExpWeightedMeanV", "MaxV", "FirstSpike", "PerStepV",
+    "readout_from_name",
+]

@@ -1,0 +1,273 @@
+"""Compiled forward and Eventprop backward kernels (numba, CPU, parallel over samples).
+
+Notation follows ``eventkit.engine.neurons``: per population p the coefficient row
+``coef[p] = (alpha, beta, kappa, b0, c, hm, hs, theta)``. All neurons of all populations share one
+state vector (``pop_off`` gives each population's slice; the last population is the output).
+Connections are dense blocks ``blk[k] = (pre_pop, post_pop, w_off, n_post)`` whose weights are
+stored transposed (pre-major) at ``w[w_off : w_off + n_pre * n_post]`` so that a spike of
+presynaptic neuron ``j`` touches one contiguous row; ``pre_pop = -1`` is the input population.
+
+Forward, per sample and step n (grid time n h -> (n+1) h):
+  1. input spikes of step n add ``b0 * w`` to the targets' synaptic current ``i``;
+  2. every neuron advances ``v <- alpha v + kappa i``, ``i <- beta i``; a spiking neuron whose
+     advanced ``v`` exceeds ``theta`` fires at ``phi = (theta - v)/(v_adv - v)`` and restarts
+     ``v = R(phi) i``; the spike is recorded as (n, neuron, phi, v, i);
+  3. spikes of step n reach their targets at (n+1) h: ``i += w b(phi)``, ``v += w e(phi)``;
+  4. the output voltage at (n+1) h is written to ``trace[n]``.
+Only the spike records and the output trace are kept: memory O(spikes + T x n_out).
+
+Backward runs the exact adjoint of that map in reverse, all populations in lock-step:
+``lam_v = dL/dv``, ``lam_i = dL/di`` at grid times. Between spikes
+``lam_v(n) = alpha lam_v(n+1)``, ``lam_i(n) = kappa lam_v(n+1) + beta lam_i(n+1)``; at a spike
+the jump replaces the spiking neuron's adjoint by ``G dphi/dv``, ``G dphi/di + R lam_v + beta lam_i``
+where ``G = dL/dphi`` collects the targets' adjoints through ``b'(phi)``, ``e'(phi)`` and the
+neuron's own restart ``R'(phi)``. Weight gradients are accumulated at presynaptic spikes:
+``dL/dw = lam_i b + lam_v e`` (hidden spikes) and ``b0 lam_i`` (input spikes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _pop_of(j, pop_off):
+    p = 0
+    while pop_off[p + 1] <= j:
+        p += 1
+    return p
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start,
+                 out_blk, in_blk, w, trace, t_first, counts, rec_step, rec_nrn, rec_phi, rec_v,
+                 rec_i, n_rec, overflow):
+    n_pop = pop_off.shape[0] - 1
+    n_tot = pop_off[n_pop]
+    o0 = pop_off[n_pop - 1]
+    n_out = n_tot - o0
+    cap = rec_step.shape[1]
+    v_state = np.zeros(n_tot, dtype=w.dtype)
+    i_state = np.zeros(n_tot, dtype=w.dtype)
+    nr = 0
+    ip = in_off[b]
+    i_end = in_off[b + 1]
+    for n in range(n_steps):
+        # 1. input spikes of step n
+        while ip < i_end and in_step[ip] == n:
+            ch = in_ch[ip]
+            for kk in range(in_blk.shape[0]):
+                k = in_blk[kk]
+                q = blk[k, 1]
+                n_post = blk[k, 3]
+                base = blk[k, 2] + ch * n_post
+                q0 = pop_off[q]
+                b0q = coef[q, 3]
+                for t in range(n_post):
+                    i_state[q0 + t] += b0q * w[base + t]
+            ip += 1
+        # 2. advance one step, threshold, restart
+        step_start = nr
+        for p in range(n_pop):
+            alpha = coef[p, 0]
+            beta = coef[p, 1]
+            kappa = coef[p, 2]
+            c = coef[p, 4]
+            hm = coef[p, 5]
+            hs = coef[p, 6]
+            theta = coef[p, 7]
+            fires = spiking[p] != 0
+            for j in range(pop_off[p], pop_off[p + 1]):
+                v = v_state[j]
+                cur = i_state[j]
+                v_adv = alpha * v + kappa * cur
+                if fires and v_adv > theta:
+                    if v >= theta:
+                        phi = 0.0
+                    else:
+                        phi = (theta - v) / (v_adv - v)
+                    if nr >= cap:
+                        overflow[b] = 1
+                        n_rec[b] = nr
+                        return
+                    rec_step[b, nr] = n
+                    rec_nrn[b, nr] = j
+                    rec_phi[b, nr] = phi
+                    rec_v[b, nr] = v
+                    rec_i[b, nr] = cur
+                    nr += 1
+                    v_adv = c * (beta - np.exp(-(1.0 - phi) * hm - phi * hs)) * cur
+                    if j >= o0:
+                        if t_first[b, j - o0] >= n_steps:
+                            t_first[b, j - o0] = n + phi
+                    else:
+                        counts[b, j] += 1.0
+                v_state[j] = v_adv
+                i_state[j] = beta * cur
+        # 3. deliver the spikes of step n at (n+1) h
+        for r in range(step_start, nr):
+            j = rec_nrn[b, r]
+            phi = rec_phi[b, r]
+            p = _pop_of(j, pop_off)
+            row = j - pop_off[p]
+            for kk in range(out_start[p], out_start[p + 1]):
+                k = out_blk[kk]
+                q = blk[k, 1]
+                n_post = blk[k, 3]
+                base = blk[k, 2] + row * n_post
+                q0 = pop_off[q]
+                bs = np.exp(-(1.0 - phi) * coef[q, 6])
+                bq = coef[q, 3] * bs
+                eq = coef[q, 4] * (bs - np.exp(-(1.0 - phi) * coef[q, 5]))
+                for t in range(n_post):
+                    wt = w[base + t]
+                    i_state[q0 + t] += wt * bq
+                    v_state[q0 + t] += wt * eq
+        # 4. output voltage at (n+1) h
+        for k in range(n_out):
+            trace[b, n, k] = v_state[o0 + k]
+    n_rec[b] = nr
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def forward(in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start, out_blk,
+            in_blk, w, trace, t_first, counts, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec,
+            overflow):
+    """Simulate every sample of the batch (outputs are filled in place)."""
+    n_batch = in_off.shape[0] - 1
+    for b in prange(n_batch):
+        _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start,
+                     out_blk, in_blk, w, trace, t_first, counts, rec_step, rec_nrn, rec_phi, rec_v,
+                     rec_i, n_rec, overflow)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem, blk,
+                  out_start, out_blk, in_blk, w, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec,
+                  g_trace, g_tfirst, g_counts, gw):
+    n_pop = pop_off.shape[0] - 1
+    n_tot = pop_off[n_pop]
+    o0 = pop_off[n_pop - 1]
+    n_out = n_tot - o0
+    lam_v = np.zeros(n_tot, dtype=w.dtype)
+    lam_i = np.zeros(n_tot, dtype=w.dtype)
+    jump_v = np.zeros(n_tot, dtype=w.dtype)
+    jump_i = np.zeros(n_tot, dtype=w.dtype)
+    # index of the first spike of every output neuron (the first-spike readout depends on it)
+    first_rec = np.full(n_out, -1, dtype=np.int64)
+    for r in range(n_rec[b]):
+        j = rec_nrn[b, r]
+        if j >= o0 and first_rec[j - o0] < 0:
+            first_rec[j - o0] = r
+    r = n_rec[b] - 1
+    ip = in_off[b + 1] - 1
+    for n in range(n_steps - 1, -1, -1):
+        # lam_* now hold dL/d(state at (n+1) h); the readout drives the output voltage
+        for k in range(n_out):
+            lam_v[o0 + k] += g_trace[b, n, k]
+        r_hi = r
+        while r >= 0 and rec_step[b, r] == n:
+            r -= 1
+        # jumps at the spikes of step n (read only adjoints at (n+1) h)
+        for s in range(r + 1, r_hi + 1):
+            j = rec_nrn[b, s]
+            phi = rec_phi[b, s]
+            v = rec_v[b, s]
+            cur = rec_i[b, s]
+            p = _pop_of(j, pop_off)
+            row = j - pop_off[p]
+            alpha = coef[p, 0]
+            beta = coef[p, 1]
+            kappa = coef[p, 2]
+            c = coef[p, 4]
+            hm = coef[p, 5]
+            hs = coef[p, 6]
+            theta = coef[p, 7]
+            em = np.exp(-(1.0 - phi) * hm - phi * hs)
+            restart = c * (beta - em)
+            d_restart = -c * (hm - hs) * em
+            g_phi = lam_v[j] * d_restart * cur
+            for kk in range(out_start[p], out_start[p + 1]):
+                k = out_blk[kk]
+                q = blk[k, 1]
+                n_post = blk[k, 3]
+                base = blk[k, 2] + row * n_post
+                q0 = pop_off[q]
+                hs_q = coef[q, 6]
+                hm_q = coef[q, 5]
+                bs = np.exp(-(1.0 - phi) * hs_q)
+                am = np.exp(-(1.0 - phi) * hm_q)
+                bq = coef[q, 3] * bs
+                eq = coef[q, 4] * (bs - am)
+                dbq = bq * hs_q
+                deq = coef[q, 4] * (hs_q * bs - hm_q * am)
+                acc = 0.0
+                for t in range(n_post):
+                    li = lam_i[q0 + t]
+                    lv = lam_v[q0 + t]
+                    acc += w[base + t] * (li * dbq + lv * deq)
+                    gw[base + t] += li * bq + lv * eq
+                g_phi += acc
+            if j >= o0:
+                if first_rec[j - o0] == s:
+                    g_phi += g_tfirst[b, j - o0]
+            if phi > 0.0:
+                v_adv = alpha * v + kappa * cur
+                d = v_adv - v
+                inv_d2 = 1.0 / (d * d)
+                dphi_dv = (-d - (theta - v) * (alpha - 1.0)) * inv_d2
+                dphi_di = -(theta - v) * kappa * inv_d2
+                jump_v[j] = g_phi * dphi_dv
+                jump_i[j] = g_phi * dphi_di + restart * lam_v[j] + beta * lam_i[j]
+            else:
+                jump_v[j] = 0.0
+                jump_i[j] = restart * lam_v[j] + beta * lam_i[j]
+            if j < o0:
+                # spike-count regulariser (mlGeNN convention): a kick to lam_v at each spike
+                jump_v[j] += tau_mem[p] * g_counts[b, j]
+        # propagate every neuron's adjoint one step back
+        for p in range(n_pop):
+            alpha = coef[p, 0]
+            beta = coef[p, 1]
+            kappa = coef[p, 2]
+            for j in range(pop_off[p], pop_off[p + 1]):
+                lv = lam_v[j]
+                lam_v[j] = alpha * lv
+                lam_i[j] = kappa * lv + beta * lam_i[j]
+        for s in range(r + 1, r_hi + 1):
+            j = rec_nrn[b, s]
+            lam_v[j] = jump_v[j]
+            lam_i[j] = jump_i[j]
+        # input spikes of step n were added to i at n h
+        while ip >= in_off[b] and in_step[ip] == n:
+            ch = in_ch[ip]
+            for kk in range(in_blk.shape[0]):
+                k = in_blk[kk]
+                q = blk[k, 1]
+                n_post = blk[k, 3]
+                base = blk[k, 2] + ch * n_post
+                q0 = pop_off[q]
+                b0q = coef[q, 3]
+                for t in range(n_post):
+                    gw[base + t] += b0q * lam_i[q0 + t]
+            ip -= 1
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def backward(in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem, blk, out_start,
+             out_blk, in_blk, w, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace,
+             g_tfirst, g_counts, gw):
+    """Accumulate dL/dw into ``gw[g]`` for the fixed sample group g (deterministic: the split of
+    samples into groups does not depend on the number of threads)."""
+    n_batch = in_off.shape[0] - 1
+    n_groups = gw.shape[0]
+    for g in prange(n_groups):
+        lo = (g * n_batch) // n_groups
+        hi = ((g + 1) * n_batch) // n_groups
+        for b in range(lo, hi):
+            _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem,
+                          blk, out_start, out_blk, in_blk, w, rec_step, rec_nrn, rec_phi, rec_v,
+                          rec_i, n_rec, g_trace, g_tfirst, g_counts, gw[g])

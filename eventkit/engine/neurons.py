@@ -1,0 +1,133 @@
+"""Neuron models as small declarative specs the compiled kernels read.
+
+Every model here is a linear two-variable neuron (membrane ``v``, synaptic current ``i``) advanced
+exactly over one grid step ``h = dt``::
+
+    v(n+1) = alpha * v(n) + kappa * i(n)          i(n+1) = beta * i(n)
+
+A spike that is fired at the sub-step fraction ``phi`` of step n (``t* = (n + phi) h``, found by linear
+interpolation of ``v`` across the step) is delivered to a target at the end of that step with the
+exact remaining decay over ``(1 - phi) h`` (``b``: into ``i``, ``e``: into ``v``), and the firing
+neuron's own ``v`` restarts from 0 at ``t*``::
+
+    b(phi) = b0 * beta^(1-phi)
+    e(phi) = c * (beta^(1-phi) - alpha^(1-phi))
+    v(n+1) = R(phi) * i(n),   R(phi) = c * (beta - alpha^(1-phi) * beta^phi)
+
+with ``beta^s = exp(-s h / tau_syn)``. Because spike times move continuously with the parameters,
+the loss is differentiable between spike-count changes and the engine's Eventprop backward pass
+is its exact gradient. As ``dt -> 0`` the scheme converges to the continuous-time LIF of
+Wunderlich & Pehle (2021). A new model supplies another set of these coefficients.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Per-population numbers the kernels use (see the module docstring)."""
+
+    alpha: float
+    beta: float
+    kappa: float
+    b0: float
+    c: float
+    hm: float  # h / tau_mem: d/dphi of log alpha^(1-phi)
+    hs: float  # h / tau_syn
+    theta: float
+    tau_mem: float
+    spiking: bool
+
+
+def _check_positive(model: str, **values: float) -> None:
+    for key, value in values.items():
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{model}: {key} must be a positive number of ms, got {value!r}")
+
+
+def _check_dt(model: str, dt: float, **taus: float) -> None:
+    for key, tau in taus.items():
+        if dt > tau:
+            raise ValueError(
+                f"{model}: dt={dt} ms is larger than {key}={tau} ms; the grid cannot resolve the "
+                f"dynamics. Use a smaller dt or a larger {key}."
+            )
+
+
+def _two_exponential(tau_mem: float, tau_syn: float, dt: float) -> tuple[float, float, float, float]:
+    """alpha, beta, c and kappa = c (beta - alpha) of the exact LIF propagator (c's limit if equal)."""
+    alpha = math.exp(-dt / tau_mem)
+    beta = math.exp(-dt / tau_syn)
+    if abs(tau_syn - tau_mem) < 1e-9 * tau_mem:
+        raise ValueError(
+            f"tau_mem and tau_syn must differ (both {tau_mem} ms): the exact propagator divides by "
+            "their difference. Change one of them slightly."
+        )
+    c = tau_syn / (tau_syn - tau_mem)
+    return alpha, beta, c, c * (beta - alpha)
+
+
+@dataclass(frozen=True)
+class NeuronModel:
+    """Base of all neuron models: subclasses give ``coefficients(dt)``."""
+
+    name = "neuron"
+    spiking = True
+
+    def coefficients(self, dt: float) -> Coefficients:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"name": self.name, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class LIF(NeuronModel):
+    """Leaky integrate-and-fire with exponential current synapses, integrated exactly per step.
+
+    tau_mem dV/dt = -V + I, tau_syn dI/dt = -I; spike when V crosses ``threshold``; V -> 0.
+    """
+
+    tau_mem: float = 20.0
+    tau_syn: float = 5.0
+    threshold: float = 1.0
+    refractory: float = 0.0
+
+    name = "lif"
+
+    def __post_init__(self):
+        _check_positive("lif", tau_mem=self.tau_mem, tau_syn=self.tau_syn, threshold=self.threshold)
+        if self.refractory != 0:
+            raise ValueError(
+                "lif: refractory must be 0. A refractory period makes the spike-time map "
+                "non-differentiable and Eventprop has no exact gradient for it; remove the setting."
+            )
+
+    def coefficients(self, dt: float) -> Coefficients:
+        _check_dt("lif", dt, tau_mem=self.tau_mem, tau_syn=self.tau_syn)
+        alpha, beta, c, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
+        return Coefficients(alpha, beta, kappa, 1.0, c, dt / self.tau_mem, dt / self.tau_syn,
+                            self.threshold, self.tau_mem, True)
+
+
+@dataclass(frozen=True)
+class LI(NeuronModel):
+    """Non-spiking leaky integrator (readout): the LIF dynamics without threshold."""
+
+    tau_mem: float = 20.0
+    tau_syn: float = 5.0
+
+    name = "li"
+    spiking = False
+
+    def __post_init__(self):
+        _check_positive("li", tau_mem=self.tau_mem, tau_syn=self.tau_syn)
+
+    def coefficients(self, dt: float) -> Coefficients:
+        _check_dt("li", dt, tau_mem=self.tau_mem, tau_syn=self.tau_syn)
+        alpha, beta, c, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
+        return Coefficients(alpha, beta, kappa, 1.0, c, dt / self.tau_mem, dt / self.tau_syn,
+                            math.inf, self.tau_mem, False)

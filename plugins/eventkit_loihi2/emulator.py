@@ -1,0 +1,369 @@
+"""Bit-accurate emulation of the exported network as Lava runs it (``Loihi2SimCfg``, fixed_pt).
+
+Every integer operation below is the one Lava's bit-accurate models perform on the file that
+:mod:`eventkit_loihi2.netx` writes, so the readout voltages agree step for step (checked against
+a real Lava run by :mod:`eventkit_loihi2.lava_check`).
+
+What NetX does to a dense layer when it loads the file (:func:`netx_synapses`): feed-forward and
+recurrent weights are concatenated and re-scaled to fill the synapse (``w' = w << s``, weight
+exponent ``-s``, ``num_weight_bits`` from the common trailing zero bits); each Dense synapse then
+clips ``w'`` to the 8-bit range of its sign mode and truncates the low bits it cannot hold.
+
+One time step of Lava (all processes step together; a message sent in a step is received in it):
+
+* Dense synapse: sends the buffer it accumulated in the previous step, then accumulates this
+  step's presynaptic spikes ``acc = sum_i w'_ji s_i`` and stores ``acc >> s`` (arithmetic shift,
+  ``<< e`` for a positive exponent).  So a spike of step t reaches the neuron at step t + 1
+  (DelayDense with delay d: at step t + 1 + d; the shift is applied per delay slot).
+* CUBA LIF (``PyLifModelBitAcc``), with int32 state::
+
+      u = sign(x) (|x| >> 12),  x = u (4096 - iDecay)     (rounding toward zero)
+      u = u + (a << 6)        (a = sum of the synapse buffers; int32)
+      u = u - 2**24 if u > 2**23;  u = u + 2**24 if u <= -2**23         (24-bit wrap, once)
+      v = sign(y) (|y| >> 12) + u,  y = v (4096 - vDecay);  v = clip(v, -(2**23 - 1), 2**23 - 1)
+      spike if v > vThMant << 6;  v = 0 where spiked  (u is not reset)
+
+The input raster drives the first Dense synapse directly (NetX's input layer has no neuron), so
+input spikes of step t reach hidden layer 0 at t + 1, its spikes reach the next layer at t + 2.
+Readout voltages are recorded after the update of each step (after reset, as a Lava monitor
+sees them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from .quantize import ChipLayer, ChipNetwork
+
+U_MAX = 2**23  # 24-bit state
+
+
+# ---------------------------------------------------------------- NetX + Lava weight handling
+def _netx_optimize(w: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """NetX's loader rescaling of an integer weight matrix: (w', num_weight_bits, weight_exp)."""
+    w = np.asarray(w).astype(np.int64)
+    mx, mn = int(w.max()), int(w.min())
+    if (mx > 254 and mn < 0) or (mn < -256 and mx > 0):
+        w = np.clip(w, -256, 254)
+        mx, mn = int(w.max()), int(w.min())
+    if mx < 0:
+        scale, signed = -256 / mn, 0
+    elif mn >= 0:
+        if mx == 0:
+            raise ValueError("an all-zero weight matrix cannot be loaded by NetX (log2 of an "
+                             "infinite scale); remove or retrain the layer")
+        scale, signed = 255 / mx, 0
+    else:
+        pos = 127 / mx if mx > 0 else math.inf
+        neg = -128 / mn
+        scale, signed = min(pos, neg), 1
+    scale_bits = int(math.floor(math.log2(scale))) + signed
+    n = 8
+    while n > 0 and np.sum(np.abs(w / 2.0**n - np.round(w / 2.0**n))) != 0:
+        n -= 1
+    n -= signed
+    if scale_bits < 0:
+        raise ValueError(f"weights {mn}..{mx} exceed what NetX can hold in 8 bits")
+    return w << scale_bits, 8 - scale_bits - n, -scale_bits
+
+
+def _lava_dense_weights(w: np.ndarray, num_weight_bits: int) -> np.ndarray:
+    """Lava Dense (bit-accurate) weight init: clip to the sign mode's 8-bit range, drop low bits."""
+    w = np.asarray(w, dtype=np.int64)
+    if w.min() >= 0:
+        mode = "exc"
+    elif w.max() <= 0:
+        mode = "inh"
+    else:
+        mode = "mixed"
+    mixed = int(mode == "mixed")
+    k = 8 - num_weight_bits + mixed
+    if k < 0:
+        raise ValueError(f"weights need {num_weight_bits} bits: more than a Loihi synapse holds")
+    # clip_weights and truncate_weights both work on the magnitudes of inhibitory weights
+    x = -w if mode == "inh" else w
+    x = np.clip(x, -256 * mixed, 255)
+    x = (x >> k) << k
+    x = -x if mode == "inh" else x
+    return x.astype(np.int64)
+
+
+def netx_synapses(layer: ChipLayer) -> dict:
+    """Weights and exponents Lava will actually use for this layer after NetX loads the file."""
+    if layer.w_rec is not None:
+        both, bits, exp = _netx_optimize(np.hstack([layer.w_ff, layer.w_rec]))
+        n_pre = layer.w_ff.shape[1]
+        w_ff = _lava_dense_weights(both[:, :n_pre], bits)
+        w_rec = _lava_dense_weights(both[:, n_pre:], bits)
+        return dict(w_ff=w_ff, exp_ff=exp, w_rec=w_rec, exp_rec=exp)
+    w, bits, exp = _netx_optimize(layer.w_ff)
+    return dict(w_ff=_lava_dense_weights(w, bits), exp_ff=exp, w_rec=None, exp_rec=0)
+
+
+def _pre_shift(w: np.ndarray, exp: int) -> tuple[np.ndarray, int]:
+    """If every weight is a multiple of 2**-exp, shifting each weight equals shifting the sum:
+    return the shifted weights and exponent 0 (exact); otherwise keep (w, exp)."""
+    if exp < 0 and np.all(w % (1 << -exp) == 0):
+        return w >> -exp, 0
+    if exp > 0:
+        return w << exp, 0
+    return w, exp
+
+
+# ---------------------------------------------------------------- packed network for numba
+@dataclass
+class PackedNetwork:
+    n: np.ndarray
+    n_pre: np.ndarray
+    ff_off: np.ndarray
+    rec_off: np.ndarray  # -1: no recurrence
+    w_ff_t: np.ndarray  # int64 flat, per layer (n_pre, n) row-major
+    w_rec_t: np.ndarray
+    d_ff_t: np.ndarray  # int64 delays, same layout as w_ff_t
+    max_delay: np.ndarray
+    exp_ff: np.ndarray
+    exp_rec: np.ndarray
+    du_mult: np.ndarray  # 4096 - iDecay
+    dv_mult: np.ndarray  # 4096 - vDecay
+    vth: np.ndarray  # vThMant << 6
+    count_off: np.ndarray  # offsets of each layer in the spike-count vector
+
+
+def pack(chip: ChipNetwork) -> PackedNetwork:
+    n, n_pre, ff_off, rec_off, max_delay = [], [], [], [], []
+    exp_ff, exp_rec, du, dv, vth, count_off = [], [], [], [], [], [0]
+    w_ff_parts, w_rec_parts, d_parts = [], [], []
+    pos_ff = pos_rec = 0
+    pre = chip.n_in
+    for layer in chip.layers:
+        syn = netx_synapses(layer)
+        wf, ef = _pre_shift(syn["w_ff"], syn["exp_ff"])
+        d = layer.delay if layer.delay is not None else np.zeros_like(layer.w_ff)
+        n.append(layer.n)
+        n_pre.append(pre)
+        ff_off.append(pos_ff)
+        w_ff_parts.append(np.ascontiguousarray(wf.T).ravel())
+        d_parts.append(np.ascontiguousarray(np.asarray(d, np.int64).T).ravel())
+        pos_ff += wf.size
+        max_delay.append(int(d.max()) if d.size else 0)
+        exp_ff.append(ef)
+        if syn["w_rec"] is not None:
+            wr, er = _pre_shift(syn["w_rec"], syn["exp_rec"])
+            rec_off.append(pos_rec)
+            w_rec_parts.append(np.ascontiguousarray(wr.T).ravel())
+            pos_rec += wr.size
+            exp_rec.append(er)
+        else:
+            rec_off.append(-1)
+            exp_rec.append(0)
+        du.append(4096 - layer.i_decay)
+        dv.append(4096 - layer.v_decay)
+        vth.append(layer.v_th_mant << 6)
+        count_off.append(count_off[-1] + layer.n)
+        pre = layer.n
+
+    def cat(parts):
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(1, np.int64)
+
+    i64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
+    return PackedNetwork(i64(n), i64(n_pre), i64(ff_off), i64(rec_off), cat(w_ff_parts),
+                         cat(w_rec_parts), cat(d_parts), i64(max_delay), i64(exp_ff),
+                         i64(exp_rec), i64(du), i64(dv), i64(vth), i64(count_off))
+
+
+# ---------------------------------------------------------------- the kernel
+@nb.njit(cache=True, inline="always")
+def _shift(x, exp):
+    if exp < 0:
+        return x >> (-exp)
+    return x << exp
+
+
+@nb.njit(cache=True, inline="always")
+def _wrap32(x):
+    return ((x + 2147483648) & 4294967295) - 2147483648
+
+
+@nb.njit(cache=True, inline="always")
+def _decay(x, mult):
+    y = x * mult
+    if y >= 0:
+        return y >> 12
+    return -((-y) >> 12)
+
+
+@nb.njit(cache=True, parallel=True)
+def _emulate(offsets, steps, channels, n_steps, n, n_pre, ff_off, rec_off, w_ff_t, w_rec_t,
+             d_ff_t, max_delay, exp_ff, exp_rec, du_mult, dv_mult, vth, count_off, step_weight,
+             n_record, scores, vmax, counts, v_record):
+    n_samples = offsets.shape[0] - 1
+    n_layers = n.shape[0]
+    n_max = 1
+    n_pre_max = 1
+    d_max = 0
+    for l in range(n_layers):
+        n_max = max(n_max, n[l])
+        n_pre_max = max(n_pre_max, n_pre[l])
+        d_max = max(d_max, max_delay[l])
+    out = n_layers - 1
+    n_out = n[out]
+    for k in nb.prange(n_samples):
+        u = np.zeros((n_layers, n_max), np.int64)
+        v = np.zeros((n_layers, n_max), np.int64)
+        # ring[l, slot, j]: synaptic input arriving at step (slot mod) from feed-forward synapses
+        ring = np.zeros((n_layers, d_max + 1, n_max), np.int64)
+        rec_buf = np.zeros((n_layers, n_max), np.int64)
+        tmp = np.zeros((d_max + 1, n_max), np.int64)
+        spk = np.zeros((n_layers, n_max), np.int64)  # indices of this step's spikes
+        n_spk = np.zeros(n_layers, np.int64)
+        inp = np.zeros(n_pre_max, np.int64)
+        seen = np.full(n_pre_max, -1, np.int64)
+        p = offsets[k]
+        end = offsets[k + 1]
+        for t in range(n_steps):
+            # 1) every population updates with what arrives at step t
+            for l in range(n_layers):
+                slot = t % (max_delay[l] + 1)
+                cnt = 0
+                for j in range(n[l]):
+                    a = _wrap32(ring[l, slot, j] + rec_buf[l, j])
+                    ring[l, slot, j] = 0
+                    uu = _decay(u[l, j], du_mult[l]) + _wrap32(a << 6)
+                    uu = _wrap32(uu)
+                    if uu > U_MAX:
+                        uu -= 2 * U_MAX
+                    elif uu <= -U_MAX:
+                        uu += 2 * U_MAX
+                    u[l, j] = uu
+                    vv = _decay(v[l, j], dv_mult[l]) + uu
+                    if vv > U_MAX - 1:
+                        vv = U_MAX - 1
+                    elif vv < -(U_MAX - 1):
+                        vv = -(U_MAX - 1)
+                    if vv > vth[l]:
+                        vv = 0
+                        spk[l, cnt] = j
+                        cnt += 1
+                        counts[k, count_off[l] + j] += 1
+                    v[l, j] = vv
+                n_spk[l] = cnt
+            if k < n_record:
+                for j in range(n_out):
+                    v_record[k, t, j] = v[out, j]
+            for j in range(n_out):
+                scores[k, j] += step_weight[t] * v[out, j]
+                if t == 0 or v[out, j] > vmax[k, j]:
+                    vmax[k, j] = v[out, j]
+            # 2) synapses accumulate this step's spikes for step t + 1 (+ delay)
+            n_in_spk = 0
+            while p < end and steps[p] == t:
+                c = channels[p]
+                if seen[c] != t:  # a repeated (step, channel) is one binary spike on the chip
+                    seen[c] = t
+                    inp[n_in_spk] = c
+                    n_in_spk += 1
+                p += 1
+            for l in range(n_layers):
+                nl = n[l]
+                base = ff_off[l]
+                dl = max_delay[l]
+                if l == 0:
+                    m = n_in_spk
+                else:
+                    m = n_spk[l - 1]
+                direct = exp_ff[l] == 0
+                if not direct:
+                    for dd in range(dl + 1):
+                        for j in range(nl):
+                            tmp[dd, j] = 0
+                for s in range(m):
+                    i = inp[s] if l == 0 else spk[l - 1, s]
+                    row = base + i * nl
+                    for j in range(nl):
+                        w = w_ff_t[row + j]
+                        if w != 0:
+                            dd = d_ff_t[row + j]
+                            if direct:
+                                ring[l, (t + 1 + dd) % (dl + 1), j] += w
+                            else:
+                                tmp[dd, j] += w
+                if not direct:
+                    for dd in range(dl + 1):
+                        for j in range(nl):
+                            ring[l, (t + 1 + dd) % (dl + 1), j] += _shift(tmp[dd, j], exp_ff[l])
+                if rec_off[l] >= 0:
+                    for j in range(nl):
+                        rec_buf[l, j] = 0
+                    rb = rec_off[l]
+                    for s in range(n_spk[l]):
+                        row = rb + spk[l, s] * nl
+                        for j in range(nl):
+                            rec_buf[l, j] += w_rec_t[row + j]
+                    if exp_rec[l] != 0:
+                        for j in range(nl):
+                            rec_buf[l, j] = _shift(rec_buf[l, j], exp_rec[l])
+
+
+@dataclass
+class EmulatorResult:
+    scores: np.ndarray  # float64 [N, n_out]: readout voltage summed with the step weights
+    vmax: np.ndarray  # int64 [N, n_out]
+    counts: np.ndarray  # int64 [N, total neurons]: spikes per neuron (hidden layers, then output)
+    v_out: np.ndarray  # int32 [n_record, T, n_out]: readout voltage of the first samples
+    predictions: np.ndarray  # int64 [N]
+    layer_sizes: list
+    seconds: float
+
+    def hidden_counts(self) -> list[np.ndarray]:
+        """Spike counts per hidden layer, each [N, n_l]."""
+        out, pos = [], 0
+        for size in self.layer_sizes[:-1]:
+            out.append(self.counts[:, pos:pos + size])
+            pos += size
+        return out
+
+    @property
+    def output_spikes(self) -> int:
+        return int(self.counts[:, -self.layer_sizes[-1]:].sum())
+
+
+def step_weights(n_steps: int, readout: str = "exp_sum") -> np.ndarray:
+    """Per-step weights of the chip's classification: exp(-t/T) (``exp_sum``) or 1 (``sum``)."""
+    t = np.arange(n_steps, dtype=np.float64)
+    if readout == "exp_sum":
+        return np.exp(-t / n_steps)
+    if readout in ("sum", "max"):
+        return np.ones(n_steps)
+    raise ValueError(f"chip readout must be one of exp_sum, sum, max; got {readout!r}")
+
+
+def emulate(chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum",
+            n_steps: int | None = None) -> EmulatorResult:
+    """Run every sample of ``data`` (a SpikeData) through the chip network."""
+    import time
+
+    if data.n_channels != chip.n_in:
+        raise ValueError(f"data has {data.n_channels} input channels, the network {chip.n_in}")
+    n_steps = int(n_steps or data.n_steps)
+    w = step_weights(n_steps, readout)
+    pk = pack(chip)
+    N = len(data)
+    n_out = chip.n_out
+    n_record = int(min(max(n_record, 0), N))
+    scores = np.zeros((N, n_out), np.float64)
+    vmax = np.zeros((N, n_out), np.int64)
+    counts = np.zeros((N, int(pk.count_off[-1])), np.int64)
+    v_record = np.zeros((max(n_record, 1), n_steps, n_out), np.int32)
+    t0 = time.perf_counter()
+    _emulate(data.offsets, data.steps, data.channels, n_steps, pk.n, pk.n_pre, pk.ff_off,
+             pk.rec_off, pk.w_ff_t, pk.w_rec_t, pk.d_ff_t, pk.max_delay, pk.exp_ff, pk.exp_rec,
+             pk.du_mult, pk.dv_mult, pk.vth, pk.count_off, w, n_record, scores, vmax, counts,
+             v_record)
+    seconds = time.perf_counter() - t0
+    pred = np.argmax(vmax if readout == "max" else scores, axis=1) if N else np.zeros(0, np.int64)
+    return EmulatorResult(scores, vmax, counts, v_record[:n_record], pred.astype(np.int64),
+                          [int(x) for x in pk.n], seconds)

@@ -1,0 +1,98 @@
+"""Write the chip network as a NetX HDF5 file (``model.net``) and sample inputs (``samples.npz``).
+
+The file is what lava-dl's ``netx.hdf5.Network(net_config="model.net")`` loads unchanged, so a
+Loihi 2 user runs it in their own Lava (with lava-loihi for the chip)::
+
+    /layer/0      type b'input', shape [n_in]                (no neuron: spikes enter the first
+                                                              dense synapse directly)
+    /layer/1..L   type b'dense' or b'dense_rec', shape [n],
+                  weight (n, n_pre) integers, weight_rec (n, n) for dense_rec,
+                  delay (n, n_pre) in steps (only when a layer has non-zero delays),
+                  neuron/ {type b'CUBA', iDecay, vDecay, vThMant, refDelay, gradedSpike}
+
+The last dense layer is the readout (vThMant so high it never fires; read its voltage ``v``).
+NetX maps CUBA to Lava's LIF with du = iDecay - 1, dv = vDecay, vth = vThMant, bias_exp 6 and
+rescales the integer weights into the synapse itself (see :func:`emulator.netx_synapses`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .emulator import EmulatorResult
+from .quantize import ChipNetwork
+
+
+def _text(group: h5py.Group, key: str, value: str) -> None:
+    group.create_dataset(key, (1,), "S10", [value.encode("ascii")])
+
+
+def write_netx(chip: ChipNetwork, path: str | Path) -> Path:
+    """Write ``chip`` to ``path`` in the NetX layout (written to a temp name, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["producer"] = "eventkit_loihi2"
+        f.attrs["dt_ms"] = chip.dt
+        f.attrs["n_steps"] = chip.n_steps
+        layers = f.create_group("layer")
+        inp = layers.create_group("0")
+        _text(inp, "type", "input")
+        inp.create_dataset("shape", data=np.array([chip.n_in], dtype=np.int64))
+        for k, layer in enumerate(chip.layers, start=1):
+            g = layers.create_group(str(k))
+            if layer.delay is not None and np.any(layer.delay) and layer.w_rec is not None:
+                raise ValueError(
+                    f"{layer.name}: NetX builds a dense_rec layer's delayed synapses without the "
+                    "weight exponent and with the feed-forward delays; recurrent layers with "
+                    "delays cannot be exported. Train without delays on recurrent layers."
+                )
+            _text(g, "type", "dense_rec" if layer.w_rec is not None else "dense")
+            g.create_dataset("shape", data=np.array([layer.n], dtype=np.int64))
+            g.create_dataset("weight", data=layer.w_ff.astype(np.int32))
+            if layer.w_rec is not None:
+                g.create_dataset("weight_rec", data=layer.w_rec.astype(np.int32))
+            if layer.delay is not None and np.any(layer.delay):
+                g.create_dataset("delay", data=layer.delay.astype(np.int32))
+            nrn = g.create_group("neuron")
+            _text(nrn, "type", "CUBA")
+            nrn.create_dataset("iDecay", data=np.int64(layer.i_decay))
+            nrn.create_dataset("vDecay", data=np.int64(layer.v_decay))
+            nrn.create_dataset("vThMant", data=np.int64(layer.v_th_mant))
+            nrn.create_dataset("refDelay", data=np.int64(1))
+            nrn.create_dataset("gradedSpike", data=np.bool_(False))
+            g.attrs["name"] = layer.name
+            g.attrs["weight_exp"] = layer.weight_exp
+    tmp.replace(path)
+    return path
+
+
+def write_samples(data, result: EmulatorResult, n: int, path: str | Path,
+                  n_steps: int | None = None) -> Path:
+    """The first ``n`` samples: inputs, emulator voltages and spike counts, labels, predictions."""
+    n = int(min(n, len(data), result.v_out.shape[0]))
+    n_steps = int(n_steps or data.n_steps)
+    raster = np.zeros((n, n_steps, data.n_channels), dtype=np.uint8)
+    for k in range(n):
+        s, c = data.sample(k)
+        keep = s < n_steps
+        raster[k, s[keep], c[keep]] = 1  # binary: a Loihi input spike carries no count
+    arrays = dict(
+        inputs=raster,
+        v_out=result.v_out[:n].astype(np.int32),
+        labels=np.asarray(data.labels[:n], dtype=np.int64),
+        predictions=result.predictions[:n].astype(np.int64),
+        dt=np.float64(data.dt),
+    )
+    for i, counts in enumerate(result.hidden_counts()):
+        arrays[f"hidden_counts_{i}"] = counts[:n].astype(np.int32)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+    return path

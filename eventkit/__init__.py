@@ -1,0 +1,54 @@
+"""eventkit: train spiking neural networks with Eventprop, deploy them to Intel Loihi 2.
+
+The public API is this one screen; everything else is an implementation module. Names are
+imported on first use, so ``import eventkit`` stays fast and the CLI starts quickly.
+
+    from eventkit import EventpropNet, LIF, LI, get_registry, compose, run
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # engine: the network and its parts
+    "EventpropNet": "eventkit.engine",
+    "LIF": "eventkit.engine",
+    "LI": "eventkit.engine",
+    "NeuronModel": "eventkit.engine",
+    "readout_from_name": "eventkit.engine",
+    "spike_count_regularizer": "eventkit.engine",
+    # data: the spike format every dataset produces
+    "SpikeData": "eventkit.data",
+    "DatasetSplits": "eventkit.data",
+    "from_samples": "eventkit.data",
+    "concat": "eventkit.data",
+    # plugins: hooks and the registry
+    "hookimpl": "eventkit.hookspecs",
+    "get_registry": "eventkit.registry",
+    "Registry": "eventkit.registry",
+    "RegistryError": "eventkit.registry",
+    "Target": "eventkit.targets",
+    # configs and runs
+    "compose": "eventkit.config",
+    "ConfigError": "eventkit.config",
+    "run": "eventkit.app",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eventkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

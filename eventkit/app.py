@@ -1,0 +1,219 @@
+"""The pipeline of one run: compose -> build components -> train -> evaluate -> checkpoint ->
+target.deploy -> report. Every component comes from the registry by name; this module never
+names a particular dataset, neuron model or target.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from eventkit.components import GuardedLogger
+from eventkit.config import CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin, validate
+from eventkit.registry import Registry, get_registry
+from eventkit.rundir import BEST, RunDir, load_checkpoint, write_plots_and_report
+from eventkit.train import LoopConfig, NonFiniteLoss, evaluate, fit, split_validation
+
+TRACEBACK_ENV = "EVENTKIT_TRACEBACK"
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+
+
+def build_network(cfg: DictConfig, registry: Registry, data, seed: int):
+    """EventpropNet from the network/neuron/readout groups and the data's shape."""
+    from eventkit.engine import EventpropNet
+
+    neuron = registry.build("neuron", _plain(cfg.neuron))
+    output = registry.build("neuron", _plain(cfg.network.output), where="network.output")
+    readout = registry.build("readout", _plain(cfg.readout))
+    hidden = _plain(cfg.network.hidden)
+    hidden = list(hidden) if isinstance(hidden, list) else [hidden] * cfg.network.layers
+    try:
+        return EventpropNet(
+            n_in=data.n_channels, n_out=data.n_classes, hidden=hidden, recurrent=_plain(cfg.network.recurrent),
+            neuron=neuron, output=output, readout=readout, dt=data.dt, n_steps=data.n_steps,
+            init=_plain(cfg.network.init), generator=torch.Generator().manual_seed(seed),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"network: {exc}") from None
+
+
+def _load_data(cfg: DictConfig, registry: Registry):
+    dataset_cfg = {k: v for k, v in _plain(cfg.dataset).items() if k != "augment"}
+    splits = registry.build("dataset", dataset_cfg)
+    for split in ("train", "test"):
+        data = getattr(splits, split)
+        if data is None or len(data) == 0:
+            raise ConfigError(f"dataset: the {split} split of {cfg.dataset.name!r} is empty; "
+                              f"check the dataset's size keys (e.g. dataset.n_{split})")
+        data.validate(f"dataset {cfg.dataset.name!r} {split} split")
+    augment = [registry.build("augmentation", _plain(a), where=f"dataset.augment[{i}]")
+               for i, a in enumerate(cfg.dataset.get("augment") or [])]
+    return splits, augment
+
+
+def _set_threads(threads: int | None) -> int:
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    try:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:  # pragma: no cover - numba is a dependency
+        pass
+    return threads
+
+
+def run(cfg: DictConfig, run_dir: str | Path) -> dict:
+    """Run the whole pipeline for a composed config; returns what is written to summary.json."""
+    t_start = time.perf_counter()
+    registry = get_registry()
+    cfg = validate(cfg, registry)
+    seed = int(cfg.seed)
+    rd = RunDir(Path(run_dir))
+    rd.write_config(OmegaConf.to_yaml(cfg))
+    rd.start_manifest(seed, [{"name": p.name, "provider": p.provider, "error": p.error} for p in registry.plugins])
+    threads = _set_threads(cfg.trainer.threads)
+    torch.manual_seed(seed)
+
+    target = registry.build("target", _plain(cfg.target))
+    try:
+        target.check(cfg)
+    except ValueError as exc:
+        raise ConfigError(f"target {target.name!r}: {exc}") from None
+    logger = GuardedLogger(registry.build("logger", _plain(cfg.logger)), cfg.logger.name)
+
+    with rd.stage("data"):
+        splits, augment = _load_data(cfg, registry)
+        train, val = splits.train, splits.val
+        if val is None:
+            try:
+                train, val = split_validation(train, float(cfg.trainer.val_fraction), seed)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+    with rd.stage("build"):
+        net = build_network(cfg, registry, train, seed)
+        loss_fn = registry.build("loss", _plain(cfg.loss))
+        optimizer = registry.build("optimizer", _plain(cfg.optimizer), net.parameters())
+        scheduler = registry.build("scheduler", _plain(cfg.scheduler), optimizer)
+    logger.start(rd.path, OmegaConf.to_container(cfg))
+    loop = LoopConfig(
+        epochs=cfg.trainer.epochs, batch_size=cfg.trainer.batch_size, eval_batch_size=cfg.trainer.eval_batch_size,
+        grad_clip=cfg.trainer.grad_clip, silent_fix=float(cfg.trainer.silent_fix),
+        reg_strength=float(cfg.network.regularizer.strength), reg_nu=float(cfg.network.regularizer.nu),
+        seed=seed, progress=bool(cfg.trainer.progress),
+    )
+    resume = Path(cfg.trainer.resume) if cfg.trainer.resume else None
+    _print(f"eventkit: {cfg.dataset.name} ({len(train)} train / {len(val) if val is not None else 0} val / "
+           f"{len(splits.test)} test, {train.n_channels} inputs, {train.n_steps} steps of {train.dt} ms) -> "
+           f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {cfg.network.output.name}, "
+           f"readout {cfg.readout.name}; {threads} threads; run dir {rd.path}")
+    with rd.stage("train"):
+        result = fit(net, train, val, loop=loop, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
+                     augmentations=augment, rundir=rd, logger=logger, resume=resume)
+    with rd.stage("evaluate"):
+        last = evaluate(net, splits.test, loss_fn, loop.eval_batch_size)
+        tensors, meta = load_checkpoint(rd.checkpoints / BEST)
+        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        best = last if meta.get("epoch") == result.epochs else evaluate(net, splits.test, loss_fn,
+                                                                         loop.eval_batch_size)
+    summary = {
+        "test_accuracy": best["accuracy"],
+        "test_loss": best["loss"],
+        "last_test_accuracy": last["accuracy"],
+        "best_val_accuracy": result.best_val_accuracy,
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs,
+        "test_spikes_per_sample": best["spikes_per_sample"],
+        "seed": seed,
+        "resumed_from": result.resumed_from,
+    }
+    with rd.stage("deploy"):
+        deployed = target.deploy(net, splits, rd.path, cfg)
+        summary["deploy"] = {target.name: deployed}
+    with rd.stage("report"):
+        write_plots_and_report(rd, net, splits.test, summary, cfg)
+    summary["wall_time_s"] = round(time.perf_counter() - t_start, 2)
+    summary["train_time_s"] = rd._manifest["stages_s"].get("train")
+    rd.write_summary(summary)
+    rd.finish_manifest()
+    logger.log({"test_accuracy": summary["test_accuracy"], "last_test_accuracy": last["accuracy"]}, result.epochs)
+    logger.finish(summary)
+    _print(one_screen_summary(summary, rd.path))
+    return summary
+
+
+def one_screen_summary(summary: dict, run_dir: Path) -> str:
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.2f} %"
+
+    lines = [
+        "",
+        "==== eventkit run summary ====",
+        f"test accuracy      {pct(summary['test_accuracy'])}   (best-val epoch {summary['best_epoch']}; "
+        f"last epoch {pct(summary['last_test_accuracy'])})",
+        f"best val accuracy  {pct(summary['best_val_accuracy'])}",
+        f"epochs             {summary['epochs']}",
+        f"wall time          {summary.get('wall_time_s', 0):.1f} s (training {summary.get('train_time_s') or 0:.1f} s)",
+    ]
+    for name, fields in (summary.get("deploy") or {}).items():
+        shown = ", ".join(f"{k}={v}" for k, v in fields.items() if isinstance(v, (int, float, str)))
+        lines.append(f"deploy [{name}]      {shown}")
+    lines += [f"run directory      {run_dir}", f"report             {Path(run_dir) / 'report.md'}", ""]
+    return "\n".join(lines)
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+# ------------------------------------------------------------------------------------- CLI
+def _want_traceback() -> bool:
+    if os.environ.get(TRACEBACK_ENV, "") not in ("", "0", "false"):
+        return True
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return bool(HydraConfig.get().verbose)
+    except Exception:
+        return False
+
+
+def _task(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    run_dir = HydraConfig.get().runtime.output_dir
+    try:
+        summary = run(cfg, run_dir)
+    except (ValueError, NonFiniteLoss, FileNotFoundError) as exc:
+        if _want_traceback():
+            raise
+        print(f"eventkit: error: {exc}", file=sys.stderr, flush=True)
+        print(f"(set {TRACEBACK_ENV}=1 or hydra.verbose=true for the traceback)", file=sys.stderr, flush=True)
+        sys.exit(2)
+    # the value an optimising sweeper (Optuna) maximises
+    objective = summary["best_val_accuracy"]
+    return float(objective if objective is not None else summary["test_accuracy"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eventkit [overrides]``: Hydra's CLI plus ``--plugins``."""
+    import hydra
+
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    if "--plugins" in sys.argv[1:]:
+        print(get_registry().listing())
+        return 0
+    install_search_path_plugin()
+    hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=HYDRA_VERSION_BASE)(_task)()
+    return 0

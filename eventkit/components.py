@@ -1,0 +1,325 @@
+"""Built-in losses, optimizers, learning-rate schedules, the ``cpu`` target and the null logger.
+
+These are registered through the same pluggy hooks as any third-party plugin (see the
+``register_*`` functions at the bottom), so replacing one is a matter of config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from eventkit.data import DatasetSplits
+from eventkit.hookspecs import hookimpl
+from eventkit.targets import deploy_dir
+
+
+def _positive(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _non_negative(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+# ------------------------------------------------------------------------------------ losses
+def _per_step(loss: Callable, readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """A per-step readout [B, T, C] is scored at every step (mean over steps)."""
+    b, t, c = readout.shape
+    return loss(readout.reshape(b * t, c), labels.repeat_interleave(t))
+
+
+def cross_entropy(label_smoothing: float = 0.0) -> Callable:
+    """Softmax cross-entropy on the readout (the authors' loss)."""
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
+
+    def loss(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if readout.ndim == 3:
+            return _per_step(loss, readout, labels)
+        return F.cross_entropy(readout, labels, label_smoothing=label_smoothing)
+
+    return loss
+
+
+def mse(target_on: float = 1.0, target_off: float = 0.0) -> Callable:
+    """Mean-square error between the readout and a one-hot target (``target_on`` for the
+    label class, ``target_off`` elsewhere)."""
+
+    def loss(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if readout.ndim == 3:
+            return _per_step(loss, readout, labels)
+        target = torch.full_like(readout, float(target_off))
+        target[torch.arange(len(labels)), labels] = float(target_on)
+        return F.mse_loss(readout, target)
+
+    return loss
+
+
+# -------------------------------------------------------------------------------- optimizers
+def adam(params, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
+         weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam with the authors' defaults (lr 1e-3)."""
+    return torch.optim.Adam(params, lr=_positive("lr", lr), betas=tuple(betas), eps=eps,
+                            weight_decay=_non_negative("weight_decay", weight_decay))
+
+
+def adamw(params, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
+          weight_decay: float = 1e-2) -> torch.optim.Optimizer:
+    """Adam with decoupled weight decay."""
+    return torch.optim.AdamW(params, lr=_positive("lr", lr), betas=tuple(betas), eps=eps,
+                             weight_decay=_non_negative("weight_decay", weight_decay))
+
+
+def sgd(params, lr: float = 1e-2, momentum: float = 0.9, nesterov: bool = False,
+        weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Stochastic gradient descent with (optionally Nesterov) momentum."""
+    return torch.optim.SGD(params, lr=_positive("lr", lr), momentum=_non_negative("momentum", momentum),
+                           nesterov=bool(nesterov), weight_decay=_non_negative("weight_decay", weight_decay))
+
+
+# --------------------------------------------------------------------------------- schedules
+class Schedule(Protocol):
+    """What the training loop calls; ``state_dict``/``load_state_dict`` make resume exact."""
+
+    def step_batch(self) -> None: ...
+    def step_epoch(self, train_accuracy: float) -> None: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class _Base:
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.optimizer = optimizer
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.epoch = 0
+
+    def _set(self, lrs: Iterable[float]) -> None:
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+
+    def step_batch(self) -> None:
+        pass
+
+    def step_epoch(self, train_accuracy: float) -> None:
+        self.epoch += 1
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+        self._set(state["lrs"]) if "lrs" in state else None
+
+
+class Constant(_Base):
+    """The optimizer's learning rate, unchanged."""
+
+
+class WarmupEmaHalving(_Base):
+    """The authors' schedule: warm up from ``lr * start_factor`` multiplying by ``growth`` per
+    batch until the base lr is reached; after each epoch update a fast and a slow exponential
+    moving average of the training accuracy (``ema = a * ema + (1 - a) * acc``) and halve the lr
+    when the fast one falls to or below the slow one -- at most once per ``min_epochs_between``
+    epochs, because a plateau needs time to show in the averages."""
+
+    def __init__(self, optimizer, start_factor: float = 1e-3, growth: float = 1.05, ema_fast: float = 0.8,
+                 ema_slow: float = 0.85, min_epochs_between: int = 50, factor: float = 0.5):
+        super().__init__(optimizer)
+        if not 0 < start_factor <= 1:
+            raise ValueError(f"start_factor must lie in (0, 1], got {start_factor!r}")
+        if not growth > 1:
+            raise ValueError(f"growth must be > 1 (per-batch warm-up multiplier), got {growth!r}")
+        for key, a in (("ema_fast", ema_fast), ("ema_slow", ema_slow)):
+            if not 0 <= a < 1:
+                raise ValueError(f"{key} must lie in [0, 1), got {a!r}")
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must lie in (0, 1), got {factor!r}")
+        self.growth, self.factor = float(growth), float(factor)
+        self.a_fast, self.a_slow = float(ema_fast), float(ema_slow)
+        self.min_epochs_between = int(min_epochs_between)
+        self.targets = list(self.base_lrs)  # lr to reach at the end of warm-up (halved later)
+        self.lrs = [lr * start_factor for lr in self.base_lrs]
+        self.fast = self.slow = 0.0
+        self.last_change = 0
+        self._set(self.lrs)
+
+    def step_batch(self) -> None:
+        self.lrs = [min(lr * self.growth, t) for lr, t in zip(self.lrs, self.targets)]
+        self._set(self.lrs)
+
+    def step_epoch(self, train_accuracy: float) -> None:
+        self.epoch += 1
+        self.fast = self.a_fast * self.fast + (1 - self.a_fast) * train_accuracy
+        self.slow = self.a_slow * self.slow + (1 - self.a_slow) * train_accuracy
+        if self.fast <= self.slow and self.epoch - self.last_change >= self.min_epochs_between:
+            self.targets = [t * self.factor for t in self.targets]
+            self.lrs = [lr * self.factor for lr in self.lrs]
+            self.last_change = self.epoch
+            self._set(self.lrs)
+
+
+class Cosine(_Base):
+    """Cosine annealing from the base lr to ``min_lr`` over ``epochs`` (per batch when
+    ``steps_per_epoch`` is known, else per epoch), after ``warmup_epochs`` of linear warm-up."""
+
+    def __init__(self, optimizer, epochs: int, min_lr: float = 0.0, warmup_epochs: int = 0):
+        super().__init__(optimizer)
+        if not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        self.epochs, self.min_lr, self.warmup = epochs, _non_negative("min_lr", min_lr), int(warmup_epochs)
+        self.lrs = self._at(0)
+        self._set(self.lrs)
+
+    def _at(self, epoch: int) -> list[float]:
+        if epoch < self.warmup:
+            return [lr * (epoch + 1) / (self.warmup + 1) for lr in self.base_lrs]
+        span = max(1, self.epochs - self.warmup)
+        frac = min(1.0, (epoch - self.warmup) / span)
+        return [self.min_lr + (lr - self.min_lr) * 0.5 * (1 + math.cos(math.pi * frac)) for lr in self.base_lrs]
+
+    def step_epoch(self, train_accuracy: float) -> None:
+        self.epoch += 1
+        self.lrs = self._at(self.epoch)
+        self._set(self.lrs)
+
+
+# ------------------------------------------------------------------------------------ target
+class CpuTarget:
+    """Train and evaluate on this machine's CPU cores; deploy writes the trained network in a
+    plain, framework-free form (safetensors weights + JSON description)."""
+
+    name = "cpu"
+
+    def check(self, cfg: DictConfig) -> None:
+        threads = cfg.trainer.get("threads")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"trainer.threads must be an integer >= 1 or null (all cores), got {threads!r}")
+
+    def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path, cfg: DictConfig) -> dict:
+        from safetensors.numpy import save_file
+
+        from eventkit.rundir import atomic_path
+
+        exported = net.export()
+        out = deploy_dir(run_dir, self)
+        tensors: dict[str, np.ndarray] = {}
+        layers = []
+        for i, layer in enumerate(exported["layers"]):
+            tensors[f"layer{i}.w_ff"] = np.ascontiguousarray(layer["w_ff"], dtype=np.float32)
+            if layer.get("w_rec") is not None:
+                tensors[f"layer{i}.w_rec"] = np.ascontiguousarray(layer["w_rec"], dtype=np.float32)
+            layers.append({k: v for k, v in layer.items() if k not in ("w_ff", "w_rec")})
+        tensors["output.w"] = np.ascontiguousarray(exported["output"]["w"], dtype=np.float32)
+        description = {k: v for k, v in exported.items() if k not in ("layers", "output")}
+        description["layers"] = layers
+        description["output"] = {k: v for k, v in exported["output"].items() if k != "w"}
+        with atomic_path(out / "network.safetensors") as tmp:
+            save_file(tensors, str(tmp))
+        with atomic_path(out / "network.json") as tmp:
+            tmp.write_text(json.dumps(description, indent=2, default=_json_default))
+        return {
+            "files": ["network.safetensors", "network.json"],
+            "parameters": int(sum(t.size for t in tensors.values())),
+        }
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+# ----------------------------------------------------------------------------------- loggers
+class Logger(Protocol):
+    """Receives the resolved config once, every epoch's metrics, and the final summary.
+    The run-directory writer is always on; loggers add external destinations."""
+
+    def start(self, run_dir: Path, config: dict) -> None: ...
+    def log(self, metrics: dict, step: int) -> None: ...
+    def finish(self, summary: dict) -> None: ...
+
+
+class NullLogger:
+    """No external logging (the run directory still records everything)."""
+
+    def start(self, run_dir: Path, config: dict) -> None:
+        pass
+
+    def log(self, metrics: dict, step: int) -> None:
+        pass
+
+    def finish(self, summary: dict) -> None:
+        pass
+
+
+class GuardedLogger:
+    """Wraps a logger so that its failure never stops training: the first error is reported
+    on stderr and the logger is switched off for the rest of the run."""
+
+    def __init__(self, logger: Logger, name: str):
+        self.logger, self.name, self.failed = logger, name, None
+
+    def _call(self, method: str, *args) -> None:
+        if self.failed is not None:
+            return
+        try:
+            getattr(self.logger, method)(*args)
+        except Exception as exc:  # logging must never kill training
+            self.failed = f"{type(exc).__name__}: {exc}"
+            print(f"eventkit: logger {self.name!r} failed in {method}() and is switched off: {self.failed}",
+                  file=sys.stderr)
+
+    def start(self, run_dir: Path, config: dict) -> None:
+        self._call("start", run_dir, config)
+
+    def log(self, metrics: dict, step: int) -> None:
+        self._call("log", metrics, step)
+
+    def finish(self, summary: dict) -> None:
+        self._call("finish", summary)
+
+
+# ------------------------------------------------------------------------------ registration
+@hookimpl
+def register_losses(register):
+    register("cross_entropy", cross_entropy, "softmax cross-entropy on the readout")
+    register("mse", mse, "mean-square error to a one-hot target")
+
+
+@hookimpl
+def register_optimizers(register):
+    register("adam", adam, "torch.optim.Adam")
+    register("adamw", adamw, "torch.optim.AdamW (decoupled weight decay)")
+    register("sgd", sgd, "torch.optim.SGD with momentum")
+
+
+@hookimpl
+def register_schedulers(register):
+    register("constant", Constant, "fixed learning rate")
+    register("warmup_ema_halving", WarmupEmaHalving, "x1.05/batch warm-up, halve on train-accuracy EMA crossing")
+    register("cosine", Cosine, "cosine annealing over the run")
+
+
+@hookimpl
+def register_targets(register):
+    register("cpu", CpuTarget, "train on CPU; export weights as safetensors + JSON")
+
+
+@hookimpl
+def register_loggers(register):
+    register("none", NullLogger, "no external logger (run directory only)")

@@ -1,0 +1,37 @@
+"""Where a trained network goes: the Target protocol.
+
+A target is chosen by config (``target=cpu``, ``target=loihi2``) and is consulted twice: before
+training, ``check`` rejects configs the hardware cannot run (so nobody trains for an hour to learn
+that a delay is too long), and after training ``deploy`` turns the network into the target's
+artefacts under ``run_dir/deploy/<name>`` and returns the numbers for ``summary.json``.
+New hardware is a plugin that registers a target; the core needs no change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from omegaconf import DictConfig
+
+from eventkit.data import DatasetSplits
+
+
+@runtime_checkable
+class Target(Protocol):
+    name: str
+
+    def check(self, cfg: DictConfig) -> None:
+        """Before training: raise ValueError naming the config key and the fix if ``cfg``
+        cannot run on this target."""
+
+    def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path, cfg: DictConfig) -> dict:
+        """After training: write artefacts under ``run_dir / "deploy" / self.name`` and return
+        JSON-serialisable fields stored in ``summary.json["deploy"][self.name]``."""
+
+
+def deploy_dir(run_dir: Path, target: Target) -> Path:
+    """The directory a target writes into (created)."""
+    path = Path(run_dir) / "deploy" / target.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

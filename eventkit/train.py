@@ -1,0 +1,271 @@
+"""The training loop: epochs of mini-batches, validation, best-checkpoint selection, resume.
+
+Everything random in an epoch (augmentation, shuffling) is drawn from generators seeded by
+``(seed, epoch)``, and the full optimizer/schedule state is checkpointed after every epoch. So a
+run is determined by its config and seed, and a resumed run continues exactly where the killed
+one stopped: at most the epoch in flight is lost.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from eventkit.data import SpikeData
+from eventkit.rundir import (BEST, LAST, RunDir, load_checkpoint, optimizer_from_flat, optimizer_to_flat,
+                             read_metrics, save_checkpoint)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss or a gradient became NaN/inf; training stopped, the last good checkpoint is kept."""
+
+
+@dataclass
+class LoopConfig:
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    grad_clip: float | None
+    silent_fix: float
+    reg_strength: float
+    reg_nu: float
+    seed: int
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    epochs: int  # epochs completed in total (including resumed ones)
+    best_epoch: int | None  # 1-based epoch of the selected weights
+    best_val_accuracy: float | None
+    metrics: list[dict] = field(default_factory=list)
+    resumed_from: str | None = None
+
+
+def split_validation(train: SpikeData, fraction: float, seed: int) -> tuple[SpikeData, SpikeData | None]:
+    """Hold out ``fraction`` of ``train`` (seeded permutation) when the dataset has no val split."""
+    if fraction <= 0:
+        return train, None
+    n_val = int(round(len(train) * fraction))
+    if n_val < 1 or n_val >= len(train):
+        raise ValueError(f"trainer.val_fraction={fraction} leaves {n_val} of {len(train)} samples for "
+                         f"validation; choose a fraction giving at least one sample on each side")
+    perm = np.random.default_rng([seed, 7919]).permutation(len(train))
+    return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))
+
+
+def _batches(n: int, size: int, order: np.ndarray | None = None):
+    idx = np.arange(n) if order is None else order
+    for start in range(0, n, size):
+        yield idx[start:start + size]
+
+
+def _reg(net: Any, counts: torch.Tensor, strength: float, nu: float) -> torch.Tensor | None:
+    if strength <= 0:
+        return None
+    from eventkit.engine import spike_count_regularizer
+
+    return spike_count_regularizer(counts, strength, nu)
+
+
+@torch.no_grad()
+def evaluate(net: Any, data: SpikeData, loss_fn: Callable, batch_size: int) -> dict:
+    """Loss, accuracy and mean hidden spike count per sample over ``data``."""
+    if len(data) == 0:
+        raise ValueError("cannot evaluate on an empty data set")
+    total_loss, correct, spikes = 0.0, 0, 0.0
+    for idx in _batches(len(data), batch_size):
+        batch = data.subset(idx)
+        labels = torch.from_numpy(batch.labels)
+        out = net(batch)
+        total_loss += float(loss_fn(out.readout, labels)) * len(idx)
+        correct += int((net.predict(out.readout) == labels).sum())
+        spikes += float(out.counts.sum())
+    n = len(data)
+    return {"loss": total_loss / n, "accuracy": correct / n, "spikes_per_sample": spikes / n}
+
+
+def _hidden_sizes(net: Any) -> list[int]:
+    sizes, i = [], 0
+    params = dict(net.named_parameters())
+    while f"ff{i}" in params:
+        sizes.append(params[f"ff{i}"].shape[0])
+        i += 1
+    return sizes
+
+
+def _silent_fix(net: Any, epoch_counts: torch.Tensor, amount: float) -> int:
+    """Neurons that never fired during the epoch get ``amount`` added to all their input
+    weights (the authors' remedy: a silent neuron gets no gradient, so it would stay silent)."""
+    if amount <= 0:
+        return 0
+    params = dict(net.named_parameters())
+    start, fixed = 0, 0
+    with torch.no_grad():
+        for layer, size in enumerate(_hidden_sizes(net)):
+            silent = epoch_counts[start:start + size] == 0
+            if silent.any():
+                params[f"ff{layer}"][silent] += amount
+                fixed += int(silent.sum())
+            start += size
+    return fixed
+
+
+def _state_tensors(net, optimizer) -> tuple[dict, dict]:
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    opt_tensors, opt_meta = optimizer_to_flat(optimizer)
+    tensors.update(opt_tensors)
+    return tensors, opt_meta
+
+
+def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, loss_fn: Callable,
+        optimizer: torch.optim.Optimizer, scheduler: Any, augmentations: Sequence[Callable],
+        rundir: RunDir, logger: Any, resume: Path | None = None) -> FitResult:
+    """Train ``net`` for ``loop.epochs`` epochs; returns with ``net`` holding the best weights
+    (by validation accuracy; the last weights when there is no validation set)."""
+    if len(train) == 0:
+        raise ValueError("the training set is empty; check the dataset config (e.g. dataset.n_train)")
+    if val is not None and len(val) == 0:
+        val = None
+    ckpt_dir = rundir.checkpoints
+    start_epoch, best_val, best_epoch, resumed_from = 0, None, None, None
+    if resume is not None:
+        start_epoch, best_val, best_epoch = _resume(Path(resume), net, optimizer, scheduler, rundir)
+        resumed_from = str(resume)
+
+    hidden_total = sum(_hidden_sizes(net))
+    seconds = (train.n_steps * train.dt) / 1000.0
+    epoch_bar = _bar(range(start_epoch, loop.epochs), loop.progress, desc="epochs", initial=start_epoch,
+                     total=loop.epochs, unit="ep")
+    for epoch in epoch_bar:
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([loop.seed, epoch])
+        data = train
+        for aug in augmentations:
+            data = aug(data, rng)
+        order = rng.permutation(len(data))
+        epoch_counts = torch.zeros(hidden_total)
+        loss_sum, correct, seen = 0.0, 0, 0
+        n_batches = math.ceil(len(data) / loop.batch_size)
+        batch_bar = _bar(_batches(len(data), loop.batch_size, order), loop.progress, total=n_batches,
+                         desc=f"epoch {epoch + 1}/{loop.epochs}", leave=False, unit="batch")
+        for b, idx in enumerate(batch_bar):
+            batch = data.subset(idx)
+            labels = torch.from_numpy(batch.labels)
+            optimizer.zero_grad(set_to_none=True)
+            out = net(batch)
+            loss = loss_fn(out.readout, labels)
+            reg = _reg(net, out.counts, loop.reg_strength, loop.reg_nu)
+            total = loss + reg if reg is not None else loss
+            if not torch.isfinite(total):
+                _non_finite(f"loss is {float(total)}", epoch, b, ckpt_dir)
+            total.backward()
+            grads = [p.grad for p in net.parameters() if p.grad is not None]
+            if any(not torch.isfinite(g).all() for g in grads):
+                _non_finite("a gradient is not finite", epoch, b, ckpt_dir)
+            if loop.grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), loop.grad_clip)
+            optimizer.step()
+            scheduler.step_batch()
+            with torch.no_grad():
+                epoch_counts += out.counts.detach().sum(0)
+                correct += int((net.predict(out.readout.detach()) == labels).sum())
+            loss_sum += float(loss) * len(idx)
+            seen += len(idx)
+            if loop.progress:
+                batch_bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+        train_acc = correct / seen
+        lr = optimizer.param_groups[0]["lr"]
+        silent = _silent_fix(net, epoch_counts, loop.silent_fix)
+        scheduler.step_epoch(train_acc)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": train_acc,
+            "lr": lr,
+            "hidden_rate_hz": float(epoch_counts.sum()) / (seen * max(hidden_total, 1) * seconds),
+            "silent_neurons": silent,
+        }
+        improved = False
+        if val is not None:
+            v = evaluate(net, val, loss_fn, loop.eval_batch_size)
+            row.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
+            if best_val is None or v["accuracy"] > best_val:
+                best_val, best_epoch, improved = v["accuracy"], epoch + 1, True
+        else:
+            best_epoch, improved = epoch + 1, True
+        row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
+        # the checkpoint first, then the metrics line: a metrics row always has its checkpoint
+        if improved:
+            save_checkpoint(ckpt_dir / BEST, {f"model.{k}": v for k, v in net.state_dict().items()},
+                            {"epoch": epoch + 1, "val_accuracy": best_val})
+        tensors, opt_meta = _state_tensors(net, optimizer)
+        save_checkpoint(ckpt_dir / LAST, tensors, {
+            "epoch": epoch + 1, "best_val_accuracy": best_val, "best_epoch": best_epoch,
+            "optimizer": opt_meta, "scheduler": scheduler.state_dict()})
+        rundir.append_metrics(row)
+        logger.log(row, epoch + 1)
+        if loop.progress:
+            epoch_bar.set_postfix(loss=f"{row['train_loss']:.4f}", train=f"{train_acc:.3f}",
+                                  val=f"{row.get('val_accuracy', float('nan')):.3f}")
+    if best_epoch is not None:
+        tensors, _ = load_checkpoint(ckpt_dir / BEST)
+        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return FitResult(epochs=len(rundir.metrics), best_epoch=best_epoch, best_val_accuracy=best_val,
+                     metrics=list(rundir.metrics), resumed_from=resumed_from)
+
+
+def _non_finite(what: str, epoch: int, batch: int, ckpt_dir: Path) -> None:
+    last = ckpt_dir / LAST
+    keep = f"the last good checkpoint is {last}" if last.exists() else "no epoch had completed, so no checkpoint"
+    raise NonFiniteLoss(f"{what} at epoch {epoch + 1}, batch {batch + 1}; training stopped ({keep}). "
+                        f"Try a lower optimizer.lr or set trainer.grad_clip=1.0")
+
+
+def _resume(path: Path, net, optimizer, scheduler, rundir: RunDir) -> tuple[int, float | None, int | None]:
+    """Load ``path``'s last checkpoint into net/optimizer/scheduler, carry its metrics and best
+    checkpoint into this run directory, and return (epochs done, best val accuracy, best epoch)."""
+    tensors, meta = load_checkpoint(path / "checkpoints" / LAST)
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        net.load_state_dict(model)
+    except RuntimeError as exc:
+        raise ValueError(f"trainer.resume: the checkpoint in {path} does not fit this network "
+                         f"({str(exc).splitlines()[0]}); resume with the run's own config "
+                         f"(python -m eventkit --config-path {path}/.hydra --config-name config "
+                         f"trainer.resume={path})") from None
+    optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},
+                        meta["optimizer"])
+    scheduler.load_state_dict(meta["scheduler"])
+    epoch = int(meta["epoch"])
+    rundir.set_metrics([r for r in read_metrics(path) if r["epoch"] <= epoch])
+    if (path / "checkpoints" / BEST).exists() and Path(path).resolve() != rundir.path.resolve():
+        rundir.checkpoints.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path / "checkpoints" / BEST, rundir.checkpoints / BEST)
+    return epoch, meta.get("best_val_accuracy"), meta.get("best_epoch")
+
+
+def _bar(iterable, enabled: bool, **kwargs):
+    if not enabled:
+        return _Silent(iterable)
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, dynamic_ncols=True, **kwargs)
+
+
+class _Silent:
+    def __init__(self, iterable):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def set_postfix(self, *args, **kwargs):
+        pass

@@ -1,0 +1,1 @@
+"""Config files of the loihi2 target (found by Hydra as pkg://eventkit_loihi2.conf)."""

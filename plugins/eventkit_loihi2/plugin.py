@@ -1,0 +1,22 @@
+"""Registers the ``loihi2`` target and this package's config directory with eventkit."""
+
+from __future__ import annotations
+
+from eventkit.hookspecs import hookimpl
+
+
+def _make_target(**cfg):
+    from .target import LoihiTarget
+
+    return LoihiTarget(**cfg)
+
+
+@hookimpl
+def register_targets(register):
+    register("loihi2", _make_target, description="Intel Loihi 2: 8-bit quantisation, bit-accurate "
+             "emulation, NetX export, check against Lava")
+
+
+@hookimpl
+def register_config_dirs(register):
+    register("pkg://eventkit_loihi2.conf")

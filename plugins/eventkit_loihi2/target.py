@@ -1,0 +1,202 @@
+"""The ``loihi2`` target: chip constraints before training, the deployment pipeline after it.
+
+deploy: quantise -> emulate the whole test set bit-accurately -> NetX export + samples ->
+Lava check (``lava: auto|required|off``) -> report.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .quantize import MAX_DELAY, SUPPORTED_NEURONS, SUPPORTED_OUTPUTS, ChipNetwork, quantize
+
+N_CORES = 128
+NEURONS_PER_CORE = 8192
+CORE_MEMORY_BYTES = 192 * 1024  # REFERENCE s.3: about 192 KB flexible memory per neuron core
+VOLTAGE_READOUTS = ("sum_v", "mean_v", "exp_mean_v", "max_v", "per_step")
+LAVA_MODES = ("auto", "required", "off")
+CHIP_READOUTS = ("exp_sum", "sum", "max")
+
+
+def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8) -> dict:
+    """Neuron cores per population: enough for its neurons (8192 per core) and for its dense
+    synapses (fan-in x n weights of ``bits`` bits in ~192 KB per core). A rough estimate: the
+    real mapping (Lava's compiler / NxSDK) also spends memory on axons and state."""
+    per = []
+    for n, f in zip(sizes, fan_in):
+        syn_bytes = n * f * bits / 8
+        per.append(max(math.ceil(n / NEURONS_PER_CORE), math.ceil(syn_bytes / CORE_MEMORY_BYTES), 1))
+    return dict(per_layer=per, total=int(sum(per)), synapses=int(sum(n * f for n, f in zip(sizes, fan_in))))
+
+
+def _sizes_from_cfg(cfg) -> tuple[list[int], list[bool]]:
+    net = cfg.network
+    hidden = net.hidden
+    layers = int(net.get("layers", 1) or 1)
+    hidden = [int(h) for h in hidden] if not isinstance(hidden, (int, float)) else [int(hidden)] * layers
+    rec = net.get("recurrent", False)
+    rec = [bool(r) for r in rec] if not isinstance(rec, bool) else [rec] * len(hidden)
+    return hidden, rec
+
+
+def _n_in_from_cfg(cfg) -> int | None:
+    ds = cfg.get("dataset") or {}
+    for key in ("n_channels", "channels", "n_in"):
+        if key in ds and isinstance(ds[key], int):
+            return int(ds[key])
+    return None
+
+
+class LoihiTarget:
+    """Loihi 2 via Lava: see the package docs and ``conf/target/loihi2.yaml``."""
+
+    name = "loihi2"
+
+    def __init__(self, quantization: dict | None = None, readout: str = "exp_sum",
+                 lava: str = "auto", lava_python: str | None = None, lava_backend: str = "sim",
+                 lava_timeout: float = 3600.0, samples: int = 32, energy: dict | None = None):
+        q = dict(quantization or {})
+        unknown = set(q) - {"percentile", "bits", "readout_vth"}
+        if unknown:
+            raise ValueError(f"target.quantization: unknown keys {sorted(unknown)} "
+                             "(known: percentile, bits, readout_vth)")
+        self.percentile = float(q.get("percentile", 99.0))
+        self.bits = int(q.get("bits", 8))
+        self.readout_vth = int(q.get("readout_vth", 2**16))
+        if readout not in CHIP_READOUTS:
+            raise ValueError(f"target.readout must be one of {CHIP_READOUTS}, got {readout!r}")
+        if lava not in LAVA_MODES:
+            raise ValueError(f"target.lava must be one of {LAVA_MODES}, got {lava!r}")
+        if lava_backend not in ("sim", "hw"):
+            raise ValueError(f"target.lava_backend must be 'sim' or 'hw', got {lava_backend!r}")
+        if int(samples) < 1:
+            raise ValueError(f"target.samples must be >= 1, got {samples}")
+        self.readout = readout
+        self.lava = lava
+        self.lava_python = lava_python
+        self.lava_backend = lava_backend
+        self.lava_timeout = float(lava_timeout)
+        self.samples = int(samples)
+        self.energy = dict(energy or {})
+
+    # ------------------------------------------------------------------ before training
+    def check(self, cfg) -> None:
+        neuron = str(cfg.neuron.name)
+        if neuron not in SUPPORTED_NEURONS:
+            raise ValueError(f"neuron={neuron}: Loihi 2 runs CUBA neurons; use neuron=loihi_cuba "
+                             f"(or lif, mapped approximately). Supported: {SUPPORTED_NEURONS}")
+        out = str(cfg.network.output.name)
+        if out not in SUPPORTED_OUTPUTS:
+            raise ValueError(f"network.output.name={out}: the chip readout must be one of "
+                             f"{SUPPORTED_OUTPUTS}")
+        readout = str(cfg.readout.name)
+        if readout not in VOLTAGE_READOUTS:
+            raise ValueError(f"readout={readout}: the chip classifies from the readout voltage; "
+                             f"use one of {VOLTAGE_READOUTS}")
+        net = cfg.network
+        max_delay = net.get("max_delay")  # in steps
+        if max_delay is not None and not 0 <= float(max_delay) <= MAX_DELAY:
+            raise ValueError(f"network.max_delay={max_delay}: Loihi 2 delays are 0..{MAX_DELAY} "
+                             f"steps; set network.max_delay <= {MAX_DELAY}")
+        hidden, rec = _sizes_from_cfg(cfg)
+        if len(rec) != len(hidden):
+            raise ValueError(f"network.recurrent: {len(rec)} entries for {len(hidden)} hidden layers")
+        n_in = _n_in_from_cfg(cfg)
+        sizes, fan_in, pre = [], [], n_in or 0
+        for h, r in zip(hidden, rec):
+            sizes.append(h)
+            fan_in.append(pre + (h if r else 0))
+            pre = h
+        self.check_size(sizes, fan_in)
+
+    def check_size(self, sizes: list[int], fan_in: list[int]) -> dict:
+        cores = estimate_cores(sizes, fan_in, self.bits)
+        if sum(sizes) > N_CORES * NEURONS_PER_CORE:
+            raise ValueError(f"network: {sum(sizes)} neurons exceed one Loihi 2 chip "
+                             f"({N_CORES} x {NEURONS_PER_CORE}); reduce network.hidden")
+        if cores["total"] > N_CORES:
+            raise ValueError(f"network: needs about {cores['total']} neuron cores "
+                             f"(per layer {cores['per_layer']}), a Loihi 2 chip has {N_CORES}; "
+                             "reduce network.hidden")
+        return cores
+
+    def chip_cores(self, chip: ChipNetwork) -> dict:
+        sizes = [layer.n for layer in chip.layers]
+        fan_in = [layer.w_ff.shape[1] + (layer.n if layer.w_rec is not None else 0)
+                  for layer in chip.layers]
+        return self.check_size(sizes, fan_in)
+
+    # ------------------------------------------------------------------ after training
+    def deploy(self, net: Any, splits, run_dir, cfg=None) -> dict:
+        from .emulator import emulate
+        from .netx import write_netx, write_samples
+        from .quantize import plot_histograms
+        from .report import build_report
+
+        run_dir = Path(run_dir)
+        out = run_dir / "deploy" / self.name
+        out.mkdir(parents=True, exist_ok=True)
+        test = splits.test
+        timings: dict = {}
+        t0 = time.perf_counter()
+        export = net.export() if hasattr(net, "export") else net
+        chip, qrep = quantize(export, self.percentile, self.bits, self.readout_vth)
+        cores = self.chip_cores(chip)
+        timings["quantize_s"] = time.perf_counter() - t0
+        hist = plot_histograms(qrep, run_dir / "plots" / "loihi2_weights.png")
+        n_keep = min(self.samples, len(test))
+        emu = emulate(chip, test, n_record=n_keep, readout=self.readout)
+        timings["emulate_s"] = emu.seconds
+        float_pred = _float_predictions(net, test, cfg)
+        write_netx(chip, out / "model.net")
+        write_samples(test, emu, n_keep, out / "samples.npz")
+        lava = self._lava(out, n_keep)
+        return build_report(chip=chip, qrep=qrep, emu=emu, test=test, float_pred=float_pred,
+                            lava=lava, cores=cores, out_dir=out, hist_path=hist, timings=timings,
+                            energy=self.energy, readout=self.readout)
+
+    def _lava(self, out: Path, n: int) -> dict:
+        from .lava_check import check
+        from .lava_env import resolve_lava_python
+
+        if self.lava == "off":
+            return dict(status="off", reason="target.lava=off")
+        py = resolve_lava_python(self.lava_python)
+        if py is None:
+            msg = ("no Lava environment found; build one with "
+                   "`python -m eventkit_loihi2.lava_env build` (or set target.lava_python)")
+            if self.lava == "required":
+                raise RuntimeError(f"target.lava=required: {msg}")
+            print(f"loihi2: Lava check skipped: {msg}")
+            return dict(status="skipped", reason=msg)
+        print(f"loihi2: running {n} samples in Lava ({self.lava_backend}) with {py} ...", flush=True)
+        res = check(py, out / "model.net", out / "samples.npz", out / "lava_voltages.npz",
+                    self.lava_backend, self.lava_timeout)
+        print(f"loihi2: {res.message()}")
+        if not res.bit_exact and self.lava == "required":
+            raise RuntimeError(f"target.lava=required: {res.message()}")
+        return dict(status="checked", samples=res.samples, steps=res.steps,
+                    bit_exact=res.bit_exact, mismatches=res.mismatches, first_mismatch=res.first,
+                    backend=self.lava_backend, python=py, info=res.info)
+
+
+def _float_predictions(net: Any, test, cfg) -> np.ndarray | None:
+    """The float network's test predictions (None when ``net`` is only an export dict)."""
+    if not callable(net) or not hasattr(net, "predict"):
+        return None
+    import torch
+
+    batch = 512
+    if cfg is not None and "trainer" in cfg and cfg.trainer.get("eval_batch_size"):
+        batch = int(cfg.trainer.eval_batch_size)
+    preds = []
+    with torch.no_grad():
+        for start in range(0, len(test), batch):
+            sub = test.subset(np.arange(start, min(start + batch, len(test))))
+            preds.append(np.asarray(net.predict(net(sub).readout)))
+    return np.concatenate(preds).astype(np.int64) if preds else np.zeros(0, np.int64)

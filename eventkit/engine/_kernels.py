@@ -33,6 +33,56 @@ from numba import njit, prange
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _axpy(y, x, a):
+    """y += a x (one synaptic row)."""
+    for t in range(y.shape[0]):
+        y[t] += a * x[t]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _advance(v, i, v_adv, alpha, kappa):
+    """v_adv = alpha v + kappa i (the step's propagator, before threshold)."""
+    for t in range(v.shape[0]):
+        v_adv[t] = alpha * v[t] + kappa * i[t]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _commit(v, i, v_adv, beta):
+    for t in range(v.shape[0]):
+        v[t] = v_adv[t]
+        i[t] = beta * i[t]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _adjoint_step(lam_v, lam_i, alpha, beta, kappa):
+    """Transpose of the propagator: lam_v <- alpha lam_v, lam_i <- kappa lam_v + beta lam_i."""
+    for t in range(lam_v.shape[0]):
+        lv = lam_v[t]
+        lam_v[t] = alpha * lv
+        lam_i[t] = kappa * lv + beta * lam_i[t]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _axpy2(y1, y2, x, a1, a2):
+    """y1 += a1 x; y2 += a2 x (current and voltage of a spike's targets)."""
+    for t in range(x.shape[0]):
+        y1[t] += a1 * x[t]
+        y2[t] += a2 * x[t]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _jump_and_grad(lam_i, lam_v, w, gw, b, e, db, de):
+    """Return sum_t w_t (lam_i db + lam_v de) and add lam_i b + lam_v e to gw (one row)."""
+    acc = w[0] * 0
+    for t in range(w.shape[0]):
+        li = lam_i[t]
+        lv = lam_v[t]
+        acc += w[t] * (li * db + lv * de)
+        gw[t] += li * b + lv * e
+    return acc
+
+
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _pop_of(j, pop_off):
     p = 0
@@ -52,6 +102,8 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
     cap = rec_step.shape[1]
     v_state = np.zeros(n_tot, dtype=w.dtype)
     i_state = np.zeros(n_tot, dtype=w.dtype)
+    v_adv = np.zeros(n_tot, dtype=w.dtype)
+    scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     nr = 0
     ip = in_off[b]
     i_end = in_off[b + 1]
@@ -66,8 +118,7 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                 base = blk[k, 2] + ch * n_post
                 q0 = pop_off[q]
                 b0q = coef[q, 3]
-                for t in range(n_post):
-                    i_state[q0 + t] += b0q * w[base + t]
+                _axpy(i_state[q0:q0 + n_post], w[base:base + n_post], b0q)
             ip += 1
         # 2. advance one step, threshold, restart
         step_start = nr
@@ -79,34 +130,35 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
             hm = coef[p, 5]
             hs = coef[p, 6]
             theta = coef[p, 7]
-            fires = spiking[p] != 0
-            for j in range(pop_off[p], pop_off[p + 1]):
-                v = v_state[j]
-                cur = i_state[j]
-                v_adv = alpha * v + kappa * cur
-                if fires and v_adv > theta:
-                    if v >= theta:
-                        phi = 0.0
-                    else:
-                        phi = (theta - v) / (v_adv - v)
-                    if nr >= cap:
-                        overflow[b] = 1
-                        n_rec[b] = nr
-                        return
-                    rec_step[b, nr] = n
-                    rec_nrn[b, nr] = j
-                    rec_phi[b, nr] = phi
-                    rec_v[b, nr] = v
-                    rec_i[b, nr] = cur
-                    nr += 1
-                    v_adv = c * (beta - np.exp(-(1.0 - phi) * hm - phi * hs)) * cur
-                    if j >= o0:
-                        if t_first[b, j - o0] >= n_steps:
-                            t_first[b, j - o0] = n + phi
-                    else:
-                        counts[b, j] += 1.0
-                v_state[j] = v_adv
-                i_state[j] = beta * cur
+            j0 = pop_off[p]
+            j1 = pop_off[p + 1]
+            _advance(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], alpha, kappa)
+            if spiking[p] != 0:
+                for j in range(j0, j1):
+                    if v_adv[j] > theta:
+                        v = v_state[j]
+                        cur = i_state[j]
+                        if v >= theta:
+                            phi = 0.0
+                        else:
+                            phi = (theta - v) / (v_adv[j] - v)
+                        if nr >= cap:
+                            overflow[b] = 1
+                            n_rec[b] = nr
+                            return
+                        rec_step[b, nr] = n
+                        rec_nrn[b, nr] = j
+                        rec_phi[b, nr] = phi
+                        rec_v[b, nr] = v
+                        rec_i[b, nr] = cur
+                        nr += 1
+                        v_adv[j] = c * (beta - np.exp(-(1.0 - phi) * hm - phi * hs)) * cur
+                        if j >= o0:
+                            if t_first[b, j - o0] >= n_steps:
+                                t_first[b, j - o0] = n + phi
+                        else:
+                            counts[b, j] += 1.0
+            _commit(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], beta)
         # 3. deliver the spikes of step n at (n+1) h
         for r in range(step_start, nr):
             j = rec_nrn[b, r]
@@ -120,12 +172,10 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                 base = blk[k, 2] + row * n_post
                 q0 = pop_off[q]
                 bs = np.exp(-(1.0 - phi) * coef[q, 6])
-                bq = coef[q, 3] * bs
-                eq = coef[q, 4] * (bs - np.exp(-(1.0 - phi) * coef[q, 5]))
-                for t in range(n_post):
-                    wt = w[base + t]
-                    i_state[q0 + t] += wt * bq
-                    v_state[q0 + t] += wt * eq
+                scal[0] = coef[q, 3] * bs
+                scal[1] = coef[q, 4] * (bs - np.exp(-(1.0 - phi) * coef[q, 5]))
+                _axpy2(i_state[q0:q0 + n_post], v_state[q0:q0 + n_post], w[base:base + n_post],
+                       scal[0], scal[1])
         # 4. output voltage at (n+1) h
         for k in range(n_out):
             trace[b, n, k] = v_state[o0 + k]
@@ -156,6 +206,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
     lam_i = np.zeros(n_tot, dtype=w.dtype)
     jump_v = np.zeros(n_tot, dtype=w.dtype)
     jump_i = np.zeros(n_tot, dtype=w.dtype)
+    scal = np.zeros(4, dtype=w.dtype)
     # index of the first spike of every output neuron (the first-spike readout depends on it)
     first_rec = np.full(n_out, -1, dtype=np.int64)
     for r in range(n_rec[b]):
@@ -204,13 +255,13 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 eq = coef[q, 4] * (bs - am)
                 dbq = bq * hs_q
                 deq = coef[q, 4] * (hs_q * bs - hm_q * am)
-                acc = 0.0
-                for t in range(n_post):
-                    li = lam_i[q0 + t]
-                    lv = lam_v[q0 + t]
-                    acc += w[base + t] * (li * dbq + lv * deq)
-                    gw[base + t] += li * bq + lv * eq
-                g_phi += acc
+                scal[0] = bq
+                scal[1] = eq
+                scal[2] = dbq
+                scal[3] = deq
+                g_phi += _jump_and_grad(lam_i[q0:q0 + n_post], lam_v[q0:q0 + n_post],
+                                        w[base:base + n_post], gw[base:base + n_post],
+                                        scal[0], scal[1], scal[2], scal[3])
             if j >= o0:
                 if first_rec[j - o0] == s:
                     g_phi += g_tfirst[b, j - o0]
@@ -233,10 +284,8 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             alpha = coef[p, 0]
             beta = coef[p, 1]
             kappa = coef[p, 2]
-            for j in range(pop_off[p], pop_off[p + 1]):
-                lv = lam_v[j]
-                lam_v[j] = alpha * lv
-                lam_i[j] = kappa * lv + beta * lam_i[j]
+            _adjoint_step(lam_v[pop_off[p]:pop_off[p + 1]], lam_i[pop_off[p]:pop_off[p + 1]],
+                          alpha, beta, kappa)
         for s in range(r + 1, r_hi + 1):
             j = rec_nrn[b, s]
             lam_v[j] = jump_v[j]
@@ -251,8 +300,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 base = blk[k, 2] + ch * n_post
                 q0 = pop_off[q]
                 b0q = coef[q, 3]
-                for t in range(n_post):
-                    gw[base + t] += b0q * lam_i[q0 + t]
+                _axpy(gw[base:base + n_post], lam_i[q0:q0 + n_post], b0q)
             ip -= 1
 
 

@@ -35,6 +35,16 @@ def write_netx(chip: ChipNetwork, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")
+    try:
+        _write(chip, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+    return path
+
+
+def _write(chip: ChipNetwork, tmp: Path) -> None:
     with h5py.File(tmp, "w") as f:
         f.attrs["producer"] = "eventkit_loihi2"
         f.attrs["dt_ms"] = chip.dt
@@ -46,11 +56,8 @@ def write_netx(chip: ChipNetwork, path: str | Path) -> Path:
         for k, layer in enumerate(chip.layers, start=1):
             g = layers.create_group(str(k))
             if layer.delay is not None and np.any(layer.delay) and layer.w_rec is not None:
-                raise ValueError(
-                    f"{layer.name}: NetX builds a dense_rec layer's delayed synapses without the "
-                    "weight exponent and with the feed-forward delays; recurrent layers with "
-                    "delays cannot be exported. Train without delays on recurrent layers."
-                )
+                raise ValueError(f"{layer.name}: delays on a recurrent layer cannot be exported "
+                                 "to NetX (see quantize.quantize)")
             _text(g, "type", "dense_rec" if layer.w_rec is not None else "dense")
             g.create_dataset("shape", data=np.array([layer.n], dtype=np.int64))
             g.create_dataset("weight", data=layer.w_ff.astype(np.int32))
@@ -67,8 +74,6 @@ def write_netx(chip: ChipNetwork, path: str | Path) -> Path:
             nrn.create_dataset("gradedSpike", data=np.bool_(False))
             g.attrs["name"] = layer.name
             g.attrs["weight_exp"] = layer.weight_exp
-    tmp.replace(path)
-    return path
 
 
 def write_samples(data, result: EmulatorResult, n: int, path: str | Path,

@@ -265,7 +265,14 @@ def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
         q_ff = _quantise(w_ff, e, bits)
         q_rec = _quantise(w_rec, e, bits) if w_rec is not None else None
         lname = f"hidden{k}"
-        layers.append(ChipLayer(lname, q_ff, q_rec, _delay(layer, (n, n_pre), where), e,
+        delay = _delay(layer, (n, n_pre), where)
+        if delay is not None and np.any(delay) and q_rec is not None:
+            raise ValueError(
+                f"{where}: delays on a recurrent layer cannot be exported: NetX builds a dense_rec "
+                "layer's delayed synapses without the weight exponent and reuses the feed-forward "
+                "delays for the recurrent synapse. Use delays only on feed-forward layers."
+            )
+        layers.append(ChipLayer(lname, q_ff, q_rec, delay, e,
                                 i_decay, v_decay, vth, True))
         rep = _layer_error(lname, group, [q_ff] + ([q_rec] if q_rec is not None else []), e, bits)
         rep.update(v_th_mant=vth, i_decay=i_decay, v_decay=v_decay,

@@ -1,0 +1,426 @@
+"""Loihi 2 target: quantiser, emulator (against a slow pure-Python reference of Lava's fixed-point
+semantics), NetX file layout, target checks and the deploy pipeline."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from eventkit.data import DatasetSplits, from_samples
+from eventkit_loihi2.emulator import _lava_dense_weights, _netx_optimize, emulate, netx_synapses
+from eventkit_loihi2.lava_check import compare
+from eventkit_loihi2.netx import write_netx, write_samples
+from eventkit_loihi2.quantize import (cuba_decays, loihi_cuba_float_params, quantize,
+                                      voltage_gain)
+from eventkit_loihi2.target import LoihiTarget, estimate_cores
+
+
+# ----------------------------------------------------------------------------- helpers
+def make_export(rng, n_in=12, hidden=(10,), rec=(True,), n_out=3, T=60, delays=False,
+                neuron="loihi_cuba", ff_mean=0.3):
+    layers, pre = [], n_in
+    for k, (h, r) in enumerate(zip(hidden, rec)):
+        layer = dict(w_ff=rng.normal(ff_mean, 0.3, (h, pre)),
+                     w_rec=rng.normal(0.0, 0.3, (h, h)) if r else None,
+                     neuron=dict(name=neuron, tau_mem=20.0, tau_syn=5.0, threshold=1.0))
+        if delays and k == 0:
+            layer["delay"] = rng.integers(0, 6, (h, pre))
+        layers.append(layer)
+        pre = h
+    return dict(dt=1.0, n_steps=T, n_in=n_in, n_out=n_out, layers=layers,
+                output=dict(w=rng.normal(0.0, 0.3, (n_out, pre)),
+                            neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
+                readout=dict(name="exp_mean_v"))
+
+
+def make_data(rng, n, n_in, T, n_classes=3, rate=(60, 300)):
+    samples = []
+    for _ in range(n):
+        m = int(rng.integers(*rate))
+        samples.append((rng.integers(0, T, m), rng.integers(0, n_in, m)))
+    return from_samples(samples, rng.integers(0, n_classes, n), n_channels=n_in, n_steps=T,
+                        dt=1.0, n_classes=n_classes)
+
+
+def reference(chip, data, k):
+    """Slow, literal model of one Lava run (Python ints, process by process, per step).
+
+    Each Dense synapse keeps a_buff; at a step it first sends a_buff, then receives spikes and
+    stores floor(sum w / 2**s). Each LIF receives the sum of its synapses' messages.
+    Returns (readout voltages [T][n_out], spike counts per layer, events dict)."""
+    T = data.n_steps
+    raster = data.to_dense(k) > 0
+    events = dict(wrap=0, saturate=0, readout_spikes=0)
+    syn = []
+    for layer in chip.layers:
+        s = netx_synapses(layer)
+        d = layer.delay if layer.delay is not None else np.zeros(layer.w_ff.shape, int)
+        syn.append(dict(ff=[[int(x) for x in row] for row in s["w_ff"]], exp_ff=s["exp_ff"],
+                        rec=None if s["w_rec"] is None else [[int(x) for x in r] for r in s["w_rec"]],
+                        exp_rec=s["exp_rec"], d=[[int(x) for x in r] for r in d],
+                        pending={}, rec_buf=[0] * layer.n))
+    u = [[0] * layer.n for layer in chip.layers]
+    v = [[0] * layer.n for layer in chip.layers]
+    counts = [[0] * layer.n for layer in chip.layers]
+    prev_spikes = [[False] * layer.n for layer in chip.layers]
+    v_out = []
+
+    def shift(x, e):
+        return x // (2 ** -e) if e < 0 else x * 2**e
+
+    def trunc_decay(x, mult):
+        p = x * mult
+        q = abs(p) // 4096
+        return q if p >= 0 else -q
+
+    for t in range(T):
+        spikes_now = []
+        for l, layer in enumerate(chip.layers):
+            sy = syn[l]
+            a_in = [sy["pending"].get(t, [0] * layer.n)[j] + sy["rec_buf"][j] for j in range(layer.n)]
+            sy["pending"].pop(t, None)
+            out = []
+            for j in range(layer.n):
+                uu = trunc_decay(u[l][j], 4096 - layer.i_decay) + a_in[j] * 64
+                if uu > 2**23:
+                    uu -= 2**24
+                    events["wrap"] += 1
+                elif uu <= -(2**23):
+                    uu += 2**24
+                    events["wrap"] += 1
+                u[l][j] = uu
+                vv = trunc_decay(v[l][j], 4096 - layer.v_decay) + uu
+                if abs(vv) > 2**23 - 1:
+                    vv = max(-(2**23 - 1), min(2**23 - 1, vv))
+                    events["saturate"] += 1
+                fired = vv > layer.v_th_mant * 64
+                if fired:
+                    vv = 0
+                    counts[l][j] += 1
+                    if l == len(chip.layers) - 1:
+                        events["readout_spikes"] += 1
+                v[l][j] = vv
+                out.append(fired)
+            spikes_now.append(out)
+        v_out.append(list(v[-1]))
+        for l, layer in enumerate(chip.layers):
+            sy = syn[l]
+            pre = list(raster[t]) if l == 0 else spikes_now[l - 1]
+            by_delay = {}
+            for j in range(layer.n):
+                for i, s in enumerate(pre):
+                    if s and sy["ff"][j][i]:
+                        dd = sy["d"][j][i]
+                        by_delay.setdefault(dd, [0] * layer.n)[j] += sy["ff"][j][i]
+            for dd, acc in by_delay.items():
+                slot = sy["pending"].setdefault(t + 1 + dd, [0] * layer.n)
+                for j in range(layer.n):
+                    slot[j] += shift(acc[j], sy["exp_ff"])
+            if sy["rec"] is not None:
+                sy["rec_buf"] = [shift(sum(sy["rec"][j][i] for i, s in enumerate(spikes_now[l]) if s),
+                                       sy["exp_rec"]) for j in range(layer.n)]
+        prev_spikes = spikes_now
+    del prev_spikes
+    return np.array(v_out), counts, events
+
+
+# ----------------------------------------------------------------------------- quantiser
+def test_decays_match_the_published_mapping():
+    assert cuba_decays(5.0, 20.0, 1.0) == (742, 200)  # round(4096 (1 - exp(-dt/tau)))
+    p = loihi_cuba_float_params(5.0, 20.0, 1.0)
+    assert p["du"] == 742 / 4096 and p["dv"] == 200 / 4096
+
+
+def test_quantize_scale_shared_by_ff_and_rec_and_within_8_bits():
+    rng = np.random.default_rng(0)
+    exp = make_export(rng, hidden=(16,), rec=(True,))
+    exp["layers"][0]["w_rec"] *= 5.0  # recurrent weights dominate the common scale
+    chip, rep = quantize(exp, percentile=99.0, bits=8)
+    layer = chip.layers[0]
+    both = np.concatenate([exp["layers"][0]["w_ff"].ravel(), exp["layers"][0]["w_rec"].ravel()])
+    p_pos = np.percentile(both[both > 0], 99)
+    p_neg = np.percentile(-both[both < 0], 99)
+    e = math.floor(math.log2(min(127 / p_pos, 128 / p_neg)))
+    assert layer.weight_exp == e
+    np.testing.assert_array_equal(layer.w_rec,
+                                  np.clip(np.round(exp["layers"][0]["w_rec"] * 2.0**e), -128, 127))
+    for l in chip.layers:
+        assert l.w_ff.min() >= -128 and l.w_ff.max() <= 127
+    assert chip.output.v_th_mant == 2**16 and not chip.output.spiking
+    errs = {r["layer"]: r for r in rep.layers}
+    assert 0 < errs["hidden0"]["rel_rms_error"] < 0.05
+    r = np.round(both * 2.0**e)
+    assert errs["hidden0"]["clipped_fraction"] == pytest.approx(np.mean((r > 127) | (r < -128)))
+    _, low = quantize(exp, percentile=50.0)  # a low percentile clips the tails
+    assert low.layers[0]["clipped_fraction"] > 0.1
+
+
+def test_threshold_mapping_lif_vs_loihi_cuba():
+    rng = np.random.default_rng(1)
+    cuba, _ = quantize(make_export(rng, neuron="loihi_cuba"))
+    layer = cuba.layers[0]
+    assert layer.v_th_mant == round(1.0 * 2.0**layer.weight_exp)  # g = 1: same scale as weights
+    rng = np.random.default_rng(1)
+    lif, _ = quantize(make_export(rng, neuron="lif"))
+    g = voltage_gain(dict(name="lif", tau_mem=20.0, tau_syn=5.0), 1.0)
+    assert g == pytest.approx(5 / (5 - 20) * (math.exp(-0.2) - math.exp(-0.05)))
+    assert lif.layers[0].v_th_mant == round(2.0 ** lif.layers[0].weight_exp / g)
+
+
+@pytest.mark.parametrize("change, key", [
+    (dict(bits=9), "bits"),
+    (dict(percentile=0), "percentile"),
+    (dict(readout_vth=2**17), "readout_vth"),
+])
+def test_quantize_rejects_bad_settings(change, key):
+    exp = make_export(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=key):
+        quantize(exp, **change)
+
+
+def test_quantize_rejects_bad_networks():
+    rng = np.random.default_rng(0)
+    exp = make_export(rng)
+    exp["layers"][0]["w_ff"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        quantize(exp)
+    exp = make_export(rng)
+    exp["layers"][0]["neuron"]["name"] = "izhikevich"
+    with pytest.raises(ValueError, match="neuron.name"):
+        quantize(exp)
+    exp = make_export(rng)
+    exp["layers"][0]["neuron"]["tau_syn"] = 1e5  # iDecay rounds to 0
+    with pytest.raises(ValueError, match="iDecay"):
+        quantize(exp)
+    exp = make_export(rng, rec=(False,), delays=True)
+    exp["layers"][0]["delay"][0, 0] = 63
+    with pytest.raises(ValueError, match="0..62"):
+        quantize(exp)
+
+
+# ----------------------------------------------------------------------------- NetX weight handling
+def test_netx_rescaling_keeps_8_bit_mixed_weights_exact():
+    q = np.array([[-128, 127, 3], [5, -7, 0]])
+    w, bits, exp = _netx_optimize(q)
+    assert exp == -1 and np.array_equal(w, q * 2)
+    eff = _lava_dense_weights(w, bits)
+    np.testing.assert_array_equal(eff >> 1, q)
+
+
+def test_netx_inhibitory_edge_case_is_reproduced():
+    # all-negative weights reaching -128 are rescaled to -256, which Lava's inhibitory clip
+    # turns into -255 and then truncates: Lava does NOT see the exported values here
+    q = np.array([[-128, -3], [-1, -5]])
+    w, bits, exp = _netx_optimize(q)
+    eff = _lava_dense_weights(w, bits)
+    assert exp == -1
+    assert eff[0, 0] == -254 and eff[0, 1] == -6
+
+
+# ----------------------------------------------------------------------------- emulator
+@pytest.mark.parametrize("case", ["recurrent", "deep_delays", "stress"])
+def test_emulator_equals_reference(case):
+    rng = np.random.default_rng({"recurrent": 3, "deep_delays": 4, "stress": 5}[case])
+    T, n_in = 50, 12
+    if case == "recurrent":
+        exp = make_export(rng, hidden=(10,), rec=(True,), T=T, neuron="lif")
+        kw = {}
+    elif case == "deep_delays":
+        exp = make_export(rng, hidden=(8, 9, 7), rec=(False, True, True), T=T, delays=True)
+        exp["layers"][1]["w_rec"] = -np.abs(exp["layers"][1]["w_rec"])  # inhibitory synapse
+        kw = {}
+    else:  # slow current decay + strong input: 24-bit wrap, voltage saturation, readout firing
+        T = 300
+        exp = make_export(rng, hidden=(24,), rec=(True,), T=T, ff_mean=0.6)
+        exp["layers"][0]["neuron"].update(i_decay=1, v_decay=30, threshold=400.0)
+        exp["output"]["w"] = np.abs(exp["output"]["w"]) + 0.3
+        exp["output"]["neuron"] = dict(name="li", i_decay=1, v_decay=1)
+        kw = dict(readout_vth=2**17 - 1)
+    rate = (2000, 3000) if case == "stress" else (150, 400)
+    data = make_data(rng, 3 if case == "stress" else 5, n_in, T, rate=rate)
+    chip, _ = quantize(exp, **kw)
+    res = emulate(chip, data, n_record=len(data))
+    events = dict(wrap=0, saturate=0, readout_spikes=0)
+    for k in range(len(data)):
+        v_ref, counts_ref, ev = reference(chip, data, k)
+        np.testing.assert_array_equal(res.v_out[k], v_ref, err_msg=f"sample {k}")
+        np.testing.assert_array_equal(res.counts[k], np.concatenate(counts_ref))
+        for key in events:
+            events[key] += ev[key]
+    assert res.counts[:, :-chip.n_out].sum() > 0, "the test network must spike"
+    if case == "stress":
+        assert events["wrap"] > 0 and events["saturate"] > 0 and events["readout_spikes"] > 0
+    w = np.exp(-np.arange(T) / T)
+    np.testing.assert_allclose(res.scores, np.einsum("t,ktj->kj", w, res.v_out.astype(float)))
+    np.testing.assert_array_equal(res.predictions, np.argmax(res.scores, axis=1))
+
+
+def test_repeated_input_spikes_count_once():
+    rng = np.random.default_rng(6)
+    exp = make_export(rng, T=20)
+    chip, _ = quantize(exp)
+    once = from_samples([(np.array([1, 4]), np.array([2, 3]))], [0], n_channels=12, n_steps=20,
+                        dt=1.0, n_classes=3)
+    twice = from_samples([(np.array([1, 1, 4]), np.array([2, 2, 3]))], [0], n_channels=12,
+                         n_steps=20, dt=1.0, n_classes=3)
+    a, b = emulate(chip, once, n_record=1), emulate(chip, twice, n_record=1)
+    np.testing.assert_array_equal(a.v_out, b.v_out)
+
+
+# ----------------------------------------------------------------------------- NetX file
+def test_netx_file_layout(tmp_path):
+    rng = np.random.default_rng(7)
+    exp = make_export(rng, hidden=(10, 8), rec=(True, False), delays=True)
+    with pytest.raises(ValueError, match="delays on a recurrent layer"):
+        quantize(exp)
+    exp["layers"][0]["delay"] = None
+    exp["layers"][1]["delay"] = rng.integers(0, 6, (8, 10))
+    chip, _ = quantize(exp)
+    path = write_netx(chip, tmp_path / "model.net")
+    with h5py.File(path, "r") as f:
+        layers = f["layer"]
+        assert sorted(layers.keys(), key=int) == ["0", "1", "2", "3"]
+        assert layers["0"]["type"][0] == b"input" and list(layers["0"]["shape"][()]) == [12]
+        assert "neuron" not in layers["0"]
+        l1, l2, l3 = layers["1"], layers["2"], layers["3"]
+        assert l1["type"][0] == b"dense_rec" and l2["type"][0] == b"dense"
+        assert l1["weight"].shape == (10, 12) and l1["weight_rec"].shape == (10, 10)
+        assert l2["delay"].shape == (8, 10) and "delay" not in l1
+        np.testing.assert_array_equal(l1["weight"][()], chip.layers[0].w_ff)
+        assert np.issubdtype(l1["weight"].dtype, np.integer)
+        nrn = l1["neuron"]
+        assert nrn["type"][0] == b"CUBA"
+        assert (int(nrn["iDecay"][()]), int(nrn["vDecay"][()])) == (742, 200)
+        assert int(nrn["vThMant"][()]) == chip.layers[0].v_th_mant
+        assert int(l3["neuron"]["vThMant"][()]) == 2**16
+        assert l3["weight"].shape == (3, 8)
+    assert not (tmp_path / "model.net.part").exists()
+
+
+def test_samples_file(tmp_path):
+    rng = np.random.default_rng(8)
+    chip, _ = quantize(make_export(rng, T=30))
+    data = make_data(rng, 6, 12, 30)
+    res = emulate(chip, data, n_record=4)
+    path = write_samples(data, res, 4, tmp_path / "samples.npz")
+    with np.load(path) as z:
+        assert z["inputs"].shape == (4, 30, 12) and z["inputs"].dtype == np.uint8
+        assert z["inputs"].max() <= 1
+        assert z["v_out"].shape == (4, 30, 3) and z["v_out"].dtype == np.int32
+        assert z["hidden_counts_0"].shape == (4, 10)
+        np.testing.assert_array_equal(z["labels"], data.labels[:4])
+        np.testing.assert_array_equal(z["predictions"], res.predictions[:4])
+
+
+def test_compare_names_first_mismatch():
+    a = np.zeros((3, 5, 2), np.int32)
+    b = a.copy()
+    assert compare(a, b).bit_exact
+    b[1, 3, 1] = 7
+    b[2, 0, 0] = 1
+    res = compare(a, b)
+    assert not res.bit_exact and res.mismatches == 2
+    assert res.first == dict(sample=1, step=3, neuron=1, emulator=0, lava=7)
+    assert "sample 1, step 3, neuron 1" in res.message()
+
+
+# ----------------------------------------------------------------------------- target
+def _cfg(**over):
+    cfg = OmegaConf.create(dict(
+        neuron=dict(name="loihi_cuba", tau_mem=20.0, tau_syn=5.0, threshold=1.0),
+        network=dict(hidden=256, layers=1, recurrent=True, output=dict(name="li")),
+        readout=dict(name="exp_mean_v"), dataset=dict(name="x"),
+    ))
+    for key, value in over.items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
+
+
+def test_check_accepts_the_default_topology():
+    LoihiTarget().check(_cfg())
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("neuron.name", "alif", "neuron="),
+    ("readout.name", "first_spike", "readout="),
+    ("network.output.name", "adex", "network.output.name"),
+    ("network.max_delay", 63, "network.max_delay"),
+    ("network.hidden", 2_000_000, "reduce network.hidden"),
+])
+def test_check_rejects_what_the_chip_cannot_run(key, value, match):
+    with pytest.raises(ValueError, match=match):
+        LoihiTarget().check(_cfg(**{key: value}))
+
+
+def test_core_estimate():
+    cores = estimate_cores([256, 20], [700 + 256, 256])
+    assert cores["per_layer"] == [2, 1] and cores["total"] == 3
+    with pytest.raises(ValueError, match="neuron cores"):
+        LoihiTarget().check_size([4096] * 40, [4096] * 40)
+
+
+def test_target_rejects_bad_settings():
+    with pytest.raises(ValueError, match="target.lava"):
+        LoihiTarget(lava="sometimes")
+    with pytest.raises(ValueError, match="target.quantization"):
+        LoihiTarget(quantization=dict(percent=99))
+    with pytest.raises(ValueError, match="target.readout"):
+        LoihiTarget(readout="argmax")
+
+
+class _FloatNet:
+    """Stands in for a trained EventpropNet: export() plus a float forward. Its "float" readout is
+    the chip emulation itself, with the prediction of every label-0 sample shifted by one class,
+    so the expected float accuracy and agreement are known exactly."""
+
+    def __init__(self, export):
+        self._export = export
+        self._chip, _ = quantize(export)
+
+    def export(self):
+        return self._export
+
+    def __call__(self, batch):
+        class Out:
+            pass
+
+        out = Out()
+        out.readout = (emulate(self._chip, batch).predictions, batch.labels)
+        return out
+
+    def predict(self, readout):
+        pred, labels = readout
+        return np.where(labels == 0, (pred + 1) % 3, pred)
+
+
+def test_deploy_end_to_end_without_lava(tmp_path):
+    rng = np.random.default_rng(9)
+    exp = make_export(rng, T=40)
+    test = make_data(rng, 20, 12, 40)
+    net = _FloatNet(exp)
+    chip_pred = emulate(net._chip, test).predictions
+    float_pred = np.where(test.labels == 0, (chip_pred + 1) % 3, chip_pred)
+    target = LoihiTarget(lava="off", samples=8)
+    fields = target.deploy(net, DatasetSplits(train=test, test=test), tmp_path, None)
+    out = tmp_path / "deploy" / "loihi2"
+    for name in ("model.net", "samples.npz", "report.md", "deploy.json"):
+        assert (out / name).exists(), name
+    assert (tmp_path / "plots" / "loihi2_weights.png").stat().st_size > 1000
+    chip_acc = float(np.mean(chip_pred == test.labels))
+    assert fields["chip_test_accuracy"] == pytest.approx(chip_acc)
+    assert fields["float_test_accuracy"] == pytest.approx(float(np.mean(float_pred == test.labels)))
+    assert fields["prediction_agreement"] == pytest.approx(float(np.mean(test.labels != 0)))
+    assert fields["accuracy_drop_points"] == pytest.approx(
+        100 * (fields["float_test_accuracy"] - chip_acc))
+    assert fields["lava"]["status"] == "off"
+    assert fields["synaptic_ops_per_sample"] > 0 and fields["estimated_cores"] >= 2
+    assert fields["neuron_updates_per_sample"] == (10 + 3) * 40
+    assert "ESTIMATE" in fields["estimate"]["label"]
+    text = (out / "report.md").read_text()
+    assert "emulated chip test accuracy" in text and "not run (off" in text
+    with np.load(out / "samples.npz") as z:
+        assert z["v_out"].shape == (8, 40, 3)

@@ -1,0 +1,217 @@
+"""Engine behaviour: learning, batch and thread invariance, no leakage between batches, bad input,
+spike storage growth, on-disk kernel cache."""
+
+import os
+import subprocess
+import sys
+import time
+
+import numba
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from eventkit.data import SpikeData, from_samples
+from eventkit.engine import LI, LIF, EventpropNet, MaxV, spike_count_regularizer
+from engine_helpers import random_data
+
+
+def two_pattern_task(rng, n, n_in=20, n_steps=60):
+    """Every channel fires twice in both classes, so spike counts carry no information: class 0 is
+    a sweep up the channels, class 1 a sweep down, with timing jitter. Only timing separates them."""
+    samples, labels = [], []
+    for _ in range(n):
+        y = int(rng.integers(0, 2))
+        chans = np.repeat(np.arange(n_in), 2)
+        order = chans if y == 0 else n_in - 1 - chans
+        steps = np.clip(2 * order + rng.integers(-2, 3, chans.size) + 5, 0, n_steps - 1)
+        samples.append((steps, chans))
+        labels.append(y)
+    return from_samples(samples, labels, n_channels=n_in, n_steps=n_steps, dt=1.0, n_classes=2)
+
+
+def test_small_network_learns_two_patterns_quickly():
+    rng = np.random.default_rng(0)
+    train, test = two_pattern_task(rng, 256), two_pattern_task(rng, 200)
+    torch.manual_seed(0)
+    net = EventpropNet(20, 2, hidden=32, recurrent=False, readout=MaxV(), n_steps=60,
+                       init=dict(ff_mean=0.4, ff_std=0.2, out_std=0.3),
+                       generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+
+    def accuracy():
+        with torch.no_grad():
+            return (net.predict(net(test).readout).numpy() == test.labels).mean()
+
+    start = time.perf_counter()
+    chance = accuracy()
+    assert chance < 0.75
+    for epoch in range(15):
+        for b in range(0, 256, 32):
+            batch = train.subset(np.arange(b, b + 32))
+            opt.zero_grad()
+            F.cross_entropy(net(batch).readout, torch.as_tensor(batch.labels)).backward()
+            opt.step()
+        if accuracy() >= 0.95:
+            break
+    final = accuracy()
+    assert final >= 0.95, (chance, final)
+    assert time.perf_counter() - start < 30
+
+
+def _grads(net, data, labels=None, reg=0.0):
+    net.zero_grad()
+    out = net(data)
+    labels = torch.as_tensor(data.labels if labels is None else labels)
+    loss = F.cross_entropy(out.readout, labels, reduction="sum")
+    if reg:
+        loss = loss + spike_count_regularizer(out.counts, reg, 1.0)
+    loss.backward()
+    return {n: p.grad.clone() for n, p in net.named_parameters()}, out
+
+
+def _net(dtype=torch.float64, **kw):
+    return EventpropNet(10, 3, hidden=[16, 12], recurrent=True, n_steps=70, dtype=dtype,
+                        init=dict(ff_mean=0.5, ff_std=0.2, rec_std=0.1, out_std=0.3),
+                        generator=torch.Generator().manual_seed(1), **kw)
+
+
+def test_batch_gradient_is_sum_of_sample_gradients():
+    rng = np.random.default_rng(1)
+    data = random_data(rng, 7, 10, 70, rate=(30, 80))
+    net = _net()
+    batch, _ = _grads(net, data)
+    total = {n: torch.zeros_like(g) for n, g in batch.items()}
+    for k in range(len(data)):
+        g, _ = _grads(net, data.subset([k]))
+        for n in total:
+            total[n] += g[n]
+    for n in total:
+        torch.testing.assert_close(batch[n], total[n], rtol=1e-10, atol=1e-12)
+
+
+def test_results_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(2)
+    data = random_data(rng, 12, 10, 70, rate=(30, 80))
+    net = _net(dtype=torch.float32)
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        g1, o1 = _grads(net, data, reg=1e-3)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        g2, o2 = _grads(net, data, reg=1e-3)
+    finally:
+        numba.set_num_threads(previous)
+    assert torch.equal(o1.readout, o2.readout)
+    for n in g1:
+        assert torch.equal(g1[n], g2[n]), n
+
+
+def test_nothing_leaks_from_one_batch_into_the_next():
+    rng = np.random.default_rng(3)
+    a = random_data(rng, 5, 10, 70, rate=(60, 90))
+    b = random_data(rng, 3, 10, 70, rate=(20, 40))
+    fresh = _net()
+    g_fresh, o_fresh = _grads(fresh, b)
+    used = _net()
+    _grads(used, a)  # a busy batch first, forward and backward
+    used(a)  # and a forward without backward
+    g_used, o_used = _grads(used, b)
+    assert torch.equal(o_fresh.readout, o_used.readout)
+    assert torch.equal(o_fresh.counts, o_used.counts)
+    for n in g_fresh:
+        assert torch.equal(g_fresh[n], g_used[n])
+
+
+def test_a_lone_last_sample_gets_its_backward_pass():
+    rng = np.random.default_rng(4)
+    data = random_data(rng, 1, 10, 70, rate=(60, 90))
+    g, _ = _grads(_net(), data)
+    assert all(torch.isfinite(v).all() for v in g.values())
+    assert g["ff0"].abs().sum() > 0
+
+
+def test_spike_storage_grows_and_fails_clearly():
+    rng = np.random.default_rng(5)
+    data = random_data(rng, 2, 10, 70, rate=(80, 100))
+    net = _net()
+    reference = net(data).counts.sum().item()
+    net._capacity = 4  # far too small: must grow, never drop a spike
+    assert net(data).counts.sum().item() == reference
+    tight = _net(max_spikes_per_sample=8)
+    with pytest.raises(RuntimeError, match="max_spikes_per_sample"):
+        tight(data)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_in=0), "n_in"),
+        (dict(hidden=[16, -1]), r"hidden\[1\]"),
+        (dict(recurrent=[True, False]), "recurrent"),
+        (dict(dt=-1.0), "dt"),
+        (dict(n_steps=0), "n_steps"),
+        (dict(dt=6.0), "dt=6.0 ms is larger than tau_syn"),
+        (dict(init=dict(ff_sd=1.0)), "init"),
+        (dict(dtype=torch.float16), "dtype"),
+    ],
+)
+def test_bad_network_arguments(kwargs, match):
+    args = dict(n_in=10, n_out=3, hidden=16)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        EventpropNet(**args)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: LIF(tau_mem=-5.0), "tau_mem"),
+        (lambda: LIF(tau_syn=0.0), "tau_syn"),
+        (lambda: LIF(refractory=2.0), "refractory"),
+        (lambda: LI(tau_mem=float("nan")), "tau_mem"),
+    ],
+)
+def test_bad_neuron_parameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_data():
+    net = EventpropNet(10, 3, hidden=8, n_steps=50)
+    ok = from_samples([(np.array([1, 2]), np.array([0, 1]))], [0], n_channels=10, n_steps=50, dt=1.0, n_classes=3)
+    with pytest.raises(ValueError, match="n_channels"):
+        net(from_samples([(np.array([1]), np.array([0]))], [0], n_channels=9, n_steps=50, dt=1.0, n_classes=3))
+    with pytest.raises(ValueError, match="dt"):
+        net(from_samples([(np.array([1]), np.array([0]))], [0], n_channels=10, n_steps=50, dt=0.5, n_classes=3))
+    with pytest.raises(ValueError, match=r"n_steps=50"):
+        net(from_samples([(np.array([50]), np.array([0]))], [0], n_channels=10, n_steps=60, dt=1.0, n_classes=3))
+    bad_order = SpikeData(ok.offsets, ok.steps[::-1].copy(), ok.channels, ok.labels, 10, 50, 1.0, 3)
+    with pytest.raises(ValueError, match="sorted"):
+        net(bad_order)
+    bad_channel = SpikeData(ok.offsets, ok.steps, np.array([0, 12], np.int32), ok.labels, 10, 50, 1.0, 3)
+    with pytest.raises(ValueError, match="channels"):
+        net(bad_channel)
+    with pytest.raises(ValueError, match="SpikeData"):
+        net(np.zeros((50, 10)))
+    with pytest.raises(ValueError, match="empty"):
+        net(ok.subset([]))
+
+
+def test_second_process_loads_compiled_kernels_from_disk(tmp_path):
+    script = (
+        "import numpy as np, torch\n"
+        "from eventkit.engine import EventpropNet, _kernels\n"
+        "from eventkit.data import from_samples\n"
+        "d = from_samples([(np.array([1, 2]), np.array([0, 1]))], [0], n_channels=4, n_steps=20, dt=1.0, n_classes=2)\n"
+        "net = EventpropNet(4, 2, hidden=3, n_steps=20)\n"
+        "net(d).readout.sum().backward()\n"
+        "s = [_kernels.forward.stats, _kernels.backward.stats]\n"
+        "print(sum(x.cache_hits.__len__() for x in s), sum(len(x.cache_misses) for x in s))\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs[0][1] != "0", runs  # first process compiles (misses)
+    assert runs[1] == ["2", "0"], runs  # second: both kernels from the disk cache, no compile

@@ -1,0 +1,81 @@
+"""The discrete engine's gradient converges to the continuous-time Eventprop gradient as dt -> 0."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from continuous_reference import ContinuousNet
+from eventkit.data import from_samples
+from eventkit.engine import EventpropNet, MeanV
+
+DURATION = 40.0
+TIMES = np.array([0, 1, 2, 3, 5, 6, 8, 10, 11, 14, 15, 19, 22, 25, 28], dtype=float)
+CHANNELS = np.array([0, 1, 2, 3, 0, 2, 1, 3, 0, 1, 2, 0, 3, 1, 2])
+LABEL = 1
+
+
+def weights():
+    rng = np.random.default_rng(4)
+    return dict(ff0=rng.normal(1.0, 0.4, (5, 4)), rec0=rng.normal(0.0, 0.3, (5, 5)),
+                out=rng.normal(0.0, 1.0, (2, 5)))
+
+
+def continuous_loss(w):
+    net = ContinuousNet(w["ff0"], w["rec0"], w["out"], duration=DURATION)
+    mean_v, spikes = net.run(TIMES, CHANNELS)
+    loss = F.cross_entropy(torch.tensor(mean_v)[None], torch.tensor([LABEL])).item()
+    return loss, [len(s) for s in spikes]
+
+
+def continuous_gradient(w, eps=1e-6):
+    _, base_counts = continuous_loss(w)
+    grads = {}
+    for name, arr in w.items():
+        g = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            vals = []
+            for sign in (1, -1):
+                pert = {k: v.copy() for k, v in w.items()}
+                pert[name][idx] += sign * eps
+                loss, counts = continuous_loss(pert)
+                assert counts == base_counts, "perturbation changed the spike count"
+                vals.append(loss)
+            g[idx] = (vals[0] - vals[1]) / (2 * eps)
+        grads[name] = g
+    return grads, base_counts
+
+
+def engine_gradient(w, dt):
+    n_steps = int(round(DURATION / dt))
+    steps = np.round(TIMES / dt).astype(int)
+    data = from_samples([(steps, CHANNELS)], [LABEL], n_channels=4, n_steps=n_steps, dt=dt, n_classes=2)
+    net = EventpropNet(4, 2, hidden=5, recurrent=True, readout=MeanV(), dt=dt, n_steps=n_steps,
+                       dtype=torch.float64)
+    with torch.no_grad():
+        for name, arr in w.items():
+            getattr(net, name).copy_(torch.tensor(arr))
+    out = net(data)
+    F.cross_entropy(out.readout, torch.tensor([LABEL])).backward()
+    counts = out.counts.reshape(-1).tolist()
+    return {n: getattr(net, n).grad.numpy().copy() for n in w}, counts
+
+
+def flat(g):
+    return np.concatenate([g[k].ravel() for k in sorted(g)])
+
+
+def test_gradient_error_shrinks_as_dt_goes_to_zero():
+    w = weights()
+    reference, counts = continuous_gradient(w)
+    assert sum(counts) >= 8, counts  # the hidden layer spikes, several times per neuron
+    ref = flat(reference)
+    errors = {}
+    for dt in (1.0, 0.1, 0.01):
+        g, engine_counts = engine_gradient(w, dt)
+        errors[dt] = np.linalg.norm(flat(g) - ref) / np.linalg.norm(ref)
+        if dt < 1:
+            assert engine_counts == counts, (dt, engine_counts, counts)
+    print("relative gradient error vs continuous time:", errors)
+    assert errors[0.1] < errors[1.0]
+    assert errors[0.01] < errors[0.1]
+    assert errors[0.01] < 0.02

@@ -424,3 +424,67 @@ def test_deploy_end_to_end_without_lava(tmp_path):
     assert "emulated chip test accuracy" in text and "not run (off" in text
     with np.load(out / "samples.npz") as z:
         assert z["v_out"].shape == (8, 40, 3)
+
+
+def test_netx_round_trip(tmp_path):
+    from eventkit_loihi2.netx import read_netx
+
+    rng = np.random.default_rng(10)
+    exp = make_export(rng, hidden=(10, 8), rec=(False, True), delays=True, T=40)
+    chip, _ = quantize(exp)
+    back = read_netx(write_netx(chip, tmp_path / "model.net"))
+    data = make_data(rng, 3, 12, 40)
+    np.testing.assert_array_equal(emulate(chip, data, 3).v_out, emulate(back, data, 3).v_out)
+
+
+def test_chip_readout_follows_training_readout(tmp_path):
+    rng = np.random.default_rng(14)
+    exp = make_export(rng, T=30)
+    exp["readout"] = dict(name="max_v")
+    data = make_data(rng, 6, 12, 30)
+    fields = LoihiTarget(lava="off", samples=2).deploy(exp, DatasetSplits(data, data), tmp_path)
+    assert fields["chip_readout"] == "max"
+    chip, _ = quantize(exp)
+    assert fields["chip_test_accuracy"] == pytest.approx(
+        float(np.mean(emulate(chip, data, readout="max").predictions == data.labels)))
+
+
+# ----------------------------------------------------------------------------- config + env
+def test_target_config_file_builds_the_target():
+    from pathlib import Path
+
+    import eventkit_loihi2
+
+    path = Path(eventkit_loihi2.__file__).parent / "conf" / "target" / "loihi2.yaml"
+    cfg = OmegaConf.to_container(OmegaConf.load(path))
+    assert cfg.pop("defaults") == [{"override /neuron@_global_.neuron": "loihi_cuba"}]
+    assert cfg.pop("name") == "loihi2"
+    target = LoihiTarget(**cfg)
+    assert target.lava == "auto" and target.samples == 32 and target.bits == 8
+
+
+def test_lava_env_interpreter_search(monkeypatch, tmp_path):
+    from eventkit_loihi2 import lava_env
+
+    monkeypatch.setenv("EVENTKIT_LAVA_PYTHON", str(tmp_path / "no-such-python"))
+    with pytest.raises(ValueError, match="EVENTKIT_LAVA_PYTHON"):
+        lava_env.find_base_python()
+    monkeypatch.setenv("EVENTKIT_LAVA_ENV", str(tmp_path / "env"))
+    assert lava_env.env_dir() == tmp_path / "env"
+    assert lava_env.env_python() == tmp_path / "env" / "bin" / "python"
+
+
+def test_var_model_patch_for_newer_pythons(tmp_path):
+    from eventkit_loihi2.lava_env import patch_var_model
+
+    target = tmp_path / "lava" / "magma" / "compiler" / "var_model.py"
+    target.parent.mkdir(parents=True)
+    target.write_text("from dataclasses import dataclass, InitVar\n\n\nclass ByteEncoder:\n"
+                      "    pass\n\n\n@dataclass\nclass Pair:\n    x: ByteEncoder = ByteEncoder()\n"
+                      "    y: ByteEncoder = ByteEncoder()\n")
+    assert patch_var_model(tmp_path)
+    ns: dict = {}
+    exec(compile(target.read_text(), str(target), "exec"), ns)  # a plain dataclass default fails on 3.11+
+    a, b = ns["Pair"](), ns["Pair"]()
+    assert a.x is not b.x
+    assert not patch_var_model(tmp_path)  # idempotent

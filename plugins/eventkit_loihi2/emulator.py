@@ -276,36 +276,43 @@ def _emulate(offsets, steps, channels, n_steps, n, n_pre, ff_off, rec_off, w_ff_
                 else:
                     m = n_spk[l - 1]
                 direct = exp_ff[l] == 0
-                if not direct:
-                    for dd in range(dl + 1):
+                if direct and dl == 0:  # plain Dense, exact per-weight shift: add rows
+                    acc = ring[l, 0]
+                    for s in range(m):
+                        i = inp[s] if l == 0 else spk[l - 1, s]
+                        row = base + i * nl
                         for j in range(nl):
-                            tmp[dd, j] = 0
-                for s in range(m):
-                    i = inp[s] if l == 0 else spk[l - 1, s]
-                    row = base + i * nl
-                    for j in range(nl):
-                        w = w_ff_t[row + j]
-                        if w != 0:
+                            acc[j] += w_ff_t[row + j]
+                else:
+                    if not direct:
+                        for dd in range(dl + 1):
+                            for j in range(nl):
+                                tmp[dd, j] = 0
+                    for s in range(m):
+                        i = inp[s] if l == 0 else spk[l - 1, s]
+                        row = base + i * nl
+                        for j in range(nl):
                             dd = d_ff_t[row + j]
                             if direct:
-                                ring[l, (t + 1 + dd) % (dl + 1), j] += w
+                                ring[l, (t + 1 + dd) % (dl + 1), j] += w_ff_t[row + j]
                             else:
-                                tmp[dd, j] += w
-                if not direct:
-                    for dd in range(dl + 1):
-                        for j in range(nl):
-                            ring[l, (t + 1 + dd) % (dl + 1), j] += _shift(tmp[dd, j], exp_ff[l])
+                                tmp[dd, j] += w_ff_t[row + j]
+                    if not direct:
+                        for dd in range(dl + 1):
+                            for j in range(nl):
+                                ring[l, (t + 1 + dd) % (dl + 1), j] += _shift(tmp[dd, j], exp_ff[l])
                 if rec_off[l] >= 0:
+                    rbuf = rec_buf[l]
                     for j in range(nl):
-                        rec_buf[l, j] = 0
+                        rbuf[j] = 0
                     rb = rec_off[l]
                     for s in range(n_spk[l]):
                         row = rb + spk[l, s] * nl
                         for j in range(nl):
-                            rec_buf[l, j] += w_rec_t[row + j]
+                            rbuf[j] += w_rec_t[row + j]
                     if exp_rec[l] != 0:
                         for j in range(nl):
-                            rec_buf[l, j] = _shift(rec_buf[l, j], exp_rec[l])
+                            rbuf[j] = _shift(rbuf[j], exp_rec[l])
 
 
 @dataclass

@@ -101,3 +101,35 @@ def write_samples(data, result: EmulatorResult, n: int, path: str | Path,
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
     return path
+
+
+def read_netx(path: str | Path, dt: float = 1.0, n_steps: int = 0) -> ChipNetwork:
+    """Read a NetX file of the layout written here back into a ChipNetwork (for benchmarks and
+    round-trip checks; dense / dense_rec layers with CUBA neurons only)."""
+    from .quantize import ChipLayer
+
+    layers = []
+    with h5py.File(path, "r") as f:
+        dt = float(f.attrs.get("dt_ms", dt))
+        n_steps = int(f.attrs.get("n_steps", n_steps))
+        groups = f["layer"]
+        keys = sorted(groups.keys(), key=int)
+        if not keys or groups[keys[0]]["type"][0] != b"input":
+            raise ValueError(f"{path}: layer/0 must be the input layer")
+        n_in = int(np.prod(groups[keys[0]]["shape"][()]))
+        for key in keys[1:]:
+            g = groups[key]
+            kind = g["type"][0].decode()
+            if kind not in ("dense", "dense_rec"):
+                raise ValueError(f"{path}: layer/{key} has type {kind!r}; only dense and "
+                                 "dense_rec are supported")
+            nrn = g["neuron"]
+            if nrn["type"][0] != b"CUBA":
+                raise ValueError(f"{path}: layer/{key} neuron must be CUBA")
+            w_rec = g["weight_rec"][()].astype(np.int32) if kind == "dense_rec" else None
+            delay = g["delay"][()].astype(np.int32) if "delay" in g else None
+            layers.append(ChipLayer(
+                str(g.attrs.get("name", f"layer{key}")), g["weight"][()].astype(np.int32), w_rec,
+                delay, int(g.attrs.get("weight_exp", 0)), int(nrn["iDecay"][()]),
+                int(nrn["vDecay"][()]), int(nrn["vThMant"][()]), key != keys[-1]))
+    return ChipNetwork(dt, n_steps, n_in, layers[-1].n, layers)

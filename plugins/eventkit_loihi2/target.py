@@ -20,7 +20,10 @@ NEURONS_PER_CORE = 8192
 CORE_MEMORY_BYTES = 192 * 1024  # REFERENCE s.3: about 192 KB flexible memory per neuron core
 VOLTAGE_READOUTS = ("sum_v", "mean_v", "exp_mean_v", "max_v", "per_step")
 LAVA_MODES = ("auto", "required", "off")
-CHIP_READOUTS = ("exp_sum", "sum", "max")
+CHIP_READOUTS = ("auto", "exp_sum", "sum", "max")
+# the chip classification matching each training readout (computed by the host from v)
+READOUT_ON_CHIP = dict(exp_mean_v="exp_sum", sum_v="sum", mean_v="sum", max_v="max",
+                       per_step="exp_sum")
 
 
 def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8) -> dict:
@@ -57,7 +60,7 @@ class LoihiTarget:
 
     name = "loihi2"
 
-    def __init__(self, quantization: dict | None = None, readout: str = "exp_sum",
+    def __init__(self, quantization: dict | None = None, readout: str = "auto",
                  lava: str = "auto", lava_python: str | None = None, lava_backend: str = "sim",
                  lava_timeout: float = 3600.0, samples: int = 32, energy: dict | None = None):
         q = dict(quantization or {})
@@ -150,7 +153,10 @@ class LoihiTarget:
         timings["quantize_s"] = time.perf_counter() - t0
         hist = plot_histograms(qrep, run_dir / "plots" / "loihi2_weights.png")
         n_keep = min(self.samples, len(test))
-        emu = emulate(chip, test, n_record=n_keep, readout=self.readout)
+        readout = self.readout
+        if readout == "auto":
+            readout = READOUT_ON_CHIP.get(str(chip.readout.get("name")), "exp_sum")
+        emu = emulate(chip, test, n_record=n_keep, readout=readout)
         timings["emulate_s"] = emu.seconds
         float_pred = _float_predictions(net, test, cfg)
         write_netx(chip, out / "model.net")
@@ -158,7 +164,7 @@ class LoihiTarget:
         lava = self._lava(out, n_keep)
         return build_report(chip=chip, qrep=qrep, emu=emu, test=test, float_pred=float_pred,
                             lava=lava, cores=cores, out_dir=out, hist_path=hist, timings=timings,
-                            energy=self.energy, readout=self.readout)
+                            energy=self.energy, readout=readout)
 
     def _lava(self, out: Path, n: int) -> dict:
         from .lava_check import check

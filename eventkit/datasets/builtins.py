@@ -1,0 +1,24 @@
+"""Registers the core's own datasets and augmentations through the ordinary plugin hooks."""
+
+from __future__ import annotations
+
+from eventkit import augment
+from eventkit.datasets.synthetic_kws import synthetic_kws
+from eventkit.datasets.yinyang import yinyang
+from eventkit.hookspecs import hookimpl
+
+
+@hookimpl
+def register_datasets(register):
+    register("yinyang", yinyang, description="Yin-Yang (Kriener et al.): 5 latency inputs, 3 classes")
+    register(
+        "synthetic_kws",
+        synthetic_kws,
+        description="SYNTHETIC SHD-shaped keyword spotting: 700 channels, 1 s, 20 classes",
+    )
+
+
+@hookimpl
+def register_augmentations(register):
+    for name, (make, description) in augment.BUILTIN.items():
+        register(name, make, description=description)

@@ -488,3 +488,26 @@ def test_var_model_patch_for_newer_pythons(tmp_path):
     a, b = ns["Pair"](), ns["Pair"]()
     assert a.x is not b.x
     assert not patch_var_model(tmp_path)  # idempotent
+
+
+def test_pieces_for_quantisation_aware_training():
+    import torch
+
+    from eventkit_loihi2.quantize import chip_parameters, fake_quantize
+
+    rng = np.random.default_rng(15)
+    exp = make_export(rng, hidden=(10,), rec=(True,), neuron="loihi_cuba")
+    chip, _ = quantize(exp)
+    params = chip_parameters(exp)
+    assert [p["layer"] for p in params] == ["hidden0", "output"]
+    p = params[0]
+    assert (p["i_decay"], p["v_decay"], p["du"]) == (742, 200, 742 / 4096)
+    assert p["threshold_chip"] == pytest.approx(1.0, abs=2.0 ** -p["weight_exp"])
+    w = torch.tensor(exp["layers"][0]["w_ff"], requires_grad=True)
+    fq = fake_quantize(w, p["weight_exp"])
+    np.testing.assert_array_equal((fq.detach().numpy() * 2.0 ** p["weight_exp"]).round(),
+                                  chip.layers[0].w_ff)
+    fq.sum().backward()
+    assert torch.all(w.grad == 1)  # straight-through
+    np.testing.assert_allclose(fake_quantize(exp["layers"][0]["w_ff"], p["weight_exp"]),
+                               fq.detach().numpy())

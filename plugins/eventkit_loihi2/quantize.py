@@ -316,8 +316,9 @@ def plot_histograms(report: QuantReport, path: str | Path) -> Path:
         f, q = report.float_weights[name], report.chip_weights[name]
         lo, hi = min(f.min(), q.min()) - 1, max(f.max(), q.max()) + 1
         bins = np.arange(math.floor(lo), math.ceil(hi) + 1) - 0.5
-        ax.hist(f, bins=bins, alpha=0.5, label="float x 2^e")
-        ax.hist(q, bins=bins, alpha=0.5, label="8-bit")
+        fine = np.linspace(bins[0], bins[-1], 4 * (len(bins) - 1) + 1)
+        ax.hist(q, bins=bins, alpha=0.45, color="tab:orange", label="8-bit (after)")
+        ax.hist(f, bins=fine, histtype="step", color="tab:blue", label="float x 2^e (before)")
         err = next(r for r in report.layers if r["layer"] == name)
         ax.set_title(f"{name} (e={err['weight_exp']}, rms err {100 * err['rel_rms_error']:.1f}%)",
                      fontsize=9)
@@ -330,3 +331,39 @@ def plot_histograms(report: QuantReport, path: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------- pieces for quantisation-aware training
+def chip_parameters(export: dict, percentile: float = 99.0, bits: int = 8) -> list[dict]:
+    """Per population (hidden layers, then the readout) the integers the chip will use and the
+    float values they stand for: weight_exp e (float weight = q / 2**e), i_decay, v_decay, v_th_mant,
+    du = i_decay / 4096, dv = v_decay / 4096, threshold_chip = v_th_mant * g / 2**e.
+
+    A quantisation-aware forward pass uses these with :func:`fake_quantize` on the weights so it
+    computes what the chip computes (up to the truncating shifts)."""
+    chip, _ = quantize(export, percentile, bits)
+    gains = [g["gain"] for g in chip.source["gains"]] + [1.0]
+    out = []
+    for layer, g in zip(chip.layers, gains):
+        out.append(dict(layer=layer.name, weight_exp=layer.weight_exp, bits=bits,
+                        i_decay=layer.i_decay, v_decay=layer.v_decay, v_th_mant=layer.v_th_mant,
+                        du=layer.i_decay / DECAY_UNITY, dv=layer.v_decay / DECAY_UNITY,
+                        threshold_chip=layer.v_th_mant * g / 2.0**layer.weight_exp
+                        if layer.spiking else None))
+    return out
+
+
+def fake_quantize(w, weight_exp: int, bits: int = 8, straight_through: bool = True):
+    """w rounded to the chip's grid: clip(round(w 2**e), qmin, qmax) / 2**e.
+
+    Works on numpy arrays and torch tensors. For tensors with ``straight_through`` the result is
+    ``w + (quantised - w).detach()``: the forward value is the chip's weight, the gradient flows to
+    the float weight unchanged (straight-through estimator)."""
+    qmax, qmin = 2 ** (bits - 1) - 1, -(2 ** (bits - 1))
+    scale = 2.0**weight_exp
+    if hasattr(w, "detach"):
+        import torch
+
+        q = torch.clamp(torch.round(w * scale), qmin, qmax) / scale
+        return w + (q - w).detach() if straight_through else q
+    return np.clip(np.round(np.asarray(w, np.float64) * scale), qmin, qmax) / scale

@@ -1,0 +1,71 @@
+"""The Loihi 2 CUBA neuron as an engine neuron model (registered as ``loihi_cuba``).
+
+It is an ordinary :class:`eventkit.engine.NeuronModel`: a set of propagator coefficients the
+engine's kernels read, nothing more; the engine knows nothing about Loihi.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from eventkit.engine.neurons import Coefficients, NeuronModel, _check_positive
+DECAY_UNITY = 4096  # Loihi's decays are integers in units of 1/4096 per step
+
+@dataclass(frozen=True)
+class LoihiCUBA(NeuronModel):
+    """Intel Loihi 2's current-based LIF ("CUBA") in float, per step::
+
+        u <- u (1 - du) + a        du = iDecay / 4096,  iDecay = round(4096 (1 - exp(-dt/tau_syn)))
+        v <- v (1 - dv) + u        dv = vDecay / 4096,  vDecay = round(4096 (1 - exp(-dt/tau_mem)))
+        spike if v > threshold; then v <- 0 (u is kept)
+
+    where ``a`` is the sum of the weights of the spikes of the previous step (the one-step delay of
+    Loihi's dense synapses). The decays are the chip's integers, so after 8-bit weight quantisation
+    the float model and the chip differ only by rounding.
+
+    ``timing="grid"`` (default) runs exactly these dynamics; the spike-time sensitivity the
+    backward pass needs is taken from the sub-step relaxation below (a straight-through estimate,
+    since grid spike times have no derivative). ``timing="substep"`` runs the relaxation itself:
+    a spike at the interpolated fraction ``phi`` of its step delivers ``a (1 - du)^(-phi)`` and
+    restarts ``v`` at that time; it equals the chip when every spike has ``phi = 1`` and its
+    gradient is exact (tested against finite differences).
+    ``spiking=False`` gives the chip's non-spiking readout compartment.
+    """
+
+    tau_mem: float = 20.0
+    tau_syn: float = 5.0
+    threshold: float = 1.0
+    timing: str = "grid"
+    spiking: bool = True
+
+    name = "loihi_cuba"
+
+    def __post_init__(self):
+        _check_positive("loihi_cuba", tau_mem=self.tau_mem, tau_syn=self.tau_syn, threshold=self.threshold)
+        if self.timing not in ("grid", "substep"):
+            raise ValueError(f"loihi_cuba: timing must be 'grid' or 'substep', got {self.timing!r}")
+
+    def decays(self, dt: float) -> tuple[int, int]:
+        """(iDecay, vDecay) as the chip stores them."""
+        i_decay = round(DECAY_UNITY * (1 - math.exp(-dt / self.tau_syn)))
+        v_decay = round(DECAY_UNITY * (1 - math.exp(-dt / self.tau_mem)))
+        for key, value, tau in (("tau_syn", i_decay, self.tau_syn), ("tau_mem", v_decay, self.tau_mem)):
+            if not 1 <= value <= DECAY_UNITY - 1:
+                raise ValueError(
+                    f"loihi_cuba: {key}={tau} ms at dt={dt} ms gives a chip decay of {value}/4096, "
+                    "outside 1..4095; choose a time constant between about 0.15 dt and 4000 dt"
+                )
+        if i_decay == v_decay:
+            raise ValueError("loihi_cuba: tau_mem and tau_syn round to the same chip decay; make them differ")
+        return i_decay, v_decay
+
+    def coefficients(self, dt: float) -> Coefficients:
+        i_decay, v_decay = self.decays(dt)
+        beta = 1.0 - i_decay / DECAY_UNITY
+        alpha = 1.0 - v_decay / DECAY_UNITY
+        hm, hs = -math.log(alpha), -math.log(beta)
+        # state i(n) = u(n-1) + a(n)/beta, so beta * i = u(n) and v(n) = alpha v + beta i
+        return Coefficients(alpha, beta, beta, 1.0 / beta, hm / (hm - hs), hm, hs,
+                            self.threshold if self.spiking else math.inf, self.tau_mem,
+                            self.spiking, grid=self.timing == "grid")

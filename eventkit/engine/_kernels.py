@@ -7,6 +7,9 @@ Connections are dense blocks ``blk[k] = (pre_pop, post_pop, w_off, n_post)`` who
 stored transposed (pre-major) at ``w[w_off : w_off + n_pre * n_post]`` so that a spike of
 presynaptic neuron ``j`` touches one contiguous row; ``pre_pop = -1`` is the input population.
 
+``spiking[p]``: 0 never fires, 1 fires at the interpolated sub-step time, 2 fires on the grid
+(the spike acts at the end of its step, as on a chip; see ``LoihiCUBA``).
+
 Forward, per sample and step n (grid time n h -> (n+1) h):
   1. input spikes of step n add ``b0 * w`` to the targets' synaptic current ``i``;
   2. every neuron advances ``v <- alpha v + kappa i``, ``i <- beta i``; a spiking neuron whose
@@ -152,6 +155,8 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                         rec_v[b, nr] = v
                         rec_i[b, nr] = cur
                         nr += 1
+                        if spiking[p] == 2:
+                            phi = 1.0  # grid timing: the spike acts at the end of its step
                         v_adv[j] = c * (beta - np.exp(-(1.0 - phi) * hm - phi * hs)) * cur
                         if j >= o0:
                             if t_first[b, j - o0] >= n_steps:
@@ -162,8 +167,8 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
         # 3. deliver the spikes of step n at (n+1) h
         for r in range(step_start, nr):
             j = rec_nrn[b, r]
-            phi = rec_phi[b, r]
             p = _pop_of(j, pop_off)
+            phi = 1.0 if spiking[p] == 2 else rec_phi[b, r]
             row = j - pop_off[p]
             for kk in range(out_start[p], out_start[p + 1]):
                 k = out_blk[kk]
@@ -237,7 +242,11 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             hm = coef[p, 5]
             hs = coef[p, 6]
             theta = coef[p, 7]
-            em = np.exp(-(1.0 - phi) * hm - phi * hs)
+            # values and phi-derivatives at the time the spike acted (grid: end of the step);
+            # dphi/dv, dphi/di below come from the interpolated crossing (for grid timing that is
+            # the straight-through estimate of the spike-time sensitivity)
+            phi_act = 1.0 if spiking[p] == 2 else phi
+            em = np.exp(-(1.0 - phi_act) * hm - phi_act * hs)
             restart = c * (beta - em)
             d_restart = -c * (hm - hs) * em
             g_phi = lam_v[j] * d_restart * cur
@@ -249,8 +258,8 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 q0 = pop_off[q]
                 hs_q = coef[q, 6]
                 hm_q = coef[q, 5]
-                bs = np.exp(-(1.0 - phi) * hs_q)
-                am = np.exp(-(1.0 - phi) * hm_q)
+                bs = np.exp(-(1.0 - phi_act) * hs_q)
+                am = np.exp(-(1.0 - phi_act) * hm_q)
                 bq = coef[q, 3] * bs
                 eq = coef[q, 4] * (bs - am)
                 dbq = bq * hs_q

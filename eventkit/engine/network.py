@@ -48,7 +48,7 @@ class _Topology:
             [[c.alpha, c.beta, c.kappa, c.b0, c.c, c.hm, c.hs, c.theta] for c in coefs],
             dtype=np.float64,
         )
-        self.spiking = np.array([1 if c.spiking else 0 for c in coefs], dtype=np.int8)
+        self.spiking = np.array([(2 if c.grid else 1) if c.spiking else 0 for c in coefs], dtype=np.int8)
         self.tau_mem = np.array([c.tau_mem for c in coefs], dtype=np.float64)
         blocks, names = [], []  # (pre, post, n_pre, n_post)
         pre_pop, pre_n = -1, net.n_in
@@ -189,15 +189,22 @@ class EventpropNet(nn.Module):
             layers.append(dict(
                 w_ff=getattr(self, f"ff{layer}").detach().cpu().numpy().astype(np.float64),
                 w_rec=getattr(self, f"rec{layer}").detach().cpu().numpy().astype(np.float64) if self.recurrent[layer] else None,
-                neuron=self.neurons[layer].describe(),
+                neuron=self._describe_neuron(self.neurons[layer]),
             ))
         return dict(
             dt=self.dt, n_steps=self.n_steps, n_in=self.n_in, n_out=self.n_out, layers=layers,
-            output=dict(w=self.out.detach().cpu().numpy().astype(np.float64), neuron=self.output.describe()),
+            output=dict(w=self.out.detach().cpu().numpy().astype(np.float64),
+                        neuron=self._describe_neuron(self.output)),
             readout=self.readout.describe(),
         )
 
     # ----------------------------------------------------------------- private
+    def _describe_neuron(self, model: NeuronModel) -> dict:
+        info = model.describe()
+        if hasattr(model, "decays"):  # integer-decay (chip) models: the exact decays in use
+            info["i_decay"], info["v_decay"] = model.decays(self.dt)
+        return info
+
     def _check_data(self, data: SpikeData) -> None:
         if not isinstance(data, SpikeData):
             raise ValueError(f"data: expected eventkit.data.SpikeData, got {type(data).__name__}")

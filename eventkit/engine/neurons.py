@@ -40,6 +40,7 @@ class Coefficients:
     theta: float
     tau_mem: float
     spiking: bool
+    grid: bool = False  # spikes take effect at the end of their step, as on a chip (see LoihiCUBA)
 
 
 def _check_positive(model: str, **values: float) -> None:
@@ -131,3 +132,4 @@ class LI(NeuronModel):
         alpha, beta, c, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
         return Coefficients(alpha, beta, kappa, 1.0, c, dt / self.tau_mem, dt / self.tau_syn,
                             math.inf, self.tau_mem, False)
+

@@ -1,0 +1,248 @@
+"""Engine benchmark: ``python -m eventkit.bench [--json PATH] [--quick] [--no-snntorch]``.
+
+The SHD-shaped workload: 700 inputs with about 8 input spikes per ms per sample, one recurrent
+hidden LIF layer firing about 14 spikes per neuron per second, 20 LI outputs, dt 1 ms, batch 32,
+exp-weighted readout, cross-entropy, Adam. The input is random (same statistics as SHD, not SHD).
+For every configuration (T steps x hidden size) it reports the median seconds per batch of the
+forward pass, the backward pass and the whole train step, the projected seconds per SHD epoch
+(8156 training samples), and the peak memory growth of the process while training; and the same
+for snnTorch BPTT on the identical network (same sizes, weights and input) when snnTorch is
+installed. Each configuration runs in its own process so that memory peaks do not mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+
+SHD_TRAIN_SAMPLES = 8156
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _workload(n_steps: int, batch: int, seed: int):
+    import numpy as np
+
+    from .data import SpikeData
+
+    rng = np.random.default_rng(seed)
+    per_sample = 8 * n_steps  # 8 spikes per ms at dt = 1 ms
+    steps = np.sort(rng.integers(0, n_steps, (batch, per_sample)), axis=1).ravel()
+    channels = rng.integers(0, 700, batch * per_sample)
+    offsets = np.arange(batch + 1, dtype=np.int64) * per_sample
+    labels = rng.integers(0, 20, batch)
+    return SpikeData(offsets, steps, channels, labels, 700, n_steps, 1.0, 20)
+
+
+def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float):
+    """An EventpropNet whose hidden layer fires ``target_rate`` spikes per neuron per second
+    (bisection on the mean input weight)."""
+    import torch
+
+    from .engine import EventpropNet
+
+    lo, hi = 0.0, 0.2
+    net = None
+    for _ in range(14):
+        mean = 0.5 * (lo + hi)
+        net = EventpropNet(700, 20, hidden=hidden, recurrent=True, n_steps=n_steps,
+                           init=dict(ff_mean=mean, ff_std=0.01, rec_std=0.02, out_std=0.03),
+                           generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            rate = net(data).counts.mean().item() * 1000.0 / n_steps
+        if abs(rate - target_rate) < 0.5:
+            break
+        lo, hi = (mean, hi) if rate < target_rate else (lo, mean)
+    return net, rate
+
+
+def _median_times(fn, repeats):
+    times = {}
+    for _ in range(repeats):
+        for key, value in fn().items():
+            times.setdefault(key, []).append(value)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _eventkit_job(hidden, n_steps, batch, repeats, queue):
+    import torch
+    import torch.nn.functional as F
+
+    from .engine import spike_count_regularizer
+
+    torch.set_num_threads(1)
+    data = _workload(n_steps, batch, seed=1)
+    net, rate = _calibrated_net(hidden, n_steps, data, 14.0)
+    labels = torch.as_tensor(data.labels)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step():
+        t0 = time.perf_counter()
+        out = net(data)
+        loss = F.cross_entropy(out.readout, labels) + spike_count_regularizer(out.counts, 5e-10, 14.0)
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        return dict(forward=t1 - t0, backward=t2 - t1, train_step=t3 - t0)
+
+    step()  # warm-up (kernels come from the disk cache or are compiled here)
+    base = _rss_bytes()
+    times = _median_times(step, repeats)
+    hidden_spikes = int(net(data).counts.sum().item()) // batch
+    queue.put(dict(times, peak_mem_mb=(_peak_rss_bytes() - base) / 2**20, rate_hz=rate,
+                   hidden_spikes_per_sample=hidden_spikes, w_in_mean=float(net.ff0.mean())))
+
+
+def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, queue):
+    import math
+
+    import numpy as np
+    import snntorch as snn
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    data = _workload(n_steps, batch, seed=1)
+    dense = np.zeros((n_steps, batch, 700), dtype=np.float32)
+    sample = np.repeat(np.arange(batch), np.diff(data.offsets))
+    np.add.at(dense, (data.steps, sample, data.channels), 1.0)
+    x = torch.from_numpy(dense)
+    labels = torch.as_tensor(data.labels)
+    g = torch.Generator().manual_seed(0)
+    fc_in = torch.nn.Linear(700, hidden, bias=False)
+    fc_out = torch.nn.Linear(hidden, 20, bias=False)
+    with torch.no_grad():
+        fc_in.weight.copy_(torch.randn(hidden, 700, generator=g) * 0.01 + w_in_mean)
+        fc_out.weight.copy_(torch.randn(20, hidden, generator=g) * 0.03)
+    alpha, beta = math.exp(-1 / 5.0), math.exp(-1 / 20.0)
+    lif = snn.RSynaptic(alpha=alpha, beta=beta, threshold=1.0, linear_features=hidden,
+                        all_to_all=True, reset_mechanism="zero")
+    with torch.no_grad():
+        lif.recurrent.weight.copy_(torch.randn(hidden, hidden, generator=g) * 0.02)
+    out_cell = snn.Synaptic(alpha=alpha, beta=beta, threshold=1e9, reset_mechanism="none")
+    params = list(fc_in.parameters()) + list(fc_out.parameters()) + list(lif.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    weight = torch.exp(-torch.arange(1, n_steps + 1) / n_steps) / n_steps
+
+    def forward():
+        spk, syn, mem = lif.init_rsynaptic()
+        syn_o, mem_o = out_cell.init_synaptic()
+        readout = 0
+        for t in range(n_steps):
+            spk, syn, mem = lif(fc_in(x[t]), spk, syn, mem)
+            _, syn_o, mem_o = out_cell(fc_out(spk), syn_o, mem_o)
+            readout = readout + weight[t] * mem_o
+        return readout
+
+    def step():
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(forward(), labels)
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        return dict(forward=t1 - t0, backward=t2 - t1, train_step=t3 - t0)
+
+    step()
+    base = _rss_bytes()
+    times = _median_times(step, repeats)
+    queue.put(dict(times, peak_mem_mb=(_peak_rss_bytes() - base) / 2**20))
+
+
+def _in_process(target, *args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def _have_snntorch() -> bool:
+    try:
+        import snntorch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eventkit.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="only the headline configuration")
+    parser.add_argument("--no-snntorch", action="store_true", help="skip the snnTorch comparison")
+    parser.add_argument("--repeats", type=int, default=5, help="timed train steps per configuration")
+    parser.add_argument("--snntorch-repeats", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.batch < 1:
+        parser.error("--repeats and --batch must be >= 1")
+    configs = [(256, 1000)] if args.quick else [(256, 1000), (256, 200), (256, 500), (1024, 200), (1024, 500), (1024, 1000)]
+    use_snn = not args.no_snntorch and _have_snntorch()
+    if not args.no_snntorch and not use_snn:
+        print("snnTorch is not installed (pip install eventkit[bench]); skipping the comparison")
+    batches = -(-SHD_TRAIN_SAMPLES // args.batch)
+    rows = []
+    for hidden, n_steps in configs:
+        print(f"running hidden={hidden} T={n_steps} ...", flush=True)
+        ek = _in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats)
+        row = dict(hidden=hidden, n_steps=n_steps, batch=args.batch, eventkit=ek,
+                   eventkit_epoch_s=ek["train_step"] * batches)
+        if use_snn:
+            sn = _in_process(_snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"])
+            row.update(snntorch=sn, snntorch_epoch_s=sn["train_step"] * batches,
+                       speedup=sn["train_step"] / ek["train_step"])
+        rows.append(row)
+    header = (f"{'hidden':>6} {'T':>5} {'spk/neur/s':>10} {'fwd s':>7} {'bwd s':>7} {'step s':>7} "
+              f"{'epoch s':>8} {'mem MB':>7}")
+    if use_snn:
+        header += f" | {'snn step s':>10} {'snn mem MB':>10} {'speedup':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        e = r["eventkit"]
+        line = (f"{r['hidden']:>6} {r['n_steps']:>5} {e['rate_hz']:>10.1f} {e['forward']:>7.3f} "
+                f"{e['backward']:>7.3f} {e['train_step']:>7.3f} {r['eventkit_epoch_s']:>8.1f} "
+                f"{e['peak_mem_mb']:>7.1f}")
+        if use_snn:
+            s = r["snntorch"]
+            line += f" | {s['train_step']:>10.3f} {s['peak_mem_mb']:>10.1f} {r['speedup']:>7.1f}x"
+        print(line)
+    print(f"(median of {args.repeats} train steps, batch {args.batch}; epoch = {batches} batches "
+          f"= {SHD_TRAIN_SAMPLES} SHD training samples; mem = peak RSS growth while training)")
+    if args.json:
+        import numba
+        import torch
+
+        meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(),
+                    python=sys.version.split()[0], torch=torch.__version__, numba=numba.__version__,
+                    numba_threads=numba.get_num_threads())
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(dict(meta=meta, results=rows), f, indent=2)
+        os.replace(args.json + ".tmp", args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

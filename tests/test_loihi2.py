@@ -511,3 +511,17 @@ def test_pieces_for_quantisation_aware_training():
     assert torch.all(w.grad == 1)  # straight-through
     np.testing.assert_allclose(fake_quantize(exp["layers"][0]["w_ff"], p["weight_exp"]),
                                fq.detach().numpy())
+
+
+def test_deploy_lowers_the_readout_scale_until_it_never_fires(tmp_path):
+    rng = np.random.default_rng(16)
+    exp = make_export(rng, T=60)
+    exp["output"]["w"] = np.abs(exp["output"]["w"]) + 1.0  # strong, all-positive readout
+    data = make_data(rng, 6, 12, 60, rate=(300, 500))
+    chip, _ = quantize(exp, readout_vth=2**17 - 1)
+    vth = int(np.abs(emulate(chip, data, n_record=6).v_out).max() // 64 // 3)
+    chip, _ = quantize(exp, readout_vth=vth)
+    assert emulate(chip, data).output_spikes > 0  # at the percentile scale it would fire
+    fields = LoihiTarget(lava="off", samples=2, quantization=dict(readout_vth=vth)).deploy(
+        exp, DatasetSplits(data, data), tmp_path)
+    assert fields["readout_spikes"] == 0 and fields["readout_scale_shift"] < 0

@@ -217,8 +217,13 @@ def _delay(layer: dict, shape, where) -> np.ndarray | None:
 
 
 def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
-             readout_vth: int = READOUT_VTH_MANT) -> tuple[ChipNetwork, QuantReport]:
-    """Quantise ``net.export()`` for Loihi 2. Returns the chip network and the error report."""
+             readout_vth: int = READOUT_VTH_MANT,
+             output_exp_shift: int = 0) -> tuple[ChipNetwork, QuantReport]:
+    """Quantise ``net.export()`` for Loihi 2. Returns the chip network and the error report.
+
+    ``output_exp_shift`` (<= 0) lowers the readout's weight scale by that many powers of two, to
+    keep a large readout voltage below its threshold (the readout's scale does not change the
+    classification, see :func:`eventkit_loihi2.target.LoihiTarget.deploy`)."""
     if not 0 < percentile <= 100:
         raise ValueError(f"quantization.percentile must be in (0, 100], got {percentile}")
     if not 2 <= int(bits) <= 8:
@@ -288,6 +293,7 @@ def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
         raise ValueError(f"output.neuron.name={oname!r}: Loihi 2 export supports {SUPPORTED_OUTPUTS}")
     w_out = _as2d(out["w"], (int(export["n_out"]), n_pre), "output.w")
     e, _ = weight_exponent([w_out], percentile, bits)
+    e += int(output_exp_shift)
     i_decay, v_decay = neuron_decays(dict(out.get("neuron") or {}), dt, "output")
     q_out = _quantise(w_out, e, bits)
     layers.append(ChipLayer("output", q_out, None, _delay(out, w_out.shape, "output"), e, i_decay,

@@ -20,6 +20,7 @@ NEURONS_PER_CORE = 8192
 CORE_MEMORY_BYTES = 192 * 1024  # REFERENCE s.3: about 192 KB flexible memory per neuron core
 VOLTAGE_READOUTS = ("sum_v", "mean_v", "exp_mean_v", "max_v", "per_step")
 LAVA_MODES = ("auto", "required", "off")
+MAX_OUTPUT_SHIFT = 12
 CHIP_READOUTS = ("auto", "exp_sum", "sum", "max")
 # the chip classification matching each training readout (computed by the host from v)
 READOUT_ON_CHIP = dict(exp_mean_v="exp_sum", sum_v="sum", mean_v="sum", max_v="max",
@@ -148,23 +149,39 @@ class LoihiTarget:
         timings: dict = {}
         t0 = time.perf_counter()
         export = net.export() if hasattr(net, "export") else net
-        chip, qrep = quantize(export, self.percentile, self.bits, self.readout_vth)
-        cores = self.chip_cores(chip)
-        timings["quantize_s"] = time.perf_counter() - t0
-        hist = plot_histograms(qrep, run_dir / "plots" / "loihi2_weights.png")
         n_keep = min(self.samples, len(test))
         readout = self.readout
         if readout == "auto":
-            readout = READOUT_ON_CHIP.get(str(chip.readout.get("name")), "exp_sum")
-        emu = emulate(chip, test, n_record=n_keep, readout=readout)
+            readout = READOUT_ON_CHIP.get(str((export.get("readout") or {}).get("name")), "exp_sum")
+        # The readout must never fire (a spike resets its voltage). Its weight scale does not
+        # change the classification, so lower it until no test sample reaches the threshold.
+        shift = 0
+        while True:
+            chip, qrep = quantize(export, self.percentile, self.bits, self.readout_vth, shift)
+            emu = emulate(chip, test, n_record=n_keep, readout=readout)
+            if emu.output_spikes == 0:
+                break
+            if np.abs(chip.output.w_ff).max() < 2 ** (self.bits - 4) or shift <= -MAX_OUTPUT_SHIFT:
+                print(f"loihi2: WARNING the readout still reaches its threshold on "
+                      f"{emu.output_spikes} steps and its weights cannot be scaled down further; "
+                      "raise target.quantization.readout_vth", flush=True)
+                break
+            print(f"loihi2: the readout reached its threshold on the test set; lowering its "
+                  f"weight scale by 2 (shift {shift - 1})", flush=True)
+            shift -= 1
+        cores = self.chip_cores(chip)
+        timings["quantize_emulate_s"] = time.perf_counter() - t0
         timings["emulate_s"] = emu.seconds
+        hist = plot_histograms(qrep, run_dir / "plots" / "loihi2_weights.png")
         float_pred = _float_predictions(net, test, cfg)
         write_netx(chip, out / "model.net")
         write_samples(test, emu, n_keep, out / "samples.npz")
         lava = self._lava(out, n_keep)
-        return build_report(chip=chip, qrep=qrep, emu=emu, test=test, float_pred=float_pred,
-                            lava=lava, cores=cores, out_dir=out, hist_path=hist, timings=timings,
-                            energy=self.energy, readout=readout)
+        fields = build_report(chip=chip, qrep=qrep, emu=emu, test=test, float_pred=float_pred,
+                              lava=lava, cores=cores, out_dir=out, hist_path=hist,
+                              timings=timings, energy=self.energy, readout=readout,
+                              readout_shift=shift)
+        return fields
 
     def _lava(self, out: Path, n: int) -> dict:
         from .lava_check import check

@@ -525,3 +525,19 @@ def test_deploy_lowers_the_readout_scale_until_it_never_fires(tmp_path):
     fields = LoihiTarget(lava="off", samples=2, quantization=dict(readout_vth=vth)).deploy(
         exp, DatasetSplits(data, data), tmp_path)
     assert fields["readout_spikes"] == 0 and fields["readout_scale_shift"] < 0
+
+
+def test_target_loihi2_composes_and_the_user_neuron_wins():
+    from eventkit.config import compose
+
+    cfg = compose(["target=loihi2", "neuron=lif"])
+    assert cfg.target.name == "loihi2" and cfg.neuron.name == "lif"
+    assert cfg.target.quantization.bits == 8 and cfg.target.lava == "auto"
+
+
+def test_target_loihi2_selects_the_chip_neuron():
+    from eventkit.config import compose, conf_dir
+
+    if not (conf_dir() / "neuron" / "loihi_cuba.yaml").exists():
+        pytest.skip("conf/neuron/loihi_cuba.yaml (the engine's chip neuron) is not in the tree yet")
+    assert compose(["target=loihi2"]).neuron.name == "loihi_cuba"

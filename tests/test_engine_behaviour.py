@@ -215,3 +215,31 @@ def test_second_process_loads_compiled_kernels_from_disk(tmp_path):
                            check=True).stdout.split() for _ in range(2)]
     assert runs[0][1] != "0", runs  # first process compiles (misses)
     assert runs[1] == ["2", "0"], runs  # second: both kernels from the disk cache, no compile
+
+
+def test_fake_quantization_is_straight_through():
+    from eventkit.engine import FakeQuant
+
+    rng = np.random.default_rng(6)
+    data = random_data(rng, 4, 10, 70, rate=(40, 80))
+    step = 0.125
+
+    def quant(weights):
+        return FakeQuant({n: np.round(w / step) * step for n, w in weights.items()}, {0: 0.875})
+
+    net = _net()
+    net.set_fake_quantization(quant)
+    g_q, o_q = _grads(net, data)
+    # the same network with the rounded weights and threshold written in, no fake quantization
+    from eventkit.engine import LIF
+    plain = _net(neuron=[LIF(threshold=0.875), LIF()])
+    with torch.no_grad():
+        for n, p in plain.named_parameters():
+            p.copy_(torch.round(getattr(net, n) / step) * step)
+    g_p, o_p = _grads(plain, data)
+    assert torch.equal(o_q.readout, o_p.readout)
+    for n in g_q:
+        assert torch.equal(g_q[n], g_p[n])  # gradients reach the float weights unchanged
+    assert not torch.equal(net.ff0, plain.ff0)  # the float weights themselves stay unrounded
+    with pytest.raises(ValueError, match="callable"):
+        net.set_fake_quantization(3)

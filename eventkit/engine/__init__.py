@@ -6,13 +6,13 @@
     loss.backward()                       # exact Eventprop gradients in net.parameters()
 """
 
-from .network import EngineOutput, EventpropNet, Record, spike_count_regularizer
+from .network import EngineOutput, EventpropNet, FakeQuant, Record, spike_count_regularizer
 from .neurons import LI, LIF, Coefficients, NeuronModel
 from .readouts import (ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, Readout, SumV,
                        readout_from_name)
 
 __all__ = [
-    "EventpropNet", "EngineOutput", "Record", "spike_count_regularizer",
+    "EventpropNet", "EngineOutput", "FakeQuant", "Record", "spike_count_regularizer",
     "NeuronModel", "LIF", "LI", "Coefficients",
     "Readout", "SumV", "MeanV", "ExpWeightedMeanV", "MaxV", "FirstSpike", "PerStepV",
     "readout_from_name",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +17,14 @@ from .neurons import LI, LIF, NeuronModel
 from .readouts import ExpWeightedMeanV, Readout
 
 DEFAULT_INIT = dict(ff_mean=0.03, ff_std=0.01, rec_mean=0.0, rec_std=0.02, out_mean=0.0, out_std=0.03)
+
+
+class FakeQuant(NamedTuple):
+    """What a fake-quantization function returns: the weights to simulate with, by parameter name,
+    and threshold overrides by population index (hidden layers 0.., then the output)."""
+
+    weights: dict
+    thresholds: dict
 
 
 class EngineOutput(NamedTuple):
@@ -140,6 +148,7 @@ class EventpropNet(nn.Module):
         self.n_groups = int(n_groups)
         self._topo = _Topology(self)  # validates time constants against dt
         self._capacity = min(self.max_spikes_per_sample, max(4096, 8 * self._topo.n_hidden))
+        self._fake_quant = None
         init = {**DEFAULT_INIT, **(init or {})}
         unknown = set(init) - set(DEFAULT_INIT)
         if unknown:
@@ -221,15 +230,41 @@ class EventpropNet(nn.Module):
             )
         data.validate("data")
 
+    def set_fake_quantization(self, fn: Callable[[dict], "FakeQuant"] | None) -> None:
+        """Run forward passes with the weights and thresholds ``fn`` returns (e.g. the 8-bit values a
+        chip will use) while gradients update the float parameters unchanged (straight-through).
+        ``fn`` receives ``{name: float weights (n_post, n_pre) ndarray}``; ``None`` switches it off."""
+        if fn is not None and not callable(fn):
+            raise ValueError("set_fake_quantization: expected a callable or None")
+        self._fake_quant = fn
+
+    def _effective(self) -> tuple[dict, dict]:
+        weights = {n: getattr(self, n).detach().cpu().numpy() for n in self._topo.names}
+        fn = self._fake_quant
+        if fn is None:
+            return weights, {}
+        fq = fn(weights)
+        missing = set(weights) - set(fq.weights)
+        if missing:
+            raise ValueError(f"fake quantization returned no weights for {sorted(missing)}")
+        return fq.weights, dict(fq.thresholds)
+
     def _flat_weights(self) -> np.ndarray:
         np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
-        parts = [getattr(self, n).detach().cpu().numpy().T.reshape(-1) for n in self._topo.names]
+        weights, _ = self._effective()
+        parts = [np.asarray(weights[n]).T.reshape(-1) for n in self._topo.names]
         return np.ascontiguousarray(np.concatenate(parts), dtype=np_dtype)
+
+    def _coefficients(self, dtype) -> np.ndarray:
+        coef = self._topo.coef_rows.copy()
+        for pop, theta in self._effective()[1].items():
+            coef[pop, 7] = theta
+        return coef.astype(dtype)
 
     def _run_forward(self, data: SpikeData, w: np.ndarray) -> dict:
         topo, dtype = self._topo, w.dtype
         n_batch = len(data)
-        coef = topo.coef_rows.astype(dtype)
+        coef = self._coefficients(dtype)
         while True:
             cap = self._capacity
             res = dict(
@@ -269,6 +304,7 @@ class _EventpropFunction(torch.autograd.Function):
         w = net._flat_weights()
         res = net._run_forward(data, w)
         ctx.net, ctx.data, ctx.w, ctx.res = net, data, w, res
+        ctx.coef = net._coefficients(w.dtype)
         dtype = net.dtype
         t_first = torch.from_numpy(res["t_first"]).to(dtype) * net.dt
         counts = torch.from_numpy(res["counts"]).to(dtype)
@@ -293,7 +329,7 @@ class _EventpropFunction(torch.autograd.Function):
         gw = np.zeros((n_groups, topo.n_w), dtype=np_dtype)
         _kernels.backward(
             data.offsets, data.steps, data.channels, net.n_steps, topo.pop_off,
-            topo.coef_rows.astype(np_dtype), topo.spiking, topo.tau_mem.astype(np_dtype), topo.blk,
+            ctx.coef, topo.spiking, topo.tau_mem.astype(np_dtype), topo.blk,
             topo.out_start, topo.out_blk, topo.in_blk, w, res["rec_step"], res["rec_nrn"],
             res["rec_phi"], res["rec_v"], res["rec_i"], res["n_rec"], g_trace_np, g_tfirst_np,
             g_counts_np, gw,

@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from eventkit.components import GuardedLogger
-from eventkit.config import CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin, validate
+from eventkit.data import DatasetSplits
+from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
+                             normalize_overrides, validate)
 from eventkit.registry import Registry, get_registry
 from eventkit.rundir import BEST, RunDir, load_checkpoint, write_plots_and_report
 from eventkit.train import LoopConfig, NonFiniteLoss, evaluate, fit, split_validation
@@ -57,7 +60,21 @@ def _load_data(cfg: DictConfig, registry: Registry):
         data.validate(f"dataset {cfg.dataset.name!r} {split} split")
     augment = [registry.build("augmentation", _plain(a), where=f"dataset.augment[{i}]")
                for i, a in enumerate(cfg.dataset.get("augment") or [])]
-    return splits, augment
+    # Augmentations with train_only=False change the input representation (e.g. delay lines add
+    # channels): every split gets them once, before the network is sized from the data. The
+    # others are random perturbations applied to the training set afresh each epoch.
+    fixed = [a for a in augment if not getattr(a, "train_only", True)]
+    if fixed:
+        rng = np.random.default_rng([int(cfg.seed), 104729])
+        parts = {}
+        for split in ("train", "val", "test"):
+            data = getattr(splits, split)
+            if data is not None:
+                for aug in fixed:
+                    data = aug(data, rng)
+            parts[split] = data
+        splits = DatasetSplits(**parts)
+    return splits, [a for a in augment if getattr(a, "train_only", True)]
 
 
 def _set_threads(threads: int | None) -> int:
@@ -209,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m eventkit [overrides]``: Hydra's CLI plus ``--plugins``."""
     import hydra
 
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
+    argv = sys.argv[1:] if argv is None else list(argv)
+    sys.argv = [sys.argv[0], *normalize_overrides(argv)]
     if "--plugins" in sys.argv[1:]:
         print(get_registry().listing())
         return 0

@@ -64,6 +64,23 @@ def conf_dir() -> Path:
     raise FileNotFoundError(f"eventkit's config directory was not found next to {pkg}; reinstall eventkit")
 
 
+#: groups that conf/config.yaml lists as ``group: null`` so that ``group=x`` works; Hydra 1.3
+#: rejects ``+group=x`` for them ("Multiple values"), so both spellings are accepted by
+#: rewriting the ``+`` form (as the docs and ARCHITECTURE write ``+experiment=...``).
+OPTIONAL_GROUPS = ("experiment", "hparams_search")
+
+
+def normalize_overrides(overrides: Sequence[str]) -> list[str]:
+    """``+experiment=x`` -> ``experiment=x`` (see :data:`OPTIONAL_GROUPS`)."""
+    out = []
+    for o in overrides:
+        for group in OPTIONAL_GROUPS:
+            if o.startswith(f"+{group}="):
+                o = o[1:]
+        out.append(o)
+    return out
+
+
 def compose(overrides: Sequence[str] = (), *, return_hydra_config: bool = False) -> DictConfig:
     """Compose the config as ``python -m eventkit <overrides>`` would (for tests and notebooks).
     Uses Hydra's global state inside a context, so it can be called repeatedly."""
@@ -72,7 +89,8 @@ def compose(overrides: Sequence[str] = (), *, return_hydra_config: bool = False)
 
     install_search_path_plugin()
     with initialize_config_dir(str(conf_dir()), version_base=HYDRA_VERSION_BASE, job_name="eventkit"):
-        return _compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=return_hydra_config)
+        return _compose(CONFIG_NAME, overrides=normalize_overrides(overrides),
+                        return_hydra_config=return_hydra_config)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -216,6 +234,13 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
                     _fail(f"{key}.{tau}", f"time constant {value} ms is shorter than the time step "
                           f"dataset.dt={dt} ms, which the exponential integration cannot resolve",
                           f"raise {key}.{tau} or lower dataset.dt (e.g. dataset.dt={value / 2:g})")
+        if registry is not None and key == "network.output":
+            from eventkit.registry import RegistryError
+
+            try:
+                registry.get("neuron", node.name)
+            except RegistryError as exc:
+                raise ConfigError(f"network.output.name: {exc}") from None
         if "threshold" in node and node.threshold is not None:
             _num(cfg, f"{key}.threshold", gt=0, example=1.0)
 
@@ -287,7 +312,7 @@ def _make_search_path_plugin():
             for path, provider in get_registry().config_dirs:
                 if not path.startswith(("pkg://", "file://")):
                     path = f"file://{Path(path).resolve()}"
-                search_path.append(provider=f"eventkit-plugin:{provider.split(' ')[0]}", path=path)
+                search_path.append(provider=f"eventkit-plugin:{provider.split('(')[-1].rstrip(')')}", path=path)
 
     return EventkitSearchPath
 

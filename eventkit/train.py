@@ -128,8 +128,8 @@ def _state_tensors(net, optimizer) -> tuple[dict, dict]:
 def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, loss_fn: Callable,
         optimizer: torch.optim.Optimizer, scheduler: Any, augmentations: Sequence[Callable],
         rundir: RunDir, logger: Any, resume: Path | None = None) -> FitResult:
-    """Train ``net`` for ``loop.epochs`` epochs; returns with ``net`` holding the best weights
-    (by validation accuracy; the last weights when there is no validation set)."""
+    """Train ``net`` for ``loop.epochs`` epochs. ``net`` keeps the last weights; the best ones (by
+    validation accuracy; the last ones when there is no validation set) are in checkpoints/best."""
     if len(train) == 0:
         raise ValueError("the training set is empty; check the dataset config (e.g. dataset.n_train)")
     if val is not None and len(val) == 0:
@@ -165,7 +165,7 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
             reg = _reg(net, out.counts, loop.reg_strength, loop.reg_nu)
             total = loss + reg if reg is not None else loss
             if not torch.isfinite(total):
-                _non_finite(f"loss is {float(total)}", epoch, b, ckpt_dir)
+                _non_finite(f"loss is {total.item()}", epoch, b, ckpt_dir)
             total.backward()
             grads = [p.grad for p in net.parameters() if p.grad is not None]
             if any(not torch.isfinite(g).all() for g in grads):
@@ -177,7 +177,7 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
             with torch.no_grad():
                 epoch_counts += out.counts.detach().sum(0)
                 correct += int((net.predict(out.readout.detach()) == labels).sum())
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             seen += len(idx)
             if loop.progress:
                 batch_bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
@@ -215,9 +215,6 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
         if loop.progress:
             epoch_bar.set_postfix(loss=f"{row['train_loss']:.4f}", train=f"{train_acc:.3f}",
                                   val=f"{row.get('val_accuracy', float('nan')):.3f}")
-    if best_epoch is not None:
-        tensors, _ = load_checkpoint(ckpt_dir / BEST)
-        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     return FitResult(epochs=len(rundir.metrics), best_epoch=best_epoch, best_val_accuracy=best_val,
                      metrics=list(rundir.metrics), resumed_from=resumed_from)
 

@@ -1,0 +1,1 @@
+"""Example third-party eventkit plugin: the two-moons dataset as spike latencies."""

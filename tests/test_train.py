@@ -1,0 +1,179 @@
+"""The training loop and its parts: schedules, optimizers, silent-neuron fix, non-finite losses."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from eventkit.components import Constant, Cosine, WarmupEmaHalving, adam, adamw, cross_entropy, mse, sgd
+from eventkit.datasets.yinyang import yinyang
+from eventkit.engine import LI, LIF, EventpropNet, SumV
+from eventkit.rundir import BEST, LAST, RunDir, load_checkpoint
+from eventkit.train import LoopConfig, NonFiniteLoss, _silent_fix, evaluate, fit, split_validation
+
+
+def _opt(lr=1e-3):
+    return torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=lr)
+
+
+def test_warmup_multiplies_per_batch_until_the_base_lr():
+    opt = _opt(1e-3)
+    sched = WarmupEmaHalving(opt)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-6)
+    sched.step_batch()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.05e-6)
+    n = math.ceil(math.log(1000) / math.log(1.05))
+    for _ in range(n + 5):
+        sched.step_batch()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_ema_halving_waits_for_a_plateau_and_the_minimum_gap():
+    opt = _opt(1e-3)
+    sched = WarmupEmaHalving(opt, start_factor=1.0, min_epochs_between=3)
+    for acc in (0.5, 0.6, 0.7):  # improving: fast EMA above slow EMA
+        sched.step_epoch(acc)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+    for _ in range(30):  # a long plateau: the fast EMA converges onto the slow one from above...
+        sched.step_epoch(0.7)
+    sched.step_epoch(0.2)  # ...and a drop takes it below: halve
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-4)
+    sched.step_epoch(0.1)  # within min_epochs_between of the last change: no second halving
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-4)
+
+
+def test_schedule_state_round_trips():
+    opt = _opt(1e-3)
+    a = WarmupEmaHalving(opt)
+    for _ in range(7):
+        a.step_batch()
+    a.step_epoch(0.4)
+    b = WarmupEmaHalving(_opt(1e-3))
+    b.load_state_dict(a.state_dict())
+    assert b.lrs == a.lrs and b.fast == a.fast and b.epoch == a.epoch
+    assert b.optimizer.param_groups[0]["lr"] == pytest.approx(a.lrs[0])
+
+
+def test_cosine_reaches_min_lr():
+    opt = _opt(1e-2)
+    sched = Cosine(opt, epochs=4, min_lr=1e-4)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(4):
+        sched.step_epoch(0.0)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(1e-2) and lrs[-1] == pytest.approx(1e-4)
+    assert all(x >= y for x, y in zip(lrs, lrs[1:]))
+    with pytest.raises(ValueError, match="epochs"):
+        Cosine(opt, epochs=0)
+
+
+def test_constant_keeps_lr():
+    opt = _opt(3e-3)
+    sched = Constant(opt)
+    sched.step_batch()
+    sched.step_epoch(0.5)
+    assert opt.param_groups[0]["lr"] == 3e-3
+
+
+def test_optimizers_and_losses():
+    params = [torch.nn.Parameter(torch.ones(3))]
+    assert isinstance(adam(params), torch.optim.Adam)
+    assert isinstance(adamw(params), torch.optim.AdamW)
+    s = sgd(params, lr=0.1, momentum=0.5)
+    assert isinstance(s, torch.optim.SGD) and s.param_groups[0]["momentum"] == 0.5
+    with pytest.raises(ValueError, match="lr"):
+        sgd(params, lr=0)
+    readout = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    labels = torch.tensor([0, 1])
+    assert float(cross_entropy()(readout, labels)) == pytest.approx(math.log(1 + math.exp(-2)))
+    assert float(mse(target_on=2.0)(readout, labels)) == pytest.approx(0.0)
+    per_step = readout[:, None, :].expand(2, 5, 2)
+    assert float(cross_entropy()(per_step, labels)) == pytest.approx(float(cross_entropy()(readout, labels)))
+
+
+def _tiny(hidden=30):
+    splits = yinyang(n_train=96, n_val=32, n_test=32, seed=1)
+    d = splits.train
+    net = EventpropNet(n_in=d.n_channels, n_out=d.n_classes, hidden=hidden, recurrent=False,
+                       neuron=LIF(), output=LI(), readout=SumV(), dt=d.dt, n_steps=d.n_steps,
+                       init=dict(ff_mean=3.0, ff_std=1.0, out_mean=0.0, out_std=0.3),
+                       generator=torch.Generator().manual_seed(0))
+    return splits, net
+
+
+def _loop(**kw):
+    base = dict(epochs=2, batch_size=32, eval_batch_size=64, grad_clip=None, silent_fix=0.0,
+                reg_strength=0.0, reg_nu=14.0, seed=0, progress=False)
+    base.update(kw)
+    return LoopConfig(**base)
+
+
+class _NoLog:
+    def log(self, metrics, step):
+        pass
+
+
+def test_fit_writes_metrics_and_checkpoints(tmp_path):
+    splits, net = _tiny()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    rd = RunDir(tmp_path)
+    res = fit(net, splits.train, splits.val, loop=_loop(grad_clip=1.0), loss_fn=cross_entropy(), optimizer=opt,
+              scheduler=Constant(opt), augmentations=[], rundir=rd, logger=_NoLog())
+    assert res.epochs == 2 and len(rd.metrics) == 2
+    assert {"train_loss", "train_accuracy", "val_accuracy", "lr", "hidden_rate_hz", "epoch_time_s"} <= set(rd.metrics[0])
+    tensors, meta = load_checkpoint(tmp_path / "checkpoints" / LAST)
+    assert meta["epoch"] == 2 and "model.ff0" in tensors and any(k.startswith("optim.") for k in tensors)
+    _, best = load_checkpoint(tmp_path / "checkpoints" / BEST)
+    assert best["epoch"] == res.best_epoch
+    ev = evaluate(net, splits.test, cross_entropy(), 64)
+    assert 0.0 <= ev["accuracy"] <= 1.0
+
+
+def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_checkpoint(tmp_path):
+    splits, net = _tiny()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    calls = {"n": 0}
+    base = cross_entropy()
+
+    def flaky(readout, labels):
+        calls["n"] += 1
+        loss = base(readout, labels)
+        return loss * float("nan") if calls["n"] == 5 else loss  # 3 batches per epoch: epoch 2, batch 2
+
+    with pytest.raises(NonFiniteLoss, match=r"epoch 2, batch 2.*last good checkpoint"):
+        fit(net, splits.train, None, loop=_loop(epochs=3), loss_fn=flaky, optimizer=opt,
+            scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path), logger=_NoLog())
+    _, meta = load_checkpoint(tmp_path / "checkpoints" / LAST)
+    assert meta["epoch"] == 1
+    assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
+
+
+def test_silent_fix_raises_input_weights_of_silent_neurons_only():
+    _, net = _tiny(hidden=4)
+    before = net.ff0.detach().clone()
+    counts = torch.tensor([0.0, 3.0, 0.0, 1.0])
+    assert _silent_fix(net, counts, 0.002) == 2
+    diff = net.ff0.detach() - before
+    assert torch.allclose(diff[[0, 2]], torch.full_like(diff[[0, 2]], 0.002), atol=1e-6)
+    assert torch.all(diff[[1, 3]] == 0)
+    assert _silent_fix(net, counts, 0.0) == 0
+
+
+def test_split_validation_is_seeded_and_disjoint():
+    data = yinyang(n_train=100, n_val=0, n_test=10).train
+    a_train, a_val = split_validation(data, 0.2, seed=3)
+    b_train, b_val = split_validation(data, 0.2, seed=3)
+    assert len(a_val) == 20 and len(a_train) == 80
+    assert np.array_equal(a_val.labels, b_val.labels) and np.array_equal(a_val.steps, b_val.steps)
+    assert split_validation(data, 0.0, seed=0)[1] is None
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_validation(data, 0.001, seed=0)
+
+
+def test_empty_training_set_is_an_error(tmp_path):
+    splits, net = _tiny()
+    opt = torch.optim.Adam(net.parameters())
+    with pytest.raises(ValueError, match="training set is empty"):
+        fit(net, splits.train.subset([]), None, loop=_loop(), loss_fn=cross_entropy(), optimizer=opt,
+            scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path), logger=_NoLog())

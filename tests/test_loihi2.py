@@ -133,6 +133,10 @@ def test_decays_match_the_published_mapping():
     assert cuba_decays(5.0, 20.0, 1.0) == (742, 200)  # round(4096 (1 - exp(-dt/tau)))
     p = loihi_cuba_float_params(5.0, 20.0, 1.0)
     assert p["du"] == 742 / 4096 and p["dv"] == 200 / 4096
+    from eventkit_loihi2.quantize import neuron_decays
+
+    assert neuron_decays(dict(du=p["du"], dv=p["dv"]), 1.0, "x") == (742, 200)
+    assert neuron_decays(dict(i_decay=5, v_decay=7, tau_syn=5.0, tau_mem=20.0), 1.0, "x") == (5, 7)
 
 
 def test_quantize_scale_shared_by_ff_and_rec_and_within_8_bits():

@@ -132,10 +132,14 @@ def voltage_gain(neuron: dict, dt: float) -> float:
 
 
 def neuron_decays(neuron: dict, dt: float, where: str) -> tuple[int, int]:
-    """Chip decays of an exported neuron dict (explicit i_decay / v_decay win over taus)."""
+    """Chip decays of an exported neuron dict: i_decay / v_decay (integers), else du / dv
+    (fractions per step, times 4096), else from tau_syn / tau_mem."""
     try:
         if "i_decay" in neuron and "v_decay" in neuron:
             i_decay, v_decay = int(neuron["i_decay"]), int(neuron["v_decay"])
+        elif "du" in neuron and "dv" in neuron:  # decays as fractions per step
+            i_decay = int(round(float(neuron["du"]) * DECAY_UNITY))
+            v_decay = int(round(float(neuron["dv"]) * DECAY_UNITY))
         else:
             i_decay, v_decay = cuba_decays(float(neuron["tau_syn"]), float(neuron["tau_mem"]), dt)
     except KeyError as err:

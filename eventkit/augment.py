@@ -125,7 +125,7 @@ class Blend:
     """Append ``n_extra`` same-class mixtures of ``n_mix`` samples each.
 
     For each extra sample a random sample and ``n_mix - 1`` random partners of the same class
-    are drawn; each part is moved (in time and channel) so that its centre of mass lands on the
+    (other than the sample itself, unless it is alone in its class) are drawn; each part is moved (in time and channel) so that its centre of mass lands on the
     mean of the parts' centres of mass, and each of its spikes is kept with probability
     ``p_keep``. ``n_extra`` defaults to the size of the data (the epoch doubles). The original
     samples come first, unchanged; the mixtures follow.
@@ -152,12 +152,18 @@ class Blend:
         by_class = np.argsort(data.labels, kind="stable")
         class_start = np.searchsorted(data.labels[by_class], np.arange(data.n_classes))
         class_size = np.bincount(data.labels, minlength=data.n_classes)
+        rank = np.empty(len(data), dtype=np.int64)  # position of each sample within its class
+        rank[by_class] = np.arange(len(data)) - class_start[data.labels[by_class]]
         anchor = rng.integers(0, len(data), size=n_extra)
         cls = data.labels[anchor]
-        parts = np.stack(
-            [anchor]
-            + [by_class[class_start[cls] + rng.integers(0, class_size[cls])] for _ in range(self.n_mix - 1)]
-        ).astype(np.int64)  # (n_mix, n_extra)
+        size = class_size[cls]
+        partners = []
+        for _ in range(self.n_mix - 1):
+            # uniform over the class without the anchor (the anchor itself if it is alone)
+            r = rng.integers(0, np.maximum(size - 1, 1))
+            r = np.where((size > 1) & (r >= rank[anchor]), r + 1, r)
+            partners.append(by_class[class_start[cls] + r])
+        parts = np.stack([anchor] + partners).astype(np.int64)  # (n_mix, n_extra)
         com_t, com_c = centres_of_mass(data)
         shift_t = np.rint(com_t[parts].mean(axis=0) - com_t[parts]).astype(np.int32)
         shift_c = np.rint(com_c[parts].mean(axis=0) - com_c[parts]).astype(np.int32)

@@ -18,5 +18,13 @@ def register_targets(register):
 
 
 @hookimpl
+def register_neurons(register):
+    from .neuron import LoihiCUBA
+
+    register("loihi_cuba", LoihiCUBA, description="Loihi 2 CUBA neuron in float (chip decays, "
+             "one-step synaptic delay); spiking=false gives the chip's readout compartment")
+
+
+@hookimpl
 def register_config_dirs(register):
     register("pkg://eventkit_loihi2.conf")

@@ -110,24 +110,23 @@ def events_to_spikes(
         )
     offsets = np.zeros(lengths.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    out_steps = np.empty(times_us.size, dtype=np.int32)
-    out_channels = np.empty(times_us.size, dtype=np.int32)
+    # sample k writes its counts[k] spikes at the start of its own input range; then compact
+    buf_steps = np.empty(times_us.size, dtype=np.int32)
+    buf_channels = np.empty(times_us.size, dtype=np.int32)
     counts = np.zeros(lengths.size, dtype=np.int64)
     threshold = 0 if config.count_threshold is None else int(config.count_threshold)
-    _bin_kernel(
-        offsets, times_us, units, float(config.dt) * 1000.0, config.n_steps,
-        n_sensor, n_out, threshold, out_steps, out_channels, counts,
-    )  # fmt: skip
-    # compact: sample k wrote its counts[k] spikes at the start of its own input range
-    keep = (np.arange(times_us.size, dtype=np.int64) - np.repeat(offsets[:-1], lengths)) < np.repeat(
-        counts, lengths
-    )
+    channel_of = (np.arange(n_sensor, dtype=np.int64) * n_out // n_sensor).astype(np.int32)
+    _bin_kernel(offsets, times_us, units, float(config.dt) * 1000.0, config.n_steps, channel_of, n_out,
+                threshold, buf_steps, buf_channels, counts)  # fmt: skip
     new_offsets = np.zeros(lengths.size + 1, dtype=np.int64)
     np.cumsum(counts, out=new_offsets[1:])
+    out_steps = np.empty(new_offsets[-1], dtype=np.int32)
+    out_channels = np.empty(new_offsets[-1], dtype=np.int32)
+    _compact_kernel(offsets, new_offsets, buf_steps, buf_channels, out_steps, out_channels)
     return SpikeData(
         new_offsets,
-        out_steps[keep],
-        out_channels[keep],
+        out_steps,
+        out_channels,
         labels,
         n_out,
         config.n_steps,
@@ -138,15 +137,37 @@ def events_to_spikes(
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _bin_kernel(
-    offsets, times_us, units, dt_us, n_steps, n_sensor, n_out, threshold, out_steps, out_channels, counts
-):
+def _compact_kernel(offsets, new_offsets, buf_steps, buf_channels, out_steps, out_channels):
+    for k in numba.prange(offsets.size - 1):
+        a = offsets[k]
+        w = new_offsets[k]
+        for i in range(new_offsets[k + 1] - w):
+            out_steps[w + i] = buf_steps[a + i]
+            out_channels[w + i] = buf_channels[a + i]
+
+
+@numba.njit(inline="always")
+def _step_of(t, dt_us, inv_dt):
+    """floor(t / dt_us) without a division per event (corrected at bin edges, so exact)."""
+    s = np.int64(t * inv_dt)
+    if (s + 1) * dt_us <= t:
+        s += 1
+    elif s * dt_us > t:
+        s -= 1
+    return s
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _bin_kernel(offsets, times_us, units, dt_us, n_steps, channel_of, n_out, threshold, out_steps, out_channels,
+                counts):  # fmt: skip
     """Per sample: walk events in time order, emit (step, channel) spikes in place.
 
     With ``threshold >= 1`` a bin emits one spike at the event that brings its count to
     ``threshold``; counts are kept for the current step only and cleared when the step changes,
-    so the scratch space is one int per output channel.
+    so the scratch space is one int per output channel. Samples already in time order (the
+    published files) are walked directly; others through a stable argsort of their times.
     """
+    inv_dt = 1.0 / dt_us
     n_samples = offsets.size - 1
     for k in numba.prange(n_samples):
         a = offsets[k]
@@ -158,22 +179,23 @@ def _bin_kernel(
                 in_order = False
                 break
         if in_order:
-            order = np.arange(a, b)
+            order = np.empty(0, np.int64)
         else:
             order = a + np.argsort(times_us[a:b], kind="mergesort")
         scratch = np.zeros(n_out, np.int32)
         w = a
         current = -1
-        bin_start = 0  # position in `order` where the current step's events begin
+        bin_start = 0  # position in time order where the current step's events begin
         for p in range(n):
-            j = order[p]
+            j = a + p if in_order else order[p]
             t = times_us[j]
             if t < 0:
+                bin_start = p + 1
                 continue
-            step = int(math.floor(t / dt_us))
+            step = _step_of(t, dt_us, inv_dt)
             if step >= n_steps:
                 break  # events are visited in time order: everything after is cropped too
-            ch = units[j] * n_out // n_sensor
+            ch = channel_of[units[j]]
             if threshold <= 0:
                 out_steps[w] = step
                 out_channels[w] = ch
@@ -181,9 +203,7 @@ def _bin_kernel(
                 continue
             if step != current:
                 for q in range(bin_start, p):
-                    jq = order[q]
-                    if times_us[jq] >= 0:
-                        scratch[units[jq] * n_out // n_sensor] = 0
+                    scratch[channel_of[units[a + q if in_order else order[q]]]] = 0
                 current = step
                 bin_start = p
             scratch[ch] += 1

@@ -155,8 +155,9 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         f"{ops['synaptic_ops_input']:.0f}, hidden {ops['synaptic_ops_hidden']:.0f}) |",
         f"| neuron updates / sample | {f['neuron_updates_per_sample']:.0f} |",
         f"| hidden spikes / sample | {f['hidden_spikes_per_sample']:.1f} |",
-        f"| readout spikes (should be 0) | {f['readout_spikes']} (readout weight scale lowered "
-        f"by 2^{-f['readout_scale_shift']} to stay below threshold) |",
+        f"| readout spikes (should be 0) | {f['readout_spikes']}"
+        + (f" (readout weights scaled down by 2^{-f['readout_scale_shift']} to stay below "
+           "threshold)" if f["readout_scale_shift"] else "") + " |",
         f"| estimated neuron cores | {f['estimated_cores']} (per layer {f['cores_per_layer']}) |",
         f"| emulator speed | {f['emulator_samples_per_s'] or 0:.0f} samples/s |",
         "",

@@ -67,7 +67,10 @@ class PreprocessConfig:
         return int(round(self.duration / self.dt))
 
     def as_dict(self) -> dict:
-        return {k: (float(v) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        """Plain values for the cache key (dt=1 and dt=1.0 are the same config)."""
+        d = asdict(self)
+        d["dt"], d["duration"] = float(self.dt), float(self.duration)
+        return {k: (int(v) if isinstance(v, np.integer) else v) for k, v in d.items()}
 
 
 def events_to_spikes(

@@ -540,8 +540,7 @@ def test_target_loihi2_composes_and_the_user_neuron_wins():
 
 
 def test_target_loihi2_selects_the_chip_neuron():
-    from eventkit.config import compose, conf_dir
+    from eventkit.config import compose
 
-    if not (conf_dir() / "neuron" / "loihi_cuba.yaml").exists():
-        pytest.skip("conf/neuron/loihi_cuba.yaml (the engine's chip neuron) is not in the tree yet")
-    assert compose(["target=loihi2"]).neuron.name == "loihi_cuba"
+    cfg = compose(["target=loihi2"])
+    assert cfg.neuron.name == "loihi_cuba"

@@ -12,8 +12,9 @@ Which interpreter builds it (first that exists):
   1. ``--python`` / the target's ``lava_python`` / ``$EVENTKIT_LAVA_PYTHON``
   2. ``python3.10`` on PATH
   3. pyenv: ``$PYENV_ROOT`` (or ``~/.pyenv``) ``/versions/3.10.*/bin/python3.10``
-  4. fallback: the running interpreter when it is 3.11 or newer. pip is told to ignore
-     lava's ``requires-python`` and one line of lava is patched after install:
+  4. fallback: the running interpreter when it is 3.11 or newer. lava-nc and lava-dl are
+     installed without their ``requires-python`` check (then their declared dependencies
+     normally, so pip picks versions for this Python), and one line of lava is patched:
      ``lava/magma/compiler/var_model.py`` uses ``x: ByteEncoder = ByteEncoder()`` as a dataclass
      field default, which Python >=3.11 rejects (mutable default); the patch rewrites these to
      ``field(default_factory=ByteEncoder)``. Nothing else in Lava is changed.
@@ -158,8 +159,16 @@ def build(python: str | None = None, env: str | None = None, force: bool = False
     _run([str(py), "-m", "pip", "install", "--upgrade", "pip"])
     pip = [str(py), "-m", "pip", "install"]
     if version >= (3, 11):
-        pip.append("--ignore-requires-python")
-    _run(pip + list(LAVA_REQUIREMENTS))
+        # lava itself without its requires-python check, then its declared dependencies with
+        # the check on (so pip still picks versions that support this Python)
+        _run(pip + ["--ignore-requires-python", "--no-deps"] + list(LAVA_REQUIREMENTS))
+        deps = subprocess.run(
+            [str(py), "-c", "import importlib.metadata as m; "
+             "print('\\n'.join(m.requires('lava-nc') + m.requires('lava-dl')))"],
+            capture_output=True, text=True, check=True).stdout.split("\n")
+        _run(pip + [d.strip() for d in deps if d.strip() and "lava-nc" not in d])
+    else:
+        _run(pip + list(LAVA_REQUIREMENTS))
     if version >= (3, 11):
         site = Path(subprocess.run(
             [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

@@ -1,0 +1,137 @@
+"""The whole pipeline from the command line: run directory, reproducibility, resume after a kill,
+bad input without tracebacks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TINY = ["dataset.n_train=200", "dataset.n_val=64", "dataset.n_test=64", "network.hidden=30",
+        "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=2", "trainer.batch_size=32",
+        "trainer.progress=false"]
+
+
+def eventkit(*args, cwd, timeout=300, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "eventkit", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, **kw)
+
+
+def _without_time(rows):
+    return [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]
+
+
+def _metrics(run):
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_run_directory_contract(tmp_path):
+    run = tmp_path / "run"
+    out = eventkit(*TINY, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in ("config_resolved.yaml", "manifest.json", "metrics.jsonl", "summary.json", "report.md",
+                 ".hydra/config.yaml", ".hydra/overrides.yaml", "checkpoints/last.safetensors",
+                 "checkpoints/best.safetensors", "plots/training_curves.png", "plots/spike_raster.png",
+                 "deploy/cpu/network.safetensors", "deploy/cpu/network.json"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("test_accuracy", "best_val_accuracy", "epochs", "wall_time_s", "deploy"):
+        assert key in summary, key
+    assert summary["epochs"] == 2 and 0 <= summary["test_accuracy"] <= 1
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and manifest["eventkit"] and "train" in manifest["stages_s"]
+    assert {p["name"] for p in manifest["plugins"]} >= {"eventkit.components", "eventkit.engine.builtins"}
+    rows = _metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert "${" not in (run / "config_resolved.yaml").read_text()  # every interpolation resolved
+    assert (run / "plots/training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "test accuracy" in out.stdout and "run summary" in out.stdout
+    assert not list(run.rglob(".*.tmp-*"))
+
+
+def test_rerun_from_resolved_config_reproduces_metrics(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert eventkit(*TINY, "seed=3", f"hydra.run.dir={first}", cwd=tmp_path).returncode == 0
+    out = eventkit("--config-path", str(first), "--config-name", "config_resolved", f"hydra.run.dir={second}",
+                   cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert _without_time(_metrics(first)) == _without_time(_metrics(second))
+    s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (first, second))
+    assert s1["test_accuracy"] == s2["test_accuracy"] and s1["seed"] == s2["seed"] == 3
+
+
+def test_resume_after_kill_continues_exactly(tmp_path):
+    """Kill a real run mid-training (SIGKILL), resume it, and compare with an uninterrupted run."""
+    cfg = ["dataset.n_train=1500", "dataset.n_val=100", "dataset.n_test=64", "network.hidden=60",
+           "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=6", "trainer.batch_size=16",
+           "trainer.progress=false"]
+    full, killed, resumed = tmp_path / "full", tmp_path / "killed", tmp_path / "resumed"
+    proc = subprocess.Popen([sys.executable, "-m", "eventkit", *cfg, f"hydra.run.dir={killed}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        metrics = killed / "metrics.jsonl"
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the run did not finish two epochs in time")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(_metrics(killed))
+    assert 2 <= done < 6, "the run must be killed before it finished"
+    assert not list(killed.rglob(".*.tmp-*"))  # no half-written file
+    out = eventkit(*cfg, f"trainer.resume={killed}", f"hydra.run.dir={resumed}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert eventkit(*cfg, f"hydra.run.dir={full}", cwd=tmp_path).returncode == 0
+    assert _without_time(_metrics(resumed)) == _without_time(_metrics(full))
+    s_full, s_res = (json.loads((d / "summary.json").read_text()) for d in (full, resumed))
+    assert s_full["test_accuracy"] == s_res["test_accuracy"]
+    assert s_res["resumed_from"] == str(killed)
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("neuron.tau_mem=-1", "neuron.tau_mem: must be > 0"),
+        ("trainer.batch_size=0", "trainer.batch_size: must be >= 1"),
+        ("dataset.dt=8", "shorter than the time step"),
+        ("dataset.n_train=0", "n_train must be a positive integer"),
+        ("optimizer.name=adamm", "unknown optimizer 'adamm'"),
+        ("trainer.epochs=???", "trainer.epochs: required value is missing"),
+        ("trainer.resume=/no/such/run", "trainer.resume"),
+        ("dataset.n_test=0", "n_test must be a positive integer"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_training(tmp_path, override, needle):
+    from eventkit.app import run
+    from eventkit.config import compose
+
+    with pytest.raises(ValueError) as err:
+        run(compose([*TINY, override]), tmp_path / "r")
+    assert needle in str(err.value)
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("override, needle", [("neuron.tau_mem=-1", "neuron.tau_mem: must be > 0"),
+                                              ("dataset.n_train=0", "n_train must be a positive integer")])
+def test_cli_error_is_one_message_without_traceback(tmp_path, override, needle):
+    out = eventkit(*TINY, override, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert out.returncode == 2
+    assert needle in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
+    # asked for, the traceback is there
+    out = eventkit(*TINY, override, f"hydra.run.dir={tmp_path / 'r2'}", cwd=tmp_path,
+                   env={"EVENTKIT_TRACEBACK": "1", "HYDRA_FULL_ERROR": "1"})
+    assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_unknown_group_option_is_reported_by_hydra(tmp_path):
+    out = eventkit("neuron=lfi", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "Could not find 'neuron/lfi'" in out.stderr and "lif" in out.stderr

@@ -21,7 +21,6 @@ SHD/SSC), so preprocessing all of SSC takes seconds, not minutes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numba

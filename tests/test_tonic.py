@@ -232,3 +232,40 @@ def test_experiment_configs_compose_with_the_authors_settings():
     assert [a.name for a in cfg.dataset.augment] == ["shift", "blend"]
     synth = validate(compose(["+experiment=shd_fast", "dataset=synthetic_kws"]), get_registry())
     assert synth.dataset.name == "synthetic_kws" and synth.dataset.augment[0].max_shift == 40
+
+
+def test_plugin_experiment_files_carry_the_authors_settings():
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    import eventkit_tonic
+
+    conf = Path(eventkit_tonic.__file__).parent / "conf" / "experiment"
+    expected = {"shd": ("shd", {256: "2.5e-10", 512: "5e-10", 1024: "5e-11"}, ["shift", "blend"], 50),
+                "ssc": ("ssc", {256: "2.5e-9", 512: "5e-10", 1024: "2.5e-10"}, ["shift"], 100)}
+    for name, (dataset, table, augs, epochs) in expected.items():
+        text = (conf / f"{name}.yaml").read_text()
+        assert text.startswith("# @package _global_")
+        node = OmegaConf.load(conf / f"{name}.yaml")
+        assert {"override /dataset": dataset} in node.defaults
+        assert {"override /readout": "exp_mean_v"} in node.defaults
+        assert {"override /scheduler": "warmup_ema_halving"} in node.defaults
+        assert [a.name for a in node.dataset.augment] == augs
+        assert node.dataset.augment[0].max_shift == 40
+        assert node.trainer.epochs == epochs and node.trainer.batch_size == 32 and node.optimizer.lr == 1e-3
+        assert node.network.recurrent is True and node.network.regularizer.nu == 14.0
+        assert dict(node.network.init) == dict(ff_mean=0.03, ff_std=0.01, rec_mean=0.0, rec_std=0.02,
+                                               out_mean=0.0, out_std=0.03)
+        strength = OmegaConf.to_container(node.network.regularizer, resolve=False)["strength"]
+        for size, value in table.items():
+            assert f"{size}: {value}" in strength
+    assert (conf / "shd_fast.yaml").read_text().startswith("# @package _global_")
+
+
+@pytest.mark.parametrize("size, strength", [(256, 2.5e-9), (512, 5e-10), (1024, 2.5e-10)])
+def test_ssc_size_switch_picks_the_regulariser(size, strength):
+    from eventkit.config import compose, validate
+
+    cfg = validate(compose(["+experiment=ssc", f"network.hidden={size}"]))
+    assert cfg.network.regularizer.strength == strength and cfg.dataset.name == "ssc"

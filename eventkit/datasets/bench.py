@@ -81,9 +81,10 @@ def write_ssc_like_file(path: Path, n_samples: int, events_per_sample: float, se
 
 
 def _timed(fn):
-    t0 = time.perf_counter()
+    """(result, wall seconds, CPU seconds of this process): on a shared machine the two differ."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    return out, time.perf_counter() - t0
+    return out, time.perf_counter() - t0, time.process_time() - c0
 
 
 def bench_preprocess(args, workdir: Path) -> tuple[SpikeData, dict]:
@@ -91,30 +92,31 @@ def bench_preprocess(args, workdir: Path) -> tuple[SpikeData, dict]:
     # compile (or load) the binning kernel outside the timings
     events_to_spikes(np.array([0]), np.array([0]), [1], [0], n_sensor=700, n_classes=1, config=cfg)
     if args.in_memory:
-        parts, seconds, events = [], 0.0, 0
+        parts, seconds, cpu, events = [], 0.0, 0.0, 0
         for t_us, u, lengths, lab in raw_event_chunks(args.samples, args.events_per_sample, 35, args.seed):
-            d, dt_s = _timed(lambda: events_to_spikes(t_us, u, lengths, lab, n_sensor=700, n_classes=35, config=cfg))
+            d, dt_s, c = _timed(lambda: events_to_spikes(t_us, u, lengths, lab, n_sensor=700, n_classes=35, config=cfg))
             parts.append(d)
-            seconds += dt_s
+            seconds, cpu = seconds + dt_s, cpu + c
             events += int(lengths.sum())
-        data, dt_s = _timed(lambda: concat(parts))
+        data, dt_s, c = _timed(lambda: concat(parts))
         del parts
-        return data, dict(preprocess_s=seconds + dt_s, raw_events=events, source="in-memory events")
+        return data, dict(preprocess_s=seconds + dt_s, preprocess_cpu_s=cpu + c, raw_events=events,
+                          source="in-memory events")
     from eventkit_tonic.loader import preprocess_file
 
     path = workdir / "ssc_like_train.h5"
-    events, write_s = _timed(lambda: write_ssc_like_file(path, args.samples, args.events_per_sample, args.seed))
-    data, seconds = _timed(lambda: preprocess_file(path, cfg, n_classes=35, meta={"dataset": "bench"}))
+    events, write_s, _ = _timed(lambda: write_ssc_like_file(path, args.samples, args.events_per_sample, args.seed))
+    data, seconds, cpu = _timed(lambda: preprocess_file(path, cfg, n_classes=35, meta={"dataset": "bench"}))
     size = path.stat().st_size
     path.unlink()
-    return data, dict(preprocess_s=seconds, raw_events=events, hdf5_write_s=write_s, hdf5_mb=size / 2**20,
+    return data, dict(preprocess_s=seconds, preprocess_cpu_s=cpu, raw_events=events, hdf5_write_s=write_s, hdf5_mb=size / 2**20,
                       source="HDF5 file in the SSC layout, read by eventkit_tonic")
 
 
 def bench_epoch(data: SpikeData, augmentation, batch: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     augmentation(data.subset(np.arange(min(len(data), 64))), rng)  # compile / load kernels
-    out, aug_s = _timed(lambda: augmentation(data, rng))
+    out, aug_s, aug_cpu = _timed(lambda: augmentation(data, rng))
     order = rng.permutation(len(out))
 
     def batches():
@@ -123,8 +125,8 @@ def bench_epoch(data: SpikeData, augmentation, batch: int, seed: int) -> dict:
             n += out.subset(order[start : start + batch]).n_spikes
         return n
 
-    _, batch_s = _timed(batches)
-    return dict(augment_s=aug_s, batching_s=batch_s, samples_out=len(out), spikes_out=out.n_spikes)
+    _, batch_s, batch_cpu = _timed(batches)
+    return dict(augment_s=aug_s, augment_cpu_s=aug_cpu, batching_s=batch_s, batching_cpu_s=batch_cpu, samples_out=len(out), spikes_out=out.n_spikes)
 
 
 def bench_engine(data: SpikeData, hidden: int, batch: int, repeats: int) -> dict:
@@ -184,10 +186,10 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         data, pre = bench_preprocess(args, workdir)
         results["preprocess"] = dict(pre, spikes=data.n_spikes, samples_per_s=len(data) / pre["preprocess_s"])
-        _, save_s = _timed(lambda: cache_mod.save(workdir / "entry", data))
+        _, save_s, _ = _timed(lambda: cache_mod.save(workdir / "entry", data))
         disk = sum(f.stat().st_size for f in (workdir / "entry").iterdir())
         del data
-        (data, _), load_s = _timed(lambda: cache_mod.load(workdir / "entry"))
+        (data, _), load_s, _ = _timed(lambda: cache_mod.load(workdir / "entry"))
         results["cache"] = dict(save_s=save_s, load_s=load_s, disk_mb=disk / 2**20)
         results["ssc_epoch_shift"] = bench_epoch(data, augment.shift(40), args.batch, args.seed)
         if args.engine_repeats:
@@ -215,13 +217,15 @@ def _print_table(r: dict) -> None:
     pre, c = r["preprocess"], r["cache"]
     rows = [
         ("SSC-sized preprocessing", f"{r['samples']} samples, {pre['raw_events'] / 1e6:.0f} M events -> "
-                                    f"{pre['spikes'] / 1e6:.0f} M spikes ({pre['source']})", pre["preprocess_s"]),
+                                    f"{pre['spikes'] / 1e6:.0f} M spikes ({pre['source']}); "
+                                    f"CPU {pre['preprocess_cpu_s']:.1f} s", pre["preprocess_s"]),
         ("cache write", f"{c['disk_mb']:.0f} MiB", c["save_s"]),
         ("cache load", "", c["load_s"]),
     ]
     for key, label in (("ssc_epoch_shift", "SSC epoch: shift"), ("shd_epoch_shift_blend", "SHD epoch: shift + blend")):
         e = r[key]
-        rows.append((label, f"-> {e['samples_out']} samples, {e['spikes_out'] / 1e6:.0f} M spikes", e["augment_s"]))
+        rows.append((label, f"-> {e['samples_out']} samples, {e['spikes_out'] / 1e6:.0f} M spikes; "
+                            f"CPU {e['augment_cpu_s']:.1f} s", e["augment_s"]))
         rows.append((f"{label.split(':')[0]}: batching", "subset() per batch of 32", e["batching_s"]))
     for key in ("engine_ssc", "engine_shd"):
         if key in r:

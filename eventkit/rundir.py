@@ -160,6 +160,7 @@ def manifest(seed: int, plugins: list[dict]) -> dict:
             "processor": platform.machine(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "pid": os.getpid(),
         },
         "argv": sys.argv,
         "start_time": _now(),

@@ -16,7 +16,7 @@ def test_default_composition_has_every_group_and_a_seed():
         assert group in cfg, group
     assert cfg.seed == 0
     assert cfg.dataset.name == "yinyang" and cfg.neuron.name == "lif" and cfg.target.name == "cpu"
-    assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == 1e-3
+    assert cfg.optimizer.name == "adam" and cfg.optimizer.lr == 1e-2  # the default run's own lr
     assert cfg.logger.name == "none"
     resolved = validate(cfg, get_registry())
     assert resolved.dataset.seed == 0  # dataset seed follows the top-level seed
@@ -37,6 +37,9 @@ def test_group_files_name_registered_components():
 def test_experiment_with_and_without_plus(spelling):
     cfg = validate(compose([f"{spelling}=synthetic_kws"]))
     assert cfg.dataset.name == "synthetic_kws" and cfg.network.recurrent is True
+    # the experiment overrides the default run's settings (REFERENCE: Adam 1e-3, warm-up + EMA halving)
+    assert cfg.optimizer.lr == 1e-3 and cfg.scheduler.name == "warmup_ema_halving" and cfg.network.hidden == 256
+    assert validate(compose([f"{spelling}=synthetic_kws", "optimizer.lr=5e-4"])).optimizer.lr == 5e-4
 
 
 def test_network_size_switches_regulariser_by_resolver():

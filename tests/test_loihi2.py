@@ -263,6 +263,20 @@ def test_emulator_equals_reference(case):
     np.testing.assert_array_equal(res.predictions, np.argmax(res.scores, axis=1))
 
 
+def test_readout_window_offset():
+    rng = np.random.default_rng(17)
+    T = 30
+    chip, _ = quantize(make_export(rng, T=T))
+    data = make_data(rng, 4, 12, T)
+    base = emulate(chip, data, n_record=4)
+    late = emulate(chip, data, n_record=4, offset=1)
+    assert late.v_out.shape == (4, T + 1, 3)
+    np.testing.assert_array_equal(late.v_out[:, :T], base.v_out)  # same dynamics, one more step
+    w = np.exp(-np.arange(T) / T)
+    np.testing.assert_allclose(late.scores, np.einsum("t,ktj->kj", w, late.v_out[:, 1:].astype(float)))
+    np.testing.assert_array_equal(late.vmax, late.v_out[:, 1:].max(axis=1))
+
+
 def test_repeated_input_spikes_count_once():
     rng = np.random.default_rng(6)
     exp = make_export(rng, T=20)
@@ -393,7 +407,7 @@ class _FloatNet:
             pass
 
         out = Out()
-        out.readout = (emulate(self._chip, batch).predictions, batch.labels)
+        out.readout = (emulate(self._chip, batch, offset=1).predictions, batch.labels)
         return out
 
     def predict(self, readout):
@@ -406,7 +420,7 @@ def test_deploy_end_to_end_without_lava(tmp_path):
     exp = make_export(rng, T=40)
     test = make_data(rng, 20, 12, 40)
     net = _FloatNet(exp)
-    chip_pred = emulate(net._chip, test).predictions
+    chip_pred = emulate(net._chip, test, offset=1).predictions
     float_pred = np.where(test.labels == 0, (chip_pred + 1) % 3, chip_pred)
     target = LoihiTarget(lava="off", samples=8)
     fields = target.deploy(net, DatasetSplits(train=test, test=test), tmp_path, None)
@@ -422,12 +436,13 @@ def test_deploy_end_to_end_without_lava(tmp_path):
         100 * (fields["float_test_accuracy"] - chip_acc))
     assert fields["lava"]["status"] == "off"
     assert fields["synaptic_ops_per_sample"] > 0 and fields["estimated_cores"] >= 2
-    assert fields["neuron_updates_per_sample"] == (10 + 3) * 40
+    assert fields["neuron_updates_per_sample"] == (10 + 3) * 41  # T + 1 chip steps
     assert "ESTIMATE" in fields["estimate"]["label"]
     text = (out / "report.md").read_text()
     assert "emulated chip test accuracy" in text and "not run (off" in text
-    with np.load(out / "samples.npz") as z:
-        assert z["v_out"].shape == (8, 40, 3)
+    with np.load(out / "samples.npz") as z:  # the chip runs one step longer than the data
+        assert z["v_out"].shape == (8, 41, 3) and z["inputs"].shape == (8, 41, 12)
+        assert z["inputs"][:, 40].sum() == 0
 
 
 def test_netx_round_trip(tmp_path):

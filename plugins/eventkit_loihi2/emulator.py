@@ -199,7 +199,7 @@ def _decay(x, mult):
 @nb.njit(cache=True, parallel=True)
 def _emulate(offsets, steps, channels, n_steps, n, n_pre, ff_off, rec_off, w_ff_t, w_rec_t,
              d_ff_t, max_delay, exp_ff, exp_rec, du_mult, dv_mult, vth, count_off, step_weight,
-             n_record, scores, vmax, counts, v_record):
+             t_start, n_record, scores, vmax, counts, v_record):
     n_samples = offsets.shape[0] - 1
     n_layers = n.shape[0]
     n_max = 1
@@ -254,10 +254,11 @@ def _emulate(offsets, steps, channels, n_steps, n, n_pre, ff_off, rec_off, w_ff_
             if k < n_record:
                 for j in range(n_out):
                     v_record[k, t, j] = v[out, j]
-            for j in range(n_out):
-                scores[k, j] += step_weight[t] * v[out, j]
-                if t == 0 or v[out, j] > vmax[k, j]:
-                    vmax[k, j] = v[out, j]
+            if t >= t_start:
+                for j in range(n_out):
+                    scores[k, j] += step_weight[t - t_start] * v[out, j]
+                    if t == t_start or v[out, j] > vmax[k, j]:
+                        vmax[k, j] = v[out, j]
             # 2) synapses accumulate this step's spikes for step t + 1 (+ delay)
             n_in_spk = 0
             while p < end and steps[p] == t:
@@ -324,6 +325,8 @@ class EmulatorResult:
     predictions: np.ndarray  # int64 [N]
     layer_sizes: list
     seconds: float
+    n_steps: int = 0  # chip steps run per sample
+    offset: int = 0  # first step of the classification window
 
     def hidden_counts(self) -> list[np.ndarray]:
         """Spike counts per hidden layer, each [N, n_l]."""
@@ -349,14 +352,23 @@ def step_weights(n_steps: int, readout: str = "exp_sum") -> np.ndarray:
 
 
 def emulate(chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum",
-            n_steps: int | None = None) -> EmulatorResult:
-    """Run every sample of ``data`` (a SpikeData) through the chip network."""
+            n_steps: int | None = None, offset: int = 0) -> EmulatorResult:
+    """Run every sample of ``data`` (a SpikeData) through the chip network.
+
+    The chip runs ``n_steps`` (default: the data's) plus ``offset`` steps and classifies from
+    the readout voltages of steps ``offset .. offset + n_steps - 1``: ``offset = 1`` skips the
+    step the input synapse adds on the chip, so the window lines up with a float model whose
+    input spikes act in the step they arrive (see :class:`eventkit_loihi2.target.LoihiTarget`).
+    ``v_out`` records all ``n_steps + offset`` steps."""
     import time
 
     if data.n_channels != chip.n_in:
         raise ValueError(f"data has {data.n_channels} input channels, the network {chip.n_in}")
-    n_steps = int(n_steps or data.n_steps)
-    w = step_weights(n_steps, readout)
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    window = int(n_steps or data.n_steps)
+    n_steps = window + int(offset)
+    w = step_weights(window, readout)
     pk = pack(chip)
     N = len(data)
     n_out = chip.n_out
@@ -368,9 +380,10 @@ def emulate(chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum"
     t0 = time.perf_counter()
     _emulate(data.offsets, data.steps, data.channels, n_steps, pk.n, pk.n_pre, pk.ff_off,
              pk.rec_off, pk.w_ff_t, pk.w_rec_t, pk.d_ff_t, pk.max_delay, pk.exp_ff, pk.exp_rec,
-             pk.du_mult, pk.dv_mult, pk.vth, pk.count_off, w, n_record, scores, vmax, counts,
+             pk.du_mult, pk.dv_mult, pk.vth, pk.count_off, w, int(offset), n_record, scores,
+             vmax, counts,
              v_record)
     seconds = time.perf_counter() - t0
     pred = np.argmax(vmax if readout == "max" else scores, axis=1) if N else np.zeros(0, np.int64)
     return EmulatorResult(scores, vmax, counts, v_record[:n_record], pred.astype(np.int64),
-                          [int(x) for x in pk.n], seconds)
+                          [int(x) for x in pk.n], seconds, n_steps, int(offset))

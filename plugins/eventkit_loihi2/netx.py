@@ -80,7 +80,8 @@ def write_samples(data, result: EmulatorResult, n: int, path: str | Path,
                   n_steps: int | None = None) -> Path:
     """The first ``n`` samples: inputs, emulator voltages and spike counts, labels, predictions."""
     n = int(min(n, len(data), result.v_out.shape[0]))
-    n_steps = int(n_steps or data.n_steps)
+    # the chip may run longer than the data (see emulator.emulate's offset): zero input there
+    n_steps = int(n_steps or result.v_out.shape[1])
     raster = np.zeros((n, n_steps, data.n_channels), dtype=np.uint8)
     for k in range(n):
         s, c = data.sample(k)
@@ -88,7 +89,7 @@ def write_samples(data, result: EmulatorResult, n: int, path: str | Path,
         raster[k, s[keep], c[keep]] = 1  # binary: a Loihi input spike carries no count
     arrays = dict(
         inputs=raster,
-        v_out=result.v_out[:n].astype(np.int32),
+        v_out=result.v_out[:n, :n_steps].astype(np.int32),
         labels=np.asarray(data.labels[:n], dtype=np.int64),
         predictions=result.predictions[:n].astype(np.int64),
         dt=np.float64(data.dt),

@@ -40,7 +40,8 @@ def synaptic_ops(chip, emu, test) -> dict:
         ops_hidden += float((counts[l] * fan).sum()) / n
     neurons = sum(layer.n for layer in chip.layers)
     return dict(synaptic_ops=ops_in + ops_hidden, synaptic_ops_input=ops_in,
-                synaptic_ops_hidden=ops_hidden, neuron_updates=float(neurons * test.n_steps),
+                synaptic_ops_hidden=ops_hidden,
+                neuron_updates=float(neurons * (emu.n_steps or test.n_steps)),
                 input_spikes=float(len(uniq)) / n,
                 hidden_spikes=float(sum(c.sum() for c in counts)) / n)
 
@@ -76,6 +77,7 @@ def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Pat
         drop = 100.0 * (float_acc - chip_acc)
     ops = synaptic_ops(chip, emu, test)
     est = energy_estimate(ops, test.n_steps, len(chip.layers), energy)
+    est["readout_window"] = f"steps {emu.offset}..{emu.offset + test.n_steps - 1}"
     speed = len(test) / emu.seconds if emu.seconds > 0 else None
     lava_out = dict(status=lava.get("status"))
     if lava.get("status") == "checked":

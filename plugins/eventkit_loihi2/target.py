@@ -63,7 +63,8 @@ class LoihiTarget:
 
     def __init__(self, quantization: dict | None = None, readout: str = "auto",
                  lava: str = "auto", lava_python: str | None = None, lava_backend: str = "sim",
-                 lava_timeout: float = 3600.0, samples: int = 32, energy: dict | None = None):
+                 lava_timeout: float = 3600.0, samples: int = 32, energy: dict | None = None,
+                 readout_offset: int = 1):
         q = dict(quantization or {})
         unknown = set(q) - {"percentile", "bits", "readout_vth"}
         if unknown:
@@ -86,6 +87,9 @@ class LoihiTarget:
         self.lava_backend = lava_backend
         self.lava_timeout = float(lava_timeout)
         self.samples = int(samples)
+        if int(readout_offset) < 0:
+            raise ValueError(f"target.readout_offset must be >= 0 steps, got {readout_offset}")
+        self.readout_offset = int(readout_offset)
         self.energy = dict(energy or {})
 
     # ------------------------------------------------------------------ before training
@@ -158,7 +162,8 @@ class LoihiTarget:
         shift = 0
         while True:
             chip, qrep = quantize(export, self.percentile, self.bits, self.readout_vth, shift)
-            emu = emulate(chip, test, n_record=n_keep, readout=readout)
+            emu = emulate(chip, test, n_record=n_keep, readout=readout,
+                          offset=self.readout_offset)
             if emu.output_spikes == 0:
                 break
             if np.abs(chip.output.w_ff).max() < 2 ** (self.bits - 4) or shift <= -MAX_OUTPUT_SHIFT:

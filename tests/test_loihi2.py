@@ -167,7 +167,9 @@ def test_threshold_mapping_lif_vs_loihi_cuba():
     rng = np.random.default_rng(1)
     cuba, _ = quantize(make_export(rng, neuron="loihi_cuba"))
     layer = cuba.layers[0]
-    assert layer.v_th_mant == round(1.0 * 2.0**layer.weight_exp)  # g = 1: same scale as weights
+    g_cuba = voltage_gain(dict(name="loihi_cuba", tau_mem=20.0, tau_syn=5.0), 1.0)
+    assert g_cuba == round(4096 * (1 - math.exp(-0.05))) / 4096  # the float model's input gain dv
+    assert layer.v_th_mant == round(1.0 * 2.0**layer.weight_exp / g_cuba)
     rng = np.random.default_rng(1)
     lif, _ = quantize(make_export(rng, neuron="lif"))
     g = voltage_gain(dict(name="lif", tau_mem=20.0, tau_syn=5.0), 1.0)
@@ -240,7 +242,8 @@ def test_emulator_equals_reference(case):
     else:  # slow current decay + strong input: 24-bit wrap, voltage saturation, readout firing
         T = 300
         exp = make_export(rng, hidden=(24,), rec=(True,), T=T, ff_mean=0.6)
-        exp["layers"][0]["neuron"].update(i_decay=1, v_decay=30, threshold=400.0)
+        # threshold 400 in chip units: the float loihi_cuba input gain is g = v_decay / 4096
+        exp["layers"][0]["neuron"].update(i_decay=1, v_decay=30, threshold=400.0 * 30 / 4096)
         exp["output"]["w"] = np.abs(exp["output"]["w"]) + 0.3
         exp["output"]["neuron"] = dict(name="li", i_decay=1, v_decay=1)
         kw = dict(readout_vth=2**17 - 1)

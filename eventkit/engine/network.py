@@ -212,6 +212,8 @@ class EventpropNet(nn.Module):
         info = model.describe()
         if hasattr(model, "decays"):  # integer-decay (chip) models: the exact decays in use
             info["i_decay"], info["v_decay"] = model.decays(self.dt)
+        if hasattr(model, "gain"):  # float input gain the chip weights must carry
+            info["gain"] = model.gain(self.dt)
         return info
 
     def _check_data(self, data: SpikeData) -> None:

@@ -16,13 +16,17 @@ DECAY_UNITY = 4096  # Loihi's decays are integers in units of 1/4096 per step
 class LoihiCUBA(NeuronModel):
     """Intel Loihi 2's current-based LIF ("CUBA") in float, per step::
 
-        u <- u (1 - du) + a        du = iDecay / 4096,  iDecay = round(4096 (1 - exp(-dt/tau_syn)))
+        u <- u (1 - du) + g a      du = iDecay / 4096,  iDecay = round(4096 (1 - exp(-dt/tau_syn)))
         v <- v (1 - dv) + u        dv = vDecay / 4096,  vDecay = round(4096 (1 - exp(-dt/tau_mem)))
         spike if v > threshold; then v <- 0 (u is kept)
 
     where ``a`` is the sum of the weights of the spikes of the previous step (the one-step delay of
-    Loihi's dense synapses). The decays are the chip's integers, so after 8-bit weight quantisation
-    the float model and the chip differ only by rounding.
+    Loihi's dense synapses) and ``g = dv`` (the input gain): with it a float weight drives ``v`` as
+    strongly as the same weight drives the ``lif`` model (both settle at about w x rate x tau_syn),
+    so initialisations and learning rates carry over between the two. The chip has no gain: the
+    quantiser folds ``g`` into the integer weights (``exported neuron["gain"]``). The decays are the
+    chip's integers, so after 8-bit weight quantisation the float model and the chip differ only by
+    rounding.
 
     ``timing="grid"`` (default) runs exactly these dynamics; the spike-time sensitivity the
     backward pass needs is taken from the sub-step relaxation below (a straight-through estimate,
@@ -60,12 +64,17 @@ class LoihiCUBA(NeuronModel):
             raise ValueError("loihi_cuba: tau_mem and tau_syn round to the same chip decay; make them differ")
         return i_decay, v_decay
 
+    def gain(self, dt: float) -> float:
+        """g = vDecay / 4096: float input gain (see the class docstring)."""
+        return self.decays(dt)[1] / DECAY_UNITY
+
     def coefficients(self, dt: float) -> Coefficients:
         i_decay, v_decay = self.decays(dt)
         beta = 1.0 - i_decay / DECAY_UNITY
         alpha = 1.0 - v_decay / DECAY_UNITY
         hm, hs = -math.log(alpha), -math.log(beta)
-        # state i(n) = u(n-1) + a(n)/beta, so beta * i = u(n) and v(n) = alpha v + beta i
-        return Coefficients(alpha, beta, beta, 1.0 / beta, hm / (hm - hs), hm, hs,
+        g = self.gain(dt)
+        # state i(n) = u(n-1) + g a(n)/beta, so beta * i = u(n) and v(n) = alpha v + beta i
+        return Coefficients(alpha, beta, beta, g / beta, g * hm / (hm - hs), hm, hs,
                             self.threshold if self.spiking else math.inf, self.tau_mem,
                             self.spiking, grid=self.timing == "grid")

@@ -17,10 +17,10 @@ the same current ``u``)::
 
 ``g`` is how much of the float current reaches the float voltage per step:
 
-* ``loihi_cuba`` (the chip's own dynamics in float: u <- u (1 - du) + a, v <- v (1 - dv) + u with
-  du = iDecay / 4096, dv = vDecay / 4096): g = 1, so chip state = 64 S x float state and the chip
-  equals the float model up to weight rounding and the truncating shifts.
-  :func:`loihi_cuba_float_params` gives the exact du, dv the float model must use.
+* ``loihi_cuba`` (the chip's own dynamics in float: u <- u (1 - du) + g a, v <- v (1 - dv) + u with
+  du = iDecay / 4096, dv = vDecay / 4096 and input gain g = dv, see :mod:`eventkit_loihi2.neuron`):
+  chip state = 64 S / g x float state, so the chip equals the float model up to weight rounding
+  and the truncating shifts. :func:`loihi_cuba_float_params` gives the exact du, dv.
 * ``lif`` (exact exponential integration: I <- beta I + sum w, V <- alpha V + c (beta - alpha) I,
   c = tau_syn / (tau_syn - tau_mem)): the chip current ``u`` plays I (1 - du = beta) and the chip
   voltage gets the whole ``u`` each step while the float voltage gets ``g = c (beta - alpha)`` of
@@ -123,7 +123,10 @@ def voltage_gain(neuron: dict, dt: float) -> float:
     """g: float voltage gained per step per unit of float current (see module docstring)."""
     name = neuron.get("name", "lif")
     if name == "loihi_cuba":
-        return 1.0
+        # the float model scales its input by g = vDecay / 4096 (eventkit_loihi2.neuron.LoihiCUBA)
+        if "gain" in neuron:
+            return float(neuron["gain"])
+        return neuron_decays(neuron, dt, "loihi_cuba")[1] / DECAY_UNITY
     tau_mem, tau_syn = float(neuron["tau_mem"]), float(neuron["tau_syn"])
     alpha, beta = math.exp(-dt / tau_mem), math.exp(-dt / tau_syn)
     if abs(tau_syn - tau_mem) < 1e-9 * tau_mem:

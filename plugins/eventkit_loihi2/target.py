@@ -64,7 +64,7 @@ class LoihiTarget:
     def __init__(self, quantization: dict | None = None, readout: str = "auto",
                  lava: str = "auto", lava_python: str | None = None, lava_backend: str = "sim",
                  lava_timeout: float = 3600.0, samples: int = 32, energy: dict | None = None,
-                 readout_offset: int = 1):
+                 readout_offset: int = 1, qat: bool = False):
         q = dict(quantization or {})
         unknown = set(q) - {"percentile", "bits", "readout_vth"}
         if unknown:
@@ -91,6 +91,9 @@ class LoihiTarget:
             raise ValueError(f"target.readout_offset must be >= 0 steps, got {readout_offset}")
         self.readout_offset = int(readout_offset)
         self.energy = dict(energy or {})
+        if not isinstance(qat, bool):
+            raise ValueError(f"target.qat must be true or false, got {qat!r}")
+        self.qat = qat
 
     # ------------------------------------------------------------------ before training
     def check(self, cfg) -> None:
@@ -121,6 +124,30 @@ class LoihiTarget:
             fan_in.append(pre + (h if r else 0))
             pre = h
         self.check_size(sizes, fan_in)
+
+    def prepare(self, net) -> None:
+        """Before training: with ``target.qat=true`` every forward pass uses the weights and
+        thresholds the chip will use (8-bit, per-layer power-of-two scale recomputed from the
+        current weights), and gradients update the float weights straight through."""
+        if not self.qat:
+            return
+        from eventkit.engine import FakeQuant
+
+        from .quantize import chip_parameters, fake_quantize
+
+        names = [n for n, _ in net.named_parameters()]
+
+        def chip_forward(weights: dict) -> FakeQuant:
+            params = chip_parameters(net.export(), self.percentile, self.bits)
+            quantised, thresholds = {}, {}
+            for name in names:  # ff<k>, rec<k> feed population k; out feeds the readout
+                pop = len(params) - 1 if name == "out" else int(name.lstrip("frec"))
+                quantised[name] = fake_quantize(weights[name], params[pop]["weight_exp"], self.bits)
+                if params[pop]["threshold_chip"] is not None:
+                    thresholds[pop] = params[pop]["threshold_chip"]
+            return FakeQuant(quantised, thresholds)
+
+        net.set_fake_quantization(chip_forward)
 
     def check_size(self, sizes: list[int], fan_in: list[int]) -> dict:
         cores = estimate_cores(sizes, fan_in, self.bits)

@@ -1,0 +1,57 @@
+"""Quantisation-aware training for the loihi2 target: the forward pass computes with the chip's
+weights and thresholds, the updates go to the float weights."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from eventkit.engine import EventpropNet
+from eventkit_loihi2.neuron import LoihiCUBA
+from eventkit_loihi2.quantize import chip_parameters
+from eventkit_loihi2.target import LoihiTarget
+from engine_helpers import random_data
+
+
+def _net():
+    return EventpropNet(10, 3, hidden=12, recurrent=True, neuron=LoihiCUBA(),
+                        output=LoihiCUBA(spiking=False), n_steps=60,
+                        init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
+                        generator=torch.Generator().manual_seed(0))
+
+
+def test_qat_forward_uses_chip_weights_and_thresholds():
+    net = _net()
+    LoihiTarget(qat=True).prepare(net)
+    weights, thresholds = net._effective()
+    params = chip_parameters(net.export())
+    for name, pop in (("ff0", 0), ("rec0", 0), ("out", 1)):
+        q = weights[name] * 2.0 ** params[pop]["weight_exp"]
+        np.testing.assert_array_equal(q, np.round(q))
+        assert q.min() >= -128 and q.max() <= 127
+    assert thresholds == {0: params[0]["threshold_chip"]}
+    assert not np.array_equal(weights["ff0"], net.ff0.detach().numpy())
+
+
+def test_qat_trains_the_float_weights():
+    rng = np.random.default_rng(0)
+    data = random_data(rng, 16, 10, 60, rate=(60, 90))
+    net = _net()
+    LoihiTarget(qat=True).prepare(net)
+    before = net.ff0.detach().clone()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(data).readout, torch.as_tensor(data.labels))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert not torch.equal(before, net.ff0.detach())
+
+
+def test_qat_off_changes_nothing():
+    net = _net()
+    LoihiTarget(qat=False).prepare(net)
+    weights, thresholds = net._effective()
+    assert thresholds == {} and np.array_equal(weights["ff0"], net.ff0.detach().numpy())

@@ -173,9 +173,10 @@ def resolve(cfg: DictConfig) -> DictConfig:
     except MissingMandatoryValue as exc:
         raise ConfigError(f"{exc.full_key}: required value is missing. Fix: pass {exc.full_key}=<value>") from None
     except InterpolationResolutionError as exc:
-        raise ConfigError(f"{exc.full_key}: {exc.msg}. Fix: correct the interpolation in that key") from None
+        raise ConfigError(f"{exc.full_key}: {str(exc.msg).splitlines()[0]}. Fix: correct the interpolation "
+                          f"in that key (e.g. {exc.full_key}=<value>)") from None
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"{getattr(exc, 'full_key', '?')}: {exc}") from None
+        raise ConfigError(f"{getattr(exc, 'full_key', '?')}: {str(exc).splitlines()[0]}") from None
     return resolved
 
 

@@ -66,7 +66,7 @@ def test_rerun_from_resolved_config_reproduces_metrics(tmp_path):
 
 def test_resume_after_kill_continues_exactly(tmp_path):
     """Kill a real run mid-training (SIGKILL), resume it, and compare with an uninterrupted run."""
-    cfg = ["dataset.n_train=1500", "dataset.n_val=100", "dataset.n_test=64", "network.hidden=60",
+    cfg = ["dataset.n_train=800", "dataset.n_val=100", "dataset.n_test=64", "network.hidden=60",
            "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=6", "trainer.batch_size=16",
            "trainer.progress=false"]
     full, killed, resumed = tmp_path / "full", tmp_path / "killed", tmp_path / "resumed"
@@ -135,3 +135,13 @@ def test_unknown_group_option_is_reported_by_hydra(tmp_path):
     out = eventkit("neuron=lfi", cwd=tmp_path)
     assert out.returncode != 0
     assert "Could not find 'neuron/lfi'" in out.stderr and "lif" in out.stderr
+
+
+def test_public_api_fits_one_screen_and_resolves():
+    import eventkit
+
+    assert len(eventkit.__all__) <= 25
+    for name in eventkit.__all__:
+        assert getattr(eventkit, name) is not None
+    cfg = eventkit.compose(["trainer.epochs=1"])
+    assert cfg.trainer.epochs == 1

@@ -94,5 +94,5 @@ def test_bad_values_name_the_key(override, key, fix):
 
 
 def test_interpolation_error_is_named():
-    with pytest.raises(ConfigError, match="trainer.epochs"):
-        validate(compose(["trainer.epochs=${nowhere.epochs}"]))
+    with pytest.raises(ConfigError, match=r"^optimizer.lr: .*nowhere.lr.*Fix"):
+        validate(compose(["optimizer.lr=${nowhere.lr}"]))

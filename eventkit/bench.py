@@ -85,6 +85,7 @@ def _eventkit_job(hidden, n_steps, batch, repeats, queue):
     from .engine import spike_count_regularizer
 
     torch.set_num_threads(1)
+    torch.set_flush_denormal(True)  # tiny gradients squared in Adam would otherwise be denormal
     data = _workload(n_steps, batch, seed=1)
     net, rate = _calibrated_net(hidden, n_steps, data, 14.0)
     labels = torch.as_tensor(data.labels)
@@ -105,9 +106,10 @@ def _eventkit_job(hidden, n_steps, batch, repeats, queue):
     step()  # warm-up (kernels come from the disk cache or are compiled here)
     base = _rss_bytes()
     times = _median_times(step, repeats)
-    hidden_spikes = int(net(data).counts.sum().item()) // batch
+    with torch.no_grad():
+        hidden_spikes = int(net(data).counts.sum().item()) // batch
     queue.put(dict(times, peak_mem_mb=(_peak_rss_bytes() - base) / 2**20, rate_hz=rate,
-                   hidden_spikes_per_sample=hidden_spikes, w_in_mean=float(net.ff0.mean())))
+                   hidden_spikes_per_sample=hidden_spikes, w_in_mean=float(net.ff0.detach().mean())))
 
 
 def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, queue):
@@ -119,6 +121,7 @@ def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, queue):
     import torch.nn.functional as F
 
     torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_flush_denormal(True)
     data = _workload(n_steps, batch, seed=1)
     dense = np.zeros((n_steps, batch, 700), dtype=np.float32)
     sample = np.repeat(np.arange(batch), np.diff(data.offsets))

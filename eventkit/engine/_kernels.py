@@ -67,6 +67,14 @@ def _adjoint_step(lam_v, lam_i, alpha, beta, kappa):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _chunk_max(x):
+    m = x[0]
+    for t in range(1, x.shape[0]):
+        m = max(m, x[t])
+    return m
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _axpy2(y1, y2, x, a1, a2):
     """y1 += a1 x; y2 += a2 x (current and voltage of a spike's targets)."""
     for t in range(x.shape[0]):
@@ -137,32 +145,37 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
             j1 = pop_off[p + 1]
             _advance(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], alpha, kappa)
             if spiking[p] != 0:
-                for j in range(j0, j1):
-                    if v_adv[j] > theta:
-                        v = v_state[j]
-                        cur = i_state[j]
-                        if v >= theta:
-                            phi = 0.0
-                        else:
-                            phi = (theta - v) / (v_adv[j] - v)
-                        if nr >= cap:
-                            overflow[b] = 1
-                            n_rec[b] = nr
-                            return
-                        rec_step[b, nr] = n
-                        rec_nrn[b, nr] = j
-                        rec_phi[b, nr] = phi
-                        rec_v[b, nr] = v
-                        rec_i[b, nr] = cur
-                        nr += 1
-                        if spiking[p] == 2:
-                            phi = 1.0  # grid timing: the spike acts at the end of its step
-                        v_adv[j] = c * (beta - np.exp(-(1.0 - phi) * hm - phi * hs)) * cur
-                        if j >= o0:
-                            if t_first[b, j - o0] >= n_steps:
-                                t_first[b, j - o0] = n + phi
-                        else:
-                            counts[b, j] += 1.0
+                # most 32-neuron chunks have no neuron above threshold: test them vectorised
+                for jc in range(j0, j1, 32):
+                    je = min(jc + 32, j1)
+                    if _chunk_max(v_adv[jc:je]) <= theta:
+                        continue
+                    for j in range(jc, je):
+                        if v_adv[j] > theta:
+                            v = v_state[j]
+                            cur = i_state[j]
+                            if v >= theta:
+                                phi = 0.0
+                            else:
+                                phi = (theta - v) / (v_adv[j] - v)
+                            if nr >= cap:
+                                overflow[b] = 1
+                                n_rec[b] = nr
+                                return
+                            rec_step[b, nr] = n
+                            rec_nrn[b, nr] = j
+                            rec_phi[b, nr] = phi
+                            rec_v[b, nr] = v
+                            rec_i[b, nr] = cur
+                            nr += 1
+                            if spiking[p] == 2:
+                                phi = 1.0  # grid timing: the spike acts at the end of its step
+                            v_adv[j] = c * (beta - np.exp(-(1.0 - phi) * hm - phi * hs)) * cur
+                            if j >= o0:
+                                if t_first[b, j - o0] >= n_steps:
+                                    t_first[b, j - o0] = n + phi
+                            else:
+                                counts[b, j] += 1.0
             _commit(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], beta)
         # 3. deliver the spikes of step n at (n+1) h
         for r in range(step_start, nr):
@@ -170,20 +183,27 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
             p = _pop_of(j, pop_off)
             phi = 1.0 if spiking[p] == 2 else rec_phi[b, r]
             row = j - pop_off[p]
+            last_hs = -1.0
+            last_hm = -1.0
+            bs = 1.0
+            am = 1.0
             for kk in range(out_start[p], out_start[p + 1]):
                 k = out_blk[kk]
                 q = blk[k, 1]
                 n_post = blk[k, 3]
                 base = blk[k, 2] + row * n_post
                 q0 = pop_off[q]
-                bs = np.exp(-(1.0 - phi) * coef[q, 6])
+                if coef[q, 6] != last_hs or coef[q, 5] != last_hm:  # targets' decay over 1 - phi
+                    last_hs = coef[q, 6]
+                    last_hm = coef[q, 5]
+                    bs = np.exp(-(1.0 - phi) * last_hs)
+                    am = np.exp(-(1.0 - phi) * last_hm)
                 scal[0] = coef[q, 3] * bs
-                scal[1] = coef[q, 4] * (bs - np.exp(-(1.0 - phi) * coef[q, 5]))
+                scal[1] = coef[q, 4] * (bs - am)
                 _axpy2(i_state[q0:q0 + n_post], v_state[q0:q0 + n_post], w[base:base + n_post],
                        scal[0], scal[1])
         # 4. output voltage at (n+1) h
-        for k in range(n_out):
-            trace[b, n, k] = v_state[o0 + k]
+        trace[b, n, :] = v_state[o0:n_tot]
     n_rec[b] = nr
 
 
@@ -250,6 +270,10 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             restart = c * (beta - em)
             d_restart = -c * (hm - hs) * em
             g_phi = lam_v[j] * d_restart * cur
+            last_hs = -1.0
+            last_hm = -1.0
+            bs = 1.0
+            am = 1.0
             for kk in range(out_start[p], out_start[p + 1]):
                 k = out_blk[kk]
                 q = blk[k, 1]
@@ -258,8 +282,11 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 q0 = pop_off[q]
                 hs_q = coef[q, 6]
                 hm_q = coef[q, 5]
-                bs = np.exp(-(1.0 - phi_act) * hs_q)
-                am = np.exp(-(1.0 - phi_act) * hm_q)
+                if hs_q != last_hs or hm_q != last_hm:
+                    last_hs = hs_q
+                    last_hm = hm_q
+                    bs = np.exp(-(1.0 - phi_act) * hs_q)
+                    am = np.exp(-(1.0 - phi_act) * hm_q)
                 bq = coef[q, 3] * bs
                 eq = coef[q, 4] * (bs - am)
                 dbq = bq * hs_q

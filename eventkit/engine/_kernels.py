@@ -75,6 +75,13 @@ def _chunk_max(x):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _axpy4(y, x0, x1, x2, x3, a):
+    """y += a (x0 + x1 + x2 + x3): four synaptic rows in one pass over y."""
+    for t in range(y.shape[0]):
+        y[t] += a * ((x0[t] + x1[t]) + (x2[t] + x3[t]))
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _axpy2(y1, y2, x, a1, a2):
     """y1 += a1 x; y2 += a2 x (current and voltage of a spike's targets)."""
     for t in range(x.shape[0]):
@@ -119,18 +126,30 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
     ip = in_off[b]
     i_end = in_off[b + 1]
     for n in range(n_steps):
-        # 1. input spikes of step n
+        # 1. input spikes of step n (rows summed four at a time: fewer passes over i)
+        i0 = ip
         while ip < i_end and in_step[ip] == n:
-            ch = in_ch[ip]
-            for kk in range(in_blk.shape[0]):
-                k = in_blk[kk]
-                q = blk[k, 1]
-                n_post = blk[k, 3]
-                base = blk[k, 2] + ch * n_post
-                q0 = pop_off[q]
-                b0q = coef[q, 3]
-                _axpy(i_state[q0:q0 + n_post], w[base:base + n_post], b0q)
             ip += 1
+        for kk in range(in_blk.shape[0]):
+            k = in_blk[kk]
+            q = blk[k, 1]
+            n_post = blk[k, 3]
+            w0 = blk[k, 2]
+            q0 = pop_off[q]
+            y = i_state[q0:q0 + n_post]
+            s = i0
+            while s + 4 <= ip:
+                a0 = w0 + in_ch[s] * n_post
+                a1 = w0 + in_ch[s + 1] * n_post
+                a2 = w0 + in_ch[s + 2] * n_post
+                a3 = w0 + in_ch[s + 3] * n_post
+                _axpy4(y, w[a0:a0 + n_post], w[a1:a1 + n_post], w[a2:a2 + n_post],
+                       w[a3:a3 + n_post], coef[q, 3])
+                s += 4
+            while s < ip:
+                a0 = w0 + in_ch[s] * n_post
+                _axpy(y, w[a0:a0 + n_post], coef[q, 3])
+                s += 1
         # 2. advance one step, threshold, restart
         step_start = nr
         for p in range(n_pop):
@@ -327,17 +346,19 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             lam_v[j] = jump_v[j]
             lam_i[j] = jump_i[j]
         # input spikes of step n were added to i at n h
+        i1 = ip
         while ip >= in_off[b] and in_step[ip] == n:
-            ch = in_ch[ip]
-            for kk in range(in_blk.shape[0]):
-                k = in_blk[kk]
-                q = blk[k, 1]
-                n_post = blk[k, 3]
-                base = blk[k, 2] + ch * n_post
-                q0 = pop_off[q]
-                b0q = coef[q, 3]
-                _axpy(gw[base:base + n_post], lam_i[q0:q0 + n_post], b0q)
             ip -= 1
+        for kk in range(in_blk.shape[0]):
+            k = in_blk[kk]
+            q = blk[k, 1]
+            n_post = blk[k, 3]
+            w0 = blk[k, 2]
+            q0 = pop_off[q]
+            lam = lam_i[q0:q0 + n_post]
+            for s in range(ip + 1, i1 + 1):
+                a0 = w0 + in_ch[s] * n_post
+                _axpy(gw[a0:a0 + n_post], lam, coef[q, 3])
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)

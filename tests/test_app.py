@@ -145,3 +145,17 @@ def test_public_api_fits_one_screen_and_resolves():
         assert getattr(eventkit, name) is not None
     cfg = eventkit.compose(["trainer.epochs=1"])
     assert cfg.trainer.epochs == 1
+
+
+@pytest.mark.slow
+def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path):
+    """The README's promise: `python -m eventkit` (Yin-Yang) >= 95 % test accuracy in < 3 min on
+    2 cores, numba compilation included (an empty kernel cache)."""
+    start = time.perf_counter()
+    out = eventkit("trainer.progress=false", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=900,
+                   env={"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")})
+    wall = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_accuracy"] >= 0.95, summary
+    assert wall < 180, f"took {wall:.0f} s"

@@ -255,7 +255,7 @@ def plot_curves(metrics: list[dict], path: Path) -> None:
             axes[1].plot(epochs, [m.get(key, np.nan) for m in metrics], style, label=key)
     axes[2].plot(epochs, [m["lr"] for m in metrics])
     axes[2].set_yscale("log")
-    for ax, title in zip(axes, ("loss", "accuracy", "learning rate (end of epoch)")):
+    for ax, title in zip(axes, ("loss", "accuracy", "learning rate")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         if ax.get_legend_handles_labels()[0]:

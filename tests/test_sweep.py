@@ -65,7 +65,7 @@ def test_submitit_local_launcher(tmp_path):
 @pytest.mark.slow
 def test_optuna_sweeper_from_packaged_config(tmp_path):
     sweep, out = multirun(tmp_path, "hparams_search=yinyang_optuna", "hydra.sweeper.n_trials=2")
-    rows = _check_summary(sweep, 2, ["optimizer.lr=", "network.hidden="])
+    _check_summary(sweep, 2, ["optimizer.lr=", "network.hidden="])
     assert "Best parameters" in out.stdout or (sweep / "optimization_results.yaml").exists()
 
 

@@ -100,6 +100,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     rd.write_config(OmegaConf.to_yaml(cfg))
     rd.start_manifest(seed, [{"name": p.name, "provider": p.provider, "error": p.error} for p in registry.plugins])
     threads = _set_threads(cfg.trainer.threads)
+    # Adam squares tiny gradients; denormal floats would make each optimizer step ~100x slower
+    torch.set_flush_denormal(True)
     torch.manual_seed(seed)
 
     target = registry.build("target", _plain(cfg.target))
@@ -119,6 +121,9 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
                 raise ConfigError(str(exc)) from None
     with rd.stage("build"):
         net = build_network(cfg, registry, train, seed)
+        prepare = getattr(target, "prepare", None)  # optional: e.g. quantisation-aware training
+        if prepare is not None:
+            prepare(net)
         loss_fn = registry.build("loss", _plain(cfg.loss))
         optimizer = registry.build("optimizer", _plain(cfg.optimizer), net.parameters())
         scheduler = registry.build("scheduler", _plain(cfg.scheduler), optimizer)

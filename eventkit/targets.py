@@ -25,6 +25,9 @@ class Target(Protocol):
         """Before training: raise ValueError naming the config key and the fix if ``cfg``
         cannot run on this target."""
 
+    # Optional: ``prepare(net)`` -- called once the network is built, before training (the
+    # loihi2 target uses it for quantisation-aware training). Targets without it are left alone.
+
     def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path, cfg: DictConfig) -> dict:
         """After training: write artefacts under ``run_dir / "deploy" / self.name`` and return
         JSON-serialisable fields stored in ``summary.json["deploy"][self.name]``."""

@@ -74,7 +74,10 @@ class LoihiCUBA(NeuronModel):
         alpha = 1.0 - v_decay / DECAY_UNITY
         hm, hs = -math.log(alpha), -math.log(beta)
         g = self.gain(dt)
-        # state i(n) = u(n-1) + g a(n)/beta, so beta * i = u(n) and v(n) = alpha v + beta i
-        return Coefficients(alpha, beta, beta, g / beta, g * hm / (hm - hs), hm, hs,
+        # state i(n) = u(n-1) + g a(n)/beta, so beta * i = u(n) and v(n) = alpha v + beta i.
+        # Sub-step relaxation: between steps the chip behaves like du/dt = -u/tau_syn',
+        # dv/dt = -v/tau_mem' + u/dt (v gains the whole u per step), whose exact propagator has
+        # c = 1 / (hm - hs) (times g for the input gain); it fixes e(phi) and R(phi).
+        return Coefficients(alpha, beta, beta, g / beta, g / (hm - hs), hm, hs,
                             self.threshold if self.spiking else math.inf, self.tau_mem,
                             self.spiking, grid=self.timing == "grid")

@@ -17,12 +17,20 @@ def register_targets(register):
              "emulation, NetX export, check against Lava")
 
 
+def _readout_compartment(tau_mem: float = 20.0, tau_syn: float = 5.0, timing: str = "grid"):
+    from .neuron import LoihiCUBA
+
+    return LoihiCUBA(tau_mem=tau_mem, tau_syn=tau_syn, timing=timing, spiking=False)
+
+
 @hookimpl
 def register_neurons(register):
     from .neuron import LoihiCUBA
 
     register("loihi_cuba", LoihiCUBA, description="Loihi 2 CUBA neuron in float (chip decays, "
-             "one-step synaptic delay); spiking=false gives the chip's readout compartment")
+             "one-step synaptic delay)")
+    register("loihi_li", _readout_compartment, description="Loihi 2 non-spiking CUBA readout "
+             "compartment in float (what the chip's readout layer computes)")
 
 
 @hookimpl

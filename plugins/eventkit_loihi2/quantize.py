@@ -45,7 +45,7 @@ MAX_VTH_MANT = 2**17 - 1  # vth is a 17-bit unsigned field
 READOUT_VTH_MANT = 2**16
 MAX_DELAY = 62
 SUPPORTED_NEURONS = ("lif", "loihi_cuba")
-SUPPORTED_OUTPUTS = ("li", "loihi_cuba", "lif")
+SUPPORTED_OUTPUTS = ("li", "loihi_li", "loihi_cuba", "lif")
 
 
 @dataclass

@@ -180,6 +180,11 @@ def resolve(cfg: DictConfig) -> DictConfig:
     return resolved
 
 
+TRAINER_KEYS = ("epochs", "batch_size", "eval_batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
+                "resume", "progress")
+NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer")
+INIT_KEYS = ("ff_mean", "ff_std", "rec_mean", "rec_std", "out_mean", "out_std")
+
 GROUPS = ("dataset", "network", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger", "trainer")
 NAMED_GROUPS = ("dataset", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger")
 
@@ -275,6 +280,12 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
     # trainer
     _section(cfg, "trainer", ["epochs", "batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
                               "resume", "eval_batch_size", "progress"])
+    for key, allowed in (("trainer", TRAINER_KEYS), ("network", NETWORK_KEYS), ("network.init", INIT_KEYS),
+                         ("network.regularizer", ("strength", "nu"))):
+        unknown = sorted(set(OmegaConf.select(cfg, key).keys()) - set(allowed))
+        if unknown:
+            _fail(f"{key}.{unknown[0]}", f"is not a known key of {key} (known: {', '.join(allowed)})",
+                  f"remove it or correct the spelling")
     _int(cfg, "trainer.epochs", ge=1, example=30)
     _int(cfg, "trainer.batch_size", ge=1, example=32)
     _int(cfg, "trainer.eval_batch_size", ge=1, example=256)

@@ -78,6 +78,8 @@ def test_overrides_switch_components():
         ("trainer.epochs=???", "trainer.epochs", "required value is missing"),
         ("~trainer.progress", "trainer.progress", "is missing"),
         ("dataset.augment=[{name: twist}]", "dataset.augment[0].name", "unknown augmentation"),
+        ("+trainer.epoch=5", "trainer.epoch", "is not a known key of trainer"),
+        ("+network.init.ff_sd=1", "network.init.ff_sd", "known: ff_mean"),
     ],
 )
 def test_bad_values_name_the_key(override, key, fix):
@@ -96,3 +98,26 @@ def test_bad_values_name_the_key(override, key, fix):
 def test_interpolation_error_is_named():
     with pytest.raises(ConfigError, match=r"^optimizer.lr: .*nowhere.lr.*Fix"):
         validate(compose(["optimizer.lr=${nowhere.lr}"]))
+
+
+def _group_options(group):
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from eventkit.config import HYDRA_VERSION_BASE, install_search_path_plugin
+
+    install_search_path_plugin()
+    with initialize_config_dir(str(conf_dir()), version_base=HYDRA_VERSION_BASE):
+        return GlobalHydra.instance().config_loader().get_group_options(group)
+
+
+def test_every_experiment_and_target_composes_and_validates():
+    """Experiments shipped by the core and by plugins (found through their config dirs)."""
+    reg = get_registry()
+    experiments = _group_options("experiment")
+    assert "synthetic_kws" in experiments
+    for name in experiments:
+        cfg = validate(compose([f"+experiment={name}"]), reg)
+        assert cfg.trainer.epochs >= 1, name
+    for target in _group_options("target"):
+        validate(compose([f"target={target}"]), reg)

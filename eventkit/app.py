@@ -188,8 +188,10 @@ def one_screen_summary(summary: dict, run_dir: Path) -> str:
         f"wall time          {summary.get('wall_time_s', 0):.1f} s (training {summary.get('train_time_s') or 0:.1f} s)",
     ]
     for name, fields in (summary.get("deploy") or {}).items():
-        shown = ", ".join(f"{k}={v}" for k, v in fields.items() if isinstance(v, (int, float, str)))
-        lines.append(f"deploy [{name}]      {shown}")
+        simple = [(k, v) for k, v in fields.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in simple[:6])
+        more = f" (+{len(simple) - 6} more in summary.json)" if len(simple) > 6 else ""
+        lines.append(f"deploy [{name}]      {shown}{more}")
     lines += [f"run directory      {run_dir}", f"report             {Path(run_dir) / 'report.md'}", ""]
     return "\n".join(lines)
 

@@ -278,7 +278,12 @@ def create(extra_plugins: Iterable[Any] = (), *, entry_points: bool = True, buil
                     )
                 registry.entries[_k][name] = Entry(_k, name, factory, description, _p)
 
-            impl.function(register=register)
+            try:
+                impl.function(register=register)
+            except RegistryError:
+                raise
+            except Exception as exc:  # a broken third-party hook must not take eventkit down
+                failed(impl.plugin_name, provider, exc)
 
     for impl in reversed(pm.hook.register_config_dirs.get_hookimpls()):
         provider = providers.get(impl.plugin_name, impl.plugin_name)

@@ -103,3 +103,14 @@ def test_cli_lists_plugins_with_kind_and_provider():
     assert any(line.split()[:2] == ["optimizer", "adam"] and "eventkit" in line for line in lines)
     assert any(line.split()[:2] == ["logger", "wandb"] and "eventkit_wandb" in line for line in lines)
     assert "Plugins:" in out.stdout
+
+
+def test_a_plugin_whose_hook_raises_is_reported_not_fatal(capsys):
+    def broken(register):
+        raise ImportError("needs a library that is not installed")
+
+    reg = create([_plugin("broken_plugin", register_targets=broken)], entry_points=False)
+    assert "cpu" in reg.names("target")
+    assert "broken_plugin" in capsys.readouterr().err
+    with pytest.raises(RegistryError, match="failed to load.*broken_plugin.*not installed"):
+        reg.get("target", "fpga")

@@ -228,6 +228,7 @@ def create(extra_plugins: Iterable[Any] = (), *, entry_points: bool = True, buil
 
     def failed(name: str, provider: str, exc: BaseException) -> None:
         err = f"{type(exc).__name__}: {exc}"
+        registry.plugins[:] = [p for p in registry.plugins if p.name != name]
         registry.plugins.append(PluginInfo(name, provider, err))
         print(f"eventkit: plugin {name!r} ({provider}) failed to load and is skipped: {err}", file=sys.stderr)
 

@@ -112,5 +112,6 @@ def test_a_plugin_whose_hook_raises_is_reported_not_fatal(capsys):
     reg = create([_plugin("broken_plugin", register_targets=broken)], entry_points=False)
     assert "cpu" in reg.names("target")
     assert "broken_plugin" in capsys.readouterr().err
+    assert [p.error is not None for p in reg.plugins if p.name == "broken_plugin"] == [True]
     with pytest.raises(RegistryError, match="failed to load.*broken_plugin.*not installed"):
         reg.get("target", "fpga")

@@ -479,10 +479,11 @@ def test_target_config_file_builds_the_target():
 
     path = Path(eventkit_loihi2.__file__).parent / "conf" / "target" / "loihi2.yaml"
     cfg = OmegaConf.to_container(OmegaConf.load(path))
-    assert cfg.pop("defaults") == [{"override /neuron@_global_.neuron": "loihi_cuba"}]
+    assert cfg.pop("defaults") == [{"/network_output@_global_.network.output": "loihi_li"},
+                                    {"override /neuron@_global_.neuron": "loihi_cuba"}]
     assert cfg.pop("name") == "loihi2"
     target = LoihiTarget(**cfg)
-    assert target.lava == "auto" and target.samples == 32 and target.bits == 8
+    assert target.lava == "auto" and target.samples == 32 and target.bits == 8 and not target.qat
 
 
 def test_lava_env_interpreter_search(monkeypatch, tmp_path):

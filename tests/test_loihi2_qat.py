@@ -55,3 +55,13 @@ def test_qat_off_changes_nothing():
     LoihiTarget(qat=False).prepare(net)
     weights, thresholds = net._effective()
     assert thresholds == {} and np.array_equal(weights["ff0"], net.ff0.detach().numpy())
+
+
+def test_target_selects_the_chip_neurons_and_the_user_can_override():
+    from eventkit.config import compose
+
+    cfg = compose(["target=loihi2"])
+    assert cfg.neuron.name == "loihi_cuba" and cfg.network.output.name == "loihi_li"
+    assert cfg.target.qat is False
+    cfg = compose(["target=loihi2", "neuron=lif", "network.output.name=li", "target.qat=true"])
+    assert cfg.neuron.name == "lif" and cfg.network.output.name == "li" and cfg.target.qat is True

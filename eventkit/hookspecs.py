@@ -2,7 +2,8 @@
 
 A plugin is any module (or object) with functions decorated by :data:`hookimpl`. Installed
 distributions are found through the ``eventkit`` entry-point group; the built-in components are
-registered through the same hooks (see :mod:`eventkit.builtins`), so nothing in the core is special.
+registered through the same hooks (``eventkit.registry.BUILTIN_MODULES``), so nothing in the core
+is special.
 
 Each ``register_<kind>s`` hook receives a ``register`` callback::
 
@@ -68,7 +69,7 @@ def register_targets(register):
 
 @hookspec
 def register_loggers(register):
-    """Metric loggers. ``factory(**cfg)`` returns an :class:`eventkit.loggers.Logger`."""
+    """Metric loggers. ``factory(**cfg)`` returns an :class:`eventkit.components.Logger`."""
 
 
 @hookspec

@@ -70,12 +70,28 @@ def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float):
     return net, rate
 
 
-def _median_times(fn, repeats):
+def _measure(loss_fn, opt, repeats):
+    """Median seconds of forward (incl. loss), backward and the whole train step over
+    ``repeats`` steps after one warm-up step, and the peak RSS growth (MB) while they ran."""
+
+    def step():
+        t0 = time.perf_counter()
+        loss = loss_fn()
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        return dict(forward=t1 - t0, backward=t2 - t1, train_step=t3 - t0)
+
+    step()
+    base = _rss_bytes()
     times = {}
     for _ in range(repeats):
-        for key, value in fn().items():
+        for key, value in step().items():
             times.setdefault(key, []).append(value)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: statistics.median(v) for k, v in times.items()}, (_peak_rss_bytes() - base) / 2**20
 
 
 def _eventkit_job(hidden, n_steps, batch, repeats, queue):
@@ -91,24 +107,14 @@ def _eventkit_job(hidden, n_steps, batch, repeats, queue):
     labels = torch.as_tensor(data.labels)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
-    def step():
-        t0 = time.perf_counter()
+    def loss_fn():
         out = net(data)
-        loss = F.cross_entropy(out.readout, labels) + spike_count_regularizer(out.counts, 5e-10, 14.0)
-        t1 = time.perf_counter()
-        opt.zero_grad()
-        loss.backward()
-        t2 = time.perf_counter()
-        opt.step()
-        t3 = time.perf_counter()
-        return dict(forward=t1 - t0, backward=t2 - t1, train_step=t3 - t0)
+        return F.cross_entropy(out.readout, labels) + spike_count_regularizer(out.counts, 5e-10, 14.0)
 
-    step()  # warm-up (kernels come from the disk cache or are compiled here)
-    base = _rss_bytes()
-    times = _median_times(step, repeats)
+    times, peak_mb = _measure(loss_fn, opt, repeats)  # (kernels come from the disk cache)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
-    queue.put(dict(times, peak_mem_mb=(_peak_rss_bytes() - base) / 2**20, rate_hz=rate,
+    queue.put(dict(times, peak_mem_mb=peak_mb, rate_hz=rate,
                    hidden_spikes_per_sample=hidden_spikes, w_in_mean=float(net.ff0.detach().mean())))
 
 
@@ -154,21 +160,8 @@ def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, queue):
             readout = readout + weight[t] * mem_o
         return readout
 
-    def step():
-        t0 = time.perf_counter()
-        loss = F.cross_entropy(forward(), labels)
-        t1 = time.perf_counter()
-        opt.zero_grad()
-        loss.backward()
-        t2 = time.perf_counter()
-        opt.step()
-        t3 = time.perf_counter()
-        return dict(forward=t1 - t0, backward=t2 - t1, train_step=t3 - t0)
-
-    step()
-    base = _rss_bytes()
-    times = _median_times(step, repeats)
-    queue.put(dict(times, peak_mem_mb=(_peak_rss_bytes() - base) / 2**20))
+    times, peak_mb = _measure(lambda: F.cross_entropy(forward(), labels), opt, repeats)
+    queue.put(dict(times, peak_mem_mb=peak_mb))
 
 
 def _in_process(target, *args):

@@ -1,0 +1,28 @@
+"""The engine benchmark command runs and writes its table as JSON."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_bench_command_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--quick", "--repeats", "1",
+                           "--no-snntorch", "--json", str(out)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch s" in proc.stdout
+    result = json.loads(out.read_text())["results"][0]
+    assert result["hidden"] == 256 and result["n_steps"] == 1000
+    ek = result["eventkit"]
+    assert 10 < ek["rate_hz"] < 18  # calibrated to about 14 spikes per neuron per second
+    assert ek["train_step"] >= ek["forward"] > 0 and result["eventkit_epoch_s"] > 0
+
+
+def test_bench_rejects_bad_arguments():
+    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--repeats", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "--repeats" in proc.stderr

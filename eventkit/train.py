@@ -92,15 +92,6 @@ def evaluate(net: Any, data: SpikeData, loss_fn: Callable, batch_size: int) -> d
     return {"loss": total_loss / n, "accuracy": correct / n, "spikes_per_sample": spikes / n}
 
 
-def _hidden_sizes(net: Any) -> list[int]:
-    sizes, i = [], 0
-    params = dict(net.named_parameters())
-    while f"ff{i}" in params:
-        sizes.append(params[f"ff{i}"].shape[0])
-        i += 1
-    return sizes
-
-
 def _silent_fix(net: Any, epoch_counts: torch.Tensor, amount: float) -> int:
     """Neurons that never fired during the epoch get ``amount`` added to all their input
     weights (the authors' remedy: a silent neuron gets no gradient, so it would stay silent)."""
@@ -109,7 +100,7 @@ def _silent_fix(net: Any, epoch_counts: torch.Tensor, amount: float) -> int:
     params = dict(net.named_parameters())
     start, fixed = 0, 0
     with torch.no_grad():
-        for layer, size in enumerate(_hidden_sizes(net)):
+        for layer, size in enumerate(net.hidden):
             silent = epoch_counts[start:start + size] == 0
             if silent.any():
                 params[f"ff{layer}"][silent] += amount
@@ -140,7 +131,7 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
         start_epoch, best_val, best_epoch = _resume(Path(resume), net, optimizer, scheduler, rundir)
         resumed_from = str(resume)
 
-    hidden_total = sum(_hidden_sizes(net))
+    hidden_total = net.n_hidden_total
     seconds = (train.n_steps * train.dt) / 1000.0
     epoch_bar = _bar(range(start_epoch, loop.epochs), loop.progress, desc="epochs", initial=start_epoch,
                      total=loop.epochs, unit="ep")

@@ -19,7 +19,6 @@ _EXPORTS = {
     "LIF": "eventkit.engine",
     "LI": "eventkit.engine",
     "NeuronModel": "eventkit.engine",
-    "readout_from_name": "eventkit.engine",
     "spike_count_regularizer": "eventkit.engine",
     # data: the spike format every dataset produces
     "SpikeData": "eventkit.data",

@@ -133,11 +133,11 @@ def bench_engine(data: SpikeData, hidden: int, batch: int, repeats: int) -> dict
     import torch
     import torch.nn.functional as F
 
-    from eventkit.engine import LI, LIF, EventpropNet, readout_from_name, spike_count_regularizer
+    from eventkit.engine import LI, LIF, EventpropNet, ExpWeightedMeanV, spike_count_regularizer
 
     net = EventpropNet(n_in=data.n_channels, n_out=data.n_classes, hidden=hidden, recurrent=True,
                        neuron=LIF(tau_mem=20.0, tau_syn=5.0, threshold=1.0), output=LI(tau_mem=20.0, tau_syn=5.0),
-                       readout=readout_from_name("exp_mean_v"), dt=data.dt, n_steps=data.n_steps,
+                       readout=ExpWeightedMeanV(), dt=data.dt, n_steps=data.n_steps,
                        init=dict(ff_mean=0.03, ff_std=0.01, rec_mean=0.0, rec_std=0.02, out_mean=0.0, out_std=0.03),
                        generator=torch.Generator().manual_seed(0))  # fmt: skip
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)

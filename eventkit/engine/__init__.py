@@ -8,12 +8,10 @@
 
 from .network import EngineOutput, EventpropNet, FakeQuant, Record, spike_count_regularizer
 from .neurons import LI, LIF, Coefficients, NeuronModel
-from .readouts import (ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, Readout, SumV,
-                       readout_from_name)
+from .readouts import ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, Readout, SumV
 
 __all__ = [
     "EventpropNet", "EngineOutput", "FakeQuant", "Record", "spike_count_regularizer",
     "NeuronModel", "LIF", "LI", "Coefficients",
     "Readout", "SumV", "MeanV", "ExpWeightedMeanV", "MaxV", "FirstSpike", "PerStepV",
-    "readout_from_name",
 ]

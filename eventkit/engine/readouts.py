@@ -107,9 +107,3 @@ class PerStepV(Readout):
 
 READOUTS = {cls.name: cls for cls in (SumV, MeanV, ExpWeightedMeanV, MaxV, FirstSpike, PerStepV)}
 
-
-def readout_from_name(name: str, **kwargs) -> Readout:
-    """Build a built-in readout by name (plugins register theirs through the registry)."""
-    if name not in READOUTS:
-        raise ValueError(f"unknown readout {name!r}; known: {', '.join(sorted(READOUTS))}")
-    return READOUTS[name](**kwargs)

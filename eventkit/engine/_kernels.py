@@ -101,6 +101,19 @@ def _jump_and_grad(lam_i, lam_v, w, gw, b, e, db, de):
     return acc
 
 
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _remaining_decay(coef, q, phi, cache):
+    """(beta_q^(1-phi), alpha_q^(1-phi)): target population q's decay from the spike to the end of
+    its step. ``cache`` holds (hs, hm, beta^, alpha^) of the previous target; set cache[0] = -1
+    for a new spike. Consecutive targets usually share time constants, so this saves the exps."""
+    if coef[q, 6] != cache[0] or coef[q, 5] != cache[1]:
+        cache[0] = coef[q, 6]
+        cache[1] = coef[q, 5]
+        cache[2] = np.exp(-(1.0 - phi) * cache[0])
+        cache[3] = np.exp(-(1.0 - phi) * cache[1])
+    return cache[2], cache[3]
+
+
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _pop_of(j, pop_off):
     p = 0
@@ -122,6 +135,7 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
     i_state = np.zeros(n_tot, dtype=w.dtype)
     v_adv = np.zeros(n_tot, dtype=w.dtype)
     scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
+    decay = np.zeros(4)  # _remaining_decay's cache
     nr = 0
     ip = in_off[b]
     i_end = in_off[b + 1]
@@ -202,21 +216,14 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
             p = _pop_of(j, pop_off)
             phi = 1.0 if spiking[p] == 2 else rec_phi[b, r]
             row = j - pop_off[p]
-            last_hs = -1.0
-            last_hm = -1.0
-            bs = 1.0
-            am = 1.0
+            decay[0] = -1.0
             for kk in range(out_start[p], out_start[p + 1]):
                 k = out_blk[kk]
                 q = blk[k, 1]
                 n_post = blk[k, 3]
                 base = blk[k, 2] + row * n_post
                 q0 = pop_off[q]
-                if coef[q, 6] != last_hs or coef[q, 5] != last_hm:  # targets' decay over 1 - phi
-                    last_hs = coef[q, 6]
-                    last_hm = coef[q, 5]
-                    bs = np.exp(-(1.0 - phi) * last_hs)
-                    am = np.exp(-(1.0 - phi) * last_hm)
+                bs, am = _remaining_decay(coef, q, phi, decay)
                 scal[0] = coef[q, 3] * bs
                 scal[1] = coef[q, 4] * (bs - am)
                 _axpy2(i_state[q0:q0 + n_post], v_state[q0:q0 + n_post], w[base:base + n_post],
@@ -251,6 +258,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
     jump_v = np.zeros(n_tot, dtype=w.dtype)
     jump_i = np.zeros(n_tot, dtype=w.dtype)
     scal = np.zeros(4, dtype=w.dtype)
+    decay = np.zeros(4)  # _remaining_decay's cache
     # index of the first spike of every output neuron (the first-spike readout depends on it)
     first_rec = np.full(n_out, -1, dtype=np.int64)
     for r in range(n_rec[b]):
@@ -289,10 +297,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             restart = c * (beta - em)
             d_restart = -c * (hm - hs) * em
             g_phi = lam_v[j] * d_restart * cur
-            last_hs = -1.0
-            last_hm = -1.0
-            bs = 1.0
-            am = 1.0
+            decay[0] = -1.0
             for kk in range(out_start[p], out_start[p + 1]):
                 k = out_blk[kk]
                 q = blk[k, 1]
@@ -301,11 +306,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 q0 = pop_off[q]
                 hs_q = coef[q, 6]
                 hm_q = coef[q, 5]
-                if hs_q != last_hs or hm_q != last_hm:
-                    last_hs = hs_q
-                    last_hm = hm_q
-                    bs = np.exp(-(1.0 - phi_act) * hs_q)
-                    am = np.exp(-(1.0 - phi_act) * hm_q)
+                bs, am = _remaining_decay(coef, q, phi_act, decay)
                 bq = coef[q, 3] * bs
                 eq = coef[q, 4] * (bs - am)
                 dbq = bq * hs_q

@@ -14,21 +14,7 @@ import torch.nn.functional as F
 
 from eventkit.data import SpikeData, from_samples
 from eventkit.engine import LI, LIF, EventpropNet, MaxV, spike_count_regularizer
-from engine_helpers import random_data
-
-
-def two_pattern_task(rng, n, n_in=20, n_steps=60):
-    """Every channel fires twice in both classes, so spike counts carry no information: class 0 is
-    a sweep up the channels, class 1 a sweep down, with timing jitter. Only timing separates them."""
-    samples, labels = [], []
-    for _ in range(n):
-        y = int(rng.integers(0, 2))
-        chans = np.repeat(np.arange(n_in), 2)
-        order = chans if y == 0 else n_in - 1 - chans
-        steps = np.clip(2 * order + rng.integers(-2, 3, chans.size) + 5, 0, n_steps - 1)
-        samples.append((steps, chans))
-        labels.append(y)
-    return from_samples(samples, labels, n_channels=n_in, n_steps=n_steps, dt=1.0, n_classes=2)
+from engine_helpers import accuracy, random_data, train_until, two_pattern_task
 
 
 def test_small_network_learns_two_patterns_quickly():
@@ -38,24 +24,10 @@ def test_small_network_learns_two_patterns_quickly():
     net = EventpropNet(20, 2, hidden=32, recurrent=False, readout=MaxV(), n_steps=60,
                        init=dict(ff_mean=0.4, ff_std=0.2, out_std=0.3),
                        generator=torch.Generator().manual_seed(0))
-    opt = torch.optim.Adam(net.parameters(), lr=0.01)
-
-    def accuracy():
-        with torch.no_grad():
-            return (net.predict(net(test).readout).numpy() == test.labels).mean()
-
     start = time.perf_counter()
-    chance = accuracy()
+    chance = accuracy(net, test)
     assert chance < 0.75
-    for epoch in range(15):
-        for b in range(0, 256, 32):
-            batch = train.subset(np.arange(b, b + 32))
-            opt.zero_grad()
-            F.cross_entropy(net(batch).readout, torch.as_tensor(batch.labels)).backward()
-            opt.step()
-        if accuracy() >= 0.95:
-            break
-    final = accuracy()
+    final = train_until(net, train, test, max_epochs=15)
     assert final >= 0.95, (chance, final)
     assert time.perf_counter() - start < 30
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from eventkit.engine import EventpropNet, ExpWeightedMeanV
 from eventkit_loihi2.neuron import LoihiCUBA
-from engine_helpers import finite_difference_check, random_data
+from engine_helpers import finite_difference_check, random_data, train_until, two_pattern_task
 
 
 def reference_cuba(data, w_ff, w_rec, w_out, du, dv, theta, n_steps):
@@ -69,26 +69,13 @@ def test_substep_relaxation_gradient_matches_finite_differences():
 
 def test_grid_timing_learns():
     """The straight-through spike-time estimate trains the chip dynamics."""
-    from test_engine_behaviour import two_pattern_task
-
     rng = np.random.default_rng(0)
     train, test = two_pattern_task(rng, 256), two_pattern_task(rng, 200)
     net = EventpropNet(20, 2, hidden=32, recurrent=False, neuron=LoihiCUBA(),
                        output=LoihiCUBA(spiking=False), n_steps=60,
                        init=dict(ff_mean=0.4, ff_std=0.2, out_std=0.3),
                        generator=torch.Generator().manual_seed(0))
-    opt = torch.optim.Adam(net.parameters(), lr=0.01)
-    for epoch in range(20):
-        for b in range(0, 256, 32):
-            batch = train.subset(np.arange(b, b + 32))
-            opt.zero_grad()
-            F.cross_entropy(net(batch).readout, torch.as_tensor(batch.labels)).backward()
-            opt.step()
-        with torch.no_grad():
-            acc = (net.predict(net(test).readout).numpy() == test.labels).mean()
-        if acc >= 0.95:
-            break
-    assert acc >= 0.95
+    assert train_until(net, train, test, max_epochs=20) >= 0.95
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -129,7 +129,6 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
-    n_out = n_tot - o0
     cap = rec_step.shape[1]
     v_state = np.zeros(n_tot, dtype=w.dtype)
     i_state = np.zeros(n_tot, dtype=w.dtype)

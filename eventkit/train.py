@@ -67,7 +67,7 @@ def _batches(n: int, size: int, order: np.ndarray | None = None):
         yield idx[start:start + size]
 
 
-def _reg(net: Any, counts: torch.Tensor, strength: float, nu: float) -> torch.Tensor | None:
+def _reg(counts: torch.Tensor, strength: float, nu: float) -> torch.Tensor | None:
     if strength <= 0:
         return None
     from eventkit.engine import spike_count_regularizer
@@ -153,7 +153,7 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
             optimizer.zero_grad(set_to_none=True)
             out = net(batch)
             loss = loss_fn(out.readout, labels)
-            reg = _reg(net, out.counts, loop.reg_strength, loop.reg_nu)
+            reg = _reg(out.counts, loop.reg_strength, loop.reg_nu)
             total = loss + reg if reg is not None else loss
             if not torch.isfinite(total):
                 _non_finite(f"loss is {total.item()}", epoch, b, ckpt_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
+import numba
 import numpy as np
 
 
@@ -76,18 +77,19 @@ class SpikeData:
         if self.dt <= 0:
             raise ValueError(f"{where}: dt must be > 0 ms, got {self.dt}")
         if self.n_spikes:
-            if self.steps.min() < 0 or self.steps.max() >= self.n_steps:
+            problem = _event_problem(self.offsets, self.steps, self.channels, self.n_steps,
+                                     self.n_channels)
+            if problem == _BAD_STEP:
                 raise ValueError(
                     f"{where}: spike steps must lie in [0, n_steps={self.n_steps}); "
                     f"found [{self.steps.min()}, {self.steps.max()}]"
                 )
-            if self.channels.min() < 0 or self.channels.max() >= self.n_channels:
+            if problem == _BAD_CHANNEL:
                 raise ValueError(
                     f"{where}: spike channels must lie in [0, n_channels={self.n_channels}); "
                     f"found [{self.channels.min()}, {self.channels.max()}]"
                 )
-            order_ok = _sorted_within(self.offsets, self.steps)
-            if not order_ok:
+            if problem == _UNSORTED:
                 raise ValueError(f"{where}: spikes must be sorted by step within each sample")
         if n and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):
             raise ValueError(f"{where}: labels must lie in [0, n_classes={self.n_classes})")
@@ -171,11 +173,23 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.cumsum(idx)
 
 
-def _sorted_within(offsets: np.ndarray, steps: np.ndarray) -> bool:
-    if steps.size < 2:
-        return True
-    dec = np.nonzero(np.diff(steps) < 0)[0] + 1  # positions where step decreases
-    if dec.size == 0:
-        return True
-    # a decrease is allowed only at a sample boundary
-    return bool(np.all(np.isin(dec, offsets[1:-1])))
+_BAD_STEP, _BAD_CHANNEL, _UNSORTED = 1, 2, 3
+
+
+@numba.njit(cache=True, nogil=True)
+def _event_problem(offsets, steps, channels, n_steps, n_channels):
+    """One pass over the spikes: 0 if all are valid, else the first problem found (steps out of
+    range are reported before channels out of range, before order)."""
+    problem = 0
+    for k in range(offsets.shape[0] - 1):
+        prev = 0
+        for s in range(offsets[k], offsets[k + 1]):
+            st = steps[s]
+            if st < 0 or st >= n_steps:
+                return _BAD_STEP
+            if channels[s] < 0 or channels[s] >= n_channels:
+                problem = _BAD_CHANNEL
+            elif st < prev and problem == 0:
+                problem = _UNSORTED
+            prev = st
+    return problem

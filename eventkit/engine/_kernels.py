@@ -365,14 +365,29 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
 def backward(in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem, blk, out_start,
              out_blk, in_blk, w, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace,
              g_tfirst, g_counts, gw):
-    """Accumulate dL/dw into ``gw[g]`` for the fixed sample group g (deterministic: the split of
-    samples into groups does not depend on the number of threads)."""
+    """Write dL/dw of the fixed sample group g into ``gw[g]`` (its previous content is ignored;
+    deterministic: the split of samples into groups does not depend on the number of threads)."""
     n_batch = in_off.shape[0] - 1
     n_groups = gw.shape[0]
     for g in prange(n_groups):
+        gw[g, :] = 0
         lo = (g * n_batch) // n_groups
         hi = ((g + 1) * n_batch) // n_groups
         for b in range(lo, hi):
             _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem,
                           blk, out_start, out_blk, in_blk, w, rec_step, rec_nrn, rec_phi, rec_v,
                           rec_i, n_rec, g_trace, g_tfirst, g_counts, gw[g])
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def sum_groups(gw, out):
+    """out = gw.sum(axis=0), in a fixed order (group 0 first), parallel over chunks."""
+    n = gw.shape[1]
+    chunk = 4096
+    for c in prange((n + chunk - 1) // chunk):
+        lo = c * chunk
+        hi = min(n, lo + chunk)
+        out[lo:hi] = gw[0, lo:hi]
+        for g in range(1, gw.shape[0]):
+            for t in range(lo, hi):
+                out[t] += gw[g, t]

@@ -257,6 +257,15 @@ class EventpropNet(nn.Module):
         parts = [np.asarray(weights[n]).T.reshape(-1) for n in self._topo.names]
         return np.ascontiguousarray(np.concatenate(parts), dtype=np_dtype)
 
+    def _group_buffer(self, n_groups: int, dtype) -> np.ndarray:
+        """The backward pass's per-group gradient accumulators, kept between calls (the kernel
+        overwrites them), so that each step does not fault in fresh pages."""
+        buf = getattr(self, "_gw_buffer", None)
+        if buf is None or buf.shape != (n_groups, self._topo.n_w) or buf.dtype != dtype:
+            buf = np.empty((n_groups, self._topo.n_w), dtype=dtype)
+            self._gw_buffer = buf
+        return buf
+
     def _coefficients(self, dtype) -> np.ndarray:
         coef = self._topo.coef_rows.copy()
         for pop, theta in self._effective()[1].items():
@@ -328,7 +337,7 @@ class _EventpropFunction(torch.autograd.Function):
         g_tfirst_np = as_np(g_tfirst, (n_batch, net.n_out)) * np_dtype.type(net.dt)
         g_counts_np = as_np(g_counts, (n_batch, topo.n_hidden))
         n_groups = min(net.n_groups, n_batch)
-        gw = np.zeros((n_groups, topo.n_w), dtype=np_dtype)
+        gw = net._group_buffer(n_groups, np_dtype)
         _kernels.backward(
             data.offsets, data.steps, data.channels, net.n_steps, topo.pop_off,
             ctx.coef, topo.spiking, topo.tau_mem.astype(np_dtype), topo.blk,
@@ -336,7 +345,8 @@ class _EventpropFunction(torch.autograd.Function):
             res["rec_phi"], res["rec_v"], res["rec_i"], res["n_rec"], g_trace_np, g_tfirst_np,
             g_counts_np, gw,
         )
-        flat = gw.sum(axis=0)
+        flat = np.empty(topo.n_w, dtype=np_dtype)
+        _kernels.sum_groups(gw, flat)
         grads = []
         for k, shape in enumerate(topo.shapes):
             off = topo.blk[k, 2]

@@ -61,7 +61,7 @@ class ExpWeightedMeanV(Readout):
         n_steps = trace.shape[1]
         t = torch.arange(1, n_steps + 1, dtype=trace.dtype, device=trace.device) * dt
         weight = torch.exp(-t / (n_steps * dt)) / n_steps
-        return torch.einsum("btk,t->bk", trace, weight)
+        return torch.matmul(trace.transpose(1, 2), weight)
 
 
 @dataclass(frozen=True)

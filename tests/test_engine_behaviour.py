@@ -215,3 +215,42 @@ def test_fake_quantization_is_straight_through():
     assert not torch.equal(net.ff0, plain.ff0)  # the float weights themselves stay unrounded
     with pytest.raises(ValueError, match="callable"):
         net.set_fake_quantization(3)
+
+
+def test_readout_in_the_loop_is_straight_through():
+    rng = np.random.default_rng(7)
+    data = random_data(rng, 5, 10, 70, rate=(40, 80))
+    labels = torch.as_tensor(data.labels)
+    net = _net()
+    with torch.no_grad():
+        own = net(data).readout
+    other = (own * 1.7 + 0.05).numpy()  # what "another system" reads out for this batch
+    # reference: d loss / d readout taken at the other system's values, sent through the network
+    net.zero_grad()
+    readout = net(data).readout
+    r = torch.as_tensor(other).requires_grad_(True)
+    (g_r,) = torch.autograd.grad(F.cross_entropy(r, labels, reduction="sum"), r)
+    readout.backward(g_r)
+    expected = {n: p.grad.clone() for n, p in net.named_parameters()}
+
+    calls = []
+    net.set_readout_in_the_loop(lambda d: calls.append(len(d)) or other)
+    got, out = _grads(net, data)
+    assert calls == [len(data)]
+    np.testing.assert_allclose(out.readout.detach().numpy(), other, rtol=1e-12)  # r + (hw - r)
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-12, atol=0)
+    with torch.no_grad():  # evaluation sees the network's own readout
+        torch.testing.assert_close(net(data).readout, own, rtol=0, atol=0)
+    assert calls == [len(data)]
+
+    net.set_readout_in_the_loop(lambda d: other[:, :2])
+    with pytest.raises(ValueError, match="shape"):
+        _grads(net, data)
+    net.set_readout_in_the_loop(lambda d: other * np.nan)
+    with pytest.raises(ValueError, match="NaN"):
+        _grads(net, data)
+    with pytest.raises(ValueError, match="callable"):
+        net.set_readout_in_the_loop("chip")
+    net.set_readout_in_the_loop(None)
+    torch.testing.assert_close(_grads(net, data)[1].readout, own, rtol=0, atol=0)

@@ -2,13 +2,14 @@
 weights and thresholds, the updates go to the float weights."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from eventkit.engine import EventpropNet
 from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.quantize import chip_parameters
-from eventkit_loihi2.target import LoihiTarget
+from eventkit_loihi2.target import READOUT_ON_CHIP, LoihiTarget
 from engine_helpers import random_data
 
 
@@ -65,3 +66,67 @@ def test_target_selects_the_chip_neurons_and_the_user_can_override():
     assert cfg.target.qat is False
     cfg = compose(["target=loihi2", "neuron=lif", "network.output.name=li", "target.qat=true"])
     assert cfg.neuron.name == "lif" and cfg.network.output.name == "li" and cfg.target.qat is True
+
+
+def _binary_data(n=16, seed=0):
+    """Random input with at most one spike per (step, channel): what the chip's input sees."""
+    from eventkit.data import from_samples
+
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n):
+        cells = rng.choice(600, size=int(rng.integers(40, 70)), replace=False)
+        samples.append((cells // 10, cells % 10))
+    return from_samples(samples, rng.integers(0, 3, n), n_channels=10, n_steps=60, dt=1.0,
+                        n_classes=3)
+
+
+@pytest.mark.parametrize("readout", ["exp_mean_v", "sum_v", "mean_v", "max_v"])
+def test_in_the_loop_readout_is_the_emulated_chip_in_float_units(readout):
+    from eventkit.engine.readouts import READOUTS
+
+    data = _binary_data()
+    net = EventpropNet(10, 3, hidden=12, recurrent=True, neuron=LoihiCUBA(),
+                       output=LoihiCUBA(spiking=False), n_steps=60, readout=READOUTS[readout](),
+                       init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
+                       generator=torch.Generator().manual_seed(0))
+    target = LoihiTarget(qat=True, in_the_loop=True)
+    target.prepare(net)
+    with torch.no_grad():
+        own = net(data).readout.numpy()  # the float network with the chip's weights
+    chip = net(data).readout.detach().numpy()  # the emulated chip, converted
+    ex = net.export()
+    _, _, emu, _ = target.silent_readout_chip(ex, data, READOUT_ON_CHIP[readout])
+    assert emu.counts[:, :12].sum() == net(data).counts.sum().item()  # same hidden spikes
+    # same values up to the chip's integer rounding (not a scale factor away)
+    assert np.abs(chip - own).max() <= 0.01 * np.abs(own).max()
+    assert not np.array_equal(chip, own)
+
+
+def test_in_the_loop_training_lowers_the_chip_loss():
+    data = _binary_data(24, seed=1)
+    labels = torch.as_tensor(data.labels)
+    net = _net()
+    LoihiTarget(qat=True, in_the_loop=True).prepare(net)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(data).readout, labels)  # loss of the emulated chip's readout
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.02
+
+
+def test_in_the_loop_needs_qat_and_a_voltage_readout():
+    from eventkit.engine.readouts import READOUTS
+
+    with pytest.raises(ValueError, match="qat=true"):
+        LoihiTarget(qat=False, in_the_loop=True)
+    with pytest.raises(ValueError, match="in_the_loop must be true or false"):
+        LoihiTarget(qat=True, in_the_loop="yes")
+    net = EventpropNet(10, 3, hidden=12, neuron=LoihiCUBA(), output=LoihiCUBA(spiking=False),
+                       n_steps=60, readout=READOUTS["per_step"]())
+    with pytest.raises(ValueError, match="per_step"):
+        LoihiTarget(qat=True, in_the_loop=True).prepare(net)

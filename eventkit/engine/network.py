@@ -149,6 +149,7 @@ class EventpropNet(nn.Module):
         self._topo = _Topology(self)  # validates time constants against dt
         self._capacity = min(self.max_spikes_per_sample, max(4096, 8 * self._topo.n_hidden))
         self._fake_quant = None
+        self._readout_in_loop = None
         init = {**DEFAULT_INIT, **(init or {})}
         unknown = set(init) - set(DEFAULT_INIT)
         if unknown:
@@ -170,7 +171,10 @@ class EventpropNet(nn.Module):
         self._check_data(data)
         weights = [getattr(self, n) for n in self._topo.names]
         trace, t_first, counts = _EventpropFunction.apply(self, data, *weights)
-        return EngineOutput(self.readout(trace, t_first, self.dt), counts, trace, t_first)
+        readout = self.readout(trace, t_first, self.dt)
+        if self._readout_in_loop is not None and torch.is_grad_enabled():
+            readout = self._hardware_readout(data, readout)
+        return EngineOutput(readout, counts, trace, t_first)
 
     def predict(self, readout: torch.Tensor) -> torch.Tensor:
         return self.readout.predict(readout)
@@ -239,6 +243,28 @@ class EventpropNet(nn.Module):
         if fn is not None and not callable(fn):
             raise ValueError("set_fake_quantization: expected a callable or None")
         self._fake_quant = fn
+
+    def set_readout_in_the_loop(self, fn: Callable[[SpikeData], np.ndarray] | None) -> None:
+        """Train with another system's readout in the loop (e.g. a bit-exact chip emulator).
+
+        While gradients are recorded (training), the forward pass returns ``fn(data)`` (an array
+        [batch, n_out] in the units of this network's readout) as the readout, and the backward
+        pass sends d loss / d readout, evaluated at those values, through this network's own
+        Eventprop gradient (straight-through). The loss thus measures what the other system
+        computes. Under ``torch.no_grad()`` (evaluation) the network's own readout is returned.
+        ``None`` switches it off."""
+        if fn is not None and not callable(fn):
+            raise ValueError("set_readout_in_the_loop: expected a callable or None")
+        self._readout_in_loop = fn
+
+    def _hardware_readout(self, data: SpikeData, readout: torch.Tensor) -> torch.Tensor:
+        hw = torch.as_tensor(np.asarray(self._readout_in_loop(data)), dtype=readout.dtype)
+        if hw.shape != readout.shape:
+            raise ValueError(f"readout in the loop: the callable returned shape {tuple(hw.shape)}, "
+                             f"the network's readout has shape {tuple(readout.shape)}")
+        if not torch.isfinite(hw).all():
+            raise ValueError("readout in the loop: the callable returned NaN or inf")
+        return readout + (hw - readout).detach()
 
     def _effective(self) -> tuple[dict, dict]:
         weights = {n: getattr(self, n).detach().cpu().numpy() for n in self._topo.names}

@@ -387,3 +387,26 @@ def emulate(chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum"
     pred = np.argmax(vmax if readout == "max" else scores, axis=1) if N else np.zeros(0, np.int64)
     return EmulatorResult(scores, vmax, counts, v_record[:n_record], pred.astype(np.int64),
                           [int(x) for x in pk.n], seconds, n_steps, int(offset))
+
+
+def readout_in_float_units(emu: EmulatorResult, chip: ChipNetwork, export: dict,
+                           readout: str) -> np.ndarray:
+    """The chip's classification scores as the float network's readout ``readout`` would give
+    them: chip v = 64 S / g x float V for the readout population (S = 2**weight_exp, g its voltage
+    gain, see :mod:`eventkit_loihi2.quantize`), and the chip window's step t' holds the float
+    trace's entry t' (the float ``exp_mean_v`` weighs it exp(-(t' + 1)/T) / T, the chip
+    exp(-t'/T))."""
+    from .quantize import voltage_gain
+
+    g = voltage_gain(dict(export["output"].get("neuron") or {}), float(export["dt"]))
+    unit = g / (64.0 * 2.0**chip.output.weight_exp)
+    window = emu.n_steps - emu.offset
+    if readout == "exp_mean_v":
+        return emu.scores * unit * math.exp(-1.0 / window) / window
+    if readout == "sum_v":
+        return emu.scores * unit
+    if readout == "mean_v":
+        return emu.scores * unit / window
+    if readout == "max_v":
+        return emu.vmax * unit
+    raise ValueError(f"no chip counterpart of readout {readout!r} (exp_mean_v, sum_v, mean_v, max_v)")

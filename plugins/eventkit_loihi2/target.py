@@ -25,6 +25,7 @@ CHIP_READOUTS = ("auto", "exp_sum", "sum", "max")
 # the chip classification matching each training readout (computed by the host from v)
 READOUT_ON_CHIP = dict(exp_mean_v="exp_sum", sum_v="sum", mean_v="sum", max_v="max",
                        per_step="exp_sum")
+READOUT_IN_LOOP = ("exp_mean_v", "sum_v", "mean_v", "max_v")  # one value per output neuron
 
 
 def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8) -> dict:
@@ -64,7 +65,7 @@ class LoihiTarget:
     def __init__(self, quantization: dict | None = None, readout: str = "auto",
                  lava: str = "auto", lava_python: str | None = None, lava_backend: str = "sim",
                  lava_timeout: float = 3600.0, samples: int = 32, energy: dict | None = None,
-                 readout_offset: int = 1, qat: bool = False):
+                 readout_offset: int = 1, qat: bool = False, in_the_loop: bool = False):
         q = dict(quantization or {})
         unknown = set(q) - {"percentile", "bits", "readout_vth"}
         if unknown:
@@ -94,6 +95,12 @@ class LoihiTarget:
         if not isinstance(qat, bool):
             raise ValueError(f"target.qat must be true or false, got {qat!r}")
         self.qat = qat
+        if not isinstance(in_the_loop, bool):
+            raise ValueError(f"target.in_the_loop must be true or false, got {in_the_loop!r}")
+        if in_the_loop and not qat:
+            raise ValueError("target.in_the_loop=true trains on the emulated chip's readout and "
+                             "needs the chip's weights in the forward pass too: set target.qat=true")
+        self.in_the_loop = in_the_loop
 
     # ------------------------------------------------------------------ before training
     def check(self, cfg) -> None:
@@ -148,6 +155,46 @@ class LoihiTarget:
             return FakeQuant(quantised, thresholds)
 
         net.set_fake_quantization(chip_forward)
+        if self.in_the_loop:
+            net.set_readout_in_the_loop(self._emulated_readout_fn(net))
+
+    def _emulated_readout_fn(self, net):
+        """``data -> readout`` of the bit-exact emulated chip, in the float readout's units (for
+        :meth:`eventkit.engine.EventpropNet.set_readout_in_the_loop`)."""
+        from .emulator import readout_in_float_units
+
+        name = str(net.readout.describe().get("name"))
+        if name not in READOUT_IN_LOOP:
+            raise ValueError(f"target.in_the_loop: readout={name} has no chip counterpart to train "
+                             f"on; use one of {sorted(READOUT_IN_LOOP)}")
+
+        def emulated(data):
+            export = net.export()
+            chip, _, emu, _ = self.silent_readout_chip(export, data, READOUT_ON_CHIP[name])
+            return readout_in_float_units(emu, chip, export, name)
+
+        return emulated
+
+    def silent_readout_chip(self, export: dict, data, readout: str, n_record: int = 0):
+        """Quantise ``export`` and emulate ``data``. The readout must never fire (a spike resets
+        its voltage); its weight scale does not change the classification, so it is lowered
+        until no sample of ``data`` reaches the threshold. Returns (chip, report, emulation,
+        shift)."""
+        from .emulator import emulate
+
+        shift = 0
+        while True:
+            chip, qrep = quantize(export, self.percentile, self.bits, self.readout_vth, shift)
+            emu = emulate(chip, data, n_record=n_record, readout=readout,
+                          offset=self.readout_offset)
+            if emu.output_spikes == 0:
+                return chip, qrep, emu, shift
+            if np.abs(chip.output.w_ff).max() < 2 ** (self.bits - 4) or shift <= -MAX_OUTPUT_SHIFT:
+                print(f"loihi2: WARNING the readout still reaches its threshold on "
+                      f"{emu.output_spikes} steps and its weights cannot be scaled down further; "
+                      "raise target.quantization.readout_vth", flush=True)
+                return chip, qrep, emu, shift
+            shift -= 1
 
     def check_size(self, sizes: list[int], fan_in: list[int]) -> dict:
         cores = estimate_cores(sizes, fan_in, self.bits)
@@ -168,7 +215,6 @@ class LoihiTarget:
 
     # ------------------------------------------------------------------ after training
     def deploy(self, net: Any, splits, run_dir, cfg=None) -> dict:
-        from .emulator import emulate
         from .netx import write_netx, write_samples
         from .quantize import plot_histograms
         from .report import build_report
@@ -184,23 +230,10 @@ class LoihiTarget:
         readout = self.readout
         if readout == "auto":
             readout = READOUT_ON_CHIP.get(str((export.get("readout") or {}).get("name")), "exp_sum")
-        # The readout must never fire (a spike resets its voltage). Its weight scale does not
-        # change the classification, so lower it until no test sample reaches the threshold.
-        shift = 0
-        while True:
-            chip, qrep = quantize(export, self.percentile, self.bits, self.readout_vth, shift)
-            emu = emulate(chip, test, n_record=n_keep, readout=readout,
-                          offset=self.readout_offset)
-            if emu.output_spikes == 0:
-                break
-            if np.abs(chip.output.w_ff).max() < 2 ** (self.bits - 4) or shift <= -MAX_OUTPUT_SHIFT:
-                print(f"loihi2: WARNING the readout still reaches its threshold on "
-                      f"{emu.output_spikes} steps and its weights cannot be scaled down further; "
-                      "raise target.quantization.readout_vth", flush=True)
-                break
-            print(f"loihi2: the readout reached its threshold on the test set; lowering its "
-                  f"weight scale by 2 (shift {shift - 1})", flush=True)
-            shift -= 1
+        chip, qrep, emu, shift = self.silent_readout_chip(export, test, readout, n_keep)
+        if shift:
+            print(f"loihi2: the readout reached its threshold on the test set; its weight scale "
+                  f"was lowered by 2**{-shift}", flush=True)
         cores = self.chip_cores(chip)
         timings["quantize_emulate_s"] = time.perf_counter() - t0
         timings["emulate_s"] = emu.seconds

@@ -172,7 +172,7 @@ class EventpropNet(nn.Module):
         weights = [getattr(self, n) for n in self._topo.names]
         trace, t_first, counts = _EventpropFunction.apply(self, data, *weights)
         readout = self.readout(trace, t_first, self.dt)
-        if self._readout_in_loop is not None and torch.is_grad_enabled():
+        if self._readout_in_loop is not None:
             readout = self._hardware_readout(data, readout)
         return EngineOutput(readout, counts, trace, t_first)
 
@@ -247,15 +247,19 @@ class EventpropNet(nn.Module):
     def set_readout_in_the_loop(self, fn: Callable[[SpikeData], np.ndarray] | None) -> None:
         """Train with another system's readout in the loop (e.g. a bit-exact chip emulator).
 
-        While gradients are recorded (training), the forward pass returns ``fn(data)`` (an array
-        [batch, n_out] in the units of this network's readout) as the readout, and the backward
-        pass sends d loss / d readout, evaluated at those values, through this network's own
-        Eventprop gradient (straight-through). The loss thus measures what the other system
-        computes. Under ``torch.no_grad()`` (evaluation) the network's own readout is returned.
-        ``None`` switches it off."""
+        The forward pass returns ``fn(data)`` (an array [batch, n_out] in the units of this
+        network's readout) as the readout, and the backward pass sends d loss / d readout,
+        evaluated at those values, through this network's own Eventprop gradient
+        (straight-through). Training losses, validation and model selection thus measure what the
+        other system computes. ``None`` switches it off (and gives the network's own readout)."""
         if fn is not None and not callable(fn):
             raise ValueError("set_readout_in_the_loop: expected a callable or None")
         self._readout_in_loop = fn
+
+    @property
+    def readout_in_the_loop(self) -> Callable[[SpikeData], np.ndarray] | None:
+        """The callable set by :meth:`set_readout_in_the_loop` (or None)."""
+        return self._readout_in_loop
 
     def _hardware_readout(self, data: SpikeData, readout: torch.Tensor) -> torch.Tensor:
         hw = torch.as_tensor(np.asarray(self._readout_in_loop(data)), dtype=readout.dtype)

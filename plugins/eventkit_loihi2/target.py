@@ -283,8 +283,15 @@ def _float_predictions(net: Any, test, cfg) -> np.ndarray | None:
     if cfg is not None and "trainer" in cfg and cfg.trainer.get("eval_batch_size"):
         batch = int(cfg.trainer.eval_batch_size)
     preds = []
-    with torch.no_grad():
-        for start in range(0, len(test), batch):
-            sub = test.subset(np.arange(start, min(start + batch, len(test))))
-            preds.append(np.asarray(net.predict(net(sub).readout)))
+    in_loop = getattr(net, "readout_in_the_loop", None)
+    if in_loop is not None:
+        net.set_readout_in_the_loop(None)  # the float network's own readout
+    try:
+        with torch.no_grad():
+            for start in range(0, len(test), batch):
+                sub = test.subset(np.arange(start, min(start + batch, len(test))))
+                preds.append(np.asarray(net.predict(net(sub).readout)))
+    finally:
+        if in_loop is not None:
+            net.set_readout_in_the_loop(in_loop)
     return np.concatenate(preds).astype(np.int64) if preds else np.zeros(0, np.int64)

@@ -114,6 +114,13 @@ def _remaining_decay(coef, q, phi, cache):
     return cache[2], cache[3]
 
 
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _block(blk, pop_off, k):
+    """Connection block k as (post population q, n_post, weight offset, first neuron of q)."""
+    q = blk[k, 1]
+    return q, blk[k, 3], blk[k, 2], pop_off[q]
+
+
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _pop_of(j, pop_off):
     p = 0
@@ -144,11 +151,7 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
         while ip < i_end and in_step[ip] == n:
             ip += 1
         for kk in range(in_blk.shape[0]):
-            k = in_blk[kk]
-            q = blk[k, 1]
-            n_post = blk[k, 3]
-            w0 = blk[k, 2]
-            q0 = pop_off[q]
+            q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
             y = i_state[q0:q0 + n_post]
             s = i0
             while s + 4 <= ip:
@@ -217,11 +220,8 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
             row = j - pop_off[p]
             decay[0] = -1.0
             for kk in range(out_start[p], out_start[p + 1]):
-                k = out_blk[kk]
-                q = blk[k, 1]
-                n_post = blk[k, 3]
-                base = blk[k, 2] + row * n_post
-                q0 = pop_off[q]
+                q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
+                base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 scal[0] = coef[q, 3] * bs
                 scal[1] = coef[q, 4] * (bs - am)
@@ -298,11 +298,8 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             g_phi = lam_v[j] * d_restart * cur
             decay[0] = -1.0
             for kk in range(out_start[p], out_start[p + 1]):
-                k = out_blk[kk]
-                q = blk[k, 1]
-                n_post = blk[k, 3]
-                base = blk[k, 2] + row * n_post
-                q0 = pop_off[q]
+                q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
+                base = w0 + row * n_post
                 hs_q = coef[q, 6]
                 hm_q = coef[q, 5]
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
@@ -350,11 +347,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
         while ip >= in_off[b] and in_step[ip] == n:
             ip -= 1
         for kk in range(in_blk.shape[0]):
-            k = in_blk[kk]
-            q = blk[k, 1]
-            n_post = blk[k, 3]
-            w0 = blk[k, 2]
-            q0 = pop_off[q]
+            q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
             lam = lam_i[q0:q0 + n_post]
             for s in range(ip + 1, i1 + 1):
                 a0 = w0 + in_ch[s] * n_post

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eventkit.engine import EventpropNet, ExpWeightedMeanV
+from eventkit.data import from_samples
+from eventkit.engine import EventpropNet, ExpWeightedMeanV, SumV
 from eventkit_loihi2.neuron import LoihiCUBA
 from engine_helpers import finite_difference_check, random_data, train_until, two_pattern_task
 
@@ -86,3 +87,30 @@ def test_grid_timing_learns():
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LoihiCUBA(**kwargs).coefficients(1.0)
+
+
+def test_a_spike_moved_within_its_step_only_moves_its_response():
+    """Between grid points the relaxation is the continuous system with the chip's whole-step
+    propagator, so moving a hidden spike in time shifts its effect on the readout and keeps its
+    size: over a window much longer than the time constants, sum_t v_out depends on the number of
+    hidden spikes, not on where in their steps they fire. (A relaxation that is not the chip's
+    propagator makes the size depend on the sub-step phase and biases every spike-time gradient.)"""
+    data = from_samples([(np.array([5, 6, 7]), np.array([0, 0, 0]))], np.array([0]), n_channels=1,
+                        n_steps=400, dt=1.0, n_classes=1)
+    net = EventpropNet(1, 1, hidden=1, recurrent=False, neuron=LoihiCUBA(timing="substep"),
+                       output=LoihiCUBA(spiking=False, timing="substep"), readout=SumV(), n_steps=400,
+                       dtype=torch.float64, init=dict(ff_mean=1.0, ff_std=0.0, out_std=0.0),
+                       generator=torch.Generator().manual_seed(0))
+    per_spike, phases = [], []
+    with torch.no_grad():
+        net.out.fill_(1.0)
+        for w in np.linspace(3.0, 30.0, 55):
+            net.ff0.fill_(w)
+            out = net(data)
+            n = int(out.counts.sum())
+            per_spike.append(out.readout.item() / n)
+            rec = net._run_forward(data, net._flat_weights())
+            phases.extend(rec["rec_phi"][0, :rec["n_rec"][0]].tolist())
+    assert np.ptp(phases) > 0.8  # the spikes visited most of the step
+    per_spike = np.array(per_spike)
+    assert np.ptp(per_spike) <= 2e-3 * per_spike.mean()

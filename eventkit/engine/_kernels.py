@@ -224,7 +224,7 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                 base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 scal[0] = coef[q, 3] * bs
-                scal[1] = coef[q, 4] * (bs - am)
+                scal[1] = coef[q, 3] * coef[q, 4] * (bs - am)
                 _axpy2(i_state[q0:q0 + n_post], v_state[q0:q0 + n_post], w[base:base + n_post],
                        scal[0], scal[1])
         # 4. output voltage at (n+1) h
@@ -304,9 +304,9 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 hm_q = coef[q, 5]
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
                 bq = coef[q, 3] * bs
-                eq = coef[q, 4] * (bs - am)
+                eq = coef[q, 3] * coef[q, 4] * (bs - am)
                 dbq = bq * hs_q
-                deq = coef[q, 4] * (hs_q * bs - hm_q * am)
+                deq = coef[q, 3] * coef[q, 4] * (hs_q * bs - hm_q * am)
                 scal[0] = bq
                 scal[1] = eq
                 scal[2] = dbq

@@ -11,13 +11,18 @@ exact remaining decay over ``(1 - phi) h`` (``b``: into ``i``, ``e``: into ``v``
 neuron's own ``v`` restarts from 0 at ``t*``::
 
     b(phi) = b0 * beta^(1-phi)
-    e(phi) = c * (beta^(1-phi) - alpha^(1-phi))
+    e(phi) = b0 * c * (beta^(1-phi) - alpha^(1-phi))
     v(n+1) = R(phi) * i(n),   R(phi) = c * (beta - alpha^(1-phi) * beta^phi)
 
-with ``beta^s = exp(-s h / tau_syn)``. Because spike times move continuously with the parameters,
-the loss is differentiable between spike-count changes and the engine's Eventprop backward pass
-is its exact gradient. As ``dt -> 0`` the scheme converges to the continuous-time LIF of
-Wunderlich & Pehle (2021). A new model supplies another set of these coefficients.
+with ``beta^s = exp(-s hs)``, ``alpha^s = exp(-s hm)``. Between grid points the neuron is the one
+continuous linear system whose propagator over a whole step is ``(alpha, beta, kappa)``:
+``hm = -log alpha``, ``hs = -log beta`` and ``c = kappa / (beta - alpha)``. A model therefore gives
+only its propagator (and ``b0``, the weight-to-``i`` gain); the relaxation follows from it and is
+time-invariant, so moving a spike by a fraction of a step only shifts its effect in time.
+Because spike times move continuously with the parameters, the loss is differentiable between
+spike-count changes and the engine's Eventprop backward pass is its exact gradient. As ``dt -> 0``
+the scheme converges to the continuous-time LIF of Wunderlich & Pehle (2021). A new model
+supplies another set of these coefficients.
 """
 
 from __future__ import annotations
@@ -30,17 +35,34 @@ from dataclasses import asdict, dataclass
 class Coefficients:
     """Per-population numbers the kernels use (see the module docstring)."""
 
-    alpha: float
-    beta: float
-    kappa: float
-    b0: float
-    c: float
-    hm: float  # h / tau_mem: d/dphi of log alpha^(1-phi)
-    hs: float  # h / tau_syn
+    alpha: float  # v propagator over one step
+    beta: float  # i propagator over one step
+    kappa: float  # i -> v over one step
+    b0: float  # weight -> i gain of a spike
     theta: float
     tau_mem: float
     spiking: bool
     grid: bool = False  # spikes take effect at the end of their step, as on a chip (see LoihiCUBA)
+
+    def __post_init__(self):
+        if not (0.0 < self.alpha < 1.0 and 0.0 < self.beta < 1.0) or self.alpha == self.beta:
+            raise ValueError(f"neuron coefficients: alpha={self.alpha} and beta={self.beta} must be "
+                             "distinct decays in (0, 1); make tau_mem and tau_syn differ")
+
+    @property
+    def hm(self) -> float:
+        """-log alpha: d/dphi of log alpha^(1-phi)."""
+        return -math.log(self.alpha)
+
+    @property
+    def hs(self) -> float:
+        """-log beta."""
+        return -math.log(self.beta)
+
+    @property
+    def c(self) -> float:
+        """i -> v coupling of the continuous relaxation: kappa = c (beta - alpha)."""
+        return self.kappa / (self.beta - self.alpha)
 
 
 def _check_positive(model: str, **values: float) -> None:
@@ -58,8 +80,9 @@ def _check_dt(model: str, dt: float, **taus: float) -> None:
             )
 
 
-def _two_exponential(tau_mem: float, tau_syn: float, dt: float) -> tuple[float, float, float, float]:
-    """alpha, beta, c and kappa = c (beta - alpha) of the exact LIF propagator (c's limit if equal)."""
+def _two_exponential(tau_mem: float, tau_syn: float, dt: float) -> tuple[float, float, float]:
+    """alpha, beta and kappa = c (beta - alpha), c = tau_syn / (tau_syn - tau_mem), of the exact LIF
+    propagator."""
     alpha = math.exp(-dt / tau_mem)
     beta = math.exp(-dt / tau_syn)
     if abs(tau_syn - tau_mem) < 1e-9 * tau_mem:
@@ -68,7 +91,7 @@ def _two_exponential(tau_mem: float, tau_syn: float, dt: float) -> tuple[float, 
             "their difference. Change one of them slightly."
         )
     c = tau_syn / (tau_syn - tau_mem)
-    return alpha, beta, c, c * (beta - alpha)
+    return alpha, beta, c * (beta - alpha)
 
 
 @dataclass(frozen=True)
@@ -109,9 +132,8 @@ class LIF(NeuronModel):
 
     def coefficients(self, dt: float) -> Coefficients:
         _check_dt("lif", dt, tau_mem=self.tau_mem, tau_syn=self.tau_syn)
-        alpha, beta, c, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
-        return Coefficients(alpha, beta, kappa, 1.0, c, dt / self.tau_mem, dt / self.tau_syn,
-                            self.threshold, self.tau_mem, True)
+        alpha, beta, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
+        return Coefficients(alpha, beta, kappa, 1.0, self.threshold, self.tau_mem, True)
 
 
 @dataclass(frozen=True)
@@ -129,7 +151,6 @@ class LI(NeuronModel):
 
     def coefficients(self, dt: float) -> Coefficients:
         _check_dt("li", dt, tau_mem=self.tau_mem, tau_syn=self.tau_syn)
-        alpha, beta, c, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
-        return Coefficients(alpha, beta, kappa, 1.0, c, dt / self.tau_mem, dt / self.tau_syn,
-                            math.inf, self.tau_mem, False)
+        alpha, beta, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
+        return Coefficients(alpha, beta, kappa, 1.0, math.inf, self.tau_mem, False)
 

@@ -31,9 +31,11 @@ class LoihiCUBA(NeuronModel):
     ``timing="grid"`` (default) runs exactly these dynamics; the spike-time sensitivity the
     backward pass needs is taken from the sub-step relaxation below (a straight-through estimate,
     since grid spike times have no derivative). ``timing="substep"`` runs the relaxation itself:
-    a spike at the interpolated fraction ``phi`` of its step delivers ``a (1 - du)^(-phi)`` and
-    restarts ``v`` at that time; it equals the chip when every spike has ``phi = 1`` and its
-    gradient is exact (tested against finite differences).
+    between steps the neuron is the continuous linear system whose whole-step propagator is the
+    chip's (see :mod:`eventkit.engine.neurons`), so a spike at the interpolated fraction ``phi`` of
+    its step acts on its targets as the same spike shifted in time and restarts ``v`` at that time;
+    it equals the chip when every spike has ``phi = 1`` and its gradient is exact (tested against
+    finite differences).
     ``spiking=False`` gives the chip's non-spiking readout compartment.
     """
 
@@ -72,12 +74,8 @@ class LoihiCUBA(NeuronModel):
         i_decay, v_decay = self.decays(dt)
         beta = 1.0 - i_decay / DECAY_UNITY
         alpha = 1.0 - v_decay / DECAY_UNITY
-        hm, hs = -math.log(alpha), -math.log(beta)
         g = self.gain(dt)
-        # state i(n) = u(n-1) + g a(n)/beta, so beta * i = u(n) and v(n) = alpha v + beta i.
-        # Sub-step relaxation: between steps the chip behaves like du/dt = -u/tau_syn',
-        # dv/dt = -v/tau_mem' + u/dt (v gains the whole u per step), whose exact propagator has
-        # c = 1 / (hm - hs) (times g for the input gain); it fixes e(phi) and R(phi).
-        return Coefficients(alpha, beta, beta, g / beta, g / (hm - hs), hm, hs,
-                            self.threshold if self.spiking else math.inf, self.tau_mem,
-                            self.spiking, grid=self.timing == "grid")
+        # state i(n) = u(n-1) + g a(n)/beta, so beta * i = u(n) and v(n) = alpha v + beta i:
+        # kappa = beta, b0 = g / beta.
+        return Coefficients(alpha, beta, beta, g / beta, self.threshold if self.spiking else math.inf,
+                            self.tau_mem, self.spiking, grid=self.timing == "grid")

@@ -95,6 +95,17 @@ class SpikeData:
             raise ValueError(f"{where}: labels must lie in [0, n_classes={self.n_classes})")
         return self
 
+    def binary(self) -> "SpikeData":
+        """The same samples with every repeated (step, channel) pair of a sample kept once: what a
+        binary-event system (a chip's input, a 0/1 raster) receives. Returns ``self`` when there
+        are no repeats."""
+        keep = _first_occurrences(self.offsets, self.steps, self.channels, self.n_channels)
+        if keep.all():
+            return self
+        kept_before = np.concatenate(([0], np.cumsum(keep)))  # spikes kept before position s
+        return replace(self, offsets=kept_before[self.offsets], steps=self.steps[keep],
+                       channels=self.channels[keep])
+
     def to_dense(self, k: int) -> np.ndarray:
         """Sample ``k`` as a uint8 raster [n_steps, n_channels] (for plots and exports only)."""
         raster = np.zeros((self.n_steps, self.n_channels), dtype=np.uint8)
@@ -171,6 +182,22 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     idx[first_pos] = starts[nz] - np.concatenate(([0], (starts + lengths)[nz][:-1] - 1))
     idx[0] = starts[nz][0]
     return np.cumsum(idx)
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_occurrences(offsets, steps, channels, n_channels):
+    """keep[s]: spike s is the first of its (step, channel) pair in its sample (steps sorted)."""
+    keep = np.ones(steps.shape[0], dtype=np.bool_)
+    seen = np.full(n_channels, -1, dtype=np.int64)  # last (sample, step) stamp per channel
+    for k in range(offsets.shape[0] - 1):
+        for s in range(offsets[k], offsets[k + 1]):
+            stamp = np.int64(k) * 2**31 + steps[s]
+            c = channels[s]
+            if seen[c] == stamp:
+                keep[s] = False
+            else:
+                seen[c] = stamp
+    return keep
 
 
 _BAD_STEP, _BAD_CHANNEL, _UNSORTED = 1, 2, 3

@@ -310,3 +310,21 @@ def test_builtins_are_registered_and_build_from_config():
     assert len(s.train) == 30 and s.train.dt == 1.0
     aug = reg.build("augmentation", {"name": "shift", "max_shift": 3})
     assert aug.max_shift == 3 and aug.train_only
+
+
+def test_binary_keeps_each_step_channel_pair_once():
+    from eventkit.data import from_samples
+
+    data = from_samples([(np.array([0, 0, 1, 1, 1, 3]), np.array([2, 2, 2, 3, 2, 2])),
+                         (np.array([], int), np.array([], int)),
+                         (np.array([4, 4, 5]), np.array([1, 1, 1])),
+                         (np.array([], int), np.array([], int))],
+                        [0, 1, 0, 1], n_channels=5, n_steps=6, dt=1.0, n_classes=2)
+    b = data.binary().validate()
+    assert b.offsets.tolist() == [0, 4, 4, 6, 6]
+    assert list(zip(b.steps.tolist(), b.channels.tolist())) == [(0, 2), (1, 2), (1, 3), (3, 2), (4, 1), (5, 1)]
+    assert b.labels.tolist() == [0, 1, 0, 1]
+    assert b.binary() is b  # nothing repeats any more
+    # the same pair in two different samples is not a repeat
+    two = from_samples([(np.array([2]), np.array([1]))] * 2, [0, 0], n_channels=5, n_steps=6, dt=1.0, n_classes=2)
+    assert two.binary() is two

@@ -254,3 +254,26 @@ def test_readout_in_the_loop_is_straight_through():
         net.set_readout_in_the_loop("chip")
     net.set_readout_in_the_loop(None)
     torch.testing.assert_close(_grads(net, data)[1].readout, own, rtol=0, atol=0)
+
+
+def test_binary_input_counts_a_repeated_input_spike_once():
+    rng = np.random.default_rng(3)
+    data = random_data(rng, 6, 8, 50, rate=(60, 90))
+    binary = data.binary()
+    assert binary.n_spikes < data.n_spikes
+    net = EventpropNet(8, 3, hidden=10, neuron=LIF(), init=dict(ff_mean=0.8, ff_std=0.3),
+                       n_steps=50, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert not net.binary_input
+    counting = net(data).trace.detach()
+    net.set_binary_input(True)
+    out = net(data)
+    torch.testing.assert_close(out.trace.detach(), net(binary).trace.detach(), rtol=0, atol=0)
+    assert not torch.equal(out.trace.detach(), counting)
+    loss = out.readout.square().sum()
+    loss.backward()
+    g = net.ff0.grad.clone()
+    net.zero_grad()
+    net(binary).readout.square().sum().backward()
+    torch.testing.assert_close(g, net.ff0.grad, rtol=0, atol=0)  # the gradient is that of the binary input
+    with pytest.raises(ValueError, match="True or False"):
+        net.set_binary_input(1)

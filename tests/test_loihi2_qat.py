@@ -68,24 +68,25 @@ def test_target_selects_the_chip_neurons_and_the_user_can_override():
     assert cfg.neuron.name == "lif" and cfg.network.output.name == "li" and cfg.target.qat is True
 
 
-def _binary_data(n=16, seed=0):
-    """Random input with at most one spike per (step, channel): what the chip's input sees."""
-    from eventkit.data import from_samples
+def _data_with_repeats(n=16, seed=0):
+    """Random input in which some (step, channel) pairs repeat: the chip sees each once."""
+    data = random_data(np.random.default_rng(seed), n, 10, 60, rate=(40, 70))
+    assert data.binary().n_spikes < data.n_spikes
+    return data
 
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(n):
-        cells = rng.choice(600, size=int(rng.integers(40, 70)), replace=False)
-        samples.append((cells // 10, cells % 10))
-    return from_samples(samples, rng.integers(0, 3, n), n_channels=10, n_steps=60, dt=1.0,
-                        n_classes=3)
+
+def test_target_makes_the_network_see_binary_input():
+    net = _net()
+    assert not net.binary_input
+    LoihiTarget().prepare(net)
+    assert net.binary_input
 
 
 @pytest.mark.parametrize("readout", ["exp_mean_v", "sum_v", "mean_v", "max_v"])
 def test_in_the_loop_readout_is_the_emulated_chip_in_float_units(readout):
     from eventkit.engine.readouts import READOUTS
 
-    data = _binary_data()
+    data = _data_with_repeats()
     net = EventpropNet(10, 3, hidden=12, recurrent=True, neuron=LoihiCUBA(),
                        output=LoihiCUBA(spiking=False), n_steps=60, readout=READOUTS[readout](),
                        init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
@@ -101,14 +102,16 @@ def test_in_the_loop_readout_is_the_emulated_chip_in_float_units(readout):
     chip = net(data).readout.detach().numpy()  # the emulated chip, converted
     ex = net.export()
     _, _, emu, _ = target.silent_readout_chip(ex, data, READOUT_ON_CHIP[readout])
-    assert emu.counts[:, :12].sum() == spikes  # same hidden spikes
+    # the same hidden spikes up to the chip's integer rounding (counting the input's repeated
+    # (step, channel) spikes as the float default does would add ~7 %)
+    assert abs(emu.counts[:, :12].sum() - spikes) <= 0.002 * spikes
     # same values up to the chip's integer rounding (not a scale factor away)
     assert np.abs(chip - own).max() <= 0.01 * np.abs(own).max()
     assert not np.array_equal(chip, own)
 
 
 def test_in_the_loop_training_lowers_the_chip_loss():
-    data = _binary_data(24, seed=1)
+    data = _data_with_repeats(24, seed=1)
     labels = torch.as_tensor(data.labels)
     net = _net()
     LoihiTarget(qat=True, in_the_loop=True).prepare(net)

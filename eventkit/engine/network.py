@@ -150,6 +150,7 @@ class EventpropNet(nn.Module):
         self._capacity = min(self.max_spikes_per_sample, max(4096, 8 * self._topo.n_hidden))
         self._fake_quant = None
         self._readout_in_loop = None
+        self._binary_input = False
         init = {**DEFAULT_INIT, **(init or {})}
         unknown = set(init) - set(DEFAULT_INIT)
         if unknown:
@@ -168,7 +169,7 @@ class EventpropNet(nn.Module):
         return self._topo.n_hidden
 
     def forward(self, data: SpikeData) -> EngineOutput:
-        self._check_data(data)
+        data = self._check_data(data)
         weights = [getattr(self, n) for n in self._topo.names]
         trace, t_first, counts = _EventpropFunction.apply(self, data, *weights)
         readout = self.readout(trace, t_first, self.dt)
@@ -182,7 +183,7 @@ class EventpropNet(nn.Module):
     @torch.no_grad()
     def record(self, data: SpikeData) -> Record:
         """Simulate ``data`` and return every hidden spike (for rasters) and the output trace."""
-        self._check_data(data)
+        data = self._check_data(data)
         res = self._run_forward(data, self._flat_weights())
         n_rec, steps, nrn = res["n_rec"], res["rec_step"], res["rec_nrn"]
         sample = np.concatenate([np.full(n, b, dtype=np.int64) for b, n in enumerate(n_rec)]) if len(n_rec) else np.zeros(0, np.int64)
@@ -220,7 +221,8 @@ class EventpropNet(nn.Module):
             info["gain"] = model.gain(self.dt)
         return info
 
-    def _check_data(self, data: SpikeData) -> None:
+    def _check_data(self, data: SpikeData) -> SpikeData:
+        """``data`` validated against the network, as the network sees it (binary if set)."""
         if not isinstance(data, SpikeData):
             raise ValueError(f"data: expected eventkit.data.SpikeData, got {type(data).__name__}")
         if data.n_channels != self.n_in:
@@ -235,6 +237,20 @@ class EventpropNet(nn.Module):
                 f"[{data.steps.min()}, {data.steps.max()}]"
             )
         data.validate("data")
+        return data.binary() if self._binary_input else data
+
+    def set_binary_input(self, binary: bool) -> None:
+        """Treat input spikes as binary events: a (step, channel) pair repeated within a sample
+        counts once (:meth:`SpikeData.binary`), as on hardware whose inputs are 0/1 per step.
+        Off by default: every occurrence is one spike."""
+        if not isinstance(binary, bool):
+            raise ValueError(f"set_binary_input: expected True or False, got {binary!r}")
+        self._binary_input = binary
+
+    @property
+    def binary_input(self) -> bool:
+        """Whether repeated (step, channel) input spikes count once (:meth:`set_binary_input`)."""
+        return self._binary_input
 
     def set_fake_quantization(self, fn: Callable[[dict], "FakeQuant"] | None) -> None:
         """Run forward passes with the weights and thresholds ``fn`` returns (e.g. the 8-bit values a

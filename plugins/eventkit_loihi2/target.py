@@ -133,9 +133,12 @@ class LoihiTarget:
         self.check_size(sizes, fan_in)
 
     def prepare(self, net) -> None:
-        """Before training: with ``target.qat=true`` every forward pass uses the weights and
-        thresholds the chip will use (8-bit, per-layer power-of-two scale recomputed from the
-        current weights), and gradients update the float weights straight through."""
+        """Before training: the network sees its input as the chip does (a repeated (step,
+        channel) spike is one event on the chip's input). With ``target.qat=true`` every forward
+        pass also uses the weights and thresholds the chip will use (8-bit, per-layer
+        power-of-two scale recomputed from the current weights), and gradients update the float
+        weights straight through."""
+        net.set_binary_input(True)
         if not self.qat:
             return
         from eventkit.engine import FakeQuant

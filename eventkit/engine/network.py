@@ -184,7 +184,7 @@ class EventpropNet(nn.Module):
     def record(self, data: SpikeData) -> Record:
         """Simulate ``data`` and return every hidden spike (for rasters) and the output trace."""
         data = self._check_data(data)
-        res = self._run_forward(data, self._flat_weights())
+        res = self._run_forward(data, *self._kernel_inputs())
         n_rec, steps, nrn = res["n_rec"], res["rec_step"], res["rec_nrn"]
         sample = np.concatenate([np.full(n, b, dtype=np.int64) for b, n in enumerate(n_rec)]) if len(n_rec) else np.zeros(0, np.int64)
         step = np.concatenate([steps[b, :n] for b, n in enumerate(n_rec)]).astype(np.int64) if len(n_rec) else np.zeros(0, np.int64)
@@ -297,11 +297,17 @@ class EventpropNet(nn.Module):
             raise ValueError(f"fake quantization returned no weights for {sorted(missing)}")
         return fq.weights, dict(fq.thresholds)
 
-    def _flat_weights(self) -> np.ndarray:
+    def _kernel_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(flat weights, coefficient rows) the kernels run with: the parameters, or what the
+        fake quantization makes of them (computed once per call)."""
         np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
-        weights, _ = self._effective()
+        weights, thresholds = self._effective()
         parts = [np.asarray(weights[n]).T.reshape(-1) for n in self._topo.names]
-        return np.ascontiguousarray(np.concatenate(parts), dtype=np_dtype)
+        w = np.ascontiguousarray(np.concatenate(parts), dtype=np_dtype)
+        coef = self._topo.coef_rows.copy()
+        for pop, theta in thresholds.items():
+            coef[pop, 7] = theta
+        return w, coef.astype(np_dtype)
 
     def _group_buffer(self, n_groups: int, dtype) -> np.ndarray:
         """The backward pass's per-group gradient accumulators, kept between calls (the kernel
@@ -312,16 +318,9 @@ class EventpropNet(nn.Module):
             self._gw_buffer = buf
         return buf
 
-    def _coefficients(self, dtype) -> np.ndarray:
-        coef = self._topo.coef_rows.copy()
-        for pop, theta in self._effective()[1].items():
-            coef[pop, 7] = theta
-        return coef.astype(dtype)
-
-    def _run_forward(self, data: SpikeData, w: np.ndarray) -> dict:
+    def _run_forward(self, data: SpikeData, w: np.ndarray, coef: np.ndarray) -> dict:
         topo, dtype = self._topo, w.dtype
         n_batch = len(data)
-        coef = self._coefficients(dtype)
         while True:
             cap = self._capacity
             res = dict(
@@ -358,10 +357,9 @@ class _EventpropFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, net: EventpropNet, data: SpikeData, *weights):
-        w = net._flat_weights()
-        res = net._run_forward(data, w)
-        ctx.net, ctx.data, ctx.w, ctx.res = net, data, w, res
-        ctx.coef = net._coefficients(w.dtype)
+        w, coef = net._kernel_inputs()
+        res = net._run_forward(data, w, coef)
+        ctx.net, ctx.data, ctx.w, ctx.res, ctx.coef = net, data, w, res, coef
         dtype = net.dtype
         t_first = torch.from_numpy(res["t_first"]).to(dtype) * net.dt
         counts = torch.from_numpy(res["counts"]).to(dtype)

@@ -190,10 +190,10 @@ def _wrap32(x):
 
 @nb.njit(cache=True, inline="always")
 def _decay(x, mult):
+    """sign(y) (|y| >> 12), y = x mult, without a branch: adding 4095 to a negative y before
+    the arithmetic shift rounds toward zero."""
     y = x * mult
-    if y >= 0:
-        return y >> 12
-    return -((-y) >> 12)
+    return (y + ((y >> 63) & 4095)) >> 12
 
 
 @nb.njit(cache=True, parallel=True)
@@ -228,28 +228,28 @@ def _emulate(offsets, steps, channels, n_steps, n, n_pre, ff_off, rec_off, w_ff_
             # 1) every population updates with what arrives at step t
             for l in range(n_layers):
                 slot = t % (max_delay[l] + 1)
+                nl = n[l]
+                arriving = ring[l, slot]
+                rec_l = rec_buf[l]
+                u_l = u[l]
+                v_l = v[l]
+                du = du_mult[l]
+                dv = dv_mult[l]
+                for j in range(nl):  # branch-free, so the compiler vectorises it
+                    a = _wrap32(arriving[j] + rec_l[j])
+                    arriving[j] = 0
+                    uu = _wrap32(_decay(u_l[j], du) + _wrap32(a << 6))
+                    uu = uu - 2 * U_MAX * (uu > U_MAX) + 2 * U_MAX * (uu <= -U_MAX)
+                    u_l[j] = uu
+                    v_l[j] = min(max(_decay(v_l[j], dv) + uu, -(U_MAX - 1)), U_MAX - 1)
                 cnt = 0
-                for j in range(n[l]):
-                    a = _wrap32(ring[l, slot, j] + rec_buf[l, j])
-                    ring[l, slot, j] = 0
-                    uu = _decay(u[l, j], du_mult[l]) + _wrap32(a << 6)
-                    uu = _wrap32(uu)
-                    if uu > U_MAX:
-                        uu -= 2 * U_MAX
-                    elif uu <= -U_MAX:
-                        uu += 2 * U_MAX
-                    u[l, j] = uu
-                    vv = _decay(v[l, j], dv_mult[l]) + uu
-                    if vv > U_MAX - 1:
-                        vv = U_MAX - 1
-                    elif vv < -(U_MAX - 1):
-                        vv = -(U_MAX - 1)
-                    if vv > vth[l]:
-                        vv = 0
+                th = vth[l]
+                for j in range(nl):
+                    if v_l[j] > th:
+                        v_l[j] = 0
                         spk[l, cnt] = j
                         cnt += 1
                         counts[k, count_off[l] + j] += 1
-                    v[l, j] = vv
                 n_spk[l] = cnt
             if k < n_record:
                 for j in range(n_out):

@@ -220,8 +220,7 @@ def _emulate(offsets, steps, channels, n_steps, n, n_pre, ff_off, rec_off, w_ff_
         tmp = np.zeros((d_max + 1, n_max), np.int64)
         spk = np.zeros((n_layers, n_max), np.int64)  # indices of this step's spikes
         n_spk = np.zeros(n_layers, np.int64)
-        inp = np.zeros(n_pre_max, np.int64)
-        seen = np.full(n_pre_max, -1, np.int64)
+        inp = np.zeros(n_pre_max, np.int64)  # this step's input channels (binary input)
         p = offsets[k]
         end = offsets[k + 1]
         for t in range(n_steps):
@@ -262,11 +261,8 @@ def _emulate(offsets, steps, channels, n_steps, n, n_pre, ff_off, rec_off, w_ff_
             # 2) synapses accumulate this step's spikes for step t + 1 (+ delay)
             n_in_spk = 0
             while p < end and steps[p] == t:
-                c = channels[p]
-                if seen[c] != t:  # a repeated (step, channel) is one binary spike on the chip
-                    seen[c] = t
-                    inp[n_in_spk] = c
-                    n_in_spk += 1
+                inp[n_in_spk] = channels[p]
+                n_in_spk += 1
                 p += 1
             for l in range(n_layers):
                 nl = n[l]
@@ -366,6 +362,7 @@ def emulate(chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum"
         raise ValueError(f"data has {data.n_channels} input channels, the network {chip.n_in}")
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
+    data = data.binary()  # a repeated (step, channel) is one spike on the chip's input
     window = int(n_steps or data.n_steps)
     n_steps = window + int(offset)
     w = step_weights(window, readout)

@@ -24,13 +24,9 @@ DEFAULT_ENERGY = dict(pj_per_synop_high=23.6, tops_per_watt_low=15.0, step_time_
 def synaptic_ops(chip, emu, test) -> dict:
     """Mean synaptic operations (spike x non-zero outgoing synapse) and neuron updates per sample."""
     n = max(len(test), 1)
-    # input spikes are binary per (step, channel) on the chip
-    sample_of = np.repeat(np.arange(len(test)), np.diff(test.offsets))
-    key = (sample_of.astype(np.int64) * test.n_steps + test.steps) * test.n_channels + test.channels
-    uniq = np.unique(key)
-    chan = (uniq % test.n_channels).astype(np.int64)
+    inputs = test.binary()  # input spikes are binary per (step, channel) on the chip
     nnz_in = np.count_nonzero(chip.layers[0].w_ff, axis=0)
-    ops_in = float(nnz_in[chan].sum()) / n
+    ops_in = float(nnz_in[inputs.channels].sum()) / n
     ops_hidden = 0.0
     counts = emu.hidden_counts()
     for l, layer in enumerate(chip.hidden):
@@ -42,7 +38,7 @@ def synaptic_ops(chip, emu, test) -> dict:
     return dict(synaptic_ops=ops_in + ops_hidden, synaptic_ops_input=ops_in,
                 synaptic_ops_hidden=ops_hidden,
                 neuron_updates=float(neurons * (emu.n_steps or test.n_steps)),
-                input_spikes=float(len(uniq)) / n,
+                input_spikes=float(inputs.n_spikes) / n,
                 hidden_spikes=float(sum(c.sum() for c in counts)) / n)
 
 

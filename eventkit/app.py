@@ -43,7 +43,8 @@ def build_network(cfg: DictConfig, registry: Registry, data, seed: int):
         return EventpropNet(
             n_in=data.n_channels, n_out=data.n_classes, hidden=hidden, recurrent=_plain(cfg.network.recurrent),
             neuron=neuron, output=output, readout=readout, dt=data.dt, n_steps=data.n_steps,
-            init=_plain(cfg.network.init), generator=torch.Generator().manual_seed(seed),
+            init=_plain(cfg.network.init), delays=_plain(cfg.network.get("delays")),
+            generator=torch.Generator().manual_seed(seed),
         )
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None
@@ -125,7 +126,9 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         if prepare is not None:
             prepare(net)
         loss_fn = registry.build("loss", _plain(cfg.loss))
-        optimizer = registry.build("optimizer", _plain(cfg.optimizer), net.parameters())
+        # learnable delays get their own (unscheduled) learning rate, network.delay_lr
+        optimizer = registry.build("optimizer", _plain(cfg.optimizer),
+                                   net.param_groups(cfg.network.get("delay_lr")))
         scheduler = registry.build("scheduler", _plain(cfg.scheduler), optimizer)
     logger.start(rd.path, OmegaConf.to_container(cfg))
     loop = LoopConfig(

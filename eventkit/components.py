@@ -108,7 +108,8 @@ class _Base:
 
     def _set(self, lrs: Iterable[float]) -> None:
         for group, lr in zip(self.optimizer.param_groups, lrs):
-            group["lr"] = lr
+            if not group.get("fixed_lr"):  # e.g. delays: their own constant step size
+                group["lr"] = lr
 
     def step_batch(self) -> None:
         pass

@@ -182,7 +182,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
 
 TRAINER_KEYS = ("epochs", "batch_size", "eval_batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
                 "resume", "progress")
-NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer")
+NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer", "delays", "delay_lr")
 INIT_KEYS = ("ff_mean", "ff_std", "rec_mean", "rec_std", "out_mean", "out_std")
 
 GROUPS = ("dataset", "network", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger", "trainer")
@@ -276,6 +276,19 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
         _num(cfg, f"network.init.{key}", ge=0, example=0.01)
     _num(cfg, "network.regularizer.strength", ge=0, example=0.0)
     _num(cfg, "network.regularizer.nu", ge=0, example=14)
+    delays = cfg.network.get("delays")
+    if delays is not None:
+        if not isinstance(delays, DictConfig):
+            _fail("network.delays", f"must be a mapping of connection kind/name to delay settings, "
+                  f"got {delays!r}", "network.delays={}")
+        from eventkit.engine.topology import parse_delays
+
+        try:
+            parsed = parse_delays(OmegaConf.to_container(delays, resolve=True))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if any(d.learn for d in parsed.values()):
+            _num(cfg, "network.delay_lr", gt=0, example=0.1)
 
     # trainer
     _section(cfg, "trainer", ["epochs", "batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",

@@ -22,7 +22,7 @@ def random_data(rng, n_samples, n_in, n_steps, rate=(20, 60), n_classes=3, dt=1.
 def spike_pattern(net: EventpropNet, data):
     """Every recorded spike (step and neuron) plus the output trace's shape: equal patterns mean a
     perturbation changed no spike."""
-    rec = net._run_forward(data, *net._kernel_inputs())
+    rec = net.simulate(data)
     return [(rec["rec_step"][b, : rec["n_rec"][b]].tobytes(), rec["rec_nrn"][b, : rec["n_rec"][b]].tobytes())
             for b in range(len(data))]
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from eventkit.data import SpikeData, from_samples
-from eventkit.engine import LI, LIF, EventpropNet, MaxV, spike_count_regularizer
+from eventkit.engine import LI, LIF, EventpropNet, MaxV, Simulation, spike_count_regularizer
 from engine_helpers import accuracy, random_data, train_until, two_pattern_task
 
 
@@ -109,7 +109,7 @@ def test_spike_storage_grows_and_fails_clearly():
     data = random_data(rng, 2, 10, 70, rate=(80, 100))
     net = _net()
     reference = net(data).counts.sum().item()
-    net._capacity = 4  # far too small: must grow, never drop a spike
+    net.plan.capacity = 4  # far too small: must grow, never drop a spike
     assert net(data).counts.sum().item() == reference
     tight = _net(max_spikes_per_sample=8)
     with pytest.raises(RuntimeError, match="max_spikes_per_sample"):
@@ -174,7 +174,8 @@ def test_bad_data():
 def test_second_process_loads_compiled_kernels_from_disk(tmp_path):
     script = (
         "import numpy as np, torch\n"
-        "from eventkit.engine import EventpropNet, _kernels\n"
+        "from eventkit.engine import EventpropNet\n"
+        "from eventkit.engine.backends import _cpu_kernels as _kernels\n"
         "from eventkit.data import from_samples\n"
         "d = from_samples([(np.array([1, 2]), np.array([0, 1]))], [0], n_channels=4, n_steps=20, dt=1.0, n_classes=2)\n"
         "net = EventpropNet(4, 2, hidden=3, n_steps=20)\n"
@@ -200,7 +201,7 @@ def test_fake_quantization_is_straight_through():
         return FakeQuant({n: np.round(w / step) * step for n, w in weights.items()}, {0: 0.875})
 
     net = _net()
-    net.set_fake_quantization(quant)
+    net.simulation = Simulation(fake_quantization=quant)
     g_q, o_q = _grads(net, data)
     # the same network with the rounded weights and threshold written in, no fake quantization
     from eventkit.engine import LIF
@@ -214,7 +215,9 @@ def test_fake_quantization_is_straight_through():
         assert torch.equal(g_q[n], g_p[n])  # gradients reach the float weights unchanged
     assert not torch.equal(net.ff0, plain.ff0)  # the float weights themselves stay unrounded
     with pytest.raises(ValueError, match="callable"):
-        net.set_fake_quantization(3)
+        net.simulation = Simulation(fake_quantization=3)
+    with pytest.raises(ValueError, match="Simulation"):
+        net.simulation = quant
 
 
 def test_readout_in_the_loop_is_straight_through():
@@ -234,7 +237,7 @@ def test_readout_in_the_loop_is_straight_through():
     expected = {n: p.grad.clone() for n, p in net.named_parameters()}
 
     calls = []
-    net.set_readout_in_the_loop(lambda d: calls.append(len(d)) or other)
+    net.simulation = Simulation(readout_in_the_loop=lambda d: calls.append(len(d)) or other)
     got, out = _grads(net, data)
     assert calls == [len(data)]
     np.testing.assert_allclose(out.readout.detach().numpy(), other, rtol=1e-12)  # r + (hw - r)
@@ -244,15 +247,18 @@ def test_readout_in_the_loop_is_straight_through():
         np.testing.assert_allclose(net(data).readout.numpy(), other, rtol=1e-12)
     assert calls == [len(data)] * 2
 
-    net.set_readout_in_the_loop(lambda d: other[:, :2])
+    with net.simulating(readout_in_the_loop=None):  # the network's own readout, for a while
+        torch.testing.assert_close(_grads(net, data)[1].readout, own, rtol=0, atol=0)
+    np.testing.assert_allclose(_grads(net, data)[1].readout.detach().numpy(), other, rtol=1e-12)
+    net.simulation = Simulation(readout_in_the_loop=lambda d: other[:, :2])
     with pytest.raises(ValueError, match="shape"):
         _grads(net, data)
-    net.set_readout_in_the_loop(lambda d: other * np.nan)
+    net.simulation = Simulation(readout_in_the_loop=lambda d: other * np.nan)
     with pytest.raises(ValueError, match="NaN"):
         _grads(net, data)
     with pytest.raises(ValueError, match="callable"):
-        net.set_readout_in_the_loop("chip")
-    net.set_readout_in_the_loop(None)
+        net.simulation = Simulation(readout_in_the_loop="chip")
+    net.simulation = Simulation()
     torch.testing.assert_close(_grads(net, data)[1].readout, own, rtol=0, atol=0)
 
 
@@ -263,9 +269,9 @@ def test_binary_input_counts_a_repeated_input_spike_once():
     assert binary.n_spikes < data.n_spikes
     net = EventpropNet(8, 3, hidden=10, neuron=LIF(), init=dict(ff_mean=0.8, ff_std=0.3),
                        n_steps=50, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    assert not net.binary_input
+    assert not net.simulation.binary_input
     counting = net(data).trace.detach()
-    net.set_binary_input(True)
+    net.simulation = Simulation(binary_input=True)
     out = net(data)
     torch.testing.assert_close(out.trace.detach(), net(binary).trace.detach(), rtol=0, atol=0)
     assert not torch.equal(out.trace.detach(), counting)
@@ -276,4 +282,4 @@ def test_binary_input_counts_a_repeated_input_spike_once():
     net(binary).readout.square().sum().backward()
     torch.testing.assert_close(g, net.ff0.grad, rtol=0, atol=0)  # the gradient is that of the binary input
     with pytest.raises(ValueError, match="True or False"):
-        net.set_binary_input(1)
+        Simulation(binary_input=1)

@@ -23,7 +23,7 @@ def _net():
 def test_qat_forward_uses_chip_weights_and_thresholds():
     net = _net()
     LoihiTarget(qat=True).prepare(net)
-    weights, thresholds = net._effective()
+    weights, _, thresholds = net.effective_parameters()
     params = chip_parameters(net.export())
     for name, pop in (("ff0", 0), ("rec0", 0), ("out", 1)):
         q = weights[name] * 2.0 ** params[pop]["weight_exp"]
@@ -54,7 +54,7 @@ def test_qat_trains_the_float_weights():
 def test_qat_off_changes_nothing():
     net = _net()
     LoihiTarget(qat=False).prepare(net)
-    weights, thresholds = net._effective()
+    weights, _, thresholds = net.effective_parameters()
     assert thresholds == {} and np.array_equal(weights["ff0"], net.ff0.detach().numpy())
 
 
@@ -77,9 +77,9 @@ def _data_with_repeats(n=16, seed=0):
 
 def test_target_makes_the_network_see_binary_input():
     net = _net()
-    assert not net.binary_input
+    assert not net.simulation.binary_input
     LoihiTarget().prepare(net)
-    assert net.binary_input
+    assert net.simulation.binary_input
 
 
 @pytest.mark.parametrize("readout", ["exp_mean_v", "sum_v", "mean_v", "max_v"])
@@ -93,12 +93,10 @@ def test_in_the_loop_readout_is_the_emulated_chip_in_float_units(readout):
                        generator=torch.Generator().manual_seed(0))
     target = LoihiTarget(qat=True, in_the_loop=True)
     target.prepare(net)
-    emulated = net.readout_in_the_loop
-    net.set_readout_in_the_loop(None)
-    with torch.no_grad():
+    assert net.simulation.readout_in_the_loop is not None
+    with net.simulating(readout_in_the_loop=None), torch.no_grad():
         own = net(data).readout.numpy()  # the float network with the chip's weights
         spikes = net(data).counts.sum().item()
-    net.set_readout_in_the_loop(emulated)
     chip = net(data).readout.detach().numpy()  # the emulated chip, converted
     ex = net.export()
     _, _, emu, _ = target.silent_readout_chip(ex, data, READOUT_ON_CHIP[readout])

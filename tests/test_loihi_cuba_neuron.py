@@ -109,7 +109,7 @@ def test_a_spike_moved_within_its_step_only_moves_its_response():
             out = net(data)
             n = int(out.counts.sum())
             per_spike.append(out.readout.item() / n)
-            rec = net._run_forward(data, *net._kernel_inputs())
+            rec = net.simulate(data)
             phases.extend(rec["rec_phi"][0, :rec["n_rec"][0]].tolist())
     assert np.ptp(phases) > 0.8  # the spikes visited most of the step
     per_spike = np.array(per_spike)

@@ -1,30 +1,63 @@
-"""EventpropNet: a recurrent spiking network whose forward and backward passes are the compiled
-event-driven kernels, exposed to torch as one autograd Function."""
+"""EventpropNet: a layered spiking network (typed :class:`~eventkit.engine.topology.Topology`)
+whose forward and backward passes run on an engine backend, exposed to torch as one autograd
+Function (:mod:`eventkit.engine.autograd`)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..data import SpikeData
-from . import _kernels
+from .autograd import EventpropFunction
+from .backends import get_backend
 from .neurons import LI, LIF, NeuronModel
 from .readouts import ExpWeightedMeanV, Readout
+from .topology import Connection, Delay, Topology, parse_delays
 
 DEFAULT_INIT = dict(ff_mean=0.03, ff_std=0.01, rec_mean=0.0, rec_std=0.02, out_mean=0.0, out_std=0.03)
 
 
 class FakeQuant(NamedTuple):
-    """What a fake-quantization function returns: the weights to simulate with, by parameter name,
-    and threshold overrides by population index (hidden layers 0.., then the output)."""
+    """What a fake-quantization function returns: the weights to simulate with, by connection
+    name, and threshold overrides by population index (hidden layers 0.., then the output)."""
 
     weights: dict
     thresholds: dict
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """How a target changes the simulation, without changing the parameters: the ONE hook
+    (:attr:`EventpropNet.simulation`) through which e.g. the Loihi 2 target makes training see
+    what its chip computes. Gradients always go to the float parameters (straight-through).
+
+    binary_input: a (step, channel) input pair repeated within a sample counts once
+        (:meth:`SpikeData.binary`), as on hardware whose inputs are 0/1 per step.
+    fake_quantization: ``fn({connection name: float weights (n_post, n_pre)}) -> FakeQuant``;
+        forward passes use the weights and thresholds it returns (e.g. the chip's 8-bit values).
+    readout_in_the_loop: ``fn(data) -> [batch, n_out] array`` in the units of the network's
+        readout (e.g. a bit-exact chip emulator). The forward pass returns it as the readout and
+        the backward pass sends d loss / d readout, evaluated there, through the network's own
+        Eventprop gradient; validation and model selection then measure the other system.
+    """
+
+    binary_input: bool = False
+    fake_quantization: Callable[[dict], FakeQuant] | None = None
+    readout_in_the_loop: Callable[[SpikeData], np.ndarray] | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.binary_input, bool):
+            raise ValueError(f"Simulation.binary_input: expected True or False, got {self.binary_input!r}")
+        for key in ("fake_quantization", "readout_in_the_loop"):
+            fn = getattr(self, key)
+            if fn is not None and not callable(fn):
+                raise ValueError(f"Simulation.{key}: expected a callable or None, got {fn!r}")
 
 
 class EngineOutput(NamedTuple):
@@ -43,55 +76,15 @@ class Record:
     output_spikes: np.ndarray  # [n, 3] (sample, step, neuron) of a spiking output population
 
 
-class _Topology:
-    """Flat arrays describing populations and dense blocks for the kernels."""
-
-    def __init__(self, net: "EventpropNet"):
-        sizes = list(net.hidden) + [net.n_out]
-        self.pop_off = np.zeros(len(sizes) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=self.pop_off[1:])
-        models = list(net.neurons) + [net.output]
-        coefs = [m.coefficients(net.dt) for m in models]
-        self.coef_rows = np.array(
-            [[c.alpha, c.beta, c.kappa, c.b0, c.c, c.hm, c.hs, c.theta] for c in coefs],
-            dtype=np.float64,
-        )
-        self.spiking = np.array([(2 if c.grid else 1) if c.spiking else 0 for c in coefs], dtype=np.int8)
-        self.tau_mem = np.array([c.tau_mem for c in coefs], dtype=np.float64)
-        blocks, names = [], []  # (pre, post, n_pre, n_post)
-        pre_pop, pre_n = -1, net.n_in
-        for layer, n in enumerate(net.hidden):
-            blocks.append((pre_pop, layer, pre_n, n))
-            names.append(f"ff{layer}")
-            if net.recurrent[layer]:
-                blocks.append((layer, layer, n, n))
-                names.append(f"rec{layer}")
-            pre_pop, pre_n = layer, n
-        blocks.append((pre_pop, len(net.hidden), pre_n, net.n_out))
-        names.append("out")
-        self.names = names
-        self.shapes = [(b[3], b[2]) for b in blocks]  # parameter shapes (n_post, n_pre)
-        self.blk = np.zeros((len(blocks), 4), dtype=np.int64)
-        off = 0
-        for k, (pre, post, n_pre, n_post) in enumerate(blocks):
-            self.blk[k] = (pre, post, off, n_post)
-            off += n_pre * n_post
-        self.n_w = off
-        n_pop = len(sizes)
-        outgoing = [[k for k, b in enumerate(blocks) if b[0] == p] for p in range(n_pop)]
-        self.out_start = np.zeros(n_pop + 1, dtype=np.int64)
-        np.cumsum([len(o) for o in outgoing], out=self.out_start[1:])
-        self.out_blk = np.array([k for o in outgoing for k in o], dtype=np.int64)
-        self.in_blk = np.array([k for k, b in enumerate(blocks) if b[0] == -1], dtype=np.int64)
-        self.n_hidden = int(self.pop_off[-2])
-
-
 class EventpropNet(nn.Module):
     """Input -> hidden LIF layers (optionally recurrent) -> output population, trained by Eventprop.
 
-    Parameters are ``ff0, rec0, ff1, ..., out`` of shape (n_post, n_pre). Calling the module on a
-    :class:`SpikeData` batch returns an :class:`EngineOutput`; ``loss.backward()`` fills exact
-    Eventprop gradients of the simulated network.
+    The connections are ``net.topology.connections``; each owns the weight parameter named like
+    the connection (``ff0, rec0, ff1, ..., out``, shape (n_post, n_pre)) and, when it has delays
+    (``delays={"ff": Delay(...)}`` or the same as plain dicts, see
+    :func:`~eventkit.engine.topology.parse_delays`), the delay parameter ``<name>_delay`` in ms.
+    Calling the module on a :class:`SpikeData` batch returns an :class:`EngineOutput`;
+    ``loss.backward()`` fills exact Eventprop gradients of the simulated network.
     """
 
     def __init__(
@@ -107,10 +100,12 @@ class EventpropNet(nn.Module):
         dt: float = 1.0,
         n_steps: int = 1000,
         init: dict | None = None,
+        delays: Mapping[str, Delay | Mapping] | None = None,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         max_spikes_per_sample: int = 2_000_000,
         n_groups: int = 8,
+        backend: str = "cpu",
     ):
         super().__init__()
         _positive_int("n_in", n_in)
@@ -146,34 +141,88 @@ class EventpropNet(nn.Module):
         self.dt, self.n_steps, self.dtype = float(dt), int(n_steps), dtype
         self.max_spikes_per_sample = int(max_spikes_per_sample)
         self.n_groups = int(n_groups)
-        self._topo = _Topology(self)  # validates time constants against dt
-        self._capacity = min(self.max_spikes_per_sample, max(4096, 8 * self._topo.n_hidden))
-        self._fake_quant = None
-        self._readout_in_loop = None
-        self._binary_input = False
+        self.topology = Topology.build(n_in, n_out, self.hidden, self.recurrent, neurons, output,
+                                       parse_delays(delays))
+        self.backend = get_backend(backend)
+        # validates time constants against dt and the delay buffers' size
+        self.plan = self.backend.plan(self.topology, self.dt, self.n_steps,
+                                      max_spikes=self.max_spikes_per_sample, n_groups=self.n_groups)
+        self._simulation = Simulation()
         init = {**DEFAULT_INIT, **(init or {})}
         unknown = set(init) - set(DEFAULT_INIT)
         if unknown:
             raise ValueError(f"init: unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_INIT)}")
-        for name, shape in zip(self._topo.names, self._topo.shapes):
-            kind = "ff" if name.startswith("ff") else "rec" if name.startswith("rec") else "out"
-            mean, std = init[f"{kind}_mean"], init[f"{kind}_std"]
+        for conn in self.topology.connections:
+            mean, std = init[f"{conn.kind}_mean"], init[f"{conn.kind}_std"]
             if std < 0:
-                raise ValueError(f"init: {kind}_std must be >= 0, got {std}")
-            w = torch.randn(shape, generator=generator, dtype=torch.float64) * std + mean
-            self.register_parameter(name, nn.Parameter(w.to(dtype)))
+                raise ValueError(f"init: {conn.kind}_std must be >= 0, got {std}")
+            w = torch.randn(conn.shape, generator=generator, dtype=torch.float64) * std + mean
+            self.register_parameter(conn.name, nn.Parameter(w.to(dtype)))
+        for conn in self.topology.delayed:  # after every weight: a net without delays is unchanged
+            lo, hi = conn.delay.init
+            d = lo + (hi - lo) * torch.rand(conn.shape, generator=generator, dtype=torch.float64)
+            self.register_parameter(conn.delay_name,
+                                    nn.Parameter(d.to(dtype), requires_grad=conn.delay.learn))
 
     # ------------------------------------------------------------------ public
     @property
     def n_hidden_total(self) -> int:
-        return self._topo.n_hidden
+        return self.topology.n_hidden_total
+
+    @property
+    def simulation(self) -> Simulation:
+        """How the network is simulated (see :class:`Simulation`); a target sets it."""
+        return self._simulation
+
+    @simulation.setter
+    def simulation(self, sim: Simulation) -> None:
+        if not isinstance(sim, Simulation):
+            raise ValueError(f"simulation: expected eventkit.engine.Simulation, got {type(sim).__name__}")
+        self._simulation = sim
+
+    @contextlib.contextmanager
+    def simulating(self, **changes) -> Iterator["EventpropNet"]:
+        """Temporarily change fields of :attr:`simulation`, e.g. ``with net.simulating(
+        readout_in_the_loop=None): ...`` for the float network's own readout."""
+        before = self._simulation
+        self.simulation = replace(before, **changes)
+        try:
+            yield self
+        finally:
+            self._simulation = before
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [getattr(self, c.name) for c in self.topology.connections]
+
+    def delay_parameters(self) -> list[nn.Parameter]:
+        """The learnable delay parameters (ms)."""
+        return [getattr(self, c.delay_name) for c in self.topology.delayed if c.delay.learn]
+
+    def param_groups(self, delay_lr: float | None = None) -> list[dict]:
+        """torch.optim parameter groups: the weights, and the learnable delays with their own
+        learning rate (ms per update; marked ``fixed_lr`` so that lr schedules leave it alone)."""
+        groups = [{"params": self.weight_parameters()}]
+        delays = self.delay_parameters()
+        if delays:
+            if delay_lr is None or not delay_lr > 0:
+                raise ValueError(f"network.delay_lr must be > 0 for learnable delays, got {delay_lr!r}")
+            groups.append({"params": delays, "lr": float(delay_lr), "fixed_lr": True})
+        return groups
+
+    @torch.no_grad()
+    def clamp_delays(self) -> None:
+        """Keep every delay within [0, max] (call after each optimizer step)."""
+        for conn in self.topology.delayed:
+            getattr(self, conn.delay_name).clamp_(0.0, conn.delay.max)
 
     def forward(self, data: SpikeData) -> EngineOutput:
         data = self._check_data(data)
-        weights = [getattr(self, n) for n in self._topo.names]
-        trace, t_first, counts = _EventpropFunction.apply(self, data, *weights)
+        names, params = self._gradient_targets()
+        inputs = self._kernel_inputs()
+        trace, t_first, counts = EventpropFunction.apply(self.backend, self.plan, inputs, data,
+                                                         names, *params)
         readout = self.readout(trace, t_first, self.dt)
-        if self._readout_in_loop is not None:
+        if self._simulation.readout_in_the_loop is not None:
             readout = self._hardware_readout(data, readout)
         return EngineOutput(readout, counts, trace, t_first)
 
@@ -181,38 +230,93 @@ class EventpropNet(nn.Module):
         return self.readout.predict(readout)
 
     @torch.no_grad()
+    def simulate(self, data: SpikeData) -> dict:
+        """The backend's raw forward result for ``data`` (spike records ``rec_step``,
+        ``rec_nrn``, ``n_rec`` ..., ``trace``, ``counts``), without building a graph."""
+        return self.backend.forward(self.plan, self._kernel_inputs(), self._check_data(data))
+
+    @torch.no_grad()
     def record(self, data: SpikeData) -> Record:
         """Simulate ``data`` and return every hidden spike (for rasters) and the output trace."""
-        data = self._check_data(data)
-        res = self._run_forward(data, *self._kernel_inputs())
+        res = self.simulate(data)
         n_rec, steps, nrn = res["n_rec"], res["rec_step"], res["rec_nrn"]
         sample = np.concatenate([np.full(n, b, dtype=np.int64) for b, n in enumerate(n_rec)]) if len(n_rec) else np.zeros(0, np.int64)
         step = np.concatenate([steps[b, :n] for b, n in enumerate(n_rec)]).astype(np.int64) if len(n_rec) else np.zeros(0, np.int64)
         neuron = np.concatenate([nrn[b, :n] for b, n in enumerate(n_rec)]).astype(np.int64) if len(n_rec) else np.zeros(0, np.int64)
-        off = self._topo.pop_off
+        off = self.plan.pop_off
         layers = []
         for p in range(len(off) - 1):
             sel = (neuron >= off[p]) & (neuron < off[p + 1])
             layers.append(np.stack([sample[sel], step[sel], neuron[sel] - off[p]], axis=1))
         return Record(hidden=layers[:-1], v_out=res["trace"], output_spikes=layers[-1])
 
+    def effective_parameters(self) -> tuple[dict, dict, dict]:
+        """(weights, delays in ms, threshold overrides) the kernels simulate with: the parameters,
+        or what :attr:`Simulation.fake_quantization` makes of them."""
+        weights = {c.name: getattr(self, c.name).detach().cpu().numpy() for c in self.topology.connections}
+        delays = {c.name: getattr(self, c.delay_name).detach().cpu().numpy().astype(np.float64)
+                  for c in self.topology.delayed}
+        for name, d in delays.items():
+            conn = self.topology.connection(name)
+            if not np.isfinite(d).all() or d.min() < 0 or d.max() > conn.delay.max * (1 + 1e-6):
+                raise ValueError(
+                    f"{conn.delay_name}: delays must lie in [0, {conn.delay.max}] ms, found "
+                    f"[{np.nanmin(d):.4g}, {np.nanmax(d):.4g}] ms. Fix: call net.clamp_delays() "
+                    "after each optimizer step"
+                )
+            delays[name] = np.minimum(d, conn.delay.max)
+        fn = self._simulation.fake_quantization
+        if fn is None:
+            return weights, delays, {}
+        fq = fn(weights)
+        missing = set(weights) - set(fq.weights)
+        if missing:
+            raise ValueError(f"fake quantization returned no weights for {sorted(missing)}")
+        return fq.weights, delays, dict(fq.thresholds)
+
     def export(self) -> dict:
-        """Weights and model constants as plain numpy/Python (for hardware targets)."""
+        """Weights, delays and model constants as plain numpy/Python (for hardware targets).
+        ``d_ff`` / ``d_rec`` / output ``d`` are delays in ms (None without delays)."""
+
+        def value(conn: Connection | None, delay: bool = False):
+            if conn is None or (delay and conn.delay is None):
+                return None
+            name = conn.delay_name if delay else conn.name
+            return getattr(self, name).detach().cpu().numpy().astype(np.float64)
+
+        by_post = {}
+        for conn in self.topology.connections:
+            by_post.setdefault((conn.post.index, conn.kind), conn)
         layers = []
-        for layer, n in enumerate(self.hidden):
-            layers.append(dict(
-                w_ff=getattr(self, f"ff{layer}").detach().cpu().numpy().astype(np.float64),
-                w_rec=getattr(self, f"rec{layer}").detach().cpu().numpy().astype(np.float64) if self.recurrent[layer] else None,
-                neuron=self._describe_neuron(self.neurons[layer]),
-            ))
+        for pop in self.topology.hidden:
+            ff, rec = by_post[(pop.index, "ff")], by_post.get((pop.index, "rec"))
+            layers.append(dict(w_ff=value(ff), w_rec=value(rec), d_ff=value(ff, True),
+                               d_rec=value(rec, True), neuron=self._describe_neuron(pop.model)))
+        out = by_post[(self.topology.output.index, "out")]
         return dict(
             dt=self.dt, n_steps=self.n_steps, n_in=self.n_in, n_out=self.n_out, layers=layers,
-            output=dict(w=self.out.detach().cpu().numpy().astype(np.float64),
-                        neuron=self._describe_neuron(self.output)),
+            output=dict(w=value(out), d=value(out, True), neuron=self._describe_neuron(self.output)),
             readout=self.readout.describe(),
+            delays={c.name: dict(max=c.delay.max, mode=c.delay.mode, learn=c.delay.learn)
+                    for c in self.topology.delayed},
         )
 
     # ----------------------------------------------------------------- private
+    def _gradient_targets(self) -> tuple[tuple, list]:
+        names, params = [], []
+        for conn in self.topology.connections:
+            names.append(("w", conn.name))
+            params.append(getattr(self, conn.name))
+        for conn in self.topology.delayed:
+            names.append(("d", conn.name))
+            params.append(getattr(self, conn.delay_name))
+        return tuple(names), params
+
+    def _kernel_inputs(self):
+        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
+        weights, delays, thresholds = self.effective_parameters()
+        return self.backend.inputs(self.plan, weights, delays, thresholds, np_dtype)
+
     def _describe_neuron(self, model: NeuronModel) -> dict:
         info = model.describe()
         if hasattr(model, "decays"):  # integer-decay (chip) models: the exact decays in use
@@ -237,168 +341,16 @@ class EventpropNet(nn.Module):
                 f"[{data.steps.min()}, {data.steps.max()}]"
             )
         data.validate("data")
-        return data.binary() if self._binary_input else data
-
-    def set_binary_input(self, binary: bool) -> None:
-        """Treat input spikes as binary events: a (step, channel) pair repeated within a sample
-        counts once (:meth:`SpikeData.binary`), as on hardware whose inputs are 0/1 per step.
-        Off by default: every occurrence is one spike."""
-        if not isinstance(binary, bool):
-            raise ValueError(f"set_binary_input: expected True or False, got {binary!r}")
-        self._binary_input = binary
-
-    @property
-    def binary_input(self) -> bool:
-        """Whether repeated (step, channel) input spikes count once (:meth:`set_binary_input`)."""
-        return self._binary_input
-
-    def set_fake_quantization(self, fn: Callable[[dict], "FakeQuant"] | None) -> None:
-        """Run forward passes with the weights and thresholds ``fn`` returns (e.g. the 8-bit values a
-        chip will use) while gradients update the float parameters unchanged (straight-through).
-        ``fn`` receives ``{name: float weights (n_post, n_pre) ndarray}``; ``None`` switches it off."""
-        if fn is not None and not callable(fn):
-            raise ValueError("set_fake_quantization: expected a callable or None")
-        self._fake_quant = fn
-
-    def set_readout_in_the_loop(self, fn: Callable[[SpikeData], np.ndarray] | None) -> None:
-        """Train with another system's readout in the loop (e.g. a bit-exact chip emulator).
-
-        The forward pass returns ``fn(data)`` (an array [batch, n_out] in the units of this
-        network's readout) as the readout, and the backward pass sends d loss / d readout,
-        evaluated at those values, through this network's own Eventprop gradient
-        (straight-through). Training losses, validation and model selection thus measure what the
-        other system computes. ``None`` switches it off (and gives the network's own readout)."""
-        if fn is not None and not callable(fn):
-            raise ValueError("set_readout_in_the_loop: expected a callable or None")
-        self._readout_in_loop = fn
-
-    @property
-    def readout_in_the_loop(self) -> Callable[[SpikeData], np.ndarray] | None:
-        """The callable set by :meth:`set_readout_in_the_loop` (or None)."""
-        return self._readout_in_loop
+        return data.binary() if self._simulation.binary_input else data
 
     def _hardware_readout(self, data: SpikeData, readout: torch.Tensor) -> torch.Tensor:
-        hw = torch.as_tensor(np.asarray(self._readout_in_loop(data)), dtype=readout.dtype)
+        hw = torch.as_tensor(np.asarray(self._simulation.readout_in_the_loop(data)), dtype=readout.dtype)
         if hw.shape != readout.shape:
             raise ValueError(f"readout in the loop: the callable returned shape {tuple(hw.shape)}, "
                              f"the network's readout has shape {tuple(readout.shape)}")
         if not torch.isfinite(hw).all():
             raise ValueError("readout in the loop: the callable returned NaN or inf")
         return readout + (hw - readout).detach()
-
-    def _effective(self) -> tuple[dict, dict]:
-        weights = {n: getattr(self, n).detach().cpu().numpy() for n in self._topo.names}
-        fn = self._fake_quant
-        if fn is None:
-            return weights, {}
-        fq = fn(weights)
-        missing = set(weights) - set(fq.weights)
-        if missing:
-            raise ValueError(f"fake quantization returned no weights for {sorted(missing)}")
-        return fq.weights, dict(fq.thresholds)
-
-    def _kernel_inputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(flat weights, coefficient rows) the kernels run with: the parameters, or what the
-        fake quantization makes of them (computed once per call)."""
-        np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
-        weights, thresholds = self._effective()
-        parts = [np.asarray(weights[n]).T.reshape(-1) for n in self._topo.names]
-        w = np.ascontiguousarray(np.concatenate(parts), dtype=np_dtype)
-        coef = self._topo.coef_rows.copy()
-        for pop, theta in thresholds.items():
-            coef[pop, 7] = theta
-        return w, coef.astype(np_dtype)
-
-    def _group_buffer(self, n_groups: int, dtype) -> np.ndarray:
-        """The backward pass's per-group gradient accumulators, kept between calls (the kernel
-        overwrites them), so that each step does not fault in fresh pages."""
-        buf = getattr(self, "_gw_buffer", None)
-        if buf is None or buf.shape != (n_groups, self._topo.n_w) or buf.dtype != dtype:
-            buf = np.empty((n_groups, self._topo.n_w), dtype=dtype)
-            self._gw_buffer = buf
-        return buf
-
-    def _run_forward(self, data: SpikeData, w: np.ndarray, coef: np.ndarray) -> dict:
-        topo, dtype = self._topo, w.dtype
-        n_batch = len(data)
-        while True:
-            cap = self._capacity
-            res = dict(
-                trace=np.zeros((n_batch, self.n_steps, self.n_out), dtype=dtype),
-                t_first=np.full((n_batch, self.n_out), float(self.n_steps), dtype=dtype),
-                counts=np.zeros((n_batch, topo.n_hidden), dtype=dtype),
-                rec_step=np.zeros((n_batch, cap), dtype=np.int32),
-                rec_nrn=np.zeros((n_batch, cap), dtype=np.int32),
-                rec_phi=np.zeros((n_batch, cap), dtype=dtype),
-                rec_v=np.zeros((n_batch, cap), dtype=dtype),
-                rec_i=np.zeros((n_batch, cap), dtype=dtype),
-                n_rec=np.zeros(n_batch, dtype=np.int64),
-                overflow=np.zeros(n_batch, dtype=np.int8),
-            )
-            _kernels.forward(
-                data.offsets, data.steps, data.channels, self.n_steps, topo.pop_off, coef,
-                topo.spiking, topo.blk, topo.out_start, topo.out_blk, topo.in_blk, w,
-                res["trace"], res["t_first"], res["counts"], res["rec_step"], res["rec_nrn"],
-                res["rec_phi"], res["rec_v"], res["rec_i"], res["n_rec"], res["overflow"],
-            )
-            if not res["overflow"].any():
-                return res
-            if cap >= self.max_spikes_per_sample:
-                raise RuntimeError(
-                    f"a sample produced more than max_spikes_per_sample={self.max_spikes_per_sample} "
-                    "spikes; raise max_spikes_per_sample (memory grows with it) or reduce activity "
-                    "(weights, input rate, regulariser)"
-                )
-            self._capacity = min(self.max_spikes_per_sample, 2 * cap)
-
-
-class _EventpropFunction(torch.autograd.Function):
-    """One autograd node for the whole simulation: outputs (trace, t_first, counts)."""
-
-    @staticmethod
-    def forward(ctx, net: EventpropNet, data: SpikeData, *weights):
-        w, coef = net._kernel_inputs()
-        res = net._run_forward(data, w, coef)
-        ctx.net, ctx.data, ctx.w, ctx.res, ctx.coef = net, data, w, res, coef
-        dtype = net.dtype
-        t_first = torch.from_numpy(res["t_first"]).to(dtype) * net.dt
-        counts = torch.from_numpy(res["counts"]).to(dtype)
-        return torch.from_numpy(res["trace"]).to(dtype), t_first, counts
-
-    @staticmethod
-    def backward(ctx, g_trace, g_tfirst, g_counts):
-        net, data, w, res = ctx.net, ctx.data, ctx.w, ctx.res
-        topo, np_dtype = net._topo, w.dtype
-        n_batch = len(data)
-
-        def as_np(g, shape):
-            if g is None:
-                return np.zeros(shape, dtype=np_dtype)
-            return np.ascontiguousarray(g.detach().cpu().numpy(), dtype=np_dtype)
-
-        g_trace_np = as_np(g_trace, (n_batch, net.n_steps, net.n_out))
-        # t_first is returned in ms = (n + phi) * dt: the kernel's g is per unit of phi
-        g_tfirst_np = as_np(g_tfirst, (n_batch, net.n_out)) * np_dtype.type(net.dt)
-        g_counts_np = as_np(g_counts, (n_batch, topo.n_hidden))
-        n_groups = min(net.n_groups, n_batch)
-        gw = net._group_buffer(n_groups, np_dtype)
-        _kernels.backward(
-            data.offsets, data.steps, data.channels, net.n_steps, topo.pop_off,
-            ctx.coef, topo.spiking, topo.tau_mem.astype(np_dtype), topo.blk,
-            topo.out_start, topo.out_blk, topo.in_blk, w, res["rec_step"], res["rec_nrn"],
-            res["rec_phi"], res["rec_v"], res["rec_i"], res["n_rec"], g_trace_np, g_tfirst_np,
-            g_counts_np, gw,
-        )
-        flat = np.empty(topo.n_w, dtype=np_dtype)
-        _kernels.sum_groups(gw, flat)
-        grads = []
-        for k, shape in enumerate(topo.shapes):
-            off = topo.blk[k, 2]
-            n_post, n_pre = shape
-            g = flat[off : off + n_pre * n_post].reshape(n_pre, n_post).T
-            grads.append(torch.from_numpy(np.ascontiguousarray(g)).to(net.dtype))
-        ctx.res = None
-        return (None, None, *grads)
 
 
 def spike_count_regularizer(counts: torch.Tensor, strength: float, nu: float,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -138,32 +139,33 @@ class LoihiTarget:
         pass also uses the weights and thresholds the chip will use (8-bit, per-layer
         power-of-two scale recomputed from the current weights), and gradients update the float
         weights straight through."""
-        net.set_binary_input(True)
+        from eventkit.engine import FakeQuant, Simulation
+
         if not self.qat:
+            net.simulation = Simulation(binary_input=True)
             return
-        from eventkit.engine import FakeQuant
 
         from .quantize import chip_parameters, fake_quantize
 
-        names = [n for n, _ in net.named_parameters()]
+        # each connection feeds one population; ff/rec into hidden layer k share its scale
+        feeds = {conn.name: conn.post.index for conn in net.topology.connections}
 
         def chip_forward(weights: dict) -> FakeQuant:
             params = chip_parameters(net.export(), self.percentile, self.bits)
             quantised, thresholds = {}, {}
-            for name in names:  # ff<k>, rec<k> feed population k; out feeds the readout
-                pop = len(params) - 1 if name == "out" else int(name.lstrip("frec"))
+            for name, pop in feeds.items():
                 quantised[name] = fake_quantize(weights[name], params[pop]["weight_exp"], self.bits)
                 if params[pop]["threshold_chip"] is not None:
                     thresholds[pop] = params[pop]["threshold_chip"]
             return FakeQuant(quantised, thresholds)
 
-        net.set_fake_quantization(chip_forward)
-        if self.in_the_loop:
-            net.set_readout_in_the_loop(self._emulated_readout_fn(net))
+        net.simulation = Simulation(
+            binary_input=True, fake_quantization=chip_forward,
+            readout_in_the_loop=self._emulated_readout_fn(net) if self.in_the_loop else None)
 
     def _emulated_readout_fn(self, net):
         """``data -> readout`` of the bit-exact emulated chip, in the float readout's units (for
-        :meth:`eventkit.engine.EventpropNet.set_readout_in_the_loop`)."""
+        :class:`eventkit.engine.Simulation`)."""
         from .emulator import readout_in_float_units
 
         name = str(net.readout.describe().get("name"))
@@ -286,15 +288,11 @@ def _float_predictions(net: Any, test, cfg) -> np.ndarray | None:
     if cfg is not None and "trainer" in cfg and cfg.trainer.get("eval_batch_size"):
         batch = int(cfg.trainer.eval_batch_size)
     preds = []
-    in_loop = getattr(net, "readout_in_the_loop", None)
-    if in_loop is not None:
-        net.set_readout_in_the_loop(None)  # the float network's own readout
-    try:
+    # the float network's own readout, also when the chip is in the training loop
+    own = net.simulating(readout_in_the_loop=None) if hasattr(net, "simulating") else nullcontext()
+    with own:
         with torch.no_grad():
             for start in range(0, len(test), batch):
                 sub = test.subset(np.arange(start, min(start + batch, len(test))))
                 preds.append(np.asarray(net.predict(net(sub).readout)))
-    finally:
-        if in_loop is not None:
-            net.set_readout_in_the_loop(in_loop)
     return np.concatenate(preds).astype(np.int64) if preds else np.zeros(0, np.int64)

@@ -1,9 +1,10 @@
 """Compiled forward and Eventprop backward kernels (numba, CPU, parallel over samples).
 
-Notation follows ``eventkit.engine.neurons``: per population p the coefficient row
-``coef[p] = (alpha, beta, kappa, b0, c, hm, hs, theta)``. All neurons of all populations share one
+Notation follows ``eventkit.engine.neurons``: per population p the coefficient row ``coef[p]``
+holds alpha, beta, kappa, b0, c, hm, hs, theta at the column indices named below (``ALPHA`` ...;
+numba folds the module constants into the indexing). All neurons of all populations share one
 state vector (``pop_off`` gives each population's slice; the last population is the output).
-Connections are dense blocks ``blk[k] = (pre_pop, post_pop, w_off, n_post)`` whose weights are
+Connections are dense blocks ``blk[k] = (pre_pop, post_pop, w_off, n_post, delayed, learn_d)`` whose weights are
 stored transposed (pre-major) at ``w[w_off : w_off + n_pre * n_post]`` so that a spike of
 presynaptic neuron ``j`` touches one contiguous row; ``pre_pop = -1`` is the input population.
 
@@ -26,6 +27,20 @@ the jump replaces the spiking neuron's adjoint by ``G dphi/dv``, ``G dphi/di + R
 where ``G = dL/dphi`` collects the targets' adjoints through ``b'(phi)``, ``e'(phi)`` and the
 neuron's own restart ``R'(phi)``. Weight gradients are accumulated at presynaptic spikes:
 ``dL/dw = lam_i b + lam_v e`` (hidden spikes) and ``b0 lam_i`` (input spikes).
+
+Delays (blocks with ``blk[k, DELAYED] = 1``). A spike at ``tau = n + phi`` (in steps; an input
+spike of step s counts as ``n = s - 1, phi = 1``) reaches target m at ``tau + delta`` with
+``delta = D + f`` (``D = d_steps``, ``0 <= f < 1``, ``d_frac``; per synapse). It is applied at the
+grid time ``G = n + 1 + D`` (``phi + f <= 1``) or ``n + 2 + D`` (otherwise) with the exact
+remaining decay over ``r = G - tau``: ``beta^r = beta^(1-phi) beta^(-f)`` (times ``beta`` in the
+second case; ``d_bm = beta^(-f)``, ``d_am = alpha^(-f)`` are precomputed per synapse, so a spike
+costs no exp per synapse). Arrivals wait in a ring buffer of ``n_slots = ceil(max delta) + 1``
+grid times per neuron (reset per sample); an input arrival with ``G = s`` is added at once, like
+an undelayed input. Backward keeps the adjoints of the last ``n_slots`` grid times, so a spike
+at step n reads ``lam(G)``; the arrival's sensitivity ``w (lam_i b' + lam_v e')`` (derivative in
+``tau``) is the presynaptic ``dL/dphi`` term and, per synapse, ``dL/d delta`` (``gd``, per step).
+With ``delta = 0`` this is exactly the undelayed delivery. Blocks with ``LEARN_D = 1`` but no
+delay this call (all delays 0) run the undelayed code and still accumulate ``gd``.
 """
 
 from __future__ import annotations
@@ -34,6 +49,13 @@ import numpy as np
 from numba import njit, prange
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+# columns of a population's coefficient row (see eventkit.engine.backends.cpu.coefficient_rows)
+ALPHA, BETA, KAPPA, B0, C, HM, HS, THETA = range(8)
+N_COEF = 8
+# columns of a connection block
+PRE, POST, W_OFF, N_POST, DELAYED, LEARN_D = range(6)
+N_BLK = 6
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -106,9 +128,9 @@ def _remaining_decay(coef, q, phi, cache):
     """(beta_q^(1-phi), alpha_q^(1-phi)): target population q's decay from the spike to the end of
     its step. ``cache`` holds (hs, hm, beta^, alpha^) of the previous target; set cache[0] = -1
     for a new spike. Consecutive targets usually share time constants, so this saves the exps."""
-    if coef[q, 6] != cache[0] or coef[q, 5] != cache[1]:
-        cache[0] = coef[q, 6]
-        cache[1] = coef[q, 5]
+    if coef[q, HS] != cache[0] or coef[q, HM] != cache[1]:
+        cache[0] = coef[q, HS]
+        cache[1] = coef[q, HM]
         cache[2] = np.exp(-(1.0 - phi) * cache[0])
         cache[3] = np.exp(-(1.0 - phi) * cache[1])
     return cache[2], cache[3]
@@ -117,8 +139,71 @@ def _remaining_decay(coef, q, phi, cache):
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _block(blk, pop_off, k):
     """Connection block k as (post population q, n_post, weight offset, first neuron of q)."""
-    q = blk[k, 1]
-    return q, blk[k, 3], blk[k, 2], pop_off[q]
+    q = blk[k, POST]
+    return q, blk[k, N_POST], blk[k, W_OFF], pop_off[q]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _arrival(n, phi, bs, am, f, d, bm_f, am_f, beta, alpha):
+    """(grid time G, beta^r, alpha^r) of an arrival of a spike at n + phi over the delay d + f
+    (``bs, am``: the target's beta^(1-phi), alpha^(1-phi); see the module docstring)."""
+    if phi + f <= 1.0:
+        return n + 1 + d, bs * bm_f, am * am_f
+    return n + 2 + d, bs * bm_f * beta, am * am_f * alpha
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _deliver_delayed(ring_i, ring_v, n, phi, bs, am, b0, c, beta, alpha, w, d_steps, d_frac, d_bm,
+                     d_am, base, q0, n_post, i_now, v_now, now):
+    """Schedule one spike's arrivals on a delayed block: into the ring slot of their grid time,
+    or straight into the state (``i_now``, ``v_now``) when that grid time is ``now``."""
+    n_slots = ring_i.shape[0]
+    for t in range(n_post):
+        g, x, y = _arrival(n, phi, bs, am, d_frac[base + t], d_steps[base + t], d_bm[base + t],
+                           d_am[base + t], beta, alpha)
+        a = w[base + t] * b0
+        if g == now:
+            i_now[t] += a * x
+            v_now[t] += a * c * (x - y)
+        else:
+            slot = g % n_slots
+            ring_i[slot, q0 + t] += a * x
+            ring_v[slot, q0 + t] += a * c * (x - y)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _adjoint_delayed(hist_i, hist_v, lam_i, lam_v, n, phi, bs, am, b0, c, beta, alpha, hs, hm,
+                     w, gw, gd, d_steps, d_frac, d_bm, d_am, base, q0, n_post, now):
+    """Backward of :func:`_deliver_delayed`: add each arrival's dL/dw to ``gw`` and dL/d(delay)
+    (per step) to ``gd``; return sum_t w dL/dtau (the presynaptic spike's dL/dphi). Adjoints at
+    grid time ``now`` are ``lam_*``, earlier-stored ones come from the history ring."""
+    n_slots = hist_i.shape[0]
+    acc = w[base] * 0
+    for t in range(n_post):
+        g, x, y = _arrival(n, phi, bs, am, d_frac[base + t], d_steps[base + t], d_bm[base + t],
+                           d_am[base + t], beta, alpha)
+        if g == now:
+            li = lam_i[q0 + t]
+            lv = lam_v[q0 + t]
+        else:
+            slot = g % n_slots
+            li = hist_i[slot, q0 + t]
+            lv = hist_v[slot, q0 + t]
+        b = b0 * x
+        term = li * (b * hs) + lv * (b0 * c * (hs * x - hm * y))
+        wt = w[base + t]
+        acc += wt * term
+        gw[base + t] += li * b + lv * (b0 * c * (x - y))
+        gd[base + t] += wt * term
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _delay_grad(lam_i, lam_v, w, gd, db, de):
+    """Add each synapse's dL/d(delay) (per step) of an undelayed arrival to ``gd`` (a pass of its
+    own, so that the weight gradients are computed exactly as without delays)."""
+    for t in range(w.shape[0]):
+        gd[t] += w[t] * (lam_i[t] * db + lam_v[t] * de)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -131,8 +216,8 @@ def _pop_of(j, pop_off):
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start,
-                 out_blk, in_blk, w, trace, t_first, counts, rec_step, rec_nrn, rec_phi, rec_v,
-                 rec_i, n_rec, overflow):
+                 out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, trace, t_first, counts,
+                 rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow):
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
@@ -142,6 +227,9 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
     v_adv = np.zeros(n_tot, dtype=w.dtype)
     scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
+    delayed = n_slots > 0
+    ring_i = np.zeros((max(n_slots, 1), n_tot), dtype=w.dtype)  # arrivals by grid time (mod n_slots)
+    ring_v = np.zeros((max(n_slots, 1), n_tot), dtype=w.dtype)
     nr = 0
     ip = in_off[b]
     i_end = in_off[b + 1]
@@ -152,6 +240,13 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
             ip += 1
         for kk in range(in_blk.shape[0]):
             q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
+            if blk[in_blk[kk], DELAYED]:
+                for s in range(i0, ip):
+                    _deliver_delayed(ring_i, ring_v, n - 1, 1.0, 1.0, 1.0, coef[q, B0], coef[q, C],
+                                     coef[q, BETA], coef[q, ALPHA], w, d_steps, d_frac, d_bm, d_am,
+                                     w0 + in_ch[s] * n_post, q0, n_post, i_state[q0:q0 + n_post],
+                                     v_state[q0:q0 + n_post], n)
+                continue
             y = i_state[q0:q0 + n_post]
             s = i0
             while s + 4 <= ip:
@@ -160,22 +255,22 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                 a2 = w0 + in_ch[s + 2] * n_post
                 a3 = w0 + in_ch[s + 3] * n_post
                 _axpy4(y, w[a0:a0 + n_post], w[a1:a1 + n_post], w[a2:a2 + n_post],
-                       w[a3:a3 + n_post], coef[q, 3])
+                       w[a3:a3 + n_post], coef[q, B0])
                 s += 4
             while s < ip:
                 a0 = w0 + in_ch[s] * n_post
-                _axpy(y, w[a0:a0 + n_post], coef[q, 3])
+                _axpy(y, w[a0:a0 + n_post], coef[q, B0])
                 s += 1
         # 2. advance one step, threshold, restart
         step_start = nr
         for p in range(n_pop):
-            alpha = coef[p, 0]
-            beta = coef[p, 1]
-            kappa = coef[p, 2]
-            c = coef[p, 4]
-            hm = coef[p, 5]
-            hs = coef[p, 6]
-            theta = coef[p, 7]
+            alpha = coef[p, ALPHA]
+            beta = coef[p, BETA]
+            kappa = coef[p, KAPPA]
+            c = coef[p, C]
+            hm = coef[p, HM]
+            hs = coef[p, HS]
+            theta = coef[p, THETA]
             j0 = pop_off[p]
             j1 = pop_off[p + 1]
             _advance(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], alpha, kappa)
@@ -223,10 +318,22 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
-                scal[0] = coef[q, 3] * bs
-                scal[1] = coef[q, 3] * coef[q, 4] * (bs - am)
+                if blk[out_blk[kk], DELAYED]:
+                    _deliver_delayed(ring_i, ring_v, n, phi, bs, am, coef[q, B0], coef[q, C],
+                                     coef[q, BETA], coef[q, ALPHA], w, d_steps, d_frac, d_bm, d_am,
+                                     base, q0, n_post, i_state, v_state, -1)
+                    continue
+                scal[0] = coef[q, B0] * bs
+                scal[1] = coef[q, B0] * coef[q, C] * (bs - am)
                 _axpy2(i_state[q0:q0 + n_post], v_state[q0:q0 + n_post], w[base:base + n_post],
                        scal[0], scal[1])
+        if delayed:  # delayed arrivals due at (n+1) h; the slot is free again afterwards
+            slot = (n + 1) % n_slots
+            for j in range(n_tot):
+                i_state[j] += ring_i[slot, j]
+                v_state[j] += ring_v[slot, j]
+                ring_i[slot, j] = 0.0
+                ring_v[slot, j] = 0.0
         # 4. output voltage at (n+1) h
         trace[b, n, :] = v_state[o0:n_tot]
     n_rec[b] = nr
@@ -234,20 +341,21 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def forward(in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start, out_blk,
-            in_blk, w, trace, t_first, counts, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec,
-            overflow):
-    """Simulate every sample of the batch (outputs are filled in place)."""
+            in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, trace, t_first, counts, rec_step,
+            rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow):
+    """Simulate every sample of the batch (outputs are filled in place). ``n_slots = 0``: no
+    block is delayed in this call."""
     n_batch = in_off.shape[0] - 1
     for b in prange(n_batch):
         _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start,
-                     out_blk, in_blk, w, trace, t_first, counts, rec_step, rec_nrn, rec_phi, rec_v,
-                     rec_i, n_rec, overflow)
+                     out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, trace, t_first,
+                     counts, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem, blk,
-                  out_start, out_blk, in_blk, w, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec,
-                  g_trace, g_tfirst, g_counts, gw):
+                  out_start, out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, rec_step,
+                  rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace, g_tfirst, g_counts, gw, gd):
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
@@ -258,6 +366,9 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
     jump_i = np.zeros(n_tot, dtype=w.dtype)
     scal = np.zeros(4, dtype=w.dtype)
     decay = np.zeros(4)  # _remaining_decay's cache
+    delayed = n_slots > 0
+    hist_i = np.zeros((max(n_slots, 1), n_tot), dtype=w.dtype)  # adjoints by grid time (mod n_slots)
+    hist_v = np.zeros((max(n_slots, 1), n_tot), dtype=w.dtype)
     # index of the first spike of every output neuron (the first-spike readout depends on it)
     first_rec = np.full(n_out, -1, dtype=np.int64)
     for r in range(n_rec[b]):
@@ -270,6 +381,10 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
         # lam_* now hold dL/d(state at (n+1) h); the readout drives the output voltage
         for k in range(n_out):
             lam_v[o0 + k] += g_trace[b, n, k]
+        if delayed:
+            slot = (n + 1) % n_slots
+            hist_i[slot, :] = lam_i
+            hist_v[slot, :] = lam_v
         r_hi = r
         while r >= 0 and rec_step[b, r] == n:
             r -= 1
@@ -281,13 +396,13 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             cur = rec_i[b, s]
             p = _pop_of(j, pop_off)
             row = j - pop_off[p]
-            alpha = coef[p, 0]
-            beta = coef[p, 1]
-            kappa = coef[p, 2]
-            c = coef[p, 4]
-            hm = coef[p, 5]
-            hs = coef[p, 6]
-            theta = coef[p, 7]
+            alpha = coef[p, ALPHA]
+            beta = coef[p, BETA]
+            kappa = coef[p, KAPPA]
+            c = coef[p, C]
+            hm = coef[p, HM]
+            hs = coef[p, HS]
+            theta = coef[p, THETA]
             # values and phi-derivatives at the time the spike acted (grid: end of the step);
             # dphi/dv, dphi/di below come from the interpolated crossing (for grid timing that is
             # the straight-through estimate of the spike-time sensitivity)
@@ -300,13 +415,20 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             for kk in range(out_start[p], out_start[p + 1]):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
-                hs_q = coef[q, 6]
-                hm_q = coef[q, 5]
+                hs_q = coef[q, HS]
+                hm_q = coef[q, HM]
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
-                bq = coef[q, 3] * bs
-                eq = coef[q, 3] * coef[q, 4] * (bs - am)
+                k = out_blk[kk]
+                if blk[k, DELAYED]:
+                    g_phi += _adjoint_delayed(hist_i, hist_v, lam_i, lam_v, n, phi_act, bs, am,
+                                              coef[q, B0], coef[q, C], coef[q, BETA],
+                                              coef[q, ALPHA], hs_q, hm_q, w, gw, gd, d_steps,
+                                              d_frac, d_bm, d_am, base, q0, n_post, -1)
+                    continue
+                bq = coef[q, B0] * bs
+                eq = coef[q, B0] * coef[q, C] * (bs - am)
                 dbq = bq * hs_q
-                deq = coef[q, 3] * coef[q, 4] * (hs_q * bs - hm_q * am)
+                deq = coef[q, B0] * coef[q, C] * (hs_q * bs - hm_q * am)
                 scal[0] = bq
                 scal[1] = eq
                 scal[2] = dbq
@@ -314,6 +436,9 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 g_phi += _jump_and_grad(lam_i[q0:q0 + n_post], lam_v[q0:q0 + n_post],
                                         w[base:base + n_post], gw[base:base + n_post],
                                         scal[0], scal[1], scal[2], scal[3])
+                if blk[k, LEARN_D]:
+                    _delay_grad(lam_i[q0:q0 + n_post], lam_v[q0:q0 + n_post],
+                                w[base:base + n_post], gd[base:base + n_post], scal[2], scal[3])
             if j >= o0:
                 if first_rec[j - o0] == s:
                     g_phi += g_tfirst[b, j - o0]
@@ -333,9 +458,9 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 jump_v[j] += tau_mem[p] * g_counts[b, j]
         # propagate every neuron's adjoint one step back
         for p in range(n_pop):
-            alpha = coef[p, 0]
-            beta = coef[p, 1]
-            kappa = coef[p, 2]
+            alpha = coef[p, ALPHA]
+            beta = coef[p, BETA]
+            kappa = coef[p, KAPPA]
             _adjoint_step(lam_v[pop_off[p]:pop_off[p + 1]], lam_i[pop_off[p]:pop_off[p + 1]],
                           alpha, beta, kappa)
         for s in range(r + 1, r_hi + 1):
@@ -348,28 +473,47 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             ip -= 1
         for kk in range(in_blk.shape[0]):
             q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
+            k = in_blk[kk]
+            if blk[k, DELAYED]:
+                for s in range(ip + 1, i1 + 1):
+                    _adjoint_delayed(hist_i, hist_v, lam_i, lam_v, n - 1, 1.0, 1.0, 1.0,
+                                     coef[q, B0], coef[q, C], coef[q, BETA], coef[q, ALPHA],
+                                     coef[q, HS], coef[q, HM], w, gw, gd, d_steps, d_frac, d_bm,
+                                     d_am, w0 + in_ch[s] * n_post, q0, n_post, n)
+                continue
             lam = lam_i[q0:q0 + n_post]
             for s in range(ip + 1, i1 + 1):
                 a0 = w0 + in_ch[s] * n_post
-                _axpy(gw[a0:a0 + n_post], lam, coef[q, 3])
+                _axpy(gw[a0:a0 + n_post], lam, coef[q, B0])
+            if blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
+                scal[0] = coef[q, B0] * coef[q, HS]
+                scal[1] = coef[q, B0] * coef[q, C] * (coef[q, HS] - coef[q, HM])
+                for s in range(ip + 1, i1 + 1):
+                    a0 = w0 + in_ch[s] * n_post
+                    _delay_grad(lam_i[q0:q0 + n_post], lam_v[q0:q0 + n_post], w[a0:a0 + n_post],
+                                gd[a0:a0 + n_post], scal[0], scal[1])
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def backward(in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem, blk, out_start,
-             out_blk, in_blk, w, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace,
-             g_tfirst, g_counts, gw):
-    """Write dL/dw of the fixed sample group g into ``gw[g]`` (its previous content is ignored;
-    deterministic: the split of samples into groups does not depend on the number of threads)."""
+             out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, rec_step, rec_nrn, rec_phi,
+             rec_v, rec_i, n_rec, g_trace, g_tfirst, g_counts, gw, gd):
+    """Write dL/dw of the fixed sample group g into ``gw[g]`` and dL/d(delay) (per step) into
+    ``gd[g]`` (their previous content is ignored; ``gd`` may have one column when no block has
+    delays; deterministic: the split of samples into groups does not depend on the number of
+    threads)."""
     n_batch = in_off.shape[0] - 1
     n_groups = gw.shape[0]
     for g in prange(n_groups):
         gw[g, :] = 0
+        gd[g, :] = 0
         lo = (g * n_batch) // n_groups
         hi = ((g + 1) * n_batch) // n_groups
         for b in range(lo, hi):
             _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem,
-                          blk, out_start, out_blk, in_blk, w, rec_step, rec_nrn, rec_phi, rec_v,
-                          rec_i, n_rec, g_trace, g_tfirst, g_counts, gw[g])
+                          blk, out_start, out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots,
+                          rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace, g_tfirst,
+                          g_counts, gw[g], gd[g])
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)

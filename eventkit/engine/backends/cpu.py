@@ -1,0 +1,226 @@
+"""The CPU backend: numba kernels (:mod:`._cpu_kernels`), parallel over samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from ...data import SpikeData
+from ..neurons import Coefficients
+from ..topology import MAX_DELAY_BUFFER_BYTES, Topology
+from . import _cpu_kernels as K
+
+
+def coefficient_row(c: Coefficients) -> list[float]:
+    """A population's coefficients in the kernels' column order (``K.ALPHA`` ...)."""
+    row = [0.0] * K.N_COEF
+    row[K.ALPHA], row[K.BETA], row[K.KAPPA], row[K.B0] = c.alpha, c.beta, c.kappa, c.b0
+    row[K.C], row[K.HM], row[K.HS], row[K.THETA] = c.c, c.hm, c.hs, c.theta
+    return row
+
+
+@dataclass
+class CpuPlan:
+    """Flat arrays describing populations and dense blocks (one per connection, same order)."""
+
+    topology: Topology
+    dt: float
+    n_steps: int
+    pop_off: np.ndarray
+    coef: np.ndarray  # float64 [n_pop, N_COEF]
+    spiking: np.ndarray  # int8 [n_pop]: 0 never, 1 sub-step, 2 grid
+    tau_mem: np.ndarray
+    blk: np.ndarray  # int64 [n_conn, N_BLK]; DELAYED / LEARN_D are set per call
+    w_off: list[int]
+    out_start: np.ndarray
+    out_blk: np.ndarray
+    in_blk: np.ndarray
+    n_w: int
+    capacity: int  # spike records per sample (grows on overflow up to max_spikes)
+    max_spikes: int
+    n_groups: int
+    _buffers: dict = field(default_factory=dict)
+
+    @property
+    def n_hidden(self) -> int:
+        return int(self.pop_off[-2])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.pop_off[-1] - self.pop_off[-2])
+
+    def buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
+        """A scratch array kept between calls (the kernels overwrite it), so that a training
+        step does not fault in fresh pages each time."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            self._buffers[key] = buf
+        return buf
+
+
+class CpuInputs(NamedTuple):
+    """Per-call kernel inputs: effective weights, coefficients and delays in the blocks' layout
+    (pre-major rows, see the kernels' docstring)."""
+
+    w: np.ndarray
+    coef: np.ndarray
+    blk: np.ndarray
+    d_steps: np.ndarray  # int32, whole steps D of each synapse's delay
+    d_frac: np.ndarray  # sub-step part f in [0, 1)
+    d_bm: np.ndarray  # beta^(-f) of the target population
+    d_am: np.ndarray  # alpha^(-f)
+    n_slots: int  # 0: no block is delayed in this call
+
+
+class CpuBackend:
+    name = "cpu"
+
+    def plan(self, topology: Topology, dt: float, n_steps: int, *, max_spikes: int = 2_000_000,
+             n_groups: int = 8) -> CpuPlan:
+        pops = topology.populations
+        pop_off = np.zeros(len(pops) + 1, dtype=np.int64)
+        np.cumsum([p.size for p in pops], out=pop_off[1:])
+        coefs = [p.model.coefficients(dt) for p in pops]
+        coef = np.array([coefficient_row(c) for c in coefs], dtype=np.float64)
+        spiking = np.array([(2 if c.grid else 1) if c.spiking else 0 for c in coefs], dtype=np.int8)
+        tau_mem = np.array([c.tau_mem for c in coefs], dtype=np.float64)
+        conns = topology.connections
+        blk = np.zeros((len(conns), K.N_BLK), dtype=np.int64)
+        w_off, off = [], 0
+        for k, conn in enumerate(conns):
+            blk[k, K.PRE], blk[k, K.POST] = conn.pre.index, conn.post.index
+            blk[k, K.W_OFF], blk[k, K.N_POST] = off, conn.post.size
+            w_off.append(off)
+            off += conn.pre.size * conn.post.size
+        outgoing = [[k for k, c in enumerate(conns) if c.pre.index == p.index] for p in pops]
+        out_start = np.zeros(len(pops) + 1, dtype=np.int64)
+        np.cumsum([len(o) for o in outgoing], out=out_start[1:])
+        out_blk = np.array([k for o in outgoing for k in o], dtype=np.int64)
+        in_blk = np.array([k for k, c in enumerate(conns) if c.pre.is_input], dtype=np.int64)
+        n_slots = max((c.delay.steps(dt) + 1 for c in topology.delayed), default=0)
+        state_bytes = 4 * n_slots * int(pop_off[-1]) * 8  # ring (i, v) + adjoint history (i, v)
+        if state_bytes > MAX_DELAY_BUFFER_BYTES:
+            raise ValueError(
+                f"network.delays: a max delay of {n_slots - 1} steps needs "
+                f"{state_bytes / 2**30:.1f} GiB of delay buffers per worker thread (limit "
+                f"{MAX_DELAY_BUFFER_BYTES / 2**30:.0f} GiB). Fix: lower network.delays.<kind>.max "
+                "or raise dataset.dt"
+            )
+        n_hidden = int(pop_off[-2])
+        return CpuPlan(topology, dt, n_steps, pop_off, coef, spiking, tau_mem, blk, w_off,
+                       out_start, out_blk, in_blk, off,
+                       capacity=min(max_spikes, max(4096, 8 * n_hidden)), max_spikes=max_spikes,
+                       n_groups=n_groups)
+
+    def inputs(self, plan: CpuPlan, weights: dict, delays: dict, thresholds: dict, dtype) -> CpuInputs:
+        conns = plan.topology.connections
+        w = np.ascontiguousarray(
+            np.concatenate([np.asarray(weights[c.name]).T.reshape(-1) for c in conns]), dtype=dtype)
+        coef = plan.coef.copy()
+        for pop, theta in thresholds.items():
+            coef[pop, K.THETA] = theta
+        blk = plan.blk.copy()
+        any_delay = False
+        d_steps = d_frac = d_bm = d_am = None
+        for k, conn in enumerate(conns):
+            if conn.delay is None:
+                continue
+            blk[k, K.LEARN_D] = 1
+            d = np.asarray(delays[conn.name], dtype=np.float64)
+            if not np.any(d):
+                continue  # all zero: the undelayed code is exactly this connection
+            if d_steps is None:
+                d_steps = np.zeros(plan.n_w, dtype=np.int32)
+                d_frac, d_bm, d_am = (np.zeros(plan.n_w, dtype=dtype) for _ in range(3))
+            any_delay = True
+            blk[k, K.DELAYED] = 1
+            steps = d.T.reshape(-1) / plan.dt  # pre-major like the weights
+            if conn.delay.mode == "round":
+                steps = np.rint(steps)
+            whole = np.floor(steps)
+            frac = steps - whole
+            q = conn.post.index
+            sl = slice(plan.w_off[k], plan.w_off[k] + steps.size)
+            d_steps[sl] = whole.astype(np.int32)
+            d_frac[sl] = frac
+            d_bm[sl] = np.exp(frac * plan.coef[q, K.HS])
+            d_am[sl] = np.exp(frac * plan.coef[q, K.HM])
+        if not any_delay:
+            d_steps = np.zeros(1, dtype=np.int32)
+            d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
+        n_slots = max((c.delay.steps(plan.dt) + 1 for c in plan.topology.delayed), default=0)
+        return CpuInputs(w, coef.astype(dtype), blk, d_steps, d_frac, d_bm, d_am,
+                         n_slots if any_delay else 0)
+
+    def forward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData) -> dict:
+        dtype = inputs.w.dtype
+        n_batch, n_steps = len(data), plan.n_steps
+        while True:
+            cap = plan.capacity
+            res = dict(
+                trace=np.zeros((n_batch, n_steps, plan.n_out), dtype=dtype),
+                t_first=np.full((n_batch, plan.n_out), float(n_steps), dtype=dtype),
+                counts=np.zeros((n_batch, plan.n_hidden), dtype=dtype),
+                rec_step=np.zeros((n_batch, cap), dtype=np.int32),
+                rec_nrn=np.zeros((n_batch, cap), dtype=np.int32),
+                rec_phi=np.zeros((n_batch, cap), dtype=dtype),
+                rec_v=np.zeros((n_batch, cap), dtype=dtype),
+                rec_i=np.zeros((n_batch, cap), dtype=dtype),
+                n_rec=np.zeros(n_batch, dtype=np.int64),
+                overflow=np.zeros(n_batch, dtype=np.int8),
+            )
+            K.forward(
+                data.offsets, data.steps, data.channels, n_steps, plan.pop_off, inputs.coef,
+                plan.spiking, inputs.blk, plan.out_start, plan.out_blk, plan.in_blk, inputs.w,
+                inputs.d_steps, inputs.d_frac, inputs.d_bm, inputs.d_am, inputs.n_slots,
+                res["trace"], res["t_first"], res["counts"], res["rec_step"], res["rec_nrn"],
+                res["rec_phi"], res["rec_v"], res["rec_i"], res["n_rec"], res["overflow"],
+            )
+            if not res["overflow"].any():
+                return res
+            if cap >= plan.max_spikes:
+                raise RuntimeError(
+                    f"a sample produced more than max_spikes_per_sample={plan.max_spikes} "
+                    "spikes; raise max_spikes_per_sample (memory grows with it) or reduce activity "
+                    "(weights, input rate, regulariser)"
+                )
+            plan.capacity = min(plan.max_spikes, 2 * cap)
+
+    def backward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData, forward: dict,
+                 g_trace: np.ndarray, g_tfirst: np.ndarray, g_counts: np.ndarray
+                 ) -> tuple[dict, dict]:
+        dtype = inputs.w.dtype
+        n_groups = min(plan.n_groups, len(data))
+        gw = plan.buffer("gw", (n_groups, plan.n_w), dtype)
+        with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
+        gd = plan.buffer("gd", (n_groups, plan.n_w if with_d else 1), dtype)
+        K.backward(
+            data.offsets, data.steps, data.channels, plan.n_steps, plan.pop_off, inputs.coef,
+            plan.spiking, plan.tau_mem.astype(dtype), inputs.blk, plan.out_start, plan.out_blk,
+            plan.in_blk, inputs.w, inputs.d_steps, inputs.d_frac, inputs.d_bm, inputs.d_am,
+            inputs.n_slots, forward["rec_step"], forward["rec_nrn"], forward["rec_phi"],
+            forward["rec_v"], forward["rec_i"], forward["n_rec"], g_trace, g_tfirst, g_counts,
+            gw, gd,
+        )
+        flat_w = np.empty(plan.n_w, dtype=dtype)
+        K.sum_groups(gw, flat_w)
+        flat_d = None
+        if with_d:
+            flat_d = np.empty(plan.n_w, dtype=dtype)
+            K.sum_groups(gd, flat_d)
+        grads_w, grads_d = {}, {}
+        for k, conn in enumerate(plan.topology.connections):
+            n_post, n_pre = conn.shape
+            sl = slice(plan.w_off[k], plan.w_off[k] + n_pre * n_post)
+            grads_w[conn.name] = np.ascontiguousarray(flat_w[sl].reshape(n_pre, n_post).T)
+            if conn.delay is not None:
+                # the kernels' delay gradient is per step of delay; parameters are in ms
+                g = flat_d[sl].reshape(n_pre, n_post).T / dtype.type(plan.dt)
+                grads_d[conn.name] = np.ascontiguousarray(g)
+        return grads_w, grads_d
+
+
+__all__ = ["CpuBackend", "CpuPlan", "CpuInputs", "coefficient_row"]

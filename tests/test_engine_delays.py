@@ -1,0 +1,245 @@
+"""Learnable synaptic delays: exact gradients (finite differences of the same simulator, float64),
+round mode, zero delays, timing, invariances and bad input."""
+
+import zlib
+
+import numba
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from eventkit.data import from_samples
+from eventkit.engine import LIF, Delay, EventpropNet, ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, SumV
+from engine_helpers import random_data, spike_pattern
+from test_engine_gradients import loss_for
+
+READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), PerStepV()]
+ALL = {"ff": Delay(max=6.0, init=(0.0, 6.0)), "rec": Delay(max=6.0, init=(0.0, 6.0)),
+       "out": Delay(max=6.0, init=(0.0, 6.0))}
+
+
+def make_net(readout=ExpWeightedMeanV(), delays=ALL, seed=0, n_steps=80, **kw):
+    return EventpropNet(
+        n_in=10, n_out=3, hidden=[12, 9], recurrent=True,
+        output=LIF(threshold=0.3) if readout.needs_output_spikes else EventpropNet.__init__.__kwdefaults__["output"],
+        readout=readout, n_steps=n_steps, dtype=torch.float64, delays=delays,
+        init=dict(ff_mean=0.5, ff_std=0.15, rec_mean=0.0, rec_std=0.1, out_std=0.3,
+                  out_mean=0.8 if readout.needs_output_spikes else 0.1),  # output spikes needed
+        generator=torch.Generator().manual_seed(seed), **kw,
+    )
+
+
+def fd_by_parameter(net, data, loss_fn, rng, per_param=5, eps=1e-6):
+    """{parameter name: (engine, finite difference)} on entries whose perturbation changes no spike."""
+    net.zero_grad()
+    loss_fn(net(data)).backward()
+    base = spike_pattern(net, data)
+    result = {}
+    for name, p in net.named_parameters():
+        engine, fd = [], []
+        nonzero = torch.nonzero(p.grad).tolist()  # half the picks where the gradient is not 0
+        for k in range(per_param * 6):
+            if len(engine) == per_param:
+                break
+            if k % 2 and nonzero:
+                idx = tuple(nonzero[int(rng.integers(0, len(nonzero)))])
+            else:
+                idx = tuple(int(rng.integers(0, s)) for s in p.shape)
+            values, same = [], True
+            for sign in (1, -1):
+                with torch.no_grad():
+                    p[idx] += sign * eps
+                    same &= spike_pattern(net, data) == base
+                    values.append(loss_fn(net(data)).item())
+                    p[idx] -= sign * eps
+            if same:
+                engine.append(p.grad[idx].item())
+                fd.append((values[0] - values[1]) / (2 * eps))
+        result[name] = (np.array(engine), np.array(fd))
+    return result
+
+
+@pytest.mark.parametrize("readout", READOUTS, ids=lambda r: r.name)
+@pytest.mark.parametrize("loss_kind", ["ce", "mse"])
+def test_delay_and_weight_gradients_match_finite_differences(readout, loss_kind):
+    rng = np.random.default_rng(zlib.crc32(f"delays-{readout.name}-{loss_kind}".encode()))
+    net = make_net(readout, seed=int(rng.integers(1 << 30)))
+    data = random_data(rng, 3, 10, 80, rate=(40, 80))
+    out = net(data)
+    assert out.counts[:, :12].sum() > 20 and out.counts[:, 12:].sum() > 10, "both layers must spike"
+    if readout.needs_output_spikes:
+        assert (out.t_first < net.n_steps * net.dt).any(), "output neurons must spike"
+    labels = torch.as_tensor(data.labels)
+    scale = 2.0 / max(out.readout.detach().abs().max().item(), 1e-3)
+    checked = fd_by_parameter(net, data, loss_for(loss_kind, labels, 3, scale), rng)
+    delay_names = {c.delay_name for c in net.topology.delayed}
+    assert delay_names == {"ff0_delay", "ff1_delay", "rec0_delay", "rec1_delay", "out_delay"}
+    engine = np.concatenate([e for e, _ in checked.values()])
+    fd = np.concatenate([f for _, f in checked.values()])
+    assert sum(len(checked[n][0]) for n in delay_names) >= 15
+    assert max(np.abs(checked[n][1]).max() for n in delay_names if len(checked[n][1])) > 0
+    for name, (e, f) in checked.items():  # every parameter, delays included, on its own scale
+        if len(f):
+            np.testing.assert_allclose(e, f, rtol=1e-3, atol=1e-6 * np.abs(fd).max(), err_msg=name)
+    assert np.linalg.norm(engine - fd) / np.linalg.norm(fd) <= 1e-3
+
+
+def test_round_mode_gradient_is_the_exact_formula_at_the_rounded_delays():
+    rng = np.random.default_rng(11)
+    data = random_data(rng, 3, 10, 80, rate=(40, 80))
+    labels = torch.as_tensor(data.labels)
+    rounded = {k: Delay(max=6.0, init=(0.0, 6.0), mode="round") for k in ALL}
+    r_net, e_net = make_net(delays=rounded, seed=5), make_net(delays=ALL, seed=5)
+    with torch.no_grad():
+        for c in e_net.topology.delayed:  # the exact-mode net holds the rounded values
+            getattr(e_net, c.delay_name).copy_(torch.round(getattr(r_net, c.delay_name)))
+    assert not torch.equal(r_net.ff0_delay, e_net.ff0_delay)
+    grads = []
+    for net in (r_net, e_net):
+        net.zero_grad()
+        out = net(data)
+        F.cross_entropy(out.readout, labels).backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters()})
+    torch.testing.assert_close(r_net(data).trace, e_net(data).trace, rtol=0, atol=0)
+    for name in grads[0]:  # straight-through: dL/dd of the continuous d = dL/dd at round(d)
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=0, atol=0)
+
+
+def test_integer_delay_shifts_the_response_by_whole_steps():
+    """One input spike through a 3 ms delay gives the undelayed output trace 3 steps later."""
+    data = from_samples([(np.array([5]), np.array([0]))], [0], n_channels=1, n_steps=60, dt=1.0, n_classes=1)
+    nets = []
+    for delays in (None, {"ff": Delay(max=4.0, init=(3.0, 3.0))}):
+        net = EventpropNet(1, 1, hidden=1, recurrent=False, n_steps=60, dtype=torch.float64,
+                           delays=delays, init=dict(ff_mean=10.0, ff_std=0.0, out_mean=1.0, out_std=0.0))
+        nets.append(net(data).trace[0, :, 0].detach())
+    plain, delayed = nets
+    assert plain.abs().sum() > 0
+    torch.testing.assert_close(delayed[3:], plain[:-3], rtol=1e-12, atol=1e-15)
+    assert torch.all(delayed[:3 + 5] == 0)
+
+
+def test_sub_step_delay_moves_the_arrival_continuously():
+    """Exact mode: a fraction of a step moves the response smoothly (a round-mode net does not move)."""
+    data = from_samples([(np.array([5]), np.array([0]))], [0], n_channels=1, n_steps=40, dt=1.0, n_classes=1)
+    readouts = {}
+    for mode in ("exact", "round"):
+        vals = []
+        for d in ((1.2, 1.4, 1.6) if mode == "exact" else (1.1, 1.2, 1.4)):  # within one step
+            net = EventpropNet(1, 1, hidden=1, recurrent=False, n_steps=40, dtype=torch.float64,
+                               readout=SumV(), delays={"ff": Delay(max=4.0, init=(d, d), mode=mode)},
+                               init=dict(ff_mean=10.0, ff_std=0.0, out_mean=1.0, out_std=0.0))
+            vals.append(net(data).readout.item())
+        readouts[mode] = vals
+    exact = readouts["exact"]
+    assert exact[0] > exact[1] > exact[2]  # later arrival, less integrated voltage
+    assert abs((exact[0] - exact[1]) - (exact[1] - exact[2])) < 0.25 * abs(exact[0] - exact[1])  # no jump
+    assert readouts["round"][0] == readouts["round"][1] == readouts["round"][2]
+
+
+def test_all_zero_delays_are_bit_identical_to_no_delays():
+    rng = np.random.default_rng(2)
+    data = random_data(rng, 4, 10, 80, rate=(40, 80))
+    labels = torch.as_tensor(data.labels)
+    zero = {k: Delay(max=6.0, init=(0.0, 0.0)) for k in ALL}
+    results = []
+    for delays in (None, zero):
+        net = make_net(delays=delays, seed=3)
+        out = net(data)
+        F.cross_entropy(out.readout, labels).backward()
+        results.append((out, {c.name: getattr(net, c.name).grad for c in net.topology.connections}, net))
+    (a, ga, _), (b, gb, zero_net) = results
+    assert torch.equal(a.trace, b.trace) and torch.equal(a.counts, b.counts)
+    for name in ga:
+        assert torch.equal(ga[name], gb[name]), name
+    # the delays still learn: their gradient is that of an arrival at the spike time
+    assert all(p.grad.abs().sum() > 0 for p in zero_net.delay_parameters())
+
+
+def test_delays_batch_invariance_thread_independence_and_no_carry_over():
+    rng = np.random.default_rng(8)
+    data = random_data(rng, 6, 10, 80, rate=(40, 80))
+    labels = torch.as_tensor(data.labels)
+    net = make_net(delays={k: Delay(max=30.0, init=(0.0, 30.0)) for k in ALL}, seed=1)
+
+    def run(batch):
+        net.zero_grad()
+        out = net(batch)
+        F.cross_entropy(out.readout, torch.as_tensor(batch.labels), reduction="sum").backward()
+        return out.trace.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}
+
+    whole_trace, whole_grads = run(data)
+    # each sample alone gives its row of the batch: nothing carries over from earlier samples
+    # (delayed arrivals of a sample past its end, adjoint histories)
+    singles = [run(data.subset([k])) for k in range(len(data))]
+    for k, (trace, _) in enumerate(singles):
+        torch.testing.assert_close(trace[0], whole_trace[k], rtol=0, atol=0)
+    for name in whole_grads:
+        torch.testing.assert_close(sum(g[name] for _, g in singles), whole_grads[name], rtol=1e-10, atol=1e-12)
+    # reversed order: same per-sample results
+    rev_trace, _ = run(data.subset(list(range(len(data)))[::-1]))
+    torch.testing.assert_close(rev_trace.flip(0), whole_trace, rtol=0, atol=0)
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one_trace, one_grads = run(data)
+    finally:
+        numba.set_num_threads(previous)
+    assert torch.equal(one_trace, whole_trace)
+    for name in whole_grads:
+        assert torch.equal(one_grads[name], whole_grads[name]), name
+    del labels
+
+
+def test_delays_learn_and_stay_within_bounds():
+    rng = np.random.default_rng(4)
+    data = random_data(rng, 8, 10, 80, rate=(40, 80))
+    net = make_net(delays={"ff": Delay(max=6.0, init=(0.0, 6.0))}, seed=2)
+    before = net.ff0_delay.detach().clone()
+    opt = torch.optim.Adam(net.param_groups(delay_lr=2.0), lr=1e-3)
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(net(data).readout, torch.as_tensor(data.labels)).backward()
+        opt.step()
+        net.clamp_delays()
+    d = net.ff0_delay.detach()
+    assert not torch.equal(d, before)
+    assert d.min() >= 0 and d.max() <= 6.0
+    assert (d == 0).any() or (d == 6.0).any()  # a step of 2 ms per update pushes some to a bound
+    assert opt.param_groups[1]["fixed_lr"] and opt.param_groups[1]["lr"] == 2.0
+
+
+def test_fixed_delays_get_no_gradient_step():
+    net = make_net(delays={"out": Delay(max=5.0, learn=False, init=(1.0, 4.0))})
+    assert not net.out_delay.requires_grad and net.delay_parameters() == []
+    assert len(net.param_groups(delay_lr=None)) == 1
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"ff": {"max": -1}}, r"network.delays.ff.max=-1.0: a delay cannot be negative"),
+    ({"ff": {"max": float("nan")}}, r"network.delays.ff.max must be a finite number"),
+    ({"ff": {"max": 10, "init": [0, 20]}}, r"network.delays.ff.init=\[0.0, 20.0\] must lie within \[0, max=10.0\]"),
+    ({"ff": {"max": 10, "init": [-1, 5]}}, r"init=\[-1.0, 5.0\] must lie within"),
+    ({"ff": {"max": 10, "init": float("inf")}}, r"network.delays.ff.init must be a finite number"),
+    ({"ff": {"max": 10, "mode": "nearest"}}, r"network.delays.ff.mode='nearest': must be one of"),
+    ({"ff": {"init": [0, 5]}}, r"network.delays.ff.max is missing"),
+    ({"ff": {"max": 5, "lr": 0.1}}, r"unknown keys \['lr'\]"),
+    ({"ff3": {"max": 5}}, r"network.delays: no connection 'ff3' in this network"),
+    ({"rec": {"max": 5}}, r"network.delays.rec: this network has no rec connection"),
+    ({"ff": {"max": 5e6}}, r"GiB of delay buffers"),
+])
+def test_bad_delay_settings_fail_with_the_key_and_the_fix(spec, match):
+    with pytest.raises(ValueError, match=match):
+        EventpropNet(10, 3, hidden=[8], recurrent=False, n_steps=50, delays=spec)
+
+
+def test_delays_outside_their_range_are_refused_at_the_forward_pass():
+    rng = np.random.default_rng(1)
+    data = random_data(rng, 2, 10, 80)
+    net = make_net(delays={"ff": Delay(max=6.0, init=(0.0, 6.0))})
+    for bad in (-0.5, 7.0, float("nan")):
+        with torch.no_grad():
+            net.ff0_delay[0, 0] = bad
+        with pytest.raises(ValueError, match=r"ff0_delay: delays must lie in \[0, 6.0\] ms.*clamp_delays"):
+            net(data)

@@ -79,3 +79,48 @@ def test_gradient_error_shrinks_as_dt_goes_to_zero():
     assert errors[0.1] < errors[1.0]
     assert errors[0.01] < errors[0.1]
     assert errors[0.01] < 0.02
+
+
+def test_delay_gradients_converge_to_continuous_time_as_dt_goes_to_zero():
+    """Exact-mode delays: the engine's weight AND delay gradients (ff, rec and out connections)
+    approach the continuous-time adjoint of tests/continuous_reference_delays.py."""
+    from continuous_reference_delays import DelayedContinuousNet, adjoint_gradients, cross_entropy
+    from eventkit.engine import Delay
+
+    rng = np.random.default_rng(6)  # the reference's own test network: 15 hidden spikes, no ties
+    p = dict(w_ff=rng.normal(1.0, 0.4, (5, 4)), w_rec=rng.normal(0.0, 0.3, (5, 5)),
+             w_out=rng.normal(0.0, 1.0, (2, 5)), d_ff=rng.uniform(0, 6, (5, 4)),
+             d_rec=rng.uniform(0, 6, (5, 5)), d_out=rng.uniform(0, 6, (2, 5)))
+    ref_net = DelayedContinuousNet(**p, duration=DURATION)
+    mean_v, spikes, _ = ref_net.run(TIMES, CHANNELS)
+    _, dl = cross_entropy(mean_v, LABEL)
+    ref = adjoint_gradients(ref_net, TIMES, CHANNELS, dl)
+    counts = [len(s) for s in spikes]
+    assert sum(counts) >= 10
+    names = dict(ff0="w_ff", rec0="w_rec", out="w_out", ff0_delay="d_ff", rec0_delay="d_rec",
+                 out_delay="d_out")
+    errors = {}
+    for dt in (1.0, 0.1, 0.01):
+        n_steps = int(round(DURATION / dt))
+        steps = np.round(TIMES / dt).astype(int)
+        data = from_samples([(steps, CHANNELS)], [LABEL], n_channels=4, n_steps=n_steps, dt=dt, n_classes=2)
+        net = EventpropNet(4, 2, hidden=5, recurrent=True, readout=MeanV(), dt=dt, n_steps=n_steps,
+                           dtype=torch.float64, delays={k: Delay(max=6.0) for k in ("ff", "rec", "out")})
+        with torch.no_grad():
+            for name, key in names.items():
+                getattr(net, name).copy_(torch.tensor(p[key]))
+        out = net(data)
+        F.cross_entropy(out.readout, torch.tensor([LABEL])).backward()
+        if dt < 1:
+            assert out.counts.reshape(-1).tolist() == counts, dt
+        errors[dt] = {}
+        for name, key in names.items():
+            g = getattr(net, name).grad.numpy()
+            errors[dt][name] = np.linalg.norm(g - ref[key]) / np.linalg.norm(ref[key])
+    print("\nrelative gradient error vs continuous time, with delays:")
+    print(f"{'dt ms':>6} " + " ".join(f"{n:>10}" for n in names))
+    for dt, row in errors.items():
+        print(f"{dt:>6} " + " ".join(f"{row[n]:>10.2e}" for n in names))
+    for name in names:
+        assert errors[0.01][name] < errors[1.0][name], name
+        assert errors[0.01][name] < 0.03, (name, errors[0.01][name])

@@ -135,7 +135,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         epochs=cfg.trainer.epochs, batch_size=cfg.trainer.batch_size, eval_batch_size=cfg.trainer.eval_batch_size,
         grad_clip=cfg.trainer.grad_clip, silent_fix=float(cfg.trainer.silent_fix),
         reg_strength=float(cfg.network.regularizer.strength), reg_nu=float(cfg.network.regularizer.nu),
-        seed=seed, progress=bool(cfg.trainer.progress),
+        seed=seed, progress=bool(cfg.trainer.progress), patience=cfg.trainer.get("patience"),
     )
     resume = Path(cfg.trainer.resume) if cfg.trainer.resume else None
     _print(f"eventkit: {cfg.dataset.name} ({len(train)} train / {len(val) if val is not None else 0} val / "

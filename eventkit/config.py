@@ -181,7 +181,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
 
 
 TRAINER_KEYS = ("epochs", "batch_size", "eval_batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
-                "resume", "progress")
+                "resume", "progress", "patience")
 NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer", "delays", "delay_lr")
 INIT_KEYS = ("ff_mean", "ff_std", "rec_mean", "rec_std", "out_mean", "out_std")
 
@@ -308,6 +308,7 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
     _num(cfg, "trainer.silent_fix", ge=0, example=0.002)
     _int(cfg, "trainer.threads", ge=1, example=2, allow_none=True)
     _bool(cfg, "trainer.progress")
+    _int(cfg, "trainer.patience", ge=1, example=15, allow_none=True)
     resume = cfg.trainer.resume
     if resume is not None:
         from eventkit.rundir import CHECKPOINTS, LAST

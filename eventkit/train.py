@@ -38,6 +38,7 @@ class LoopConfig:
     reg_nu: float
     seed: int
     progress: bool = True
+    patience: int | None = None  # stop after this many epochs without a better val accuracy
 
 
 @dataclass
@@ -97,15 +98,18 @@ def _silent_fix(net: Any, epoch_counts: torch.Tensor, amount: float) -> int:
     weights (the authors' remedy: a silent neuron gets no gradient, so it would stay silent)."""
     if amount <= 0:
         return 0
-    params = dict(net.named_parameters())
-    start, fixed = 0, 0
+    start, fixed = {}, 0
+    for pop in net.topology.hidden:  # counts are concatenated in population order
+        start[pop.index] = sum(p.size for p in net.topology.hidden if p.index < pop.index)
     with torch.no_grad():
-        for layer, size in enumerate(net.hidden):
-            silent = epoch_counts[start:start + size] == 0
+        for conn in net.topology.connections:
+            if conn.kind != "ff":
+                continue
+            a = start[conn.post.index]
+            silent = epoch_counts[a:a + conn.post.size] == 0
             if silent.any():
-                params[f"ff{layer}"][silent] += amount
+                getattr(net, conn.name)[silent] += amount
                 fixed += int(silent.sum())
-            start += size
     return fixed
 
 
@@ -161,9 +165,10 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
             grads = [p.grad for p in net.parameters() if p.grad is not None]
             if any(not torch.isfinite(g).all() for g in grads):
                 _non_finite("a gradient is not finite", epoch, b, ckpt_dir)
-            if loop.grad_clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), loop.grad_clip)
+            if loop.grad_clip:  # the weights' norm; delays have their own step size
+                torch.nn.utils.clip_grad_norm_(net.weight_parameters(), loop.grad_clip)
             optimizer.step()
+            net.clamp_delays()  # learned delays stay within [0, max]
             scheduler.step_batch()
             with torch.no_grad():
                 epoch_counts += out.counts.detach().sum(0)
@@ -206,6 +211,12 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
         if loop.progress:
             epoch_bar.set_postfix(loss=f"{row['train_loss']:.4f}", train=f"{train_acc:.3f}",
                                   val=f"{row.get('val_accuracy', float('nan')):.3f}")
+        if (loop.patience and val is not None and best_epoch is not None
+                and epoch + 1 - best_epoch >= loop.patience and epoch + 1 < loop.epochs):
+            print(f"early stop after epoch {epoch + 1}: no better validation accuracy for "
+                  f"{loop.patience} epochs (best {best_val:.4f} at epoch {best_epoch}; "
+                  "trainer.patience)", flush=True)
+            break
     return FitResult(epochs=len(rundir.metrics), best_epoch=best_epoch, best_val_accuracy=best_val,
                      metrics=list(rundir.metrics), resumed_from=resumed_from)
 

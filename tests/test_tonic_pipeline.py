@@ -60,3 +60,30 @@ def test_shd_fast_learns_the_synthetic_set_well_above_chance(tmp_path):
     cfg.dataset.augment[1].n_extra = 500
     summary = run(cfg, tmp_path / "run")
     assert summary["test_accuracy"] > 0.2, summary
+
+
+@pytest.mark.parametrize("experiment", ["ssc_delays", "shd_delays"])
+def test_delay_experiments_run_on_files_in_the_published_layout(tmp_path, experiment):
+    """The headline recipes end to end on small files in the SSC / SHD layout: they compose,
+    train learnable delays (which move and stay in range) and write the run directory."""
+    from fixtures_shd import make_root
+    from safetensors.numpy import load_file
+
+    root = tmp_path / "data"
+    if experiment == "ssc_delays":
+        make_root(root, "ssc", {"train": 40, "valid": 35, "test": 35}, 35)
+        sizes = ["network.hidden=[48,32]"]
+    else:
+        make_root(root, "shd", {"train": 60, "test": 40}, 20)
+        sizes = ["network.hidden=48", "dataset.val_split=random"]
+    cfg = compose([f"+experiment={experiment}", f"dataset.root={root}", "dataset.verify=false",
+                   "trainer.batch_size=16", *sizes])
+    assert cfg.network.delays.ff.max == 1000.0 and cfg.trainer.patience == 15
+    summary = run(_tiny(cfg), tmp_path / "run")
+    assert summary["test_accuracy"] is not None
+    weights = load_file(str(tmp_path / "run" / "checkpoints" / "last.safetensors"))
+    d = weights["model.ff0_delay"]
+    init_hi = 50.0 if experiment == "ssc_delays" else 150.0
+    assert d.min() >= 0 and d.max() <= 1000.0 and d.max() > 0.5 * init_hi
+    if experiment == "shd_delays":
+        assert "model.rec0_delay" in weights

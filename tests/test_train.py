@@ -177,3 +177,25 @@ def test_empty_training_set_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="training set is empty"):
         fit(net, splits.train.subset([]), None, loop=_loop(), loss_fn=cross_entropy(), optimizer=opt,
             scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path), logger=_NoLog())
+
+
+def test_early_stop_after_patience_epochs_without_a_better_val_accuracy(tmp_path, capsys):
+    splits, net = _tiny()
+    # lr 0 with a constant schedule: nothing changes, so epoch 1 stays the best
+    opt = torch.optim.SGD(net.parameters(), lr=1e-12, momentum=0.0)
+    res = fit(net, splits.train, splits.val, loop=_loop(epochs=10, patience=3), loss_fn=cross_entropy(),
+              optimizer=opt, scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path),
+              logger=_NoLog())
+    assert res.epochs == 4 and res.best_epoch == 1  # epochs 2, 3, 4 without improvement
+    assert "early stop after epoch 4" in capsys.readouterr().out
+
+
+def test_schedules_leave_a_fixed_lr_group_alone():
+    """Delays train with their own constant step (network.delay_lr): warm-up and halving only
+    scale the weights' group."""
+    w, d = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.Adam([{"params": [w]}, {"params": [d], "lr": 0.1, "fixed_lr": True}], lr=1e-3)
+    sched = WarmupEmaHalving(opt)
+    sched.step_batch()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.05e-6)
+    assert opt.param_groups[1]["lr"] == 0.1

@@ -28,19 +28,21 @@ where ``G = dL/dphi`` collects the targets' adjoints through ``b'(phi)``, ``e'(p
 neuron's own restart ``R'(phi)``. Weight gradients are accumulated at presynaptic spikes:
 ``dL/dw = lam_i b + lam_v e`` (hidden spikes) and ``b0 lam_i`` (input spikes).
 
-Delays (blocks with ``blk[k, DELAYED] = 1``). A spike at ``tau = n + phi`` (in steps; an input
-spike of step s counts as ``n = s - 1, phi = 1``) reaches target m at ``tau + delta`` with
-``delta = D + f`` (``D = d_steps``, ``0 <= f < 1``, ``d_frac``; per synapse). It is applied at the
-grid time ``G = n + 1 + D`` (``phi + f <= 1``) or ``n + 2 + D`` (otherwise) with the exact
-remaining decay over ``r = G - tau``: ``beta^r = beta^(1-phi) beta^(-f)`` (times ``beta`` in the
-second case; ``d_bm = beta^(-f)``, ``d_am = alpha^(-f)`` are precomputed per synapse, so a spike
-costs no exp per synapse). Arrivals wait in a ring buffer of ``n_slots = ceil(max delta) + 1``
-grid times per neuron (reset per sample); an input arrival with ``G = s`` is added at once, like
-an undelayed input. Backward keeps the adjoints of the last ``n_slots`` grid times, so a spike
-at step n reads ``lam(G)``; the arrival's sensitivity ``w (lam_i b' + lam_v e')`` (derivative in
-``tau``) is the presynaptic ``dL/dphi`` term and, per synapse, ``dL/d delta`` (``gd``, per step).
-With ``delta = 0`` this is exactly the undelayed delivery. Blocks with ``LEARN_D = 1`` but no
-delay this call (all delays 0) run the undelayed code and still accumulate ``gd``.
+Delays (blocks with ``blk[k, DELAYED] = 1``). A spike at ``tau = n + phi`` (in steps) reaches
+target m at ``tau + delta`` with ``delta = D + f`` (``D = d_steps``, ``0 <= f < 1``, ``d_frac``;
+per synapse). It is applied at the grid time ``G = n + 1 + D`` (``phi + f <= 1``) or
+``n + 2 + D`` (otherwise) with the exact remaining decay over ``r = G - tau``:
+``beta^r = beta^(1-phi) beta^(-f)`` (times ``beta`` in the second case; ``d_bm = beta^(-f)``,
+``d_am = alpha^(-f)`` are precomputed per synapse, so a spike costs no exp per synapse). An input
+spike of step s arrives at ``s + delta``: grid time ``s + d_steps`` with ``d_bm = beta^r``,
+``d_am = alpha^r`` fixed per synapse (input rows store these instead). Arrivals wait in a ring
+buffer of ``n_slots = ceil(max delta) + 1`` grid times per neuron, reset per sample; input
+arrivals due at the current grid time (delay 0) are added before the step, like undelayed input.
+Backward keeps the adjoints of the last ``n_slots`` grid times, so an arrival at G reads
+``lam(G)``; its sensitivity ``w (lam_i b' + lam_v e')`` (derivative in ``tau``) is the presynaptic
+``dL/dphi`` term and, per synapse, ``dL/d delta`` (``gd``, per step). With ``delta = 0`` this is
+exactly the undelayed delivery. Blocks with ``LEARN_D = 1`` but no delay this call (all delays
+0) run the undelayed code and still accumulate ``gd``.
 """
 
 from __future__ import annotations
@@ -144,56 +146,76 @@ def _block(blk, pop_off, k):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _arrival(n, phi, bs, am, f, d, bm_f, am_f, beta, alpha):
-    """(grid time G, beta^r, alpha^r) of an arrival of a spike at n + phi over the delay d + f
-    (``bs, am``: the target's beta^(1-phi), alpha^(1-phi); see the module docstring)."""
-    if phi + f <= 1.0:
-        return n + 1 + d, bs * bm_f, am * am_f
-    return n + 2 + d, bs * bm_f * beta, am * am_f * alpha
+def _slot(slot0, off, n_slots):
+    """(slot0 + off) mod n_slots for 0 <= slot0, off < n_slots, without a division or a branch
+    (delays are random per synapse: a branch here is mispredicted half the time)."""
+    sl = slot0 + off
+    return sl - n_slots * (sl >= n_slots)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_delayed(ring_i, ring_v, n, phi, bs, am, b0, c, beta, alpha, w, d_steps, d_frac, d_bm,
-                     d_am, base, q0, n_post, i_now, v_now, now):
-    """Schedule one spike's arrivals on a delayed block: into the ring slot of their grid time,
-    or straight into the state (``i_now``, ``v_now``) when that grid time is ``now``."""
-    n_slots = ring_i.shape[0]
+def _deliver_input(ring, slot0, b0, b0c, w, d_steps, d_x, d_y, base, q0, n_post):
+    """Schedule an input spike's delayed arrivals (row ``base``): synapse t lands ``d_steps``
+    grid times after the spike's step with the per-synapse decays ``d_x = beta^r``,
+    ``d_y = alpha^r`` (constant per synapse for input spikes, precomputed per call)."""
+    n_slots = ring.shape[1]
     for t in range(n_post):
-        g, x, y = _arrival(n, phi, bs, am, d_frac[base + t], d_steps[base + t], d_bm[base + t],
-                           d_am[base + t], beta, alpha)
-        a = w[base + t] * b0
-        if g == now:
-            i_now[t] += a * x
-            v_now[t] += a * c * (x - y)
-        else:
-            slot = g % n_slots
-            ring_i[slot, q0 + t] += a * x
-            ring_v[slot, q0 + t] += a * c * (x - y)
+        sl = _slot(slot0, d_steps[base + t], n_slots)
+        wt = w[base + t]
+        x = d_x[base + t]
+        ring[q0 + t, sl, 0] += wt * b0 * x
+        ring[q0 + t, sl, 1] += wt * b0c * (x - d_y[base + t])
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _adjoint_delayed(hist_i, hist_v, lam_i, lam_v, n, phi, bs, am, b0, c, beta, alpha, hs, hm,
-                     w, gw, gd, d_steps, d_frac, d_bm, d_am, base, q0, n_post, now):
-    """Backward of :func:`_deliver_delayed`: add each arrival's dL/dw to ``gw`` and dL/d(delay)
-    (per step) to ``gd``; return sum_t w dL/dtau (the presynaptic spike's dL/dphi). Adjoints at
-    grid time ``now`` are ``lam_*``, earlier-stored ones come from the history ring."""
-    n_slots = hist_i.shape[0]
+def _deliver_spike(ring, slot0, phi, bs, am, b0, b0c, beta, alpha, w, d_steps, d_frac,
+                   d_bm, d_am, base, q0, n_post):
+    """Schedule a hidden spike's delayed arrivals (fired at phase ``phi``; ``bs, am`` = the
+    target's beta^(1-phi), alpha^(1-phi); ``slot0`` = slot of the grid time after its step)."""
+    n_slots = ring.shape[1]
+    for t in range(n_post):
+        late = phi + d_frac[base + t] > 1.0  # the arrival falls into the following step
+        x = bs * d_bm[base + t] * (beta if late else 1.0)
+        y = am * d_am[base + t] * (alpha if late else 1.0)
+        sl = _slot(slot0, d_steps[base + t] + late, n_slots)
+        wt = w[base + t]
+        ring[q0 + t, sl, 0] += wt * b0 * x
+        ring[q0 + t, sl, 1] += wt * b0c * (x - y)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _adjoint_input(hist, slot0, b0, b0c, hs, hm, w, gw, gd, d_steps, d_x, d_y, base, q0,
+                   n_post):
+    """Backward of :func:`_deliver_input`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``."""
+    n_slots = hist.shape[1]
+    for t in range(n_post):
+        sl = _slot(slot0, d_steps[base + t], n_slots)
+        li = hist[q0 + t, sl, 0]
+        lv = hist[q0 + t, sl, 1]
+        x = d_x[base + t]
+        y = d_y[base + t]
+        gw[base + t] += li * (b0 * x) + lv * (b0c * (x - y))
+        gd[base + t] += w[base + t] * (li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y)))
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _adjoint_spike(hist, slot0, phi, bs, am, b0, b0c, beta, alpha, hs, hm, w, gw, gd,
+                   d_steps, d_frac, d_bm, d_am, base, q0, n_post):
+    """Backward of :func:`_deliver_spike`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``;
+    returns sum_t w dL/dtau, the spike's dL/dphi through these synapses."""
+    n_slots = hist.shape[1]
     acc = w[base] * 0
     for t in range(n_post):
-        g, x, y = _arrival(n, phi, bs, am, d_frac[base + t], d_steps[base + t], d_bm[base + t],
-                           d_am[base + t], beta, alpha)
-        if g == now:
-            li = lam_i[q0 + t]
-            lv = lam_v[q0 + t]
-        else:
-            slot = g % n_slots
-            li = hist_i[slot, q0 + t]
-            lv = hist_v[slot, q0 + t]
-        b = b0 * x
-        term = li * (b * hs) + lv * (b0 * c * (hs * x - hm * y))
+        late = phi + d_frac[base + t] > 1.0
+        x = bs * d_bm[base + t] * (beta if late else 1.0)
+        y = am * d_am[base + t] * (alpha if late else 1.0)
+        sl = _slot(slot0, d_steps[base + t] + late, n_slots)
+        li = hist[q0 + t, sl, 0]
+        lv = hist[q0 + t, sl, 1]
+        term = li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y))
         wt = w[base + t]
         acc += wt * term
-        gw[base + t] += li * b + lv * (b0 * c * (x - y))
+        gw[base + t] += li * (b0 * x) + lv * (b0c * (x - y))
         gd[base + t] += wt * term
     return acc
 
@@ -204,6 +226,24 @@ def _delay_grad(lam_i, lam_v, w, gd, db, de):
     own, so that the weight gradients are computed exactly as without delays)."""
     for t in range(w.shape[0]):
         gd[t] += w[t] * (lam_i[t] * db + lam_v[t] * de)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _apply_slot(ring, i_state, v_state, slot):
+    """Add the arrivals waiting in ring ``slot`` to the state and free the slot."""
+    for j in range(i_state.shape[0]):
+        i_state[j] += ring[j, slot, 0]
+        v_state[j] += ring[j, slot, 1]
+        ring[j, slot, 0] = 0.0
+        ring[j, slot, 1] = 0.0
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _store_slot(hist, lam_i, lam_v, slot):
+    """Keep the adjoints of one grid time in ``hist`` (slot ``slot``)."""
+    for j in range(lam_i.shape[0]):
+        hist[j, slot, 0] = lam_i[j]
+        hist[j, slot, 1] = lam_v[j]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -228,8 +268,9 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
     scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    ring_i = np.zeros((max(n_slots, 1), n_tot), dtype=w.dtype)  # arrivals by grid time (mod n_slots)
-    ring_v = np.zeros((max(n_slots, 1), n_tot), dtype=w.dtype)
+    # arrivals (i, v) per neuron by grid time mod n_slots; neuron-major: a spike's row of
+    # synapses with random delays then touches fewer cache lines than slot-major would
+    ring = np.zeros((n_tot, max(n_slots, 1), 2), dtype=w.dtype)
     nr = 0
     ip = in_off[b]
     i_end = in_off[b + 1]
@@ -238,14 +279,14 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
         i0 = ip
         while ip < i_end and in_step[ip] == n:
             ip += 1
+        in_delayed = False
         for kk in range(in_blk.shape[0]):
             q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
             if blk[in_blk[kk], DELAYED]:
                 for s in range(i0, ip):
-                    _deliver_delayed(ring_i, ring_v, n - 1, 1.0, 1.0, 1.0, coef[q, B0], coef[q, C],
-                                     coef[q, BETA], coef[q, ALPHA], w, d_steps, d_frac, d_bm, d_am,
-                                     w0 + in_ch[s] * n_post, q0, n_post, i_state[q0:q0 + n_post],
-                                     v_state[q0:q0 + n_post], n)
+                    _deliver_input(ring, n % n_slots, coef[q, B0], coef[q, B0] * coef[q, C],
+                                   w, d_steps, d_bm, d_am, w0 + in_ch[s] * n_post, q0, n_post)
+                in_delayed = True
                 continue
             y = i_state[q0:q0 + n_post]
             s = i0
@@ -261,6 +302,8 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                 a0 = w0 + in_ch[s] * n_post
                 _axpy(y, w[a0:a0 + n_post], coef[q, B0])
                 s += 1
+        if in_delayed:  # delayed input arrivals due now (at n h), e.g. those of delay 0
+            _apply_slot(ring, i_state, v_state, n % n_slots)
         # 2. advance one step, threshold, restart
         step_start = nr
         for p in range(n_pop):
@@ -319,21 +362,16 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                 base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 if blk[out_blk[kk], DELAYED]:
-                    _deliver_delayed(ring_i, ring_v, n, phi, bs, am, coef[q, B0], coef[q, C],
-                                     coef[q, BETA], coef[q, ALPHA], w, d_steps, d_frac, d_bm, d_am,
-                                     base, q0, n_post, i_state, v_state, -1)
+                    _deliver_spike(ring, (n + 1) % n_slots, phi, bs, am, coef[q, B0],
+                                   coef[q, B0] * coef[q, C], coef[q, BETA], coef[q, ALPHA], w,
+                                   d_steps, d_frac, d_bm, d_am, base, q0, n_post)
                     continue
                 scal[0] = coef[q, B0] * bs
                 scal[1] = coef[q, B0] * coef[q, C] * (bs - am)
                 _axpy2(i_state[q0:q0 + n_post], v_state[q0:q0 + n_post], w[base:base + n_post],
                        scal[0], scal[1])
         if delayed:  # delayed arrivals due at (n+1) h; the slot is free again afterwards
-            slot = (n + 1) % n_slots
-            for j in range(n_tot):
-                i_state[j] += ring_i[slot, j]
-                v_state[j] += ring_v[slot, j]
-                ring_i[slot, j] = 0.0
-                ring_v[slot, j] = 0.0
+            _apply_slot(ring, i_state, v_state, (n + 1) % n_slots)
         # 4. output voltage at (n+1) h
         trace[b, n, :] = v_state[o0:n_tot]
     n_rec[b] = nr
@@ -367,8 +405,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
     scal = np.zeros(4, dtype=w.dtype)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    hist_i = np.zeros((max(n_slots, 1), n_tot), dtype=w.dtype)  # adjoints by grid time (mod n_slots)
-    hist_v = np.zeros((max(n_slots, 1), n_tot), dtype=w.dtype)
+    hist = np.zeros((n_tot, max(n_slots, 1), 2), dtype=w.dtype)  # (lam_i, lam_v) by grid time
     # index of the first spike of every output neuron (the first-spike readout depends on it)
     first_rec = np.full(n_out, -1, dtype=np.int64)
     for r in range(n_rec[b]):
@@ -382,9 +419,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
         for k in range(n_out):
             lam_v[o0 + k] += g_trace[b, n, k]
         if delayed:
-            slot = (n + 1) % n_slots
-            hist_i[slot, :] = lam_i
-            hist_v[slot, :] = lam_v
+            _store_slot(hist, lam_i, lam_v, (n + 1) % n_slots)
         r_hi = r
         while r >= 0 and rec_step[b, r] == n:
             r -= 1
@@ -420,10 +455,10 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
                 k = out_blk[kk]
                 if blk[k, DELAYED]:
-                    g_phi += _adjoint_delayed(hist_i, hist_v, lam_i, lam_v, n, phi_act, bs, am,
-                                              coef[q, B0], coef[q, C], coef[q, BETA],
-                                              coef[q, ALPHA], hs_q, hm_q, w, gw, gd, d_steps,
-                                              d_frac, d_bm, d_am, base, q0, n_post, -1)
+                    g_phi += _adjoint_spike(hist, (n + 1) % n_slots, phi_act, bs, am,
+                                            coef[q, B0], coef[q, B0] * coef[q, C], coef[q, BETA],
+                                            coef[q, ALPHA], hs_q, hm_q, w, gw, gd, d_steps,
+                                            d_frac, d_bm, d_am, base, q0, n_post)
                     continue
                 bq = coef[q, B0] * bs
                 eq = coef[q, B0] * coef[q, C] * (bs - am)
@@ -471,15 +506,18 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
         i1 = ip
         while ip >= in_off[b] and in_step[ip] == n:
             ip -= 1
+        stored = False
         for kk in range(in_blk.shape[0]):
             q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
             k = in_blk[kk]
             if blk[k, DELAYED]:
+                if not stored:  # the adjoint at n h (grid n + n_slots is no longer needed)
+                    _store_slot(hist, lam_i, lam_v, n % n_slots)
+                    stored = True
                 for s in range(ip + 1, i1 + 1):
-                    _adjoint_delayed(hist_i, hist_v, lam_i, lam_v, n - 1, 1.0, 1.0, 1.0,
-                                     coef[q, B0], coef[q, C], coef[q, BETA], coef[q, ALPHA],
-                                     coef[q, HS], coef[q, HM], w, gw, gd, d_steps, d_frac, d_bm,
-                                     d_am, w0 + in_ch[s] * n_post, q0, n_post, n)
+                    _adjoint_input(hist, n % n_slots, coef[q, B0], coef[q, B0] * coef[q, C],
+                                   coef[q, HS], coef[q, HM], w, gw, gd, d_steps, d_bm, d_am,
+                                   w0 + in_ch[s] * n_post, q0, n_post)
                 continue
             lam = lam_i[q0:q0 + n_post]
             for s in range(ip + 1, i1 + 1):

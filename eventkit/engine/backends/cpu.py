@@ -68,10 +68,10 @@ class CpuInputs(NamedTuple):
     w: np.ndarray
     coef: np.ndarray
     blk: np.ndarray
-    d_steps: np.ndarray  # int32, whole steps D of each synapse's delay
+    d_steps: np.ndarray  # int32, whole steps D of each synapse's delay (input rows: grid offset)
     d_frac: np.ndarray  # sub-step part f in [0, 1)
-    d_bm: np.ndarray  # beta^(-f) of the target population
-    d_am: np.ndarray  # alpha^(-f)
+    d_bm: np.ndarray  # beta^(-f) of the target population (input rows: beta^r of the arrival)
+    d_am: np.ndarray  # alpha^(-f) (input rows: alpha^r)
     n_slots: int  # 0: no block is delayed in this call
 
 
@@ -142,12 +142,21 @@ class CpuBackend:
                 steps = np.rint(steps)
             whole = np.floor(steps)
             frac = steps - whole
-            q = conn.post.index
+            hs, hm = plan.coef[conn.post.index, K.HS], plan.coef[conn.post.index, K.HM]
             sl = slice(plan.w_off[k], plan.w_off[k] + steps.size)
-            d_steps[sl] = whole.astype(np.int32)
             d_frac[sl] = frac
-            d_bm[sl] = np.exp(frac * plan.coef[q, K.HS])
-            d_am[sl] = np.exp(frac * plan.coef[q, K.HM])
+            if conn.pre.is_input:
+                # an input spike of step s acts at s + delay: grid time s + D (+1 with a
+                # sub-step part), with the remaining decay over r = 1 - f (0 without one)
+                late = frac > 0
+                d_steps[sl] = whole.astype(np.int32) + late
+                r = np.where(late, 1.0 - frac, 0.0)
+                d_bm[sl] = np.exp(-r * hs)
+                d_am[sl] = np.exp(-r * hm)
+            else:  # hidden spikes: beta^(-f), alpha^(-f), the rest depends on the spike's phase
+                d_steps[sl] = whole.astype(np.int32)
+                d_bm[sl] = np.exp(frac * hs)
+                d_am[sl] = np.exp(frac * hm)
         if not any_delay:
             d_steps = np.zeros(1, dtype=np.int32)
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)

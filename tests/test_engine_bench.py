@@ -26,3 +26,23 @@ def test_bench_rejects_bad_arguments():
     proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--repeats", "0"],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "--repeats" in proc.stderr
+
+
+@pytest.mark.slow
+def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
+    out = tmp_path / "bench_delays.json"
+    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--delays", "--no-dcls", "--steps", "200",
+                           "--batch", "4", "--hidden", "64", "--repeats", "1", "--max-delays", "16",
+                           "--json", str(out)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "delay cost" in proc.stdout
+    row = json.loads(out.read_text())["results"][0]
+    assert row["max_delay"] == 16 and row["eventkit"]["train_step"] > 0
+    assert row["eventkit_no_delays"]["train_step"] > 0 and row["delay_cost"] > 0
+    assert 10 < row["eventkit"]["rate_hz"] < 18
+
+
+def test_delay_bench_rejects_bad_arguments():
+    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--delays", "--max-delays", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "--max-delays" in proc.stderr

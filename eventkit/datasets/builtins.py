@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from eventkit import augment
 from eventkit.datasets.synthetic_kws import synthetic_kws
+from eventkit.datasets.timing_lags import timing_lags
 from eventkit.datasets.yinyang import yinyang
 from eventkit.hookspecs import hookimpl
 
@@ -15,6 +16,11 @@ def register_datasets(register):
         "synthetic_kws",
         synthetic_kws,
         description="SYNTHETIC SHD-shaped keyword spotting: 700 channels, 1 s, 20 classes",
+    )
+    register(
+        "timing_lags",
+        timing_lags,
+        description="SYNTHETIC timing-only: classes differ only in lags between channel groups",
     )
 
 

@@ -218,15 +218,18 @@ class CpuTarget:
         out = deploy_dir(run_dir, self)
         tensors: dict[str, np.ndarray] = {}
         layers = []
+        arrays = ("w_ff", "w_rec", "d_ff", "d_rec")  # weights and delays (ms) go to safetensors
         for i, layer in enumerate(exported["layers"]):
-            tensors[f"layer{i}.w_ff"] = np.ascontiguousarray(layer["w_ff"], dtype=np.float32)
-            if layer.get("w_rec") is not None:
-                tensors[f"layer{i}.w_rec"] = np.ascontiguousarray(layer["w_rec"], dtype=np.float32)
-            layers.append({k: v for k, v in layer.items() if k not in ("w_ff", "w_rec")})
-        tensors["output.w"] = np.ascontiguousarray(exported["output"]["w"], dtype=np.float32)
+            for key in arrays:
+                if layer.get(key) is not None:
+                    tensors[f"layer{i}.{key}"] = np.ascontiguousarray(layer[key], dtype=np.float32)
+            layers.append({k: v for k, v in layer.items() if k not in arrays})
+        for key in ("w", "d"):
+            if exported["output"].get(key) is not None:
+                tensors[f"output.{key}"] = np.ascontiguousarray(exported["output"][key], dtype=np.float32)
         description = {k: v for k, v in exported.items() if k not in ("layers", "output")}
         description["layers"] = layers
-        description["output"] = {k: v for k, v in exported["output"].items() if k != "w"}
+        description["output"] = {k: v for k, v in exported["output"].items() if k not in ("w", "d")}
         with atomic_path(out / "network.safetensors") as tmp:
             save_file(tensors, str(tmp))
         with atomic_path(out / "network.json") as tmp:

@@ -243,3 +243,23 @@ def test_delays_outside_their_range_are_refused_at_the_forward_pass():
             net.ff0_delay[0, 0] = bad
         with pytest.raises(ValueError, match=r"ff0_delay: delays must lie in \[0, 6.0\] ms.*clamp_delays"):
             net(data)
+
+
+def test_cpu_deploy_writes_delays_beside_the_weights(tmp_path):
+    import json
+
+    from safetensors.numpy import load_file
+
+    from eventkit.components import CpuTarget
+
+    net = make_net(delays={"ff": Delay(max=6.0, init=(0.0, 6.0)), "out": Delay(max=3.0, init=(1.0, 2.0))})
+    fields = CpuTarget().deploy(net, None, tmp_path, None)
+    tensors = load_file(str(tmp_path / "deploy" / "cpu" / "network.safetensors"))
+    np.testing.assert_array_equal(tensors["layer0.d_ff"], net.ff0_delay.detach().numpy().astype(np.float32))
+    np.testing.assert_array_equal(tensors["layer1.d_ff"], net.ff1_delay.detach().numpy().astype(np.float32))
+    np.testing.assert_array_equal(tensors["output.d"], net.out_delay.detach().numpy().astype(np.float32))
+    assert "layer0.d_rec" not in tensors  # recurrent connections here have no delays
+    description = json.loads((tmp_path / "deploy" / "cpu" / "network.json").read_text())
+    assert description["delays"]["ff0"] == {"max": 6.0, "mode": "exact", "learn": True}
+    assert "d_ff" not in description["layers"][0]  # arrays live in the safetensors file only
+    assert fields["parameters"] == sum(t.size for t in tensors.values())

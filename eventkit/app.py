@@ -9,11 +9,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from eventkit.components import GuardedLogger
 from eventkit.data import DatasetSplits
@@ -91,11 +91,15 @@ def _set_threads(threads: int | None) -> int:
     return threads
 
 
-def run(cfg: DictConfig, run_dir: str | Path) -> dict:
-    """Run the whole pipeline for a composed config; returns what is written to summary.json."""
+def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> dict:
+    """Run the whole pipeline for a composed config; returns what is written to summary.json.
+    ``explicit``: the overrides the user typed (``key=value``), which a target must not adapt."""
     t_start = time.perf_counter()
     registry = get_registry()
     cfg = validate(cfg, registry)
+    target = registry.build("target", _plain(cfg.target))
+    notices = _adapt_for_target(target, cfg, explicit, registry)
+    cfg = validate(cfg, registry) if notices else cfg
     seed = int(cfg.seed)
     rd = RunDir(Path(run_dir))
     rd.write_config(OmegaConf.to_yaml(cfg))
@@ -105,7 +109,6 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     torch.set_flush_denormal(True)
     torch.manual_seed(seed)
 
-    target = registry.build("target", _plain(cfg.target))
     try:
         target.check(cfg)
     except ValueError as exc:
@@ -162,6 +165,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
         "seed": seed,
         "resumed_from": result.resumed_from,
     }
+    if notices:
+        summary["notices"] = notices
     with rd.stage("deploy"):
         deployed = target.deploy(net, splits, rd.path, cfg)
         summary["deploy"] = {target.name: deployed}
@@ -215,12 +220,28 @@ def _want_traceback() -> bool:
         return False
 
 
+def _adapt_for_target(target, cfg: DictConfig, explicit: Sequence[str], registry) -> list[str]:
+    """Let the target change what it cannot run (its optional ``adapt``), loudly."""
+    adapt = getattr(target, "adapt", None)
+    if adapt is None:
+        return []
+    try:
+        with open_dict(cfg):
+            notices = list(adapt(cfg, list(explicit)) or [])
+    except ValueError as exc:
+        raise ConfigError(f"target {target.name!r}: {exc}") from None
+    for notice in notices:
+        _print(f"eventkit: NOTICE target {target.name}: {notice}")
+    return notices
+
+
 def _task(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    run_dir = HydraConfig.get().runtime.output_dir
+    hydra_cfg = HydraConfig.get()
+    run_dir = hydra_cfg.runtime.output_dir
     try:
-        summary = run(cfg, run_dir)
+        summary = run(cfg, run_dir, explicit=list(hydra_cfg.overrides.task))
     except (ValueError, NonFiniteLoss, FileNotFoundError) as exc:
         if _want_traceback():
             raise

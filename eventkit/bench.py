@@ -264,17 +264,22 @@ def main(argv=None) -> int:
     print(f"(median of {args.repeats} train steps, batch {args.batch}; epoch = {batches} batches "
           f"= {SHD_TRAIN_SAMPLES} SHD training samples; mem = peak RSS growth while training)")
     if args.json:
-        import numba
-        import torch
-
-        meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(),
-                    python=sys.version.split()[0], torch=torch.__version__, numba=numba.__version__,
-                    numba_threads=numba.get_num_threads())
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(dict(meta=meta, results=rows), f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
-        print(f"wrote {args.json}")
+        write_json(args.json, rows)
     return 0
+
+
+def write_json(path: str, rows: list, **meta) -> None:
+    """The results with the machine and versions they were measured with (atomic write)."""
+    import numba
+    import torch
+
+    meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(),
+                python=sys.version.split()[0], torch=torch.__version__, numba=numba.__version__,
+                numba_threads=numba.get_num_threads(), **meta)
+    with open(path + ".tmp", "w") as f:
+        json.dump(dict(meta=meta, results=rows), f, indent=2)
+    os.replace(path + ".tmp", path)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -39,13 +39,11 @@ kernel size D + 1 (D even) or D + 2 (D odd), i.e. delays 0..D (0..D+1).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import sys
 
-from .bench import _measure, _peak_rss_bytes, _rss_bytes, _warm, _workload
+from .bench import _measure, _peak_rss_bytes, _rss_bytes, _warm, _workload, write_json
 
 SHD_TRAIN_SAMPLES = 8156
 SSC_TRAIN_SAMPLES = 75466
@@ -151,17 +149,18 @@ def _build_dcls(hidden: int, max_delay: int, seed: int = 0):
 
 
 class _ClampAfterStep:
-    """The optimizer as _measure drives it, with the authors' position clamp after every step."""
+    """The optimizer as _measure drives it, with a clamp of the delays (DCLS: positions) after
+    every step, as both methods train them."""
 
-    def __init__(self, opt, model):
-        self.opt, self.model = opt, model
+    def __init__(self, opt, clamp):
+        self.opt, self.clamp = opt, clamp
 
     def zero_grad(self):
         self.opt.zero_grad()
 
     def step(self):
         self.opt.step()
-        self.model.clamp_parameters()
+        self.clamp()
 
 
 def _dense_input(data, n_steps, batch):
@@ -193,7 +192,7 @@ def _dcls_setup(hidden, n_steps, batch, max_delay, seed=1):
     model = _build_dcls(hidden, max_delay)
     opt = torch.optim.Adam([{"params": model.weights, "lr": LR_W}, {"params": model.positions, "lr": LR_POS}],
                            betas=(0.9, 0.999))
-    opt = _ClampAfterStep(opt, model)
+    opt = _ClampAfterStep(opt, model.clamp_parameters)
 
     def loss_fn():
         return F.cross_entropy(_exp_weighted_mean(model(x)), labels)
@@ -358,18 +357,6 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
     return net, rate1, rate2, w_in_mean
 
 
-class _ClampDelaysAfterStep:
-    def __init__(self, opt, net):
-        self.opt, self.net = opt, net
-
-    def zero_grad(self):
-        self.opt.zero_grad()
-
-    def step(self):
-        self.opt.step()
-        self.net.clamp_delays()
-
-
 def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, queue):
     """eventkit train steps on the benchmark workload, with or without learnable delays."""
     import torch
@@ -382,7 +369,7 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
     labels = torch.as_tensor(data.labels)
     if with_delays:
         opt = torch.optim.Adam(net.param_groups(delay_lr=LR_POS), lr=LR_W)
-        opt = _ClampDelaysAfterStep(opt, net)
+        opt = _ClampAfterStep(opt, net.clamp_delays)
     else:
         opt = torch.optim.Adam(net.parameters(), lr=LR_W)
 
@@ -556,22 +543,14 @@ def main(argv=None) -> int:
           f"(SHD, {SHD_TRAIN_SAMPLES} samples) or {ssc_batches} (SSC, {SSC_TRAIN_SAMPLES}) batches; "
           f"eventkit hidden layer 1 at {plain['rate_hz']:.1f} spikes/neuron/s without delays)")
     if args.json:
-        import numba
-        import torch
-
-        meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(),
-                    python=sys.version.split()[0], torch=torch.__version__, numba=numba.__version__,
-                    numba_threads=numba.get_num_threads(), mem_total_bytes=_mem_total_bytes())
+        extra = dict(mem_total_bytes=_mem_total_bytes())
         if why_no_dcls is None:
             from importlib.metadata import version
 
-            meta["dcls"] = version("dcls")
+            extra["dcls"] = version("dcls")
         else:
-            meta["dcls_skipped"] = why_no_dcls
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(dict(meta=meta, results=rows), f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
-        print(f"wrote {args.json}")
+            extra["dcls_skipped"] = why_no_dcls
+        write_json(args.json, rows, **extra)
     return 0
 
 

@@ -318,6 +318,12 @@ def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: 
         f"loss `{cfg.loss.name}`, optimizer `{cfg.optimizer.name}`, schedule `{cfg.scheduler.name}`, "
         f"target `{cfg.target.name}`.",
         "",
+    ]
+    if summary.get("notices"):
+        lines += ["## Notices", "", "The target changed these settings before training "
+                  "(`config_resolved.yaml` holds the values that ran):", ""]
+        lines += [f"- {n}" for n in summary["notices"]] + [""]
+    lines += [
         "## Training curves",
         "",
         "![training curves](plots/training_curves.png)",

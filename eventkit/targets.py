@@ -25,6 +25,11 @@ class Target(Protocol):
         """Before training: raise ValueError naming the config key and the fix if ``cfg``
         cannot run on this target."""
 
+    # Optional: ``adapt(cfg, explicit) -> list[str]`` -- called first, before the config is
+    # recorded: the target may change values it cannot run (e.g. loihi2 turns delays into whole
+    # steps of at most 62) in ``cfg`` and returns one notice per change, which the run prints and
+    # keeps in summary.json and report.md. ``explicit`` holds the overrides the user typed
+    # ("key=value"); a target should refuse, not change, a value the user set explicitly.
     # Optional: ``prepare(net)`` -- called once the network is built, before training (the
     # loihi2 target uses it for quantisation-aware training). Targets without it are left alone.
 

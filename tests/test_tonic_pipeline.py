@@ -87,3 +87,27 @@ def test_delay_experiments_run_on_files_in_the_published_layout(tmp_path, experi
     assert d.min() >= 0 and d.max() <= 1000.0 and d.max() > 0.5 * init_hi
     if experiment == "shd_delays":
         assert "model.rec0_delay" in weights
+
+
+def test_ssc_delays_on_loihi2_end_to_end_on_files_in_the_ssc_layout(tmp_path):
+    """The headline command on small SSC-layout files: delays adapted to the chip (round, <= 62
+    steps, noticed in the summary), trained, quantised with their integer delays, emulated and
+    exported (and checked in Lava where a Lava environment exists)."""
+    import h5py
+    from fixtures_shd import make_root
+
+    root = tmp_path / "data"
+    make_root(root, "ssc", {"train": 40, "valid": 35, "test": 35}, 35)
+    cfg = compose(["+experiment=ssc_delays", "target=loihi2", f"dataset.root={root}",
+                   "dataset.verify=false", "trainer.batch_size=16", "network.hidden=[48,32]",
+                   "target.samples=4"])
+    summary = run(_tiny(cfg), tmp_path / "run")
+    assert any("max: 1000 -> 62 ms" in n for n in summary["notices"])
+    resolved = OmegaConf.load(tmp_path / "run" / "config_resolved.yaml")
+    assert resolved.network.delays.ff.max == 62.0 and resolved.network.delays.ff.mode == "round"
+    deployed = summary["deploy"]["loihi2"]
+    assert deployed["chip_test_accuracy"] is not None
+    with h5py.File(tmp_path / "run" / "deploy" / "loihi2" / "model.net") as f:
+        delay = f["layer/1/delay"][()]
+        assert delay.shape == (48, 700) and 0 <= delay.min() and delay.max() <= 62
+    assert "## Notices" in (tmp_path / "run" / "report.md").read_text()

@@ -212,14 +212,22 @@ def _as2d(x, shape, where) -> np.ndarray:
     return a
 
 
-def _delay(layer: dict, shape, where) -> np.ndarray | None:
+def _delay(layer: dict, shape, where, dt: float, ms_key: str) -> np.ndarray | None:
+    """A connection's delays in whole steps: ``delay`` (steps), else the float network's
+    ``ms_key`` (ms, rounded to steps as the round delay mode simulates them)."""
     d = layer.get("delay")
+    if d is None and layer.get(ms_key) is not None:
+        ms = np.asarray(layer[ms_key], dtype=np.float64)
+        if not np.all(np.isfinite(ms)):
+            raise ValueError(f"{where}.{ms_key}: delays contain NaN or inf")
+        d = np.rint(ms / dt)
     if d is None:
         return None
     d = np.broadcast_to(np.asarray(d), shape)
     if np.any(d != np.round(d)) or d.min() < 0 or d.max() > MAX_DELAY:
         raise ValueError(f"{where}: delays must be integers in 0..{MAX_DELAY} steps "
-                         f"(found {d.min()}..{d.max()}); clip them during training")
+                         f"(found {d.min():g}..{d.max():g}); train with target=loihi2 (round mode, "
+                         f"max {MAX_DELAY} steps) or clip them")
     return np.ascontiguousarray(d, dtype=np.int32)
 
 
@@ -277,7 +285,12 @@ def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
         q_ff = _quantise(w_ff, e, bits)
         q_rec = _quantise(w_rec, e, bits) if w_rec is not None else None
         lname = f"hidden{k}"
-        delay = _delay(layer, (n, n_pre), where)
+        delay = _delay(layer, (n, n_pre), where, dt, "d_ff")
+        if layer.get("d_rec") is not None and np.any(np.asarray(layer["d_rec"])):
+            raise ValueError(
+                f"{where}.d_rec: a recurrent connection's delays cannot be exported: NetX reuses "
+                "the feed-forward delays for the recurrent synapse and drops its weight exponent. "
+                "Train with network.delays.rec=null")
         if delay is not None and np.any(delay) and q_rec is not None:
             raise ValueError(
                 f"{where}: delays on a recurrent layer cannot be exported: NetX builds a dense_rec "
@@ -303,7 +316,7 @@ def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
     e += int(output_exp_shift)
     i_decay, v_decay = neuron_decays(dict(out.get("neuron") or {}), dt, "output")
     q_out = _quantise(w_out, e, bits)
-    layers.append(ChipLayer("output", q_out, None, _delay(out, w_out.shape, "output"), e, i_decay,
+    layers.append(ChipLayer("output", q_out, None, _delay(out, w_out.shape, "output", dt, "d"), e, i_decay,
                             v_decay, int(readout_vth), False))
     rep = _layer_error("output", [w_out], [q_out], e, bits)
     rep.update(v_th_mant=int(readout_vth), i_decay=i_decay, v_decay=v_decay)

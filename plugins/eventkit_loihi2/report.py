@@ -62,8 +62,45 @@ def energy_estimate(ops: dict, n_steps: int, n_layers: int, coef: dict) -> dict:
     return est
 
 
+def delay_summary(chip) -> list[dict]:
+    """Per layer with delays: the delays' range, mean and how many synapses wait how long."""
+    rows = []
+    for layer in chip.layers:
+        if layer.delay is None or not np.any(layer.delay):
+            continue
+        d = np.asarray(layer.delay)
+        rows.append(dict(layer=layer.name, max_steps=int(d.max()), mean_steps=float(d.mean()),
+                         zero_fraction=float(np.mean(d == 0)),
+                         buffer_slots=int(d.max()) + 1))
+    return rows
+
+
+def plot_delays(chip, path: Path) -> Path | None:
+    """Histogram of each layer's delays in steps (None without delays)."""
+    layers = [layer for layer in chip.layers if layer.delay is not None and np.any(layer.delay)]
+    if not layers:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.0), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        d = np.asarray(layer.delay).ravel()
+        ax.hist(d, bins=np.arange(d.max() + 2) - 0.5, color="tab:green")
+        ax.set_title(f"{layer.name}: delays (mean {d.mean():.1f} steps)", fontsize=9)
+        ax.set_xlabel("delay (chip steps)")
+        ax.set_ylabel("synapses")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Path, hist_path,
-                 timings, energy, readout, readout_shift: int = 0) -> dict:
+                 timings, energy, readout, readout_shift: int = 0, delay_plot=None) -> dict:
     labels = np.asarray(test.labels)
     chip_acc = float(np.mean(emu.predictions == labels)) if len(labels) else None
     float_acc = agree = drop = None
@@ -98,11 +135,14 @@ def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Pat
         readout_scale_shift=readout_shift,
         estimated_cores=cores["total"],
         cores_per_layer=cores["per_layer"],
+        delays=delay_summary(chip),
+        delay_buffer_bytes=cores.get("delay_buffer_bytes", 0),
         estimate=est,
         emulator_samples_per_s=speed,
         quantization=qrep.layers,
         files=dict(netx="deploy/loihi2/model.net", samples="deploy/loihi2/samples.npz",
-                   report="deploy/loihi2/report.md", histogram=str(Path("plots") / Path(hist_path).name)),
+                   report="deploy/loihi2/report.md", histogram=str(Path("plots") / Path(hist_path).name),
+                   delay_histogram=str(Path("plots") / Path(delay_plot).name) if delay_plot else None),
     )
     (out_dir / "report.md").write_text(_markdown(fields, chip, ops, timings))
     (out_dir / "deploy.json").write_text(json.dumps(fields, indent=1, default=_jsonable))
@@ -156,7 +196,9 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         f"| readout spikes (should be 0) | {f['readout_spikes']}"
         + (f" (readout weights scaled down by 2^{-f['readout_scale_shift']} to stay below "
            "threshold)" if f["readout_scale_shift"] else "") + " |",
-        f"| estimated neuron cores | {f['estimated_cores']} (per layer {f['cores_per_layer']}) |",
+        f"| estimated neuron cores | {f['estimated_cores']} (per layer {f['cores_per_layer']}"
+        + (f"; delay buffers {f['delay_buffer_bytes'] / 1024:.0f} KiB" if f["delay_buffer_bytes"] else "")
+        + ") |",
         f"| emulator speed | {f['emulator_samples_per_s'] or 0:.0f} samples/s |",
         "",
         "## Energy / latency per sample (ESTIMATE)",
@@ -178,10 +220,17 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
                      f"{r['max_abs_error']:.3g} | {100 * r['clipped_fraction']:.2f} % | "
                      f"{100 * r['zero_fraction']:.1f} % | {r['i_decay']} | {r['v_decay']} | "
                      f"{r['v_th_mant']} |")
+    lines += ["", f"![weights](../../{f['files']['histogram']})", ""]
+    if f["delays"]:
+        lines += ["## Delays", "",
+                  "Each delayed synapse group keeps a buffer of (max delay + 1) slots per target "
+                  "neuron (Lava's DelayDense); a delayed arrival is one synaptic op like any other.",
+                  "", "| layer | max (steps) | mean (steps) | zero delays | buffer slots |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['layer']} | {r['max_steps']} | {r['mean_steps']:.1f} | "
+                  f"{100 * r['zero_fraction']:.1f} % | {r['buffer_slots']} |" for r in f["delays"]]
+        lines += ["", f"![delays](../../{f['files']['delay_histogram']})", ""]
     lines += [
-        "",
-        f"![weights](../../{f['files']['histogram']})",
-        "",
         "## Files",
         "",
         "- `model.net`: NetX HDF5, load with `lava.lib.dl.netx.hdf5.Network(net_config='model.net')`",

@@ -10,7 +10,7 @@ import math
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -29,15 +29,23 @@ READOUT_ON_CHIP = dict(exp_mean_v="exp_sum", sum_v="sum", mean_v="sum", max_v="m
 READOUT_IN_LOOP = ("exp_mean_v", "sum_v", "mean_v", "max_v")  # one value per output neuron
 
 
-def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8) -> dict:
+DELAY_SLOT_BYTES = 4  # one int32 accumulator per target neuron and delay slot (Lava's DelayDense)
+
+
+def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8,
+                   delay_slots: list[int] | None = None) -> dict:
     """Neuron cores per population: enough for its neurons (8192 per core) and for its dense
-    synapses (fan-in x n weights of ``bits`` bits in ~192 KB per core). A rough estimate: the
-    real mapping (Lava's compiler / NxSDK) also spends memory on axons and state."""
-    per = []
-    for n, f in zip(sizes, fan_in):
-        syn_bytes = n * f * bits / 8
+    synapses (fan-in x n weights of ``bits`` bits, plus a 6-bit delay per synapse and n x slots
+    delay-buffer accumulators where the layer has delays, in ~192 KB per core). A rough
+    estimate: the real mapping (Lava's compiler / NxSDK) also spends memory on axons and state."""
+    per, buffers = [], 0
+    slots = delay_slots or [0] * len(sizes)
+    for n, f, s in zip(sizes, fan_in, slots):
+        syn_bytes = n * f * (bits + (6 if s else 0)) / 8 + n * s * DELAY_SLOT_BYTES
+        buffers += n * s * DELAY_SLOT_BYTES
         per.append(max(math.ceil(n / NEURONS_PER_CORE), math.ceil(syn_bytes / CORE_MEMORY_BYTES), 1))
-    return dict(per_layer=per, total=int(sum(per)), synapses=int(sum(n * f for n, f in zip(sizes, fan_in))))
+    return dict(per_layer=per, total=int(sum(per)), delay_buffer_bytes=int(buffers),
+                synapses=int(sum(n * f for n, f in zip(sizes, fan_in))))
 
 
 def _sizes_from_cfg(cfg) -> tuple[list[int], list[bool]]:
@@ -104,6 +112,70 @@ class LoihiTarget:
         self.in_the_loop = in_the_loop
 
     # ------------------------------------------------------------------ before training
+    def adapt(self, cfg, explicit: list[str]) -> list[str]:
+        """Delays as the chip holds them: whole steps (``mode: round``, straight-through
+        gradients) of at most 62 steps. A recipe's (an experiment's) longer max delay or init
+        range is lowered to 62 steps and its exact mode switched to round, each with a notice;
+        the same settings typed on the command line are refused. Recurrent delays are refused:
+        NetX's recurrent layer reuses the feed-forward delays for its recurrent synapse and drops
+        its weight exponent, so they would not run as trained."""
+        delays = cfg.network.get("delays") or {}
+        if not delays:
+            return []
+        dt = float(cfg.dataset.dt)
+        max_ms = MAX_DELAY * dt
+        typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
+
+        def user_set(key: str, field: str) -> bool:
+            full = f"network.delays.{key}.{field}"
+            return any(t == full or full.startswith(t + ".") for t in typed)
+
+        notices = []
+        _, recurrent = _sizes_from_cfg(cfg)
+        for key in list(delays):
+            spec = delays[key]
+            if spec is None:
+                continue
+            at = f"network.delays.{key}"
+            if key == "rec" or key.startswith("rec"):
+                raise ValueError(
+                    f"{at}: Loihi 2 cannot run a recurrent connection's delays (NetX reuses the "
+                    "feed-forward delays for the recurrent synapse and drops its weight exponent). "
+                    f"Fix: {at}=null network.recurrent=false (feed-forward delays only), or "
+                    "+experiment=ssc_delays target=loihi2")
+            into = [k for k, r in enumerate(recurrent) if r and key in ("ff", f"ff{k}")]
+            if into:
+                raise ValueError(
+                    f"{at}: delays into the recurrent hidden layer {into[0]} cannot run on Loihi 2 "
+                    "(NetX's recurrent layer applies its feed-forward delays to the recurrent "
+                    "synapse too). Fix: network.recurrent=false network.delays.rec=null "
+                    "(feed-forward delays), or +experiment=ssc_delays target=loihi2")
+            mode = spec.get("mode", "exact")
+            if mode != "round":
+                if user_set(key, "mode"):
+                    raise ValueError(f"{at}.mode={mode}: the chip holds whole-step delays. "
+                                     f"Fix: {at}.mode=round")
+                spec["mode"] = "round"
+                notices.append(f"{at}.mode: {mode} -> round (the chip delays by whole steps)")
+            mx = float(spec.get("max", 0.0))
+            if mx > max_ms + 1e-9:
+                if user_set(key, "max"):
+                    raise ValueError(f"{at}.max={mx:g} ms: Loihi 2 delays are 0..{MAX_DELAY} steps "
+                                     f"({max_ms:g} ms at dt={dt:g}). Fix: {at}.max={max_ms:g}")
+                spec["max"] = max_ms
+                notices.append(f"{at}.max: {mx:g} -> {max_ms:g} ms ({MAX_DELAY} steps, the chip's "
+                               "longest delay)")
+            init = spec.get("init", 0.0)
+            rng_ = init.get("uniform") if isinstance(init, Mapping) else init
+            lo, hi = (float(rng_), float(rng_)) if isinstance(rng_, (int, float)) else map(float, rng_)
+            if hi > max_ms + 1e-9:
+                if user_set(key, "init"):
+                    raise ValueError(f"{at}.init reaches {hi:g} ms, beyond the chip's {max_ms:g} ms. "
+                                     f"Fix: {at}.init=[{min(lo, max_ms):g},{max_ms:g}]")
+                spec["init"] = {"uniform": [min(lo, max_ms), max_ms]}
+                notices.append(f"{at}.init: [{lo:g}, {hi:g}] -> [{min(lo, max_ms):g}, {max_ms:g}] ms")
+        return notices
+
     def check(self, cfg) -> None:
         neuron = str(cfg.neuron.name)
         if neuron not in SUPPORTED_NEURONS:
@@ -117,11 +189,17 @@ class LoihiTarget:
         if readout not in VOLTAGE_READOUTS:
             raise ValueError(f"readout={readout}: the chip classifies from the readout voltage; "
                              f"use one of {VOLTAGE_READOUTS}")
-        net = cfg.network
-        max_delay = net.get("max_delay")  # in steps
-        if max_delay is not None and not 0 <= float(max_delay) <= MAX_DELAY:
-            raise ValueError(f"network.max_delay={max_delay}: Loihi 2 delays are 0..{MAX_DELAY} "
-                             f"steps; set network.max_delay <= {MAX_DELAY}")
+        for key, spec in (cfg.network.get("delays") or {}).items():  # after adapt: the chip's
+            if spec is None:
+                continue
+            at = f"network.delays.{key}"
+            if key == "rec" or key.startswith("rec"):
+                raise ValueError(f"{at}: Loihi 2 cannot run recurrent delays. Fix: {at}=null")
+            if spec.get("mode", "exact") != "round":
+                raise ValueError(f"{at}.mode: the chip holds whole-step delays. Fix: {at}.mode=round")
+            if float(spec.get("max", 0.0)) > MAX_DELAY * float(cfg.dataset.dt) + 1e-9:
+                raise ValueError(f"{at}.max: Loihi 2 delays are 0..{MAX_DELAY} steps. "
+                                 f"Fix: {at}.max={MAX_DELAY * float(cfg.dataset.dt):g}")
         hidden, rec = _sizes_from_cfg(cfg)
         if len(rec) != len(hidden):
             raise ValueError(f"network.recurrent: {len(rec)} entries for {len(hidden)} hidden layers")
@@ -201,8 +279,8 @@ class LoihiTarget:
                 return chip, qrep, emu, shift
             shift -= 1
 
-    def check_size(self, sizes: list[int], fan_in: list[int]) -> dict:
-        cores = estimate_cores(sizes, fan_in, self.bits)
+    def check_size(self, sizes: list[int], fan_in: list[int], delay_slots: list[int] | None = None) -> dict:
+        cores = estimate_cores(sizes, fan_in, self.bits, delay_slots)
         if sum(sizes) > N_CORES * NEURONS_PER_CORE:
             raise ValueError(f"network: {sum(sizes)} neurons exceed one Loihi 2 chip "
                              f"({N_CORES} x {NEURONS_PER_CORE}); reduce network.hidden")
@@ -216,13 +294,15 @@ class LoihiTarget:
         sizes = [layer.n for layer in chip.layers]
         fan_in = [layer.w_ff.shape[1] + (layer.n if layer.w_rec is not None else 0)
                   for layer in chip.layers]
-        return self.check_size(sizes, fan_in)
+        slots = [int(layer.delay.max()) + 1 if layer.delay is not None and np.any(layer.delay) else 0
+                 for layer in chip.layers]
+        return self.check_size(sizes, fan_in, slots)
 
     # ------------------------------------------------------------------ after training
     def deploy(self, net: Any, splits, run_dir, cfg=None) -> dict:
         from .netx import write_netx, write_samples
         from .quantize import plot_histograms
-        from .report import build_report
+        from .report import build_report, plot_delays
 
         run_dir = Path(run_dir)
         out = run_dir / "deploy" / self.name
@@ -243,6 +323,7 @@ class LoihiTarget:
         timings["quantize_emulate_s"] = time.perf_counter() - t0
         timings["emulate_s"] = emu.seconds
         hist = plot_histograms(qrep, run_dir / "plots" / "loihi2_weights.png")
+        delay_plot = plot_delays(chip, run_dir / "plots" / "loihi2_delays.png")
         float_pred = _float_predictions(net, test, cfg)
         write_netx(chip, out / "model.net")
         write_samples(test, emu, n_keep, out / "samples.npz")
@@ -250,7 +331,7 @@ class LoihiTarget:
         fields = build_report(chip=chip, qrep=qrep, emu=emu, test=test, float_pred=float_pred,
                               lava=lava, cores=cores, out_dir=out, hist_path=hist,
                               timings=timings, energy=self.energy, readout=readout,
-                              readout_shift=shift)
+                              readout_shift=shift, delay_plot=delay_plot)
         return fields
 
     def _lava(self, out: Path, n: int) -> dict:

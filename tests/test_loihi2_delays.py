@@ -1,0 +1,191 @@
+"""Loihi 2 with learned delays: the target adapts or refuses delay settings before training, the
+trained (round-mode) delays become the chip's integer delays, the emulated chip computes what the
+float network computes, the report shows them, and the deployed file runs bit-exactly in Lava."""
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from eventkit.config import ConfigError, compose
+from eventkit.data import DatasetSplits
+from eventkit.engine import Delay, EventpropNet
+from eventkit_loihi2.emulator import emulate
+from eventkit_loihi2.neuron import LoihiCUBA
+from eventkit_loihi2.quantize import quantize
+from eventkit_loihi2.target import LoihiTarget
+from engine_helpers import random_data
+from test_loihi2_lava import needs_lava
+
+
+def _adapt(overrides, explicit=()):
+    from omegaconf import open_dict
+
+    cfg = compose(overrides)
+    with open_dict(cfg):
+        notices = LoihiTarget().adapt(cfg, list(explicit))
+    return cfg, notices
+
+
+def test_a_recipe_is_adapted_to_the_chip_with_notices():
+    cfg, notices = _adapt(["+experiment=ssc_delays", "target=loihi2"])
+    ff = cfg.network.delays.ff
+    assert ff.mode == "round" and ff.max == 62.0 and list(ff.init.uniform) == [0.0, 50.0]
+    assert any("mode: exact -> round" in n for n in notices)
+    assert any("max: 1000 -> 62 ms" in n for n in notices)
+    cfg, notices = _adapt(["+experiment=timing_delays", "target=loihi2", "dataset.dt=2.0"])
+    assert cfg.network.delays.ff.max == 110.0 and len(notices) == 1  # 62 steps = 124 ms: fits
+    _, none = _adapt(["target=loihi2"])
+    assert none == []
+
+
+@pytest.mark.parametrize("override, match", [
+    ("network.delays.ff.max=100", r"network.delays.ff.max=100 ms: Loihi 2 delays are 0..62 steps .*"
+                                  r"Fix: network.delays.ff.max=62"),
+    ("network.delays.ff.mode=exact", r"network.delays.ff.mode=exact: the chip holds whole-step delays"),
+])
+def test_explicit_settings_the_chip_cannot_hold_are_refused(override, match):
+    cfg = compose(["+experiment=ssc_delays", "target=loihi2", override])
+    with pytest.raises(ValueError, match=match):
+        LoihiTarget().adapt(cfg, [override])
+
+
+def test_shd_delays_on_loihi2_stops_at_once_saying_what_to_run(tmp_path):
+    from eventkit.app import run
+
+    cfg = compose(["+experiment=shd_delays", "target=loihi2"])
+    with pytest.raises(ConfigError, match=r"network.delays.rec=null|network.recurrent=false"):
+        run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # nothing trained
+    cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null"])
+    with pytest.raises(ValueError, match="recurrent hidden layer 0.*Fix: network.recurrent=false"):
+        LoihiTarget().adapt(cfg, [])
+    cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null",
+                   "network.recurrent=false"])
+    with_notices = OmegaConf.to_container(cfg)
+    assert LoihiTarget().adapt(cfg, []) and with_notices["network"]["delays"]["ff"]["max"] == 1000.0
+
+
+def _delay_net(seed=0, n_steps=60, max_steps=8.0):
+    return EventpropNet(10, 3, hidden=[12, 9], recurrent=[True, False], neuron=LoihiCUBA(),
+                        output=LoihiCUBA(spiking=False), n_steps=n_steps,
+                        delays={"ff1": Delay(max=max_steps, init=(0.0, max_steps), mode="round"),
+                                "out": Delay(max=max_steps, init=(0.0, max_steps), mode="round")},
+                        init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
+                        generator=torch.Generator().manual_seed(seed))
+
+
+def test_export_turns_trained_delays_into_the_chips_integer_steps():
+    net = _delay_net()
+    with torch.no_grad():
+        net.ff1_delay[0, 0], net.ff1_delay[0, 1] = 2.4, 2.6  # round mode: 2 and 3 steps
+    chip, _ = quantize(net.export())
+    d = chip.layers[1].delay
+    assert d.dtype == np.int32 and d.shape == (9, 12) and d[0, 0] == 2 and d[0, 1] == 3
+    np.testing.assert_array_equal(d, np.rint(net.ff1_delay.detach().numpy()))
+    np.testing.assert_array_equal(chip.layers[2].delay, np.rint(net.out_delay.detach().numpy()))
+    assert chip.layers[0].delay is None  # ff0 has no delays
+    bad = net.export()
+    bad["layers"][1]["d_ff"] = bad["layers"][1]["d_ff"] + 60.0  # beyond 62 steps
+    with pytest.raises(ValueError, match="delays must be integers in 0..62 steps"):
+        quantize(bad)
+    bad["layers"][1]["d_ff"][:] = -1.0
+    with pytest.raises(ValueError, match="0..62"):
+        quantize(bad)
+    rec = net.export()
+    rec["layers"][0]["d_rec"] = np.ones((12, 12))
+    with pytest.raises(ValueError, match="recurrent connection's delays cannot be exported"):
+        quantize(rec)
+
+
+def test_emulated_chip_spikes_like_the_float_network_with_delays():
+    """On binary input the emulated chip's hidden spike counts equal the float (round-mode,
+    loihi_cuba) network's up to the chip's integer rounding, with delays on a hidden and the
+    output connection; with the delays ignored they do not."""
+    rng = np.random.default_rng(0)
+    data = random_data(rng, 16, 10, 60, rate=(40, 70)).binary()
+    net = _delay_net()
+    target = LoihiTarget(qat=True)
+    target.prepare(net)
+    with torch.no_grad():
+        out = net(data)
+    float_counts = out.counts.numpy()
+    export = net.export()
+    chip, _, emu, _ = target.silent_readout_chip(export, data, "exp_sum")
+    total = float_counts.sum()
+    assert total > 200
+    assert abs(emu.counts.sum() - total) <= 0.01 * total
+    layer2 = float_counts[:, 12:].sum()
+    assert abs(emu.counts[:, 12:].sum() - layer2) <= 0.02 * layer2
+    export["layers"][1]["d_ff"] = None
+    export["output"]["d"] = None
+    undelayed = emulate(quantize(export)[0], data, offset=1)
+    assert abs(undelayed.counts[:, 12:].sum() - layer2) > 0.05 * layer2
+
+
+@needs_lava
+def test_a_trained_delay_network_deploys_and_runs_bit_exactly_in_lava(tmp_path):
+    rng = np.random.default_rng(5)
+    data = random_data(rng, 12, 10, 60, rate=(40, 70))
+    net = _delay_net(seed=3)
+    target = LoihiTarget(lava="required", samples=6)
+    target.prepare(net)
+    fields = target.deploy(net, DatasetSplits(train=data, test=data), tmp_path, None)
+    assert fields["lava"]["status"] == "checked" and fields["lava"]["bit_exact"] is True
+    assert fields["lava"]["samples_checked"] == 6
+    assert [d["layer"] for d in fields["delays"]] == ["hidden1", "output"]
+    assert fields["delay_buffer_bytes"] > 0
+    report = (tmp_path / "deploy" / "loihi2" / "report.md").read_text()
+    assert "## Delays" in report and "bit-exact" in report
+    assert (tmp_path / "plots" / "loihi2_delays.png").is_file()
+    import h5py
+
+    with h5py.File(tmp_path / "deploy" / "loihi2" / "model.net") as f:
+        assert "delay" in f["layer/2"] and "delay" in f["layer/3"] and "delay" not in f["layer/1"]
+        np.testing.assert_array_equal(f["layer/2/delay"][()], np.rint(net.ff1_delay.detach().numpy()))
+
+
+def test_reading_a_netx_file_with_delays_the_chip_cannot_hold_fails_clearly(tmp_path):
+    import h5py
+
+    from eventkit_loihi2.netx import read_netx, write_netx
+
+    chip, _ = quantize(_delay_net().export())
+    path = tmp_path / "model.net"
+    write_netx(chip, path)
+    back = read_netx(path)
+    np.testing.assert_array_equal(back.layers[1].delay, chip.layers[1].delay)
+    for bad, match in ((63, "0..62"), (-1, "0..62"), (2.5, "integers")):
+        with h5py.File(path, "r+") as f:
+            d = f["layer/2/delay"][()].astype(np.float64)
+            d[0, 0] = bad
+            del f["layer/2/delay"]
+            f["layer/2/delay"] = d
+        with pytest.raises(ValueError, match=match):
+            read_netx(path)
+
+
+def test_chip_in_the_loop_training_works_with_delays():
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(2)
+    data = random_data(rng, 24, 10, 60, rate=(40, 70))
+    labels = torch.as_tensor(data.labels)
+    net = EventpropNet(10, 3, hidden=12, recurrent=False, neuron=LoihiCUBA(),
+                       output=LoihiCUBA(spiking=False), n_steps=60,
+                       delays={"ff": Delay(max=6.0, init=(0.0, 6.0), mode="round")},
+                       init=dict(ff_mean=0.6, ff_std=0.3, out_std=0.3),
+                       generator=torch.Generator().manual_seed(0))
+    LoihiTarget(qat=True, in_the_loop=True).prepare(net)
+    opt = torch.optim.Adam(net.param_groups(delay_lr=0.5), lr=1e-2)
+    before = net.ff0_delay.detach().clone()
+    losses = []
+    for _ in range(12):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(data).readout, labels)  # the emulated chip's readout
+        loss.backward()
+        opt.step()
+        net.clamp_delays()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.02
+    assert not torch.equal(torch.round(before), torch.round(net.ff0_delay.detach()))

@@ -369,7 +369,10 @@ def test_check_accepts_the_default_topology():
     ("neuron.name", "alif", "neuron="),
     ("readout.name", "first_spike", "readout="),
     ("network.output.name", "adex", "network.output.name"),
-    ("network.max_delay", 63, "network.max_delay"),
+    ("network.delays", {"ff": {"max": 63.0, "mode": "round"}}, r"network.delays.ff.max: .*0..62 steps"),
+    ("network.delays", {"ff": {"max": 10.0, "mode": "exact"}}, r"network.delays.ff.mode: .*whole-step"),
+    ("network.delays", {"out": {"max": 10.0, "mode": "round"}, "rec": {"max": 5.0, "mode": "round"}},
+     r"network.delays.rec: .*recurrent"),
     ("network.hidden", 2_000_000, "reduce network.hidden"),
 ])
 def test_check_rejects_what_the_chip_cannot_run(key, value, match):

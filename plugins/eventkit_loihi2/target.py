@@ -58,6 +58,13 @@ def _sizes_from_cfg(cfg) -> tuple[list[int], list[bool]]:
     return hidden, rec
 
 
+def _dt_from_cfg(cfg) -> float:
+    """The run's time step in ms (dataset.dt; 1 ms where a partial config has none)."""
+    from omegaconf import OmegaConf
+
+    return float(OmegaConf.select(cfg, "dataset.dt", default=1.0))
+
+
 def _n_in_from_cfg(cfg) -> int | None:
     ds = cfg.get("dataset") or {}
     for key in ("n_channels", "channels", "n_in"):
@@ -122,7 +129,7 @@ class LoihiTarget:
         delays = cfg.network.get("delays") or {}
         if not delays:
             return []
-        dt = float(cfg.dataset.dt)
+        dt = _dt_from_cfg(cfg)
         max_ms = MAX_DELAY * dt
         typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
 
@@ -197,9 +204,9 @@ class LoihiTarget:
                 raise ValueError(f"{at}: Loihi 2 cannot run recurrent delays. Fix: {at}=null")
             if spec.get("mode", "exact") != "round":
                 raise ValueError(f"{at}.mode: the chip holds whole-step delays. Fix: {at}.mode=round")
-            if float(spec.get("max", 0.0)) > MAX_DELAY * float(cfg.dataset.dt) + 1e-9:
+            if float(spec.get("max", 0.0)) > MAX_DELAY * _dt_from_cfg(cfg) + 1e-9:
                 raise ValueError(f"{at}.max: Loihi 2 delays are 0..{MAX_DELAY} steps. "
-                                 f"Fix: {at}.max={MAX_DELAY * float(cfg.dataset.dt):g}")
+                                 f"Fix: {at}.max={MAX_DELAY * _dt_from_cfg(cfg):g}")
         hidden, rec = _sizes_from_cfg(cfg)
         if len(rec) != len(hidden):
             raise ValueError(f"network.recurrent: {len(rec)} entries for {len(hidden)} hidden layers")

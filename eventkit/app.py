@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,10 +21,14 @@ from eventkit.data import DatasetSplits
 from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
                              normalize_overrides, validate)
 from eventkit.registry import Registry, get_registry
-from eventkit.rundir import BEST, RunDir, load_checkpoint, write_plots_and_report
+from eventkit.rundir import BEST, RunDir, check_unused, load_checkpoint, write_plots_and_report
 from eventkit.train import LoopConfig, NonFiniteLoss, evaluate, fit, split_validation
 
 TRACEBACK_ENV = "EVENTKIT_TRACEBACK"
+#: failures caused by the input (config, data, divergence): reported as one line, no traceback
+USER_ERRORS = (ValueError, NonFiniteLoss, FileNotFoundError)
+#: exit status of a sweep in which some jobs failed (each one is recorded in its run directory)
+SWEEP_FAILED_EXIT = 3
 
 
 def _plain(node: Any) -> Any:
@@ -93,15 +98,47 @@ def _set_threads(threads: int | None) -> int:
 
 def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> dict:
     """Run the whole pipeline for a composed config; returns what is written to summary.json.
-    ``explicit``: the overrides the user typed (``key=value``), which a target must not adapt."""
+    ``explicit``: the overrides the user typed (``key=value``), which a target must not adapt.
+    A directory holding another run is refused untouched; once the directory is this run's, any
+    failure is recorded in it (summary.json status "failed" and the reason) before it propagates."""
     t_start = time.perf_counter()
+    check_unused(Path(run_dir), resume=_requested_resume(cfg))
+    rd = RunDir(Path(run_dir))
+    try:
+        return _pipeline(cfg, rd, explicit, t_start)
+    except BaseException as exc:
+        try:
+            rd.record_failure(one_line(exc))
+        except OSError:  # a full disk must not hide the error that stopped the run
+            pass
+        raise
+
+
+def _requested_resume(cfg: DictConfig) -> Any:
+    """``trainer.resume`` as typed, before validation (which may be what fails)."""
+    try:
+        return OmegaConf.select(cfg, "trainer.resume", default=None, throw_on_missing=False)
+    except Exception:
+        return None
+
+
+def one_line(exc: BaseException) -> str:
+    """The failure as summary.json and the sweep table show it: the message's first line, after
+    the exception's type when it is not an input error (then it is a bug or an interrupt)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(exc, USER_ERRORS) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: float) -> dict:
     registry = get_registry()
     cfg = validate(cfg, registry)
     target = registry.build("target", _plain(cfg.target))
     notices = _adapt_for_target(target, cfg, explicit, registry)
     cfg = validate(cfg, registry) if notices else cfg
     seed = int(cfg.seed)
-    rd = RunDir(Path(run_dir))
     rd.write_config(OmegaConf.to_yaml(cfg))
     rd.start_manifest(seed, [{"name": p.name, "provider": p.provider, "error": p.error} for p in registry.plugins])
     threads = _set_threads(cfg.trainer.threads)
@@ -155,6 +192,7 @@ def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> d
         best = last if meta.get("epoch") == result.epochs else evaluate(net, splits.test, loss_fn,
                                                                          loop.eval_batch_size)
     summary = {
+        "status": "ok",
         "test_accuracy": best["accuracy"],
         "test_loss": best["loss"],
         "last_test_accuracy": last["accuracy"],
@@ -237,31 +275,73 @@ def _adapt_for_target(target, cfg: DictConfig, explicit: Sequence[str], registry
 
 def _task(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
+    sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         summary = run(cfg, run_dir, explicit=list(hydra_cfg.overrides.task))
-    except (ValueError, NonFiniteLoss, FileNotFoundError) as exc:
-        if _want_traceback():
-            raise
-        print(f"eventkit: error: {exc}", file=sys.stderr, flush=True)
-        print(f"(set {TRACEBACK_ENV}=1 or hydra.verbose=true for the traceback)", file=sys.stderr, flush=True)
-        sys.exit(2)
+    except Exception as exc:
+        if not sweeping:
+            _stop_single_run(exc)
+        # one job's failure is recorded in its run directory; the sweep goes on with the others
+        _report_failed_job(exc, hydra_cfg.job.num)
+        return None
     # the value an optimising sweeper (Optuna) maximises
     objective = summary["best_val_accuracy"]
     return float(objective if objective is not None else summary["test_accuracy"])
 
 
+def _stop_single_run(exc: Exception) -> None:
+    """A single run ends on its first error: one line and exit status 2 for input errors."""
+    if not isinstance(exc, USER_ERRORS) or _want_traceback():
+        raise exc
+    print(f"eventkit: error: {exc}", file=sys.stderr, flush=True)
+    print(f"(set {TRACEBACK_ENV}=1 or hydra.verbose=true for the traceback)", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def _report_failed_job(exc: Exception, job: Any) -> None:
+    """A failed sweep job says why in one line; a bug (not an input error) shows its traceback."""
+    if not isinstance(exc, USER_ERRORS) or _want_traceback():
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"eventkit: job {job} failed: {one_line(exc)}", file=sys.stderr, flush=True)
+
+
+def _absolute_config_path(argv: Sequence[str]) -> list[str]:
+    """``--config-path``/``-cp`` relative to the current directory, as a shell user means it:
+    Hydra would look for a relative one inside eventkit's package ("Primary config module not
+    found"), so re-running ``--config-path outputs/<date>/<time>`` would fail."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg in ("--config-path", "-cp") and i + 1 < len(out):
+            out[i + 1] = _absolute(out[i + 1])
+        elif arg.startswith(("--config-path=", "-cp=")):
+            flag, value = arg.split("=", 1)
+            out[i] = f"{flag}={_absolute(value)}"
+    return out
+
+
+def _absolute(path: str) -> str:
+    if path.startswith(("pkg://", "file://")) or os.path.isabs(path):
+        return path
+    return str(Path(path).absolute())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m eventkit [overrides]``: Hydra's CLI plus ``--plugins``."""
+    """``python -m eventkit [overrides]``: Hydra's CLI plus ``--plugins``. Exit status 2: the run
+    failed on its input; 3: a sweep finished but some of its jobs failed."""
     import hydra
 
+    from eventkit import sweep
+
     argv = sys.argv[1:] if argv is None else list(argv)
-    sys.argv = [sys.argv[0], *normalize_overrides(argv)]
+    sys.argv = [sys.argv[0], *normalize_overrides(_absolute_config_path(argv))]
     if "--plugins" in sys.argv[1:]:
         print(get_registry().listing())
         return 0
     install_search_path_plugin()
+    sweep.LAST_FAILED.clear()
     hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=HYDRA_VERSION_BASE)(_task)()
-    return 0
+    return SWEEP_FAILED_EXIT if sweep.LAST_FAILED else 0

@@ -28,6 +28,41 @@ CHECKPOINTS = "checkpoints"
 LAST = "last.safetensors"
 BEST = "best.safetensors"
 
+#: what Hydra itself writes into a run directory before eventkit starts (besides ``*.log``, its
+#: job log): not a sign that another run used the directory
+HYDRA_OWN = (".hydra",)
+#: the files a reader takes as a run's results, named first when a directory is refused
+RESULTS = ("summary.json", "metrics.jsonl", "report.md", CHECKPOINTS)
+
+
+class RunDirInUse(ValueError):
+    """The run directory already holds another run's files; writing into it would leave that
+    run's results (summary, report) looking like this run's."""
+
+
+def existing_run_files(path: Path) -> list[str]:
+    """Names in ``path`` that some earlier run left there (Hydra's own record and log excluded),
+    its results first."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    names = [p.name for p in path.iterdir() if p.name not in HYDRA_OWN and not (p.suffix == ".log" and p.is_file())]
+    return sorted(names, key=lambda n: (RESULTS.index(n) if n in RESULTS else len(RESULTS), n))
+
+
+def check_unused(path: Path, resume: Any = None, key: str = "hydra.run.dir") -> None:
+    """Refuse a directory holding another run unless this run resumes that very directory
+    (``trainer.resume``), so one directory never mixes two runs' files."""
+    path = Path(path)
+    found = existing_run_files(path)
+    if not found or (resume and Path(str(resume)).resolve() == path.resolve()):
+        return
+    shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+    fix = f"choose another {key}"
+    if (path / CHECKPOINTS / LAST).is_file():
+        fix += f", or continue that run with trainer.resume={path}"
+    raise RunDirInUse(f"{key}: {path} already holds a run ({shown}). Fix: {fix}")
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -142,7 +177,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def manifest(seed: int, plugins: list[dict]) -> dict:
+def manifest(seed: int | None, plugins: list[dict]) -> dict:
     """Versions, machine and git state: what is needed to reproduce or compare a run."""
     from eventkit import __version__
 
@@ -165,6 +200,7 @@ def manifest(seed: int, plugins: list[dict]) -> dict:
         "argv": sys.argv,
         "start_time": _now(),
         "end_time": None,
+        "status": None,
         "stages_s": {},
     }
 
@@ -200,9 +236,20 @@ class RunDir:
             self._manifest.setdefault("stages_s", {})[name] = round(time.perf_counter() - t0, 3)
             write_json(self.path / "manifest.json", self._manifest)
 
-    def finish_manifest(self) -> None:
+    def finish_manifest(self, status: str = "ok", error: str | None = None) -> None:
         self._manifest["end_time"] = _now()
+        self._manifest["status"] = status
+        if error is not None:
+            self._manifest["error"] = error
         write_json(self.path / "manifest.json", self._manifest)
+
+    def record_failure(self, error: str) -> None:
+        """Write why the run stopped into summary.json and the manifest, so that no reader (the
+        sweep table, a person) takes an unfinished run for a finished one."""
+        if not self._manifest:  # it failed before its manifest was started (e.g. a config error)
+            self._manifest = manifest(None, [])
+        self.write_summary({"status": "failed", "error": error})
+        self.finish_manifest("failed", error)
 
     def append_metrics(self, row: dict) -> None:
         """Add one epoch; the whole file is rewritten atomically (it is small), so it never ends

@@ -42,8 +42,10 @@ def test_run_directory_contract(tmp_path):
     for key in ("test_accuracy", "best_val_accuracy", "epochs", "wall_time_s", "deploy"):
         assert key in summary, key
     assert summary["epochs"] == 2 and 0 <= summary["test_accuracy"] <= 1
+    assert summary["status"] == "ok"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["eventkit"] and "train" in manifest["stages_s"]
+    assert manifest["status"] == "ok" and manifest["end_time"]
     assert {p["name"] for p in manifest["plugins"]} >= {"eventkit.components", "eventkit.engine.builtins"}
     rows = _metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2]

@@ -1,0 +1,180 @@
+"""Runs and sweeps that never lie: a run directory holds one run, every failure is recorded with
+its reason, a sweep goes on past a failed job and says which failed, and a run's config can be
+re-run by the relative path a shell user types."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from eventkit.app import one_line, run
+from eventkit.config import compose, validate
+from eventkit.rundir import RunDir, RunDirInUse, check_unused
+from eventkit.sweep import write_summary
+from eventkit.train import NonFiniteLoss
+
+TINY = ["dataset.n_train=120", "dataset.n_val=40", "dataset.n_test=40", "network.hidden=20",
+        "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=1", "trainer.batch_size=40",
+        "trainer.progress=false"]
+OLD_SUMMARY = {"status": "ok", "test_accuracy": 0.97, "best_val_accuracy": 0.96, "epochs": 30}
+
+
+def eventkit(*args, cwd, module="eventkit"):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ))
+
+
+def _finished_run(path: Path) -> Path:
+    """A run directory as a finished run leaves it (the files that matter here)."""
+    (path / ".hydra").mkdir(parents=True)
+    (path / ".hydra" / "overrides.yaml").write_text("- seed=7\n")
+    (path / "summary.json").write_text(json.dumps(OLD_SUMMARY))
+    (path / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, 31)))
+    (path / "report.md").write_text("# old run\n")
+    return path
+
+
+def _snapshot(path: Path) -> dict:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+# ------------------------------------------------------------------- one run per directory
+def test_rerun_into_a_finished_run_dir_is_refused_and_leaves_it_intact(tmp_path):
+    old = _finished_run(tmp_path / "old")
+    before = _snapshot(old)
+    out = eventkit(*TINY, "network.hidden=0", f"hydra.run.dir={old}", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("eventkit: error:")]
+    assert len(errors) == 1 and "already holds a run" in errors[0] and "Fix: choose another hydra.run.dir" in errors[0]
+    assert "summary.json" in errors[0] and "Traceback" not in out.stderr
+    # refused before Hydra wrote its record: .hydra/ still describes the old run
+    assert _snapshot(old) == before
+
+
+def test_run_refuses_a_used_dir_in_code_too(tmp_path):
+    """The check in run() itself guards re-runs that compose without eventkit's Hydra callbacks
+    (e.g. --config-name config_resolved) and calls from Python."""
+    old = _finished_run(tmp_path / "old")
+    before = _snapshot(old)
+    with pytest.raises(RunDirInUse, match=r"already holds a run \(summary.json, metrics.jsonl, report.md\)"):
+        run(compose([*TINY, "network.hidden=0"]), old)
+    assert _snapshot(old) == before
+
+
+def test_only_hydras_own_files_and_resuming_the_same_dir_are_allowed(tmp_path):
+    fresh = tmp_path / "fresh"
+    (fresh / ".hydra").mkdir(parents=True)
+    (fresh / "eventkit.log").write_text("")
+    check_unused(fresh)  # what Hydra writes before eventkit starts is not another run
+    check_unused(tmp_path / "missing")
+    killed = _finished_run(tmp_path / "killed")
+    (killed / "checkpoints").mkdir()
+    (killed / "checkpoints" / "last.safetensors").write_bytes(b"")
+    check_unused(killed, resume=str(killed))  # continuing that very run
+    with pytest.raises(RunDirInUse, match=f"trainer.resume={killed}"):
+        check_unused(killed, resume=str(tmp_path / "other"))  # the fix names resume when it can work
+
+
+# ------------------------------------------------------------------ failures are recorded
+def test_config_error_inside_run_is_recorded_as_failed(tmp_path):
+    with pytest.raises(ValueError, match="network.hidden: must be >= 1"):
+        run(compose([*TINY, "network.hidden=0"]), tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("network.hidden: must be >= 1")
+    assert "\n" not in summary["error"]
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["end_time"] and manifest["error"] == summary["error"]
+    assert not (tmp_path / "r" / "report.md").exists()
+
+
+def test_divergence_is_recorded_as_failed(tmp_path):
+    with pytest.raises(NonFiniteLoss):
+        run(compose([*TINY, "optimizer.lr=1e35"]), tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "lower optimizer.lr" in summary["error"]
+    assert "test_accuracy" not in summary
+
+
+def test_one_line_names_the_type_of_unexpected_errors():
+    assert one_line(ValueError("x: bad.\nmore")) == "x: bad."
+    assert one_line(RuntimeError("boom")) == "RuntimeError: boom"
+    assert one_line(KeyboardInterrupt()) == "KeyboardInterrupt"
+
+
+def test_record_failure_marks_summary_and_manifest(tmp_path):
+    rd = RunDir(tmp_path)
+    rd.start_manifest(seed=1, plugins=[])
+    rd.record_failure("loss is nan at epoch 1, batch 1")
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"status": "failed",
+                                                                    "error": "loss is nan at epoch 1, batch 1"}
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["end_time"] and manifest["seed"] == 1
+
+
+def test_sweep_summary_shows_failed_jobs_with_their_reason(tmp_path):
+    for job, summary in (("0", {"status": "failed", "error": "network.hidden: must be >= 1, got 0"}),
+                         ("1", {**OLD_SUMMARY, "test_accuracy": 0.5}),
+                         ("2", None)):
+        d = tmp_path / job
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+        if summary is not None:
+            (d / "summary.json").write_text(json.dumps(summary))
+    rows = {r["job"]: r for r in write_summary(tmp_path)}
+    assert rows["1"]["status"] == "ok" and rows["1"]["test_accuracy"] == 0.5
+    assert rows["0"]["status"] == "failed" and "network.hidden" in rows["0"]["error"]
+    assert rows["2"]["status"] == "failed" and "no summary.json" in rows["2"]["error"]
+    md = (tmp_path / "sweep_summary.md").read_text()
+    assert "3 jobs (2 failed)" in md and "network.hidden: must be >= 1, got 0" in md
+    assert md.splitlines()[4].endswith("| error |")
+
+
+# --------------------------------------------------------------------- sweeps go on
+def _varied(overrides: str) -> tuple:
+    return tuple(o for o in overrides.split() if o.startswith(("network.hidden=", "optimizer.lr=")))
+
+
+def test_sweep_goes_on_past_failed_jobs_and_exits_3(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = eventkit("-m", *TINY, "network.hidden=0,20", "optimizer.lr=1e35,1e-2", f"hydra.sweep.dir={sweep}",
+                   cwd=tmp_path)
+    assert out.returncode == 3, out.stdout[-3000:] + out.stderr[-3000:]
+    with open(sweep / "sweep_summary.csv") as fh:
+        rows = {_varied(r["overrides"]): r for r in csv.DictReader(fh)}
+    assert len(rows) == 4  # every job ran and is listed
+    ok = rows[("network.hidden=20", "optimizer.lr=0.01")]
+    assert ok["status"] == "ok" and 0 <= float(ok["test_accuracy"]) <= 1
+    diverged = rows[("network.hidden=20", "optimizer.lr=1e+35")]
+    assert diverged["status"] == "failed" and "lower optimizer.lr" in diverged["error"]
+    assert not diverged["test_accuracy"]
+    for lr in ("1e+35", "0.01"):
+        invalid = rows[("network.hidden=0", f"optimizer.lr={lr}")]
+        assert invalid["status"] == "failed" and invalid["error"].startswith("network.hidden: must be >= 1")
+    assert "3 of 4 jobs failed" in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.count("network.hidden: must be >= 1") >= 2
+
+
+def test_sweep_into_a_used_sweep_dir_is_refused(tmp_path):
+    sweep = tmp_path / "sweep"
+    _finished_run(sweep / "0")
+    out = eventkit("-m", *TINY, "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert out.returncode == 2 and "already holds a sweep" in out.stderr and "Fix:" in out.stderr
+    assert sorted(p.name for p in sweep.iterdir()) == ["0"]
+
+
+# ------------------------------------------------------------- re-run by relative path
+@pytest.mark.parametrize("form", ["--config-path", "-cp", "--config-path="])
+def test_rerun_from_a_relative_config_path(tmp_path, form):
+    run_dir = tmp_path / "outputs" / "2024-01-01" / "12-00-00"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(validate(compose([*TINY, "seed=5"]))))
+    rel = "outputs/2024-01-01/12-00-00"
+    path_args = [form + rel] if form.endswith("=") else [form, rel]
+    out = eventkit(*path_args, "--config-name", "config_resolved", "--cfg", "job", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "seed: 5" in out.stdout and "hidden: 20" in out.stdout

@@ -48,6 +48,17 @@ class ContinuousNet:
             return brentq(f, lo, span, xtol=1e-15, rtol=1e-15)
         return None
 
+    def _next_spike(self, v_h, i_h, span):
+        """(time from now, neuron) of the first hidden threshold crossing within ``span``, or
+        (None, -1)."""
+        first, who = None, -1
+        if span > 0:
+            for j in range(len(v_h)):
+                s = self._first_crossing(v_h[j], i_h[j], span)
+                if s is not None and (first is None or s < first):
+                    first, who = s, j
+        return first, who
+
     # simulation -----------------------------------------------------------
     def run(self, input_times, input_channels):
         """Time-averaged output voltage [n_out] and hidden spike times (list per neuron)."""
@@ -62,12 +73,7 @@ class ContinuousNet:
         while True:
             t_next = events[e][0] if e < len(events) else self.duration
             span = t_next - t
-            first, who = None, -1
-            if span > 0:
-                for j in range(n_h):
-                    s = self._first_crossing(v_h[j], i_h[j], span)
-                    if s is not None and (first is None or s < first):
-                        first, who = s, j
+            first, who = self._next_spike(v_h, i_h, span)
             step = first if first is not None else span
             for k in range(n_o):
                 area[k] += self._integral(v_o[k], i_o[k], step)

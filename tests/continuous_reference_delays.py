@@ -151,12 +151,7 @@ class DelayedContinuousNet(ContinuousNet):
         while True:
             t_next = queue[0][0] if queue and queue[0][0] < T else T
             span = t_next - t
-            first, who = None, -1
-            if span > 0:
-                for j in range(n_h):
-                    s = self._first_crossing(v_h[j], i_h[j], span)
-                    if s is not None and (first is None or s < first):
-                        first, who = s, j
+            first, who = self._next_spike(v_h, i_h, span)
             step = first if first is not None else span
             if step > 0:
                 for k in range(n_o):

@@ -5,6 +5,7 @@ names a particular dataset, neuron model or target.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -21,12 +22,18 @@ from eventkit.data import DatasetSplits
 from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
                              normalize_overrides, validate)
 from eventkit.registry import Registry, get_registry
-from eventkit.rundir import BEST, RunDir, check_unused, load_checkpoint, write_plots_and_report
+from eventkit.resume import resumed_config
+from eventkit.rundir import (BEST, LAST, RunDir, check_unused, explain_os_error, load_checkpoint,
+                             write_plots_and_report)
 from eventkit.train import LoopConfig, NonFiniteLoss, evaluate, fit, split_validation
 
 TRACEBACK_ENV = "EVENTKIT_TRACEBACK"
 #: failures caused by the input (config, data, divergence): reported as one line, no traceback
-USER_ERRORS = (ValueError, NonFiniteLoss, FileNotFoundError)
+USER_ERRORS = (ValueError, NonFiniteLoss, FileNotFoundError, KeyboardInterrupt)
+#: exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+INTERRUPTED_EXIT = 130
+#: eventkit's lines in the job log (<run dir>/eventkit.log) as well as on the terminal
+LOG = logging.getLogger("eventkit")
 #: exit status of a sweep in which some jobs failed (each one is recorded in its run directory)
 SWEEP_FAILED_EXIT = 3
 
@@ -100,18 +107,52 @@ def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> d
     """Run the whole pipeline for a composed config; returns what is written to summary.json.
     ``explicit``: the overrides the user typed (``key=value``), which a target must not adapt.
     A directory holding another run is refused untouched; once the directory is this run's, any
-    failure is recorded in it (summary.json status "failed" and the reason) before it propagates."""
+    failure is recorded in it (summary.json status "failed" and the reason) before it propagates.
+    With ``trainer.resume=DIR`` the run continues DIR's recorded config (its config_resolved.yaml),
+    not ``cfg``: only trainer.resume/epochs/progress/threads come from this call -- the typed ones
+    when ``explicit`` is given, else ``cfg``'s values (every other value of ``cfg`` is ignored) --
+    and a typed override that changes a recorded value is refused untouched
+    (see :func:`eventkit.resume.resumed_config`)."""
     t_start = time.perf_counter()
     check_unused(Path(run_dir), resume=_requested_resume(cfg))
+    # trainer.resume: DIR's recorded config; a typed change is refused before anything is written
+    cfg = resumed_config(cfg, explicit)
     rd = RunDir(Path(run_dir))
     try:
         return _pipeline(cfg, rd, explicit, t_start)
     except BaseException as exc:
+        explained = explain_failure(exc, rd)
         try:
-            rd.record_failure(one_line(exc))
+            rd.record_failure(one_line(explained))
         except OSError:  # a full disk must not hide the error that stopped the run
             pass
-        raise
+        if explained is exc:
+            raise
+        raise explained from None
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; the message says where and how to resume."""
+
+
+def explain_failure(exc: BaseException, rd: RunDir) -> BaseException:
+    """The error to report for ``exc``: Ctrl-C becomes :class:`RunInterrupted` (which epoch,
+    which checkpoint, how to resume); a write that failed for lack of space or permission
+    becomes one line naming the path; anything else is returned unchanged."""
+    if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+        return RunInterrupted(_interrupted_message(rd))
+    if isinstance(exc, OSError) and not isinstance(exc, USER_ERRORS):
+        return explain_os_error(exc, rd.path) or exc
+    return exc
+
+
+def _interrupted_message(rd: RunDir) -> str:
+    stage, done = rd.current_stage, len(rd.metrics)
+    last = rd.checkpoints / LAST
+    where = f"at epoch {done + 1}" if stage == "train" else f"during {stage or 'setup'}"
+    if stage in ("data", "build", None) or not last.is_file():
+        return f"interrupted {where}; no epoch had completed, so there is no checkpoint to resume from"
+    return f"interrupted {where}; the last checkpoint is {last}; resume with trainer.resume={rd.path}"
 
 
 def _requested_resume(cfg: DictConfig) -> Any:
@@ -244,6 +285,22 @@ def one_screen_summary(summary: dict, run_dir: Path) -> str:
 
 def _print(text: str) -> None:
     print(text, flush=True)
+    LOG.info(text)
+
+
+def _say_error(text: str) -> None:
+    """One line on stderr, and the same line in the job log."""
+    print(text, file=sys.stderr, flush=True)
+    LOG.error(text)
+
+
+def _log_to_job_file() -> None:
+    """Send eventkit's lines to the job log Hydra set up (``<run dir>/eventkit.log``) and only
+    there: they are printed to stdout/stderr already."""
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    LOG.handlers = files or [logging.NullHandler()]
+    LOG.propagate = False
+    LOG.setLevel(logging.INFO)
 
 
 # ------------------------------------------------------------------------------------- CLI
@@ -280,8 +337,12 @@ def _task(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
+    _log_to_job_file()
     try:
         summary = run(cfg, run_dir, explicit=list(hydra_cfg.overrides.task))
+    except KeyboardInterrupt as exc:  # Ctrl-C ends a run and a sweep alike
+        _say_error(f"eventkit: {exc}" if str(exc) else "eventkit: interrupted")
+        sys.exit(INTERRUPTED_EXIT)
     except Exception as exc:
         if not sweeping:
             _stop_single_run(exc)
@@ -297,7 +358,7 @@ def _stop_single_run(exc: Exception) -> None:
     """A single run ends on its first error: one line and exit status 2 for input errors."""
     if not isinstance(exc, USER_ERRORS) or _want_traceback():
         raise exc
-    print(f"eventkit: error: {exc}", file=sys.stderr, flush=True)
+    _say_error(f"eventkit: error: {exc}")
     print(f"(set {TRACEBACK_ENV}=1 or hydra.verbose=true for the traceback)", file=sys.stderr, flush=True)
     sys.exit(2)
 
@@ -306,7 +367,7 @@ def _report_failed_job(exc: Exception, job: Any) -> None:
     """A failed sweep job says why in one line; a bug (not an input error) shows its traceback."""
     if not isinstance(exc, USER_ERRORS) or _want_traceback():
         traceback.print_exception(exc, file=sys.stderr)
-    print(f"eventkit: job {job} failed: {one_line(exc)}", file=sys.stderr, flush=True)
+    _say_error(f"eventkit: job {job} failed: {one_line(exc)}")
 
 
 def _absolute_config_path(argv: Sequence[str]) -> list[str]:

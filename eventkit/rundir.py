@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -38,6 +39,41 @@ RESULTS = ("summary.json", "metrics.jsonl", "report.md", CHECKPOINTS)
 class RunDirInUse(ValueError):
     """The run directory already holds another run's files; writing into it would leave that
     run's results (summary, report) looking like this run's."""
+
+
+class RunDirUnusable(ValueError):
+    """The run directory cannot be written: it is a file, not writable, or its disk is full."""
+
+
+def check_usable(path: Path, key: str = "hydra.run.dir") -> None:
+    """Refuse a run directory that is a file (or lies under one) or that cannot be written,
+    before anything is written into it."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "" if probe == path else f" (it would lie under {probe}, which is a file)"
+        raise RunDirUnusable(f"{key}: {path} is not a directory{where}. Fix: choose another {key}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunDirUnusable(f"{key}: cannot write into {probe} (permission denied). "
+                             f"Fix: choose a writable {key}")
+
+
+def explain_os_error(err: OSError, run_dir: Path, key: str = "hydra.run.dir") -> RunDirUnusable | None:
+    """One line for a write that failed for lack of space or permission, naming the path; None
+    for any other OSError."""
+    code = err.errno if err.errno is not None else (err.args[0] if err.args and isinstance(err.args[0], int) else None)
+    where = err.filename or run_dir
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return RunDirUnusable(f"no space left on the device writing {where}. Fix: free space on that disk, "
+                              f"or choose {key} on a disk with room")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return RunDirUnusable(f"cannot write {where} ({os.strerror(code)}). Fix: choose a writable {key}")
+    if code in (errno.EEXIST, errno.ENOTDIR):
+        return RunDirUnusable(f"{key}: cannot create {where}: a file is in the way ({os.strerror(code)}). "
+                              f"Fix: choose another {key}")
+    return None
 
 
 def existing_run_files(path: Path) -> list[str]:
@@ -210,8 +246,13 @@ class RunDir:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise explain_os_error(err, self.path) or err from None
         self.metrics: list[dict] = []
+        #: the pipeline stage in progress (or where the run stopped), see :meth:`stage`
+        self.current_stage: str | None = None
         self._manifest: dict = {}
 
     @property
@@ -230,6 +271,7 @@ class RunDir:
     def stage(self, name: str) -> Iterator[None]:
         """Time a pipeline stage into manifest.json (rewritten after each stage)."""
         t0 = time.perf_counter()
+        self.current_stage = name
         try:
             yield
         finally:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eventkit.rundir import check_unused, existing_run_files, write_text
+from eventkit.rundir import check_unused, check_usable, existing_run_files, write_text
 
 COLUMNS = ("test_accuracy", "best_val_accuracy", "last_test_accuracy", "epochs", "wall_time_s")
 SORT_KEY = "test_accuracy"
@@ -116,10 +116,12 @@ class DirectoryGuard(Callback):  # type: ignore[misc]
     Hydra writes its own record (.hydra/) into it, so the earlier one stays intact."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        _refuse_used(lambda: check_usable(Path(config.hydra.run.dir)))
         _refuse_used(lambda: check_unused(Path(config.hydra.run.dir),
                                           resume=config.get("trainer", {}).get("resume")))
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        _refuse_used(lambda: check_usable(Path(config.hydra.sweep.dir), key="hydra.sweep.dir"))
         _refuse_used(lambda: _check_sweep_dir_unused(Path(config.hydra.sweep.dir)))
 
 

@@ -236,10 +236,10 @@ def _resume(path: Path, net, optimizer, scheduler, rundir: RunDir) -> tuple[int,
     try:
         net.load_state_dict(model)
     except RuntimeError as exc:
-        raise ValueError(f"trainer.resume: the checkpoint in {path} does not fit this network "
-                         f"({str(exc).splitlines()[0]}); resume with the run's own config "
-                         f"(python -m eventkit --config-path {path}/.hydra --config-name config "
-                         f"trainer.resume={path})") from None
+        raise ValueError(f"trainer.resume: the checkpoint in {path} does not fit the network of the config "
+                         f"being resumed ({str(exc).splitlines()[0]}). Fix: resume a run directory whose "
+                         f"config_resolved.yaml and checkpoints/ come from the same run, or start a new "
+                         f"run") from None
     optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},
                         meta["optimizer"])
     scheduler.load_state_dict(meta["scheduler"])

@@ -178,3 +178,121 @@ def test_rerun_from_a_relative_config_path(tmp_path, form):
     out = eventkit(*path_args, "--config-name", "config_resolved", "--cfg", "job", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "seed: 5" in out.stdout and "hidden: 20" in out.stdout
+
+
+# --------------------------------------------------- faults end in one line, recorded
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("eventkit:")]
+
+
+def test_lava_required_without_lava_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVENTKIT_LAVA_ENV", str(tmp_path / "no-lava-env"))
+    monkeypatch.setenv("EVENTKIT_LAVA_PYTHON", str(tmp_path / "no-lava-env" / "bin" / "python"))
+    out = eventkit(*TINY, "target=loihi2", "target.lava=required", f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    errors = _errors(out.stderr)
+    assert len(errors) == 1 and "lava=required" in errors[0] and "Fix:" in errors[0], out.stderr
+    assert "Traceback" not in out.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "no Lava environment" in summary["error"]
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()  # stopped before the first epoch
+
+
+def test_ctrl_c_during_training_says_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "eventkit", *TINY, "trainer.epochs=100000",
+                             f"hydra.run.dir={run_dir}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / "metrics.jsonl").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    last = run_dir / "checkpoints" / "last.safetensors"
+    assert lines[0].startswith("eventkit: interrupted at epoch ")
+    assert f"the last checkpoint is {last}; resume with trainer.resume={run_dir}" in lines[0]
+    assert last.is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("interrupted at epoch ")
+    assert lines[0] in (run_dir / "eventkit.log").read_text()
+
+
+def test_interrupt_before_training_has_no_checkpoint_to_resume(tmp_path):
+    from eventkit.app import explain_failure
+
+    rd = RunDir(tmp_path)
+    with rd.stage("data"):
+        pass
+    exc = explain_failure(KeyboardInterrupt(), rd)
+    assert isinstance(exc, KeyboardInterrupt)
+    assert one_line(exc) == "interrupted during data; no epoch had completed, so there is no checkpoint to resume from"
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_run_dir_that_is_a_file_is_one_line(tmp_path, inside):
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    run_dir = afile / "sub" if inside else afile
+    out = eventkit(*TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    errors = _errors(out.stderr)
+    assert len(errors) == 1 and f"hydra.run.dir: {run_dir} is not a directory" in errors[0]
+    assert "Fix: choose another hydra.run.dir" in errors[0]
+    assert afile.read_text() == "not a directory\n"
+    with pytest.raises(ValueError, match=f"hydra.run.dir: cannot create {run_dir}: a file is in the way.*Fix:"):
+        run(compose(TINY), run_dir)  # in code too
+
+
+def test_full_disk_is_one_line_and_recorded(tmp_path, monkeypatch):
+    import errno
+
+    import eventkit.rundir as rundir_mod
+
+    real = rundir_mod.atomic_path
+
+    def full_disk(path):
+        if Path(path).name == "last.safetensors":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path)
+
+    monkeypatch.setattr(rundir_mod, "atomic_path", full_disk)
+    run_dir = tmp_path / "r"
+    with pytest.raises(ValueError) as info:
+        run(compose(TINY), run_dir)
+    message = one_line(info.value)
+    last = run_dir / "checkpoints" / "last.safetensors"
+    assert message == (f"no space left on the device writing {last}. Fix: free space on that disk, "
+                       "or choose hydra.run.dir on a disk with room")
+    assert str(info.value) == message  # one line
+    assert json.loads((run_dir / "summary.json").read_text()) == {"status": "failed", "error": message}
+
+
+def test_huge_learning_rate_is_one_line(tmp_path):
+    with pytest.raises(ValueError, match=r"lr=1e\+38 is too large.*overflows 32-bit floats.*Fix: lower optimizer.lr"):
+        run(compose([*TINY, "optimizer.lr=1e38"]), tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "lr=1e+38 is too large" in summary["error"]
+    with pytest.raises(ValueError, match="lr=1e\\+39 is too large"):
+        run(compose([*TINY, "optimizer=sgd", "optimizer.lr=1e39"]), tmp_path / "s")
+
+
+def test_run_log_holds_what_eventkit_printed(tmp_path):
+    out = eventkit(*TINY, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    log = (tmp_path / "r" / "eventkit.log").read_text()
+    assert "==== eventkit run summary ====" in log and f"run dir {tmp_path / 'r'}" in log
+    assert "[eventkit]" not in out.stdout and out.stdout.count("==== eventkit run summary ====") == 1
+    bad = eventkit(*TINY, "network.hidden=0", f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "eventkit: error: network.hidden: must be >= 1" in (tmp_path / "bad" / "eventkit.log").read_text()

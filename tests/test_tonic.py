@@ -183,6 +183,24 @@ def test_truncated_file_gives_a_clear_error(shd_root):
         shd(root=str(root), verify=True)
 
 
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_file_corrupted_in_the_middle_gives_one_line(shd_root, where):
+    """Bytes overwritten (not truncated): h5py's own error (OSError, KeyError) becomes one line
+    naming the file and what to do."""
+    root, written = shd_root
+    path = written["train"]["path"]
+    path.with_name(path.name + ".zip").unlink()
+    raw = bytearray(path.read_bytes())
+    at = int(len(raw) * where)
+    raw[at:at + 4096] = b"\xa5" * 4096
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetCorruptError) as info:
+        shd(root=str(root), verify=True, cache=False)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and "corrupt" in message
+    assert "delete it" in message and "download it again from https://" in message
+
+
 def test_wrong_hdf5_content_is_reported(shd_root):
     root, written = shd_root
     import h5py

@@ -7,6 +7,7 @@ Lava check (``lava: auto|required|off``) -> report.
 from __future__ import annotations
 
 import math
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -217,6 +218,21 @@ class LoihiTarget:
             fan_in.append(pre + (h if r else 0))
             pre = h
         self.check_size(sizes, fan_in)
+        self._check_lava_available()
+
+    def _check_lava_available(self) -> None:
+        """``lava: required`` needs a Lava interpreter: look for it before training, not after."""
+        if self.lava != "required":
+            return
+        from .lava_env import env_dir, resolve_lava_python
+
+        if resolve_lava_python(self.lava_python) is None:
+            given = self.lava_python or os.environ.get("EVENTKIT_LAVA_PYTHON")
+            looked = f"{given} cannot import lava, and " if given else ""
+            raise ValueError(
+                f"lava=required but no Lava environment was found ({looked}{env_dir()} holds no built "
+                "environment). Fix: build one with `python -m eventkit_loihi2.lava_env build`, point "
+                "target.lava_python at an interpreter that has Lava, or set target.lava=auto")
 
     def prepare(self, net) -> None:
         """Before training: the network sees its input as the chip does (a repeated (step,

@@ -175,8 +175,9 @@ def check_hdf5(dataset: str, f: SourceFile, path: Path) -> None:
                     f"{dataset}: {path} is inconsistent (spikes/times, spikes/units and labels differ in "
                     f"length); replace it with {f.url} (extracted)."
                 )
-    except OSError as err:
+    except (OSError, KeyError, RuntimeError) as err:  # h5py on damaged bytes
         raise DatasetCorruptError(
-            f"{dataset}: cannot read {path} as HDF5 ({err}); the file is truncated or corrupt: delete it "
+            f"{dataset}: cannot read {path} as HDF5 ({' '.join(str(err).split())}); the file is truncated "
+            f"or corrupt: delete it "
             f"and download it again from {f.url}"
         ) from err

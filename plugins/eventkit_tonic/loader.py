@@ -39,6 +39,13 @@ def read_events(path: Path, start: int, stop: int) -> tuple[np.ndarray, np.ndarr
     return times_us, flat_u.astype(np.int32), lengths, labels
 
 
+def corrupt_message(dataset: str, f: SourceFile, path: Path, why: str) -> str:
+    """One line: which file is damaged and what to do about it."""
+    why = " ".join(why.split())
+    return (f"{dataset}: {path} is corrupt (reading it failed: {why}). Fix: delete it (and "
+            f"{f.zip_name} next to it) and download it again from {f.url}")
+
+
 def preprocess_file(path: Path, config: PreprocessConfig, *, n_classes: int, meta: dict) -> SpikeData:
     with h5py.File(path, "r") as h5:
         n = len(h5["labels"])
@@ -88,8 +95,13 @@ def load_splits(
 
         def build(f=f, path=path, meta=meta):
             validate(dataset, f, root, verify=verify)
-            data = preprocess_file(path, config, n_classes=n_classes, meta=meta)
-            return data, {"speaker": read_speakers(path)}
+            try:
+                data = preprocess_file(path, config, n_classes=n_classes, meta=meta)
+                return data, {"speaker": read_speakers(path)}
+            except DatasetCorruptError as err:  # damaged content found by our own checks
+                raise DatasetCorruptError(corrupt_message(dataset, f, path, str(err))) from None
+            except (OSError, KeyError, RuntimeError, ValueError) as err:  # h5py on damaged bytes
+                raise DatasetCorruptError(corrupt_message(dataset, f, path, f"{type(err).__name__}: {err}")) from err
 
         if cache:
             key_config = {"dataset": dataset, "split": split, "n_sensor": N_SENSOR, **config.as_dict()}

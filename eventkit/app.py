@@ -5,6 +5,7 @@ names a particular dataset, neuron model or target.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -191,7 +192,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
         target.check(cfg)
     except ValueError as exc:
         raise ConfigError(f"target {target.name!r}: {exc}") from None
-    logger = GuardedLogger(registry.build("logger", _plain(cfg.logger)), cfg.logger.name)
+    logger = GuardedLogger(registry.build("logger", _plain(cfg.logger)), cfg.logger.name, rd.record_logger_error)
 
     with rd.stage("data"):
         splits, augment = _load_data(cfg, registry)
@@ -404,5 +405,78 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     install_search_path_plugin()
     sweep.LAST_FAILED.clear()
-    hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=HYDRA_VERSION_BASE)(_task)()
+    with _composition_errors_in_one_line(sys.argv[1:]):
+        hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=HYDRA_VERSION_BASE)(_task)()
     return SWEEP_FAILED_EXIT if sweep.LAST_FAILED else 0
+
+
+#: Hydra launchers/sweepers that the ``sweeps`` extra installs (hydra/<kind>/<option>)
+SWEEPS_EXTRA = {"hydra/launcher": ("joblib", "submitit_local", "submitit_slurm"), "hydra/sweeper": ("optuna",)}
+
+
+def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str | None:
+    """One line (``<override>: <problem>. Fix: ...``) for an unknown config option or a misspelt
+    key found while Hydra composes the config; None for any other error."""
+    import difflib
+
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    def closest(word: str, known: Sequence[str]) -> str | None:
+        match = difflib.get_close_matches(word, known, n=1, cutoff=0.5)
+        return match[0] if match else None
+
+    if isinstance(exc, MissingConfigException) and exc.options is not None and exc.missing_cfg_file:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        known = sorted(str(o) for o in exc.options)
+        if option in SWEEPS_EXTRA.get(group, ()):
+            asked = next((f" (asked for by {o})" for o in overrides if o.startswith("hparams_search=")), "")
+            return (f"{group}={option}{asked}: this {group.split('/')[-1]} comes with eventkit's sweeps extra, which is not "
+                    f"installed. Fix: pip install -e \".[sweeps]\" (or pip install \"eventkit[sweeps]\")")
+        fix = closest(option, known)
+        return (f"{group}={option}: no such option; known: {', '.join(known) or '(none)'}. "
+                f"Fix: {f'{group}={fix}' if fix else f'{group}=<one of the known options>'}")
+    cause = exc.__cause__
+    if isinstance(exc, ConfigCompositionException) and isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
+        key, parent = str(cause.full_key), cause.parent_node
+        known = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
+        value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("~+") == key), "<value>")
+        base = key.rpartition(".")[0]
+        fix = closest(str(cause.key), known)
+        fix = f"{base + '.' if base else ''}{fix}={value}" if fix else "correct the spelling"
+        return f"{key}: no such key; known: {', '.join(known)}. Fix: {fix}"
+    return None
+
+
+@contextlib.contextmanager
+def _composition_errors_in_one_line(overrides: Sequence[str]):
+    """Hydra reports errors found while composing (before the task runs) itself, in several
+    lines and with exit status 1; eventkit's one-line format and exit status 2 instead (unless a
+    traceback is asked for)."""
+    import hydra._internal.utils as hydra_utils
+
+    original = hydra_utils.run_and_report
+
+    def one_line_first(func):
+        def call():
+            try:
+                return func()
+            except Exception as exc:
+                text = None if _want_full_error() else composition_error(exc, overrides)
+                if text is None:
+                    raise
+                print(f"eventkit: error: {text}", file=sys.stderr, flush=True)  # no job log yet
+                print(f"(set {TRACEBACK_ENV}=1 or HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr, flush=True)
+                sys.exit(2)
+
+        return original(call)
+
+    hydra_utils.run_and_report = one_line_first
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
+
+
+def _want_full_error() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0", "false") for name in (TRACEBACK_ENV, "HYDRA_FULL_ERROR"))

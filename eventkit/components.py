@@ -293,10 +293,11 @@ class NullLogger:
 
 class GuardedLogger:
     """Wraps a logger so that its failure never stops training: the first error is reported
-    on stderr and the logger is switched off for the rest of the run."""
+    on stderr (and passed to ``on_failure``, which records it in the run directory) and the
+    logger is switched off for the rest of the run."""
 
-    def __init__(self, logger: Logger, name: str):
-        self.logger, self.name, self.failed = logger, name, None
+    def __init__(self, logger: Logger, name: str, on_failure: Callable[[str], None] | None = None):
+        self.logger, self.name, self.failed, self.on_failure = logger, name, None, on_failure
 
     def _call(self, method: str, *args) -> None:
         if self.failed is not None:
@@ -307,6 +308,11 @@ class GuardedLogger:
             self.failed = f"{type(exc).__name__}: {exc}"
             print(f"eventkit: logger {self.name!r} failed in {method}() and is switched off: {self.failed}",
                   file=sys.stderr)
+            if self.on_failure is not None:
+                try:
+                    self.on_failure(f"logger {self.name!r} failed in {method}(): {self.failed}")
+                except OSError:  # a full disk must not stop training either
+                    pass
 
     def start(self, run_dir: Path, config: dict) -> None:
         self._call("start", run_dir, config)

@@ -254,6 +254,9 @@ class RunDir:
         #: the pipeline stage in progress (or where the run stopped), see :meth:`stage`
         self.current_stage: str | None = None
         self._manifest: dict = {}
+        #: why an external logger stopped (the run went on without it); in manifest and summary
+        self.logger_error: str | None = None
+        self._summary: dict | None = None
 
     @property
     def checkpoints(self) -> Path:
@@ -308,7 +311,19 @@ class RunDir:
                    "".join(json.dumps(r, default=_jsonable) + "\n" for r in self.metrics))
 
     def write_summary(self, summary: dict) -> None:
+        if self.logger_error is not None:
+            summary["logger_error"] = self.logger_error
+        self._summary = summary
         write_json(self.path / "summary.json", summary)
+
+    def record_logger_error(self, error: str) -> None:
+        """An external logger failed and was switched off: record why in manifest.json, and in
+        summary.json if this run has written it already (else when it does)."""
+        self.logger_error = error
+        self._manifest["logger_error"] = error
+        write_json(self.path / "manifest.json", self._manifest)
+        if self._summary is not None:
+            self.write_summary(self._summary)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,7 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
     seconds = (train.n_steps * train.dt) / 1000.0
     epoch_bar = _bar(range(start_epoch, loop.epochs), loop.progress, desc="epochs", initial=start_epoch,
                      total=loop.epochs, unit="ep")
+    warned = False
     for epoch in epoch_bar:
         t0 = time.perf_counter()
         rng = np.random.default_rng([loop.seed, epoch])
@@ -197,6 +199,12 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
                 best_val, best_epoch, improved = v["accuracy"], epoch + 1, True
         else:
             best_epoch, improved = epoch + 1, True
+        warning = _exploding(row["train_loss"], rundir.metrics[0]["train_loss"] if rundir.metrics else None, lr)
+        if warning:
+            row["warning"] = warning
+            if not warned:  # once on the console; every such epoch's metrics row records it
+                print(f"eventkit: warning: epoch {epoch + 1}: {warning}", file=sys.stderr, flush=True)
+                warned = True
         row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         # the checkpoint first, then the metrics line: a metrics row always has its checkpoint
         if improved:
@@ -219,6 +227,23 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
             break
     return FitResult(epochs=len(rundir.metrics), best_epoch=best_epoch, best_val_accuracy=best_val,
                      metrics=list(rundir.metrics), resumed_from=resumed_from)
+
+
+#: an epoch's training loss above this, or EXPLODING_FACTOR times the first epoch's, is diverging
+EXPLODING_LOSS = 1e6
+EXPLODING_FACTOR = 100.0
+
+
+def _exploding(loss: float, first: float | None, lr: float) -> str | None:
+    """A warning when a finite training loss explodes (training goes on; an inf/NaN stops it)."""
+    if loss > EXPLODING_LOSS:
+        why = f"training loss {loss:.3g} exceeds {EXPLODING_LOSS:.0e}"
+    elif first is not None and first > 0 and loss > EXPLODING_FACTOR * first:
+        why = f"training loss {loss:.3g} is over {EXPLODING_FACTOR:.0f}x the first epoch's ({first:.3g})"
+    else:
+        return None
+    return (f"{why} (learning rate {lr:g}): training is diverging. Fix: lower optimizer.lr (e.g. 100x lower) "
+            f"or set trainer.grad_clip=1.0")
 
 
 def _non_finite(what: str, epoch: int, batch: int, ckpt_dir: Path) -> None:
@@ -251,9 +276,18 @@ def _resume(path: Path, net, optimizer, scheduler, rundir: RunDir) -> tuple[int,
     return epoch, meta.get("best_val_accuracy"), meta.get("best_epoch")
 
 
+def _on_terminal() -> bool:
+    return all(getattr(stream, "isatty", lambda: False)() for stream in (sys.stdout, sys.stderr))
+
+
 def _bar(iterable, enabled: bool, **kwargs):
+    """A tqdm bar on a terminal; written to a file or a pipe, one plain line per epoch (on
+    stdout, at the bar's ``set_postfix``) and nothing per batch, so logs hold no control codes."""
     if not enabled:
         return _Silent(iterable)
+    if not _on_terminal():
+        return _Silent(iterable) if kwargs.get("leave") is False else _Lines(iterable, kwargs.get("initial", 0),
+                                                                              kwargs.get("total"))
     from tqdm.auto import tqdm
 
     return tqdm(iterable, dynamic_ncols=True, **kwargs)
@@ -268,3 +302,19 @@ class _Silent:
 
     def set_postfix(self, *args, **kwargs):
         pass
+
+
+class _Lines(_Silent):
+    """``epoch 3/30: loss=0.4123 train=0.871 val=0.860 (1.2 s)``, one line per ``set_postfix``."""
+
+    def __init__(self, iterable, initial: int = 0, total: int | None = None):
+        super().__init__(iterable)
+        self.done, self.total, self.t0 = initial, total, time.perf_counter()
+
+    def set_postfix(self, *args, **kwargs):
+        self.done += 1
+        now = time.perf_counter()
+        seconds, self.t0 = now - self.t0, now
+        fields = " ".join(f"{k}={v}" for k, v in kwargs.items())
+        print(f"epoch {self.done}/{self.total if self.total is not None else '?'}: {fields} ({seconds:.1f} s)",
+              flush=True)

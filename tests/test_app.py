@@ -133,10 +133,48 @@ def test_cli_error_is_one_message_without_traceback(tmp_path, override, needle):
     assert out.returncode != 0 and "Traceback" in out.stderr
 
 
-def test_unknown_group_option_is_reported_by_hydra(tmp_path):
-    out = eventkit("neuron=lfi", cwd=tmp_path)
-    assert out.returncode != 0
-    assert "Could not find 'neuron/lfi'" in out.stderr and "lif" in out.stderr
+def _one_error_line(out):
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2, out.stderr
+    assert lines[0].startswith("eventkit: error:") and len(lines) <= 2, out.stderr
+    assert lines[1:] in ([], ["(set EVENTKIT_TRACEBACK=1 or HYDRA_FULL_ERROR=1 for the traceback)"]), out.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("neuron=lifff", ["neuron=lifff: no such option; known:", "lif", "loihi_cuba", "Fix: neuron=lif"]),
+    ("network.hiddn=5", ["network.hiddn: no such key; known: hidden, layers", "Fix: network.hidden=5"]),
+    ("nuron=lif", ["nuron: no such key", "Fix: neuron=lif"]),
+])
+def test_unknown_option_or_key_is_one_line_with_the_known_names(tmp_path, override, needles):
+    line = _one_error_line(eventkit(override, cwd=tmp_path))
+    for needle in needles:
+        assert needle in line, line
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("hydra/launcher=joblib", "hydra/launcher=joblib: this launcher comes with eventkit's sweeps extra"),
+    ("hparams_search=yinyang_optuna", "hydra/sweeper=optuna (asked for by hparams_search=yinyang_optuna)"),
+])
+def test_sweep_plugin_without_the_sweeps_extra_names_the_extra(tmp_path, override, needle):
+    # an empty regular ``hydra_plugins`` package hides the installed Hydra plugins (as without the extra)
+    (tmp_path / "hydra_plugins").mkdir()
+    (tmp_path / "hydra_plugins" / "__init__.py").write_text("")
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    line = _one_error_line(eventkit("-m", override, "seed=1,2", cwd=tmp_path, env={"PYTHONPATH": path}))
+    assert needle in line and 'Fix: pip install -e ".[sweeps]"' in line, line
+
+
+def test_progress_to_a_pipe_is_one_plain_line_per_epoch(tmp_path):
+    args = [a for a in TINY if a != "trainer.progress=false"]
+    out = eventkit(*args, "trainer.progress=true", f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for stream in (out.stdout, out.stderr):
+        assert "\r" not in stream and "\x1b" not in stream, repr(stream[-500:])
+    lines = [line for line in out.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"], out.stdout
+    assert "loss=" in lines[0] and "val=" in lines[0]
 
 
 def test_public_api_fits_one_screen_and_resolves():

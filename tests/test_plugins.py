@@ -100,6 +100,46 @@ def test_logger_failure_never_kills_training(tmp_path, capsys):
     assert "logger 'broken' failed in start()" in capsys.readouterr().err
 
 
+def test_logger_that_fails_to_start_is_recorded_in_the_run_dir(tmp_path):
+    """wandb missing: the run goes on, and its manifest and summary say that nothing was logged."""
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "wandb.py").write_text("raise ModuleNotFoundError(\"No module named 'wandb'\", name='wandb')\n")
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-m", "eventkit", *TINY, "logger=wandb", f"hydra.run.dir={run}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert summary["status"] == "ok"
+    for record in (summary, manifest):
+        assert "logger 'wandb' failed in start()" in record["logger_error"], record
+        assert "No module named 'wandb'" in record["logger_error"]
+
+
+def test_logger_failure_after_the_summary_updates_it(tmp_path):
+    from eventkit.components import GuardedLogger
+    from eventkit.rundir import RunDir
+
+    class FailsAtFinish:
+        def start(self, run_dir, config):
+            pass
+
+        def finish(self, summary):
+            raise ConnectionError("no network")
+
+    rd = RunDir(tmp_path)
+    rd.start_manifest(0, [])
+    logger = GuardedLogger(FailsAtFinish(), "flaky", rd.record_logger_error)
+    logger.start(tmp_path, {})
+    rd.write_summary({"status": "ok"})
+    logger.finish({})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "ok" and "failed in finish(): ConnectionError: no network" in summary["logger_error"]
+    assert json.loads((tmp_path / "manifest.json").read_text())["logger_error"] == summary["logger_error"]
+
+
 def test_example_plugin_installed_as_separate_distribution(tmp_path):
     """pip-installs examples/eventkit_example (its own pyproject) into a separate directory and
     runs eventkit with its dataset selected; the core is not touched."""

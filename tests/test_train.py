@@ -149,6 +149,26 @@ def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_checkpoint(tmp_pat
     assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
 
 
+def test_exploding_finite_loss_warns_once_and_records_it_per_epoch(tmp_path, capsys):
+    splits, net = _tiny()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    calls = {"n": 0}
+    base = cross_entropy()
+
+    def exploding(readout, labels):  # 3 batches per epoch: from epoch 2 on, 1000x the loss (finite)
+        calls["n"] += 1
+        return base(readout, labels) * (1000.0 if calls["n"] > 3 else 1.0)
+
+    rd = RunDir(tmp_path)
+    fit(net, splits.train, None, loop=_loop(epochs=3), loss_fn=exploding, optimizer=opt, scheduler=Constant(opt),
+        augmentations=[], rundir=rd, logger=_NoLog())
+    assert "warning" not in rd.metrics[0]
+    for row in rd.metrics[1:]:
+        assert "training is diverging" in row["warning"] and "Fix: lower optimizer.lr" in row["warning"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("eventkit: warning:")]
+    assert len(warnings) == 1 and "epoch 2" in warnings[0] and "first epoch's" in warnings[0]
+
+
 def test_silent_fix_raises_input_weights_of_silent_neurons_only():
     _, net = _tiny(hidden=4)
     before = net.ff0.detach().clone()

@@ -54,7 +54,8 @@ class Delay:
     init: tuple[float, float] = (0.0, 0.0)  # uniform [lo, hi]; lo == hi: a constant
 
     def steps(self, dt: float) -> int:
-        """Slots of history a delay needs: ceil(max / dt) (+1 for the sub-step part in exact mode)."""
+        """The longest delay in whole grid steps, ceil(max / dt): an arrival lands at most this
+        many grid times after its spike's step ends, so buffers hold steps + 1 grid times."""
         return int(math.ceil(self.max / dt - 1e-9))
 
 

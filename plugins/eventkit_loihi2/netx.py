@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from .emulator import EmulatorResult
-from .quantize import ChipNetwork
+from .quantize import ChipNetwork, chip_delays
 
 
 def _text(group: h5py.Group, key: str, value: str) -> None:
@@ -104,24 +104,6 @@ def write_samples(data, result: EmulatorResult, n: int, path: str | Path,
     return path
 
 
-def _read_delay(g, path, key) -> np.ndarray:
-    """A layer's ``delay`` (a scalar or 1-D array is broadcast, as lava-dl does), checked against
-    what the chip holds: integers in 0..MAX_DELAY steps."""
-    from .quantize import MAX_DELAY
-
-    raw = np.asarray(g["delay"][()])
-    weight_shape = g["weight"].shape
-    try:
-        d = np.broadcast_to(raw, weight_shape)
-    except ValueError:
-        raise ValueError(f"{path}: layer/{key}/delay has shape {raw.shape}, the weights "
-                         f"{weight_shape}") from None
-    if not np.all(np.isfinite(d)) or np.any(d != np.round(d)) or d.min() < 0 or d.max() > MAX_DELAY:
-        raise ValueError(f"{path}: layer/{key}/delay must hold integers in 0..{MAX_DELAY} steps "
-                         f"(found {d.min():g}..{d.max():g}); Loihi 2 cannot hold longer delays")
-    return np.ascontiguousarray(d, dtype=np.int32)
-
-
 def read_netx(path: str | Path, dt: float = 1.0, n_steps: int = 0) -> ChipNetwork:
     """Read a NetX file of the layout written here back into a ChipNetwork (for benchmarks and
     round-trip checks; dense / dense_rec layers with CUBA neurons only)."""
@@ -146,7 +128,8 @@ def read_netx(path: str | Path, dt: float = 1.0, n_steps: int = 0) -> ChipNetwor
             if nrn["type"][0] != b"CUBA":
                 raise ValueError(f"{path}: layer/{key} neuron must be CUBA")
             w_rec = g["weight_rec"][()].astype(np.int32) if kind == "dense_rec" else None
-            delay = _read_delay(g, path, key) if "delay" in g else None
+            delay = (chip_delays(g["delay"][()], g["weight"].shape, f"{path}: layer/{key}/delay",
+                                 "Loihi 2 cannot hold such delays") if "delay" in g else None)
             if delay is not None and np.any(delay) and w_rec is not None:
                 raise ValueError(f"{path}: layer/{key} is dense_rec with delays, which NetX applies "
                                  "to the recurrent synapse too; such a file does not run as trained")

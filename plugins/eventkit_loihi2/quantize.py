@@ -223,11 +223,21 @@ def _delay(layer: dict, shape, where, dt: float, ms_key: str) -> np.ndarray | No
         d = np.rint(ms / dt)
     if d is None:
         return None
-    d = np.broadcast_to(np.asarray(d), shape)
-    if np.any(d != np.round(d)) or d.min() < 0 or d.max() > MAX_DELAY:
+    return chip_delays(d, shape, where, f"train with target=loihi2 (round mode, max {MAX_DELAY} "
+                                        "steps) or clip them")
+
+
+def chip_delays(d, shape, where: str, fix: str) -> np.ndarray:
+    """``d`` broadcast to the synapses' ``shape`` (a scalar or 1-D array is broadcast, as
+    lava-dl does) and checked against what the chip holds: integers in 0..MAX_DELAY steps."""
+    raw = np.asarray(d)
+    try:
+        d = np.broadcast_to(raw, shape)
+    except ValueError:
+        raise ValueError(f"{where}: delays of shape {raw.shape} do not fit the weights {shape}") from None
+    if not np.all(np.isfinite(d)) or np.any(d != np.round(d)) or d.min() < 0 or d.max() > MAX_DELAY:
         raise ValueError(f"{where}: delays must be integers in 0..{MAX_DELAY} steps "
-                         f"(found {d.min():g}..{d.max():g}); train with target=loihi2 (round mode, "
-                         f"max {MAX_DELAY} steps) or clip them")
+                         f"(found {d.min():g}..{d.max():g}); {fix}")
     return np.ascontiguousarray(d, dtype=np.int32)
 
 

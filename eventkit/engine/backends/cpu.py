@@ -38,6 +38,7 @@ class CpuPlan:
     out_blk: np.ndarray
     in_blk: np.ndarray
     n_w: int
+    n_slots: int  # grid times the delay ring and adjoint history hold (0: no delays)
     capacity: int  # spike records per sample (grows on overflow up to max_spikes)
     max_spikes: int
     n_groups: int
@@ -111,7 +112,7 @@ class CpuBackend:
             )
         n_hidden = int(pop_off[-2])
         return CpuPlan(topology, dt, n_steps, pop_off, coef, spiking, tau_mem, blk, w_off,
-                       out_start, out_blk, in_blk, off,
+                       out_start, out_blk, in_blk, off, n_slots,
                        capacity=min(max_spikes, max(4096, 8 * n_hidden)), max_spikes=max_spikes,
                        n_groups=n_groups)
 
@@ -160,9 +161,8 @@ class CpuBackend:
         if not any_delay:
             d_steps = np.zeros(1, dtype=np.int32)
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
-        n_slots = max((c.delay.steps(plan.dt) + 1 for c in plan.topology.delayed), default=0)
         return CpuInputs(w, coef.astype(dtype), blk, d_steps, d_frac, d_bm, d_am,
-                         n_slots if any_delay else 0)
+                         plan.n_slots if any_delay else 0)
 
     def forward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData) -> dict:
         dtype = inputs.w.dtype

@@ -22,7 +22,7 @@ from eventkit.components import GuardedLogger
 from eventkit.data import DatasetSplits
 from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
                              normalize_overrides, validate)
-from eventkit.registry import Registry, get_registry
+from eventkit.registry import Registry, get_registry, install_hint
 from eventkit.resume import resumed_config
 from eventkit.rundir import (BEST, LAST, RunDir, check_unused, explain_os_error, load_checkpoint,
                              write_plots_and_report)
@@ -433,6 +433,9 @@ def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str 
             asked = next((f" (asked for by {o})" for o in overrides if o.startswith("hparams_search=")), "")
             return (f"{group}={option}{asked}: this {group.split('/')[-1]} comes with eventkit's sweeps extra, which is not "
                     f"installed. Fix: pip install -e \".[sweeps]\" (or pip install \"eventkit[sweeps]\")")
+        hint = install_hint(group, option)
+        if hint:
+            return f"{group}={option}: {hint}"
         fix = closest(option, known)
         return (f"{group}={option}: no such option; known: {', '.join(known) or '(none)'}. "
                 f"Fix: {f'{group}={fix}' if fix else f'{group}=<one of the known options>'}")

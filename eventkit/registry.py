@@ -55,6 +55,28 @@ KINDS = {
 }
 
 
+#: What the plugins kept in eventkit's repository (each its own distribution under plugins/)
+#: provide, as data: naming one of these components without its plugin installed says which
+#: distribution to install. The core imports none of them; a test checks this table against what
+#: the installed plugins register.
+BUILTIN_PLUGINS: dict[str, dict[str, tuple[str, ...]]] = {
+    "eventkit-tonic": {"dataset": ("shd", "ssc"),
+                       "experiment": ("shd", "shd_delays", "shd_fast", "ssc", "ssc_delays")},
+    "eventkit-loihi2": {"target": ("loihi2",), "neuron": ("loihi_cuba", "loihi_li")},
+    "eventkit-wandb": {"logger": ("wandb",)},
+}
+
+
+def install_hint(group: str, name: str) -> str | None:
+    """'<group> <name> comes with the X plugin, which is not installed. Fix: ...' when ``name`` is
+    a component of a built-in plugin; None otherwise."""
+    for dist, groups in BUILTIN_PLUGINS.items():
+        if name in groups.get(group, ()):
+            return (f"{group} {name!r} comes with the {dist} plugin, which is not installed. "
+                    f"Fix: pip install -e plugins/{dist.replace('-', '_')} (in the eventkit checkout)")
+    return None
+
+
 class RegistryError(ValueError):
     """A component name is unknown, duplicated, or its config does not fit its factory."""
 
@@ -94,6 +116,9 @@ class Registry:
         """The entry for ``name``; unknown names raise RegistryError listing what is known."""
         self._check_kind(kind)
         if not isinstance(name, str) or name not in self.entries[kind]:
+            hint = install_hint(kind, name) if isinstance(name, str) else None
+            if hint and not any(p.error for p in self.plugins):
+                raise RegistryError(hint)
             known = self.entries[kind]
             listing = ", ".join(f"{n} ({e.provider})" for n, e in sorted(known.items())) or "none"
             msg = f"unknown {kind} {name!r}. Known {kind} names: {listing}."

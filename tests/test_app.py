@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["dataset.n_train=200", "dataset.n_val=64", "dataset.n_test=64", "network.hidden=30",
-        "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=2", "trainer.batch_size=32",
-        "trainer.progress=false"]
+from eventkit.testing import run_cli, tiny_run
+
+TINY = tiny_run(epochs=2, hidden=30, n_train=200, n_eval=64, batch_size=32)
 
 
 def eventkit(*args, cwd, timeout=300, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "eventkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, **kw)
+    return run_cli(*args, cwd=cwd, timeout=timeout, env=env, **kw)
 
 
 def _without_time(rows):
@@ -142,7 +141,7 @@ def _one_error_line(out):
 
 
 @pytest.mark.parametrize("override, needles", [
-    ("neuron=lifff", ["neuron=lifff: no such option; known:", "lif", "loihi_cuba", "Fix: neuron=lif"]),
+    ("neuron=lifff", ["neuron=lifff: no such option; known:", "lif", "li", "Fix: neuron=lif"]),
     ("network.hiddn=5", ["network.hiddn: no such key; known: hidden, layers", "Fix: network.hidden=5"]),
     ("nuron=lif", ["nuron: no such key", "Fix: neuron=lif"]),
 ])

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from eventkit.data import SpikeData, from_samples
 from eventkit.engine import LI, LIF, EventpropNet, MaxV, Simulation, spike_count_regularizer
-from engine_helpers import accuracy, random_data, train_until, two_pattern_task
+from eventkit.testing import accuracy, random_data, train_until, two_pattern_task
 
 
 def test_small_network_learns_two_patterns_quickly():

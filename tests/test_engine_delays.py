@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from eventkit.data import from_samples
 from eventkit.engine import LIF, Delay, EventpropNet, ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, SumV
-from engine_helpers import random_data, spike_pattern
+from eventkit.testing import random_data, spike_pattern
 from test_engine_gradients import loss_for
 
 READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), PerStepV()]

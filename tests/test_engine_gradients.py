@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from eventkit.engine import (LIF, EventpropNet, ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV,
                              SumV)
-from engine_helpers import finite_difference_check, random_data
+from eventkit.testing import finite_difference_check, random_data
 
 READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), PerStepV()]
 

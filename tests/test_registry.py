@@ -101,7 +101,6 @@ def test_cli_lists_plugins_with_kind_and_provider():
     lines = out.stdout.splitlines()
     assert lines[0].split()[:3] == ["KIND", "NAME", "PROVIDED"]
     assert any(line.split()[:2] == ["optimizer", "adam"] and "eventkit" in line for line in lines)
-    assert any(line.split()[:2] == ["logger", "wandb"] and "eventkit_wandb" in line for line in lines)
     assert "Plugins:" in out.stdout
 
 

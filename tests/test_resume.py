@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from eventkit.testing import run_cli, tiny_run
 from eventkit.app import run
 from eventkit.config import ConfigError, compose
 from eventkit.rundir import RunDir
 
-TINY = ["dataset.n_train=120", "dataset.n_val=40", "dataset.n_test=40", "network.hidden=20",
-        "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.batch_size=40", "trainer.progress=false"]
+TINY = [o for o in tiny_run() if not o.startswith("trainer.epochs=")]
 ORIGINAL = [*TINY, "optimizer.lr=0.05", "scheduler=constant"]  # both differ from the defaults
 
 

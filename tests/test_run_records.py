@@ -12,21 +12,19 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from eventkit.testing import run_cli, tiny_run
 from eventkit.app import one_line, run
 from eventkit.config import compose, validate
 from eventkit.rundir import RunDir, RunDirInUse, check_unused
 from eventkit.sweep import write_summary
 from eventkit.train import NonFiniteLoss
 
-TINY = ["dataset.n_train=120", "dataset.n_val=40", "dataset.n_test=40", "network.hidden=20",
-        "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=1", "trainer.batch_size=40",
-        "trainer.progress=false"]
+TINY = tiny_run()
 OLD_SUMMARY = {"status": "ok", "test_accuracy": 0.97, "best_val_accuracy": 0.96, "epochs": 30}
 
 
 def eventkit(*args, cwd, module="eventkit"):
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ))
+    return run_cli(*args, cwd=cwd, module=module)
 
 
 def _finished_run(path: Path) -> Path:
@@ -183,19 +181,6 @@ def test_rerun_from_a_relative_config_path(tmp_path, form):
 # --------------------------------------------------- faults end in one line, recorded
 def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("eventkit:")]
-
-
-def test_lava_required_without_lava_is_refused_before_training(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVENTKIT_LAVA_ENV", str(tmp_path / "no-lava-env"))
-    monkeypatch.setenv("EVENTKIT_LAVA_PYTHON", str(tmp_path / "no-lava-env" / "bin" / "python"))
-    out = eventkit(*TINY, "target=loihi2", "target.lava=required", f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
-    assert out.returncode == 2, out.stderr
-    errors = _errors(out.stderr)
-    assert len(errors) == 1 and "lava=required" in errors[0] and "Fix:" in errors[0], out.stderr
-    assert "Traceback" not in out.stderr
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["status"] == "failed" and "no Lava environment" in summary["error"]
-    assert not (tmp_path / "r" / "metrics.jsonl").exists()  # stopped before the first epoch
 
 
 def test_ctrl_c_during_training_says_how_to_resume(tmp_path):

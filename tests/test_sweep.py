@@ -8,11 +8,10 @@ import sys
 
 import pytest
 
+from eventkit.testing import run_cli, tiny_run
 from eventkit.sweep import write_summary
 
-TINY = ["dataset.n_train=120", "dataset.n_val=40", "dataset.n_test=40", "network.hidden=20",
-        "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=1", "trainer.batch_size=40",
-        "trainer.progress=false"]
+TINY = tiny_run()
 
 
 def multirun(tmp_path, *args):

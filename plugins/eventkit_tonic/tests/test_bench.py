@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from eventkit.datasets import bench
+from eventkit_tonic import bench
 
 
 @pytest.mark.parametrize("in_memory", [True, False])

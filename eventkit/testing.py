@@ -1,6 +1,16 @@
-"""Small networks and spike data for the engine tests."""
+"""Test helpers for eventkit and its plugins: small networks and spike data for engine tests,
+a finite-difference gradient check, and the tiny command-line run the run/CLI tests share.
+
+Plugins' test suites import these (``from eventkit.testing import random_data``) the way Hydra's
+plugins use ``hydra.test_utils``.
+"""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -91,3 +101,20 @@ def train_until(net, train, test, max_epochs, target=0.95, lr=0.01, batch=32):
         if acc >= target:
             break
     return acc
+
+
+def tiny_run(*, epochs: int = 1, hidden: int = 20, n_train: int = 120, n_eval: int = 40,
+             batch_size: int = 40) -> list[str]:
+    """Overrides for a seconds-long default (Yin-Yang) run: small splits, a small hidden layer
+    with input weights large enough to spike, no progress bars."""
+    return [f"dataset.n_train={n_train}", f"dataset.n_val={n_eval}", f"dataset.n_test={n_eval}",
+            f"network.hidden={hidden}", "network.init.ff_mean=3.0", "network.init.ff_std=1.0",
+            f"trainer.epochs={epochs}", f"trainer.batch_size={batch_size}", "trainer.progress=false"]
+
+
+def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 600,
+            module: str = "eventkit", **kw) -> subprocess.CompletedProcess:
+    """``python -m eventkit ARGS`` in a subprocess (text output captured; ``env`` adds to the
+    current environment)."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, **kw)

@@ -1,4 +1,4 @@
-"""Data-pipeline benchmark: ``python -m eventkit.datasets.bench [--json PATH] [--quick]``.
+"""Data-pipeline benchmark: ``python -m eventkit_tonic.bench [--json PATH] [--quick]``.
 
 What it measures, on synthetic stand-ins (the real files cannot be assumed present):
 
@@ -102,7 +102,7 @@ def bench_preprocess(args, workdir: Path) -> tuple[SpikeData, dict]:
         del parts
         return data, dict(preprocess_s=seconds + dt_s, preprocess_cpu_s=cpu + c, raw_events=events,
                           source="in-memory events")
-    from eventkit_tonic.loader import preprocess_file
+    from .loader import preprocess_file
 
     path = workdir / "ssc_like_train.h5"
     events, write_s, _ = _timed(lambda: write_ssc_like_file(path, args.samples, args.events_per_sample, args.seed))
@@ -160,7 +160,7 @@ def bench_engine(data: SpikeData, hidden: int, batch: int, repeats: int) -> dict
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m eventkit.datasets.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m eventkit_tonic.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--samples", type=int, default=75_000, help="SSC-sized set (SSC train: 75,466)")
     p.add_argument("--events-per-sample", type=float, default=8000.0,
                    help="raw events per sample (default: SHD-like ~8 per ms over 1 s)")

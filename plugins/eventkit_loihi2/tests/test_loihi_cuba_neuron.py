@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from eventkit.data import from_samples
 from eventkit.engine import EventpropNet, ExpWeightedMeanV, SumV
 from eventkit_loihi2.neuron import LoihiCUBA
-from engine_helpers import finite_difference_check, random_data, train_until, two_pattern_task
+from eventkit.testing import finite_difference_check, random_data, train_until, two_pattern_task
 
 
 def reference_cuba(data, w_ff, w_rec, w_out, du, dv, theta, n_steps):

@@ -14,7 +14,7 @@ from eventkit_loihi2.emulator import emulate
 from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.quantize import quantize
 from eventkit_loihi2.target import LoihiTarget
-from engine_helpers import random_data
+from eventkit.testing import random_data
 from test_loihi2_lava import needs_lava
 
 

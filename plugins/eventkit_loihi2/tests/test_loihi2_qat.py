@@ -10,7 +10,7 @@ from eventkit.engine import EventpropNet
 from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.quantize import chip_parameters
 from eventkit_loihi2.target import READOUT_ON_CHIP, LoihiTarget
-from engine_helpers import random_data
+from eventkit.testing import random_data
 
 
 def _net():

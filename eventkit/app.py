@@ -26,7 +26,9 @@ from eventkit.registry import Registry, get_registry, install_hint
 from eventkit.resume import resumed_config
 from eventkit.rundir import (BEST, LAST, RunDir, check_unused, explain_os_error, load_checkpoint,
                              write_plots_and_report)
-from eventkit.train import LoopConfig, NonFiniteLoss, evaluate, fit, split_validation
+from eventkit.networks import NetworkConfig, build_network
+from eventkit.schema import from_config
+from eventkit.train import NonFiniteLoss, TrainerConfig, evaluate, fit, split_validation
 
 TRACEBACK_ENV = "EVENTKIT_TRACEBACK"
 #: failures caused by the input (config, data, divergence): reported as one line, no traceback
@@ -41,26 +43,6 @@ SWEEP_FAILED_EXIT = 3
 
 def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
-
-
-def build_network(cfg: DictConfig, registry: Registry, data, seed: int):
-    """EventpropNet from the network/neuron/readout groups and the data's shape."""
-    from eventkit.engine import EventpropNet
-
-    neuron = registry.build("neuron", _plain(cfg.neuron))
-    output = registry.build("neuron", _plain(cfg.network.output), where="network.output")
-    readout = registry.build("readout", _plain(cfg.readout))
-    hidden = _plain(cfg.network.hidden)
-    hidden = list(hidden) if isinstance(hidden, list) else [hidden] * cfg.network.layers
-    try:
-        return EventpropNet(
-            n_in=data.n_channels, n_out=data.n_classes, hidden=hidden, recurrent=_plain(cfg.network.recurrent),
-            neuron=neuron, output=output, readout=readout, dt=data.dt, n_steps=data.n_steps,
-            init=_plain(cfg.network.init), delays=_plain(cfg.network.get("delays")),
-            generator=torch.Generator().manual_seed(seed),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"network: {exc}") from None
 
 
 def _load_data(cfg: DictConfig, registry: Registry):
@@ -183,15 +165,13 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     seed = int(cfg.seed)
     rd.write_config(OmegaConf.to_yaml(cfg))
     rd.start_manifest(seed, [{"name": p.name, "provider": p.provider, "error": p.error} for p in registry.plugins])
-    threads = _set_threads(cfg.trainer.threads)
+    trainer = from_config(TrainerConfig, cfg.trainer, "trainer")
+    network = from_config(NetworkConfig, cfg.network, "network")
+    threads = _set_threads(trainer.threads)
     # Adam squares tiny gradients; denormal floats would make each optimizer step ~100x slower
     torch.set_flush_denormal(True)
     torch.manual_seed(seed)
 
-    try:
-        target.check(cfg)
-    except ValueError as exc:
-        raise ConfigError(f"target {target.name!r}: {exc}") from None
     logger = GuardedLogger(registry.build("logger", _plain(cfg.logger)), cfg.logger.name, rd.record_logger_error)
 
     with rd.stage("data"):
@@ -199,40 +179,40 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
         train, val = splits.train, splits.val
         if val is None:
             try:
-                train, val = split_validation(train, float(cfg.trainer.val_fraction), seed)
+                train, val = split_validation(train, trainer.val_fraction, seed)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
     with rd.stage("build"):
-        net = build_network(cfg, registry, train, seed)
+        net = build_network(network, {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)}, registry,
+                            train, seed)
+        try:  # before training: can the target run this network on this data?
+            target.check(net, train)
+        except ValueError as exc:
+            raise ConfigError(f"target {target.name!r}: {exc}") from None
         prepare = getattr(target, "prepare", None)  # optional: e.g. quantisation-aware training
         if prepare is not None:
             prepare(net)
         loss_fn = registry.build("loss", _plain(cfg.loss))
         # learnable delays get their own (unscheduled) learning rate, network.delay_lr
         optimizer = registry.build("optimizer", _plain(cfg.optimizer),
-                                   net.param_groups(cfg.network.get("delay_lr")))
+                                   net.param_groups(network.delay_lr))
         scheduler = registry.build("scheduler", _plain(cfg.scheduler), optimizer)
     logger.start(rd.path, OmegaConf.to_container(cfg))
-    loop = LoopConfig(
-        epochs=cfg.trainer.epochs, batch_size=cfg.trainer.batch_size, eval_batch_size=cfg.trainer.eval_batch_size,
-        grad_clip=cfg.trainer.grad_clip, silent_fix=float(cfg.trainer.silent_fix),
-        reg_strength=float(cfg.network.regularizer.strength), reg_nu=float(cfg.network.regularizer.nu),
-        seed=seed, progress=bool(cfg.trainer.progress), patience=cfg.trainer.get("patience"),
-    )
-    resume = Path(cfg.trainer.resume) if cfg.trainer.resume else None
+    resume = Path(trainer.resume) if trainer.resume else None
     _print(f"eventkit: {cfg.dataset.name} ({len(train)} train / {len(val) if val is not None else 0} val / "
            f"{len(splits.test)} test, {train.n_channels} inputs, {train.n_steps} steps of {train.dt} ms) -> "
            f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {cfg.network.output.name}, "
            f"readout {cfg.readout.name}; {threads} threads; run dir {rd.path}")
     with rd.stage("train"):
-        result = fit(net, train, val, loop=loop, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
+        result = fit(net, train, val, loop=trainer, regularizer=network.regularizer, seed=seed, loss_fn=loss_fn,
+                     optimizer=optimizer, scheduler=scheduler,
                      augmentations=augment, rundir=rd, logger=logger, resume=resume)
     with rd.stage("evaluate"):
-        last = evaluate(net, splits.test, loss_fn, loop.eval_batch_size)
+        last = evaluate(net, splits.test, loss_fn, trainer.eval_batch_size)
         tensors, meta = load_checkpoint(rd.checkpoints / BEST)
         net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         best = last if meta.get("epoch") == result.epochs else evaluate(net, splits.test, loss_fn,
-                                                                         loop.eval_batch_size)
+                                                                         trainer.eval_batch_size)
     summary = {
         "status": "ok",
         "test_accuracy": best["accuracy"],
@@ -248,7 +228,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     if notices:
         summary["notices"] = notices
     with rd.stage("deploy"):
-        deployed = target.deploy(net, splits, rd.path, cfg)
+        deployed = target.deploy(net, splits, rd.path)
         summary["deploy"] = {target.name: deployed}
     with rd.stage("report"):
         write_plots_and_report(rd, net, splits.test, summary, cfg)

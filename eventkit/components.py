@@ -15,9 +15,8 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 
-from eventkit.data import DatasetSplits
+from eventkit.data import DatasetSplits, SpikeData
 from eventkit.hookspecs import hookimpl
 from eventkit.targets import deploy_dir
 
@@ -224,12 +223,10 @@ class CpuTarget:
 
     name = "cpu"
 
-    def check(self, cfg: DictConfig) -> None:
-        threads = cfg.trainer.get("threads")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"trainer.threads must be an integer >= 1 or null (all cores), got {threads!r}")
+    def check(self, net: Any, data: SpikeData) -> None:
+        """Any network the engine builds runs on the CPU."""
 
-    def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path, cfg: DictConfig) -> dict:
+    def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path) -> dict:
         from safetensors.numpy import save_file
 
         from eventkit.rundir import atomic_path

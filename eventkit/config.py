@@ -98,54 +98,6 @@ def _fail(key: str, problem: str, fix: str) -> None:
     raise ConfigError(f"{key}: {problem}. Fix: {fix}")
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _num(cfg: DictConfig, key: str, *, gt: float | None = None, ge: float | None = None,
-         lt: float | None = None, example: Any = None) -> float:
-    value = OmegaConf.select(cfg, key, throw_on_missing=True)
-    fix = f"{key}={example if example is not None else '<number>'}"
-    if not _is_num(value):
-        _fail(key, f"must be a number, got {value!r} ({type(value).__name__})", fix)
-    if gt is not None and not value > gt:
-        _fail(key, f"must be > {gt}, got {value}", fix)
-    if ge is not None and not value >= ge:
-        _fail(key, f"must be >= {ge}, got {value}", fix)
-    if lt is not None and not value < lt:
-        _fail(key, f"must be < {lt}, got {value}", fix)
-    return value
-
-
-def _int(cfg: DictConfig, key: str, *, ge: int, example: int, allow_none: bool = False) -> int | None:
-    value = OmegaConf.select(cfg, key, throw_on_missing=True)
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        _fail(key, f"must be an integer{' or null' if allow_none else ''}, got {value!r} ({type(value).__name__})",
-              f"{key}={example}")
-    if value < ge:
-        _fail(key, f"must be >= {ge}, got {value}", f"{key}={example}")
-    return value
-
-
-def _bool(cfg: DictConfig, key: str) -> bool:
-    value = OmegaConf.select(cfg, key, throw_on_missing=True)
-    if not isinstance(value, bool):
-        _fail(key, f"must be true or false, got {value!r}", f"{key}=true")
-    return value
-
-
-def _section(cfg: DictConfig, key: str, required: Iterable[str] = ()) -> DictConfig:
-    node = OmegaConf.select(cfg, key, throw_on_missing=True)
-    if not isinstance(node, DictConfig):
-        _fail(key, f"must be a config group (a mapping), got {node!r}", f"choose one with {key}=<option>")
-    for sub in required:
-        if sub not in node:
-            _fail(f"{key}.{sub}", "is missing", f"add it to the {key} config or pass +{key}.{sub}=<value>")
-    return node
-
-
 def _missing_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
     out = []
     for key in cfg.keys() if isinstance(cfg, DictConfig) else range(len(cfg)):
@@ -180,143 +132,77 @@ def resolve(cfg: DictConfig) -> DictConfig:
     return resolved
 
 
-TRAINER_KEYS = ("epochs", "batch_size", "eval_batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
-                "resume", "progress", "patience")
-NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer", "delays", "delay_lr")
-INIT_KEYS = ("ff_mean", "ff_std", "rec_mean", "rec_std", "out_mean", "out_std")
-
 GROUPS = ("dataset", "network", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger", "trainer")
+#: groups that choose a registered component by ``name``; the component's factory signature is
+#: its schema (checked by the registry when it is built)
 NAMED_GROUPS = ("dataset", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger")
 
 
+def _registered(registry: Any, kind: str, name: Any, key: str) -> None:
+    if not isinstance(name, str):
+        _fail(key, f"must be a component name (string), got {name!r}", f"{key.rpartition('.')[0]}=<option>")
+    if registry is not None:
+        from eventkit.registry import RegistryError
+
+        try:
+            registry.get(kind, name)
+        except RegistryError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+
+
 def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
-    """Check a composed config and return it resolved. ``registry`` (optional) checks that
-    every ``name`` is a registered component. Raises ConfigError naming the key and the fix."""
+    """Check a composed config and return it resolved; raises ConfigError naming the key and the
+    fix. The core's own sections are checked by their schemas (``trainer``:
+    :class:`eventkit.train.TrainerConfig`, ``network``: :class:`eventkit.networks.NetworkConfig`);
+    with a ``registry``, every named component must be registered (its arguments are checked by
+    the registry when it is built). What remains here are checks across groups."""
+    from eventkit.networks import NetworkConfig
+    from eventkit.schema import from_config
+    from eventkit.train import TrainerConfig
+
     cfg = resolve(cfg)
     for group in GROUPS:
         if group not in cfg or cfg[group] is None:
             _fail(group, "config group is missing", f"choose one with {group}=<option> (see --help)")
+        if not isinstance(cfg[group], DictConfig):
+            _fail(group, f"must be a config group (a mapping), got {cfg[group]!r}", f"choose one with {group}=<option>")
     for group in NAMED_GROUPS:
-        node = _section(cfg, group, ["name"])
-        if not isinstance(node.name, str):
-            _fail(f"{group}.name", f"must be a component name (string), got {node.name!r}",
-                  f"{group}=<option> or {group}.name=<registered name>")
-        if registry is not None:
-            from eventkit.registry import RegistryError
+        _registered(registry, group, cfg[group].get("name"), f"{group}.name")
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        _fail("seed", f"must be an integer >= 0, got {seed!r}", "seed=0")
+    network = from_config(NetworkConfig, cfg.network, "network")
+    from_config(TrainerConfig, cfg.trainer, "trainer")
+    _registered(registry, "neuron", network.output["name"], "network.output.name")
 
-            try:
-                registry.get(group, node.name)
-            except RegistryError as exc:
-                raise ConfigError(f"{group}.name: {exc}") from None
-    _int(cfg, "seed", ge=0, example=0)
-
-    # dataset
-    _section(cfg, "dataset", ["dt"])
-    dt = _num(cfg, "dataset.dt", gt=0, example=1.0)
-    augment = cfg.dataset.get("augment", [])
-    if augment is None:
-        augment = []
+    dt = cfg.dataset.get("dt")
+    if not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt) or dt <= 0:
+        _fail("dataset.dt", f"must be a number > 0 (ms), got {dt!r}", "dataset.dt=1.0")
+    augment = cfg.dataset.get("augment")
+    augment = ListConfig([]) if augment is None else augment
     if not isinstance(augment, ListConfig):
         _fail("dataset.augment", f"must be a list of {{name: ...}} entries, got {augment!r}", "dataset.augment=[]")
     for i, aug in enumerate(augment):
-        if not isinstance(aug, DictConfig) or not isinstance(aug.get("name"), str):
+        if not isinstance(aug, DictConfig):
             _fail(f"dataset.augment[{i}]", f"must be a mapping with a 'name' key, got {aug!r}",
                   "write it as {name: <augmentation>, ...}")
-        if registry is not None:
-            from eventkit.registry import RegistryError
+        _registered(registry, "augmentation", aug.get("name"), f"dataset.augment[{i}].name")
+    if registry is not None:  # neuron models check their own arguments; building one costs nothing
+        from eventkit.registry import RegistryError
 
+        for key, node in (("neuron", cfg.neuron), ("network.output", cfg.network.output)):
             try:
-                registry.get("augmentation", aug.name)
+                registry.build("neuron", OmegaConf.to_container(node), where=key)
             except RegistryError as exc:
-                raise ConfigError(f"dataset.augment[{i}].name: {exc}") from None
-
-    # neurons: time constants positive and not shorter than the time step
-    for key in ("neuron", "network.output"):
-        node = _section(cfg, key, ["name"])
+                raise ConfigError(str(exc)) from None
+    # time constants must be resolvable by the exponential integration on the dataset's grid
+    for key, node in (("neuron", cfg.neuron), ("network.output", cfg.network.output)):
         for tau in ("tau_mem", "tau_syn"):
-            if tau in node and node[tau] is not None:
-                value = _num(cfg, f"{key}.{tau}", gt=0, example=20.0)
-                if value < dt:
-                    _fail(f"{key}.{tau}", f"time constant {value} ms is shorter than the time step "
-                          f"dataset.dt={dt} ms, which the exponential integration cannot resolve",
-                          f"raise {key}.{tau} or lower dataset.dt (e.g. dataset.dt={value / 2:g})")
-        if registry is not None and key == "network.output":
-            from eventkit.registry import RegistryError
-
-            try:
-                registry.get("neuron", node.name)
-            except RegistryError as exc:
-                raise ConfigError(f"network.output.name: {exc}") from None
-        if "threshold" in node and node.threshold is not None:
-            _num(cfg, f"{key}.threshold", gt=0, example=1.0)
-
-    # network
-    _section(cfg, "network", ["hidden", "layers", "recurrent", "init", "output", "regularizer"])
-    hidden = OmegaConf.select(cfg, "network.hidden")
-    if isinstance(hidden, ListConfig):
-        for i, h in enumerate(hidden):
-            if not isinstance(h, int) or isinstance(h, bool) or h < 1:
-                _fail(f"network.hidden[{i}]", f"must be an integer >= 1, got {h!r}", "network.hidden=[256,256]")
-    else:
-        _int(cfg, "network.hidden", ge=1, example=256)
-    _int(cfg, "network.layers", ge=1, example=1)
-    if isinstance(hidden, ListConfig) and len(hidden) != cfg.network.layers:
-        _fail("network.hidden", f"lists {len(hidden)} layer sizes but network.layers={cfg.network.layers}",
-              f"network.layers={len(hidden)}")
-    recurrent = cfg.network.recurrent
-    if isinstance(recurrent, ListConfig):
-        if len(recurrent) != cfg.network.layers or not all(isinstance(r, bool) for r in recurrent):
-            _fail("network.recurrent", f"must be true/false or a list of {cfg.network.layers} booleans, "
-                  f"got {list(recurrent)!r}", "network.recurrent=true")
-    else:
-        _bool(cfg, "network.recurrent")
-    for key in ("ff_mean", "rec_mean", "out_mean"):
-        _num(cfg, f"network.init.{key}", example=0.0)
-    for key in ("ff_std", "rec_std", "out_std"):
-        _num(cfg, f"network.init.{key}", ge=0, example=0.01)
-    _num(cfg, "network.regularizer.strength", ge=0, example=0.0)
-    _num(cfg, "network.regularizer.nu", ge=0, example=14)
-    delays = cfg.network.get("delays")
-    if delays is not None:
-        if not isinstance(delays, DictConfig):
-            _fail("network.delays", f"must be a mapping of connection kind/name to delay settings, "
-                  f"got {delays!r}", "network.delays={}")
-        from eventkit.engine.topology import parse_delays
-
-        try:
-            parsed = parse_delays(OmegaConf.to_container(delays, resolve=True))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        if any(d.learn for d in parsed.values()):
-            _num(cfg, "network.delay_lr", gt=0, example=0.1)
-
-    # trainer
-    _section(cfg, "trainer", ["epochs", "batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
-                              "resume", "eval_batch_size", "progress"])
-    for key, allowed in (("trainer", TRAINER_KEYS), ("network", NETWORK_KEYS), ("network.init", INIT_KEYS),
-                         ("network.regularizer", ("strength", "nu"))):
-        unknown = sorted(set(OmegaConf.select(cfg, key).keys()) - set(allowed))
-        if unknown:
-            _fail(f"{key}.{unknown[0]}", f"is not a known key of {key} (known: {', '.join(allowed)})",
-                  f"remove it or correct the spelling")
-    _int(cfg, "trainer.epochs", ge=1, example=30)
-    _int(cfg, "trainer.batch_size", ge=1, example=32)
-    _int(cfg, "trainer.eval_batch_size", ge=1, example=256)
-    _num(cfg, "trainer.val_fraction", ge=0, lt=1, example=0.1)
-    if cfg.trainer.grad_clip is not None:
-        _num(cfg, "trainer.grad_clip", gt=0, example=1.0)
-    _num(cfg, "trainer.silent_fix", ge=0, example=0.002)
-    _int(cfg, "trainer.threads", ge=1, example=2, allow_none=True)
-    _bool(cfg, "trainer.progress")
-    _int(cfg, "trainer.patience", ge=1, example=15, allow_none=True)
-    resume = cfg.trainer.resume
-    if resume is not None:
-        from eventkit.rundir import CHECKPOINTS, LAST
-
-        path = Path(str(resume))
-        if not (path / CHECKPOINTS / LAST).is_file():
-            _fail("trainer.resume", f"{path} is not a run directory with a {CHECKPOINTS}/{LAST} checkpoint",
-                  "trainer.resume=outputs/<date>/<time> of a run that finished at least one epoch")
+            value = node.get(tau)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < dt:
+                _fail(f"{key}.{tau}", f"time constant {value} ms is shorter than the time step dataset.dt={dt} ms, "
+                      "which the exponential integration cannot resolve",
+                      f"raise {key}.{tau} or lower dataset.dt (e.g. dataset.dt={value / 2:g})")
     return cfg
 
 

@@ -147,7 +147,15 @@ class Registry:
         try:
             return entry.factory(*args, **config)
         except (ValueError, TypeError) as exc:
-            raise RegistryError(f"{where} ({kind} {name!r}): {exc}") from exc
+            # a factory names the argument it rejects first ("tau_mem: must be > 0 ... Fix: tau_mem=20"):
+            # that becomes the config key ("neuron.tau_mem: ... Fix: neuron.tau_mem=20")
+            text = str(exc).rstrip(".")
+            arg = text.partition(": ")[0]
+            if arg in config:
+                text = text.replace(f"Fix: {arg}=", f"Fix: {where}.{arg}=")
+                raise RegistryError(f"{where}.{text}") from exc
+            hint = "" if "Fix:" in text else f". Fix: change that value under {where} (python -m eventkit --cfg job shows it)"
+            raise RegistryError(f"{where} ({kind} {name!r}): {text}{hint}") from exc
 
     # ------------------------------------------------------------------ listing
     def listing(self) -> str:

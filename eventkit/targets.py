@@ -12,28 +12,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from omegaconf import DictConfig
-
-from eventkit.data import DatasetSplits
+from eventkit.data import DatasetSplits, SpikeData
 
 
 @runtime_checkable
 class Target(Protocol):
     name: str
 
-    def check(self, cfg: DictConfig) -> None:
-        """Before training: raise ValueError naming the config key and the fix if ``cfg``
-        cannot run on this target."""
+    def check(self, net: Any, data: SpikeData) -> None:
+        """Before training, with the built network (its ``topology``, neuron models, delays) and
+        the training data (``n_channels``, ``n_steps``, ``dt``, ``n_classes``): raise ValueError
+        naming the config key and the fix if the target cannot run them."""
 
     # Optional: ``adapt(cfg, explicit) -> list[str]`` -- called first, before the config is
-    # recorded: the target may change values it cannot run (e.g. loihi2 turns delays into whole
-    # steps of at most 62) in ``cfg`` and returns one notice per change, which the run prints and
-    # keeps in summary.json and report.md. ``explicit`` holds the overrides the user typed
-    # ("key=value"); a target should refuse, not change, a value the user set explicitly.
+    # recorded and anything is built: the target may change values it cannot run (e.g. loihi2
+    # turns delays into whole steps of at most 62) in ``cfg`` and returns one notice per change,
+    # which the run prints and keeps in summary.json and report.md. ``explicit`` holds the
+    # overrides the user typed ("key=value"); a target should refuse, not change, a value the
+    # user set explicitly. Read ``cfg.network`` through
+    # :class:`eventkit.networks.NetworkConfig` rather than parsing it again.
     # Optional: ``prepare(net)`` -- called once the network is built, before training (the
     # loihi2 target uses it for quantisation-aware training). Targets without it are left alone.
 
-    def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path, cfg: DictConfig) -> dict:
+    def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path) -> dict:
         """After training: write artefacts under ``run_dir / "deploy" / self.name`` and return
         JSON-serialisable fields stored in ``summary.json["deploy"][self.name]``."""
 

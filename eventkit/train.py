@@ -20,6 +20,8 @@ import numpy as np
 import torch
 
 from eventkit.data import SpikeData
+from eventkit.networks import RegularizerConfig
+from eventkit.schema import setting
 from eventkit.rundir import (BEST, LAST, RunDir, load_checkpoint, optimizer_from_flat, optimizer_to_flat,
                              read_metrics, save_checkpoint)
 
@@ -28,18 +30,30 @@ class NonFiniteLoss(RuntimeError):
     """The loss or a gradient became NaN/inf; training stopped, the last good checkpoint is kept."""
 
 
-@dataclass
-class LoopConfig:
-    epochs: int
-    batch_size: int
-    eval_batch_size: int
-    grad_clip: float | None
-    silent_fix: float
-    reg_strength: float
-    reg_nu: float
-    seed: int
-    progress: bool = True
-    patience: int | None = None  # stop after this many epochs without a better val accuracy
+@dataclass(frozen=True)
+class TrainerConfig:
+    """The ``trainer`` config group: the training loop's own arguments, and their schema
+    (conf/trainer/default.yaml holds the defaults)."""
+
+    epochs: int = setting(ge=1, example=30)
+    batch_size: int = setting(ge=1, example=32)
+    eval_batch_size: int = setting(ge=1, example=256)
+    val_fraction: float = setting(ge=0, lt=1, example=0.1)  # held out when the dataset has no val split
+    grad_clip: float | None = setting(gt=0, example=1.0)  # max global gradient norm of the weights
+    silent_fix: float = setting(ge=0, example=0.002)  # added to the input weights of silent neurons
+    threads: int | None = setting(ge=1, example=2)  # engine worker threads (None: all cores)
+    resume: str | None = setting(example="outputs/<date>/<time>")  # a run dir to continue
+    progress: bool = setting(example="false")
+    patience: int | None = setting(None, ge=1, example=15)  # early stop after epochs without a better val
+
+    def __post_init__(self):
+        if self.resume is not None:
+            from eventkit.rundir import CHECKPOINTS
+
+            if not (Path(self.resume) / CHECKPOINTS / LAST).is_file():
+                raise ValueError(f"resume: {self.resume} is not a run directory with a {CHECKPOINTS}/{LAST} "
+                                 "checkpoint. Fix: trainer.resume=outputs/<date>/<time> of a run that finished "
+                                 "at least one epoch")
 
 
 @dataclass
@@ -121,7 +135,8 @@ def _state_tensors(net, optimizer) -> tuple[dict, dict]:
     return tensors, opt_meta
 
 
-def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, loss_fn: Callable,
+def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: TrainerConfig, regularizer: RegularizerConfig,
+        seed: int, loss_fn: Callable,
         optimizer: torch.optim.Optimizer, scheduler: Any, augmentations: Sequence[Callable],
         rundir: RunDir, logger: Any, resume: Path | None = None) -> FitResult:
     """Train ``net`` for ``loop.epochs`` epochs. ``net`` keeps the last weights; the best ones (by
@@ -143,7 +158,7 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
     warned = False
     for epoch in epoch_bar:
         t0 = time.perf_counter()
-        rng = np.random.default_rng([loop.seed, epoch])
+        rng = np.random.default_rng([seed, epoch])
         data = train
         for aug in augmentations:
             data = aug(data, rng)
@@ -159,7 +174,7 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: LoopConfig, 
             optimizer.zero_grad(set_to_none=True)
             out = net(batch)
             loss = loss_fn(out.readout, labels)
-            reg = _reg(out.counts, loop.reg_strength, loop.reg_nu)
+            reg = _reg(out.counts, regularizer.strength, regularizer.nu)
             total = loss + reg if reg is not None else loss
             if not torch.isfinite(total):
                 _non_finite(f"loss is {total.item()}", epoch, b, ckpt_dir)

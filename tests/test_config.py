@@ -84,10 +84,7 @@ def test_overrides_switch_components():
 )
 def test_bad_values_name_the_key(override, key, fix):
     with pytest.raises(ConfigError) as err:
-        cfg = validate(compose([override]), get_registry())
-        # component-level checks happen when the component is built
-        reg = get_registry()
-        reg.build("neuron", OmegaConf.to_container(cfg.network.output), where="network.output")
+        validate(compose([override]), get_registry())
     msg = str(err.value)
     assert msg.startswith(key) or key in msg, msg
     if fix:

@@ -253,7 +253,7 @@ def test_cpu_deploy_writes_delays_beside_the_weights(tmp_path):
     from eventkit.components import CpuTarget
 
     net = make_net(delays={"ff": Delay(max=6.0, init=(0.0, 6.0)), "out": Delay(max=3.0, init=(1.0, 2.0))})
-    fields = CpuTarget().deploy(net, None, tmp_path, None)
+    fields = CpuTarget().deploy(net, None, tmp_path)
     tensors = load_file(str(tmp_path / "deploy" / "cpu" / "network.safetensors"))
     np.testing.assert_array_equal(tensors["layer0.d_ff"], net.ff0_delay.detach().numpy().astype(np.float32))
     np.testing.assert_array_equal(tensors["layer1.d_ff"], net.ff1_delay.detach().numpy().astype(np.float32))

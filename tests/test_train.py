@@ -10,7 +10,8 @@ from eventkit.components import Constant, Cosine, WarmupEmaHalving, adam, adamw,
 from eventkit.datasets.yinyang import yinyang
 from eventkit.engine import LI, LIF, EventpropNet, SumV
 from eventkit.rundir import BEST, LAST, RunDir, load_checkpoint
-from eventkit.train import LoopConfig, NonFiniteLoss, _silent_fix, evaluate, fit, split_validation
+from eventkit.networks import RegularizerConfig
+from eventkit.train import TrainerConfig, NonFiniteLoss, _silent_fix, evaluate, fit, split_validation
 
 
 def _opt(lr=1e-3):
@@ -102,11 +103,14 @@ def _tiny(hidden=30):
     return splits, net
 
 
+NO_REG = RegularizerConfig(strength=0.0, nu=14.0)
+
+
 def _loop(**kw):
-    base = dict(epochs=2, batch_size=32, eval_batch_size=64, grad_clip=None, silent_fix=0.0,
-                reg_strength=0.0, reg_nu=14.0, seed=0, progress=False)
+    base = dict(epochs=2, batch_size=32, eval_batch_size=64, val_fraction=0.0, grad_clip=None, silent_fix=0.0,
+                threads=None, resume=None, progress=False)
     base.update(kw)
-    return LoopConfig(**base)
+    return TrainerConfig(**base)
 
 
 class _NoLog:
@@ -118,7 +122,7 @@ def test_fit_writes_metrics_and_checkpoints(tmp_path):
     splits, net = _tiny()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     rd = RunDir(tmp_path)
-    res = fit(net, splits.train, splits.val, loop=_loop(grad_clip=1.0), loss_fn=cross_entropy(), optimizer=opt,
+    res = fit(net, splits.train, splits.val, regularizer=NO_REG, seed=0, loop=_loop(grad_clip=1.0), loss_fn=cross_entropy(), optimizer=opt,
               scheduler=Constant(opt), augmentations=[], rundir=rd, logger=_NoLog())
     assert res.epochs == 2 and len(rd.metrics) == 2
     assert {"train_loss", "train_accuracy", "val_accuracy", "lr", "hidden_rate_hz", "epoch_time_s"} <= set(rd.metrics[0])
@@ -142,7 +146,7 @@ def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_checkpoint(tmp_pat
         return loss * float("nan") if calls["n"] == 5 else loss  # 3 batches per epoch: epoch 2, batch 2
 
     with pytest.raises(NonFiniteLoss, match=r"epoch 2, batch 2.*last good checkpoint"):
-        fit(net, splits.train, None, loop=_loop(epochs=3), loss_fn=flaky, optimizer=opt,
+        fit(net, splits.train, None, regularizer=NO_REG, seed=0, loop=_loop(epochs=3), loss_fn=flaky, optimizer=opt,
             scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path), logger=_NoLog())
     _, meta = load_checkpoint(tmp_path / "checkpoints" / LAST)
     assert meta["epoch"] == 1
@@ -160,7 +164,7 @@ def test_exploding_finite_loss_warns_once_and_records_it_per_epoch(tmp_path, cap
         return base(readout, labels) * (1000.0 if calls["n"] > 3 else 1.0)
 
     rd = RunDir(tmp_path)
-    fit(net, splits.train, None, loop=_loop(epochs=3), loss_fn=exploding, optimizer=opt, scheduler=Constant(opt),
+    fit(net, splits.train, None, regularizer=NO_REG, seed=0, loop=_loop(epochs=3), loss_fn=exploding, optimizer=opt, scheduler=Constant(opt),
         augmentations=[], rundir=rd, logger=_NoLog())
     assert "warning" not in rd.metrics[0]
     for row in rd.metrics[1:]:
@@ -195,7 +199,7 @@ def test_empty_training_set_is_an_error(tmp_path):
     splits, net = _tiny()
     opt = torch.optim.Adam(net.parameters())
     with pytest.raises(ValueError, match="training set is empty"):
-        fit(net, splits.train.subset([]), None, loop=_loop(), loss_fn=cross_entropy(), optimizer=opt,
+        fit(net, splits.train.subset([]), None, regularizer=NO_REG, seed=0, loop=_loop(), loss_fn=cross_entropy(), optimizer=opt,
             scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path), logger=_NoLog())
 
 
@@ -203,7 +207,7 @@ def test_early_stop_after_patience_epochs_without_a_better_val_accuracy(tmp_path
     splits, net = _tiny()
     # lr 0 with a constant schedule: nothing changes, so epoch 1 stays the best
     opt = torch.optim.SGD(net.parameters(), lr=1e-12, momentum=0.0)
-    res = fit(net, splits.train, splits.val, loop=_loop(epochs=10, patience=3), loss_fn=cross_entropy(),
+    res = fit(net, splits.train, splits.val, regularizer=NO_REG, seed=0, loop=_loop(epochs=10, patience=3), loss_fn=cross_entropy(),
               optimizer=opt, scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path),
               logger=_NoLog())
     assert res.epochs == 4 and res.best_epoch == 1  # epochs 2, 3, 4 without improvement

@@ -68,7 +68,8 @@ class Coefficients:
 def _check_positive(model: str, **values: float) -> None:
     for key, value in values.items():
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{model}: {key} must be a positive number of ms, got {value!r}")
+            raise ValueError(f"{key}: must be > 0 ({model}: a positive number{' of ms' if key.startswith('tau') else ''}), "
+                             f"got {value!r}. Fix: {key}={20.0 if key == 'tau_mem' else 5.0 if key == 'tau_syn' else 1.0}")
 
 
 def _check_dt(model: str, dt: float, **taus: float) -> None:

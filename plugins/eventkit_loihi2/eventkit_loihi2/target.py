@@ -49,31 +49,6 @@ def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8,
                 synapses=int(sum(n * f for n, f in zip(sizes, fan_in))))
 
 
-def _sizes_from_cfg(cfg) -> tuple[list[int], list[bool]]:
-    net = cfg.network
-    hidden = net.hidden
-    layers = int(net.get("layers", 1) or 1)
-    hidden = [int(h) for h in hidden] if not isinstance(hidden, (int, float)) else [int(hidden)] * layers
-    rec = net.get("recurrent", False)
-    rec = [bool(r) for r in rec] if not isinstance(rec, bool) else [rec] * len(hidden)
-    return hidden, rec
-
-
-def _dt_from_cfg(cfg) -> float:
-    """The run's time step in ms (dataset.dt; 1 ms where a partial config has none)."""
-    from omegaconf import OmegaConf
-
-    return float(OmegaConf.select(cfg, "dataset.dt", default=1.0))
-
-
-def _n_in_from_cfg(cfg) -> int | None:
-    ds = cfg.get("dataset") or {}
-    for key in ("n_channels", "channels", "n_in"):
-        if key in ds and isinstance(ds[key], int):
-            return int(ds[key])
-    return None
-
-
 class LoihiTarget:
     """Loihi 2 via Lava: see the package docs and ``conf/target/loihi2.yaml``."""
 
@@ -127,10 +102,13 @@ class LoihiTarget:
         the same settings typed on the command line are refused. Recurrent delays are refused:
         NetX's recurrent layer reuses the feed-forward delays for its recurrent synapse and drops
         its weight exponent, so they would not run as trained."""
+        from eventkit.networks import NetworkConfig
+        from eventkit.schema import from_config
+
         delays = cfg.network.get("delays") or {}
         if not delays:
             return []
-        dt = _dt_from_cfg(cfg)
+        dt = float(cfg.dataset.dt)
         max_ms = MAX_DELAY * dt
         typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
 
@@ -139,7 +117,7 @@ class LoihiTarget:
             return any(t == full or full.startswith(t + ".") for t in typed)
 
         notices = []
-        _, recurrent = _sizes_from_cfg(cfg)
+        recurrent = from_config(NetworkConfig, cfg.network, "network").recurrent_layers
         for key in list(delays):
             spec = delays[key]
             if spec is None:
@@ -184,39 +162,32 @@ class LoihiTarget:
                 notices.append(f"{at}.init: [{lo:g}, {hi:g}] -> [{min(lo, max_ms):g}, {max_ms:g}] ms")
         return notices
 
-    def check(self, cfg) -> None:
-        neuron = str(cfg.neuron.name)
-        if neuron not in SUPPORTED_NEURONS:
-            raise ValueError(f"neuron={neuron}: Loihi 2 runs CUBA neurons; use neuron=loihi_cuba "
-                             f"(or lif, mapped approximately). Supported: {SUPPORTED_NEURONS}")
-        out = str(cfg.network.output.name)
-        if out not in SUPPORTED_OUTPUTS:
-            raise ValueError(f"network.output.name={out}: the chip readout must be one of "
+    def check(self, net: Any, data) -> None:
+        """The built network and the training data against what the chip runs (after ``adapt``
+        changed what it could): CUBA neurons, a voltage readout, whole-step feed-forward delays of
+        at most 62 steps, and a size that fits the chip's cores."""
+        topology = net.topology
+        for pop in topology.hidden:
+            if pop.model.name not in SUPPORTED_NEURONS:
+                raise ValueError(f"neuron={pop.model.name}: Loihi 2 runs CUBA neurons; use neuron=loihi_cuba "
+                                 f"(or lif, mapped approximately). Supported: {SUPPORTED_NEURONS}")
+        if topology.output.model.name not in SUPPORTED_OUTPUTS:
+            raise ValueError(f"network.output.name={topology.output.model.name}: the chip readout must be one of "
                              f"{SUPPORTED_OUTPUTS}")
-        readout = str(cfg.readout.name)
-        if readout not in VOLTAGE_READOUTS:
-            raise ValueError(f"readout={readout}: the chip classifies from the readout voltage; "
+        if net.readout.name not in VOLTAGE_READOUTS:
+            raise ValueError(f"readout={net.readout.name}: the chip classifies from the readout voltage; "
                              f"use one of {VOLTAGE_READOUTS}")
-        for key, spec in (cfg.network.get("delays") or {}).items():  # after adapt: the chip's
-            if spec is None:
-                continue
-            at = f"network.delays.{key}"
-            if key == "rec" or key.startswith("rec"):
-                raise ValueError(f"{at}: Loihi 2 cannot run recurrent delays. Fix: {at}=null")
-            if spec.get("mode", "exact") != "round":
+        for conn in topology.delayed:
+            at = f"network.delays.{conn.name}"
+            if conn.kind == "rec":
+                raise ValueError(f"{at}: Loihi 2 cannot run recurrent delays. Fix: network.delays.rec=null")
+            if conn.delay.mode != "round":
                 raise ValueError(f"{at}.mode: the chip holds whole-step delays. Fix: {at}.mode=round")
-            if float(spec.get("max", 0.0)) > MAX_DELAY * _dt_from_cfg(cfg) + 1e-9:
+            if conn.delay.steps(data.dt) > MAX_DELAY:
                 raise ValueError(f"{at}.max: Loihi 2 delays are 0..{MAX_DELAY} steps. "
-                                 f"Fix: {at}.max={MAX_DELAY * _dt_from_cfg(cfg):g}")
-        hidden, rec = _sizes_from_cfg(cfg)
-        if len(rec) != len(hidden):
-            raise ValueError(f"network.recurrent: {len(rec)} entries for {len(hidden)} hidden layers")
-        n_in = _n_in_from_cfg(cfg)
-        sizes, fan_in, pre = [], [], n_in or 0
-        for h, r in zip(hidden, rec):
-            sizes.append(h)
-            fan_in.append(pre + (h if r else 0))
-            pre = h
+                                 f"Fix: {at}.max={MAX_DELAY * data.dt:g}")
+        sizes = [pop.size for pop in topology.hidden]
+        fan_in = [sum(c.pre.size for c in topology.connections if c.post is pop) for pop in topology.hidden]
         self.check_size(sizes, fan_in)
         self._check_lava_available()
 
@@ -322,7 +293,7 @@ class LoihiTarget:
         return self.check_size(sizes, fan_in, slots)
 
     # ------------------------------------------------------------------ after training
-    def deploy(self, net: Any, splits, run_dir, cfg=None) -> dict:
+    def deploy(self, net: Any, splits, run_dir) -> dict:
         from .netx import write_netx, write_samples
         from .quantize import plot_histograms
         from .report import build_report, plot_delays
@@ -347,7 +318,7 @@ class LoihiTarget:
         timings["emulate_s"] = emu.seconds
         hist = plot_histograms(qrep, run_dir / "plots" / "loihi2_weights.png")
         delay_plot = plot_delays(chip, run_dir / "plots" / "loihi2_delays.png")
-        float_pred = _float_predictions(net, test, cfg)
+        float_pred = _float_predictions(net, test)
         write_netx(chip, out / "model.net")
         write_samples(test, emu, n_keep, out / "samples.npz")
         lava = self._lava(out, n_keep)
@@ -382,15 +353,12 @@ class LoihiTarget:
                     backend=self.lava_backend, python=py, info=res.info)
 
 
-def _float_predictions(net: Any, test, cfg) -> np.ndarray | None:
+def _float_predictions(net: Any, test, batch: int = 512) -> np.ndarray | None:
     """The float network's test predictions (None when ``net`` is only an export dict)."""
     if not callable(net) or not hasattr(net, "predict"):
         return None
     import torch
 
-    batch = 512
-    if cfg is not None and "trainer" in cfg and cfg.trainer.get("eval_batch_size"):
-        batch = int(cfg.trainer.eval_batch_size)
     preds = []
     # the float network's own readout, also when the chip is in the training loop
     own = net.simulating(readout_in_the_loop=None) if hasattr(net, "simulating") else nullcontext()

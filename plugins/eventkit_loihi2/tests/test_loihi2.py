@@ -4,6 +4,7 @@ semantics), NetX file layout, target checks and the deploy pipeline."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -16,6 +17,7 @@ from eventkit_loihi2.lava_check import compare
 from eventkit_loihi2.netx import write_netx, write_samples
 from eventkit_loihi2.quantize import (cuba_decays, loihi_cuba_float_params, quantize,
                                       voltage_gain)
+from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.target import LoihiTarget, estimate_cores
 
 
@@ -350,34 +352,41 @@ def test_compare_names_first_mismatch():
 
 
 # ----------------------------------------------------------------------------- target
-def _cfg(**over):
-    cfg = OmegaConf.create(dict(
-        neuron=dict(name="loihi_cuba", tau_mem=20.0, tau_syn=5.0, threshold=1.0),
-        network=dict(hidden=256, layers=1, recurrent=True, output=dict(name="li")),
-        readout=dict(name="exp_mean_v"), dataset=dict(name="x"),
-    ))
-    for key, value in over.items():
-        OmegaConf.update(cfg, key, value, merge=False)
-    return cfg
+def _net(neuron="loihi_cuba", readout="exp_mean_v", output="li", hidden=256, recurrent=True, delays=None):
+    """What LoihiTarget.check reads of a built network: its topology and readout (no weights, so
+    an oversized network costs nothing to describe)."""
+    from types import SimpleNamespace
+
+    from eventkit.engine import LI
+    from eventkit.engine.readouts import READOUTS
+    from eventkit.engine.topology import Topology, parse_delays
+
+    model = LoihiCUBA(tau_mem=20.0, tau_syn=5.0, threshold=1.0) if neuron == "loihi_cuba" else SimpleNamespace(name=neuron)
+    out = LI() if output == "li" else SimpleNamespace(name=output)
+    topology = Topology.build(700, 20, [hidden], [recurrent], [model], out, parse_delays(delays))
+    return SimpleNamespace(topology=topology, readout=READOUTS[readout]())
+
+
+DATA = SimpleNamespace(dt=1.0, n_channels=700, n_steps=1000, n_classes=20)
 
 
 def test_check_accepts_the_default_topology():
-    LoihiTarget().check(_cfg())
+    LoihiTarget().check(_net(), DATA)
 
 
-@pytest.mark.parametrize("key, value, match", [
-    ("neuron.name", "alif", "neuron="),
-    ("readout.name", "first_spike", "readout="),
-    ("network.output.name", "adex", "network.output.name"),
-    ("network.delays", {"ff": {"max": 63.0, "mode": "round"}}, r"network.delays.ff.max: .*0..62 steps"),
-    ("network.delays", {"ff": {"max": 10.0, "mode": "exact"}}, r"network.delays.ff.mode: .*whole-step"),
-    ("network.delays", {"out": {"max": 10.0, "mode": "round"}, "rec": {"max": 5.0, "mode": "round"}},
-     r"network.delays.rec: .*recurrent"),
-    ("network.hidden", 2_000_000, "reduce network.hidden"),
+@pytest.mark.parametrize("change, match", [
+    (dict(neuron="alif"), "neuron="),
+    (dict(readout="first_spike"), "readout="),
+    (dict(output="adex"), "network.output.name"),
+    (dict(delays={"ff": {"max": 63.0, "mode": "round"}}), r"network.delays.ff0.max: .*0..62 steps"),
+    (dict(delays={"ff": {"max": 10.0, "mode": "exact"}}), r"network.delays.ff0.mode: .*whole-step"),
+    (dict(delays={"out": {"max": 10.0, "mode": "round"}, "rec": {"max": 5.0, "mode": "round"}}),
+     r"network.delays.rec0: .*recurrent"),
+    (dict(hidden=2_000_000), "reduce network.hidden"),
 ])
-def test_check_rejects_what_the_chip_cannot_run(key, value, match):
+def test_check_rejects_what_the_chip_cannot_run(change, match):
     with pytest.raises(ValueError, match=match):
-        LoihiTarget().check(_cfg(**{key: value}))
+        LoihiTarget().check(_net(**change), DATA)
 
 
 def test_core_estimate():
@@ -429,7 +438,7 @@ def test_deploy_end_to_end_without_lava(tmp_path):
     chip_pred = emulate(net._chip, test, offset=1).predictions
     float_pred = np.where(test.labels == 0, (chip_pred + 1) % 3, chip_pred)
     target = LoihiTarget(lava="off", samples=8)
-    fields = target.deploy(net, DatasetSplits(train=test, test=test), tmp_path, None)
+    fields = target.deploy(net, DatasetSplits(train=test, test=test), tmp_path)
     out = tmp_path / "deploy" / "loihi2"
     for name in ("model.net", "samples.npz", "report.md", "deploy.json"):
         assert (out / name).exists(), name

@@ -130,7 +130,7 @@ def test_a_trained_delay_network_deploys_and_runs_bit_exactly_in_lava(tmp_path):
     net = _delay_net(seed=3)
     target = LoihiTarget(lava="required", samples=6)
     target.prepare(net)
-    fields = target.deploy(net, DatasetSplits(train=data, test=data), tmp_path, None)
+    fields = target.deploy(net, DatasetSplits(train=data, test=data), tmp_path)
     assert fields["lava"]["status"] == "checked" and fields["lava"]["bit_exact"] is True
     assert fields["lava"]["samples_checked"] == 6
     assert [d["layer"] for d in fields["delays"]] == ["hidden1", "output"]

@@ -102,7 +102,7 @@ def test_deploy_runs_the_lava_check(tmp_path):
         readout=dict(name="exp_mean_v"))
     test = _data(rng, 12, 14, T, (80, 200))
     fields = LoihiTarget(lava="required", samples=5).deploy(
-        chip_export, DatasetSplits(train=test, test=test), tmp_path, None)
+        chip_export, DatasetSplits(train=test, test=test), tmp_path)
     assert fields["lava"]["status"] == "checked"
     assert fields["lava"]["samples_checked"] == 5 and fields["lava"]["bit_exact"] is True
     assert "bit-exact" in (tmp_path / "deploy" / "loihi2" / "report.md").read_text()

@@ -66,7 +66,7 @@ def conf_dir() -> Path:
 
 #: groups that conf/config.yaml lists as ``group: null`` so that ``group=x`` works; Hydra 1.3
 #: rejects ``+group=x`` for them ("Multiple values"), so both spellings are accepted by
-#: rewriting the ``+`` form (as the docs and ARCHITECTURE write ``+experiment=...``).
+#: rewriting the ``+`` form (as README.md and docs/ write ``+experiment=...``).
 OPTIONAL_GROUPS = ("experiment", "hparams_search")
 
 

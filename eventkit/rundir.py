@@ -1,4 +1,4 @@
-"""The run directory: everything a run leaves behind (ARCHITECTURE section 6).
+"""The run directory: everything a run leaves behind (the contract: docs/run-directory.md).
 
 Every file is written to a temporary name in the same directory and renamed into place, so a run
 that is killed (or a disk that fills up) never leaves a half-written checkpoint or summary: a

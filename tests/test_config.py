@@ -37,7 +37,7 @@ def test_group_files_name_registered_components():
 def test_experiment_with_and_without_plus(spelling):
     cfg = validate(compose([f"{spelling}=synthetic_kws"]))
     assert cfg.dataset.name == "synthetic_kws" and cfg.network.recurrent is True
-    # the experiment overrides the default run's settings (REFERENCE: Adam 1e-3, warm-up + EMA halving)
+    # the experiment overrides the default run's settings (the authors' recipe: Adam 1e-3, warm-up + EMA halving)
     assert cfg.optimizer.lr == 1e-3 and cfg.scheduler.name == "warmup_ema_halving" and cfg.network.hidden == 256
     assert validate(compose([f"{spelling}=synthetic_kws", "optimizer.lr=5e-4"])).optimizer.lr == 5e-4
 

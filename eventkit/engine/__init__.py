@@ -1,10 +1,11 @@
-"""The Eventprop engine: event-driven, sample-parallel simulation with exact gradients.
+"""The Eventprop engine: event-driven, sample-parallel simulation with Eventprop gradients
+(which of them are exact: docs/engine.md, "What is exact").
 
     net = EventpropNet(n_in=700, n_out=20, hidden=256, recurrent=True,
                        delays={"ff": Delay(max=62, init=(0, 62))})       # delays optional
     out = net(batch)                      # batch: eventkit.data.SpikeData
     loss = F.cross_entropy(out.readout, labels) + spike_count_regularizer(out.counts, 1e-9, 14)
-    loss.backward()                       # exact Eventprop gradients in net.parameters()
+    loss.backward()                       # Eventprop gradients in net.parameters()
 """
 
 from .backends import Backend, get_backend

@@ -84,7 +84,9 @@ class EventpropNet(nn.Module):
     (``delays={"ff": Delay(...)}`` or the same as plain dicts, see
     :func:`~eventkit.engine.topology.parse_delays`), the delay parameter ``<name>_delay`` in ms.
     Calling the module on a :class:`SpikeData` batch returns an :class:`EngineOutput`;
-    ``loss.backward()`` fills exact Eventprop gradients of the simulated network.
+    ``loss.backward()`` fills the Eventprop gradients of the simulated network: exact for losses
+    of the voltage trace and spike times (except ``max_v``'s continuous limit, the regulariser's
+    surrogate kick and straight-through settings; docs/engine.md, "What is exact").
     """
 
     def __init__(
@@ -359,9 +361,12 @@ def spike_count_regularizer(counts: torch.Tensor, strength: float, nu: float,
 
     ``C_n`` = spikes of hidden neuron n summed over the batch; target ``nu * B``. Loss
     ``strength/2 * sum_n (C_n - nu B)^2`` above the target and ``strength_lower/2 * ...`` below it
-    (``strength_lower`` defaults to ``strength``). Spike counts are piecewise constant, so its
-    gradient enters the backward pass the way mlGeNN does it: as a kick ``tau_mem * dL/dC`` to the
-    membrane adjoint at every spike of the neuron.
+    (``strength_lower`` defaults to ``strength``). Spike counts are piecewise constant in every
+    parameter (their true gradient is zero almost everywhere), so this term has no exact gradient:
+    it enters the backward pass the way mlGeNN does it, as a surrogate kick ``tau_mem * dL/dC_n``
+    added to the membrane adjoint of neuron n at the start of the step of each of its spikes.
+    The kick against its defined value: tests/test_engine_behaviour.py; that it lowers activity:
+    tests/test_engine_gradients.py (docs/engine.md, "What is exact").
     """
     if strength < 0 or (strength_lower is not None and strength_lower < 0):
         raise ValueError("spike_count_regularizer: strengths must be >= 0")

@@ -20,8 +20,10 @@ continuous linear system whose propagator over a whole step is ``(alpha, beta, k
 only its propagator (and ``b0``, the weight-to-``i`` gain); the relaxation follows from it and is
 time-invariant, so moving a spike by a fraction of a step only shifts its effect in time.
 Because spike times move continuously with the parameters, the loss is differentiable between
-spike-count changes and the engine's Eventprop backward pass is its exact gradient. As ``dt -> 0``
-the scheme converges to the continuous-time LIF of Wunderlich & Pehle (2021). A new model
+spike-count changes and the engine's Eventprop backward pass is its exact gradient (for the
+exceptions -- grid timing, the regulariser, ``max_v``'s continuous limit -- see docs/engine.md,
+"What is exact"). As ``dt -> 0`` the scheme converges to the continuous-time LIF of Wunderlich &
+Pehle (2021) (tests/test_engine_continuous.py). A new model
 supplies another set of these coefficients.
 """
 

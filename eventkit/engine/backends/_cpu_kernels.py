@@ -26,7 +26,9 @@ Backward runs the exact adjoint of that map in reverse, all populations in lock-
 the jump replaces the spiking neuron's adjoint by ``G dphi/dv``, ``G dphi/di + R lam_v + beta lam_i``
 where ``G = dL/dphi`` collects the targets' adjoints through ``b'(phi)``, ``e'(phi)`` and the
 neuron's own restart ``R'(phi)``. Weight gradients are accumulated at presynaptic spikes:
-``dL/dw = lam_i b + lam_v e`` (hidden spikes) and ``b0 lam_i`` (input spikes).
+``dL/dw = lam_i b + lam_v e`` (hidden spikes) and ``b0 lam_i`` (input spikes). At each hidden
+spike, the spike-count regulariser adds ``tau_mem * dL/dC`` to the replaced ``lam_v``: a
+surrogate kick, not a gradient (counts are piecewise constant; docs/engine.md, section 7).
 
 Delays (blocks with ``blk[k, DELAYED] = 1``). A spike at ``tau = n + phi`` (in steps) reaches
 target m at ``tau + delta`` with ``delta = D + f`` (``D = d_steps``, ``0 <= f < 1``, ``d_frac``;

@@ -1,6 +1,6 @@
 """deploy/loihi2/report.md and the fields of summary.json["deploy"]["loihi2"].
 
-Energy and latency are ESTIMATES from public figures (REFERENCE section 3); no official Loihi 2
+Energy and latency are ESTIMATES from public figures (docs/loihi2.md section 7); no official Loihi 2
 per-operation energy is published:
 
 * high: 23.6 pJ per synaptic operation (reported for Loihi 1);
@@ -55,7 +55,7 @@ def energy_estimate(ops: dict, n_steps: int, n_layers: int, coef: dict) -> dict:
                           tops_per_watt_low=c["tops_per_watt_low"],
                           step_time_us=c["step_time_us"]),
         sources=("23.6 pJ/synaptic op: Loihi 1 (Davies et al. 2018); 15 TOPS/W at 8 bit: Intel "
-                 "Hala Point (1152 Loihi 2 chips); see REFERENCE.md section 3"),
+                 "Hala Point (1152 Loihi 2 chips); see eventkit's docs/loihi2.md section 7"),
     )
     if c["step_time_us"]:
         est["latency_ms"] = steps * float(c["step_time_us"]) / 1000.0

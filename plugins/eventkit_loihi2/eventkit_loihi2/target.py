@@ -19,7 +19,7 @@ from .quantize import MAX_DELAY, SUPPORTED_NEURONS, SUPPORTED_OUTPUTS, ChipNetwo
 
 N_CORES = 128
 NEURONS_PER_CORE = 8192
-CORE_MEMORY_BYTES = 192 * 1024  # REFERENCE s.3: about 192 KB flexible memory per neuron core
+CORE_MEMORY_BYTES = 192 * 1024  # ~192 KB flexible memory per neuron core (docs/loihi2.md section 7)
 VOLTAGE_READOUTS = ("sum_v", "mean_v", "exp_mean_v", "max_v", "per_step")
 LAVA_MODES = ("auto", "required", "off")
 MAX_OUTPUT_SHIFT = 12

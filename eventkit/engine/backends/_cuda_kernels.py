@@ -263,6 +263,7 @@ def kernels(double: bool):
                     v_state[j] += ring[j, sl, 1]
                     ring[j, sl, 0] = 0
                     ring[j, sl, 1] = 0
+                cuda.syncthreads()  # the trace below reads neurons other threads updated
             # 4. output voltage at (n+1) h
             for k in range(tid, n_tot - o0, nt):
                 trace[b, n, k] = v_state[o0 + k]

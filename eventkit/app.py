@@ -46,18 +46,20 @@ def _plain(node: Any) -> Any:
 def build_network(cfg: DictConfig, registry: Registry, data, seed: int):
     """EventpropNet from the network/neuron/readout groups and the data's shape."""
     from eventkit.engine import EventpropNet
+    from eventkit.engine.backends import resolve_device
 
     neuron = registry.build("neuron", _plain(cfg.neuron))
     output = registry.build("neuron", _plain(cfg.network.output), where="network.output")
     readout = registry.build("readout", _plain(cfg.readout))
     hidden = _plain(cfg.network.hidden)
     hidden = list(hidden) if isinstance(hidden, list) else [hidden] * cfg.network.layers
+    backend = resolve_device(cfg.trainer.get("device", "cpu"))  # trainer.device -> engine backend
     try:
         return EventpropNet(
             n_in=data.n_channels, n_out=data.n_classes, hidden=hidden, recurrent=_plain(cfg.network.recurrent),
             neuron=neuron, output=output, readout=readout, dt=data.dt, n_steps=data.n_steps,
             init=_plain(cfg.network.init), delays=_plain(cfg.network.get("delays")),
-            generator=torch.Generator().manual_seed(seed),
+            generator=torch.Generator().manual_seed(seed), backend=backend,
         )
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None

@@ -181,7 +181,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
 
 
 TRAINER_KEYS = ("epochs", "batch_size", "eval_batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
-                "resume", "progress", "patience")
+                "resume", "progress", "patience", "device")
 NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer", "delays", "delay_lr")
 INIT_KEYS = ("ff_mean", "ff_std", "rec_mean", "rec_std", "out_mean", "out_std")
 
@@ -307,6 +307,15 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
         _num(cfg, "trainer.grad_clip", gt=0, example=1.0)
     _num(cfg, "trainer.silent_fix", ge=0, example=0.002)
     _int(cfg, "trainer.threads", ge=1, example=2, allow_none=True)
+    device = cfg.trainer.get("device", "cpu")
+    if device not in ("cpu", "cuda", "auto"):
+        _fail("trainer.device", f"must be cpu, cuda or auto, got {device!r}", "trainer.device=cpu")
+    if device == "cuda":
+        from eventkit.engine.backends.cuda import cuda_problem
+
+        problem = cuda_problem()
+        if problem:
+            raise ConfigError(f"trainer.device=cuda: {problem}")
     _bool(cfg, "trainer.progress")
     _int(cfg, "trainer.patience", ge=1, example=15, allow_none=True)
     resume = cfg.trainer.resume

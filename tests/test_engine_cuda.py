@@ -99,3 +99,27 @@ def test_cuda_backend_without_a_device_says_what_to_do():
         resolve_device("cuda")
     with pytest.raises(ValueError, match="must be one of"):
         resolve_device("gpu")
+
+
+@pytest.mark.slow
+def test_training_run_with_device_cuda_matches_device_cpu(tmp_path):
+    """`eventkit trainer.device=cuda` end to end (simulator): the engine the run trains with is the
+    cuda backend, and its metrics equal the CPU run's to float32 rounding."""
+    import json
+
+    tiny = ["dataset.n_train=16", "dataset.n_val=8", "dataset.n_test=8", "network.hidden=6",
+            "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=1",
+            "trainer.batch_size=8", "trainer.progress=false"]
+    code = ("import sys; sys.setswitchinterval(1e-5); from eventkit.app import main; "
+            "sys.argv = ['eventkit', *sys.argv[1:]]; main()")
+    rows = {}
+    for device in ("cpu", "cuda"):
+        run = tmp_path / device
+        env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+        proc = subprocess.run([sys.executable, "-c", code, *tiny, f"trainer.device={device}",
+                               f"hydra.run.dir={run}"], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        rows[device] = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    for key in ("train_loss", "val_loss", "hidden_rate_hz"):
+        assert rows["cuda"][key] == pytest.approx(rows["cpu"][key], rel=1e-4), key

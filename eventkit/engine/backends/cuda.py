@@ -146,11 +146,11 @@ class CudaBackend:
     def plan(self, topology, dt: float, n_steps: int, *, max_spikes: int = 2_000_000,
              n_groups: int = 8, threads: int | None = None) -> CudaPlan:
         """``threads``: the block size (a power of two <= 1024; default: the smallest power of two
-        covering the largest population, at least 32 and at most 256)."""
+        covering the largest population, at least 32 and at most 256; 4 in the simulator)."""
         host = self._host.plan(topology, dt, n_steps, max_spikes=max_spikes, n_groups=n_groups)
-        if threads is None:
+        if threads is None:  # the simulator runs a Python thread per CUDA thread: few of them
             widest = max(p.size for p in topology.populations)
-            threads = min(256, max(32, 1 << (widest - 1).bit_length()))
+            threads = 4 if self._arrays.sim else min(256, max(32, 1 << (widest - 1).bit_length()))
         if threads < 1 or threads > 1024 or threads & (threads - 1):
             raise ValueError(f"cuda backend: threads must be a power of two in [1, 1024], got {threads}")
         plan = CudaPlan(**{f.name: getattr(host, f.name) for f in fields(CpuPlan)}, threads=threads)

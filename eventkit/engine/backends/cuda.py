@@ -23,7 +23,7 @@ from ...data import SpikeData
 from . import _cpu_kernels as K
 from .cpu import CpuBackend, CpuPlan
 
-INSTALL_HINT = "Fix: trainer.device=cpu, or pip install 'eventkit[cuda]' on a machine with an NVIDIA GPU and driver"
+INSTALL_HINT = "Fix: {cpu}, or pip install 'eventkit[cuda]' on a machine with an NVIDIA GPU and driver"
 
 
 class CudaUnavailable(ValueError):
@@ -39,23 +39,25 @@ def simulator_enabled() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
-def cuda_problem() -> str | None:
-    """Why the cuda backend cannot run here (one line ending in the fix), or None when it can."""
+def cuda_problem(cpu: str = "trainer.device=cpu") -> str | None:
+    """Why the cuda backend cannot run here (one line ending in the fix, which offers ``cpu`` as
+    the alternative), or None when it can."""
+    hint = INSTALL_HINT.format(cpu=cpu)
     try:
         from numba import cuda
     except ImportError as exc:
-        return f"the cuda backend needs numba-cuda ({exc}). {INSTALL_HINT}"
+        return f"the cuda backend needs numba-cuda ({exc}). {hint}"
     if simulator_enabled():
         return None
     if not torch.cuda.is_available():
         return (f"no CUDA device or driver found (torch {torch.__version__} sees none). "
-                f"{INSTALL_HINT}")
+                f"{hint}")
     try:
         ok = cuda.is_available()
     except Exception as exc:  # driver/toolkit load errors surface here
-        return f"numba-cuda cannot use the GPU ({type(exc).__name__}: {exc}). {INSTALL_HINT}"
+        return f"numba-cuda cannot use the GPU ({type(exc).__name__}: {exc}). {hint}"
     if not ok:
-        return f"numba-cuda finds no usable CUDA device or driver. {INSTALL_HINT}"
+        return f"numba-cuda finds no usable CUDA device or driver. {hint}"
     return None
 
 

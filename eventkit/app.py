@@ -26,6 +26,7 @@ from eventkit.registry import Registry, get_registry, install_hint
 from eventkit.resume import resumed_config
 from eventkit.rundir import (BEST, LAST, RunDir, check_unused, explain_os_error, load_checkpoint,
                              write_plots_and_report)
+from eventkit.engine.backends import resolve_device
 from eventkit.networks import NetworkConfig, build_network
 from eventkit.schema import from_config
 from eventkit.train import NonFiniteLoss, TrainerConfig, evaluate, fit, split_validation
@@ -184,7 +185,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
                 raise ConfigError(str(exc)) from None
     with rd.stage("build"):
         net = build_network(network, {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)}, registry,
-                            train, seed)
+                            train, seed, backend=resolve_device(trainer.device))
         try:  # before training: can the target run this network on this data?
             target.check(net, train)
         except ValueError as exc:

@@ -1,6 +1,6 @@
-"""Engine benchmark: ``python -m eventkit.bench [--json PATH] [--quick] [--no-snntorch]``;
-``python -m eventkit.bench --delays [...]`` runs the delay-learning workload against DCLS-Delays
-(:mod:`eventkit.bench_delays`).
+"""Engine benchmark: ``python -m eventkit.bench [--json PATH] [--quick] [--no-snntorch]
+[--device cpu|cuda]``; ``python -m eventkit.bench --delays [...]`` runs the delay-learning workload
+against DCLS-Delays (:mod:`eventkit.bench_delays`).
 
 The SHD-shaped workload: 700 inputs with about 8 input spikes per ms per sample, one recurrent
 hidden LIF layer firing about 14 spikes per neuron per second, 20 LI outputs, dt 1 ms, batch 32,
@@ -10,6 +10,10 @@ forward pass, the backward pass and the whole train step, the projected seconds 
 (8156 training samples), and the peak memory growth of the process while training; and the same
 for snnTorch BPTT on the identical network (same sizes, weights and input) when snnTorch is
 installed. Each configuration runs in its own process so that memory peaks do not mix.
+
+``--device cuda`` runs eventkit on its cuda backend (parameters, batch and loss on the GPU) and
+snnTorch on the GPU; times are then synchronised with the device and "mem" is the growth of
+torch's peak GPU memory allocated while training (not host RSS).
 """
 
 from __future__ import annotations
@@ -69,7 +73,23 @@ def _workload(n_steps: int, batch: int, seed: int):
     return SpikeData(offsets, steps, channels, labels, 700, n_steps, 1.0, 20)
 
 
-def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float):
+def device_problem(device: str) -> str | None:
+    """Why the benchmark cannot run on ``device`` (one line ending in the fix), or None."""
+    if device != "cuda":
+        return None
+    from .engine.backends.cuda import cuda_problem, simulator_enabled
+
+    if simulator_enabled():
+        return "NUMBA_ENABLE_CUDASIM=1 runs the CUDA simulator, which cannot be timed. Fix: unset it"
+    return cuda_problem(cpu="--device cpu")
+
+
+def _placed(net, device: str):
+    """``net`` with its parameters on ``device`` (the cuda backend's results follow them)."""
+    return net.to(device) if device == "cuda" else net
+
+
+def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: str = "cpu"):
     """An EventpropNet whose hidden layer fires ``target_rate`` spikes per neuron per second
     (bisection on the mean input weight)."""
     import torch
@@ -82,7 +102,8 @@ def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float):
         mean = 0.5 * (lo + hi)
         net = EventpropNet(700, 20, hidden=hidden, recurrent=True, n_steps=n_steps,
                            init=dict(ff_mean=mean, ff_std=0.01, rec_std=0.02, out_std=0.03),
-                           generator=torch.Generator().manual_seed(0))
+                           generator=torch.Generator().manual_seed(0), backend=device)
+        net = _placed(net, device)
         with torch.no_grad():
             rate = net(data).counts.mean().item() * 1000.0 / n_steps
         if abs(rate - target_rate) < 0.5:
@@ -91,31 +112,47 @@ def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float):
     return net, rate
 
 
-def _measure(loss_fn, opt, repeats):
+def _measure(loss_fn, opt, repeats, device: str = "cpu"):
     """Median seconds of forward (incl. loss), backward and the whole train step over
-    ``repeats`` steps after one warm-up step, and the peak RSS growth (MB): the process's peak
-    during the steps (warm-up included: it allocates what training holds) over its RSS before
-    the first step. Compile or load compiled kernels before calling this (:func:`_warm`)."""
+    ``repeats`` steps after one warm-up step, and the peak memory growth (MB): the process's peak
+    RSS during the steps (warm-up included: it allocates what training holds) over its RSS before
+    the first step; on ``device="cuda"`` torch's peak GPU memory allocated over the allocation
+    before the first step, and every time is taken after the device finished. Compile or load
+    compiled kernels before calling this (:func:`_warm`)."""
+    import torch
+
+    gpu = device == "cuda"
+
+    def clock():
+        if gpu:
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def step():
-        t0 = time.perf_counter()
+        t0 = clock()
         loss = loss_fn()
-        t1 = time.perf_counter()
+        t1 = clock()
         opt.zero_grad()
         loss.backward()
-        t2 = time.perf_counter()
+        t2 = clock()
         opt.step()
-        t3 = time.perf_counter()
+        t3 = clock()
         return dict(forward=t1 - t0, backward=t2 - t1, train_step=t3 - t0)
 
-    _reset_peak_rss()
-    base = _rss_bytes()
+    if gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        _reset_peak_rss()
+        base = _rss_bytes()
     step()
     times = {}
     for _ in range(repeats):
         for key, value in step().items():
             times.setdefault(key, []).append(value)
-    return {k: statistics.median(v) for k, v in times.items()}, (_peak_rss_bytes() - base) / 2**20
+    peak = torch.cuda.max_memory_allocated() if gpu else _peak_rss_bytes()
+    return {k: statistics.median(v) for k, v in times.items()}, (peak - base) / 2**20
 
 
 def _warm(net, data) -> None:
@@ -125,7 +162,7 @@ def _warm(net, data) -> None:
     net.zero_grad(set_to_none=True)
 
 
-def _eventkit_job(hidden, n_steps, batch, repeats, queue):
+def _eventkit_job(hidden, n_steps, batch, repeats, device, queue):
     import torch
     import torch.nn.functional as F
 
@@ -134,8 +171,8 @@ def _eventkit_job(hidden, n_steps, batch, repeats, queue):
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # tiny gradients squared in Adam would otherwise be denormal
     data = _workload(n_steps, batch, seed=1)
-    net, rate = _calibrated_net(hidden, n_steps, data, 14.0)
-    labels = torch.as_tensor(data.labels)
+    net, rate = _calibrated_net(hidden, n_steps, data, 14.0, device)
+    labels = torch.as_tensor(data.labels).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     _warm(net, data)
 
@@ -143,14 +180,14 @@ def _eventkit_job(hidden, n_steps, batch, repeats, queue):
         out = net(data)
         return F.cross_entropy(out.readout, labels) + spike_count_regularizer(out.counts, 5e-10, 14.0)
 
-    times, peak_mb = _measure(loss_fn, opt, repeats)  # (kernels come from the disk cache)
+    times, peak_mb = _measure(loss_fn, opt, repeats, device)  # (kernels come from the disk cache)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
     queue.put(dict(times, peak_mem_mb=peak_mb, rate_hz=rate,
                    hidden_spikes_per_sample=hidden_spikes, w_in_mean=float(net.ff0.detach().mean())))
 
 
-def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, queue):
+def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, device, queue):
     import math
 
     import numpy as np
@@ -178,13 +215,21 @@ def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, queue):
     with torch.no_grad():
         lif.recurrent.weight.copy_(torch.randn(hidden, hidden, generator=g) * 0.02)
     out_cell = snn.Synaptic(alpha=alpha, beta=beta, threshold=1e9, reset_mechanism="none")
+    for module in (fc_in, fc_out, lif, out_cell):
+        module.to(device)
+    x, labels = x.to(device), labels.to(device)
     params = list(fc_in.parameters()) + list(fc_out.parameters()) + list(lif.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
-    weight = torch.exp(-torch.arange(1, n_steps + 1) / n_steps) / n_steps
+    weight = (torch.exp(-torch.arange(1, n_steps + 1) / n_steps) / n_steps).to(device)
+
+    def initial_state():
+        if device == "cpu":
+            return lif.init_rsynaptic(), out_cell.init_synaptic()
+        zeros = [torch.zeros(batch, n, device=device) for n in (hidden, hidden, hidden, 20, 20)]
+        return tuple(zeros[:3]), tuple(zeros[3:])
 
     def forward():
-        spk, syn, mem = lif.init_rsynaptic()
-        syn_o, mem_o = out_cell.init_synaptic()
+        (spk, syn, mem), (syn_o, mem_o) = initial_state()
         readout = 0
         for t in range(n_steps):
             spk, syn, mem = lif(fc_in(x[t]), spk, syn, mem)
@@ -192,7 +237,7 @@ def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, queue):
             readout = readout + weight[t] * mem_o
         return readout
 
-    times, peak_mb = _measure(lambda: F.cross_entropy(forward(), labels), opt, repeats)
+    times, peak_mb = _measure(lambda: F.cross_entropy(forward(), labels), opt, repeats, device)
     queue.put(dict(times, peak_mem_mb=peak_mb))
 
 
@@ -227,9 +272,15 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed train steps per configuration")
     parser.add_argument("--snntorch-repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where eventkit (cuda backend) and snnTorch train")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.batch < 1:
         parser.error("--repeats and --batch must be >= 1")
+    problem = device_problem(args.device)
+    if problem:
+        print(f"python -m eventkit.bench: error: --device cuda: {problem}", file=sys.stderr)
+        return 2
     configs = [(256, 1000)] if args.quick else [(256, 1000), (256, 200), (256, 500), (1024, 200), (1024, 500), (1024, 1000)]
     use_snn = not args.no_snntorch and _have_snntorch()
     if not args.no_snntorch and not use_snn:
@@ -238,11 +289,12 @@ def main(argv=None) -> int:
     rows = []
     for hidden, n_steps in configs:
         print(f"running hidden={hidden} T={n_steps} ...", flush=True)
-        ek = _in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats)
-        row = dict(hidden=hidden, n_steps=n_steps, batch=args.batch, eventkit=ek,
+        ek = _in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device)
+        row = dict(hidden=hidden, n_steps=n_steps, batch=args.batch, device=args.device, eventkit=ek,
                    eventkit_epoch_s=ek["train_step"] * batches)
         if use_snn:
-            sn = _in_process(_snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"])
+            sn = _in_process(_snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"],
+                             args.device)
             row.update(snntorch=sn, snntorch_epoch_s=sn["train_step"] * batches,
                        speedup=sn["train_step"] / ek["train_step"])
         rows.append(row)
@@ -261,11 +313,23 @@ def main(argv=None) -> int:
             s = r["snntorch"]
             line += f" | {s['train_step']:>10.3f} {s['peak_mem_mb']:>10.1f} {r['speedup']:>7.1f}x"
         print(line)
-    print(f"(median of {args.repeats} train steps, batch {args.batch}; epoch = {batches} batches "
-          f"= {SHD_TRAIN_SAMPLES} SHD training samples; mem = peak RSS growth while training)")
+    mem = "peak GPU memory allocated (torch) growth" if args.device == "cuda" else "peak RSS growth"
+    print(f"(device {args.device}; median of {args.repeats} train steps, batch {args.batch}; epoch = {batches} "
+          f"batches = {SHD_TRAIN_SAMPLES} SHD training samples; mem = {mem} while training)")
     if args.json:
-        write_json(args.json, rows)
+        write_json(args.json, rows, **device_info(args.device))
     return 0
+
+
+def device_info(device: str) -> dict:
+    """The device the results were measured on, for the JSON record."""
+    if device != "cuda":
+        return dict(device=device)
+    import torch
+    from numba import cuda
+
+    return dict(device=device, gpu=torch.cuda.get_device_name(), torch_cuda=torch.version.cuda,
+                numba_cuda_runtime=".".join(map(str, cuda.runtime.get_version())))
 
 
 def write_json(path: str, rows: list, **meta) -> None:

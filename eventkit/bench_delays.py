@@ -43,7 +43,8 @@ import math
 import os
 import sys
 
-from .bench import _measure, _peak_rss_bytes, _rss_bytes, _warm, _workload, write_json
+from .bench import (_measure, _peak_rss_bytes, _placed, _rss_bytes, _warm, _workload, device_info,
+                    device_problem, write_json)
 
 SHD_TRAIN_SAMPLES = 8156
 SSC_TRAIN_SAMPLES = 75466
@@ -321,7 +322,7 @@ def _layer_rates(net, data, n_steps, hidden):
     return (counts[:, :hidden].mean().item() * scale, counts[:, hidden:2 * hidden].mean().item() * scale)
 
 
-def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_rate):
+def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_rate, device="cpu"):
     """The two-layer EventpropNet with hidden layer 1 firing ``target_rate`` spikes per neuron per
     second (bisection on the mean input weight of the first layer, as eventkit.bench does), then
     layer 2 brought to the same rate by the same bisection on the mean of ff1."""
@@ -330,10 +331,10 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
     from .engine import EventpropNet
 
     def build(mean):
-        return EventpropNet(N_IN, N_OUT, hidden=[hidden, hidden], recurrent=False, n_steps=n_steps,
-                            init=dict(ff_mean=mean, ff_std=0.01, out_std=0.03),
-                            delays=_delay_config(with_delays, max_delay),
-                            generator=torch.Generator().manual_seed(0))
+        return _placed(EventpropNet(N_IN, N_OUT, hidden=[hidden, hidden], recurrent=False, n_steps=n_steps,
+                                    init=dict(ff_mean=mean, ff_std=0.01, out_std=0.03),
+                                    delays=_delay_config(with_delays, max_delay),
+                                    generator=torch.Generator().manual_seed(0), backend=device), device)
 
     lo, hi = 0.0, 0.2
     for _ in range(14):
@@ -344,7 +345,8 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
             break
         lo, hi = (mean, hi) if rate1 < target_rate else (lo, mean)
     w_in_mean = mean
-    noise = torch.randn(net.ff1.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.01
+    noise = (torch.randn(net.ff1.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+             * 0.01).to(net.ff1.device)
     lo, hi = 0.0, 0.4
     for _ in range(14):
         if abs(rate2 - target_rate) < 0.5:
@@ -357,7 +359,7 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
     return net, rate1, rate2, w_in_mean
 
 
-def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, queue):
+def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, device, queue):
     """eventkit train steps on the benchmark workload, with or without learnable delays."""
     import torch
     import torch.nn.functional as F
@@ -365,8 +367,9 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
     torch.set_num_threads(1)  # the engine runs on numba threads
     torch.set_flush_denormal(True)
     data = _workload(n_steps, batch, seed=1)
-    net, rate1, rate2, w_in_mean = _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, TARGET_RATE)
-    labels = torch.as_tensor(data.labels)
+    net, rate1, rate2, w_in_mean = _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data,
+                                                         TARGET_RATE, device)
+    labels = torch.as_tensor(data.labels).to(device)
     if with_delays:
         opt = torch.optim.Adam(net.param_groups(delay_lr=LR_POS), lr=LR_W)
         opt = _ClampAfterStep(opt, net.clamp_delays)
@@ -377,7 +380,7 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
         return F.cross_entropy(net(data).readout, labels)
 
     _warm(net, data)
-    times, peak_mb = _measure(loss_fn, opt, repeats)
+    times, peak_mb = _measure(loss_fn, opt, repeats, device)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
     queue.put(dict(times, peak_mem_mb=peak_mb, rate_hz=rate1, rate2_hz=rate2,
@@ -452,7 +455,13 @@ def main(argv=None) -> int:
                         help="give up on an eventkit configuration after this long")
     parser.add_argument("--mem-limit-gb", type=float, default=None,
                         help="skip DCLS where it is predicted to need more (default: the machine's memory)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where eventkit trains (cuda backend); DCLS-Delays is compared on the CPU only")
     args = parser.parse_args(argv)
+    problem = device_problem(args.device)
+    if problem:
+        print(f"python -m eventkit.bench --delays: error: --device cuda: {problem}", file=sys.stderr)
+        return 2
     if min(args.repeats, args.dcls_repeats, args.batch, args.steps, args.hidden) < 1:
         parser.error("--repeats, --dcls-repeats, --batch, --steps and --hidden must be >= 1")
     try:
@@ -463,6 +472,8 @@ def main(argv=None) -> int:
         parser.error("--max-delays: give at least one maximum delay >= 1")
     mem_limit = args.mem_limit_gb * 2**30 if args.mem_limit_gb else _mem_total_bytes()
     why_no_dcls = "--no-dcls given" if args.no_dcls else _have_dcls()
+    if args.device != "cpu" and why_no_dcls is None:
+        why_no_dcls = f"the DCLS-Delays comparison runs on the CPU only, eventkit runs on {args.device}"
     if why_no_dcls and not args.no_dcls:
         print(f"skipping DCLS-Delays: {why_no_dcls}")
     hidden, n_steps, batch = args.hidden, args.steps, args.batch
@@ -472,7 +483,7 @@ def main(argv=None) -> int:
     print(f"running eventkit without delays (hidden={hidden}, T={n_steps}, batch={batch}) ...", flush=True)
     def run_eventkit(max_delay, with_delays):
         result, why = _in_process_limited(eventkit_delay_job, hidden, n_steps, batch, max_delay, args.repeats,
-                                          with_delays, timeout=args.eventkit_timeout_s)
+                                          with_delays, args.device, timeout=args.eventkit_timeout_s)
         if result is None:
             raise SystemExit(f"eventkit ({'max delay ' + str(max_delay) if with_delays else 'no delays'}) failed: {why}")
         return result
@@ -482,7 +493,7 @@ def main(argv=None) -> int:
     for max_delay in max_delays:
         print(f"running eventkit with delays, max delay {max_delay} ...", flush=True)
         ek = run_eventkit(max_delay, True)
-        row = dict(max_delay=max_delay, hidden=hidden, n_steps=n_steps, batch=batch, eventkit=ek,
+        row = dict(max_delay=max_delay, hidden=hidden, n_steps=n_steps, batch=batch, device=args.device, eventkit=ek,
                    eventkit_no_delays=plain, delay_cost=ek["train_step"] / plain["train_step"],
                    eventkit_epoch_s=dict(shd=ek["train_step"] * shd_batches, ssc=ek["train_step"] * ssc_batches))
         if why_no_dcls is None:
@@ -537,13 +548,14 @@ def main(argv=None) -> int:
               f"{_fmt(d and r['dcls_epoch_s']['shd'], '.0f', 13)} {_fmt(d and r['dcls_epoch_s']['ssc'], '.0f', 13)}")
         if "dcls_skipped" in r:
             print(f"{'':>9}   DCLS skipped: {r['dcls_skipped']}")
-    print(f"(hidden {hidden} x 2, T {n_steps}, batch {batch}; median of {args.repeats} eventkit / "
-          f"{args.dcls_repeats} DCLS train steps; speed-up = DCLS / eventkit s per step; mem = peak RSS "
-          f"growth while training; delay cost = eventkit with / without delays; epoch = {shd_batches} "
+    mem = "eventkit: peak GPU memory allocated (torch) growth" if args.device == "cuda" else "peak RSS growth"
+    print(f"(device {args.device}; hidden {hidden} x 2, T {n_steps}, batch {batch}; median of {args.repeats} "
+          f"eventkit / {args.dcls_repeats} DCLS train steps; speed-up = DCLS / eventkit s per step; mem = {mem} "
+          f"while training; delay cost = eventkit with / without delays; epoch = {shd_batches} "
           f"(SHD, {SHD_TRAIN_SAMPLES} samples) or {ssc_batches} (SSC, {SSC_TRAIN_SAMPLES}) batches; "
           f"eventkit hidden layer 1 at {plain['rate_hz']:.1f} spikes/neuron/s without delays)")
     if args.json:
-        extra = dict(mem_total_bytes=_mem_total_bytes())
+        extra = dict(mem_total_bytes=_mem_total_bytes(), **device_info(args.device))
         if why_no_dcls is None:
             from importlib.metadata import version
 

@@ -85,9 +85,9 @@ class NetworkConfig:
 
 
 def build_network(network: NetworkConfig, components: dict[str, Any], registry: Registry, data: SpikeData,
-                  seed: int):
-    """EventpropNet for ``data``'s shape; ``components`` holds the ``neuron`` and ``readout``
-    group configs (plain dicts with a ``name``)."""
+                  seed: int, backend: str = "cpu"):
+    """EventpropNet for ``data``'s shape on the engine ``backend``; ``components`` holds the
+    ``neuron`` and ``readout`` group configs (plain dicts with a ``name``)."""
     from eventkit.config import ConfigError
     from eventkit.engine import EventpropNet
 
@@ -99,7 +99,7 @@ def build_network(network: NetworkConfig, components: dict[str, Any], registry: 
             n_in=data.n_channels, n_out=data.n_classes, hidden=network.hidden_sizes,
             recurrent=network.recurrent_layers, neuron=neuron, output=output, readout=readout, dt=data.dt,
             n_steps=data.n_steps, init=vars(network.init), delays=network.parsed_delays,
-            generator=torch.Generator().manual_seed(seed),
+            generator=torch.Generator().manual_seed(seed), backend=backend,
         )
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None

@@ -45,8 +45,17 @@ class TrainerConfig:
     resume: str | None = setting(example="outputs/<date>/<time>")  # a run dir to continue
     progress: bool = setting(example="false")
     patience: int | None = setting(None, ge=1, example=15)  # early stop after epochs without a better val
+    device: str = setting("cpu", example="cpu")  # engine backend: cpu, cuda or auto (cuda when present)
 
     def __post_init__(self):
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device: must be cpu, cuda or auto, got {self.device!r}. Fix: trainer.device=cpu")
+        if self.device == "cuda":
+            from eventkit.engine.backends.cuda import cuda_problem
+
+            problem = cuda_problem()
+            if problem:
+                raise ValueError(f"trainer.device=cuda: {problem}")
         if self.resume is not None:
             from eventkit.rundir import CHECKPOINTS
 

@@ -80,6 +80,7 @@ def test_overrides_switch_components():
         ("dataset.augment=[{name: twist}]", "dataset.augment[0].name", "unknown augmentation"),
         ("+trainer.epoch=5", "trainer.epoch", "is not a known key of trainer"),
         ("+network.init.ff_sd=1", "network.init.ff_sd", "known: ff_mean"),
+        ("trainer.device=gpu", "trainer.device", "must be cpu, cuda or auto"),
     ],
 )
 def test_bad_values_name_the_key(override, key, fix):
@@ -118,3 +119,17 @@ def test_every_experiment_and_target_composes_and_validates():
         assert cfg.trainer.epochs >= 1, name
     for target in _group_options("target"):
         validate(compose([f"target={target}"]), reg)
+
+
+def test_device_cuda_without_a_gpu_is_refused_in_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError) as err:
+        validate(compose(["trainer.device=cuda"]), get_registry())
+    msg = str(err.value)
+    assert msg.startswith("trainer.device=cuda:") and "\n" not in msg, msg
+    assert "trainer.device=cpu" in msg and "eventkit[cuda]" in msg, msg
+    # auto falls back to the CPU backend
+    assert validate(compose(["trainer.device=auto"]), get_registry()).trainer.device == "auto"

@@ -46,3 +46,17 @@ def test_delay_bench_rejects_bad_arguments():
     proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--delays", "--max-delays", "0"],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "--max-delays" in proc.stderr
+
+
+@pytest.mark.parametrize("delays", [[], ["--delays"]], ids=["engine", "delays"])
+def test_bench_on_cuda_without_a_gpu_fails_in_one_line(delays):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", *delays, "--device", "cuda"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--device cuda" in lines[0] and "--device cpu" in lines[0], proc.stderr
+    assert "running" not in proc.stdout  # failed before any measurement

@@ -12,7 +12,6 @@ quantisation.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..data import SpikeData
@@ -24,32 +23,33 @@ class EventpropFunction(torch.autograd.Function):
         res = backend.forward(plan, inputs, data)
         ctx.backend, ctx.plan, ctx.inputs, ctx.data, ctx.names, ctx.res = (
             backend, plan, inputs, data, names, res)
-        dtype = params[0].dtype
-        t_first = torch.from_numpy(res["t_first"]).to(dtype) * plan.dt
-        counts = torch.from_numpy(res["counts"]).to(dtype)
-        return torch.from_numpy(res["trace"]).to(dtype), t_first, counts
+        ctx.targets = [(p.dtype, p.device) for p in params]
+        dtype, device = params[0].dtype, params[0].device
+
+        def out(x):  # results follow the parameters' device and precision
+            return backend.to_torch(x).to(device=device, dtype=dtype)
+
+        return out(res["trace"]), out(res["t_first"]) * plan.dt, out(res["counts"])
 
     @staticmethod
     def backward(ctx, g_trace, g_tfirst, g_counts):
-        plan, data, inputs = ctx.plan, ctx.data, ctx.inputs
-        np_dtype = inputs.w.dtype
+        plan, data, inputs, backend = ctx.plan, ctx.data, ctx.inputs, ctx.backend
         n_batch = len(data)
 
-        def as_np(g, shape):
+        def as_kernel(g, shape):
             if g is None:
-                return np.zeros(shape, dtype=np_dtype)
-            return np.ascontiguousarray(g.detach().cpu().numpy(), dtype=np_dtype)
+                g = torch.zeros(shape, dtype=torch.float64)
+            return backend.from_torch(g, inputs)
 
-        g_trace_np = as_np(g_trace, (n_batch, plan.n_steps, plan.n_out))
+        g_trace_k = as_kernel(g_trace, (n_batch, plan.n_steps, plan.n_out))
         # t_first is returned in ms = (n + phi) * dt: the kernels' g is per unit of phi
-        g_tfirst_np = as_np(g_tfirst, (n_batch, plan.n_out)) * np_dtype.type(plan.dt)
-        g_counts_np = as_np(g_counts, (n_batch, plan.n_hidden))
-        grads_w, grads_d = ctx.backend.backward(plan, inputs, data, ctx.res, g_trace_np,
-                                                g_tfirst_np, g_counts_np)
+        g_tfirst_k = as_kernel(g_tfirst, (n_batch, plan.n_out)) * plan.dt
+        g_counts_k = as_kernel(g_counts, (n_batch, plan.n_hidden))
+        grads_w, grads_d = backend.backward(plan, inputs, data, ctx.res, g_trace_k, g_tfirst_k,
+                                            g_counts_k)
         ctx.res = None
         out = []
-        dtype = g_trace.dtype if g_trace is not None else torch.float64
-        for kind, name in ctx.names:
+        for (kind, name), (dtype, device) in zip(ctx.names, ctx.targets):
             g = grads_w[name] if kind == "w" else grads_d[name]
-            out.append(torch.from_numpy(g).to(dtype))
+            out.append(backend.to_torch(g).to(device=device, dtype=dtype))
         return (None, None, None, None, None, *out)

@@ -234,8 +234,11 @@ class EventpropNet(nn.Module):
     @torch.no_grad()
     def simulate(self, data: SpikeData) -> dict:
         """The backend's raw forward result for ``data`` (spike records ``rec_step``,
-        ``rec_nrn``, ``n_rec`` ..., ``trace``, ``counts``), without building a graph."""
-        return self.backend.forward(self.plan, self._kernel_inputs(), self._check_data(data))
+        ``rec_nrn``, ``n_rec`` ..., ``trace``, ``counts``) as numpy arrays, without building a
+        graph."""
+        res = self.backend.forward(self.plan, self._kernel_inputs(), self._check_data(data))
+        return {k: self.backend.to_torch(v).cpu().numpy() for k, v in res.items()
+                if not k.startswith("_")}
 
     @torch.no_grad()
     def record(self, data: SpikeData) -> Record:

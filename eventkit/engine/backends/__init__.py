@@ -2,8 +2,8 @@
 
 A backend turns a :class:`~eventkit.engine.topology.Topology` into a *plan* once (the flat arrays
 its kernels read), and then, per call, simulates a batch forward and runs the adjoint pass
-backward. The autograd Function (:mod:`eventkit.engine.autograd`) talks only to this protocol,
-so a second backend (e.g. CUDA) slots in without touching the network or the Function.
+backward. The autograd Function (:mod:`eventkit.engine.autograd`) talks only to this protocol:
+``cpu`` (numba, numpy arrays) and ``cuda`` (numba-cuda, torch CUDA tensors) slot in alike.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from ...data import SpikeData
 from ..topology import Topology
@@ -35,10 +36,44 @@ class Backend(Protocol):
                  ) -> tuple[dict, dict]:
         """dL/dw (n_post, n_pre) and dL/d(delay) in ms^-1, by connection name."""
 
+    def to_torch(self, x: Any) -> torch.Tensor:
+        """A result array (``forward``'s or ``backward``'s) as a torch tensor, without a copy
+        where the memory allows one."""
+
+    def from_torch(self, g: torch.Tensor, inputs: Any) -> Any:
+        """An incoming gradient as the kernels' array type in the precision of ``inputs``."""
+
+
+BACKENDS = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "auto")
+
 
 def get_backend(name: str) -> Backend:
+    """The backend ``name`` (one of :data:`BACKENDS`); ``cuda`` raises a one-line ValueError with
+    the fix where no device, driver or numba-cuda is present."""
     if name == "cpu":
         from .cpu import CpuBackend
 
         return CpuBackend()
-    raise ValueError(f"engine backend {name!r} is not available; known: ['cpu']")
+    if name == "cuda":
+        from .cuda import CudaBackend
+
+        return CudaBackend()
+    raise ValueError(f"engine backend {name!r} is not available; known: {list(BACKENDS)}")
+
+
+def resolve_device(device: str) -> str:
+    """``trainer.device`` -> backend name: ``auto`` is ``cuda`` where a GPU can be used, else
+    ``cpu``; ``cuda`` is checked here so that a run fails before it loads data."""
+    if device not in DEVICES:
+        raise ValueError(f"trainer.device={device!r}: must be one of {list(DEVICES)}. Fix: trainer.device=auto")
+    if device == "cpu":
+        return "cpu"
+    from .cuda import cuda_problem
+
+    problem = cuda_problem()
+    if device == "auto":
+        return "cpu" if problem else "cuda"
+    if problem:
+        raise ValueError(f"trainer.device=cuda: {problem}")
+    return "cuda"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
 from ...data import SpikeData
 from ..neurons import Coefficients
@@ -230,6 +231,12 @@ class CpuBackend:
                 g = flat_d[sl].reshape(n_pre, n_post).T / dtype.type(plan.dt)
                 grads_d[conn.name] = np.ascontiguousarray(g)
         return grads_w, grads_d
+
+    def to_torch(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x)
+
+    def from_torch(self, g: torch.Tensor, inputs: CpuInputs) -> np.ndarray:
+        return np.ascontiguousarray(g.detach().cpu().numpy(), dtype=inputs.w.dtype)
 
 
 __all__ = ["CpuBackend", "CpuPlan", "CpuInputs", "coefficient_row"]

@@ -1,0 +1,489 @@
+"""Forward and Eventprop backward kernels for CUDA (numba-cuda): one thread block per sample,
+the block's threads over neurons (or over a connection's targets).
+
+The maths, the state layout and the order of every per-neuron update are those of the CPU
+kernels (:mod:`._cpu_kernels`, whose docstring is the reference for the notation): the same
+flat ``pop_off`` / ``coef`` / ``blk`` / pre-major weight arrays, the same ring buffer of delayed
+arrivals and the same adjoint history. What differs is only who does the work:
+
+* thread ``tid`` of a block of ``nt`` threads owns the neurons ``j = tid, tid + nt, ...`` while
+  they advance (forward) or propagate their adjoint (backward), and target ``t = tid, tid + nt,
+  ...`` of a connection while a spike is delivered to it or its adjoint is read; the phases are
+  separated by ``syncthreads``, so no two threads ever write the same entry in one phase;
+* the spikes of a step are recorded in ascending neuron order (as on the CPU) by a block-wide
+  prefix sum over the "crossed threshold" flags of each chunk of ``nt`` neurons;
+* a spike's ``dL/dphi`` (a sum over its targets) is a tree reduction in shared memory, in float64;
+* every sample accumulates its own dL/dw, dL/d(delay) (``gw[b]``, ``gd[b]``); ``sum_samples``
+  adds them in sample order. No float atomics are used anywhere, so results do not depend on
+  thread scheduling and repeat bit for bit.
+
+Kernels are built per float type (:func:`kernels`): ``F`` is the weights' precision, scalars that
+the CPU kernels keep in float64 (spike phases, decays) are float64 here too.
+
+Scratch state lives in global memory, one row per sample (``v_state[b]``, ``ring[b]`` ...).
+``MAX_THREADS`` bounds the block size (the shared scan/reduction arrays have this length).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+from numba import cuda
+from numba.cuda import float32, float64, int32
+
+from ._cpu_kernels import (ALPHA, B0, BETA, C, DELAYED, HM, HS, KAPPA, LEARN_D, N_POST, POST,
+                           THETA, W_OFF)
+
+MAX_THREADS = 1024
+
+
+@cuda.jit(device=True)
+def _slot(slot0, off, n_slots):
+    sl = slot0 + off
+    if sl >= n_slots:
+        sl -= n_slots
+    return sl
+
+
+@cuda.jit(device=True)
+def _block_scan(scan, flag, tid, nt):
+    """Inclusive prefix sum of ``flag`` over the block's threads (Hillis-Steele in shared
+    memory); every thread gets its own inclusive sum."""
+    scan[tid] = flag
+    cuda.syncthreads()
+    off = 1
+    while off < nt:
+        x = 0
+        if tid >= off:
+            x = scan[tid - off]
+        cuda.syncthreads()
+        scan[tid] += x
+        cuda.syncthreads()
+        off *= 2
+    incl = scan[tid]
+    cuda.syncthreads()
+    return incl
+
+
+@cuda.jit(device=True)
+def _block_sum(red, x, tid, nt):
+    """Sum of ``x`` over the block's threads (``nt`` a power of two), a fixed tree in shared
+    memory; every thread gets the total."""
+    red[tid] = x
+    cuda.syncthreads()
+    s = nt // 2
+    while s > 0:
+        if tid < s:
+            red[tid] += red[tid + s]
+        cuda.syncthreads()
+        s //= 2
+    total = red[0]
+    cuda.syncthreads()
+    return total
+
+
+@lru_cache(maxsize=None)
+def kernels(double: bool):
+    """(forward, backward, sum_samples) compiled lazily for float64 (``double``) or float32."""
+    F = float64 if double else float32
+
+    @cuda.jit
+    def forward(in_off, in_step, in_ch, n_steps, pop_off, pop_of, coef, spiking, blk, out_start,
+                out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, v_all, i_all, ring_all,
+                trace, t_first, counts, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec,
+                overflow):
+        """Simulate sample ``blockIdx.x``; outputs as the CPU kernel's ``forward``."""
+        b = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        scan = cuda.shared.array(MAX_THREADS, int32)
+        n_pop = pop_off.shape[0] - 1
+        n_tot = pop_off[n_pop]
+        o0 = pop_off[n_pop - 1]
+        cap = rec_step.shape[1]
+        v_state = v_all[b]
+        i_state = i_all[b]
+        ring = ring_all[b]
+        n_ring = ring.shape[1]
+        delayed = n_slots > 0
+        for j in range(tid, n_tot, nt):
+            v_state[j] = 0
+            i_state[j] = 0
+            for sl in range(n_ring):
+                ring[j, sl, 0] = 0
+                ring[j, sl, 1] = 0
+        for k in range(tid, t_first.shape[1], nt):
+            t_first[b, k] = n_steps
+        for j in range(tid, counts.shape[1], nt):
+            counts[b, j] = 0
+        cuda.syncthreads()
+        nr = 0
+        ip = in_off[b]
+        i_end = in_off[b + 1]
+        for n in range(n_steps):
+            # 1. input spikes of step n (threads over the targets; rows summed four at a time)
+            i0 = ip
+            while ip < i_end and in_step[ip] == n:
+                ip += 1
+            in_delayed = False
+            for kk in range(in_blk.shape[0]):
+                k = in_blk[kk]
+                q = blk[k, POST]
+                n_post = blk[k, N_POST]
+                w0 = blk[k, W_OFF]
+                q0 = pop_off[q]
+                b0 = coef[q, B0]
+                if blk[k, DELAYED]:
+                    b0c = coef[q, B0] * coef[q, C]
+                    for t in range(tid, n_post, nt):
+                        for s in range(i0, ip):
+                            idx = w0 + in_ch[s] * n_post + t
+                            sl = _slot(n % n_slots, d_steps[idx], n_slots)
+                            x = d_bm[idx]
+                            ring[q0 + t, sl, 0] += w[idx] * b0 * x
+                            ring[q0 + t, sl, 1] += w[idx] * b0c * (x - d_am[idx])
+                    in_delayed = True
+                    continue
+                for t in range(tid, n_post, nt):
+                    acc = i_state[q0 + t]
+                    s = i0
+                    while s + 4 <= ip:
+                        a0 = w0 + in_ch[s] * n_post + t
+                        a1 = w0 + in_ch[s + 1] * n_post + t
+                        a2 = w0 + in_ch[s + 2] * n_post + t
+                        a3 = w0 + in_ch[s + 3] * n_post + t
+                        acc += b0 * ((w[a0] + w[a1]) + (w[a2] + w[a3]))
+                        s += 4
+                    while s < ip:
+                        acc += b0 * w[w0 + in_ch[s] * n_post + t]
+                        s += 1
+                    i_state[q0 + t] = acc
+            cuda.syncthreads()
+            if in_delayed:  # delayed input arrivals due now (at n h)
+                sl = n % n_slots
+                for j in range(tid, n_tot, nt):
+                    i_state[j] += ring[j, sl, 0]
+                    v_state[j] += ring[j, sl, 1]
+                    ring[j, sl, 0] = 0
+                    ring[j, sl, 1] = 0
+            # 2. advance one step, threshold, restart; spikes recorded in neuron order
+            step_start = nr
+            for jc in range(0, n_tot, nt):
+                j = jc + tid
+                flag = 0
+                p = 0
+                v = F(0)
+                cur = F(0)
+                v_adv = F(0)
+                theta = F(0)
+                if j < n_tot:
+                    p = pop_of[j]
+                    v = v_state[j]
+                    cur = i_state[j]
+                    v_adv = coef[p, ALPHA] * v + coef[p, KAPPA] * cur
+                    theta = coef[p, THETA]
+                    if spiking[p] != 0 and v_adv > theta:
+                        flag = 1
+                total = cuda.syncthreads_count(flag)
+                if total > 0:
+                    if nr + total > cap:
+                        if tid == 0:
+                            overflow[b] = 1
+                            n_rec[b] = nr
+                        return
+                    pos = nr + _block_scan(scan, flag, tid, nt) - flag
+                    if flag:
+                        if v >= theta:
+                            phi = float64(0.0)
+                        else:
+                            phi = float64((theta - v) / (v_adv - v))
+                        rec_step[b, pos] = n
+                        rec_nrn[b, pos] = j
+                        rec_phi[b, pos] = phi
+                        rec_v[b, pos] = v
+                        rec_i[b, pos] = cur
+                        if spiking[p] == 2:
+                            phi = 1.0
+                        v_adv = coef[p, C] * (coef[p, BETA] - math.exp(
+                            -(1.0 - phi) * float64(coef[p, HM]) - phi * float64(coef[p, HS]))) * cur
+                        if j >= o0:
+                            if t_first[b, j - o0] >= n_steps:
+                                t_first[b, j - o0] = n + phi
+                        else:
+                            counts[b, j] += 1
+                    nr += total
+                if j < n_tot:
+                    v_state[j] = v_adv
+                    i_state[j] = coef[p, BETA] * cur
+            cuda.syncthreads()
+            # 3. deliver the spikes of step n at (n+1) h (threads over each spike's targets)
+            for r in range(step_start, nr):
+                j = rec_nrn[b, r]
+                p = pop_of[j]
+                phi = float64(rec_phi[b, r])
+                if spiking[p] == 2:
+                    phi = 1.0
+                row = j - pop_off[p]
+                for kk in range(out_start[p], out_start[p + 1]):
+                    k = out_blk[kk]
+                    q = blk[k, POST]
+                    n_post = blk[k, N_POST]
+                    q0 = pop_off[q]
+                    base = blk[k, W_OFF] + row * n_post
+                    bs = math.exp(-(1.0 - phi) * float64(coef[q, HS]))
+                    am = math.exp(-(1.0 - phi) * float64(coef[q, HM]))
+                    b0 = coef[q, B0]
+                    if blk[k, DELAYED]:
+                        b0c = coef[q, B0] * coef[q, C]
+                        slot0 = (n + 1) % n_slots
+                        for t in range(tid, n_post, nt):
+                            idx = base + t
+                            late = phi + d_frac[idx] > 1.0
+                            x = bs * d_bm[idx]
+                            y = am * d_am[idx]
+                            if late:
+                                x *= coef[q, BETA]
+                                y *= coef[q, ALPHA]
+                            sl = _slot(slot0, d_steps[idx] + (1 if late else 0), n_slots)
+                            ring[q0 + t, sl, 0] += w[idx] * b0 * x
+                            ring[q0 + t, sl, 1] += w[idx] * b0c * (x - y)
+                        continue
+                    s0 = F(b0 * bs)
+                    s1 = F(b0 * coef[q, C] * (bs - am))
+                    for t in range(tid, n_post, nt):
+                        wt = w[base + t]
+                        i_state[q0 + t] += s0 * wt
+                        v_state[q0 + t] += s1 * wt
+            cuda.syncthreads()
+            if delayed:  # delayed arrivals due at (n+1) h
+                sl = (n + 1) % n_slots
+                for j in range(tid, n_tot, nt):
+                    i_state[j] += ring[j, sl, 0]
+                    v_state[j] += ring[j, sl, 1]
+                    ring[j, sl, 0] = 0
+                    ring[j, sl, 1] = 0
+                cuda.syncthreads()  # the trace below reads neurons other threads updated
+            # 4. output voltage at (n+1) h
+            for k in range(tid, n_tot - o0, nt):
+                trace[b, n, k] = v_state[o0 + k]
+            cuda.syncthreads()
+        if tid == 0:
+            n_rec[b] = nr
+
+    @cuda.jit
+    def backward(in_off, in_step, in_ch, n_steps, pop_off, pop_of, coef, spiking, tau_mem, blk,
+                 out_start, out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, rec_step,
+                 rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace, g_tfirst, g_counts, lam_v_all,
+                 lam_i_all, jump_v_all, jump_i_all, hist_all, first_all, gw, gd):
+        """Adjoint pass of sample ``blockIdx.x``: its dL/dw into ``gw[b]`` and dL/d(delay) (per
+        step) into ``gd[b]`` (previous content ignored; ``gd`` may have one column)."""
+        b = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        nt = cuda.blockDim.x
+        red = cuda.shared.array(MAX_THREADS, float64)
+        n_pop = pop_off.shape[0] - 1
+        n_tot = pop_off[n_pop]
+        o0 = pop_off[n_pop - 1]
+        n_out = n_tot - o0
+        lam_v = lam_v_all[b]
+        lam_i = lam_i_all[b]
+        jump_v = jump_v_all[b]
+        jump_i = jump_i_all[b]
+        hist = hist_all[b]
+        first_rec = first_all[b]
+        gwb = gw[b]
+        gdb = gd[b]
+        n_hist = hist.shape[1]
+        delayed = n_slots > 0
+        for j in range(tid, n_tot, nt):
+            lam_v[j] = 0
+            lam_i[j] = 0
+            jump_v[j] = 0
+            jump_i[j] = 0
+            for sl in range(n_hist):
+                hist[j, sl, 0] = 0
+                hist[j, sl, 1] = 0
+        for t in range(tid, gwb.shape[0], nt):
+            gwb[t] = 0
+        for t in range(tid, gdb.shape[0], nt):
+            gdb[t] = 0
+        nrec = n_rec[b]
+        for k in range(tid, n_out, nt):  # the first spike of each output neuron
+            first_rec[k] = -1
+            for r in range(nrec):
+                if rec_nrn[b, r] == o0 + k:
+                    first_rec[k] = r
+                    break
+        cuda.syncthreads()
+        r = nrec - 1
+        ip = in_off[b + 1] - 1
+        for n in range(n_steps - 1, -1, -1):
+            for k in range(tid, n_out, nt):
+                lam_v[o0 + k] += g_trace[b, n, k]
+            cuda.syncthreads()
+            if delayed:
+                sl = (n + 1) % n_slots
+                for j in range(tid, n_tot, nt):
+                    hist[j, sl, 0] = lam_i[j]
+                    hist[j, sl, 1] = lam_v[j]
+                cuda.syncthreads()
+            r_hi = r
+            while r >= 0 and rec_step[b, r] == n:
+                r -= 1
+            # jumps at the spikes of step n (read only adjoints at (n+1) h)
+            for s in range(r + 1, r_hi + 1):
+                j = rec_nrn[b, s]
+                p = pop_of[j]
+                row = j - pop_off[p]
+                phi = float64(rec_phi[b, s])
+                phi_act = phi
+                if spiking[p] == 2:
+                    phi_act = 1.0
+                part = float64(0.0)
+                for kk in range(out_start[p], out_start[p + 1]):
+                    k = out_blk[kk]
+                    q = blk[k, POST]
+                    n_post = blk[k, N_POST]
+                    q0 = pop_off[q]
+                    base = blk[k, W_OFF] + row * n_post
+                    hs_q = coef[q, HS]
+                    hm_q = coef[q, HM]
+                    bs = math.exp(-(1.0 - phi_act) * float64(hs_q))
+                    am = math.exp(-(1.0 - phi_act) * float64(hm_q))
+                    b0 = coef[q, B0]
+                    b0c = coef[q, B0] * coef[q, C]
+                    if blk[k, DELAYED]:
+                        slot0 = (n + 1) % n_slots
+                        for t in range(tid, n_post, nt):
+                            idx = base + t
+                            late = phi_act + d_frac[idx] > 1.0
+                            x = bs * d_bm[idx]
+                            y = am * d_am[idx]
+                            if late:
+                                x *= coef[q, BETA]
+                                y *= coef[q, ALPHA]
+                            sl = _slot(slot0, d_steps[idx] + (1 if late else 0), n_slots)
+                            li = hist[q0 + t, sl, 0]
+                            lv = hist[q0 + t, sl, 1]
+                            term = li * (b0 * x * hs_q) + lv * (b0c * (hs_q * x - hm_q * y))
+                            wt = w[idx]
+                            part += wt * term
+                            gwb[idx] += li * (b0 * x) + lv * (b0c * (x - y))
+                            gdb[idx] += wt * term
+                        continue
+                    bq = F(b0 * bs)
+                    eq = F(b0c * (bs - am))
+                    dbq = F(bq * hs_q)
+                    deq = F(b0c * (hs_q * bs - hm_q * am))
+                    learn_d = blk[k, LEARN_D] != 0
+                    for t in range(tid, n_post, nt):
+                        li = lam_i[q0 + t]
+                        lv = lam_v[q0 + t]
+                        wt = w[base + t]
+                        g = wt * (li * dbq + lv * deq)
+                        part += g
+                        gwb[base + t] += li * bq + lv * eq
+                        if learn_d:
+                            gdb[base + t] += g
+                g_sum = _block_sum(red, part, tid, nt)
+                if tid == 0:
+                    v = rec_v[b, s]
+                    cur = rec_i[b, s]
+                    alpha = coef[p, ALPHA]
+                    beta = coef[p, BETA]
+                    kappa = coef[p, KAPPA]
+                    c = coef[p, C]
+                    theta = coef[p, THETA]
+                    em = math.exp(-(1.0 - phi_act) * float64(coef[p, HM])
+                                  - phi_act * float64(coef[p, HS]))
+                    restart = c * (beta - em)
+                    d_restart = -c * (coef[p, HM] - coef[p, HS]) * em
+                    g_phi = lam_v[j] * d_restart * cur + g_sum
+                    if j >= o0:
+                        if first_rec[j - o0] == s:
+                            g_phi += g_tfirst[b, j - o0]
+                    if phi > 0.0:
+                        v_adv = alpha * v + kappa * cur
+                        d = v_adv - v
+                        inv_d2 = 1.0 / (d * d)
+                        dphi_dv = (-d - (theta - v) * (alpha - 1.0)) * inv_d2
+                        dphi_di = -(theta - v) * kappa * inv_d2
+                        jump_v[j] = g_phi * dphi_dv
+                        jump_i[j] = g_phi * dphi_di + restart * lam_v[j] + beta * lam_i[j]
+                    else:
+                        jump_v[j] = 0
+                        jump_i[j] = restart * lam_v[j] + beta * lam_i[j]
+                    if j < o0:  # spike-count regulariser: a kick to lam_v at each spike
+                        jump_v[j] += tau_mem[p] * g_counts[b, j]
+            cuda.syncthreads()
+            # propagate every neuron's adjoint one step back
+            for j in range(tid, n_tot, nt):
+                p = pop_of[j]
+                lv = lam_v[j]
+                lam_v[j] = coef[p, ALPHA] * lv
+                lam_i[j] = coef[p, KAPPA] * lv + coef[p, BETA] * lam_i[j]
+            cuda.syncthreads()
+            for s in range(r + 1 + tid, r_hi + 1, nt):
+                j = rec_nrn[b, s]
+                lam_v[j] = jump_v[j]
+                lam_i[j] = jump_i[j]
+            cuda.syncthreads()
+            # input spikes of step n were added to i at n h
+            i1 = ip
+            while ip >= in_off[b] and in_step[ip] == n:
+                ip -= 1
+            stored = False
+            for kk in range(in_blk.shape[0]):
+                k = in_blk[kk]
+                q = blk[k, POST]
+                n_post = blk[k, N_POST]
+                w0 = blk[k, W_OFF]
+                q0 = pop_off[q]
+                b0 = coef[q, B0]
+                if blk[k, DELAYED]:
+                    if not stored:  # the adjoint at n h
+                        sl = n % n_slots
+                        for j in range(tid, n_tot, nt):
+                            hist[j, sl, 0] = lam_i[j]
+                            hist[j, sl, 1] = lam_v[j]
+                        cuda.syncthreads()
+                        stored = True
+                    b0c = coef[q, B0] * coef[q, C]
+                    hs = coef[q, HS]
+                    hm = coef[q, HM]
+                    for t in range(tid, n_post, nt):
+                        for s in range(ip + 1, i1 + 1):
+                            idx = w0 + in_ch[s] * n_post + t
+                            sl = _slot(n % n_slots, d_steps[idx], n_slots)
+                            li = hist[q0 + t, sl, 0]
+                            lv = hist[q0 + t, sl, 1]
+                            x = d_bm[idx]
+                            y = d_am[idx]
+                            gwb[idx] += li * (b0 * x) + lv * (b0c * (x - y))
+                            gdb[idx] += w[idx] * (li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y)))
+                    continue
+                learn_d = blk[k, LEARN_D] != 0
+                sc0 = F(b0 * coef[q, HS])
+                sc1 = F(b0 * coef[q, C] * (coef[q, HS] - coef[q, HM]))
+                for t in range(tid, n_post, nt):
+                    li = lam_i[q0 + t]
+                    lv = lam_v[q0 + t]
+                    for s in range(ip + 1, i1 + 1):
+                        a0 = w0 + in_ch[s] * n_post + t
+                        gwb[a0] += b0 * li
+                        if learn_d:
+                            gdb[a0] += w[a0] * (li * sc0 + lv * sc1)
+            cuda.syncthreads()
+
+    @cuda.jit
+    def sum_samples(parts, out):
+        """out = parts.sum(axis=0), sample 0 first (one thread per entry: a fixed order)."""
+        t = cuda.grid(1)
+        if t < out.shape[0]:
+            acc = parts[0, t]
+            for g in range(1, parts.shape[0]):
+                acc += parts[g, t]
+            out[t] = acc
+
+    return forward, backward, sum_samples

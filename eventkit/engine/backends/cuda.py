@@ -1,0 +1,270 @@
+"""The CUDA backend: numba-cuda kernels (:mod:`._cuda_kernels`), one thread block per sample.
+
+The plan and the per-call kernel inputs are built exactly as the CPU backend builds them (same
+flat arrays, same delay decomposition) and then moved to the GPU; the batch's spike lists are
+uploaded per call. Kernel buffers and results are torch tensors on the current CUDA device and
+the kernels run on torch's current stream, so results flow into the readout and loss without a
+copy (they follow the parameters' device: a network left on the CPU gets CPU tensors).
+
+Under numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` before numba is imported) the same
+kernels run on the CPU, one Python thread per CUDA thread, on numpy arrays: the simulator has
+neither ``as_cuda_array`` nor external streams, so :class:`_Arrays` switches between the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from ...data import SpikeData
+from . import _cpu_kernels as K
+from .cpu import CpuBackend, CpuPlan
+
+INSTALL_HINT = "Fix: {cpu}, or pip install 'eventkit[cuda]' on a machine with an NVIDIA GPU and driver"
+
+
+class CudaUnavailable(ValueError):
+    """The cuda backend was asked for where it cannot run (one line with the fix)."""
+
+
+def simulator_enabled() -> bool:
+    """True when numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1 at numba's import)."""
+    try:
+        from numba.cuda.core import config
+    except ImportError:  # the CUDA target bundled with numba itself
+        from numba.core import config
+    return bool(config.ENABLE_CUDASIM)
+
+
+def cuda_problem(cpu: str = "trainer.device=cpu") -> str | None:
+    """Why the cuda backend cannot run here (one line ending in the fix, which offers ``cpu`` as
+    the alternative), or None when it can."""
+    hint = INSTALL_HINT.format(cpu=cpu)
+    try:
+        from numba import cuda
+    except ImportError as exc:
+        return f"the cuda backend needs numba-cuda ({exc}). {hint}"
+    if simulator_enabled():
+        return None
+    if not torch.cuda.is_available():
+        return (f"no CUDA device or driver found (torch {torch.__version__} sees none). "
+                f"{hint}")
+    try:
+        ok = cuda.is_available()
+    except Exception as exc:  # driver/toolkit load errors surface here
+        return f"numba-cuda cannot use the GPU ({type(exc).__name__}: {exc}). {hint}"
+    if not ok:
+        return f"numba-cuda finds no usable CUDA device or driver. {hint}"
+    return None
+
+
+class _Arrays:
+    """Where kernel arrays live: torch CUDA tensors on a device, numpy arrays in the simulator."""
+
+    def __init__(self):
+        from numba import cuda
+
+        self.cuda = cuda
+        self.sim = simulator_enabled()
+        self.device = None if self.sim else torch.device("cuda", torch.cuda.current_device())
+
+    def put(self, a: np.ndarray):
+        a = np.ascontiguousarray(a)
+        if self.sim:
+            return a.copy()
+        return torch.from_numpy(a).to(self.device, non_blocking=False)
+
+    def empty(self, shape: tuple, dtype):
+        if self.sim:
+            return np.empty(shape, dtype=dtype)
+        return torch.empty(shape, dtype=_torch_dtype(dtype), device=self.device)
+
+    def zeros(self, shape: tuple, dtype):
+        if self.sim:
+            return np.zeros(shape, dtype=dtype)
+        return torch.zeros(shape, dtype=_torch_dtype(dtype), device=self.device)
+
+    def arg(self, x):
+        """A kernel argument: device arrays are handed over by __cuda_array_interface__."""
+        if self.sim or not isinstance(x, torch.Tensor):
+            return x
+        return self.cuda.as_cuda_array(x.detach())
+
+    def launch(self, kernel, grid: int, block: int, *args) -> None:
+        args = tuple(self.arg(a) for a in args)
+        if self.sim:
+            kernel[grid, block](*args)
+        else:
+            stream = self.cuda.external_stream(torch.cuda.current_stream().cuda_stream)
+            kernel[grid, block, stream](*args)
+
+    def any(self, x) -> bool:
+        return bool(x.any()) if self.sim else bool(x.any().item())
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64,
+            np.dtype(np.int32): torch.int32, np.dtype(np.int64): torch.int64,
+            np.dtype(np.int8): torch.int8}[np.dtype(dtype)]
+
+
+@dataclass
+class CudaPlan(CpuPlan):
+    """The CPU plan's arrays (for the host-side input preparation and callers that read
+    ``pop_off``), their device copies and the block size."""
+
+    threads: int = 256
+    dev: dict | None = None  # device copies of the constant arrays
+
+
+class CudaInputs(NamedTuple):
+    """Per-call kernel inputs on the device (same meaning as :class:`CpuInputs`)."""
+
+    w: Any
+    coef: Any
+    blk: Any
+    d_steps: Any
+    d_frac: Any
+    d_bm: Any
+    d_am: Any
+    n_slots: int
+    dtype: np.dtype
+    learn_or_delayed: bool  # some block accumulates delay gradients
+
+
+class CudaBackend:
+    name = "cuda"
+
+    def __init__(self):
+        problem = cuda_problem()
+        if problem is not None:
+            raise CudaUnavailable(f"trainer.device=cuda: {problem}")
+        self._host = CpuBackend()
+        self._arrays = _Arrays()
+
+    def plan(self, topology, dt: float, n_steps: int, *, max_spikes: int = 2_000_000,
+             n_groups: int = 8, threads: int | None = None) -> CudaPlan:
+        """``threads``: the block size (a power of two <= 1024; default: the smallest power of two
+        covering the largest population, at least 32 and at most 256; 4 in the simulator)."""
+        host = self._host.plan(topology, dt, n_steps, max_spikes=max_spikes, n_groups=n_groups)
+        if threads is None:  # the simulator runs a Python thread per CUDA thread: few of them
+            widest = max(p.size for p in topology.populations)
+            threads = 4 if self._arrays.sim else min(256, max(32, 1 << (widest - 1).bit_length()))
+        if threads < 1 or threads > 1024 or threads & (threads - 1):
+            raise ValueError(f"cuda backend: threads must be a power of two in [1, 1024], got {threads}")
+        plan = CudaPlan(**{f.name: getattr(host, f.name) for f in fields(CpuPlan)}, threads=threads)
+        pops = topology.populations
+        pop_of = np.concatenate([np.full(p.size, k, dtype=np.int32) for k, p in enumerate(pops)])
+        a = self._arrays
+        plan.dev = dict(pop_off=a.put(plan.pop_off), pop_of=a.put(pop_of), spiking=a.put(plan.spiking),
+                        out_start=a.put(plan.out_start), out_blk=a.put(plan.out_blk),
+                        in_blk=a.put(plan.in_blk))
+        return plan
+
+    def inputs(self, plan: CudaPlan, weights: dict, delays: dict, thresholds: dict, dtype) -> CudaInputs:
+        host = self._host.inputs(plan, weights, delays, thresholds, dtype)
+        a = self._arrays
+        learn = bool(host.blk[:, K.LEARN_D].any() or host.blk[:, K.DELAYED].any())
+        return CudaInputs(a.put(host.w), a.put(host.coef), a.put(host.blk), a.put(host.d_steps),
+                          a.put(host.d_frac), a.put(host.d_bm), a.put(host.d_am), host.n_slots,
+                          np.dtype(dtype), learn)
+
+    def _data(self, data: SpikeData) -> tuple:
+        a = self._arrays
+        return (a.put(data.offsets.astype(np.int64)), a.put(data.steps.astype(np.int32)),
+                a.put(data.channels.astype(np.int32)))
+
+    def forward(self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData) -> dict:
+        from ._cuda_kernels import kernels
+
+        a, dev, dtype = self._arrays, plan.dev, inputs.dtype
+        fwd = kernels(dtype == np.float64)[0]
+        n_batch, n_steps, n_tot = len(data), plan.n_steps, int(plan.pop_off[-1])
+        in_off, in_step, in_ch = self._data(data)
+        n_ring = max(inputs.n_slots, 1)
+        v_all, i_all = a.empty((n_batch, n_tot), dtype), a.empty((n_batch, n_tot), dtype)
+        ring = a.empty((n_batch, n_tot, n_ring, 2), dtype)
+        while True:
+            cap = plan.capacity
+            res = dict(
+                trace=a.zeros((n_batch, n_steps, plan.n_out), dtype),
+                t_first=a.empty((n_batch, plan.n_out), dtype),
+                counts=a.empty((n_batch, plan.n_hidden), dtype),
+                rec_step=a.zeros((n_batch, cap), np.int32),
+                rec_nrn=a.zeros((n_batch, cap), np.int32),
+                rec_phi=a.zeros((n_batch, cap), dtype),
+                rec_v=a.zeros((n_batch, cap), dtype),
+                rec_i=a.zeros((n_batch, cap), dtype),
+                n_rec=a.zeros((n_batch,), np.int64),
+                overflow=a.zeros((n_batch,), np.int8),
+            )
+            a.launch(fwd, n_batch, plan.threads, in_off, in_step, in_ch, n_steps, dev["pop_off"],
+                     dev["pop_of"], inputs.coef, dev["spiking"], inputs.blk, dev["out_start"],
+                     dev["out_blk"], dev["in_blk"], inputs.w, inputs.d_steps, inputs.d_frac,
+                     inputs.d_bm, inputs.d_am, inputs.n_slots, v_all, i_all, ring, res["trace"],
+                     res["t_first"], res["counts"], res["rec_step"], res["rec_nrn"], res["rec_phi"],
+                     res["rec_v"], res["rec_i"], res["n_rec"], res["overflow"])
+            if not a.any(res["overflow"]):
+                res["_data"] = (in_off, in_step, in_ch)
+                return res
+            if cap >= plan.max_spikes:
+                raise RuntimeError(
+                    f"a sample produced more than max_spikes_per_sample={plan.max_spikes} "
+                    "spikes; raise max_spikes_per_sample (memory grows with it) or reduce activity "
+                    "(weights, input rate, regulariser)"
+                )
+            plan.capacity = min(plan.max_spikes, 2 * cap)
+
+    def backward(self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData, forward: dict,
+                 g_trace, g_tfirst, g_counts) -> tuple[dict, dict]:
+        from ._cuda_kernels import kernels
+
+        a, dev, dtype = self._arrays, plan.dev, inputs.dtype
+        _, bwd, sum_samples = kernels(dtype == np.float64)
+        n_batch, n_tot = len(data), int(plan.pop_off[-1])
+        in_off, in_step, in_ch = forward.get("_data") or self._data(data)
+        n_hist = max(inputs.n_slots, 1)
+        lam = [a.empty((n_batch, n_tot), dtype) for _ in range(4)]
+        hist = a.empty((n_batch, n_tot, n_hist, 2), dtype)
+        first = a.empty((n_batch, plan.n_out), np.int64)
+        gw = a.empty((n_batch, plan.n_w), dtype)
+        gd = a.empty((n_batch, plan.n_w if inputs.learn_or_delayed else 1), dtype)
+        tau_mem = a.put(plan.tau_mem.astype(dtype))
+        a.launch(bwd, n_batch, plan.threads, in_off, in_step, in_ch, plan.n_steps, dev["pop_off"],
+                 dev["pop_of"], inputs.coef, dev["spiking"], tau_mem, inputs.blk,
+                 dev["out_start"], dev["out_blk"], dev["in_blk"], inputs.w, inputs.d_steps,
+                 inputs.d_frac, inputs.d_bm, inputs.d_am, inputs.n_slots, forward["rec_step"],
+                 forward["rec_nrn"], forward["rec_phi"], forward["rec_v"], forward["rec_i"],
+                 forward["n_rec"], g_trace, g_tfirst, g_counts, *lam, hist, first, gw, gd)
+        flat_w = a.empty((plan.n_w,), dtype)
+        block = 256
+        a.launch(sum_samples, -(-plan.n_w // block), block, gw, flat_w)
+        flat_d = None
+        if inputs.learn_or_delayed:
+            flat_d = a.empty((plan.n_w,), dtype)
+            a.launch(sum_samples, -(-plan.n_w // block), block, gd, flat_d)
+        grads_w, grads_d = {}, {}
+        for k, conn in enumerate(plan.topology.connections):
+            n_post, n_pre = conn.shape
+            sl = slice(plan.w_off[k], plan.w_off[k] + n_pre * n_post)
+            grads_w[conn.name] = self.to_torch(flat_w[sl]).reshape(n_pre, n_post).T.contiguous()
+            if conn.delay is not None:
+                # the kernels' delay gradient is per step of delay; parameters are in ms
+                g = self.to_torch(flat_d[sl]).reshape(n_pre, n_post).T / plan.dt
+                grads_d[conn.name] = g.contiguous()
+        return grads_w, grads_d
+
+    def to_torch(self, x) -> torch.Tensor:
+        return torch.from_numpy(x) if isinstance(x, np.ndarray) else x
+
+    def from_torch(self, g: torch.Tensor, inputs: CudaInputs):
+        if self._arrays.sim:
+            return np.ascontiguousarray(g.detach().cpu().numpy(), dtype=inputs.dtype)
+        return g.detach().to(self._arrays.device, _torch_dtype(inputs.dtype)).contiguous()
+
+
+__all__ = ["CudaBackend", "CudaPlan", "CudaInputs", "CudaUnavailable", "cuda_problem",
+           "simulator_enabled"]

@@ -186,7 +186,7 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         data, pre = bench_preprocess(args, workdir)
         results["preprocess"] = dict(pre, spikes=data.n_spikes, samples_per_s=len(data) / pre["preprocess_s"])
-        _, save_s, _ = _timed(lambda: cache_mod.save(workdir / "entry", data))
+        _, save_s, _ = _timed(lambda d=data: cache_mod.save(workdir / "entry", d))
         disk = sum(f.stat().st_size for f in (workdir / "entry").iterdir())
         del data
         (data, _), load_s, _ = _timed(lambda: cache_mod.load(workdir / "entry"))

@@ -7,7 +7,7 @@ channel 0..699), ``labels`` (uint16), ``extra/keys`` (class names), ``extra/spea
 ``shd_train.h5.zip``; we write both (the zip holding the .h5), so tonic's own
 ``SHD(save_to=root)`` opens them without downloading.
 
-Import the fixtures into a test module with ``from fixtures_shd import shd_root, ssc_root``.
+The fixtures reach every test module of this directory through its conftest.py.
 """
 
 from __future__ import annotations

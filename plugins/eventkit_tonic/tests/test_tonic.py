@@ -10,7 +10,7 @@ import urllib.error
 import numpy as np
 import pytest
 import tonic
-from fixtures_shd import make_root, shd_root, ssc_root  # noqa: F401  (fixtures)
+from fixtures_shd import make_root
 
 from eventkit.data import SpikeData
 from eventkit.registry import get_registry

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures_shd import shd_root  # noqa: F401  (fixture)
 from omegaconf import OmegaConf
 
 from eventkit.app import run

@@ -47,9 +47,11 @@ def build_network(cfg: DictConfig, registry: Registry, data, seed: int):
     """EventpropNet from the network/neuron/readout groups and the data's shape."""
     from eventkit.engine import EventpropNet
 
+    readout = registry.build("readout", _plain(cfg.readout))
+    if cfg.network.get("from_file"):
+        return _network_from_file(str(cfg.network.from_file), registry, readout, data)
     neuron = registry.build("neuron", _plain(cfg.neuron))
     output = registry.build("neuron", _plain(cfg.network.output), where="network.output")
-    readout = registry.build("readout", _plain(cfg.readout))
     hidden = _plain(cfg.network.hidden)
     hidden = list(hidden) if isinstance(hidden, list) else [hidden] * cfg.network.layers
     try:
@@ -61,6 +63,30 @@ def build_network(cfg: DictConfig, registry: Registry, data, seed: int):
         )
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None
+
+
+def _network_from_file(path: str, registry: Registry, readout, data):
+    """The network stored at ``path``, read by the plugin registered for its suffix, checked
+    against the data's inputs and classes."""
+    from eventkit.registry import RegistryError
+
+    suffix = Path(path).suffix.lower()
+    try:
+        reader = registry.get("network_format", suffix).factory
+    except RegistryError:
+        known = ", ".join(registry.names("network_format")) or "none installed"
+        raise ConfigError(f"network.from_file={path}: no reader for {suffix or 'files without a suffix'!r} "
+                          f"(readers: {known}). Fix: give a file of a known format, or install the "
+                          "plugin that reads it") from None
+    try:
+        net = reader(path, readout=readout, dt=data.dt, n_steps=data.n_steps)
+    except ValueError as exc:
+        raise ConfigError(f"network.from_file={path}: {exc}") from None
+    for what, have, want in (("inputs", net.n_in, data.n_channels), ("outputs", net.n_out, data.n_classes)):
+        if have != want:
+            raise ConfigError(f"network.from_file={path}: the network has {have} {what}, the dataset "
+                              f"{want}. Fix: choose the dataset the network was made for")
+    return net
 
 
 def _load_data(cfg: DictConfig, registry: Registry):

@@ -182,7 +182,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
 
 TRAINER_KEYS = ("epochs", "batch_size", "eval_batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
                 "resume", "progress", "patience")
-NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer", "delays", "delay_lr")
+NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer", "delays", "delay_lr", "from_file")
 INIT_KEYS = ("ff_mean", "ff_std", "rec_mean", "rec_std", "out_mean", "out_std")
 
 GROUPS = ("dataset", "network", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger", "trainer")
@@ -289,6 +289,14 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
             raise ConfigError(str(exc)) from None
         if any(d.learn for d in parsed.values()):
             _num(cfg, "network.delay_lr", gt=0, example=0.1)
+
+    from_file = cfg.network.get("from_file")
+    if from_file is not None:
+        if not isinstance(from_file, str) or not from_file:
+            _fail("network.from_file", f"must be the path of a network file, got {from_file!r}",
+                  "network.from_file=path/to/model.nir (or null)")
+        if not Path(from_file).is_file():
+            _fail("network.from_file", f"{from_file} is not a file", "give the path of an existing network file")
 
     # trainer
     _section(cfg, "trainer", ["epochs", "batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",

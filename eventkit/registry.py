@@ -52,6 +52,7 @@ KINDS = {
     "scheduler": "register_schedulers",
     "target": "register_targets",
     "logger": "register_loggers",
+    "network_format": "register_network_formats",
 }
 
 

@@ -49,17 +49,24 @@ def run_norse(graph: Any, data, dt: float) -> ImporterRun:
     return ImporterRun(torch.cat(counts, 1).numpy(), torch.stack(trace, 1).numpy())
 
 
-def run_snntorch(graph: Any, data) -> ImporterRun:
+def run_snntorch(graph: Any, data, allow_recurrent: bool = False) -> ImporterRun:
     """``snntorch.import_nir.import_from_nir(graph)`` stepped over ``data`` (snnTorch 1.0.0 runs
-    at its own dt of 1e-4: export with ``convention="snntorch"``). The readout must be a CubaLIF."""
+    at its own dt of 1e-4: export with ``convention="snntorch"``). The readout must be a CubaLIF.
+    A recurrent graph is refused unless ``allow_recurrent``: snnTorch 1.0.0 loads it but
+    simulates it wrongly (see the README), and the hidden counts of its recurrent subgraph
+    modules are not read here (returned as zeros)."""
+    if not allow_recurrent and _cycles(graph):
+        raise ValueError("snnTorch 1.0.0 does not simulate recurrent NIR graphs correctly; "
+                         "use run_norse for a recurrent network")
     import snntorch
     from snntorch.import_nir import import_from_nir
 
     import contextlib
+    import copy
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):  # the importer prints its progress
-        model = import_from_nir(graph)
+        model = import_from_nir(copy.deepcopy(graph))  # it rewrites recurrent nodes in place
     mods = dict(model.named_modules())
     hidden = _hidden_names(graph)
     for mod in mods.values():  # fresh state for this batch (shape mismatch -> zeros)
@@ -70,18 +77,25 @@ def run_snntorch(graph: Any, data) -> ImporterRun:
     hooks = [mods[h].register_forward_hook(lambda m, i, o, h=h: spikes.__setitem__(h, o[0] if isinstance(o, tuple) else o))
              for h in hidden]
     counts = [torch.zeros(len(data), graph.nodes[h].tau_mem.size) for h in hidden]
-    trace = []
+    trace, state = [], None
     try:
         with torch.no_grad():
             for t in range(x.shape[0]):
-                model(x[t])
+                _, state = model(x[t], state)  # the state holds recurrent subgraphs' neurons
                 for k, h in enumerate(hidden):
-                    counts[k] += spikes[h]
+                    if torch.is_tensor(spikes.get(h)):
+                        counts[k] += spikes[h]
                 trace.append(mods["readout"].mem.clone())
     finally:
         for hook in hooks:
             hook.remove()
     return ImporterRun(torch.cat(counts, 1).numpy(), torch.stack(trace, 1).numpy())
+
+
+def _cycles(graph: Any) -> list[tuple[str, str]]:
+    """(population, population) for each two-edge cycle population -> Linear -> population."""
+    edges = set(graph.edges)
+    return [(a, c) for a, b in edges for b2, c in edges if b2 == b and (b, a) in edges and c == a]
 
 
 def predictions_from_trace(net: Any, trace: np.ndarray) -> np.ndarray:

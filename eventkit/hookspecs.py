@@ -73,6 +73,15 @@ def register_loggers(register):
 
 
 @hookspec
+def register_network_formats(register):
+    """Readers of trained networks stored in a file format (``network.from_file=PATH``), by file
+    suffix: ``register(".suffix", reader)``. ``reader(path, *, readout, dt, n_steps, backend)``
+    returns an :class:`eventkit.engine.EventpropNet` running at ``dt`` ms for ``n_steps`` steps on
+    the engine ``backend`` ("cpu", "cuda") and raises
+    ValueError (one line) for a file it cannot read."""
+
+
+@hookspec
 def register_config_dirs(register):
     """Config directories to add to Hydra's search path: ``register(path)`` with a filesystem
     path or a ``pkg://package.sub`` URL. A plugin ships ``dataset/<name>.yaml`` etc. there."""

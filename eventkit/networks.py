@@ -9,6 +9,7 @@ network before it exists (``Target.adapt``) read the same typed object.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,6 +50,7 @@ class NetworkConfig:
     regularizer: RegularizerConfig = setting()
     delays: dict | None = setting(None, example="{}")
     delay_lr: float = setting(0.1, example=0.1)
+    from_file: str | None = setting(None, example="path/to/model.nir")  # a network file instead of the keys above
 
     def __post_init__(self):
         sizes = self.hidden if isinstance(self.hidden, list) else [self.hidden]
@@ -64,6 +66,9 @@ class NetworkConfig:
                              f"{self.recurrent!r}. Fix: network.recurrent=true")
         if not isinstance(self.output.get("name"), str):
             raise ValueError("output: needs a 'name' key choosing a registered neuron. Fix: network.output.name=li")
+        if self.from_file is not None and not Path(self.from_file).is_file():
+            raise ValueError(f"from_file: {self.from_file} is not a file. Fix: give the path of an existing "
+                             "network file (or network.from_file=null)")
         delays = self.parsed_delays  # raises with the full key
         if any(d.learn for d in delays.values()) and not self.delay_lr > 0:
             raise ValueError(f"delay_lr: must be > 0 for learnable delays, got {self.delay_lr}. "
@@ -91,9 +96,11 @@ def build_network(network: NetworkConfig, components: dict[str, Any], registry: 
     from eventkit.config import ConfigError
     from eventkit.engine import EventpropNet
 
+    readout = registry.build("readout", components["readout"])
+    if network.from_file is not None:
+        return _network_from_file(network.from_file, registry, readout, data, backend)
     neuron = registry.build("neuron", components["neuron"])
     output = registry.build("neuron", dict(network.output), where="network.output")
-    readout = registry.build("readout", components["readout"])
     try:
         return EventpropNet(
             n_in=data.n_channels, n_out=data.n_classes, hidden=network.hidden_sizes,
@@ -103,3 +110,28 @@ def build_network(network: NetworkConfig, components: dict[str, Any], registry: 
         )
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None
+
+
+def _network_from_file(path: str, registry: Registry, readout: Any, data: SpikeData, backend: str):
+    """The network stored at ``path``, read by the plugin registered for its suffix
+    (``register_network_formats``), checked against the data's inputs and classes."""
+    from eventkit.config import ConfigError
+    from eventkit.registry import RegistryError
+
+    suffix = Path(path).suffix.lower()
+    try:
+        reader = registry.get("network_format", suffix).factory
+    except RegistryError:
+        known = ", ".join(registry.names("network_format")) or "none installed"
+        raise ConfigError(f"network.from_file={path}: no reader for {suffix or 'files without a suffix'!r} "
+                          f"(readers: {known}). Fix: give a file of a known format, or install the "
+                          "plugin that reads it") from None
+    try:
+        net = reader(path, readout=readout, dt=data.dt, n_steps=data.n_steps, backend=backend)
+    except ValueError as exc:
+        raise ConfigError(f"network.from_file={path}: {exc}") from None
+    for what, have, want in (("inputs", net.n_in, data.n_channels), ("outputs", net.n_out, data.n_classes)):
+        if have != want:
+            raise ConfigError(f"network.from_file={path}: the network has {have} {what}, the dataset "
+                              f"{want}. Fix: choose the dataset the network was made for")
+    return net

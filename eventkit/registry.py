@@ -52,6 +52,7 @@ KINDS = {
     "scheduler": "register_schedulers",
     "target": "register_targets",
     "logger": "register_loggers",
+    "network_format": "register_network_formats",
 }
 
 
@@ -64,6 +65,7 @@ BUILTIN_PLUGINS: dict[str, dict[str, tuple[str, ...]]] = {
                        "experiment": ("shd", "shd_delays", "shd_fast", "ssc", "ssc_delays")},
     "eventkit-loihi2": {"target": ("loihi2",), "neuron": ("loihi_cuba", "loihi_li")},
     "eventkit-wandb": {"logger": ("wandb",)},
+    "eventkit-nir": {"target": ("nir",), "network_format": (".nir",)},
 }
 
 

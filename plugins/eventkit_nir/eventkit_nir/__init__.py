@@ -1,0 +1,7 @@
+"""NIR (Neuromorphic Intermediate Representation) export and import for eventkit networks."""
+
+from .conventions import Convention
+from .export import to_nir, write_nir
+from .reader import network_from_nir, read_nir
+
+__all__ = ["Convention", "to_nir", "write_nir", "network_from_nir", "read_nir"]

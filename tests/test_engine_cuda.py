@@ -6,7 +6,7 @@ identical spike records, forward results and gradients to rel 1e-9 (float64) / 1
 of each quantity's scale, for every neuron timing, readout kind, recurrence, delays (exact,
 round, learnable zero), the spike-count regulariser, binary input and fake quantisation; and
 bit-identical gradients on a repeated run. ``EVENTKIT_CUDA_TESTS=device`` runs the same cases
-on a real GPU instead of the simulator (benchmarks/gpu_check.sh).
+on a real GPU instead of the simulator (eventkit/bench/gpu_check.sh).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Engine benchmark: ``python -m eventkit.bench [--json PATH] [--quick] [--no-snntorch]
 [--device cpu|cuda]``; ``python -m eventkit.bench --delays [...]`` runs the delay-learning workload
-against DCLS-Delays (:mod:`eventkit.bench_delays`).
+against DCLS-Delays (:mod:`eventkit.bench.delays`).
 
 The SHD-shaped workload: 700 inputs with about 8 input spikes per ms per sample, one recurrent
 hidden LIF layer firing about 14 spikes per neuron per second, 20 LI outputs, dt 1 ms, batch 32,
@@ -62,7 +62,7 @@ def _reset_peak_rss() -> None:
 def _workload(n_steps: int, batch: int, seed: int):
     import numpy as np
 
-    from .data import SpikeData
+    from eventkit.data import SpikeData
 
     rng = np.random.default_rng(seed)
     per_sample = 8 * n_steps  # 8 spikes per ms at dt = 1 ms
@@ -77,7 +77,7 @@ def device_problem(device: str) -> str | None:
     """Why the benchmark cannot run on ``device`` (one line ending in the fix), or None."""
     if device != "cuda":
         return None
-    from .engine.backends.cuda import cuda_problem, simulator_enabled
+    from eventkit.engine.backends.cuda import cuda_problem, simulator_enabled
 
     if simulator_enabled():
         return "NUMBA_ENABLE_CUDASIM=1 runs the CUDA simulator, which cannot be timed. Fix: unset it"
@@ -94,7 +94,7 @@ def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device:
     (bisection on the mean input weight)."""
     import torch
 
-    from .engine import EventpropNet
+    from eventkit.engine import EventpropNet
 
     lo, hi = 0.0, 0.2
     net = None
@@ -166,7 +166,7 @@ def _eventkit_job(hidden, n_steps, batch, repeats, device, queue):
     import torch
     import torch.nn.functional as F
 
-    from .engine import spike_count_regularizer
+    from eventkit.engine import spike_count_regularizer
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # tiny gradients squared in Adam would otherwise be denormal
@@ -262,7 +262,7 @@ def _have_snntorch() -> bool:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--delays" in argv:
-        from .bench_delays import main as delays_main
+        from .delays import main as delays_main
 
         return delays_main([a for a in argv if a != "--delays"])
     parser = argparse.ArgumentParser(prog="python -m eventkit.bench", description=__doc__.split("\n\n")[0])
@@ -344,7 +344,3 @@ def write_json(path: str, rows: list, **meta) -> None:
         json.dump(dict(meta=meta, results=rows), f, indent=2)
     os.replace(path + ".tmp", path)
     print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

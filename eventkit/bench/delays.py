@@ -1,7 +1,7 @@
-"""Delay-learning benchmark: ``python -m eventkit.bench_delays [--json PATH] [--batch B] [--steps T]
+"""Delay-learning benchmark: ``python -m eventkit.bench --delays [--json PATH] [--batch B] [--steps T]
 [--repeats R] [--max-delays 64,512] [--no-dcls]``.
 
-The workload is the one of :mod:`eventkit.bench` (random SHD-shaped input: 700 channels, about 8
+The workload is the one of :mod:`eventkit.bench.engine` (random SHD-shaped input: 700 channels, about 8
 input spikes per ms per sample, dt 1 ms, 20 classes, exp-weighted readout, cross-entropy, Adam), on
 a feed-forward network with two hidden LIF layers (tau_mem 20 ms, tau_syn 5 ms) and a learnable
 delay on every feed-forward synapse. For every maximum delay it runs, each in its own process:
@@ -43,7 +43,7 @@ import math
 import os
 import sys
 
-from .bench import (_measure, _peak_rss_bytes, _placed, _rss_bytes, _warm, _workload, device_info,
+from .engine import (_measure, _peak_rss_bytes, _placed, _rss_bytes, _warm, _workload, device_info,
                     device_problem, write_json)
 
 SHD_TRAIN_SAMPLES = 8156
@@ -328,7 +328,7 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
     layer 2 brought to the same rate by the same bisection on the mean of ff1."""
     import torch
 
-    from .engine import EventpropNet
+    from eventkit.engine import EventpropNet
 
     def build(mean):
         return _placed(EventpropNet(N_IN, N_OUT, hidden=[hidden, hidden], recurrent=False, n_steps=n_steps,
@@ -440,7 +440,7 @@ def _fmt(value, spec, width):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eventkit.bench_delays", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m eventkit.bench --delays", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=1000, help="time steps T (dt 1 ms)")
@@ -564,7 +564,3 @@ def main(argv=None) -> int:
             extra["dcls_skipped"] = why_no_dcls
         write_json(args.json, rows, **extra)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,12 +4,12 @@
 #      the active environment when its torch sees the GPU, else into ./.venv-gpu (needs PyPI);
 #   2. runs the cuda backend's CPU-parity cases on the real device (no simulator);
 #   3. runs the engine benchmark on the GPU (eventkit cuda backend + snnTorch on cuda), headline
-#      configuration, and the delay workload, writing JSON into $OUT (default benchmarks/gpu).
-# Usage: bash benchmarks/gpu_check.sh [--full]   (--full: every configuration of the table)
+#      configuration, and the delay workload, writing JSON into $OUT (default ./gpu-check).
+# Usage: bash eventkit/bench/gpu_check.sh [--full]   (--full: every configuration of the table)
 # Each step's log is kept beside its JSON; the script stops at the first failing step.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-OUT="${OUT:-benchmarks/gpu}"
+cd "$(dirname "$0")/../.."
+OUT="${OUT:-gpu-check}"
 mkdir -p "$OUT"
 unset NUMBA_ENABLE_CUDASIM
 PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"

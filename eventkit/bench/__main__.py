@@ -1,0 +1,3 @@
+from eventkit.bench.engine import main
+
+raise SystemExit(main())

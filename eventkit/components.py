@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from eventkit.data import DatasetSplits
+from eventkit.files import atomic_path, json_default
 from eventkit.hookspecs import hookimpl
 from eventkit.targets import deploy_dir
 
@@ -232,8 +233,6 @@ class CpuTarget:
     def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path, cfg: DictConfig) -> dict:
         from safetensors.numpy import save_file
 
-        from eventkit.rundir import atomic_path
-
         exported = net.export()
         out = deploy_dir(run_dir, self)
         tensors: dict[str, np.ndarray] = {}
@@ -253,19 +252,11 @@ class CpuTarget:
         with atomic_path(out / "network.safetensors") as tmp:
             save_file(tensors, str(tmp))
         with atomic_path(out / "network.json") as tmp:
-            tmp.write_text(json.dumps(description, indent=2, default=_json_default))
+            tmp.write_text(json.dumps(description, indent=2, default=json_default))
         return {
             "files": ["network.safetensors", "network.json"],
             "parameters": int(sum(t.size for t in tensors.values())),
         }
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 # ----------------------------------------------------------------------------------- loggers

@@ -25,6 +25,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
+from eventkit.files import atomic_path, json_default, write_json, write_text
+
 CHECKPOINTS = "checkpoints"
 LAST = "last.safetensors"
 BEST = "best.safetensors"
@@ -100,42 +102,6 @@ def check_unused(path: Path, resume: Any = None, key: str = "hydra.run.dir") -> 
     raise RunDirInUse(f"{key}: {path} already holds a run ({shown}). Fix: {fix}")
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it to ``path`` (atomic on
-    POSIX), on failure delete it. Callers write the whole file to the yielded path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, (np.generic,)):
-        return obj.item()
-    if isinstance(obj, (np.ndarray, torch.Tensor)):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -147,7 +113,7 @@ def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mappi
 
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata={"eventkit": json.dumps(meta, default=_jsonable)})
+        save_file(flat, str(tmp), metadata={"eventkit": json.dumps(meta, default=json_default)})
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -308,7 +274,7 @@ class RunDir:
 
     def _write_metrics(self) -> None:
         write_text(self.path / "metrics.jsonl",
-                   "".join(json.dumps(r, default=_jsonable) + "\n" for r in self.metrics))
+                   "".join(json.dumps(r, default=json_default) + "\n" for r in self.metrics))
 
     def write_summary(self, summary: dict) -> None:
         if self.logger_error is not None:

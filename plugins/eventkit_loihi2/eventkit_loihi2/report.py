@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eventkit.files import json_default
+
 DEFAULT_ENERGY = dict(pj_per_synop_high=23.6, tops_per_watt_low=15.0, step_time_us=None)
 
 
@@ -145,18 +147,8 @@ def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Pat
                    delay_histogram=str(Path("plots") / Path(delay_plot).name) if delay_plot else None),
     )
     (out_dir / "report.md").write_text(_markdown(fields, chip, ops, timings))
-    (out_dir / "deploy.json").write_text(json.dumps(fields, indent=1, default=_jsonable))
-    return json.loads(json.dumps(fields, default=_jsonable))
-
-
-def _jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
+    (out_dir / "deploy.json").write_text(json.dumps(fields, indent=1, default=json_default))
+    return json.loads(json.dumps(fields, default=json_default))
 
 
 def _pct(x):

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from eventkit.checkpoints import load_checkpoint, model_state
 from eventkit.components import GuardedLogger
 from eventkit.data import DatasetSplits
 from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
                              normalize_overrides, validate)
 from eventkit.registry import Registry, get_registry, install_hint
 from eventkit.resume import resumed_config
-from eventkit.rundir import (BEST, LAST, RunDir, check_unused, explain_os_error, load_checkpoint,
-                             write_plots_and_report)
+from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error, write_plots_and_report
 from eventkit.train import LoopConfig, NonFiniteLoss, evaluate, fit, split_validation
 
 TRACEBACK_ENV = "EVENTKIT_TRACEBACK"
@@ -230,7 +230,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     with rd.stage("evaluate"):
         last = evaluate(net, splits.test, loss_fn, loop.eval_batch_size)
         tensors, meta = load_checkpoint(rd.checkpoints / BEST)
-        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        net.load_state_dict(model_state(tensors))
         best = last if meta.get("epoch") == result.epochs else evaluate(net, splits.test, loss_fn,
                                                                          loop.eval_batch_size)
     summary = {

@@ -20,7 +20,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -104,57 +104,6 @@ def check_unused(path: Path, resume: Any = None, key: str = "hydra.run.dir") -> 
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# ------------------------------------------------------------------------------ checkpoints
-def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-    """Tensors + JSON-serialisable ``meta`` in one safetensors file, written atomically."""
-    from safetensors.torch import save_file
-
-    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata={"eventkit": json.dumps(meta, default=json_default)})
-
-
-def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Inverse of :func:`save_checkpoint`. A missing file is an error, never a silent fresh start."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist; check trainer.resume points at a run directory "
-                         f"that has {CHECKPOINTS}/{LAST}")
-    tensors = {}
-    with safe_open(str(path), framework="pt") as fh:
-        meta = json.loads((fh.metadata() or {}).get("eventkit", "{}"))
-        for key in fh.keys():
-            tensors[key] = fh.get_tensor(key)
-    return tensors, meta
-
-
-def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state_dict into tensors (for safetensors) and JSON (the rest)."""
-    state = optimizer.state_dict()
-    tensors, meta_state = {}, {}
-    for pid, pstate in state["state"].items():
-        meta_state[str(pid)] = {}
-        for key, value in pstate.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim.{pid}.{key}"] = value
-            else:
-                meta_state[str(pid)][key] = value
-    return tensors, {"state": meta_state, "param_groups": state["param_groups"]}
-
-
-def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for pid, extra in meta["state"].items():
-        state[int(pid)] = dict(extra)
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 # ---------------------------------------------------------------------------------- manifest

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from eventkit.files import atomic_path, json_default, write_json
-from eventkit.rundir import (RunDir, load_checkpoint, optimizer_from_flat, optimizer_to_flat, read_metrics,
-                             save_checkpoint)
+from eventkit.checkpoints import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
+from eventkit.rundir import RunDir, read_metrics
 
 
 def test_atomic_write_leaves_nothing_half_written(tmp_path):

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from eventkit.checkpoints import load_checkpoint
 from eventkit.components import Constant, Cosine, WarmupEmaHalving, adam, adamw, cross_entropy, mse, sgd
 from eventkit.datasets.yinyang import yinyang
 from eventkit.engine import LI, LIF, EventpropNet, SumV
-from eventkit.rundir import BEST, LAST, RunDir, load_checkpoint
+from eventkit.rundir import BEST, LAST, RunDir
 from eventkit.train import LoopConfig, NonFiniteLoss, _silent_fix, evaluate, fit, split_validation
 
 

@@ -9,23 +9,17 @@ safetensors (plain tensors + JSON metadata), which cannot execute code when load
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import json
 import os
-import platform
-import socket
-import subprocess
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import torch
 
 from eventkit.files import atomic_path, json_default, write_json, write_text
+from eventkit.manifest import manifest, now
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.safetensors"
@@ -102,60 +96,6 @@ def check_unused(path: Path, resume: Any = None, key: str = "hydra.run.dir") -> 
     raise RunDirInUse(f"{key}: {path} already holds a run ({shown}). Fix: {fix}")
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------- manifest
-def _git_commit() -> dict:
-    here = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                timeout=10)
-        if commit.returncode != 0:
-            return {"commit": None}
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None}
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def manifest(seed: int | None, plugins: list[dict]) -> dict:
-    """Versions, machine and git state: what is needed to reproduce or compare a run."""
-    from eventkit import __version__
-
-    deps = ["torch", "numpy", "numba", "hydra-core", "omegaconf", "pluggy", "safetensors", "tonic", "wandb"]
-    return {
-        "eventkit": __version__,
-        "python": sys.version.split()[0],
-        "dependencies": {d: _version(d) for d in deps},
-        "plugins": plugins,
-        "git": _git_commit(),
-        "seed": seed,
-        "machine": {
-            "hostname": socket.gethostname(),
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "pid": os.getpid(),
-        },
-        "argv": sys.argv,
-        "start_time": _now(),
-        "end_time": None,
-        "status": None,
-        "stages_s": {},
-    }
-
-
 class RunDir:
     """Writer for one run's directory. Always on, whatever external loggers are configured."""
 
@@ -197,7 +137,7 @@ class RunDir:
             write_json(self.path / "manifest.json", self._manifest)
 
     def finish_manifest(self, status: str = "ok", error: str | None = None) -> None:
-        self._manifest["end_time"] = _now()
+        self._manifest["end_time"] = now()
         self._manifest["status"] = status
         if error is not None:
             self._manifest["error"] = error

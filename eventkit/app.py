@@ -25,7 +25,8 @@ from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_
                              normalize_overrides, validate)
 from eventkit.registry import Registry, get_registry, install_hint
 from eventkit.resume import resumed_config
-from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error, write_plots_and_report
+from eventkit.report import pct, write_plots_and_report
+from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error
 from eventkit.train import LoopConfig, NonFiniteLoss, evaluate, fit, split_validation
 
 TRACEBACK_ENV = "EVENTKIT_TRACEBACK"
@@ -263,9 +264,6 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
 
 
 def one_screen_summary(summary: dict, run_dir: Path) -> str:
-    def pct(x):
-        return "n/a" if x is None else f"{100 * x:.2f} %"
-
     lines = [
         "",
         "==== eventkit run summary ====",

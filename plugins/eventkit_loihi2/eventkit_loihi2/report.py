@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from eventkit.files import json_default
+from eventkit.report import pct
 
 DEFAULT_ENERGY = dict(pj_per_synop_high=23.6, tops_per_watt_low=15.0, step_time_us=None)
 
@@ -151,10 +152,6 @@ def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Pat
     return json.loads(json.dumps(fields, default=json_default))
 
 
-def _pct(x):
-    return "n/a" if x is None else f"{100 * x:.2f} %"
-
-
 def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
     lava = f["lava"]
     if lava["status"] == "checked":
@@ -175,11 +172,11 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| float test accuracy | {_pct(f['float_test_accuracy'])} |",
+        f"| float test accuracy | {pct(f['float_test_accuracy'])} |",
         f"| emulated chip test accuracy ({f['test_samples']} samples, readout {f['chip_readout']}) "
-        f"| {_pct(f['chip_test_accuracy'])} |",
+        f"| {pct(f['chip_test_accuracy'])} |",
         f"| float - chip | {drop} |",
-        f"| same prediction float vs chip | {_pct(f['prediction_agreement'])} |",
+        f"| same prediction float vs chip | {pct(f['prediction_agreement'])} |",
         f"| Lava agreement | {lava_line} |",
         f"| synaptic ops / sample | {f['synaptic_ops_per_sample']:.0f} (input "
         f"{ops['synaptic_ops_input']:.0f}, hidden {ops['synaptic_ops_hidden']:.0f}) |",

@@ -1,4 +1,4 @@
-"""Built-in losses, optimizers, learning-rate schedules, the ``cpu`` target and the null logger.
+"""Built-in optimizers, learning-rate schedules, the ``cpu`` target and the null logger.
 
 These are registered through the same pluggy hooks as any third-party plugin (see the
 ``register_*`` functions at the bottom), so replacing one is a matter of config.
@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from eventkit.data import DatasetSplits
@@ -47,40 +46,6 @@ def _non_negative(name: str, value: float) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
         raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     return float(value)
-
-
-# ------------------------------------------------------------------------------------ losses
-def _per_step(loss: Callable, readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """A per-step readout [B, T, C] is scored at every step (mean over steps)."""
-    b, t, c = readout.shape
-    return loss(readout.reshape(b * t, c), labels.repeat_interleave(t))
-
-
-def cross_entropy(label_smoothing: float = 0.0) -> Callable:
-    """Softmax cross-entropy on the readout (the authors' loss)."""
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
-
-    def loss(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if readout.ndim == 3:
-            return _per_step(loss, readout, labels)
-        return F.cross_entropy(readout, labels, label_smoothing=label_smoothing)
-
-    return loss
-
-
-def mse(target_on: float = 1.0, target_off: float = 0.0) -> Callable:
-    """Mean-square error between the readout and a one-hot target (``target_on`` for the
-    label class, ``target_off`` elsewhere)."""
-
-    def loss(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if readout.ndim == 3:
-            return _per_step(loss, readout, labels)
-        target = torch.full_like(readout, float(target_off))
-        target[torch.arange(len(labels)), labels] = float(target_on)
-        return F.mse_loss(readout, target)
-
-    return loss
 
 
 # -------------------------------------------------------------------------------- optimizers
@@ -316,10 +281,6 @@ class GuardedLogger:
 
 
 # ------------------------------------------------------------------------------ registration
-@hookimpl
-def register_losses(register):
-    register("cross_entropy", cross_entropy, "softmax cross-entropy on the readout")
-    register("mse", mse, "mean-square error to a one-hot target")
 
 
 @hookimpl

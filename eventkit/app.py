@@ -19,13 +19,13 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from eventkit.checkpoints import load_checkpoint, model_state
-from eventkit.components import GuardedLogger
-from eventkit.data import DatasetSplits
 from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
                              normalize_overrides, validate)
+from eventkit.data import DatasetSplits
+from eventkit.loggers import GuardedLogger
 from eventkit.registry import Registry, get_registry, install_hint
-from eventkit.resume import resumed_config
 from eventkit.report import pct, write_plots_and_report
+from eventkit.resume import resumed_config
 from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error
 from eventkit.train import LoopConfig, NonFiniteLoss, evaluate, fit, split_validation
 

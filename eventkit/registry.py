@@ -39,6 +39,7 @@ BUILTIN_MODULES = (
     "eventkit.engine.builtins",
     "eventkit.datasets.builtins",
     "eventkit.losses",
+    "eventkit.loggers",
     "eventkit.components",
 )
 

@@ -1,4 +1,4 @@
-"""Built-in optimizers, learning-rate schedules and the ``cpu`` target.
+"""Built-in optimizers and learning-rate schedules.
 
 These are registered through the same pluggy hooks as any third-party plugin (see the
 ``register_*`` functions at the bottom), so replacing one is a matter of config.
@@ -6,19 +6,12 @@ These are registered through the same pluggy hooks as any third-party plugin (se
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Iterable, Protocol, Sequence
 
-import numpy as np
 import torch
-from omegaconf import DictConfig
 
-from eventkit.data import DatasetSplits
-from eventkit.files import atomic_path, json_default
 from eventkit.hookspecs import hookimpl
-from eventkit.targets import deploy_dir
 
 
 def _positive(name: str, value: float) -> float:
@@ -182,47 +175,6 @@ class Cosine(_Base):
         self._set(self.lrs)
 
 
-# ------------------------------------------------------------------------------------ target
-class CpuTarget:
-    """Train and evaluate on this machine's CPU cores; deploy writes the trained network in a
-    plain, framework-free form (safetensors weights + JSON description)."""
-
-    name = "cpu"
-
-    def check(self, cfg: DictConfig) -> None:
-        threads = cfg.trainer.get("threads")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"trainer.threads must be an integer >= 1 or null (all cores), got {threads!r}")
-
-    def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path, cfg: DictConfig) -> dict:
-        from safetensors.numpy import save_file
-
-        exported = net.export()
-        out = deploy_dir(run_dir, self)
-        tensors: dict[str, np.ndarray] = {}
-        layers = []
-        arrays = ("w_ff", "w_rec", "d_ff", "d_rec")  # weights and delays (ms) go to safetensors
-        for i, layer in enumerate(exported["layers"]):
-            for key in arrays:
-                if layer.get(key) is not None:
-                    tensors[f"layer{i}.{key}"] = np.ascontiguousarray(layer[key], dtype=np.float32)
-            layers.append({k: v for k, v in layer.items() if k not in arrays})
-        for key in ("w", "d"):
-            if exported["output"].get(key) is not None:
-                tensors[f"output.{key}"] = np.ascontiguousarray(exported["output"][key], dtype=np.float32)
-        description = {k: v for k, v in exported.items() if k not in ("layers", "output")}
-        description["layers"] = layers
-        description["output"] = {k: v for k, v in exported["output"].items() if k not in ("w", "d")}
-        with atomic_path(out / "network.safetensors") as tmp:
-            save_file(tensors, str(tmp))
-        with atomic_path(out / "network.json") as tmp:
-            tmp.write_text(json.dumps(description, indent=2, default=json_default))
-        return {
-            "files": ["network.safetensors", "network.json"],
-            "parameters": int(sum(t.size for t in tensors.values())),
-        }
-
-
 # ------------------------------------------------------------------------------ registration
 
 
@@ -238,8 +190,3 @@ def register_schedulers(register):
     register("constant", Constant, "fixed learning rate")
     register("warmup_ema_halving", WarmupEmaHalving, "x1.05/batch warm-up, halve on train-accuracy EMA crossing")
     register("cosine", Cosine, "cosine annealing over the run")
-
-
-@hookimpl
-def register_targets(register):
-    register("cpu", CpuTarget, "train on CPU; export weights as safetensors + JSON")

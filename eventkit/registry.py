@@ -40,6 +40,7 @@ BUILTIN_MODULES = (
     "eventkit.datasets.builtins",
     "eventkit.losses",
     "eventkit.loggers",
+    "eventkit.targets",
     "eventkit.components",
 )
 

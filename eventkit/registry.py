@@ -39,6 +39,7 @@ BUILTIN_MODULES = (
     "eventkit.engine.builtins",
     "eventkit.datasets.builtins",
     "eventkit.losses",
+    "eventkit.schedules",
     "eventkit.loggers",
     "eventkit.targets",
     "eventkit.components",

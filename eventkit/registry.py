@@ -39,10 +39,10 @@ BUILTIN_MODULES = (
     "eventkit.engine.builtins",
     "eventkit.datasets.builtins",
     "eventkit.losses",
+    "eventkit.optimizers",
     "eventkit.schedules",
-    "eventkit.loggers",
     "eventkit.targets",
-    "eventkit.components",
+    "eventkit.loggers",
 )
 
 #: component kind -> hook that registers it (kind names match the config groups)
@@ -93,7 +93,7 @@ class Entry:
     name: str
     factory: Callable[..., Any]
     description: str
-    provider: str  # e.g. "eventkit 0.1.0 (eventkit.components)"
+    provider: str  # e.g. "eventkit 0.1.0 (eventkit.optimizers)"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Iterable, Protocol
 
 import torch
 
-from eventkit.components import non_negative
+from eventkit.optimizers import non_negative
 from eventkit.hookspecs import hookimpl
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from eventkit.checkpoints import load_checkpoint
-from eventkit.components import adam, adamw, sgd
 from eventkit.datasets.yinyang import yinyang
 from eventkit.engine import LI, LIF, EventpropNet, SumV
 from eventkit.losses import cross_entropy, mse
+from eventkit.optimizers import adam, adamw, sgd
 from eventkit.rundir import BEST, LAST, RunDir
 from eventkit.schedules import Constant, Cosine, WarmupEmaHalving
 from eventkit.train import LoopConfig, NonFiniteLoss, _silent_fix, evaluate, fit, split_validation

@@ -38,6 +38,7 @@ DISABLE_ENV = "EVENTKIT_DISABLE_PLUGINS"
 BUILTIN_MODULES = (
     "eventkit.engine.builtins",
     "eventkit.datasets.builtins",
+    "eventkit.augment",
     "eventkit.losses",
     "eventkit.optimizers",
     "eventkit.schedules",

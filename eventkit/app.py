@@ -18,16 +18,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from eventkit.components import GuardedLogger
-from eventkit.data import DatasetSplits
+from eventkit.checkpoints import load_checkpoint, model_state
 from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
                              normalize_overrides, validate)
+from eventkit.data import DatasetSplits
+from eventkit.loggers import GuardedLogger
 from eventkit.registry import Registry, get_registry, install_hint
+from eventkit.report import pct, write_plots_and_report
 from eventkit.resume import resumed_config
-from eventkit.rundir import (BEST, LAST, RunDir, check_unused, explain_os_error, load_checkpoint,
-                             write_plots_and_report)
 from eventkit.engine.backends import resolve_device
 from eventkit.networks import NetworkConfig, build_network
+from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error
 from eventkit.schema import from_config
 from eventkit.train import NonFiniteLoss, TrainerConfig, evaluate, fit, split_validation
 
@@ -211,7 +212,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     with rd.stage("evaluate"):
         last = evaluate(net, splits.test, loss_fn, trainer.eval_batch_size)
         tensors, meta = load_checkpoint(rd.checkpoints / BEST)
-        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        net.load_state_dict(model_state(tensors))
         best = last if meta.get("epoch") == result.epochs else evaluate(net, splits.test, loss_fn,
                                                                          trainer.eval_batch_size)
     summary = {
@@ -244,9 +245,6 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
 
 
 def one_screen_summary(summary: dict, run_dir: Path) -> str:
-    def pct(x):
-        return "n/a" if x is None else f"{100 * x:.2f} %"
-
     lines = [
         "",
         "==== eventkit run summary ====",

@@ -29,6 +29,7 @@ import numba
 import numpy as np
 
 from eventkit.data import SpikeData
+from eventkit.hookspecs import hookimpl
 
 Augmentation = Callable[[SpikeData, np.random.Generator], SpikeData]
 
@@ -487,19 +488,9 @@ def jitter(sigma: float = 1.0, clip: bool = False) -> Jitter:
     return Jitter(sigma=sigma, clip=clip)
 
 
-BUILTIN = {
-    "shift": (shift, "random per-sample channel shift in [-max_shift, max_shift], spikes out of range dropped"),
-    "blend": (blend, "extra same-class mixtures aligned on centres of mass, each spike kept with p_keep"),
-    "delay_line": (delay_line, "n_copies of the input delayed by k * delay ms on new channels (all splits)"),
-    "jitter": (jitter, "Gaussian time jitter of each spike (sigma ms)"),
-}
-
-
-def factory(name: str, **cfg) -> Augmentation:
-    """Build a built-in augmentation from its config: ``factory("shift", max_shift=40)``."""
-    if name not in BUILTIN:
-        raise ValueError(f"unknown augmentation {name!r}; built-in ones are {sorted(BUILTIN)}")
-    try:
-        return BUILTIN[name][0](**cfg)
-    except TypeError as err:
-        raise ValueError(f"augmentation {name!r}: {err}") from err
+@hookimpl
+def register_augmentations(register):
+    register("shift", shift, "random per-sample channel shift in [-max_shift, max_shift], spikes out of range dropped")
+    register("blend", blend, "extra same-class mixtures aligned on centres of mass, each spike kept with p_keep")
+    register("delay_line", delay_line, "n_copies of the input delayed by k * delay ms on new channels (all splits)")
+    register("jitter", jitter, "Gaussian time jitter of each spike (sigma ms)")

@@ -69,7 +69,7 @@ def register_targets(register):
 
 @hookspec
 def register_loggers(register):
-    """Metric loggers. ``factory(**cfg)`` returns an :class:`eventkit.components.Logger`."""
+    """Metric loggers. ``factory(**cfg)`` returns an :class:`eventkit.loggers.Logger`."""
 
 
 @hookspec

@@ -38,7 +38,12 @@ DISABLE_ENV = "EVENTKIT_DISABLE_PLUGINS"
 BUILTIN_MODULES = (
     "eventkit.engine.builtins",
     "eventkit.datasets.builtins",
-    "eventkit.components",
+    "eventkit.augment",
+    "eventkit.losses",
+    "eventkit.optimizers",
+    "eventkit.schedules",
+    "eventkit.targets",
+    "eventkit.loggers",
 )
 
 #: component kind -> hook that registers it (kind names match the config groups)
@@ -91,7 +96,7 @@ class Entry:
     name: str
     factory: Callable[..., Any]
     description: str
-    provider: str  # e.g. "eventkit 0.1.0 (eventkit.components)"
+    provider: str  # e.g. "eventkit 0.1.0 (eventkit.optimizers)"
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,24 @@
 """The run directory: everything a run leaves behind (the contract: docs/run-directory.md).
 
-Every file is written to a temporary name in the same directory and renamed into place, so a run
-that is killed (or a disk that fills up) never leaves a half-written checkpoint or summary: a
-reader sees either the previous complete file or the new complete file. Checkpoints are
-safetensors (plain tensors + JSON metadata), which cannot execute code when loaded.
+:class:`RunDir` owns the layout (the paths below), refuses directories that are unusable or hold
+another run, and writes the run's status: config, metrics, summary. It delegates the rest:
+every file is written atomically (:mod:`eventkit.files`), checkpoints are safetensors
+(:mod:`eventkit.checkpoints`), manifest.json is :mod:`eventkit.manifest`, report.md and the plots
+are :mod:`eventkit.report`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import json
 import os
-import platform
-import socket
-import subprocess
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-import numpy as np
-import torch
+from eventkit.files import json_default, write_json, write_text
+from eventkit.manifest import manifest, now
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.safetensors"
@@ -100,147 +95,6 @@ def check_unused(path: Path, resume: Any = None, key: str = "hydra.run.dir") -> 
     raise RunDirInUse(f"{key}: {path} already holds a run ({shown}). Fix: {fix}")
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it to ``path`` (atomic on
-    POSIX), on failure delete it. Callers write the whole file to the yielded path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, (np.generic,)):
-        return obj.item()
-    if isinstance(obj, (np.ndarray, torch.Tensor)):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# ------------------------------------------------------------------------------ checkpoints
-def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-    """Tensors + JSON-serialisable ``meta`` in one safetensors file, written atomically."""
-    from safetensors.torch import save_file
-
-    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata={"eventkit": json.dumps(meta, default=_jsonable)})
-
-
-def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Inverse of :func:`save_checkpoint`. A missing file is an error, never a silent fresh start."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist; check trainer.resume points at a run directory "
-                         f"that has {CHECKPOINTS}/{LAST}")
-    tensors = {}
-    with safe_open(str(path), framework="pt") as fh:
-        meta = json.loads((fh.metadata() or {}).get("eventkit", "{}"))
-        for key in fh.keys():
-            tensors[key] = fh.get_tensor(key)
-    return tensors, meta
-
-
-def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state_dict into tensors (for safetensors) and JSON (the rest)."""
-    state = optimizer.state_dict()
-    tensors, meta_state = {}, {}
-    for pid, pstate in state["state"].items():
-        meta_state[str(pid)] = {}
-        for key, value in pstate.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim.{pid}.{key}"] = value
-            else:
-                meta_state[str(pid)][key] = value
-    return tensors, {"state": meta_state, "param_groups": state["param_groups"]}
-
-
-def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: dict) -> None:
-    state: dict[int, dict] = {}
-    for pid, extra in meta["state"].items():
-        state[int(pid)] = dict(extra)
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
-# ---------------------------------------------------------------------------------- manifest
-def _git_commit() -> dict:
-    here = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                timeout=10)
-        if commit.returncode != 0:
-            return {"commit": None}
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None}
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def manifest(seed: int | None, plugins: list[dict]) -> dict:
-    """Versions, machine and git state: what is needed to reproduce or compare a run."""
-    from eventkit import __version__
-
-    deps = ["torch", "numpy", "numba", "hydra-core", "omegaconf", "pluggy", "safetensors", "tonic", "wandb"]
-    return {
-        "eventkit": __version__,
-        "python": sys.version.split()[0],
-        "dependencies": {d: _version(d) for d in deps},
-        "plugins": plugins,
-        "git": _git_commit(),
-        "seed": seed,
-        "machine": {
-            "hostname": socket.gethostname(),
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "pid": os.getpid(),
-        },
-        "argv": sys.argv,
-        "start_time": _now(),
-        "end_time": None,
-        "status": None,
-        "stages_s": {},
-    }
-
-
 class RunDir:
     """Writer for one run's directory. Always on, whatever external loggers are configured."""
 
@@ -282,7 +136,7 @@ class RunDir:
             write_json(self.path / "manifest.json", self._manifest)
 
     def finish_manifest(self, status: str = "ok", error: str | None = None) -> None:
-        self._manifest["end_time"] = _now()
+        self._manifest["end_time"] = now()
         self._manifest["status"] = status
         if error is not None:
             self._manifest["error"] = error
@@ -308,7 +162,7 @@ class RunDir:
 
     def _write_metrics(self) -> None:
         write_text(self.path / "metrics.jsonl",
-                   "".join(json.dumps(r, default=_jsonable) + "\n" for r in self.metrics))
+                   "".join(json.dumps(r, default=json_default) + "\n" for r in self.metrics))
 
     def write_summary(self, summary: dict) -> None:
         if self.logger_error is not None:
@@ -331,124 +185,3 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-# ------------------------------------------------------------------------- plots and report
-def _savefig(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_curves(metrics: list[dict], path: Path) -> None:
-    """Loss, accuracy and learning rate per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [m["epoch"] for m in metrics]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for key, style in (("train_loss", "-"), ("val_loss", "--")):
-        if any(key in m for m in metrics):
-            axes[0].plot(epochs, [m.get(key, np.nan) for m in metrics], style, label=key)
-    for key, style in (("train_accuracy", "-"), ("val_accuracy", "--")):
-        if any(key in m for m in metrics):
-            axes[1].plot(epochs, [m.get(key, np.nan) for m in metrics], style, label=key)
-    axes[2].plot(epochs, [m["lr"] for m in metrics])
-    axes[2].set_yscale("log")
-    for ax, title in zip(axes, ("loss", "accuracy", "learning rate")):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
-    _savefig(fig, path)
-
-
-def plot_raster(net: Any, data: Any, k: int, path: Path) -> None:
-    """Input spikes, hidden spikes and output voltages of test sample ``k``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    one = data.subset([k])
-    record = net.record(one)
-    n_hidden = len(record.hidden)
-    fig, axes = plt.subplots(2 + n_hidden, 1, figsize=(9, 2.2 * (2 + n_hidden)), sharex=True)
-    steps, channels = one.sample(0)
-    axes[0].scatter(steps * one.dt, channels, s=2, c="k")
-    axes[0].set_ylabel("input")
-    for layer, spikes in enumerate(record.hidden):
-        axes[1 + layer].scatter(spikes[:, 1] * one.dt, spikes[:, 2], s=1, c="tab:blue")
-        axes[1 + layer].set_ylabel(f"hidden {layer}")
-    v = np.asarray(record.v_out)[0]
-    t = np.arange(v.shape[0]) * one.dt
-    for c in range(v.shape[1]):
-        axes[-1].plot(t, v[:, c], lw=1.5 if c == one.labels[0] else 0.6,
-                      label=f"class {c} (label)" if c == one.labels[0] else None)
-    axes[-1].set_ylabel("output V")
-    axes[-1].set_xlabel("time (ms)")
-    axes[-1].legend(loc="upper right")
-    axes[0].set_title(f"test sample {k}, label {one.labels[0]}")
-    _savefig(fig, path)
-
-
-def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: Any) -> None:
-    """plots/*.png and report.md (a human-readable page linking everything the run produced)."""
-    plots = rd.path / "plots"
-    plot_curves(rd.metrics, plots / "training_curves.png")
-    plot_raster(net, test, 0, plots / "spike_raster.png")
-
-    def pct(x):
-        return "n/a" if x is None else f"{100 * x:.2f} %"
-
-    lines = [
-        f"# eventkit run: {cfg.dataset.name}",
-        "",
-        "| quantity | value |",
-        "|---|---|",
-        f"| test accuracy (best-val checkpoint) | {pct(summary['test_accuracy'])} |",
-        f"| test accuracy (last epoch) | {pct(summary['last_test_accuracy'])} |",
-        f"| best validation accuracy | {pct(summary['best_val_accuracy'])} (epoch {summary['best_epoch']}) |",
-        f"| epochs | {summary['epochs']} |",
-        f"| hidden spikes per test sample | {summary['test_spikes_per_sample']:.1f} |",
-        f"| seed | {summary['seed']} |",
-        "",
-        f"Components: dataset `{cfg.dataset.name}`, neuron `{cfg.neuron.name}`, hidden {cfg.network.hidden} x "
-        f"{cfg.network.layers} (recurrent: {cfg.network.recurrent}), readout `{cfg.readout.name}`, "
-        f"loss `{cfg.loss.name}`, optimizer `{cfg.optimizer.name}`, schedule `{cfg.scheduler.name}`, "
-        f"target `{cfg.target.name}`.",
-        "",
-    ]
-    if summary.get("notices"):
-        lines += ["## Notices", "", "The target changed these settings before training "
-                  "(`config_resolved.yaml` holds the values that ran):", ""]
-        lines += [f"- {n}" for n in summary["notices"]] + [""]
-    lines += [
-        "## Training curves",
-        "",
-        "![training curves](plots/training_curves.png)",
-        "",
-        "## Spike raster (test sample 0)",
-        "",
-        "![spike raster](plots/spike_raster.png)",
-        "",
-        "## Deployment",
-        "",
-    ]
-    for name, fields in (summary.get("deploy") or {}).items():
-        lines.append(f"### {name}")
-        lines.append("")
-        for key, value in fields.items():
-            lines.append(f"- {key}: {value}")
-        sub = rd.path / "deploy" / name / "report.md"
-        if sub.exists():
-            lines.append(f"- full report: [deploy/{name}/report.md](deploy/{name}/report.md)")
-        lines.append("")
-    lines += ["## Files", "",
-              "`config_resolved.yaml` (every value used), `manifest.json` (versions, machine, timings), "
-              "`metrics.jsonl` (one line per epoch), `summary.json`, `checkpoints/` (safetensors), `plots/`.", ""]
-    write_text(rd.path / "report.md", "\n".join(lines))

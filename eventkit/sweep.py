@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eventkit.rundir import check_unused, check_usable, existing_run_files, write_text
+from eventkit.files import write_text
+from eventkit.rundir import check_unused, check_usable, existing_run_files
 
 COLUMNS = ("test_accuracy", "best_val_accuracy", "last_test_accuracy", "epochs", "wall_time_s")
 SORT_KEY = "test_accuracy"

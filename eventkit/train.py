@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from eventkit.data import SpikeData
+from eventkit.checkpoints import (load_checkpoint, model_state, model_tensors, optimizer_from_flat,
+                                  optimizer_to_flat, save_checkpoint)
 from eventkit.networks import RegularizerConfig
+from eventkit.rundir import BEST, LAST, RunDir, read_metrics
 from eventkit.schema import setting
-from eventkit.rundir import (BEST, LAST, RunDir, load_checkpoint, optimizer_from_flat, optimizer_to_flat,
-                             read_metrics, save_checkpoint)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -138,7 +139,7 @@ def _silent_fix(net: Any, epoch_counts: torch.Tensor, amount: float) -> int:
 
 
 def _state_tensors(net, optimizer) -> tuple[dict, dict]:
-    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    tensors = model_tensors(net)
     opt_tensors, opt_meta = optimizer_to_flat(optimizer)
     tensors.update(opt_tensors)
     return tensors, opt_meta
@@ -232,7 +233,7 @@ def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: TrainerConfi
         row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         # the checkpoint first, then the metrics line: a metrics row always has its checkpoint
         if improved:
-            save_checkpoint(ckpt_dir / BEST, {f"model.{k}": v for k, v in net.state_dict().items()},
+            save_checkpoint(ckpt_dir / BEST, model_tensors(net),
                             {"epoch": epoch + 1, "val_accuracy": best_val})
         tensors, opt_meta = _state_tensors(net, optimizer)
         save_checkpoint(ckpt_dir / LAST, tensors, {
@@ -281,7 +282,7 @@ def _resume(path: Path, net, optimizer, scheduler, rundir: RunDir) -> tuple[int,
     """Load ``path``'s last checkpoint into net/optimizer/scheduler, carry its metrics and best
     checkpoint into this run directory, and return (epochs done, best val accuracy, best epoch)."""
     tensors, meta = load_checkpoint(path / "checkpoints" / LAST)
-    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    model = model_state(tensors)
     try:
         net.load_state_dict(model)
     except RuntimeError as exc:

@@ -45,7 +45,7 @@ def test_run_directory_contract(tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["eventkit"] and "train" in manifest["stages_s"]
     assert manifest["status"] == "ok" and manifest["end_time"]
-    assert {p["name"] for p in manifest["plugins"]} >= {"eventkit.components", "eventkit.engine.builtins"}
+    assert {p["name"] for p in manifest["plugins"]} >= {"eventkit.optimizers", "eventkit.engine.builtins"}
     rows = _metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert "${" not in (run / "config_resolved.yaml").read_text()  # every interpolation resolved

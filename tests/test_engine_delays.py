@@ -250,7 +250,7 @@ def test_cpu_deploy_writes_delays_beside_the_weights(tmp_path):
 
     from safetensors.numpy import load_file
 
-    from eventkit.components import CpuTarget
+    from eventkit.targets import CpuTarget
 
     net = make_net(delays={"ff": Delay(max=6.0, init=(0.0, 6.0)), "out": Delay(max=3.0, init=(1.0, 2.0))})
     fields = CpuTarget().deploy(net, None, tmp_path)

@@ -6,16 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-from eventkit.testing import run_cli, tiny_run
+from eventkit.testing import tiny_run
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = tiny_run(epochs=2)
 
 
 def test_logger_failure_never_kills_training(tmp_path, capsys):
-    from eventkit.components import GuardedLogger
+    from eventkit.loggers import GuardedLogger
 
     class Broken:
         def start(self, run_dir, config):
@@ -35,7 +34,7 @@ def test_logger_failure_never_kills_training(tmp_path, capsys):
 
 
 def test_logger_failure_after_the_summary_updates_it(tmp_path):
-    from eventkit.components import GuardedLogger
+    from eventkit.loggers import GuardedLogger
     from eventkit.rundir import RunDir
 
     class FailsAtFinish:

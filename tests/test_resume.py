@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from eventkit.testing import run_cli, tiny_run
+from eventkit.testing import tiny_run
 from eventkit.app import run
 from eventkit.config import ConfigError, compose
 from eventkit.rundir import RunDir

@@ -242,16 +242,16 @@ def test_run_dir_that_is_a_file_is_one_line(tmp_path, inside):
 def test_full_disk_is_one_line_and_recorded(tmp_path, monkeypatch):
     import errno
 
-    import eventkit.rundir as rundir_mod
+    import eventkit.checkpoints as checkpoints_mod
 
-    real = rundir_mod.atomic_path
+    real = checkpoints_mod.atomic_path
 
     def full_disk(path):
         if Path(path).name == "last.safetensors":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path)
 
-    monkeypatch.setattr(rundir_mod, "atomic_path", full_disk)
+    monkeypatch.setattr(checkpoints_mod, "atomic_path", full_disk)
     run_dir = tmp_path / "r"
     with pytest.raises(ValueError) as info:
         run(compose(TINY), run_dir)

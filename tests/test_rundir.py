@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from eventkit.rundir import (RunDir, atomic_path, load_checkpoint, optimizer_from_flat, optimizer_to_flat,
-                             read_metrics, save_checkpoint, write_json)
+from eventkit.files import atomic_path, json_default, write_json
+from eventkit.checkpoints import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
+from eventkit.rundir import RunDir, read_metrics
 
 
 def test_atomic_write_leaves_nothing_half_written(tmp_path):
@@ -19,6 +20,16 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
     assert json.loads(target.read_text()) == {"a": 1}  # the old complete file survives
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary left behind
 
+
+def test_one_json_encoder_for_numbers_arrays_tensors_and_paths(tmp_path):
+    import numpy as np
+
+    obj = {"n": np.int64(3), "x": np.float32(0.5), "ok": np.bool_(True), "a": np.arange(3),
+           "t": torch.tensor([1.5, 2.0]), "p": tmp_path / "f"}
+    assert json.loads(json.dumps(obj, default=json_default)) == {
+        "n": 3, "x": 0.5, "ok": True, "a": [0, 1, 2], "t": [1.5, 2.0], "p": str(tmp_path / "f")}
+    with pytest.raises(TypeError, match="not JSON-serialisable: object"):
+        json.dumps({"o": object()}, default=json_default)  # never written as a meaningless string
 
 def test_checkpoint_round_trip_is_safetensors_without_pickle(tmp_path):
     tensors = {"model.ff0": torch.randn(3, 4), "model.out": torch.randn(2, 3)}

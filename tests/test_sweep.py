@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from eventkit.testing import run_cli, tiny_run
+from eventkit.testing import tiny_run
 from eventkit.sweep import write_summary
 
 TINY = tiny_run()

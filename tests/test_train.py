@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from eventkit.components import Constant, Cosine, WarmupEmaHalving, adam, adamw, cross_entropy, mse, sgd
+from eventkit.checkpoints import load_checkpoint
 from eventkit.datasets.yinyang import yinyang
 from eventkit.engine import LI, LIF, EventpropNet, SumV
-from eventkit.rundir import BEST, LAST, RunDir, load_checkpoint
+from eventkit.losses import cross_entropy, mse
 from eventkit.networks import RegularizerConfig
-from eventkit.train import TrainerConfig, NonFiniteLoss, _silent_fix, evaluate, fit, split_validation
+from eventkit.optimizers import adam, adamw, sgd
+from eventkit.rundir import BEST, LAST, RunDir
+from eventkit.schedules import Constant, Cosine, WarmupEmaHalving
+from eventkit.train import NonFiniteLoss, TrainerConfig, _silent_fix, evaluate, fit, split_validation
 
 
 def _opt(lr=1e-3):

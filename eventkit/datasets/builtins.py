@@ -1,8 +1,7 @@
-"""Registers the core's own datasets and augmentations through the ordinary plugin hooks."""
+"""Registers the core's own datasets through the ordinary plugin hooks."""
 
 from __future__ import annotations
 
-from eventkit import augment
 from eventkit.datasets.synthetic_kws import synthetic_kws
 from eventkit.datasets.timing_lags import timing_lags
 from eventkit.datasets.yinyang import yinyang
@@ -23,8 +22,3 @@ def register_datasets(register):
         description="SYNTHETIC timing-only: classes differ only in lags between channel groups",
     )
 
-
-@hookimpl
-def register_augmentations(register):
-    for name, (make, description) in augment.BUILTIN.items():
-        register(name, make, description=description)

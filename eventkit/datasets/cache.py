@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from eventkit.data import SpikeData
+from eventkit.files import json_default
 
 FORMAT_VERSION = 1
 _EDGE_BYTES = 1 << 20
@@ -58,7 +59,7 @@ def cache_key(config: Mapping, sources: Sequence[str | os.PathLike] = ()) -> str
         "config": dict(config),
         "sources": [source_identity(s) for s in sources],
     }
-    text = json.dumps(payload, sort_keys=True, default=_json_default)
+    text = json.dumps(payload, sort_keys=True, default=json_default)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -89,7 +90,7 @@ def save(directory: str | os.PathLike, data: SpikeData, extra: Mapping[str, np.n
             "extra": names,
             "info": dict(info or {}),
         }
-        (tmp / "info.json").write_text(json.dumps(meta, sort_keys=True, default=_json_default))
+        (tmp / "info.json").write_text(json.dumps(meta, sort_keys=True, default=json_default))
         try:
             os.replace(tmp, directory)  # atomic for an absent or empty target
         except OSError:
@@ -163,13 +164,3 @@ def cached(
 
 def _compact_dtype(limit: int) -> np.dtype:
     return np.dtype(np.uint16) if limit <= np.iinfo(np.uint16).max + 1 else np.dtype(np.int32)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from .quantize import ChipLayer, ChipNetwork
+from .quantize import DECAY_UNITY, ChipLayer, ChipNetwork
 
 U_MAX = 2**23  # 24-bit state
 
@@ -160,8 +160,8 @@ def pack(chip: ChipNetwork) -> PackedNetwork:
         else:
             rec_off.append(-1)
             exp_rec.append(0)
-        du.append(4096 - layer.i_decay)
-        dv.append(4096 - layer.v_decay)
+        du.append(DECAY_UNITY - layer.i_decay)
+        dv.append(DECAY_UNITY - layer.v_decay)
         vth.append(layer.v_th_mant << 6)
         count_off.append(count_off[-1] + layer.n)
         pre = layer.n

@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass
 
 from eventkit.engine.neurons import Coefficients, NeuronModel, _check_positive
-DECAY_UNITY = 4096  # Loihi's decays are integers in units of 1/4096 per step
+from eventkit_loihi2.quantize import DECAY_UNITY, cuba_decays
+
 
 @dataclass(frozen=True)
 class LoihiCUBA(NeuronModel):
@@ -57,8 +58,7 @@ class LoihiCUBA(NeuronModel):
 
     def decays(self, dt: float) -> tuple[int, int]:
         """(iDecay, vDecay) as the chip stores them."""
-        i_decay = round(DECAY_UNITY * (1 - math.exp(-dt / self.tau_syn)))
-        v_decay = round(DECAY_UNITY * (1 - math.exp(-dt / self.tau_mem)))
+        i_decay, v_decay = cuba_decays(self.tau_syn, self.tau_mem, dt)
         for key, value, tau in (("tau_syn", i_decay, self.tau_syn), ("tau_mem", v_decay, self.tau_mem)):
             if not 1 <= value <= DECAY_UNITY - 1:
                 raise ValueError(

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-DECAY_UNITY = 4096
+DECAY_UNITY = 4096  # Loihi's decays are integers in units of 1/4096 per step
 MAX_VTH_MANT = 2**17 - 1  # vth is a 17-bit unsigned field
 READOUT_VTH_MANT = 2**16
 MAX_DELAY = 62

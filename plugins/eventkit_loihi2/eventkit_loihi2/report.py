@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from eventkit.files import json_default
+from eventkit.report import pct
+
 DEFAULT_ENERGY = dict(pj_per_synop_high=23.6, tops_per_watt_low=15.0, step_time_us=None)
 
 
@@ -145,22 +148,8 @@ def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Pat
                    delay_histogram=str(Path("plots") / Path(delay_plot).name) if delay_plot else None),
     )
     (out_dir / "report.md").write_text(_markdown(fields, chip, ops, timings))
-    (out_dir / "deploy.json").write_text(json.dumps(fields, indent=1, default=_jsonable))
-    return json.loads(json.dumps(fields, default=_jsonable))
-
-
-def _jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
-
-
-def _pct(x):
-    return "n/a" if x is None else f"{100 * x:.2f} %"
+    (out_dir / "deploy.json").write_text(json.dumps(fields, indent=1, default=json_default))
+    return json.loads(json.dumps(fields, default=json_default))
 
 
 def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
@@ -183,11 +172,11 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| float test accuracy | {_pct(f['float_test_accuracy'])} |",
+        f"| float test accuracy | {pct(f['float_test_accuracy'])} |",
         f"| emulated chip test accuracy ({f['test_samples']} samples, readout {f['chip_readout']}) "
-        f"| {_pct(f['chip_test_accuracy'])} |",
+        f"| {pct(f['chip_test_accuracy'])} |",
         f"| float - chip | {drop} |",
-        f"| same prediction float vs chip | {_pct(f['prediction_agreement'])} |",
+        f"| same prediction float vs chip | {pct(f['prediction_agreement'])} |",
         f"| Lava agreement | {lava_line} |",
         f"| synaptic ops / sample | {f['synaptic_ops_per_sample']:.0f} (input "
         f"{ops['synaptic_ops_input']:.0f}, hidden {ops['synaptic_ops_hidden']:.0f}) |",
@@ -238,7 +227,7 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         "int32, hidden spike counts, labels, predictions",
         "- re-run the Lava check: `python -m eventkit_loihi2.lava_check <this directory>`",
         "",
-        f"Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
+        "Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
         "",
     ]
     return "\n".join(lines)

@@ -21,7 +21,6 @@ import pytest
 import torch
 
 from conftest import make_net
-from eventkit.engine import SumV
 from eventkit_nir import network_from_nir, to_nir
 from eventkit_nir.conventions import Convention
 from eventkit_nir.importers import predictions_from_trace, run_norse, run_snntorch
@@ -107,7 +106,6 @@ def test_released_importer_limits_are_as_documented(yinyang_batch):
     pytest.importorskip("snntorch")
     pytest.importorskip("norse")
     import norse.torch
-    from snntorch.import_nir import import_from_nir
 
     net = make_net(recurrent=(True,))
     with torch.no_grad():

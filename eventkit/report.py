@@ -1,0 +1,133 @@
+"""What a person reads after a run: report.md and the plots it shows (plots/*.png)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eventkit.files import atomic_path, write_text
+from eventkit.rundir import RunDir
+
+
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with two decimals ("93.40 %"); "n/a" for None."""
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def _savefig(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_curves(metrics: list[dict], path: Path) -> None:
+    """Loss, accuracy and learning rate per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [m["epoch"] for m in metrics]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for key, style in (("train_loss", "-"), ("val_loss", "--")):
+        if any(key in m for m in metrics):
+            axes[0].plot(epochs, [m.get(key, np.nan) for m in metrics], style, label=key)
+    for key, style in (("train_accuracy", "-"), ("val_accuracy", "--")):
+        if any(key in m for m in metrics):
+            axes[1].plot(epochs, [m.get(key, np.nan) for m in metrics], style, label=key)
+    axes[2].plot(epochs, [m["lr"] for m in metrics])
+    axes[2].set_yscale("log")
+    for ax, title in zip(axes, ("loss", "accuracy", "learning rate")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    _savefig(fig, path)
+
+
+def plot_raster(net: Any, data: Any, k: int, path: Path) -> None:
+    """Input spikes, hidden spikes and output voltages of test sample ``k``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    one = data.subset([k])
+    record = net.record(one)
+    n_hidden = len(record.hidden)
+    fig, axes = plt.subplots(2 + n_hidden, 1, figsize=(9, 2.2 * (2 + n_hidden)), sharex=True)
+    steps, channels = one.sample(0)
+    axes[0].scatter(steps * one.dt, channels, s=2, c="k")
+    axes[0].set_ylabel("input")
+    for layer, spikes in enumerate(record.hidden):
+        axes[1 + layer].scatter(spikes[:, 1] * one.dt, spikes[:, 2], s=1, c="tab:blue")
+        axes[1 + layer].set_ylabel(f"hidden {layer}")
+    v = np.asarray(record.v_out)[0]
+    t = np.arange(v.shape[0]) * one.dt
+    for c in range(v.shape[1]):
+        axes[-1].plot(t, v[:, c], lw=1.5 if c == one.labels[0] else 0.6,
+                      label=f"class {c} (label)" if c == one.labels[0] else None)
+    axes[-1].set_ylabel("output V")
+    axes[-1].set_xlabel("time (ms)")
+    axes[-1].legend(loc="upper right")
+    axes[0].set_title(f"test sample {k}, label {one.labels[0]}")
+    _savefig(fig, path)
+
+
+def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: Any) -> None:
+    """plots/*.png and report.md (a human-readable page linking everything the run produced)."""
+    plots = rd.path / "plots"
+    plot_curves(rd.metrics, plots / "training_curves.png")
+    plot_raster(net, test, 0, plots / "spike_raster.png")
+
+    lines = [
+        f"# eventkit run: {cfg.dataset.name}",
+        "",
+        "| quantity | value |",
+        "|---|---|",
+        f"| test accuracy (best-val checkpoint) | {pct(summary['test_accuracy'])} |",
+        f"| test accuracy (last epoch) | {pct(summary['last_test_accuracy'])} |",
+        f"| best validation accuracy | {pct(summary['best_val_accuracy'])} (epoch {summary['best_epoch']}) |",
+        f"| epochs | {summary['epochs']} |",
+        f"| hidden spikes per test sample | {summary['test_spikes_per_sample']:.1f} |",
+        f"| seed | {summary['seed']} |",
+        "",
+        f"Components: dataset `{cfg.dataset.name}`, neuron `{cfg.neuron.name}`, hidden {cfg.network.hidden} x "
+        f"{cfg.network.layers} (recurrent: {cfg.network.recurrent}), readout `{cfg.readout.name}`, "
+        f"loss `{cfg.loss.name}`, optimizer `{cfg.optimizer.name}`, schedule `{cfg.scheduler.name}`, "
+        f"target `{cfg.target.name}`.",
+        "",
+    ]
+    if summary.get("notices"):
+        lines += ["## Notices", "", "The target changed these settings before training "
+                  "(`config_resolved.yaml` holds the values that ran):", ""]
+        lines += [f"- {n}" for n in summary["notices"]] + [""]
+    lines += [
+        "## Training curves",
+        "",
+        "![training curves](plots/training_curves.png)",
+        "",
+        "## Spike raster (test sample 0)",
+        "",
+        "![spike raster](plots/spike_raster.png)",
+        "",
+        "## Deployment",
+        "",
+    ]
+    for name, fields in (summary.get("deploy") or {}).items():
+        lines.append(f"### {name}")
+        lines.append("")
+        for key, value in fields.items():
+            lines.append(f"- {key}: {value}")
+        sub = rd.path / "deploy" / name / "report.md"
+        if sub.exists():
+            lines.append(f"- full report: [deploy/{name}/report.md](deploy/{name}/report.md)")
+        lines.append("")
+    lines += ["## Files", "",
+              "`config_resolved.yaml` (every value used), `manifest.json` (versions, machine, timings), "
+              "`metrics.jsonl` (one line per epoch), `summary.json`, `checkpoints/` (safetensors), `plots/`.", ""]
+    write_text(rd.path / "report.md", "\n".join(lines))

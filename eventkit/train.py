@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,16 @@ from eventkit.checkpoints import (load_checkpoint, model_state, model_tensors, o
 from eventkit.networks import RegularizerConfig
 from eventkit.rundir import BEST, LAST, RunDir, read_metrics
 from eventkit.schema import setting
+
+if TYPE_CHECKING:
+    from eventkit.engine import EventpropNet
+    from eventkit.loggers import Logger
+    from eventkit.schedules import Schedule
+
+#: a loss: (readout [B, n_out], labels [B]) -> scalar tensor
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: a per-epoch augmentation: (data, generator) -> new data
+Augmentation = Callable[[SpikeData, np.random.Generator], SpikeData]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -102,7 +112,7 @@ def _reg(counts: torch.Tensor, strength: float, nu: float) -> torch.Tensor | Non
 
 
 @torch.no_grad()
-def evaluate(net: Any, data: SpikeData, loss_fn: Callable, batch_size: int) -> dict:
+def evaluate(net: EventpropNet, data: SpikeData, loss_fn: LossFn, batch_size: int) -> dict:
     """Loss, accuracy and mean hidden spike count per sample over ``data``."""
     if len(data) == 0:
         raise ValueError("cannot evaluate on an empty data set")
@@ -118,7 +128,7 @@ def evaluate(net: Any, data: SpikeData, loss_fn: Callable, batch_size: int) -> d
     return {"loss": total_loss / n, "accuracy": correct / n, "spikes_per_sample": spikes / n}
 
 
-def _silent_fix(net: Any, epoch_counts: torch.Tensor, amount: float) -> int:
+def _silent_fix(net: EventpropNet, epoch_counts: torch.Tensor, amount: float) -> int:
     """Neurons that never fired during the epoch get ``amount`` added to all their input
     weights (the authors' remedy: a silent neuron gets no gradient, so it would stay silent)."""
     if amount <= 0:
@@ -145,10 +155,10 @@ def _state_tensors(net, optimizer) -> tuple[dict, dict]:
     return tensors, opt_meta
 
 
-def fit(net: Any, train: SpikeData, val: SpikeData | None, *, loop: TrainerConfig, regularizer: RegularizerConfig,
-        seed: int, loss_fn: Callable,
-        optimizer: torch.optim.Optimizer, scheduler: Any, augmentations: Sequence[Callable],
-        rundir: RunDir, logger: Any, resume: Path | None = None) -> FitResult:
+def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: TrainerConfig,
+        regularizer: RegularizerConfig, seed: int, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+        scheduler: Schedule, augmentations: Sequence[Augmentation], rundir: RunDir, logger: Logger,
+        resume: Path | None = None) -> FitResult:
     """Train ``net`` for ``loop.epochs`` epochs. ``net`` keeps the last weights; the best ones (by
     validation accuracy; the last ones when there is no validation set) are in checkpoints/best."""
     if len(train) == 0:
@@ -278,7 +288,7 @@ def _non_finite(what: str, epoch: int, batch: int, ckpt_dir: Path) -> None:
                         f"Try a lower optimizer.lr or set trainer.grad_clip=1.0")
 
 
-def _resume(path: Path, net, optimizer, scheduler, rundir: RunDir) -> tuple[int, float | None, int | None]:
+def _resume(path: Path, net: EventpropNet, optimizer: torch.optim.Optimizer, scheduler: Schedule, rundir: RunDir) -> tuple[int, float | None, int | None]:
     """Load ``path``'s last checkpoint into net/optimizer/scheduler, carry its metrics and best
     checkpoint into this run directory, and return (epochs done, best val accuracy, best epoch)."""
     tensors, meta = load_checkpoint(path / "checkpoints" / LAST)

@@ -33,7 +33,7 @@ class LoihiCUBA(NeuronModel):
     backward pass needs is taken from the sub-step relaxation below (a straight-through estimate,
     since grid spike times have no derivative). So the loss is piecewise constant in the weights
     that feed a hidden layer (their finite differences are 0) while the engine returns a nonzero
-    gradient for them; the output weights' gradient stays exact (tests/test_exactness_claims.py;
+    gradient for them; the output weights' gradient stays exact (tests/test_exactness_claims_loihi.py;
     eventkit's docs/engine.md, "What is exact"). ``timing="substep"`` runs the relaxation itself:
     between steps the neuron is the continuous linear system whose whole-step propagator is the
     chip's (see :mod:`eventkit.engine.neurons`), so a spike at the interpolated fraction ``phi`` of

@@ -181,7 +181,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
 
 
 TRAINER_KEYS = ("epochs", "batch_size", "eval_batch_size", "val_fraction", "grad_clip", "silent_fix", "threads",
-                "resume", "progress", "patience")
+                "resume", "progress", "patience", "distributed")
 NETWORK_KEYS = ("hidden", "layers", "recurrent", "init", "output", "regularizer", "delays", "delay_lr")
 INIT_KEYS = ("ff_mean", "ff_std", "rec_mean", "rec_std", "out_mean", "out_std")
 
@@ -309,6 +309,8 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
     _int(cfg, "trainer.threads", ge=1, example=2, allow_none=True)
     _bool(cfg, "trainer.progress")
     _int(cfg, "trainer.patience", ge=1, example=15, allow_none=True)
+    if "distributed" in cfg.trainer:
+        _bool(cfg, "trainer.distributed")
     resume = cfg.trainer.resume
     if resume is not None:
         from eventkit.rundir import CHECKPOINTS, LAST

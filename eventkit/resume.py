@@ -23,8 +23,9 @@ from eventkit.config import ConfigError, resolve
 from eventkit.rundir import CHECKPOINTS, LAST
 
 #: what a resumed run may change: where it resumes from, how long it trains, and how it shows
-#: progress and uses the machine (these do not change what is computed)
-MAY_CHANGE = ("trainer.resume", "trainer.epochs", "trainer.progress", "trainer.threads")
+#: progress and uses the machine (these do not change what is computed; a data-parallel run
+#: computes a single process's steps, up to the order of float additions)
+MAY_CHANGE = ("trainer.resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.distributed")
 RECORD = "config_resolved.yaml"
 _UNSET = object()
 

@@ -102,23 +102,6 @@ def is_main_process() -> bool:
     return launch_rank() == 0
 
 
-def _on_rank_zero(value: Any, other: Any = None) -> Any:
-    """Resolver ``${eventkit.on_rank_zero:VALUE}``: VALUE on rank 0 (or a single process), None
-    (or the second argument) on the other processes of a launch. conf/config.yaml sets
-    ``hydra.output_subdir`` with it, so only rank 0 writes Hydra's record (.hydra/)."""
-    return value if launch_rank() == 0 else other
-
-
-def register_resolvers() -> None:
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("eventkit.on_rank_zero"):
-        OmegaConf.register_new_resolver("eventkit.on_rank_zero", _on_rank_zero)
-
-
-register_resolvers()
-
-
 # ------------------------------------------------------------------------------ process group
 def enabled(cfg: Any) -> bool:
     """``trainer.distributed`` of a config (false when the key is absent)."""
@@ -310,7 +293,8 @@ class DataParallel:
             return int(configured)
         import torch.distributed as dist
 
-        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        cores = (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else list(range(os.cpu_count() or 1)))
         mine = (socket.gethostname(), tuple(cores))
         everyone: list[Any] = [None] * self.world_size
         dist.all_gather_object(everyone, mine)
@@ -362,10 +346,12 @@ def quiet_unless_main() -> Iterator[None]:
     if is_main_process():
         yield
         return
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
-        root.removeHandler(handler)
-        handler.close()
+    loggers = [logging.getLogger(),
+               *(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger))]
+    for logger in loggers:  # (a closed FileHandler would reopen its file on the next line logged)
+        for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            logger.removeHandler(handler)
+            handler.close()
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         yield
 

@@ -31,8 +31,8 @@ def _watch_writes(root: str, writes: list) -> None:
         else:
             return
         if writing and isinstance(path, (str, bytes, os.PathLike)):
-            text = os.fsdecode(path)
-            if os.path.abspath(text).startswith(root):
+            text = os.path.abspath(os.fsdecode(path))
+            if text.startswith(root):
                 to = f" -> {os.fsdecode(args[1])}" if event in ("os.rename", "os.replace") else ""
                 writes.append(f"{event} {text}{to}")
 

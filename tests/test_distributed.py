@@ -156,25 +156,33 @@ def test_distributed_without_a_launch_is_one_line(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
 
 
+#: sitecustomize.py for the launched processes: a process of rank > 0 (torchrun's RANK, or a
+#: submitit task's index, known before the task exports RANK) records its writes under root
 SITE = """
 import atexit, json, os, sys
-if os.environ.get("RANK") not in (None, "0"):
+RANK = os.environ.get("RANK") or os.environ.get("SUBMITIT_LOCAL_GLOBALID")
+if RANK not in (None, "0"):
     sys.path.insert(0, {tests!r})
     from distributed_worker import _watch_writes
     writes = []
     _watch_writes({root!r}, writes)
-    atexit.register(lambda: open({report!r} + os.environ["RANK"], "w").write(json.dumps(writes)))
+    atexit.register(lambda: open({report!r} + RANK, "w").write(json.dumps(writes)))
 """
+
+
+def _with_write_watch(tmp_path: Path, root: Path, report: Path) -> dict:
+    """The environment for launching processes whose rank-1 process records its writes under root."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITE.format(tests=str(TESTS), root=str(root), report=str(report)))
+    return {**_launch_env(), "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_torchrun_processes_share_one_run_dir_written_by_rank_zero(tmp_path):
     """``${now:%f}`` (microseconds) differs between the processes' clocks: without the agreement
     each would create its own directory."""
-    site = tmp_path / "site"
-    site.mkdir()
     root, report = tmp_path / "out", tmp_path / "writes-rank"
-    (site / "sitecustomize.py").write_text(SITE.format(tests=str(TESTS), root=str(root), report=str(report)))
-    env = {**_launch_env(), "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env = _with_write_watch(tmp_path, root, report)
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "eventkit", *TINY, "trainer.distributed=true", "hydra.run.dir=out/${now:%H-%M-%S-%f}"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
@@ -182,6 +190,31 @@ def test_torchrun_processes_share_one_run_dir_written_by_rank_zero(tmp_path):
     runs = list(root.iterdir())
     assert len(runs) == 1, runs
     assert json.loads((runs[0] / "summary.json").read_text())["status"] == "ok"
-    assert (runs[0] / ".hydra" / "config.yaml").is_file() and (runs[0] / "eventkit.log").is_file()
+    assert (runs[0] / ".hydra" / "config.yaml").is_file()
+    assert (runs[0] / "eventkit.log").read_text().count("in each of 2 processes") == 1  # rank 0's line only
     assert out.stdout.count("eventkit run summary") == 1  # rank 1 prints nothing
     assert json.loads(Path(f"{report}1").read_text()) == []
+
+
+@pytest.mark.slow
+def test_submitit_tasks_form_one_distributed_run(tmp_path):
+    """The SLURM launch's code path, on this machine: hydra/launcher=submitit_local_distributed
+    starts 2 tasks per job; each exports torch.distributed's environment from submitit's, both use
+    the job's directory, and only task 0 writes Hydra's record and the run's files. Before eventkit's
+    code runs in a task, Hydra creates the job's directory in whichever task comes first and opens
+    the job log (append mode) in every task; task 1 writes nothing into it. submitit's own
+    .submitit/ folder (each task's result) is not the run's."""
+    root, report = tmp_path / "out", tmp_path / "writes-rank"
+    out = subprocess.run([sys.executable, "-m", "eventkit", "-m", "hydra/launcher=submitit_local_distributed", *TINY,
+                          "trainer.distributed=true", "hydra.sweep.dir=out/${now:%H-%M-%S-%f}"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600, env=_with_write_watch(tmp_path, root, report))
+    assert out.returncode == 0, out.stderr[-3000:]
+    (sweep,) = root.iterdir()
+    job = sweep / "0"
+    assert json.loads((job / "summary.json").read_text())["status"] == "ok"
+    assert (job / ".hydra" / "config.yaml").is_file()
+    log = next((sweep / ".submitit").glob("*/*_0_log.out")).read_text()
+    assert "in each of 2 processes" in log  # rank 0's header: the job trained in 2 processes
+    writes = [w for w in json.loads(Path(f"{report}1").read_text()) if "/.submitit/" not in w]
+    assert [w for w in writes if w != f"os.mkdir {job}"] == [f"open {job}/eventkit.log"], writes
+    assert (job / "eventkit.log").read_text().count("in each of 2 processes") == 1  # rank 0's line only

@@ -253,6 +253,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     if notices:
         summary["notices"] = notices
     if dp is not None and not dp.is_main:  # rank 0 deploys, reports and writes the summary
+        dp.barrier()  # and the run ends for all processes when it has
         return summary
     with rd.stage("deploy"):
         deployed = target.deploy(net, splits, rd.path, cfg)
@@ -266,6 +267,8 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     logger.log({"test_accuracy": summary["test_accuracy"], "last_test_accuracy": last["accuracy"]}, result.epochs)
     logger.finish(summary)
     _print(one_screen_summary(summary, rd.path))
+    if dp is not None:
+        dp.barrier()
     return summary
 
 

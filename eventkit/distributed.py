@@ -121,8 +121,10 @@ def init_process_group(found: Launch) -> None:
     if found.source == "submitit" and "RANK" not in os.environ:
         from submitit.helpers import TorchDistributedEnvironment
 
-        # one GPU per task when SLURM allocated GPUs; CUDA must not be initialised before this
-        TorchDistributedEnvironment().export(set_cuda_visible_devices=bool(os.environ.get("CUDA_VISIBLE_DEVICES")))
+        # one GPU per task when SLURM allocated GPUs (CUDA must not be initialised before this);
+        # a MASTER_PORT already in the environment is kept (submitit reads it), the rest is the job's
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=bool(os.environ.get("CUDA_VISIBLE_DEVICES")),
+                                             overwrite=True)
     missing = [name for name in INIT_ENV if not os.environ.get(name)]
     if missing:
         raise ConfigError(f"trainer.distributed: this process is rank {found.rank} of {found.world_size}, but "
@@ -208,6 +210,12 @@ class DataParallel:
 
     def sum_floats(self, *values: float) -> list[float]:
         return [float(v) for v in self.sum(torch.tensor(values, dtype=torch.float64))]
+
+    def barrier(self) -> None:
+        """Wait until every process has reached this point."""
+        import torch.distributed as dist
+
+        dist.barrier()
 
     def broadcast_object(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every process."""

@@ -114,7 +114,9 @@ def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> d
     not ``cfg``: only trainer.resume/epochs/progress/threads come from this call -- the typed ones
     when ``explicit`` is given, else ``cfg``'s values (every other value of ``cfg`` is ignored) --
     and a typed override that changes a recorded value is refused untouched
-    (see :func:`eventkit.resume.resumed_config`)."""
+    (see :func:`eventkit.resume.resumed_config`). In a data-parallel run (``trainer.distributed``,
+    see :mod:`eventkit.distributed`) only rank 0 writes ``run_dir``; every process returns the
+    summary (rank 0's with the deploy results)."""
     t_start = time.perf_counter()
     main = distributed.is_main_process()  # in a multi-process launch only rank 0 writes the run dir
     if main:

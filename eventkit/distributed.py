@@ -93,7 +93,12 @@ def launch() -> Launch | None:
 
 
 def launch_rank() -> int:
-    """0 unless this process is one of several launched together (then its rank)."""
+    """This process's rank: in the process group it has joined, else in the launch its
+    environment describes (:func:`launch`); 0 for a process on its own."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
     found = launch()
     return found.rank if found is not None else 0
 

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from eventkit import distributed
 from eventkit.checkpoints import load_checkpoint, model_state
 from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
                              normalize_overrides, validate)
 from eventkit.data import DatasetSplits
-from eventkit.loggers import GuardedLogger
+from eventkit.loggers import GuardedLogger, NullLogger
 from eventkit.registry import Registry, get_registry, install_hint
 from eventkit.report import pct, write_plots_and_report
 from eventkit.resume import resumed_config
@@ -78,13 +79,15 @@ def _load_data(cfg: DictConfig, registry: Registry):
 def _set_threads(threads: int | None) -> int:
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(threads)
     try:
         import numba
 
+        # numba first: starting its thread pool (an OpenMP layer shares torch's runtime) may reset
+        # the calling thread's OpenMP thread count, which torch.set_num_threads then sets again
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     except ImportError:  # pragma: no cover - numba is a dependency
         pass
+    torch.set_num_threads(threads)
     return threads
 
 
@@ -97,12 +100,16 @@ def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> d
     not ``cfg``: only trainer.resume/epochs/progress/threads come from this call -- the typed ones
     when ``explicit`` is given, else ``cfg``'s values (every other value of ``cfg`` is ignored) --
     and a typed override that changes a recorded value is refused untouched
-    (see :func:`eventkit.resume.resumed_config`)."""
+    (see :func:`eventkit.resume.resumed_config`). In a data-parallel run (``trainer.distributed``,
+    see :mod:`eventkit.distributed`) only rank 0 writes ``run_dir``; every process returns the
+    summary (rank 0's with the deploy results)."""
     t_start = time.perf_counter()
-    check_unused(Path(run_dir), resume=_requested_resume(cfg))
+    main = distributed.is_main_process()  # in a multi-process launch only rank 0 writes the run dir
+    if main:
+        check_unused(Path(run_dir), resume=_requested_resume(cfg))
     # trainer.resume: DIR's recorded config; a typed change is refused before anything is written
     cfg = resumed_config(cfg, explicit)
-    rd = RunDir(Path(run_dir))
+    rd = RunDir(Path(run_dir)) if main else distributed.MemoryRunDir(Path(run_dir))
     try:
         return _pipeline(cfg, rd, explicit, t_start)
     except BaseException as exc:
@@ -164,17 +171,19 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     target = registry.build("target", _plain(cfg.target))
     notices = _adapt_for_target(target, cfg, explicit, registry)
     cfg = validate(cfg, registry) if notices else cfg
+    dp = distributed.setup(cfg)  # None unless trainer.distributed
     seed = int(cfg.seed)
     rd.write_config(OmegaConf.to_yaml(cfg))
     rd.start_manifest(seed, [{"name": p.name, "provider": p.provider, "error": p.error} for p in registry.plugins])
     trainer = from_config(TrainerConfig, cfg.trainer, "trainer")
     network = from_config(NetworkConfig, cfg.network, "network")
-    threads = _set_threads(trainer.threads)
+    threads = _set_threads(trainer.threads if dp is None else dp.threads(trainer.threads))
     # Adam squares tiny gradients; denormal floats would make each optimizer step ~100x slower
     torch.set_flush_denormal(True)
     torch.manual_seed(seed)
 
-    logger = GuardedLogger(registry.build("logger", _plain(cfg.logger)), cfg.logger.name, rd.record_logger_error)
+    external = registry.build("logger", _plain(cfg.logger)) if dp is None or dp.is_main else NullLogger()
+    logger = GuardedLogger(external, cfg.logger.name, rd.record_logger_error)
 
     with rd.stage("data"):
         splits, augment = _load_data(cfg, registry)
@@ -204,17 +213,17 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     _print(f"eventkit: {cfg.dataset.name} ({len(train)} train / {len(val) if val is not None else 0} val / "
            f"{len(splits.test)} test, {train.n_channels} inputs, {train.n_steps} steps of {train.dt} ms) -> "
            f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {cfg.network.output.name}, "
-           f"readout {cfg.readout.name}; {threads} threads; run dir {rd.path}")
+           f"readout {cfg.readout.name}; {threads} threads"
+           f"{f' in each of {dp.world_size} processes' if dp is not None else ''}; run dir {rd.path}")
     with rd.stage("train"):
         result = fit(net, train, val, loop=trainer, regularizer=network.regularizer, seed=seed, loss_fn=loss_fn,
-                     optimizer=optimizer, scheduler=scheduler,
-                     augmentations=augment, rundir=rd, logger=logger, resume=resume)
+                     optimizer=optimizer, scheduler=scheduler, augmentations=augment, rundir=rd, logger=logger,
+                     resume=resume, dp=dp)
     with rd.stage("evaluate"):
-        last = evaluate(net, splits.test, loss_fn, trainer.eval_batch_size)
-        tensors, meta = load_checkpoint(rd.checkpoints / BEST)
-        net.load_state_dict(model_state(tensors))
-        best = last if meta.get("epoch") == result.epochs else evaluate(net, splits.test, loss_fn,
-                                                                         trainer.eval_batch_size)
+        last = evaluate(net, splits.test, loss_fn, trainer.eval_batch_size, dp)
+        best_epoch = _load_best(net, rd, dp)
+        best = last if best_epoch == result.epochs else evaluate(net, splits.test, loss_fn,
+                                                                 trainer.eval_batch_size, dp)
     summary = {
         "status": "ok",
         "test_accuracy": best["accuracy"],
@@ -229,6 +238,9 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     }
     if notices:
         summary["notices"] = notices
+    if dp is not None and not dp.is_main:  # rank 0 deploys, reports and writes the summary
+        dp.barrier()  # and the run ends for all processes when it has
+        return summary
     with rd.stage("deploy"):
         deployed = target.deploy(net, splits, rd.path)
         summary["deploy"] = {target.name: deployed}
@@ -241,7 +253,23 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     logger.log({"test_accuracy": summary["test_accuracy"], "last_test_accuracy": last["accuracy"]}, result.epochs)
     logger.finish(summary)
     _print(one_screen_summary(summary, rd.path))
+    if dp is not None:
+        dp.barrier()
     return summary
+
+
+def _load_best(net, rd: RunDir, dp) -> int | None:
+    """Load the best checkpoint's weights into ``net`` (rank 0 reads the file, the other processes
+    receive its weights) and return its epoch."""
+    epoch = None
+    if dp is None or dp.is_main:
+        tensors, meta = load_checkpoint(rd.checkpoints / BEST)
+        net.load_state_dict(model_state(tensors))
+        epoch = meta.get("epoch")
+    if dp is not None:
+        epoch = dp.broadcast_object(epoch)
+        dp.broadcast_module(net)
+    return epoch
 
 
 def one_screen_summary(summary: dict, run_dir: Path) -> str:
@@ -319,7 +347,8 @@ def _task(cfg: DictConfig) -> float | None:
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     _log_to_job_file()
     try:
-        summary = run(cfg, run_dir, explicit=list(hydra_cfg.overrides.task))
+        with distributed.quiet_unless_main():  # the other processes of a launch print nothing on stdout
+            summary = run(cfg, run_dir, explicit=list(hydra_cfg.overrides.task))
     except KeyboardInterrupt as exc:  # Ctrl-C ends a run and a sweep alike
         _say_error(f"eventkit: {exc}" if str(exc) else "eventkit: interrupted")
         sys.exit(INTERRUPTED_EXIT)
@@ -329,6 +358,8 @@ def _task(cfg: DictConfig) -> float | None:
         # one job's failure is recorded in its run directory; the sweep goes on with the others
         _report_failed_job(exc, hydra_cfg.job.num)
         return None
+    finally:
+        distributed.shutdown()
     # the value an optimising sweeper (Optuna) maximises
     objective = summary["best_val_accuracy"]
     return float(objective if objective is not None else summary["test_accuracy"])
@@ -338,6 +369,8 @@ def _stop_single_run(exc: Exception) -> None:
     """A single run ends on its first error: one line and exit status 2 for input errors."""
     if not isinstance(exc, USER_ERRORS) or _want_traceback():
         raise exc
+    if isinstance(exc, ConfigError) and not distributed.is_main_process():
+        sys.exit(2)  # the same config error as rank 0's, which says it
     _say_error(f"eventkit: error: {exc}")
     print(f"(set {TRACEBACK_ENV}=1 or hydra.verbose=true for the traceback)", file=sys.stderr, flush=True)
     sys.exit(2)

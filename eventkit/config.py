@@ -43,9 +43,19 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _on_rank_zero(value: Any, other: Any = None) -> Any:
+    """``${eventkit.on_rank_zero:VALUE}``: VALUE in a single process and in rank 0 of a
+    multi-process launch, None (or the second argument) in the other processes (so that
+    ``hydra.output_subdir`` is written by rank 0 alone; see eventkit.distributed)."""
+    from eventkit.distributed import launch_rank
+
+    return value if launch_rank() == 0 else other
+
+
 def register_resolvers() -> None:
     """Register eventkit's OmegaConf resolvers (idempotent)."""
-    for name, fn in (("eventkit.by_size", _by_size), ("eventkit.cores", _cores)):
+    for name, fn in (("eventkit.by_size", _by_size), ("eventkit.cores", _cores),
+                     ("eventkit.on_rank_zero", _on_rank_zero)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

@@ -117,6 +117,10 @@ class DirectoryGuard(Callback):  # type: ignore[misc]
     Hydra writes its own record (.hydra/) into it, so the earlier one stays intact."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        from eventkit.distributed import is_main_process
+
+        if not is_main_process():  # rank 0 checked the directory for every process (SameRunDir)
+            return
         _refuse_used(lambda: check_usable(Path(config.hydra.run.dir)))
         _refuse_used(lambda: check_unused(Path(config.hydra.run.dir),
                                           resume=config.get("trainer", {}).get("resume")))

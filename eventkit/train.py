@@ -27,6 +27,7 @@ from eventkit.rundir import BEST, LAST, RunDir, read_metrics
 from eventkit.schema import setting
 
 if TYPE_CHECKING:
+    from eventkit.distributed import DataParallel
     from eventkit.engine import EventpropNet
     from eventkit.loggers import Logger
     from eventkit.schedules import Schedule
@@ -57,6 +58,7 @@ class TrainerConfig:
     progress: bool = setting(example="false")
     patience: int | None = setting(None, ge=1, example=15)  # early stop after epochs without a better val
     device: str = setting("cpu", example="cpu")  # engine backend: cpu, cuda or auto (cuda when present)
+    distributed: bool = setting(False, example="true")  # data-parallel over torchrun/submitit processes
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda", "auto"):
@@ -112,18 +114,25 @@ def _reg(counts: torch.Tensor, strength: float, nu: float) -> torch.Tensor | Non
 
 
 @torch.no_grad()
-def evaluate(net: EventpropNet, data: SpikeData, loss_fn: LossFn, batch_size: int) -> dict:
-    """Loss, accuracy and mean hidden spike count per sample over ``data``."""
+def evaluate(net: EventpropNet, data: SpikeData, loss_fn: LossFn, batch_size: int,
+             dp: DataParallel | None = None) -> dict:
+    """Loss, accuracy and mean hidden spike count per sample over ``data``. With ``dp`` (an
+    :class:`eventkit.distributed.DataParallel`) each process evaluates its share of the batches
+    and the sums are combined, so every process returns the whole set's figures."""
     if len(data) == 0:
         raise ValueError("cannot evaluate on an empty data set")
     total_loss, correct, spikes = 0.0, 0, 0.0
-    for idx in _batches(len(data), batch_size):
+    for b, idx in enumerate(_batches(len(data), batch_size)):
+        if dp is not None and not dp.owns_batch(b):
+            continue
         batch = data.subset(idx)
         labels = torch.from_numpy(batch.labels)
         out = net(batch)
         total_loss += float(loss_fn(out.readout, labels)) * len(idx)
         correct += int((net.predict(out.readout) == labels).sum())
         spikes += float(out.counts.sum())
+    if dp is not None:
+        total_loss, correct, spikes = dp.sum_floats(total_loss, correct, spikes)
     n = len(data)
     return {"loss": total_loss / n, "accuracy": correct / n, "spikes_per_sample": spikes / n}
 
@@ -158,17 +167,21 @@ def _state_tensors(net, optimizer) -> tuple[dict, dict]:
 def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: TrainerConfig,
         regularizer: RegularizerConfig, seed: int, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
         scheduler: Schedule, augmentations: Sequence[Augmentation], rundir: RunDir, logger: Logger,
-        resume: Path | None = None) -> FitResult:
+        resume: Path | None = None, dp: DataParallel | None = None) -> FitResult:
     """Train ``net`` for ``loop.epochs`` epochs. ``net`` keeps the last weights; the best ones (by
-    validation accuracy; the last ones when there is no validation set) are in checkpoints/best."""
+    validation accuracy; the last ones when there is no validation set) are in checkpoints/best.
+    With ``dp`` (an :class:`eventkit.distributed.DataParallel`) this process trains its share of
+    each global batch, gradients and metrics are summed over processes, and only rank 0 writes
+    checkpoints."""
     if len(train) == 0:
         raise ValueError("the training set is empty; check the dataset config (e.g. dataset.n_train)")
     if val is not None and len(val) == 0:
         val = None
     ckpt_dir = rundir.checkpoints
+    writes = dp is None or dp.is_main  # checkpoints: rank 0 only
     start_epoch, best_val, best_epoch, resumed_from = 0, None, None, None
     if resume is not None:
-        start_epoch, best_val, best_epoch = _resume(Path(resume), net, optimizer, scheduler, rundir)
+        start_epoch, best_val, best_epoch = _resume(Path(resume), net, optimizer, scheduler, rundir, writes)
         resumed_from = str(resume)
 
     hidden_total = net.n_hidden_total
@@ -189,16 +202,23 @@ def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: Tra
         batch_bar = _bar(_batches(len(data), loop.batch_size, order), loop.progress, total=n_batches,
                          desc=f"epoch {epoch + 1}/{loop.epochs}", leave=False, unit="batch")
         for b, idx in enumerate(batch_bar):
-            batch = data.subset(idx)
-            labels = torch.from_numpy(batch.labels)
-            optimizer.zero_grad(set_to_none=True)
-            out = net(batch)
-            loss = loss_fn(out.readout, labels)
-            reg = _reg(out.counts, regularizer.strength, regularizer.nu)
-            total = loss + reg if reg is not None else loss
-            if not torch.isfinite(total):
-                _non_finite(f"loss is {total.item()}", epoch, b, ckpt_dir)
-            total.backward()
+            if dp is not None:  # this process's share of the global batch; gradients summed over processes
+                optimizer.zero_grad(set_to_none=True)
+                out, labels, loss, n = dp.forward_backward(
+                    net, data, idx, loss_fn, regularizer.strength, regularizer.nu,
+                    lambda what: _non_finite(what, epoch, b, ckpt_dir))  # noqa: B023 - called at once
+            else:
+                n = len(idx)
+                batch = data.subset(idx)
+                labels = torch.from_numpy(batch.labels)
+                optimizer.zero_grad(set_to_none=True)
+                out = net(batch)
+                loss = loss_fn(out.readout, labels)
+                reg = _reg(out.counts, regularizer.strength, regularizer.nu)
+                total = loss + reg if reg is not None else loss
+                if not torch.isfinite(total):
+                    _non_finite(f"loss is {total.item()}", epoch, b, ckpt_dir)
+                total.backward()
             grads = [p.grad for p in net.parameters() if p.grad is not None]
             if any(not torch.isfinite(g).all() for g in grads):
                 _non_finite("a gradient is not finite", epoch, b, ckpt_dir)
@@ -208,12 +228,19 @@ def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: Tra
             net.clamp_delays()  # learned delays stay within [0, max]
             scheduler.step_batch()
             with torch.no_grad():
-                epoch_counts += out.counts.detach().sum(0)
-                correct += int((net.predict(out.readout.detach()) == labels).sum())
-            loss_sum += float(loss.detach()) * len(idx)
-            seen += len(idx)
+                if out is not None:  # None: this process's share of a short last batch was empty
+                    epoch_counts += out.counts.detach().sum(0)
+                    correct += int((net.predict(out.readout.detach()) == labels).sum())
+            loss_sum += float(loss.detach()) * n
+            seen += n
             if loop.progress:
-                batch_bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+                batch_bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}",
+                                      refresh=False)
+        if dp is not None:  # the epoch's figures over all processes
+            summed = dp.sum(torch.cat([torch.tensor([loss_sum, correct, seen], dtype=torch.float64),
+                                       epoch_counts.to(torch.float64)]))
+            loss_sum, correct, seen = float(summed[0]), int(summed[1]), int(summed[2])
+            epoch_counts = summed[3:].to(epoch_counts.dtype)
         train_acc = correct / seen
         lr = optimizer.param_groups[0]["lr"]
         silent = _silent_fix(net, epoch_counts, loop.silent_fix)
@@ -228,7 +255,7 @@ def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: Tra
         }
         improved = False
         if val is not None:
-            v = evaluate(net, val, loss_fn, loop.eval_batch_size)
+            v = evaluate(net, val, loss_fn, loop.eval_batch_size, dp)
             row.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
             if best_val is None or v["accuracy"] > best_val:
                 best_val, best_epoch, improved = v["accuracy"], epoch + 1, True
@@ -242,13 +269,14 @@ def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: Tra
                 warned = True
         row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         # the checkpoint first, then the metrics line: a metrics row always has its checkpoint
-        if improved:
+        if improved and writes:
             save_checkpoint(ckpt_dir / BEST, model_tensors(net),
                             {"epoch": epoch + 1, "val_accuracy": best_val})
-        tensors, opt_meta = _state_tensors(net, optimizer)
-        save_checkpoint(ckpt_dir / LAST, tensors, {
-            "epoch": epoch + 1, "best_val_accuracy": best_val, "best_epoch": best_epoch,
-            "optimizer": opt_meta, "scheduler": scheduler.state_dict()})
+        if writes:
+            tensors, opt_meta = _state_tensors(net, optimizer)
+            save_checkpoint(ckpt_dir / LAST, tensors, {
+                "epoch": epoch + 1, "best_val_accuracy": best_val, "best_epoch": best_epoch,
+                "optimizer": opt_meta, "scheduler": scheduler.state_dict()})
         rundir.append_metrics(row)
         logger.log(row, epoch + 1)
         if loop.progress:
@@ -288,9 +316,11 @@ def _non_finite(what: str, epoch: int, batch: int, ckpt_dir: Path) -> None:
                         f"Try a lower optimizer.lr or set trainer.grad_clip=1.0")
 
 
-def _resume(path: Path, net: EventpropNet, optimizer: torch.optim.Optimizer, scheduler: Schedule, rundir: RunDir) -> tuple[int, float | None, int | None]:
-    """Load ``path``'s last checkpoint into net/optimizer/scheduler, carry its metrics and best
-    checkpoint into this run directory, and return (epochs done, best val accuracy, best epoch)."""
+def _resume(path: Path, net: EventpropNet, optimizer: torch.optim.Optimizer, scheduler: Schedule, rundir: RunDir,
+            copy_best: bool = True) -> tuple[int, float | None, int | None]:
+    """Load ``path``'s last checkpoint into net/optimizer/scheduler, carry its metrics and (with
+    ``copy_best``) best checkpoint into this run directory, and return (epochs done, best val
+    accuracy, best epoch)."""
     tensors, meta = load_checkpoint(path / "checkpoints" / LAST)
     model = model_state(tensors)
     try:
@@ -305,7 +335,7 @@ def _resume(path: Path, net: EventpropNet, optimizer: torch.optim.Optimizer, sch
     scheduler.load_state_dict(meta["scheduler"])
     epoch = int(meta["epoch"])
     rundir.set_metrics([r for r in read_metrics(path) if r["epoch"] <= epoch])
-    if (path / "checkpoints" / BEST).exists() and Path(path).resolve() != rundir.path.resolve():
+    if copy_best and (path / "checkpoints" / BEST).exists() and Path(path).resolve() != rundir.path.resolve():
         rundir.checkpoints.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path / "checkpoints" / BEST, rundir.checkpoints / BEST)
     return epoch, meta.get("best_val_accuracy"), meta.get("best_epoch")

@@ -4,6 +4,7 @@ semantics), NetX file layout, target checks and the deploy pipeline."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -590,15 +591,26 @@ def test_netx_round_trip(tmp_path):
 
 
 def test_chip_readout_follows_training_readout(tmp_path):
-    rng = np.random.default_rng(14)
+    """The chip classifies with the readout matching the training one: on test data labelled with
+    the max-voltage readout's predictions (several classes; the exp-weighted sum disagrees on
+    some samples), a max_v-trained network scores 1 on the chip and an exp_mean_v-trained one
+    the exp-weighted sum's accuracy."""
+    rng = np.random.default_rng(18)
     exp = make_export(rng, T=30)
-    exp["readout"] = dict(name="max_v")
-    data = make_data(rng, 6, 12, 30)
-    fields = LoihiTarget(lava="off", samples=2).deploy(exp, DatasetSplits(data, data), tmp_path)
-    assert fields["chip_readout"] == "max"
+    data = make_data(rng, 12, 12, 30)
     chip, _ = quantize(exp)
-    assert fields["chip_test_accuracy"] == pytest.approx(
-        float(np.mean(emulate(chip, data, readout="max").predictions == data.labels)))
+    by_max = emulate(chip, data, readout="max", offset=1)
+    by_sum = emulate(chip, data, readout="exp_sum", offset=1)
+    assert by_max.output_spikes == 0  # no readout spike: deploy keeps the weight scale
+    assert len(set(by_max.predictions.tolist())) > 1
+    assert 0 < np.sum(by_max.predictions != by_sum.predictions) < len(data)
+    data = replace(data, labels=by_max.predictions)
+    expected = {"max_v": ("max", 1.0), "exp_mean_v": ("exp_sum", float(np.mean(by_sum.predictions == data.labels)))}
+    for name, (chip_readout, accuracy) in expected.items():
+        exp["readout"] = dict(name=name)
+        fields = LoihiTarget(lava="off", samples=2).deploy(exp, DatasetSplits(data, data), tmp_path / name)
+        assert fields["chip_readout"] == chip_readout
+        assert fields["chip_test_accuracy"] == pytest.approx(accuracy)
 
 
 # ----------------------------------------------------------------------------- config + env

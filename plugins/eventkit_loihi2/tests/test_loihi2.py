@@ -290,6 +290,7 @@ def test_netx_inhibitory_edge_case_is_reproduced():
     ([[-128, 127, 3], [5, -7, 0]], None),  # mixed, full 8-bit range
     ([[-128, -3], [-1, -5]], None),  # inhibitory, rescaled to -256 and clipped by Lava
     ([[1, 6, 0], [2, 3, 5]], None),  # excitatory, small: a large rescale
+    ([[255, 3], [1, 0]], None),  # excitatory at the top of Lava's 8-bit unsigned range
     ([[8, -16, 24], [40, -64, 0]], None),  # mixed, coarse: fewer weight bits
     ([[300, -2], [5, 7]], None),  # beyond 254 with negatives: NetX clips first
     ([[3, 7], [1, 0]], [[-5, 2], [6, -1]]),  # excitatory ff, mixed rec: one scale, two sign modes

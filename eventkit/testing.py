@@ -1,5 +1,6 @@
 """Test helpers for eventkit and its plugins: small networks and spike data for engine tests,
-a finite-difference gradient check, and the tiny command-line run the run/CLI tests share.
+a finite-difference gradient check, the tiny command-line run the run/CLI tests share, a run's
+test accuracy recomputed from its directory, and scripts run with more numba threads than cores.
 
 Plugins' test suites import these (``from eventkit.testing import random_data``) the way Hydra's
 plugins use ``hydra.test_utils``.
@@ -118,3 +119,69 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, 
     current environment)."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, **kw)
+
+
+def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> tuple[float, int]:
+    """Test accuracy of a finished run's ``best`` or ``last`` checkpoint, recomputed from the run
+    directory alone: its config_resolved.yaml rebuilds the test split and the network (as the run
+    built them, the target's ``prepare`` included), the checkpoint's weights are loaded, and the
+    accuracy is mean(prediction == label) over the whole split in one batch -- without
+    :func:`eventkit.train.evaluate` or summary.json. Returns (accuracy, test samples)."""
+    from omegaconf import OmegaConf
+
+    from eventkit.app import _load_data, _plain, build_network
+    from eventkit.registry import get_registry
+    from eventkit.checkpoints import load_checkpoint
+    from eventkit.rundir import BEST, LAST
+
+    run_dir = Path(run_dir)
+    cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
+    registry = get_registry()
+    splits, _ = _load_data(cfg, registry)
+    net = build_network(cfg, registry, splits.train, int(cfg.seed))
+    prepare = getattr(registry.build("target", _plain(cfg.target)), "prepare", None)
+    if prepare is not None:
+        prepare(net)
+    tensors, _ = load_checkpoint(run_dir / "checkpoints" / {"best": BEST, "last": LAST}[checkpoint])
+    net.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    test = splits.test
+    with torch.no_grad():
+        predicted = net.predict(net(test).readout).numpy()
+    return float(np.mean(predicted == test.labels)), len(test)
+
+
+_thread_probe = None
+
+
+def threads_in_use(n_iterations: int = 64) -> int:
+    """How many distinct numba worker threads a parallel loop of ``n_iterations`` (each with a
+    little work, so that every scheduler spreads it) runs on at the current
+    ``numba.set_num_threads`` setting."""
+    global _thread_probe
+    if _thread_probe is None:
+        import numba
+
+        @numba.njit(parallel=True)
+        def probe(n):
+            ids = np.empty(n, np.int64)
+            for i in numba.prange(n):
+                acc = 0.0
+                for k in range(20000):
+                    acc += np.sqrt(k + i)
+                ids[i] = numba.get_thread_id() + (acc < 0)
+            return ids
+
+        _thread_probe = probe
+    return len(set(_thread_probe(n_iterations).tolist()))
+
+
+def run_with_threads(script: str, max_threads: int = 4, timeout: float = 600) -> str:
+    """Run ``script`` with ``python -c`` in a fresh interpreter whose numba may use up to
+    ``max_threads`` threads (``NUMBA_NUM_THREADS``, fixed when numba is imported, so that thread
+    counts above 1 exist even on a one-core machine); returns its stdout, raises AssertionError
+    with its stderr when it fails."""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "NUMBA_NUM_THREADS": str(max_threads)})
+    if out.returncode != 0:
+        raise AssertionError(f"the script failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
+    return out.stdout

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from eventkit.testing import run_cli, tiny_run
+from eventkit.checkpoints import load_checkpoint
+from eventkit.rundir import BEST
+from eventkit.testing import checkpoint_test_accuracy, run_cli, tiny_run
 
 TINY = tiny_run(epochs=2, hidden=30, n_train=200, n_eval=64, batch_size=32)
 
@@ -40,8 +42,9 @@ def test_run_directory_contract(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     for key in ("test_accuracy", "best_val_accuracy", "epochs", "wall_time_s", "deploy"):
         assert key in summary, key
-    assert summary["epochs"] == 2 and 0 <= summary["test_accuracy"] <= 1
-    assert summary["status"] == "ok"
+    assert summary["epochs"] == 2 and summary["status"] == "ok"
+    # the reported accuracy is the best checkpoint's on the whole test split, recomputed here
+    assert summary["test_accuracy"] == checkpoint_test_accuracy(run)[0]
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["eventkit"] and "train" in manifest["stages_s"]
     assert manifest["status"] == "ok" and manifest["end_time"]
@@ -52,6 +55,27 @@ def test_run_directory_contract(tmp_path):
     assert (run / "plots/training_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert "test accuracy" in out.stdout and "run summary" in out.stdout
     assert not list(run.rglob(".*.tmp-*"))
+
+
+def test_summary_reports_the_best_epoch_when_a_later_one_is_worse(tmp_path):
+    """With a constant, too large learning rate the first epoch validates best and later ones
+    worse: summary.json's best epoch, best val accuracy and test accuracy are that epoch's (its
+    checkpoint's test accuracy, recomputed), and last_test_accuracy is the last epoch's."""
+    run = tmp_path / "run"
+    out = eventkit(*tiny_run(epochs=3), "scheduler=constant", "optimizer.lr=0.3", f"hydra.run.dir={run}",
+                   cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    val = [r["val_accuracy"] for r in _metrics(run)]
+    best_epoch = 1 + val.index(max(val))
+    assert best_epoch < len(val), f"the run must validate best before its last epoch: {val}"
+    best_acc, _ = checkpoint_test_accuracy(run, "best")
+    last_acc, _ = checkpoint_test_accuracy(run, "last")
+    assert best_acc != last_acc, "the best and the last weights must score differently on test"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_epoch"] == best_epoch and summary["best_val_accuracy"] == max(val)
+    assert summary["test_accuracy"] == best_acc and summary["last_test_accuracy"] == last_acc
+    _, meta = load_checkpoint(run / "checkpoints" / BEST)
+    assert meta["epoch"] == best_epoch and meta["val_accuracy"] == max(val)
 
 
 def test_rerun_from_resolved_config_reproduces_metrics(tmp_path):

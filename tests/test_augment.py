@@ -3,6 +3,7 @@ for order within samples, and for speed on an SHD-sized epoch."""
 
 from __future__ import annotations
 
+import collections
 import time
 
 import numpy as np
@@ -140,8 +141,16 @@ def test_jitter_moves_spikes_by_about_sigma():
     var_in = np.var(data.steps.astype(float))
     var_out = np.var(moved.steps.astype(float))
     assert abs((var_out - var_in) - 9.0) < 3.0
+    # without clip, the same draws drop exactly the spikes that clip moved onto an edge from
+    # beyond it: per sample, the clipped spikes are the dropped run's plus some at step 0 or T - 1
     dropped = build("jitter", sigma=3.0)(data, np.random.default_rng(0))
-    assert dropped.n_spikes <= data.n_spikes
+    assert 0 < dropped.n_spikes < data.n_spikes
+    edges = (0, data.n_steps - 1)
+    for k in range(len(data)):
+        kept = collections.Counter(zip(*dropped.sample(k)))
+        clipped = collections.Counter(zip(*moved.sample(k)))
+        assert not kept - clipped, k  # every kept spike sits where the clipped run put it
+        assert all(step in edges for step, _ in clipped - kept), k
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from eventkit.engine import (LIF, EventpropNet, ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV,
                              SumV)
-from eventkit.testing import finite_difference_check, random_data
+from eventkit.testing import finite_difference_check, random_data, spike_pattern
 
 READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), PerStepV()]
 
@@ -110,3 +110,95 @@ def test_regulariser_gradient_reaches_hidden_weights_and_lowers_activity():
         opt.step()
     last = net(data).counts.mean().item()
     assert last < 0.7 * first, (first, last)
+
+
+def _kick_equivalent(net, data, g_counts):
+    """``tau_mem * sum over hidden spikes of dL/dC_n * v_n(start of the spike's step)``.
+
+    Holding every spike fixed, the membrane adjoint at the start of a spike's step is exactly
+    what the kick ``tau_mem * dL/dC`` sets; this quantity's derivative (by finite differences)
+    is therefore the gradient the regulariser's kick must produce."""
+    res = net.simulate(data)
+    off = net.plan.pop_off
+    total = 0.0
+    for b in range(len(data)):
+        for r in range(res["n_rec"][b]):
+            j = int(res["rec_nrn"][b, r])
+            if j >= off[-2]:  # output neurons are not counted
+                continue
+            pop = int(np.searchsorted(off, j, side="right")) - 1
+            total += net.plan.tau_mem[pop] * g_counts[j] * res["rec_v"][b, r]
+    return total
+
+
+def test_regulariser_gradient_is_its_defined_kick_above_and_below_the_target():
+    """The regulariser's weight gradient equals the finite-difference derivative of
+    ``tau_mem * sum_spikes dL/dC * v`` with dL/dC = strength * (C - nu B) for neurons above the
+    target and strength_lower * (C - nu B) below it: magnitude, sign and which strength applies
+    are all checked (a kick scaled by any factor, flipped, or using the other side's strength
+    fails)."""
+    from eventkit.engine import spike_count_regularizer
+
+    rng = np.random.default_rng(3)
+    data = random_data(rng, 3, 10, 80, rate=(50, 80))
+    net = make_net(MeanV(), seed=2, ff_mean=0.5)
+    out = net(data)
+    counts = out.counts.detach().numpy().sum(0)
+    nu = float(np.median(counts)) / len(data) + 0.25
+    excess = counts - nu * len(data)
+    assert (excess > 0).sum() >= 3 and (excess < 0).sum() >= 3, "neurons on both sides of nu"
+    strength, lower = 1e-3, 3e-3
+    g_counts = np.where(excess > 0, strength, lower) * excess  # the defined dL/dC, written out
+    net.zero_grad()
+    spike_count_regularizer(out.counts, strength, nu, strength_lower=lower).backward()
+    base = spike_pattern(net, data)
+    engine, fd, eps = [], [], 1e-6
+    for name in ("ff0", "rec0", "ff1", "rec1"):
+        p = getattr(net, name)
+        checked = 0
+        while checked < 4:
+            idx = tuple(int(rng.integers(0, s)) for s in p.shape)
+            values = []
+            for sign in (1, -1):
+                with torch.no_grad():
+                    p[idx] += sign * eps
+                    same = spike_pattern(net, data) == base
+                    values.append(_kick_equivalent(net, data, g_counts))
+                    p[idx] -= sign * eps
+                if not same:
+                    break
+            if len(values) < 2 or not same:
+                continue
+            engine.append(p.grad[idx].item())
+            fd.append((values[0] - values[1]) / (2 * eps))
+            checked += 1
+    engine, fd = np.array(engine), np.array(fd)
+    assert np.abs(fd).min() > 0, fd
+    np.testing.assert_allclose(engine, fd, rtol=1e-5, atol=1e-9 * np.abs(fd).max())
+
+
+def test_regulariser_gradient_scales_with_its_strength():
+    """The regulariser's contribution to the gradient (total minus cross-entropy alone) is linear
+    in its strength: 10x the strength gives exactly 10x the contribution, above and below nu."""
+    from eventkit.engine import spike_count_regularizer
+
+    rng = np.random.default_rng(4)
+    data = random_data(rng, 3, 10, 80, rate=(50, 80))
+    net = make_net(MeanV(), seed=2, ff_mean=0.5)
+    labels = torch.as_tensor(data.labels)
+
+    def grads(strength, nu):
+        net.zero_grad()
+        out = net(data)
+        loss = F.cross_entropy(out.readout, labels)
+        if strength:
+            loss = loss + spike_count_regularizer(out.counts, strength, nu)
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+    plain = grads(0.0, 0.0)
+    for nu in (0.5, 40.0):  # every neuron above, then every neuron below the target
+        weak = grads(1e-3, nu) - plain
+        strong = grads(1e-2, nu) - plain
+        assert weak.abs().max() > 1e-3 * plain.abs().max()
+        torch.testing.assert_close(strong, 10 * weak, rtol=1e-6, atol=1e-12)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from eventkit.testing import run_cli, tiny_run
+from eventkit.testing import checkpoint_test_accuracy, run_cli, tiny_run
 from eventkit.app import one_line, run
 from eventkit.config import compose, validate
 from eventkit.rundir import RunDir, RunDirInUse, check_unused
@@ -146,7 +146,8 @@ def test_sweep_goes_on_past_failed_jobs_and_exits_3(tmp_path):
         rows = {_varied(r["overrides"]): r for r in csv.DictReader(fh)}
     assert len(rows) == 4  # every job ran and is listed
     ok = rows[("network.hidden=20", "optimizer.lr=0.01")]
-    assert ok["status"] == "ok" and 0 <= float(ok["test_accuracy"]) <= 1
+    assert ok["status"] == "ok"
+    assert float(ok["test_accuracy"]) == pytest.approx(checkpoint_test_accuracy(sweep / ok["job"])[0])
     diverged = rows[("network.hidden=20", "optimizer.lr=1e+35")]
     assert diverged["status"] == "failed" and "lower optimizer.lr" in diverged["error"]
     assert not diverged["test_accuracy"]

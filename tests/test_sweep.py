@@ -15,9 +15,18 @@ TINY = tiny_run()
 
 
 def multirun(tmp_path, *args):
+    """Run a sweep; returns (sweep dir, completed process with ``pid``: the sweep's main process)."""
     sweep = tmp_path / "sweep"
-    out = subprocess.run([sys.executable, "-m", "eventkit", "-m", *TINY, *args, f"hydra.sweep.dir={sweep}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    cmd = [sys.executable, "-m", "eventkit", "-m", *TINY, *args, f"hydra.sweep.dir={sweep}"]
+    with subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ)) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    out = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    out.pid = proc.pid
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return sweep, out
 
@@ -43,16 +52,16 @@ def test_basic_launcher_grid(tmp_path):
     sweep, out = multirun(tmp_path, "seed=1,2", "optimizer.lr=1e-3,3e-3")
     rows = _check_summary(sweep, 4, ["seed=", "optimizer.lr="])
     pids = {json.loads((sweep / r["job"] / "manifest.json").read_text())["machine"]["pid"] for r in rows}
-    assert len(pids) == 1  # the basic launcher runs the jobs one after another in one process
+    assert pids == {out.pid}  # the basic launcher runs the jobs one after another in its own process
     assert {r["overrides"].split()[-2:][0] for r in rows} == {"seed=1", "seed=2"}
     assert "sweep summary of 4 jobs" in out.stdout
 
 
-def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
-    sweep, _ = multirun(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2")
+def test_joblib_launcher_runs_jobs_in_worker_processes(tmp_path):
+    sweep, out = multirun(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2")
     _check_summary(sweep, 2, ["seed="])
     pids = {json.loads((sweep / j / "manifest.json").read_text())["machine"]["pid"] for j in ("0", "1")}
-    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, one job each
+    assert len(pids) == 2 and out.pid not in pids  # two worker processes, not the sweep's own
 
 
 @pytest.mark.slow

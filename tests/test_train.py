@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from eventkit.checkpoints import load_checkpoint
+from eventkit.data import from_samples
 from eventkit.datasets.yinyang import yinyang
 from eventkit.engine import LI, LIF, EventpropNet, SumV
 from eventkit.losses import cross_entropy, mse
@@ -133,8 +134,14 @@ def test_fit_writes_metrics_and_checkpoints(tmp_path):
     assert meta["epoch"] == 2 and "model.ff0" in tensors and any(k.startswith("optim.") for k in tensors)
     _, best = load_checkpoint(tmp_path / "checkpoints" / BEST)
     assert best["epoch"] == res.best_epoch
-    ev = evaluate(net, splits.test, cross_entropy(), 64)
-    assert 0.0 <= ev["accuracy"] <= 1.0
+    # evaluate in uneven batches (10, 10, 10, 2) equals one pass over the whole split
+    ev = evaluate(net, splits.test, cross_entropy(), 10)
+    with torch.no_grad():
+        out = net(splits.test)
+    labels = torch.from_numpy(splits.test.labels)
+    assert ev["accuracy"] == float((net.predict(out.readout) == labels).double().mean())
+    assert ev["loss"] == pytest.approx(float(cross_entropy()(out.readout, labels)), rel=1e-6)
+    assert ev["spikes_per_sample"] == pytest.approx(float(out.counts.sum()) / len(splits.test), rel=1e-6)
 
 
 def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_checkpoint(tmp_path):
@@ -193,6 +200,15 @@ def test_split_validation_is_seeded_and_disjoint():
     b_train, b_val = split_validation(data, 0.2, seed=3)
     assert len(a_val) == 20 and len(a_train) == 80
     assert np.array_equal(a_val.labels, b_val.labels) and np.array_equal(a_val.steps, b_val.steps)
+    # sample k carries its index as its only spike's step: the two parts are disjoint and
+    # together hold every sample once
+    tagged = from_samples([(np.array([k]), np.array([0])) for k in range(100)], np.arange(100) % 3,
+                          n_channels=1, n_steps=100, dt=1.0, n_classes=3)
+    train, val = split_validation(tagged, 0.2, seed=3)
+    ids_train, ids_val = set(train.steps.tolist()), set(val.steps.tolist())
+    assert len(ids_train) == 80 and len(ids_val) == 20
+    assert not ids_train & ids_val and ids_train | ids_val == set(range(100))
+    assert split_validation(tagged, 0.2, seed=4)[1].steps.tolist() != val.steps.tolist()  # seeded
     assert split_validation(data, 0.0, seed=0)[1] is None
     with pytest.raises(ValueError, match="val_fraction"):
         split_validation(data, 0.001, seed=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from types import SimpleNamespace
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -12,11 +13,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from eventkit.data import DatasetSplits, from_samples
-from eventkit_loihi2.emulator import _lava_dense_weights, _netx_optimize, emulate, netx_synapses
+from eventkit_loihi2.emulator import (_decay, _lava_dense_weights, _netx_optimize, emulate,
+                                      netx_synapses)
 from eventkit_loihi2.lava_check import compare
 from eventkit_loihi2.netx import write_netx, write_samples
-from eventkit_loihi2.quantize import (cuba_decays, loihi_cuba_float_params, quantize,
-                                      voltage_gain)
+from eventkit_loihi2.quantize import (ChipLayer, ChipNetwork, cuba_decays, loihi_cuba_float_params,
+                                      quantize, voltage_gain)
 from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.target import LoihiTarget, estimate_cores
 
@@ -48,23 +50,79 @@ def make_data(rng, n, n_in, T, n_classes=3, rate=(60, 300)):
                         dt=1.0, n_classes=n_classes)
 
 
+def lava_decay(x: int, mult: int) -> int:
+    """Lava's bit-accurate CUBA decay (``PyLifModelBitAcc``): ``sign(y) * (|y| >> 12)`` with
+    ``y = x * mult`` (``mult = 4096 - iDecay`` for u, ``4096 - vDecay`` for v): rounds toward 0."""
+    y = int(x) * int(mult)
+    return (abs(y) >> 12) * (1 if y >= 0 else -1)
+
+
+def lava_weights(w, n_pre: int | None = None) -> tuple[list, list | None, int]:
+    """What Lava multiplies with after NetX loads a layer, written out from Lava-DL's
+    ``netx.utils.optimize_weight_bits`` and Lava's bit-accurate Dense init (``clip_weights``,
+    ``truncate_weights``), independently of :mod:`eventkit_loihi2.emulator`.
+
+    ``w``: the layer's integer weights as written to the file (feed-forward and recurrent side by
+    side when ``n_pre`` is given; NetX optimises them together). Returns (feed-forward rows,
+    recurrent rows or None, weight exponent)."""
+    rows = [[int(x) for x in row] for row in np.asarray(w)]
+    flat = [x for row in rows for x in row]
+    hi, lo = max(flat), min(flat)
+    if (hi > 254 and lo < 0) or (lo < -256 and hi > 0):  # NetX warns and clips
+        rows = [[min(max(x, -256), 254) for x in row] for row in rows]
+        flat = [x for row in rows for x in row]
+        hi, lo = max(flat), min(flat)
+    if hi < 0:
+        scale, signed = -256 / lo, 0
+    elif lo >= 0:
+        scale, signed = 255 / hi, 0
+    else:
+        scale, signed = min(127 / hi, -128 / lo), 1
+    scale_bits = math.floor(math.log2(scale)) + signed
+    n = 8  # the largest n <= 8 with every weight a multiple of 2**n
+    while n > 0 and any(x % 2**n for x in flat):
+        n -= 1
+    n -= signed
+    num_weight_bits = 8 - scale_bits - n
+    rows = [[x * 2**scale_bits for x in row] for row in rows]
+    parts = [rows] if n_pre is None else [[r[:n_pre] for r in rows], [r[n_pre:] for r in rows]]
+
+    def dense_init(m):  # per Dense process: its own sign mode, clip to 8 bits, drop low bits
+        vals = [x for r in m for x in r]
+        if min(vals) >= 0:
+            sign, lo_clip, mixed = 1, 0, 0
+        elif max(vals) <= 0:
+            sign, lo_clip, mixed = -1, 0, 0  # inhibitory: magnitudes are clipped and truncated
+        else:
+            sign, lo_clip, mixed = 1, -256, 1
+        k = 8 - num_weight_bits + mixed
+        return [[sign * ((min(max(sign * x, lo_clip), 255) >> k) << k) for x in r] for r in m]
+
+    loaded = [dense_init(m) for m in parts]
+    return loaded[0], (loaded[1] if n_pre is not None else None), -scale_bits
+
+
 def reference(chip, data, k):
     """Slow, literal model of one Lava run (Python ints, process by process, per step).
 
     Each Dense synapse keeps a_buff; at a step it first sends a_buff, then receives spikes and
-    stores floor(sum w / 2**s). Each LIF receives the sum of its synapses' messages.
-    Returns (readout voltages [T][n_out], spike counts per layer, events dict)."""
+    stores floor(sum w / 2**s). Each LIF receives the sum of its synapses' messages. Weights are
+    those :func:`lava_weights` says Lava loads from the exported layer.
+    Returns (readout voltages [T][n_out], spike counts per layer, events dict); ``events`` counts
+    24-bit wraps, saturations, readout spikes and decays of a negative product whose magnitude
+    is 4095 mod 4096 (where rounding toward zero and floor differ by the most)."""
     T = data.n_steps
     raster = data.to_dense(k) > 0
-    events = dict(wrap=0, saturate=0, readout_spikes=0)
+    events = dict(wrap=0, saturate=0, readout_spikes=0, decay_boundary=0)
     syn = []
     for layer in chip.layers:
-        s = netx_synapses(layer)
+        if layer.w_rec is None:
+            ff, rec, e = lava_weights(layer.w_ff)
+        else:
+            ff, rec, e = lava_weights(np.hstack([layer.w_ff, layer.w_rec]), layer.w_ff.shape[1])
         d = layer.delay if layer.delay is not None else np.zeros(layer.w_ff.shape, int)
-        syn.append(dict(ff=[[int(x) for x in row] for row in s["w_ff"]], exp_ff=s["exp_ff"],
-                        rec=None if s["w_rec"] is None else [[int(x) for x in r] for r in s["w_rec"]],
-                        exp_rec=s["exp_rec"], d=[[int(x) for x in r] for r in d],
-                        pending={}, rec_buf=[0] * layer.n))
+        syn.append(dict(ff=ff, exp_ff=e, rec=rec, exp_rec=e if rec is not None else 0,
+                        d=[[int(x) for x in r] for r in d], pending={}, rec_buf=[0] * layer.n))
     u = [[0] * layer.n for layer in chip.layers]
     v = [[0] * layer.n for layer in chip.layers]
     counts = [[0] * layer.n for layer in chip.layers]
@@ -76,8 +134,9 @@ def reference(chip, data, k):
 
     def trunc_decay(x, mult):
         p = x * mult
-        q = abs(p) // 4096
-        return q if p >= 0 else -q
+        if p < 0 and -p % 4096 == 4095:
+            events["decay_boundary"] += 1
+        return lava_decay(x, mult)
 
     for t in range(T):
         spikes_now = []
@@ -229,6 +288,32 @@ def test_netx_inhibitory_edge_case_is_reproduced():
     assert eff[0, 0] == -254 and eff[0, 1] == -6
 
 
+@pytest.mark.parametrize("ff, rec", [
+    ([[-128, 127, 3], [5, -7, 0]], None),  # mixed, full 8-bit range
+    ([[-128, -3], [-1, -5]], None),  # inhibitory, rescaled to -256 and clipped by Lava
+    ([[1, 6, 0], [2, 3, 5]], None),  # excitatory, small: a large rescale
+    ([[255, 3], [1, 0]], None),  # excitatory at the top of Lava's 8-bit unsigned range
+    ([[8, -16, 24], [40, -64, 0]], None),  # mixed, coarse: fewer weight bits
+    ([[300, -2], [5, 7]], None),  # beyond 254 with negatives: NetX clips first
+    ([[3, 7], [1, 0]], [[-5, 2], [6, -1]]),  # excitatory ff, mixed rec: one scale, two sign modes
+    ([[-9, -1], [-4, -2]], [[0, 3], [1, 2]]),  # inhibitory ff, excitatory rec
+])
+def test_netx_weight_handling_matches_lava(ff, rec):
+    ff = np.array(ff)
+    rec = None if rec is None else np.array(rec)
+    layer = ChipLayer("h", ff, rec, None, 0, 100, 100, 10, True)
+    syn = netx_synapses(layer)
+    if rec is None:
+        want_ff, want_rec, e = lava_weights(ff)
+    else:
+        want_ff, want_rec, e = lava_weights(np.hstack([ff, rec]), ff.shape[1])
+    np.testing.assert_array_equal(syn["w_ff"], want_ff)
+    assert syn["exp_ff"] == e
+    if rec is not None:
+        np.testing.assert_array_equal(syn["w_rec"], want_rec)
+        assert syn["exp_rec"] == e
+
+
 # ----------------------------------------------------------------------------- emulator
 @pytest.mark.parametrize("case", ["recurrent", "deep_delays", "stress"])
 def test_emulator_equals_reference(case):
@@ -253,7 +338,7 @@ def test_emulator_equals_reference(case):
     data = make_data(rng, 3 if case == "stress" else 5, n_in, T, rate=rate)
     chip, _ = quantize(exp, **kw)
     res = emulate(chip, data, n_record=len(data))
-    events = dict(wrap=0, saturate=0, readout_spikes=0)
+    events = dict(wrap=0, saturate=0, readout_spikes=0, decay_boundary=0)
     for k in range(len(data)):
         v_ref, counts_ref, ev = reference(chip, data, k)
         np.testing.assert_array_equal(res.v_out[k], v_ref, err_msg=f"sample {k}")
@@ -266,6 +351,50 @@ def test_emulator_equals_reference(case):
     w = np.exp(-np.arange(T) / T)
     np.testing.assert_allclose(res.scores, np.einsum("t,ktj->kj", w, res.v_out.astype(float)))
     np.testing.assert_array_equal(res.predictions, np.argmax(res.scores, axis=1))
+
+
+def test_decay_rounds_toward_zero_at_every_mask_boundary():
+    """The emulator's branch-free decay equals Lava's sign(y) (|y| >> 12) for every residue of
+    |y| mod 4096 (both signs, all decay constants that occur: 4096 - iDecay or vDecay), and at the
+    ends of the 24-bit state range, where a mask or shift off by one bit rounds wrongly."""
+    mults = (4095, 4096 - 742, 4096 - 200, 3, 2048, 1, 4096, 0)
+    xs = list(range(-8200, 8201))
+    for edge in (2**23 - 1, 2**23, 2**22, 2**12 * 2047):
+        xs += list(range(edge - 4100, edge + 1)) + list(range(-edge, -edge + 4101))
+    negative_residues = set()
+    for mult in mults:
+        for x in xs:
+            got = _decay(x, mult)
+            want = lava_decay(x, mult)
+            assert got == want, f"x={x}, mult={mult}: emulator {got}, Lava {want}"
+            if x * mult < 0 and mult == 4095:
+                negative_residues.add(-x * mult % 4096)
+    assert negative_residues == set(range(4096))  # 0, 1, 2047, 2048, 4094, 4095 among them
+    assert [lava_decay(x, 4095) for x in (-1, -4097, 1, 4097)] == [0, -4095, 0, 4095]
+
+
+def test_emulator_equals_reference_where_decay_rounding_matters():
+    """A readout whose current counts down to -1 and then 0 (iDecay = 1 removes one unit per step
+    from a small current, so |u * 4095| reaches 4095 mod 4096, the value at which rounding toward
+    zero, floor and a mask one bit short disagree) follows the reference step for step."""
+    rng = np.random.default_rng(21)
+    n_in, n_out, T = 6, 8, 300
+    relay = ChipLayer("hidden0", np.diag(np.full(n_in, 127)), None, None, 0, 4096, 4096, 100, True)
+    w_out = rng.integers(-3, 4, (n_out, n_in))
+    w_out[0, :2] = (-3, 3)  # mixed signs
+    out = ChipLayer("output", w_out, None, None, 0, 1, 1, 2**16, False)
+    chip = ChipNetwork(dt=1.0, n_steps=T, n_in=n_in, n_out=n_out, layers=[relay, out])
+    data = from_samples([(rng.integers(0, 30, 3), rng.integers(0, n_in, 3)) for _ in range(6)],
+                        np.zeros(6, int), n_channels=n_in, n_steps=T, dt=1.0, n_classes=n_out)
+    res = emulate(chip, data, n_record=len(data))
+    boundary = 0
+    for k in range(len(data)):
+        v_ref, counts_ref, ev = reference(chip, data, k)
+        np.testing.assert_array_equal(res.v_out[k], v_ref, err_msg=f"sample {k}")
+        np.testing.assert_array_equal(res.counts[k], np.concatenate(counts_ref))
+        boundary += ev["decay_boundary"]
+    assert res.counts[:, :n_in].sum() >= len(data), "the relay must pass the input on"
+    assert boundary >= len(data), "the readout's decays must reach |y| = 4095 mod 4096"
 
 
 def test_readout_window_offset():
@@ -472,15 +601,26 @@ def test_netx_round_trip(tmp_path):
 
 
 def test_chip_readout_follows_training_readout(tmp_path):
-    rng = np.random.default_rng(14)
+    """The chip classifies with the readout matching the training one: on test data labelled with
+    the max-voltage readout's predictions (several classes; the exp-weighted sum disagrees on
+    some samples), a max_v-trained network scores 1 on the chip and an exp_mean_v-trained one
+    the exp-weighted sum's accuracy."""
+    rng = np.random.default_rng(18)
     exp = make_export(rng, T=30)
-    exp["readout"] = dict(name="max_v")
-    data = make_data(rng, 6, 12, 30)
-    fields = LoihiTarget(lava="off", samples=2).deploy(exp, DatasetSplits(data, data), tmp_path)
-    assert fields["chip_readout"] == "max"
+    data = make_data(rng, 12, 12, 30)
     chip, _ = quantize(exp)
-    assert fields["chip_test_accuracy"] == pytest.approx(
-        float(np.mean(emulate(chip, data, readout="max").predictions == data.labels)))
+    by_max = emulate(chip, data, readout="max", offset=1)
+    by_sum = emulate(chip, data, readout="exp_sum", offset=1)
+    assert by_max.output_spikes == 0  # no readout spike: deploy keeps the weight scale
+    assert len(set(by_max.predictions.tolist())) > 1
+    assert 0 < np.sum(by_max.predictions != by_sum.predictions) < len(data)
+    data = replace(data, labels=by_max.predictions)
+    expected = {"max_v": ("max", 1.0), "exp_mean_v": ("exp_sum", float(np.mean(by_sum.predictions == data.labels)))}
+    for name, (chip_readout, accuracy) in expected.items():
+        exp["readout"] = dict(name=name)
+        fields = LoihiTarget(lava="off", samples=2).deploy(exp, DatasetSplits(data, data), tmp_path / name)
+        assert fields["chip_readout"] == chip_readout
+        assert fields["chip_test_accuracy"] == pytest.approx(accuracy)
 
 
 # ----------------------------------------------------------------------------- config + env

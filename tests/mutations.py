@@ -1,0 +1,237 @@
+"""Mutation check: does the test suite catch small, deliberate bugs?
+
+Each mutation below is a textual patch to one source line (a flipped gradient term, a rounding
+change in the Loihi 2 emulator, a summary that reports the wrong epoch ...) together with the
+targeted pytest selection that should catch it. For every mutation this script
+
+1. copies the working tree (not .git or .venv) into a temporary directory, once per invocation,
+   and runs everything there, with the copy's sources first on PYTHONPATH -- the working tree
+   itself is never modified, so a Ctrl-C or a crash cannot leave a bug behind;
+2. runs each distinct selection once unmutated (it must pass, else the check is meaningless and
+   the script stops with exit 2);
+3. applies the mutation in the copy, runs its selection (stopping at the first failure),
+   and restores the line in a ``finally``;
+4. prints a table mutation -> caught / missed.
+
+A mutation counts as caught only when pytest reports failing tests (exit 1); a collection error,
+no collected tests or a timeout count as missed, as does a patch whose line is no longer in the
+source (the table says which). Exit status: 0 when every mutation was caught, 1 otherwise.
+
+Usage (from the repository root, in the environment the tests run in)::
+
+    python tests/mutations.py --list            # the mutations and their selections
+    python tests/mutations.py                   # all of them (about 15 min on a 2-core VM)
+    python tests/mutations.py decay_mask_low_bit summary_reports_last
+
+Not collected by pytest (no ``test_`` prefix) and not part of the default run: it is slow, since
+a mutated numba kernel is compiled afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGINS = ("eventkit_tonic", "eventkit_loihi2", "eventkit_wandb")
+KERNELS = "eventkit/engine/backends/_cpu_kernels.py"
+EMULATOR = "plugins/eventkit_loihi2/eventkit_loihi2/emulator.py"
+LOIHI_TESTS = "plugins/eventkit_loihi2/tests/test_loihi2.py"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # relative to the repository root
+    old: str  # one source line's text (stripped), which must occur exactly once
+    new: str
+    tests: tuple[str, ...]  # pytest arguments of the selection that should catch it
+    why: str
+    missed_before: bool = False  # missed by the suite before the tests named in `tests` were added
+
+
+MUTATIONS = [
+    # ---- caught before
+    Mutation("gradient_term_flipped", KERNELS,
+             "g_phi = lam_v[j] * d_restart * cur",
+             "g_phi = -lam_v[j] * d_restart * cur",
+             ("tests/test_engine_gradients.py", "-k", "finite_differences"),
+             "the restart's term of the spike-time adjoint with the wrong sign"),
+    Mutation("decay_floor_not_truncation", EMULATOR,
+             "return (y + ((y >> 63) & 4095)) >> 12",
+             "return y >> 12",
+             (LOIHI_TESTS, "-k", "decay or emulator_equals"),
+             "emulator decay rounds negative values down instead of toward zero"),
+    Mutation("regulariser_sign_flipped", KERNELS,
+             "jump_v[j] += tau_mem[p] * g_counts[b, j]",
+             "jump_v[j] -= tau_mem[p] * g_counts[b, j]",
+             ("tests/test_engine_gradients.py", "-k", "regulariser"),
+             "the spike-count regulariser pushes activity the wrong way"),
+    Mutation("resume_without_optimizer_state", "eventkit/train.py",
+             'optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},',
+             '(lambda *args: None)(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},',
+             ("tests/test_app.py", "-k", "resume_after_kill"),
+             "a resumed run starts with a fresh optimizer (Adam moments lost)"),
+    # ---- missed before
+    Mutation("decay_mask_low_bit", EMULATOR,
+             "return (y + ((y >> 63) & 4095)) >> 12",
+             "return (y + ((y >> 63) & 4094)) >> 12",
+             (LOIHI_TESTS, "-k", "decay or emulator_equals"),
+             "decay mask off by one bit: wrong only where |y| = 4095 mod 4096", True),
+    Mutation("regulariser_kick_x0.1", KERNELS,
+             "jump_v[j] += tau_mem[p] * g_counts[b, j]",
+             "jump_v[j] += 0.1 * tau_mem[p] * g_counts[b, j]",
+             ("tests/test_engine_gradients.py", "-k", "regulariser"),
+             "the regulariser's kick a tenth of its definition (direction unchanged)", True),
+    Mutation("summary_reports_last", "eventkit/app.py",
+             '"test_accuracy": best["accuracy"],',
+             '"test_accuracy": last["accuracy"],',
+             ("tests/test_app.py", "-k", "best_epoch or contract"),
+             "summary.json reports the last epoch's test accuracy as the best checkpoint's", True),
+    # ---- bugs the strengthened assertions are there for
+    Mutation("decay_mask_one_bit_short", EMULATOR,
+             "return (y + ((y >> 63) & 4095)) >> 12",
+             "return (y + ((y >> 63) & 2047)) >> 12",
+             (LOIHI_TESTS, "-k", "decay or emulator_equals"),
+             "decay mask with 11 bits"),
+    Mutation("netx_clip_one_short", EMULATOR,
+             "x = np.clip(x, -256 * mixed, 255)",
+             "x = np.clip(x, -256 * mixed, 254)",
+             (LOIHI_TESTS, "-k", "netx or emulator_equals"),
+             "the emulated Lava synapse clips weights at 254 instead of 255"),
+    Mutation("chip_readout_ignores_training", "plugins/eventkit_loihi2/eventkit_loihi2/target.py",
+             'readout = READOUT_ON_CHIP.get(str((export.get("readout") or {}).get("name")), "exp_sum")',
+             'readout = "exp_sum"',
+             (LOIHI_TESTS, "-k", "chip_readout"),
+             "the chip always classifies by the exp-weighted sum"),
+    Mutation("jitter_clamps_instead_of_dropping", "eventkit/augment.py",
+             "if clip:",
+             "if True:",
+             ("tests/test_augment.py", "-k", "jitter"),
+             "jitter without clip keeps out-of-range spikes (clamped to the edges)"),
+    Mutation("evaluate_weights_last_batch_wrongly", "eventkit/train.py",
+             "total_loss += float(loss_fn(out.readout, labels)) * len(idx)",
+             "total_loss += float(loss_fn(out.readout, labels)) * batch_size",
+             ("tests/test_train.py", "-k", "fit_writes"),
+             "evaluate's loss weights a short last batch as a full one"),
+    Mutation("validation_split_overlaps", "eventkit/train.py",
+             "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))",
+             "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[1:n_val + 1]))",
+             ("tests/test_train.py", "-k", "disjoint"),
+             "one validation sample is also a training sample (sizes unchanged)"),
+]
+
+
+def copy_tree(dest: Path) -> Path:
+    """The working tree (sources, tests, configs, numba's on-disk caches) without .git/.venv."""
+    skip = shutil.ignore_patterns(".git", ".venv", "*.egg-info", ".pytest_cache", "outputs", "multirun")
+    shutil.copytree(ROOT, dest, ignore=skip, symlinks=True)
+    return dest
+
+
+def environment(tree: Path) -> dict:
+    roots = [str(tree)] + [str(tree / "plugins" / p) for p in PLUGINS]
+    old = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(roots + ([old] if old else []))}
+
+
+def check_imports_from(tree: Path, env: dict) -> None:
+    code = ("import eventkit, eventkit_loihi2, eventkit_tonic; "
+            "print(eventkit.__file__); print(eventkit_loihi2.__file__); print(eventkit_tonic.__file__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True)
+    files = out.stdout.split()
+    if out.returncode != 0 or len(files) != 3 or not all(Path(f).is_relative_to(tree) for f in files):
+        sys.exit(f"mutations: the copy's packages are not the ones imported ({out.stdout or out.stderr}); "
+                 "run this script in the tests' environment with the packages installed editable")
+
+
+def pytest(tree: Path, env: dict, args: tuple[str, ...], timeout: float) -> tuple[int | None, float, str]:
+    """(pytest's exit status or None on timeout, seconds, last lines of output)."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *args]
+    t0 = time.perf_counter()
+    try:
+        out = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, time.perf_counter() - t0, ""
+    tail = "\n".join((out.stdout + out.stderr).strip().splitlines()[-3:])
+    return out.returncode, time.perf_counter() - t0, tail
+
+
+def patch(file: Path, old: str, new: str) -> str:
+    """Replace the one line whose stripped text is ``old`` (indentation kept); return the file's
+    original text. Raises LookupError unless exactly one line matches."""
+    text = file.read_text()
+    lines = text.splitlines(keepends=True)
+    hits = [i for i, line in enumerate(lines) if line.strip() == old]
+    if len(hits) != 1:
+        raise LookupError(f"{len(hits)} lines of {file.name} read {old!r}")
+    line = lines[hits[0]]
+    lines[hits[0]] = line[:len(line) - len(line.lstrip())] + new + ("\n" if line.endswith("\n") else "")
+    file.write_text("".join(lines))
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
+    args = parser.parse_args(argv)
+    by_name = {m.name: m for m in MUTATIONS}
+    if args.list:
+        for m in MUTATIONS:
+            flag = " (missed before)" if m.missed_before else ""
+            print(f"{m.name}{flag}\n    {m.path}: {m.old}\n    -> {m.new}\n    {m.why}\n"
+                  f"    pytest {' '.join(m.tests)}")
+        return 0
+    unknown = [n for n in args.names if n not in by_name]
+    if unknown:
+        parser.error(f"unknown mutation(s) {', '.join(unknown)}; --list shows the names")
+    chosen = [by_name[n] for n in args.names] if args.names else MUTATIONS
+
+    with tempfile.TemporaryDirectory(prefix="eventkit-mutations-") as tmp:
+        tree = copy_tree(Path(tmp) / "tree")
+        env = environment(tree)
+        check_imports_from(tree, env)
+        for selection in dict.fromkeys(m.tests for m in chosen):
+            rc, secs, tail = pytest(tree, env, selection, args.timeout)
+            print(f"baseline ({secs:.0f} s): pytest {' '.join(selection)} -> exit {rc}", flush=True)
+            if rc != 0:
+                print(f"mutations: the unmutated selection fails, so no mutation can be judged:\n{tail}")
+                return 2
+        rows = []
+        for m in chosen:
+            file = tree / m.path
+            try:
+                original = patch(file, m.old, m.new)
+            except LookupError as exc:
+                rows.append((m, "missed (stale patch)", 0.0, str(exc)))
+                continue
+            try:
+                rc, secs, tail = pytest(tree, env, m.tests, args.timeout)
+            finally:
+                file.write_text(original)
+            verdict = {1: "caught"}.get(rc, "missed" if rc == 0 else
+                                        "missed (timeout)" if rc is None else f"missed (pytest exit {rc})")
+            rows.append((m, verdict, secs, tail.splitlines()[-1] if tail else ""))
+            print(f"{m.name}: {verdict} ({secs:.0f} s)", flush=True)
+
+    width = max(len(m.name) for m, *_ in rows)
+    print(f"\n{'mutation':<{width}}  {'result':<10}  seconds  selection")
+    for m, verdict, secs, _ in rows:
+        flag = "  [missed before]" if m.missed_before else ""
+        print(f"{m.name:<{width}}  {verdict:<10}  {secs:7.0f}  {' '.join(m.tests)}{flag}")
+    missed = [m.name for m, verdict, *_ in rows if not verdict.startswith("caught")]
+    print(f"\n{len(rows) - len(missed)} of {len(rows)} caught" + (f"; missed: {', '.join(missed)}" if missed else ""))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,8 +20,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from eventkit import distributed
 from eventkit.checkpoints import load_checkpoint, model_state
-from eventkit.config import (CONFIG_NAME, HYDRA_VERSION_BASE, ConfigError, conf_dir, install_search_path_plugin,
-                             normalize_overrides, validate)
+from eventkit.config import (
+    CONFIG_NAME,
+    HYDRA_VERSION_BASE,
+    ConfigError,
+    conf_dir,
+    install_search_path_plugin,
+    normalize_overrides,
+    validate,
+)
 from eventkit.data import DatasetSplits
 from eventkit.loggers import GuardedLogger, NullLogger
 from eventkit.registry import Registry, get_registry, install_hint
@@ -54,11 +61,15 @@ def _load_data(cfg: DictConfig, registry: Registry):
     for split in ("train", "test"):
         data = getattr(splits, split)
         if data is None or len(data) == 0:
-            raise ConfigError(f"dataset: the {split} split of {cfg.dataset.name!r} is empty; "
-                              f"check the dataset's size keys (e.g. dataset.n_{split})")
+            raise ConfigError(
+                f"dataset: the {split} split of {cfg.dataset.name!r} is empty; "
+                f"check the dataset's size keys (e.g. dataset.n_{split})"
+            )
         data.validate(f"dataset {cfg.dataset.name!r} {split} split")
-    augment = [registry.build("augmentation", _plain(a), where=f"dataset.augment[{i}]")
-               for i, a in enumerate(cfg.dataset.get("augment") or [])]
+    augment = [
+        registry.build("augmentation", _plain(a), where=f"dataset.augment[{i}]")
+        for i, a in enumerate(cfg.dataset.get("augment") or [])
+    ]
     # Augmentations with train_only=False change the input representation (e.g. delay lines add
     # channels): every split gets them once, before the network is sized from the data. The
     # others are random perturbations applied to the training set afresh each epoch.
@@ -194,8 +205,14 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
     with rd.stage("build"):
-        net = build_network(network, {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)}, registry,
-                            train, seed, backend=resolve_device(trainer.device))
+        net = build_network(
+            network,
+            {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)},
+            registry,
+            train,
+            seed,
+            backend=resolve_device(trainer.device),
+        )
         try:  # before training: can the target run this network on this data?
             target.check(net, train)
         except ValueError as exc:
@@ -205,25 +222,38 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
             prepare(net)
         loss_fn = registry.build("loss", _plain(cfg.loss))
         # learnable delays get their own (unscheduled) learning rate, network.delay_lr
-        optimizer = registry.build("optimizer", _plain(cfg.optimizer),
-                                   net.param_groups(network.delay_lr))
+        optimizer = registry.build("optimizer", _plain(cfg.optimizer), net.param_groups(network.delay_lr))
         scheduler = registry.build("scheduler", _plain(cfg.scheduler), optimizer)
     logger.start(rd.path, OmegaConf.to_container(cfg))
     resume = Path(trainer.resume) if trainer.resume else None
-    _print(f"eventkit: {cfg.dataset.name} ({len(train)} train / {len(val) if val is not None else 0} val / "
-           f"{len(splits.test)} test, {train.n_channels} inputs, {train.n_steps} steps of {train.dt} ms) -> "
-           f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {cfg.network.output.name}, "
-           f"readout {cfg.readout.name}; {threads} threads"
-           f"{f' in each of {dp.world_size} processes' if dp is not None else ''}; run dir {rd.path}")
+    _print(
+        f"eventkit: {cfg.dataset.name} ({len(train)} train / {len(val) if val is not None else 0} val / "
+        f"{len(splits.test)} test, {train.n_channels} inputs, {train.n_steps} steps of {train.dt} ms) -> "
+        f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {cfg.network.output.name}, "
+        f"readout {cfg.readout.name}; {threads} threads"
+        f"{f' in each of {dp.world_size} processes' if dp is not None else ''}; run dir {rd.path}"
+    )
     with rd.stage("train"):
-        result = fit(net, train, val, loop=trainer, regularizer=network.regularizer, seed=seed, loss_fn=loss_fn,
-                     optimizer=optimizer, scheduler=scheduler, augmentations=augment, rundir=rd, logger=logger,
-                     resume=resume, dp=dp)
+        result = fit(
+            net,
+            train,
+            val,
+            loop=trainer,
+            regularizer=network.regularizer,
+            seed=seed,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            augmentations=augment,
+            rundir=rd,
+            logger=logger,
+            resume=resume,
+            dp=dp,
+        )
     with rd.stage("evaluate"):
         last = evaluate(net, splits.test, loss_fn, trainer.eval_batch_size, dp)
         best_epoch = _load_best(net, rd, dp)
-        best = last if best_epoch == result.epochs else evaluate(net, splits.test, loss_fn,
-                                                                 trainer.eval_batch_size, dp)
+        best = last if best_epoch == result.epochs else evaluate(net, splits.test, loss_fn, trainer.eval_batch_size, dp)
     summary = {
         "status": "ok",
         "test_accuracy": best["accuracy"],
@@ -443,16 +473,24 @@ def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str 
         known = sorted(str(o) for o in exc.options)
         if option in SWEEPS_EXTRA.get(group, ()):
             asked = next((f" (asked for by {o})" for o in overrides if o.startswith("hparams_search=")), "")
-            return (f"{group}={option}{asked}: this {group.split('/')[-1]} comes with eventkit's sweeps extra, which is not "
-                    f"installed. Fix: pip install -e \".[sweeps]\" (or pip install \"eventkit[sweeps]\")")
+            return (
+                f"{group}={option}{asked}: this {group.split('/')[-1]} comes with eventkit's sweeps extra, "
+                f"which is not installed. Fix: pip install -e \".[sweeps]\" (or pip install \"eventkit[sweeps]\")"
+            )
         hint = install_hint(group, option)
         if hint:
             return f"{group}={option}: {hint}"
         fix = closest(option, known)
-        return (f"{group}={option}: no such option; known: {', '.join(known) or '(none)'}. "
-                f"Fix: {f'{group}={fix}' if fix else f'{group}=<one of the known options>'}")
+        return (
+            f"{group}={option}: no such option; known: {', '.join(known) or '(none)'}. "
+            f"Fix: {f'{group}={fix}' if fix else f'{group}=<one of the known options>'}"
+        )
     cause = exc.__cause__
-    if isinstance(exc, ConfigCompositionException) and isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
+    if (
+        isinstance(exc, ConfigCompositionException)
+        and isinstance(cause, (ConfigKeyError, ConfigAttributeError))
+        and cause.full_key
+    ):
         key, parent = str(cause.full_key), cause.parent_node
         known = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
         value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("~+") == key), "<value>")

@@ -126,8 +126,9 @@ class Blend:
     """Append ``n_extra`` same-class mixtures of ``n_mix`` samples each.
 
     For each extra sample a random sample and ``n_mix - 1`` random partners of the same class
-    (other than the sample itself, unless it is alone in its class) are drawn; each part is moved (in time and channel) so that its centre of mass lands on the
-    mean of the parts' centres of mass, and each of its spikes is kept with probability
+    (other than the sample itself, unless it is alone in its class) are drawn; each part is
+    moved (in time and channel) so that its centre of mass lands on the mean of the parts'
+    centres of mass, and each of its spikes is kept with probability
     ``p_keep``. ``n_extra`` defaults to the size of the data (the epoch doubles). The original
     samples come first, unchanged; the mixtures follow.
     """
@@ -309,9 +310,7 @@ class DelayLine:
     def __call__(self, data: SpikeData, rng: np.random.Generator | None = None) -> SpikeData:
         step_delay = int(round(self.delay / data.dt))
         if abs(step_delay * data.dt - self.delay) > 1e-6 * max(1.0, self.delay):
-            raise ValueError(
-                f"delay_line: delay ({self.delay} ms) must be a whole number of dt ({data.dt} ms) steps"
-            )
+            raise ValueError(f"delay_line: delay ({self.delay} ms) must be a whole number of dt ({data.dt} ms) steps")
         n_steps = data.n_steps + (self.n_copies - 1) * step_delay if self.extend else data.n_steps
         counts = np.empty(len(data), dtype=np.int64)
         _delay_count(data.offsets, data.steps, self.n_copies, step_delay, n_steps, counts)

@@ -28,7 +28,7 @@ def model_tensors(net: Any) -> dict[str, torch.Tensor]:
 
 def model_state(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The network's state_dict out of a checkpoint's tensors (inverse of :func:`model_tensors`)."""
-    return {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
+    return {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
 
 
 def save_checkpoint(path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
@@ -46,8 +46,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist; check trainer.resume points at a run directory "
-                         f"that has {CHECKPOINTS}/{LAST}")
+        raise ValueError(
+            f"checkpoint {path} does not exist; check trainer.resume points at a run directory "
+            f"that has {CHECKPOINTS}/{LAST}"
+        )
     tensors = {}
     with safe_open(str(path), framework="pt") as fh:
         meta = json.loads((fh.metadata() or {}).get("eventkit", "{}"))

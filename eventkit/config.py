@@ -33,8 +33,10 @@ def _by_size(size: Any, table: Any) -> Any:
     for k, v in table.items():
         if str(k) == str(key):
             return v
-    raise ConfigError(f"eventkit.by_size: no value for size {key!r}; the table has sizes "
-                      f"{', '.join(map(str, table))}. Add an entry or choose one of those sizes.")
+    raise ConfigError(
+        f"eventkit.by_size: no value for size {key!r}; the table has sizes "
+        f"{', '.join(map(str, table))}. Add an entry or choose one of those sizes."
+    )
 
 
 def _cores() -> int:
@@ -54,8 +56,11 @@ def _on_rank_zero(value: Any, other: Any = None) -> Any:
 
 def register_resolvers() -> None:
     """Register eventkit's OmegaConf resolvers (idempotent)."""
-    for name, fn in (("eventkit.by_size", _by_size), ("eventkit.cores", _cores),
-                     ("eventkit.on_rank_zero", _on_rank_zero)):
+    for name, fn in (
+        ("eventkit.by_size", _by_size),
+        ("eventkit.cores", _cores),
+        ("eventkit.on_rank_zero", _on_rank_zero),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
@@ -99,8 +104,7 @@ def compose(overrides: Sequence[str] = (), *, return_hydra_config: bool = False)
 
     install_search_path_plugin()
     with initialize_config_dir(str(conf_dir()), version_base=HYDRA_VERSION_BASE, job_name="eventkit"):
-        return _compose(CONFIG_NAME, overrides=normalize_overrides(overrides),
-                        return_hydra_config=return_hydra_config)
+        return _compose(CONFIG_NAME, overrides=normalize_overrides(overrides), return_hydra_config=return_hydra_config)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -126,8 +130,10 @@ def resolve(cfg: DictConfig) -> DictConfig:
     missing = _missing_keys(cfg)
     if missing:
         key = missing[0]
-        raise ConfigError(f"{key}: required value is missing (???). Fix: pass {key}=<value> on the command line"
-                          + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""))
+        raise ConfigError(
+            f"{key}: required value is missing (???). Fix: pass {key}=<value> on the command line"
+            + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else "")
+        )
     try:
         resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     except ConfigError:
@@ -135,8 +141,10 @@ def resolve(cfg: DictConfig) -> DictConfig:
     except MissingMandatoryValue as exc:
         raise ConfigError(f"{exc.full_key}: required value is missing. Fix: pass {exc.full_key}=<value>") from None
     except InterpolationResolutionError as exc:
-        raise ConfigError(f"{exc.full_key}: {str(exc.msg).splitlines()[0]}. Fix: correct the interpolation "
-                          f"in that key (e.g. {exc.full_key}=<value>)") from None
+        raise ConfigError(
+            f"{exc.full_key}: {str(exc.msg).splitlines()[0]}. Fix: correct the interpolation "
+            f"in that key (e.g. {exc.full_key}=<value>)"
+        ) from None
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{getattr(exc, 'full_key', '?')}: {str(exc).splitlines()[0]}") from None
     return resolved
@@ -194,8 +202,11 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
         _fail("dataset.augment", f"must be a list of {{name: ...}} entries, got {augment!r}", "dataset.augment=[]")
     for i, aug in enumerate(augment):
         if not isinstance(aug, DictConfig):
-            _fail(f"dataset.augment[{i}]", f"must be a mapping with a 'name' key, got {aug!r}",
-                  "write it as {name: <augmentation>, ...}")
+            _fail(
+                f"dataset.augment[{i}]",
+                f"must be a mapping with a 'name' key, got {aug!r}",
+                "write it as {name: <augmentation>, ...}",
+            )
         _registered(registry, "augmentation", aug.get("name"), f"dataset.augment[{i}].name")
     if registry is not None:  # neuron models check their own arguments; building one costs nothing
         from eventkit.registry import RegistryError
@@ -210,9 +221,12 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
         for tau in ("tau_mem", "tau_syn"):
             value = node.get(tau)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < dt:
-                _fail(f"{key}.{tau}", f"time constant {value} ms is shorter than the time step dataset.dt={dt} ms, "
-                      "which the exponential integration cannot resolve",
-                      f"raise {key}.{tau} or lower dataset.dt (e.g. dataset.dt={value / 2:g})")
+                _fail(
+                    f"{key}.{tau}",
+                    f"time constant {value} ms is shorter than the time step dataset.dt={dt} ms, "
+                    "which the exponential integration cannot resolve",
+                    f"raise {key}.{tau} or lower dataset.dt (e.g. dataset.dt={value / 2:g})",
+                )
     return cfg
 
 

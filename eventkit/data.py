@@ -71,14 +71,11 @@ class SpikeData:
         if np.any(np.diff(self.offsets) < 0):
             raise ValueError(f"{where}: offsets must be non-decreasing")
         if self.steps.shape != self.channels.shape or self.steps.shape[0] != self.offsets[-1]:
-            raise ValueError(
-                f"{where}: steps and channels must both hold offsets[-1] = {self.offsets[-1]} spikes"
-            )
+            raise ValueError(f"{where}: steps and channels must both hold offsets[-1] = {self.offsets[-1]} spikes")
         if self.dt <= 0:
             raise ValueError(f"{where}: dt must be > 0 ms, got {self.dt}")
         if self.n_spikes:
-            problem = _event_problem(self.offsets, self.steps, self.channels, self.n_steps,
-                                     self.n_channels)
+            problem = _event_problem(self.offsets, self.steps, self.channels, self.n_steps, self.n_channels)
             if problem == _BAD_STEP:
                 raise ValueError(
                     f"{where}: spike steps must lie in [0, n_steps={self.n_steps}); "
@@ -103,8 +100,7 @@ class SpikeData:
         if keep.all():
             return self
         kept_before = np.concatenate(([0], np.cumsum(keep)))  # spikes kept before position s
-        return replace(self, offsets=kept_before[self.offsets], steps=self.steps[keep],
-                       channels=self.channels[keep])
+        return replace(self, offsets=kept_before[self.offsets], steps=self.steps[keep], channels=self.channels[keep])
 
     def to_dense(self, k: int) -> np.ndarray:
         """Sample ``k`` as a uint8 raster [n_steps, n_channels] (for plots and exports only)."""
@@ -136,9 +132,7 @@ def from_samples(
         order = np.argsort(s, kind="stable")
         steps[offsets[k] : offsets[k + 1]] = s[order]
         channels[offsets[k] : offsets[k + 1]] = c[order]
-    return SpikeData(
-        offsets, steps, channels, np.asarray(labels), n_channels, n_steps, dt, n_classes, meta or {}
-    )
+    return SpikeData(offsets, steps, channels, np.asarray(labels), n_channels, n_steps, dt, n_classes, meta or {})
 
 
 def concat(parts: Sequence[SpikeData]) -> SpikeData:

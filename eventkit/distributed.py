@@ -53,8 +53,10 @@ from eventkit.rundir import RunDir
 
 #: the variables torch.distributed's env:// rendezvous reads
 INIT_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-LAUNCH_HINT = ("launch it with torchrun (torchrun --standalone --nproc_per_node=2 -m eventkit "
-               "trainer.distributed=true ...) or with hydra/launcher=submitit_slurm_distributed")
+LAUNCH_HINT = (
+    "launch it with torchrun (torchrun --standalone --nproc_per_node=2 -m eventkit "
+    "trainer.distributed=true ...) or with hydra/launcher=submitit_slurm_distributed"
+)
 
 
 # ------------------------------------------------------------------------ the launch environment
@@ -77,8 +79,10 @@ def launch() -> Launch | None:
         try:
             rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
         except ValueError:
-            raise ConfigError(f"the environment's RANK={env['RANK']!r} / WORLD_SIZE={env['WORLD_SIZE']!r} are not "
-                              f"integers. Fix: {LAUNCH_HINT}") from None
+            raise ConfigError(
+                f"the environment's RANK={env['RANK']!r} / WORLD_SIZE={env['WORLD_SIZE']!r} are not "
+                f"integers. Fix: {LAUNCH_HINT}"
+            ) from None
         return Launch(rank, world, int(env.get("LOCAL_RANK", rank)), "env") if world > 1 else None
     if env.get("SUBMITIT_EXECUTOR"):
         try:
@@ -128,13 +132,16 @@ def init_process_group(found: Launch) -> None:
 
         # one GPU per task when SLURM allocated GPUs (CUDA must not be initialised before this);
         # a MASTER_PORT already in the environment is kept (submitit reads it), the rest is the job's
-        TorchDistributedEnvironment().export(set_cuda_visible_devices=bool(os.environ.get("CUDA_VISIBLE_DEVICES")),
-                                             overwrite=True)
+        TorchDistributedEnvironment().export(
+            set_cuda_visible_devices=bool(os.environ.get("CUDA_VISIBLE_DEVICES")), overwrite=True
+        )
     missing = [name for name in INIT_ENV if not os.environ.get(name)]
     if missing:
-        raise ConfigError(f"trainer.distributed: this process is rank {found.rank} of {found.world_size}, but "
-                          f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so it cannot "
-                          f"reach the others. Fix: {LAUNCH_HINT}")
+        raise ConfigError(
+            f"trainer.distributed: this process is rank {found.rank} of {found.world_size}, but "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, so it cannot "
+            f"reach the others. Fix: {LAUNCH_HINT}"
+        )
     dist.init_process_group()
     if torch.cuda.is_available():
         torch.cuda.set_device(found.local_rank % torch.cuda.device_count())
@@ -156,10 +163,12 @@ def setup(cfg: Any) -> "DataParallel | None":
     found = launch()
     if not enabled(cfg):
         if found is not None:
-            raise ConfigError(f"trainer.distributed: this process is rank {found.rank} of {found.world_size} "
-                              f"launched together, but trainer.distributed=false, so each would train the whole "
-                              f"run on its own. Fix: add trainer.distributed=true, or launch one process "
-                              f"(python -m eventkit ...)")
+            raise ConfigError(
+                f"trainer.distributed: this process is rank {found.rank} of {found.world_size} "
+                f"launched together, but trainer.distributed=false, so each would train the whole "
+                f"run on its own. Fix: add trainer.distributed=true, or launch one process "
+                f"(python -m eventkit ...)"
+            )
         return None
     import torch.distributed as dist
 
@@ -167,18 +176,22 @@ def setup(cfg: Any) -> "DataParallel | None":
         if os.environ.get("WORLD_SIZE") == "1":  # torchrun --nproc_per_node=1: a group of one
             found = Launch(0, 1, int(os.environ.get("LOCAL_RANK", 0)), "env")
         else:
-            raise ConfigError(f"trainer.distributed=true, but this process was not launched as one of several "
-                              f"(no {', '.join(INIT_ENV)} in the environment, no submitit job). Fix: {LAUNCH_HINT}; "
-                              f"or train in one process with trainer.distributed=false")
+            raise ConfigError(
+                f"trainer.distributed=true, but this process was not launched as one of several "
+                f"(no {', '.join(INIT_ENV)} in the environment, no submitit job). Fix: {LAUNCH_HINT}; "
+                f"or train in one process with trainer.distributed=false"
+            )
     if found is not None:
         init_process_group(found)
     dp = DataParallel(dist.get_rank(), dist.get_world_size())
     batch = int(cfg.trainer.batch_size)
     if batch % dp.world_size:
         fix = max(dp.world_size, batch - batch % dp.world_size)
-        raise ConfigError(f"trainer.batch_size: {batch} is not divisible by the {dp.world_size} processes; each "
-                          f"step's batch is split evenly among them. Fix: trainer.batch_size={fix} (a multiple of "
-                          f"{dp.world_size}), or launch a number of processes that divides {batch}")
+        raise ConfigError(
+            f"trainer.batch_size: {batch} is not divisible by the {dp.world_size} processes; each "
+            f"step's batch is split evenly among them. Fix: trainer.batch_size={fix} (a multiple of "
+            f"{dp.world_size}), or launch a number of processes that divides {batch}"
+        )
     return dp
 
 
@@ -198,7 +211,7 @@ class DataParallel:
 
     def shard(self, idx: np.ndarray) -> np.ndarray:
         """This process's samples of the global batch ``idx``: every ``world_size``-th one."""
-        return idx[self.rank::self.world_size]
+        return idx[self.rank :: self.world_size]
 
     def owns_batch(self, b: int) -> bool:
         """Evaluation splits whole batches: batch ``b`` is this process's when b = rank mod world size."""
@@ -248,18 +261,30 @@ class DataParallel:
             return
         device = params[0].device
         parts = [torch.tensor([float(p.grad is not None) for p in params], dtype=torch.float64, device=device)]
-        parts += [(p.grad.detach().reshape(-1) if p.grad is not None else torch.zeros(p.numel(), device=device))
-                  .to(torch.float64) for p in params]
+        parts += [
+            (p.grad.detach().reshape(-1) if p.grad is not None else torch.zeros(p.numel(), device=device)).to(
+                torch.float64
+            )
+            for p in params
+        ]
         total = self.sum(torch.cat(parts))
-        has, offset = total[:len(params)], len(params)
+        has, offset = total[: len(params)], len(params)
         for k, p in enumerate(params):
             n = p.numel()
-            p.grad = total[offset:offset + n].reshape(p.shape).to(p.dtype) if has[k] > 0 else None
+            p.grad = total[offset : offset + n].reshape(p.shape).to(p.dtype) if has[k] > 0 else None
             offset += n
 
     # ---------------------------------------------------------------- a training step
-    def forward_backward(self, net: Any, data: Any, idx: np.ndarray, loss_fn: Callable, reg_strength: float,
-                         reg_nu: float, on_non_finite: Callable[[str], None]) -> tuple[Any, Any, torch.Tensor, int]:
+    def forward_backward(
+        self,
+        net: Any,
+        data: Any,
+        idx: np.ndarray,
+        loss_fn: Callable,
+        reg_strength: float,
+        reg_nu: float,
+        on_non_finite: Callable[[str], None],
+    ) -> tuple[Any, Any, torch.Tensor, int]:
         """Forward and backward of this process's share of the global batch ``idx``, then the
         gradients summed over processes (see the module docstring for why that is the global
         batch's gradient). ``on_non_finite(what)`` is called (on every process alike) when the
@@ -306,8 +331,9 @@ class DataParallel:
             return int(configured)
         import torch.distributed as dist
 
-        cores = (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                 else list(range(os.cpu_count() or 1)))
+        cores = (
+            sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+        )
         mine = (socket.gethostname(), tuple(cores))
         everyone: list[Any] = [None] * self.world_size
         dist.all_gather_object(everyone, mine)
@@ -359,8 +385,10 @@ def quiet_unless_main() -> Iterator[None]:
     if is_main_process():
         yield
         return
-    loggers = [logging.getLogger(),
-               *(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger)),
+    ]
     for logger in loggers:  # (a closed FileHandler would reopen its file on the next line logged)
         for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
             logger.removeHandler(handler)
@@ -422,10 +450,13 @@ class SameRunDir(Callback):  # type: ignore[misc]
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         found = launch()
         if found is not None and found.source == "env":
-            print("eventkit: error: a sweep (-m) launched by torchrun would run every job in every process, each "
-                  "into its own sweep directory. Fix: sweep with hydra/launcher=submitit_slurm_distributed "
-                  "(or submitit_local_distributed), or run one configuration per torchrun command",
-                  file=sys.stderr, flush=True)
+            print(
+                "eventkit: error: a sweep (-m) launched by torchrun would run every job in every process, each "
+                "into its own sweep directory. Fix: sweep with hydra/launcher=submitit_slurm_distributed "
+                "(or submitit_local_distributed), or run one configuration per torchrun command",
+                file=sys.stderr,
+                flush=True,
+            )
             raise SystemExit(2)
 
 

@@ -48,8 +48,10 @@ class GuardedLogger:
             getattr(self.logger, method)(*args)
         except Exception as exc:  # logging must never kill training
             self.failed = f"{type(exc).__name__}: {exc}"
-            print(f"eventkit: logger {self.name!r} failed in {method}() and is switched off: {self.failed}",
-                  file=sys.stderr)
+            print(
+                f"eventkit: logger {self.name!r} failed in {method}() and is switched off: {self.failed}",
+                file=sys.stderr,
+            )
             if self.on_failure is not None:
                 try:
                     self.on_failure(f"logger {self.name!r} failed in {method}(): {self.failed}")

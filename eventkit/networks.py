@@ -59,20 +59,27 @@ class NetworkConfig:
                 at = f"hidden[{i}]" if isinstance(self.hidden, list) else "hidden"
                 raise ValueError(f"{at}: must be >= 1 (neurons per layer), got {h}. Fix: network.hidden=256")
         if isinstance(self.hidden, list) and len(self.hidden) != self.layers:
-            raise ValueError(f"hidden: lists {len(self.hidden)} layer sizes but network.layers={self.layers}. "
-                             f"Fix: network.layers={len(self.hidden)}")
+            raise ValueError(
+                f"hidden: lists {len(self.hidden)} layer sizes but network.layers={self.layers}. "
+                f"Fix: network.layers={len(self.hidden)}"
+            )
         if isinstance(self.recurrent, list) and len(self.recurrent) != self.layers:
-            raise ValueError(f"recurrent: must be true/false or a list of {self.layers} booleans, got "
-                             f"{self.recurrent!r}. Fix: network.recurrent=true")
+            raise ValueError(
+                f"recurrent: must be true/false or a list of {self.layers} booleans, got "
+                f"{self.recurrent!r}. Fix: network.recurrent=true"
+            )
         if not isinstance(self.output.get("name"), str):
             raise ValueError("output: needs a 'name' key choosing a registered neuron. Fix: network.output.name=li")
         if self.from_file is not None and not Path(self.from_file).is_file():
-            raise ValueError(f"from_file: {self.from_file} is not a file. Fix: give the path of an existing "
-                             "network file (or network.from_file=null)")
+            raise ValueError(
+                f"from_file: {self.from_file} is not a file. Fix: give the path of an existing "
+                "network file (or network.from_file=null)"
+            )
         delays = self.parsed_delays  # raises with the full key
         if any(d.learn for d in delays.values()) and not self.delay_lr > 0:
-            raise ValueError(f"delay_lr: must be > 0 for learnable delays, got {self.delay_lr}. "
-                             "Fix: network.delay_lr=0.1")
+            raise ValueError(
+                f"delay_lr: must be > 0 for learnable delays, got {self.delay_lr}. " "Fix: network.delay_lr=0.1"
+            )
 
     @property
     def hidden_sizes(self) -> list[int]:
@@ -89,8 +96,14 @@ class NetworkConfig:
         return parse_delays(self.delays)
 
 
-def build_network(network: NetworkConfig, components: dict[str, Any], registry: Registry, data: SpikeData,
-                  seed: int, backend: str = "cpu"):
+def build_network(
+    network: NetworkConfig,
+    components: dict[str, Any],
+    registry: Registry,
+    data: SpikeData,
+    seed: int,
+    backend: str = "cpu",
+):
     """EventpropNet for ``data``'s shape on the engine ``backend``; ``components`` holds the
     ``neuron`` and ``readout`` group configs (plain dicts with a ``name``)."""
     from eventkit.config import ConfigError
@@ -103,10 +116,19 @@ def build_network(network: NetworkConfig, components: dict[str, Any], registry: 
     output = registry.build("neuron", dict(network.output), where="network.output")
     try:
         return EventpropNet(
-            n_in=data.n_channels, n_out=data.n_classes, hidden=network.hidden_sizes,
-            recurrent=network.recurrent_layers, neuron=neuron, output=output, readout=readout, dt=data.dt,
-            n_steps=data.n_steps, init=vars(network.init), delays=network.parsed_delays,
-            generator=torch.Generator().manual_seed(seed), backend=backend,
+            n_in=data.n_channels,
+            n_out=data.n_classes,
+            hidden=network.hidden_sizes,
+            recurrent=network.recurrent_layers,
+            neuron=neuron,
+            output=output,
+            readout=readout,
+            dt=data.dt,
+            n_steps=data.n_steps,
+            init=vars(network.init),
+            delays=network.parsed_delays,
+            generator=torch.Generator().manual_seed(seed),
+            backend=backend,
         )
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None
@@ -123,15 +145,19 @@ def _network_from_file(path: str, registry: Registry, readout: Any, data: SpikeD
         reader = registry.get("network_format", suffix).factory
     except RegistryError:
         known = ", ".join(registry.names("network_format")) or "none installed"
-        raise ConfigError(f"network.from_file={path}: no reader for {suffix or 'files without a suffix'!r} "
-                          f"(readers: {known}). Fix: give a file of a known format, or install the "
-                          "plugin that reads it") from None
+        raise ConfigError(
+            f"network.from_file={path}: no reader for {suffix or 'files without a suffix'!r} "
+            f"(readers: {known}). Fix: give a file of a known format, or install the "
+            "plugin that reads it"
+        ) from None
     try:
         net = reader(path, readout=readout, dt=data.dt, n_steps=data.n_steps, backend=backend)
     except ValueError as exc:
         raise ConfigError(f"network.from_file={path}: {exc}") from None
     for what, have, want in (("inputs", net.n_in, data.n_channels), ("outputs", net.n_out, data.n_classes)):
         if have != want:
-            raise ConfigError(f"network.from_file={path}: the network has {have} {what}, the dataset "
-                              f"{want}. Fix: choose the dataset the network was made for")
+            raise ConfigError(
+                f"network.from_file={path}: the network has {have} {what}, the dataset "
+                f"{want}. Fix: choose the dataset the network was made for"
+            )
     return net

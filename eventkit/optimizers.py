@@ -29,8 +29,10 @@ def _lr(lr: float, first_step: float = 1.0, why: str = "") -> float:
     1 / (1 - beta1)) fits the parameters' 32-bit floats."""
     lr = _positive("lr", lr)
     if not lr * first_step < _FLOAT32_MAX:
-        raise ValueError(f"lr={lr:g} is too large: the first step{why} overflows 32-bit floats "
-                         f"(max {_FLOAT32_MAX:.3g}). Fix: lower optimizer.lr (e.g. 1e-3)")
+        raise ValueError(
+            f"lr={lr:g} is too large: the first step{why} overflows 32-bit floats "
+            f"(max {_FLOAT32_MAX:.3g}). Fix: lower optimizer.lr (e.g. 1e-3)"
+        )
     return lr
 
 
@@ -41,18 +43,30 @@ def non_negative(name: str, value: float) -> float:
 
 
 # -------------------------------------------------------------------------------- optimizers
-def adam(params, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
-         weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def adam(
+    params, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """Adam with the authors' defaults (lr 1e-3)."""
-    return torch.optim.Adam(params, lr=_adam_lr(lr, betas), betas=tuple(betas), eps=eps,
-                            weight_decay=non_negative("weight_decay", weight_decay))
+    return torch.optim.Adam(
+        params,
+        lr=_adam_lr(lr, betas),
+        betas=tuple(betas),
+        eps=eps,
+        weight_decay=non_negative("weight_decay", weight_decay),
+    )
 
 
-def adamw(params, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
-          weight_decay: float = 1e-2) -> torch.optim.Optimizer:
+def adamw(
+    params, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2
+) -> torch.optim.Optimizer:
     """Adam with decoupled weight decay."""
-    return torch.optim.AdamW(params, lr=_adam_lr(lr, betas), betas=tuple(betas), eps=eps,
-                             weight_decay=non_negative("weight_decay", weight_decay))
+    return torch.optim.AdamW(
+        params,
+        lr=_adam_lr(lr, betas),
+        betas=tuple(betas),
+        eps=eps,
+        weight_decay=non_negative("weight_decay", weight_decay),
+    )
 
 
 def _adam_lr(lr: float, betas: Sequence[float]) -> float:
@@ -61,11 +75,17 @@ def _adam_lr(lr: float, betas: Sequence[float]) -> float:
     return _lr(lr, scale, f" (lr / (1 - beta1) = {_positive('lr', lr) * scale:g})")
 
 
-def sgd(params, lr: float = 1e-2, momentum: float = 0.9, nesterov: bool = False,
-        weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def sgd(
+    params, lr: float = 1e-2, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """Stochastic gradient descent with (optionally Nesterov) momentum."""
-    return torch.optim.SGD(params, lr=_lr(lr), momentum=non_negative("momentum", momentum),
-                           nesterov=bool(nesterov), weight_decay=non_negative("weight_decay", weight_decay))
+    return torch.optim.SGD(
+        params,
+        lr=_lr(lr),
+        momentum=non_negative("momentum", momentum),
+        nesterov=bool(nesterov),
+        weight_decay=non_negative("weight_decay", weight_decay),
+    )
 
 
 @hookimpl

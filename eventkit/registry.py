@@ -66,8 +66,7 @@ KINDS = {
 #: distribution to install. The core imports none of them; a test checks this table against what
 #: the installed plugins register.
 BUILTIN_PLUGINS: dict[str, dict[str, tuple[str, ...]]] = {
-    "eventkit-tonic": {"dataset": ("shd", "ssc"),
-                       "experiment": ("shd", "shd_delays", "shd_fast", "ssc", "ssc_delays")},
+    "eventkit-tonic": {"dataset": ("shd", "ssc"), "experiment": ("shd", "shd_delays", "shd_fast", "ssc", "ssc_delays")},
     "eventkit-loihi2": {"target": ("loihi2",), "neuron": ("loihi_cuba", "loihi_li")},
     "eventkit-wandb": {"logger": ("wandb",)},
     "eventkit-nir": {"target": ("nir",), "network_format": (".nir",)},
@@ -79,8 +78,10 @@ def install_hint(group: str, name: str) -> str | None:
     a component of a built-in plugin; None otherwise."""
     for dist, groups in BUILTIN_PLUGINS.items():
         if name in groups.get(group, ()):
-            return (f"{group} {name!r} comes with the {dist} plugin, which is not installed. "
-                    f"Fix: pip install -e plugins/{dist.replace('-', '_')} (in the eventkit checkout)")
+            return (
+                f"{group} {name!r} comes with the {dist} plugin, which is not installed. "
+                f"Fix: pip install -e plugins/{dist.replace('-', '_')} (in the eventkit checkout)"
+            )
     return None
 
 
@@ -161,7 +162,11 @@ class Registry:
             if arg in config:
                 text = text.replace(f"Fix: {arg}=", f"Fix: {where}.{arg}=")
                 raise RegistryError(f"{where}.{text}") from exc
-            hint = "" if "Fix:" in text else f". Fix: change that value under {where} (python -m eventkit --cfg job shows it)"
+            hint = (
+                ""
+                if "Fix:" in text
+                else f". Fix: change that value under {where} (python -m eventkit --cfg job shows it)"
+            )
             raise RegistryError(f"{where} ({kind} {name!r}): {text}{hint}") from exc
 
     # ------------------------------------------------------------------ listing

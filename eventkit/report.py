@@ -69,8 +69,12 @@ def plot_raster(net: Any, data: Any, k: int, path: Path) -> None:
     v = np.asarray(record.v_out)[0]
     t = np.arange(v.shape[0]) * one.dt
     for c in range(v.shape[1]):
-        axes[-1].plot(t, v[:, c], lw=1.5 if c == one.labels[0] else 0.6,
-                      label=f"class {c} (label)" if c == one.labels[0] else None)
+        axes[-1].plot(
+            t,
+            v[:, c],
+            lw=1.5 if c == one.labels[0] else 0.6,
+            label=f"class {c} (label)" if c == one.labels[0] else None,
+        )
     axes[-1].set_ylabel("output V")
     axes[-1].set_xlabel("time (ms)")
     axes[-1].legend(loc="upper right")
@@ -103,8 +107,12 @@ def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: 
         "",
     ]
     if summary.get("notices"):
-        lines += ["## Notices", "", "The target changed these settings before training "
-                  "(`config_resolved.yaml` holds the values that ran):", ""]
+        lines += [
+            "## Notices",
+            "",
+            "The target changed these settings before training " "(`config_resolved.yaml` holds the values that ran):",
+            "",
+        ]
         lines += [f"- {n}" for n in summary["notices"]] + [""]
     lines += [
         "## Training curves",
@@ -127,7 +135,11 @@ def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: 
         if sub.exists():
             lines.append(f"- full report: [deploy/{name}/report.md](deploy/{name}/report.md)")
         lines.append("")
-    lines += ["## Files", "",
-              "`config_resolved.yaml` (every value used), `manifest.json` (versions, machine, timings), "
-              "`metrics.jsonl` (one line per epoch), `summary.json`, `checkpoints/` (safetensors), `plots/`.", ""]
+    lines += [
+        "## Files",
+        "",
+        "`config_resolved.yaml` (every value used), `manifest.json` (versions, machine, timings), "
+        "`metrics.jsonl` (one line per epoch), `summary.json`, `checkpoints/` (safetensors), `plots/`.",
+        "",
+    ]
     write_text(rd.path / "report.md", "\n".join(lines))

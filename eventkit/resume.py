@@ -26,8 +26,14 @@ from eventkit.rundir import CHECKPOINTS, LAST
 #: progress and uses the machine (these do not change what is computed; trainer.device changes
 #: it only by float rounding, and a data-parallel run computes a single process's steps up to the
 #: order of float additions)
-MAY_CHANGE = ("trainer.resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.device",
-              "trainer.distributed")
+MAY_CHANGE = (
+    "trainer.resume",
+    "trainer.epochs",
+    "trainer.progress",
+    "trainer.threads",
+    "trainer.device",
+    "trainer.distributed",
+)
 RECORD = "config_resolved.yaml"
 _UNSET = object()
 
@@ -48,9 +54,11 @@ def resumed_config(cfg: DictConfig, explicit: Sequence[str] = ()) -> DictConfig:
     if not (path / CHECKPOINTS / LAST).is_file():
         return cfg
     if not (path / RECORD).is_file():
-        raise ConfigError(f"trainer.resume: {path} has no {RECORD}, so the config its checkpoint was trained "
-                          f"with is unknown. Fix: resume a run directory written by eventkit (it records "
-                          f"{RECORD} before training), or start a new run")
+        raise ConfigError(
+            f"trainer.resume: {path} has no {RECORD}, so the config its checkpoint was trained "
+            f"with is unknown. Fix: resume a run directory written by eventkit (it records "
+            f"{RECORD} before training), or start a new run"
+        )
     recorded = OmegaConf.load(path / RECORD)
     rec = _leaves(OmegaConf.to_container(recorded, resolve=True))
     cur = _leaves(OmegaConf.to_container(resolve(cfg), resolve=True))
@@ -75,19 +83,29 @@ def resumed_config(cfg: DictConfig, explicit: Sequence[str] = ()) -> DictConfig:
     done = _epochs_done(path)
     old, new = rec.get("trainer.epochs"), out.trainer.epochs
     if isinstance(new, int) and new < done:
-        raise ConfigError(f"trainer.epochs: {path} has already trained {done} epochs, this command asks for {new}. "
-                          f"Fix: resume with trainer.epochs={max(done, old or 0)} (or more), or start a new run")
+        raise ConfigError(
+            f"trainer.epochs: {path} has already trained {done} epochs, this command asks for {new}. "
+            f"Fix: resume with trainer.epochs={max(done, old or 0)} (or more), or start a new run"
+        )
     schedule_epochs = OmegaConf.select(out, "scheduler.epochs", default=None)
     if new != old and schedule_epochs is not None:
-        raise ConfigError(f"trainer.epochs: cannot change {path} from {old} to {new} epochs: its schedule "
-                          f"{out.scheduler.name!r} was laid out for scheduler.epochs={schedule_epochs} (its lr "
-                          f"reaches scheduler.min_lr={OmegaConf.select(out, 'scheduler.min_lr', default='?')} "
-                          f"there, so further epochs would not train as configured). Fix: drop trainer.epochs "
-                          f"to finish the recorded run, or start a new run with trainer.epochs={new}")
-    where = (f"at epoch {done + 1} of {new}" if isinstance(new, int) and done < new
-             else f"after its last epoch ({done} of {new}; nothing left to train, evaluating only)")
-    print(f"eventkit: resuming {path} {where} with its recorded config"
-          + (f"; changed: {', '.join(changed)}" if changed else ""), flush=True)
+        raise ConfigError(
+            f"trainer.epochs: cannot change {path} from {old} to {new} epochs: its schedule "
+            f"{out.scheduler.name!r} was laid out for scheduler.epochs={schedule_epochs} (its lr "
+            f"reaches scheduler.min_lr={OmegaConf.select(out, 'scheduler.min_lr', default='?')} "
+            f"there, so further epochs would not train as configured). Fix: drop trainer.epochs "
+            f"to finish the recorded run, or start a new run with trainer.epochs={new}"
+        )
+    where = (
+        f"at epoch {done + 1} of {new}"
+        if isinstance(new, int) and done < new
+        else f"after its last epoch ({done} of {new}; nothing left to train, evaluating only)"
+    )
+    print(
+        f"eventkit: resuming {path} {where} with its recorded config"
+        + (f"; changed: {', '.join(changed)}" if changed else ""),
+        flush=True,
+    )
     return out
 
 
@@ -101,9 +119,11 @@ def _refuse_changes(path: Path, key: str, text: str, rec: dict, cur: dict) -> No
             continue
         before, after = rec.get(k, _UNSET), cur.get(k, _UNSET)
         if not _same(before, after):
-            raise ConfigError(f"{k}: {path} ran with {_fmt(before)}, this command asks for {_fmt(after)} "
-                              f"({text}); a resumed run continues its recorded config. Fix: drop {text} to "
-                              f"resume {path}, or start a new run (without trainer.resume) to train with it")
+            raise ConfigError(
+                f"{k}: {path} ran with {_fmt(before)}, this command asks for {_fmt(after)} "
+                f"({text}); a resumed run continues its recorded config. Fix: drop {text} to "
+                f"resume {path}, or start a new run (without trainer.resume) to train with it"
+            )
 
 
 def _parse(override: str) -> tuple[str, str]:

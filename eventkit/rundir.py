@@ -51,8 +51,7 @@ def check_usable(path: Path, key: str = "hydra.run.dir") -> None:
         where = "" if probe == path else f" (it would lie under {probe}, which is a file)"
         raise RunDirUnusable(f"{key}: {path} is not a directory{where}. Fix: choose another {key}")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise RunDirUnusable(f"{key}: cannot write into {probe} (permission denied). "
-                             f"Fix: choose a writable {key}")
+        raise RunDirUnusable(f"{key}: cannot write into {probe} (permission denied). " f"Fix: choose a writable {key}")
 
 
 def explain_os_error(err: OSError, run_dir: Path, key: str = "hydra.run.dir") -> RunDirUnusable | None:
@@ -61,13 +60,16 @@ def explain_os_error(err: OSError, run_dir: Path, key: str = "hydra.run.dir") ->
     code = err.errno if err.errno is not None else (err.args[0] if err.args and isinstance(err.args[0], int) else None)
     where = err.filename or run_dir
     if code in (errno.ENOSPC, errno.EDQUOT):
-        return RunDirUnusable(f"no space left on the device writing {where}. Fix: free space on that disk, "
-                              f"or choose {key} on a disk with room")
+        return RunDirUnusable(
+            f"no space left on the device writing {where}. Fix: free space on that disk, "
+            f"or choose {key} on a disk with room"
+        )
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return RunDirUnusable(f"cannot write {where} ({os.strerror(code)}). Fix: choose a writable {key}")
     if code in (errno.EEXIST, errno.ENOTDIR):
-        return RunDirUnusable(f"{key}: cannot create {where}: a file is in the way ({os.strerror(code)}). "
-                              f"Fix: choose another {key}")
+        return RunDirUnusable(
+            f"{key}: cannot create {where}: a file is in the way ({os.strerror(code)}). " f"Fix: choose another {key}"
+        )
     return None
 
 
@@ -161,8 +163,9 @@ class RunDir:
         self._write_metrics()
 
     def _write_metrics(self) -> None:
-        write_text(self.path / "metrics.jsonl",
-                   "".join(json.dumps(r, default=json_default) + "\n" for r in self.metrics))
+        write_text(
+            self.path / "metrics.jsonl", "".join(json.dumps(r, default=json_default) + "\n" for r in self.metrics)
+        )
 
     def write_summary(self, summary: dict) -> None:
         if self.logger_error is not None:

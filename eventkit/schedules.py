@@ -56,8 +56,16 @@ class WarmupEmaHalving(_Base):
     when the fast one falls to or below the slow one -- at most once per ``min_epochs_between``
     epochs, because a plateau needs time to show in the averages."""
 
-    def __init__(self, optimizer, start_factor: float = 1e-3, growth: float = 1.05, ema_fast: float = 0.8,
-                 ema_slow: float = 0.85, min_epochs_between: int = 50, factor: float = 0.5):
+    def __init__(
+        self,
+        optimizer,
+        start_factor: float = 1e-3,
+        growth: float = 1.05,
+        ema_fast: float = 0.8,
+        ema_slow: float = 0.85,
+        min_epochs_between: int = 50,
+        factor: float = 0.5,
+    ):
         super().__init__(optimizer)
         if not 0 < start_factor <= 1:
             raise ValueError(f"start_factor must lie in (0, 1], got {start_factor!r}")

@@ -34,8 +34,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 T = TypeVar("T")
 
 
-def setting(default: Any = dataclasses.MISSING, *, gt: float | None = None, ge: float | None = None,
-            lt: float | None = None, example: Any = None, doc: str = "") -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    example: Any = None,
+    doc: str = "",
+) -> Any:
     """A schema field: its default (omit for a required key), bounds for numbers, and the value
     to suggest in the "Fix:" hint."""
     meta = {"gt": gt, "ge": ge, "lt": lt, "example": example, "doc": doc}
@@ -55,8 +62,15 @@ def _plain(node: Any) -> Any:
 
 
 def _describe(tp: Any) -> str:
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null",
-             list: "a list", dict: "a mapping"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        type(None): "null",
+        list: "a list",
+        dict: "a mapping",
+    }
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in args)
@@ -99,8 +113,11 @@ def from_config(cls: type[T], node: Any, key: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        _fail(f"{key}.{unknown[0]}", f"is not a known key of {key} (known: {', '.join(fields)})",
-              "remove it or correct the spelling")
+        _fail(
+            f"{key}.{unknown[0]}",
+            f"is not a known key of {key} (known: {', '.join(fields)})",
+            "remove it or correct the spelling",
+        )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, f in fields.items():
@@ -115,18 +132,31 @@ def from_config(cls: type[T], node: Any, key: str) -> T:
         if isinstance(value, float) and not math.isfinite(value):
             _fail(full, f"must be finite, got {value}", f"{full}={example if example is not None else '<number>'}")
         if not _matches(value, tp):
-            _fail(full, f"must be {_describe(tp)}, got {value!r} ({type(value).__name__})",
-                  f"{full}={example if example is not None else '<value>'}")
+            _fail(
+                full,
+                f"must be {_describe(tp)}, got {value!r} ({type(value).__name__})",
+                f"{full}={example if example is not None else '<value>'}",
+            )
         nested = next((a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)), None)
         if nested is not None and isinstance(value, Mapping):
             value = from_config(nested, value, full)
-        for bound, ok, word in (("gt", lambda v, b: v > b, ">"), ("ge", lambda v, b: v >= b, ">="),
-                                ("lt", lambda v, b: v < b, "<")):
+        for bound, ok, word in (
+            ("gt", lambda v, b: v > b, ">"),
+            ("ge", lambda v, b: v >= b, ">="),
+            ("lt", lambda v, b: v < b, "<"),
+        ):
             limit = meta.get(bound)
-            if limit is not None and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                    and not ok(value, limit):
-                _fail(full, f"must be {word} {limit}, got {value}",
-                      f"{full}={example if example is not None else '<number>'}")
+            if (
+                limit is not None
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and not ok(value, limit)
+            ):
+                _fail(
+                    full,
+                    f"must be {word} {limit}, got {value}",
+                    f"{full}={example if example is not None else '<number>'}",
+                )
         kwargs[name] = value
     try:
         return cls(**kwargs)

@@ -39,8 +39,10 @@ def _overrides(job_dir: Path) -> list[str]:
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job directory under ``sweep_dir`` (jobs that failed get status 'failed')."""
     rows = []
-    for job_dir in sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir()),
-                          key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name)):
+    for job_dir in sorted(
+        (p for p in Path(sweep_dir).iterdir() if p.is_dir()),
+        key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name),
+    ):
         if not (job_dir / ".hydra").is_dir():
             continue
         row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(_overrides(job_dir))}
@@ -98,8 +100,14 @@ def write_summary(sweep_dir: Path) -> list[dict]:
         writer.writerow({c: r.get(c) for c in cols})
     write_text(sweep_dir / "sweep_summary.csv", buf.getvalue())
     failed = sum(r["status"] != "ok" for r in rows)
-    md = [f"# Sweep summary: {sweep_dir}", "", f"{len(rows)} jobs ({failed} failed), best {SORT_KEY} first.", "",
-          "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md = [
+        f"# Sweep summary: {sweep_dir}",
+        "",
+        f"{len(rows)} jobs ({failed} failed), best {SORT_KEY} first.",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
     for r in rows:
         md.append("| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in cols) + " |")
     write_text(sweep_dir / "sweep_summary.md", "\n".join(md) + "\n")
@@ -122,8 +130,7 @@ class DirectoryGuard(Callback):  # type: ignore[misc]
         if not is_main_process():  # rank 0 checked the directory for every process (SameRunDir)
             return
         _refuse_used(lambda: check_usable(Path(config.hydra.run.dir)))
-        _refuse_used(lambda: check_unused(Path(config.hydra.run.dir),
-                                          resume=config.get("trainer", {}).get("resume")))
+        _refuse_used(lambda: check_unused(Path(config.hydra.run.dir), resume=config.get("trainer", {}).get("resume")))
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         _refuse_used(lambda: check_usable(Path(config.hydra.sweep.dir), key="hydra.sweep.dir"))
@@ -139,9 +146,11 @@ class SweepSummary(Callback):  # type: ignore[misc]
             return
         rows = write_summary(sweep_dir)
         best = next((r for r in rows if r.get(SORT_KEY) is not None), None)
-        print(f"eventkit: sweep summary of {len(rows)} jobs in {sweep_dir / 'sweep_summary.md'}"
-              + (f"; best {SORT_KEY} {best[SORT_KEY]:.4f} with {best['overrides'] or '(no overrides)'}" if best else ""),
-              flush=True)
+        print(
+            f"eventkit: sweep summary of {len(rows)} jobs in {sweep_dir / 'sweep_summary.md'}"
+            + (f"; best {SORT_KEY} {best[SORT_KEY]:.4f} with {best['overrides'] or '(no overrides)'}" if best else ""),
+            flush=True,
+        )
         LAST_FAILED[:] = [r for r in rows if r["status"] != "ok"]
         if LAST_FAILED:
             lines = [f"eventkit: {len(LAST_FAILED)} of {len(rows)} jobs failed:"]
@@ -153,8 +162,9 @@ def _check_sweep_dir_unused(sweep_dir: Path) -> None:
     found = existing_run_files(sweep_dir)
     if found:
         shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
-        raise ValueError(f"hydra.sweep.dir: {sweep_dir} already holds a sweep ({shown}). "
-                         f"Fix: choose another hydra.sweep.dir")
+        raise ValueError(
+            f"hydra.sweep.dir: {sweep_dir} already holds a sweep ({shown}). " f"Fix: choose another hydra.sweep.dir"
+        )
 
 
 def _refuse_used(check: Any) -> None:

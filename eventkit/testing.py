@@ -34,8 +34,10 @@ def spike_pattern(net: EventpropNet, data):
     """Every recorded spike (step and neuron) plus the output trace's shape: equal patterns mean a
     perturbation changed no spike."""
     rec = net.simulate(data)
-    return [(rec["rec_step"][b, : rec["n_rec"][b]].tobytes(), rec["rec_nrn"][b, : rec["n_rec"][b]].tobytes())
-            for b in range(len(data))]
+    return [
+        (rec["rec_step"][b, : rec["n_rec"][b]].tobytes(), rec["rec_nrn"][b, : rec["n_rec"][b]].tobytes())
+        for b in range(len(data))
+    ]
 
 
 def finite_difference_check(net, data, loss_fn, rng, per_param=6, eps=1e-6):
@@ -104,21 +106,43 @@ def train_until(net, train, test, max_epochs, target=0.95, lr=0.01, batch=32):
     return acc
 
 
-def tiny_run(*, epochs: int = 1, hidden: int = 20, n_train: int = 120, n_eval: int = 40,
-             batch_size: int = 40) -> list[str]:
+def tiny_run(
+    *, epochs: int = 1, hidden: int = 20, n_train: int = 120, n_eval: int = 40, batch_size: int = 40
+) -> list[str]:
     """Overrides for a seconds-long default (Yin-Yang) run: small splits, a small hidden layer
     with input weights large enough to spike, no progress bars."""
-    return [f"dataset.n_train={n_train}", f"dataset.n_val={n_eval}", f"dataset.n_test={n_eval}",
-            f"network.hidden={hidden}", "network.init.ff_mean=3.0", "network.init.ff_std=1.0",
-            f"trainer.epochs={epochs}", f"trainer.batch_size={batch_size}", "trainer.progress=false"]
+    return [
+        f"dataset.n_train={n_train}",
+        f"dataset.n_val={n_eval}",
+        f"dataset.n_test={n_eval}",
+        f"network.hidden={hidden}",
+        "network.init.ff_mean=3.0",
+        "network.init.ff_std=1.0",
+        f"trainer.epochs={epochs}",
+        f"trainer.batch_size={batch_size}",
+        "trainer.progress=false",
+    ]
 
 
-def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 600,
-            module: str = "eventkit", **kw) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    cwd: str | Path | None = None,
+    env: dict | None = None,
+    timeout: float = 600,
+    module: str = "eventkit",
+    **kw,
+) -> subprocess.CompletedProcess:
     """``python -m eventkit ARGS`` in a subprocess (text output captured; ``env`` adds to the
     current environment)."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **kw,
+    )
 
 
 def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> tuple[float, int]:
@@ -140,9 +164,13 @@ def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> t
     cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
     registry = get_registry()
     splits, _ = _load_data(cfg, registry)
-    net = build_network(from_config(NetworkConfig, cfg.network, "network"),
-                        {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)}, registry, splits.train,
-                        int(cfg.seed))
+    net = build_network(
+        from_config(NetworkConfig, cfg.network, "network"),
+        {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)},
+        registry,
+        splits.train,
+        int(cfg.seed),
+    )
     prepare = getattr(registry.build("target", _plain(cfg.target)), "prepare", None)
     if prepare is not None:
         prepare(net)
@@ -184,8 +212,13 @@ def run_with_threads(script: str, max_threads: int = 4, timeout: float = 600) ->
     ``max_threads`` threads (``NUMBA_NUM_THREADS``, fixed when numba is imported, so that thread
     counts above 1 exist even on a one-core machine); returns its stdout, raises AssertionError
     with its stderr when it fails."""
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, "NUMBA_NUM_THREADS": str(max_threads)})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "NUMBA_NUM_THREADS": str(max_threads)},
+    )
     if out.returncode != 0:
         raise AssertionError(f"the script failed (exit {out.returncode}):\n{out.stderr[-4000:]}")
     return out.stdout

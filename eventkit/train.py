@@ -20,8 +20,14 @@ import numpy as np
 import torch
 
 from eventkit.data import SpikeData
-from eventkit.checkpoints import (load_checkpoint, model_state, model_tensors, optimizer_from_flat,
-                                  optimizer_to_flat, save_checkpoint)
+from eventkit.checkpoints import (
+    load_checkpoint,
+    model_state,
+    model_tensors,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    save_checkpoint,
+)
 from eventkit.networks import RegularizerConfig
 from eventkit.rundir import BEST, LAST, RunDir, read_metrics
 from eventkit.schema import setting
@@ -73,9 +79,11 @@ class TrainerConfig:
             from eventkit.rundir import CHECKPOINTS
 
             if not (Path(self.resume) / CHECKPOINTS / LAST).is_file():
-                raise ValueError(f"resume: {self.resume} is not a run directory with a {CHECKPOINTS}/{LAST} "
-                                 "checkpoint. Fix: trainer.resume=outputs/<date>/<time> of a run that finished "
-                                 "at least one epoch")
+                raise ValueError(
+                    f"resume: {self.resume} is not a run directory with a {CHECKPOINTS}/{LAST} "
+                    "checkpoint. Fix: trainer.resume=outputs/<date>/<time> of a run that finished "
+                    "at least one epoch"
+                )
 
 
 @dataclass
@@ -93,8 +101,10 @@ def split_validation(train: SpikeData, fraction: float, seed: int) -> tuple[Spik
         return train, None
     n_val = int(round(len(train) * fraction))
     if n_val < 1 or n_val >= len(train):
-        raise ValueError(f"trainer.val_fraction={fraction} leaves {n_val} of {len(train)} samples for "
-                         f"validation; choose a fraction giving at least one sample on each side")
+        raise ValueError(
+            f"trainer.val_fraction={fraction} leaves {n_val} of {len(train)} samples for "
+            f"validation; choose a fraction giving at least one sample on each side"
+        )
     perm = np.random.default_rng([seed, 7919]).permutation(len(train))
     return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))
 
@@ -102,7 +112,7 @@ def split_validation(train: SpikeData, fraction: float, seed: int) -> tuple[Spik
 def _batches(n: int, size: int, order: np.ndarray | None = None):
     idx = np.arange(n) if order is None else order
     for start in range(0, n, size):
-        yield idx[start:start + size]
+        yield idx[start : start + size]
 
 
 def _reg(counts: torch.Tensor, strength: float, nu: float) -> torch.Tensor | None:
@@ -114,8 +124,9 @@ def _reg(counts: torch.Tensor, strength: float, nu: float) -> torch.Tensor | Non
 
 
 @torch.no_grad()
-def evaluate(net: EventpropNet, data: SpikeData, loss_fn: LossFn, batch_size: int,
-             dp: DataParallel | None = None) -> dict:
+def evaluate(
+    net: EventpropNet, data: SpikeData, loss_fn: LossFn, batch_size: int, dp: DataParallel | None = None
+) -> dict:
     """Loss, accuracy and mean hidden spike count per sample over ``data``. With ``dp`` (an
     :class:`eventkit.distributed.DataParallel`) each process evaluates its share of the batches
     and the sums are combined, so every process returns the whole set's figures."""
@@ -150,7 +161,7 @@ def _silent_fix(net: EventpropNet, epoch_counts: torch.Tensor, amount: float) ->
             if conn.kind != "ff":
                 continue
             a = start[conn.post.index]
-            silent = epoch_counts[a:a + conn.post.size] == 0
+            silent = epoch_counts[a : a + conn.post.size] == 0
             if silent.any():
                 getattr(net, conn.name)[silent] += amount
                 fixed += int(silent.sum())
@@ -164,10 +175,23 @@ def _state_tensors(net, optimizer) -> tuple[dict, dict]:
     return tensors, opt_meta
 
 
-def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: TrainerConfig,
-        regularizer: RegularizerConfig, seed: int, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-        scheduler: Schedule, augmentations: Sequence[Augmentation], rundir: RunDir, logger: Logger,
-        resume: Path | None = None, dp: DataParallel | None = None) -> FitResult:
+def fit(
+    net: EventpropNet,
+    train: SpikeData,
+    val: SpikeData | None,
+    *,
+    loop: TrainerConfig,
+    regularizer: RegularizerConfig,
+    seed: int,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Schedule,
+    augmentations: Sequence[Augmentation],
+    rundir: RunDir,
+    logger: Logger,
+    resume: Path | None = None,
+    dp: DataParallel | None = None,
+) -> FitResult:
     """Train ``net`` for ``loop.epochs`` epochs. ``net`` keeps the last weights; the best ones (by
     validation accuracy; the last ones when there is no validation set) are in checkpoints/best.
     With ``dp`` (an :class:`eventkit.distributed.DataParallel`) this process trains its share of
@@ -186,8 +210,9 @@ def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: Tra
 
     hidden_total = net.n_hidden_total
     seconds = (train.n_steps * train.dt) / 1000.0
-    epoch_bar = _bar(range(start_epoch, loop.epochs), loop.progress, desc="epochs", initial=start_epoch,
-                     total=loop.epochs, unit="ep")
+    epoch_bar = _bar(
+        range(start_epoch, loop.epochs), loop.progress, desc="epochs", initial=start_epoch, total=loop.epochs, unit="ep"
+    )
     warned = False
     for epoch in epoch_bar:
         t0 = time.perf_counter()
@@ -199,14 +224,26 @@ def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: Tra
         epoch_counts = torch.zeros(hidden_total)
         loss_sum, correct, seen = 0.0, 0, 0
         n_batches = math.ceil(len(data) / loop.batch_size)
-        batch_bar = _bar(_batches(len(data), loop.batch_size, order), loop.progress, total=n_batches,
-                         desc=f"epoch {epoch + 1}/{loop.epochs}", leave=False, unit="batch")
+        batch_bar = _bar(
+            _batches(len(data), loop.batch_size, order),
+            loop.progress,
+            total=n_batches,
+            desc=f"epoch {epoch + 1}/{loop.epochs}",
+            leave=False,
+            unit="batch",
+        )
         for b, idx in enumerate(batch_bar):
             if dp is not None:  # this process's share of the global batch; gradients summed over processes
                 optimizer.zero_grad(set_to_none=True)
                 out, labels, loss, n = dp.forward_backward(
-                    net, data, idx, loss_fn, regularizer.strength, regularizer.nu,
-                    lambda what: _non_finite(what, epoch, b, ckpt_dir))  # noqa: B023 - called at once
+                    net,
+                    data,
+                    idx,
+                    loss_fn,
+                    regularizer.strength,
+                    regularizer.nu,
+                    lambda what: _non_finite(what, epoch, b, ckpt_dir),
+                )  # noqa: B023 - called at once
             else:
                 n = len(idx)
                 batch = data.subset(idx)
@@ -234,11 +271,15 @@ def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: Tra
             loss_sum += float(loss.detach()) * n
             seen += n
             if loop.progress:
-                batch_bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}",
-                                      refresh=False)
+                batch_bar.set_postfix(
+                    loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}", refresh=False
+                )
         if dp is not None:  # the epoch's figures over all processes
-            summed = dp.sum(torch.cat([torch.tensor([loss_sum, correct, seen], dtype=torch.float64),
-                                       epoch_counts.to(torch.float64)]))
+            summed = dp.sum(
+                torch.cat(
+                    [torch.tensor([loss_sum, correct, seen], dtype=torch.float64), epoch_counts.to(torch.float64)]
+                )
+            )
             loss_sum, correct, seen = float(summed[0]), int(summed[1]), int(summed[2])
             epoch_counts = summed[3:].to(epoch_counts.dtype)
         train_acc = correct / seen
@@ -270,26 +311,49 @@ def fit(net: EventpropNet, train: SpikeData, val: SpikeData | None, *, loop: Tra
         row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         # the checkpoint first, then the metrics line: a metrics row always has its checkpoint
         if improved and writes:
-            save_checkpoint(ckpt_dir / BEST, model_tensors(net),
-                            {"epoch": epoch + 1, "val_accuracy": best_val})
+            save_checkpoint(ckpt_dir / BEST, model_tensors(net), {"epoch": epoch + 1, "val_accuracy": best_val})
         if writes:
             tensors, opt_meta = _state_tensors(net, optimizer)
-            save_checkpoint(ckpt_dir / LAST, tensors, {
-                "epoch": epoch + 1, "best_val_accuracy": best_val, "best_epoch": best_epoch,
-                "optimizer": opt_meta, "scheduler": scheduler.state_dict()})
+            save_checkpoint(
+                ckpt_dir / LAST,
+                tensors,
+                {
+                    "epoch": epoch + 1,
+                    "best_val_accuracy": best_val,
+                    "best_epoch": best_epoch,
+                    "optimizer": opt_meta,
+                    "scheduler": scheduler.state_dict(),
+                },
+            )
         rundir.append_metrics(row)
         logger.log(row, epoch + 1)
         if loop.progress:
-            epoch_bar.set_postfix(loss=f"{row['train_loss']:.4f}", train=f"{train_acc:.3f}",
-                                  val=f"{row.get('val_accuracy', float('nan')):.3f}")
-        if (loop.patience and val is not None and best_epoch is not None
-                and epoch + 1 - best_epoch >= loop.patience and epoch + 1 < loop.epochs):
-            print(f"early stop after epoch {epoch + 1}: no better validation accuracy for "
-                  f"{loop.patience} epochs (best {best_val:.4f} at epoch {best_epoch}; "
-                  "trainer.patience)", flush=True)
+            epoch_bar.set_postfix(
+                loss=f"{row['train_loss']:.4f}",
+                train=f"{train_acc:.3f}",
+                val=f"{row.get('val_accuracy', float('nan')):.3f}",
+            )
+        if (
+            loop.patience
+            and val is not None
+            and best_epoch is not None
+            and epoch + 1 - best_epoch >= loop.patience
+            and epoch + 1 < loop.epochs
+        ):
+            print(
+                f"early stop after epoch {epoch + 1}: no better validation accuracy for "
+                f"{loop.patience} epochs (best {best_val:.4f} at epoch {best_epoch}; "
+                "trainer.patience)",
+                flush=True,
+            )
             break
-    return FitResult(epochs=len(rundir.metrics), best_epoch=best_epoch, best_val_accuracy=best_val,
-                     metrics=list(rundir.metrics), resumed_from=resumed_from)
+    return FitResult(
+        epochs=len(rundir.metrics),
+        best_epoch=best_epoch,
+        best_val_accuracy=best_val,
+        metrics=list(rundir.metrics),
+        resumed_from=resumed_from,
+    )
 
 
 #: an epoch's training loss above this, or EXPLODING_FACTOR times the first epoch's, is diverging
@@ -305,19 +369,29 @@ def _exploding(loss: float, first: float | None, lr: float) -> str | None:
         why = f"training loss {loss:.3g} is over {EXPLODING_FACTOR:.0f}x the first epoch's ({first:.3g})"
     else:
         return None
-    return (f"{why} (learning rate {lr:g}): training is diverging. Fix: lower optimizer.lr (e.g. 100x lower) "
-            f"or set trainer.grad_clip=1.0")
+    return (
+        f"{why} (learning rate {lr:g}): training is diverging. Fix: lower optimizer.lr (e.g. 100x lower) "
+        f"or set trainer.grad_clip=1.0"
+    )
 
 
 def _non_finite(what: str, epoch: int, batch: int, ckpt_dir: Path) -> None:
     last = ckpt_dir / LAST
     keep = f"the last good checkpoint is {last}" if last.exists() else "no epoch had completed, so no checkpoint"
-    raise NonFiniteLoss(f"{what} at epoch {epoch + 1}, batch {batch + 1}; training stopped ({keep}). "
-                        f"Try a lower optimizer.lr or set trainer.grad_clip=1.0")
+    raise NonFiniteLoss(
+        f"{what} at epoch {epoch + 1}, batch {batch + 1}; training stopped ({keep}). "
+        f"Try a lower optimizer.lr or set trainer.grad_clip=1.0"
+    )
 
 
-def _resume(path: Path, net: EventpropNet, optimizer: torch.optim.Optimizer, scheduler: Schedule, rundir: RunDir,
-            copy_best: bool = True) -> tuple[int, float | None, int | None]:
+def _resume(
+    path: Path,
+    net: EventpropNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Schedule,
+    rundir: RunDir,
+    copy_best: bool = True,
+) -> tuple[int, float | None, int | None]:
     """Load ``path``'s last checkpoint into net/optimizer/scheduler, carry its metrics and (with
     ``copy_best``) best checkpoint into this run directory, and return (epochs done, best val
     accuracy, best epoch)."""
@@ -326,12 +400,13 @@ def _resume(path: Path, net: EventpropNet, optimizer: torch.optim.Optimizer, sch
     try:
         net.load_state_dict(model)
     except RuntimeError as exc:
-        raise ValueError(f"trainer.resume: the checkpoint in {path} does not fit the network of the config "
-                         f"being resumed ({str(exc).splitlines()[0]}). Fix: resume a run directory whose "
-                         f"config_resolved.yaml and checkpoints/ come from the same run, or start a new "
-                         f"run") from None
-    optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},
-                        meta["optimizer"])
+        raise ValueError(
+            f"trainer.resume: the checkpoint in {path} does not fit the network of the config "
+            f"being resumed ({str(exc).splitlines()[0]}). Fix: resume a run directory whose "
+            f"config_resolved.yaml and checkpoints/ come from the same run, or start a new "
+            f"run"
+        ) from None
+    optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta["optimizer"])
     scheduler.load_state_dict(meta["scheduler"])
     epoch = int(meta["epoch"])
     rundir.set_metrics([r for r in read_metrics(path) if r["epoch"] <= epoch])
@@ -351,8 +426,11 @@ def _bar(iterable, enabled: bool, **kwargs):
     if not enabled:
         return _Silent(iterable)
     if not _on_terminal():
-        return _Silent(iterable) if kwargs.get("leave") is False else _Lines(iterable, kwargs.get("initial", 0),
-                                                                              kwargs.get("total"))
+        return (
+            _Silent(iterable)
+            if kwargs.get("leave") is False
+            else _Lines(iterable, kwargs.get("initial", 0), kwargs.get("total"))
+        )
     from tqdm.auto import tqdm
 
     return tqdm(iterable, dynamic_ncols=True, **kwargs)
@@ -381,5 +459,6 @@ class _Lines(_Silent):
         now = time.perf_counter()
         seconds, self.t0 = now - self.t0, now
         fields = " ".join(f"{k}={v}" for k, v in kwargs.items())
-        print(f"epoch {self.done}/{self.total if self.total is not None else '?'}: {fields} ({seconds:.1f} s)",
-              flush=True)
+        print(
+            f"epoch {self.done}/{self.total if self.total is not None else '?'}: {fields} ({seconds:.1f} s)", flush=True
+        )

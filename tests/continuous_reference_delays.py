@@ -110,8 +110,7 @@ class Trace:
 class DelayedContinuousNet(ContinuousNet):
     """Event-driven LIF network with per-synapse delays; see the module docstring for the model."""
 
-    def __init__(self, w_ff, w_rec, w_out, d_ff, d_rec, d_out, tau_mem=20.0, tau_syn=5.0, theta=1.0,
-                 duration=40.0):
+    def __init__(self, w_ff, w_rec, w_out, d_ff, d_rec, d_out, tau_mem=20.0, tau_syn=5.0, theta=1.0, duration=40.0):
         w_ff = np.asarray(w_ff, dtype=np.float64)
         n_h = w_ff.shape[0]
         self.recurrent = w_rec is not None
@@ -121,8 +120,11 @@ class DelayedContinuousNet(ContinuousNet):
         d_rec = np.zeros((n_h, n_h)) if d_rec is None else d_rec
         super().__init__(w_ff, w_rec, w_out, tau_mem=tau_mem, tau_syn=tau_syn, theta=theta, duration=duration)
         self.d_ff, self.d_rec, self.d_out = (np.asarray(d, dtype=np.float64) for d in (d_ff, d_rec, d_out))
-        for name, w, d in (("ff", self.w_ff, self.d_ff), ("rec", self.w_rec, self.d_rec),
-                           ("out", self.w_out, self.d_out)):
+        for name, w, d in (
+            ("ff", self.w_ff, self.d_ff),
+            ("rec", self.w_rec, self.d_rec),
+            ("out", self.w_out, self.d_out),
+        ):
             if w.shape != d.shape:
                 raise ValueError(f"d_{name} has shape {d.shape}, w_{name} has {w.shape}")
             if not np.all(d >= 0):
@@ -301,11 +303,13 @@ def finite_difference_gradients(make_loss, params: dict, eps, check_order=True):
                 if check_order:
                     order = [e.identity for e in events]
                     if order != order0:
-                        pos = next((p for p, (x, y) in enumerate(zip(order0, order)) if x != y),
-                                   min(len(order0), len(order)))
+                        pos = next(
+                            (p for p, (x, y) in enumerate(zip(order0, order)) if x != y), min(len(order0), len(order))
+                        )
                         raise AssertionError(
                             f"perturbing {where} changed the order of events at position {pos}: "
-                            f"{order0[pos:pos + 2]} -> {order[pos:pos + 2]}")
+                            f"{order0[pos:pos + 2]} -> {order[pos:pos + 2]}"
+                        )
                 vals.append(loss)
             g[idx] = (vals[0] - vals[1]) / (2 * eps)
         grads[name] = g

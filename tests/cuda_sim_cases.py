@@ -27,8 +27,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eventkit.engine import (LI, LIF, Delay, EventpropNet, ExpWeightedMeanV, FakeQuant,  # noqa: E402
-                             FirstSpike, MaxV, PerStepV, Simulation, SumV, spike_count_regularizer)
+from eventkit.engine import (
+    LI,
+    LIF,
+    Delay,
+    EventpropNet,
+    ExpWeightedMeanV,
+    FakeQuant,
+    FirstSpike,
+    MaxV,
+    PerStepV,
+    Simulation,
+    SumV,
+    spike_count_regularizer,
+)
 
 THREADS = 4  # block size: smaller than every hidden population
 
@@ -49,8 +61,7 @@ def random_data(rng, n_samples, n_in, n_steps, rate):
     for _ in range(n_samples):
         n = int(rng.integers(*rate))
         samples.append((rng.integers(0, n_steps, n), rng.integers(0, n_in, n)))
-    return from_samples(samples, rng.integers(0, 3, n_samples), n_channels=10, n_steps=n_steps,
-                        dt=1.0, n_classes=3)
+    return from_samples(samples, rng.integers(0, 3, n_samples), n_channels=10, n_steps=n_steps, dt=1.0, n_classes=3)
 
 
 def quantise(weights):
@@ -62,43 +73,76 @@ CASES = {
     # LI output, recurrent, exp-weighted readout, cross-entropy + spike-count regulariser (its
     # kick enters the backward jumps); float64. The CUDA plan starts with room for 8 spikes per
     # sample, so the forward pass overflows and retries with doubled capacity.
-    "rec_regulariser_f64": dict(net=dict(hidden=[7, 5], readout=ExpWeightedMeanV()),
-                                loss="ce+reg", capacity=8),
+    "rec_regulariser_f64": dict(net=dict(hidden=[7, 5], readout=ExpWeightedMeanV()), loss="ce+reg", capacity=8),
     # spiking output and the first-spike readout (dL/dt_first enters at the first output spike)
-    "first_spike_f64": dict(net=dict(hidden=[6], output=LIF(threshold=0.3),
-                                     readout=FirstSpike(tau0=2.0),
-                                     init=dict(ff_mean=0.6, ff_std=0.2, rec_std=0.1, out_mean=0.8,
-                                               out_std=0.3)), loss="ce"),
+    "first_spike_f64": dict(
+        net=dict(
+            hidden=[6],
+            output=LIF(threshold=0.3),
+            readout=FirstSpike(tau0=2.0),
+            init=dict(ff_mean=0.6, ff_std=0.2, rec_std=0.1, out_mean=0.8, out_std=0.3),
+        ),
+        loss="ce",
+    ),
     # three hidden layers with mixed recurrence, a per-step loss, float32
-    "deep_per_step_f32": dict(net=dict(hidden=[6, 5, 5], recurrent=[True, False, True],
-                                       readout=PerStepV(), dtype=torch.float32,
-                                       init=dict(ff_mean=1.0, ff_std=0.2, rec_std=0.1, out_std=0.3)),
-                              loss="mse"),
+    "deep_per_step_f32": dict(
+        net=dict(
+            hidden=[6, 5, 5],
+            recurrent=[True, False, True],
+            readout=PerStepV(),
+            dtype=torch.float32,
+            init=dict(ff_mean=1.0, ff_std=0.2, rec_std=0.1, out_std=0.3),
+        ),
+        loss="mse",
+    ),
     # learnable delays (exact mode) on every connection kind
-    "delays_exact_f64": dict(net=dict(hidden=[6, 5], readout=SumV(), delays={
-        "ff": Delay(max=4.0, init=(0.0, 4.0)), "rec": Delay(max=3.0, init=(0.0, 3.0)),
-        "out": Delay(max=2.5, init=(0.0, 2.5))}), loss="ce"),
+    "delays_exact_f64": dict(
+        net=dict(
+            hidden=[6, 5],
+            readout=SumV(),
+            delays={
+                "ff": Delay(max=4.0, init=(0.0, 4.0)),
+                "rec": Delay(max=3.0, init=(0.0, 3.0)),
+                "out": Delay(max=2.5, init=(0.0, 2.5)),
+            },
+        ),
+        loss="ce",
+    ),
     # round mode; rec delays learnable but all 0 (undelayed code, delay gradient still
     # accumulated); float32
-    "delays_round_f32": dict(net=dict(hidden=[6], readout=MaxV(), dtype=torch.float32, delays={
-        "ff": Delay(max=3.0, mode="round", init=(0.0, 3.0)), "rec": Delay(max=2.0, init=(0.0, 0.0)),
-        "out": Delay(max=2.0, mode="round", init=(0.5, 2.0))}), loss="ce"),
+    "delays_round_f32": dict(
+        net=dict(
+            hidden=[6],
+            readout=MaxV(),
+            dtype=torch.float32,
+            delays={
+                "ff": Delay(max=3.0, mode="round", init=(0.0, 3.0)),
+                "rec": Delay(max=2.0, init=(0.0, 0.0)),
+                "out": Delay(max=2.0, mode="round", init=(0.5, 2.0)),
+            },
+        ),
+        loss="ce",
+    ),
     # spikes on the grid (chip timing), binary input, fake-quantised weights and threshold;
     # float32 with a float32 regulariser
-    "grid_binary_quant_f32": dict(net=dict(hidden=[6, 5], neuron=GridLIF(), output=LI(),
-                                           readout=ExpWeightedMeanV(), dtype=torch.float32),
-                                  loss="ce+reg", simulation=Simulation(
-                                      binary_input=True, fake_quantization=quantise)),
+    "grid_binary_quant_f32": dict(
+        net=dict(hidden=[6, 5], neuron=GridLIF(), output=LI(), readout=ExpWeightedMeanV(), dtype=torch.float32),
+        loss="ce+reg",
+        simulation=Simulation(binary_input=True, fake_quantization=quantise),
+    ),
 }
 
 
 def build(backend: str, spec: dict) -> EventpropNet:
-    kw = dict(hidden=[6], recurrent=True, n_steps=20,
-              init=dict(ff_mean=0.6, ff_std=0.2, rec_std=0.1, out_std=0.3),
-              dtype=torch.float64)
+    kw = dict(
+        hidden=[6],
+        recurrent=True,
+        n_steps=20,
+        init=dict(ff_mean=0.6, ff_std=0.2, rec_std=0.1, out_std=0.3),
+        dtype=torch.float64,
+    )
     kw.update(spec["net"])
-    net = EventpropNet(n_in=10, n_out=3, generator=torch.Generator().manual_seed(3),
-                       backend=backend, **kw)
+    net = EventpropNet(n_in=10, n_out=3, generator=torch.Generator().manual_seed(3), backend=backend, **kw)
     if "simulation" in spec:
         net.simulation = spec["simulation"]
     if backend == "cuda":
@@ -133,7 +177,7 @@ def run_case(name: str, spec: dict, data) -> dict:
         res[f"{name}/counts/{backend}"] = out.counts.detach().numpy()
         res[f"{name}/n_rec/{backend}"] = n
         for key in ("rec_step", "rec_nrn", "rec_phi"):
-            res[f"{name}/{key}/{backend}"] = np.concatenate([sim[key][b, :n[b]] for b in range(len(n))])
+            res[f"{name}/{key}/{backend}"] = np.concatenate([sim[key][b, : n[b]] for b in range(len(n))])
         for pname, p in net.named_parameters():
             if p.grad is not None:
                 res[f"{name}/grad_{pname}/{backend}"] = p.grad.numpy().copy()
@@ -141,8 +185,9 @@ def run_case(name: str, spec: dict, data) -> dict:
             grads = [p.grad.clone() for p in net.parameters()]
             net.zero_grad()
             loss_of(spec["loss"], net(data), labels).backward()
-            res[f"{name}/repeat_max_diff/cuda"] = np.array(max(
-                float((g - p.grad).abs().max()) for g, p in zip(grads, net.parameters())))
+            res[f"{name}/repeat_max_diff/cuda"] = np.array(
+                max(float((g - p.grad).abs().max()) for g, p in zip(grads, net.parameters()))
+            )
             res[f"{name}/repeat_max_diff/cpu"] = np.array(0.0)
     return res
 

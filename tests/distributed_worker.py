@@ -41,8 +41,9 @@ def _watch_writes(root: str, writes: list) -> None:
 
 def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[str]) -> None:
     """torch.multiprocessing's entry point (the process index comes first: it is the rank)."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     import torch
 
     from eventkit import distributed
@@ -55,8 +56,10 @@ def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[st
     scenarios = {
         "straight": (dist, "straight"),
         "first": ([*dist, "trainer.epochs=1"], "first"),
-        "resumed": ([f"trainer.resume={Path(root) / 'first'}", "trainer.epochs=2", "trainer.distributed=true"],
-                    "resumed"),
+        "resumed": (
+            [f"trainer.resume={Path(root) / 'first'}", "trainer.epochs=2", "trainer.distributed=true"],
+            "resumed",
+        ),
         "indivisible": ([*dist, "trainer.batch_size=15"], "indivisible"),
         "off": (tiny, "off"),
     }
@@ -75,4 +78,3 @@ def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[st
         out["writes"] = writes
         distributed.shutdown()
         Path(report, f"rank{rank}.json").write_text(json.dumps(out, default=str))
-

@@ -59,73 +59,115 @@ class Mutation:
 
 MUTATIONS = [
     # ---- caught before
-    Mutation("gradient_term_flipped", KERNELS,
-             "g_phi = lam_v[j] * d_restart * cur",
-             "g_phi = -lam_v[j] * d_restart * cur",
-             ("tests/test_engine_gradients.py", "-k", "finite_differences"),
-             "the restart's term of the spike-time adjoint with the wrong sign"),
-    Mutation("decay_floor_not_truncation", EMULATOR,
-             "return (y + ((y >> 63) & 4095)) >> 12",
-             "return y >> 12",
-             (LOIHI_TESTS, "-k", "decay or emulator_equals"),
-             "emulator decay rounds negative values down instead of toward zero"),
-    Mutation("regulariser_sign_flipped", KERNELS,
-             "jump_v[j] += tau_mem[p] * g_counts[b, j]",
-             "jump_v[j] -= tau_mem[p] * g_counts[b, j]",
-             ("tests/test_engine_gradients.py", "-k", "regulariser"),
-             "the spike-count regulariser pushes activity the wrong way"),
-    Mutation("resume_without_optimizer_state", "eventkit/train.py",
-             'optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},',
-             '(lambda *args: None)(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},',
-             ("tests/test_app.py", "-k", "resume_after_kill"),
-             "a resumed run starts with a fresh optimizer (Adam moments lost)"),
+    Mutation(
+        "gradient_term_flipped",
+        KERNELS,
+        "g_phi = lam_v[j] * d_restart * cur",
+        "g_phi = -lam_v[j] * d_restart * cur",
+        ("tests/test_engine_gradients.py", "-k", "finite_differences"),
+        "the restart's term of the spike-time adjoint with the wrong sign",
+    ),
+    Mutation(
+        "decay_floor_not_truncation",
+        EMULATOR,
+        "return (y + ((y >> 63) & 4095)) >> 12",
+        "return y >> 12",
+        (LOIHI_TESTS, "-k", "decay or emulator_equals"),
+        "emulator decay rounds negative values down instead of toward zero",
+    ),
+    Mutation(
+        "regulariser_sign_flipped",
+        KERNELS,
+        "jump_v[j] += tau_mem[p] * g_counts[b, j]",
+        "jump_v[j] -= tau_mem[p] * g_counts[b, j]",
+        ("tests/test_engine_gradients.py", "-k", "regulariser"),
+        "the spike-count regulariser pushes activity the wrong way",
+    ),
+    Mutation(
+        "resume_without_optimizer_state",
+        "eventkit/train.py",
+        'optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},',
+        '(lambda *args: None)(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},',
+        ("tests/test_app.py", "-k", "resume_after_kill"),
+        "a resumed run starts with a fresh optimizer (Adam moments lost)",
+    ),
     # ---- missed before
-    Mutation("decay_mask_low_bit", EMULATOR,
-             "return (y + ((y >> 63) & 4095)) >> 12",
-             "return (y + ((y >> 63) & 4094)) >> 12",
-             (LOIHI_TESTS, "-k", "decay or emulator_equals"),
-             "decay mask off by one bit: wrong only where |y| = 4095 mod 4096", True),
-    Mutation("regulariser_kick_x0.1", KERNELS,
-             "jump_v[j] += tau_mem[p] * g_counts[b, j]",
-             "jump_v[j] += 0.1 * tau_mem[p] * g_counts[b, j]",
-             ("tests/test_engine_gradients.py", "-k", "regulariser"),
-             "the regulariser's kick a tenth of its definition (direction unchanged)", True),
-    Mutation("summary_reports_last", "eventkit/app.py",
-             '"test_accuracy": best["accuracy"],',
-             '"test_accuracy": last["accuracy"],',
-             ("tests/test_app.py", "-k", "best_epoch or contract"),
-             "summary.json reports the last epoch's test accuracy as the best checkpoint's", True),
+    Mutation(
+        "decay_mask_low_bit",
+        EMULATOR,
+        "return (y + ((y >> 63) & 4095)) >> 12",
+        "return (y + ((y >> 63) & 4094)) >> 12",
+        (LOIHI_TESTS, "-k", "decay or emulator_equals"),
+        "decay mask off by one bit: wrong only where |y| = 4095 mod 4096",
+        True,
+    ),
+    Mutation(
+        "regulariser_kick_x0.1",
+        KERNELS,
+        "jump_v[j] += tau_mem[p] * g_counts[b, j]",
+        "jump_v[j] += 0.1 * tau_mem[p] * g_counts[b, j]",
+        ("tests/test_engine_gradients.py", "-k", "regulariser"),
+        "the regulariser's kick a tenth of its definition (direction unchanged)",
+        True,
+    ),
+    Mutation(
+        "summary_reports_last",
+        "eventkit/app.py",
+        '"test_accuracy": best["accuracy"],',
+        '"test_accuracy": last["accuracy"],',
+        ("tests/test_app.py", "-k", "best_epoch or contract"),
+        "summary.json reports the last epoch's test accuracy as the best checkpoint's",
+        True,
+    ),
     # ---- bugs the strengthened assertions are there for
-    Mutation("decay_mask_one_bit_short", EMULATOR,
-             "return (y + ((y >> 63) & 4095)) >> 12",
-             "return (y + ((y >> 63) & 2047)) >> 12",
-             (LOIHI_TESTS, "-k", "decay or emulator_equals"),
-             "decay mask with 11 bits"),
-    Mutation("netx_clip_one_short", EMULATOR,
-             "x = np.clip(x, -256 * mixed, 255)",
-             "x = np.clip(x, -256 * mixed, 254)",
-             (LOIHI_TESTS, "-k", "netx or emulator_equals"),
-             "the emulated Lava synapse clips weights at 254 instead of 255"),
-    Mutation("chip_readout_ignores_training", "plugins/eventkit_loihi2/eventkit_loihi2/target.py",
-             'readout = READOUT_ON_CHIP.get(str((export.get("readout") or {}).get("name")), "exp_sum")',
-             'readout = "exp_sum"',
-             (LOIHI_TESTS, "-k", "chip_readout"),
-             "the chip always classifies by the exp-weighted sum"),
-    Mutation("jitter_clamps_instead_of_dropping", "eventkit/augment.py",
-             "if clip:",
-             "if True:",
-             ("tests/test_augment.py", "-k", "jitter"),
-             "jitter without clip keeps out-of-range spikes (clamped to the edges)"),
-    Mutation("evaluate_weights_last_batch_wrongly", "eventkit/train.py",
-             "total_loss += float(loss_fn(out.readout, labels)) * len(idx)",
-             "total_loss += float(loss_fn(out.readout, labels)) * batch_size",
-             ("tests/test_train.py", "-k", "fit_writes"),
-             "evaluate's loss weights a short last batch as a full one"),
-    Mutation("validation_split_overlaps", "eventkit/train.py",
-             "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))",
-             "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[1:n_val + 1]))",
-             ("tests/test_train.py", "-k", "disjoint"),
-             "one validation sample is also a training sample (sizes unchanged)"),
+    Mutation(
+        "decay_mask_one_bit_short",
+        EMULATOR,
+        "return (y + ((y >> 63) & 4095)) >> 12",
+        "return (y + ((y >> 63) & 2047)) >> 12",
+        (LOIHI_TESTS, "-k", "decay or emulator_equals"),
+        "decay mask with 11 bits",
+    ),
+    Mutation(
+        "netx_clip_one_short",
+        EMULATOR,
+        "x = np.clip(x, -256 * mixed, 255)",
+        "x = np.clip(x, -256 * mixed, 254)",
+        (LOIHI_TESTS, "-k", "netx or emulator_equals"),
+        "the emulated Lava synapse clips weights at 254 instead of 255",
+    ),
+    Mutation(
+        "chip_readout_ignores_training",
+        "plugins/eventkit_loihi2/eventkit_loihi2/target.py",
+        'readout = READOUT_ON_CHIP.get(str((export.get("readout") or {}).get("name")), "exp_sum")',
+        'readout = "exp_sum"',
+        (LOIHI_TESTS, "-k", "chip_readout"),
+        "the chip always classifies by the exp-weighted sum",
+    ),
+    Mutation(
+        "jitter_clamps_instead_of_dropping",
+        "eventkit/augment.py",
+        "if clip:",
+        "if True:",
+        ("tests/test_augment.py", "-k", "jitter"),
+        "jitter without clip keeps out-of-range spikes (clamped to the edges)",
+    ),
+    Mutation(
+        "evaluate_weights_last_batch_wrongly",
+        "eventkit/train.py",
+        "total_loss += float(loss_fn(out.readout, labels)) * len(idx)",
+        "total_loss += float(loss_fn(out.readout, labels)) * batch_size",
+        ("tests/test_train.py", "-k", "fit_writes"),
+        "evaluate's loss weights a short last batch as a full one",
+    ),
+    Mutation(
+        "validation_split_overlaps",
+        "eventkit/train.py",
+        "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))",
+        "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[1:n_val + 1]))",
+        ("tests/test_train.py", "-k", "disjoint"),
+        "one validation sample is also a training sample (sizes unchanged)",
+    ),
 ]
 
 
@@ -143,13 +185,17 @@ def environment(tree: Path) -> dict:
 
 
 def check_imports_from(tree: Path, env: dict) -> None:
-    code = ("import eventkit, eventkit_loihi2, eventkit_tonic; "
-            "print(eventkit.__file__); print(eventkit_loihi2.__file__); print(eventkit_tonic.__file__)")
+    code = (
+        "import eventkit, eventkit_loihi2, eventkit_tonic; "
+        "print(eventkit.__file__); print(eventkit_loihi2.__file__); print(eventkit_tonic.__file__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True)
     files = out.stdout.split()
     if out.returncode != 0 or len(files) != 3 or not all(Path(f).is_relative_to(tree) for f in files):
-        sys.exit(f"mutations: the copy's packages are not the ones imported ({out.stdout or out.stderr}); "
-                 "run this script in the tests' environment with the packages installed editable")
+        sys.exit(
+            f"mutations: the copy's packages are not the ones imported ({out.stdout or out.stderr}); "
+            "run this script in the tests' environment with the packages installed editable"
+        )
 
 
 def pytest(tree: Path, env: dict, args: tuple[str, ...], timeout: float) -> tuple[int | None, float, str]:
@@ -173,7 +219,7 @@ def patch(file: Path, old: str, new: str) -> str:
     if len(hits) != 1:
         raise LookupError(f"{len(hits)} lines of {file.name} read {old!r}")
     line = lines[hits[0]]
-    lines[hits[0]] = line[:len(line) - len(line.lstrip())] + new + ("\n" if line.endswith("\n") else "")
+    lines[hits[0]] = line[: len(line) - len(line.lstrip())] + new + ("\n" if line.endswith("\n") else "")
     file.write_text("".join(lines))
     return text
 
@@ -188,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for m in MUTATIONS:
             flag = " (missed before)" if m.missed_before else ""
-            print(f"{m.name}{flag}\n    {m.path}: {m.old}\n    -> {m.new}\n    {m.why}\n"
-                  f"    pytest {' '.join(m.tests)}")
+            print(
+                f"{m.name}{flag}\n    {m.path}: {m.old}\n    -> {m.new}\n    {m.why}\n"
+                f"    pytest {' '.join(m.tests)}"
+            )
         return 0
     unknown = [n for n in args.names if n not in by_name]
     if unknown:
@@ -218,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                 rc, secs, tail = pytest(tree, env, m.tests, args.timeout)
             finally:
                 file.write_text(original)
-            verdict = {1: "caught"}.get(rc, "missed" if rc == 0 else
-                                        "missed (timeout)" if rc is None else f"missed (pytest exit {rc})")
+            verdict = {1: "caught"}.get(
+                rc, "missed" if rc == 0 else "missed (timeout)" if rc is None else f"missed (pytest exit {rc})"
+            )
             rows.append((m, verdict, secs, tail.splitlines()[-1] if tail else ""))
             print(f"{m.name}: {verdict} ({secs:.0f} s)", flush=True)
 

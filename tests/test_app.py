@@ -34,10 +34,21 @@ def test_run_directory_contract(tmp_path):
     run = tmp_path / "run"
     out = eventkit(*TINY, f"hydra.run.dir={run}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    for name in ("config_resolved.yaml", "manifest.json", "metrics.jsonl", "summary.json", "report.md",
-                 ".hydra/config.yaml", ".hydra/overrides.yaml", "checkpoints/last.safetensors",
-                 "checkpoints/best.safetensors", "plots/training_curves.png", "plots/spike_raster.png",
-                 "deploy/cpu/network.safetensors", "deploy/cpu/network.json"):
+    for name in (
+        "config_resolved.yaml",
+        "manifest.json",
+        "metrics.jsonl",
+        "summary.json",
+        "report.md",
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "checkpoints/last.safetensors",
+        "checkpoints/best.safetensors",
+        "plots/training_curves.png",
+        "plots/spike_raster.png",
+        "deploy/cpu/network.safetensors",
+        "deploy/cpu/network.json",
+    ):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     for key in ("test_accuracy", "best_val_accuracy", "epochs", "wall_time_s", "deploy"):
@@ -62,8 +73,7 @@ def test_summary_reports_the_best_epoch_when_a_later_one_is_worse(tmp_path):
     worse: summary.json's best epoch, best val accuracy and test accuracy are that epoch's (its
     checkpoint's test accuracy, recomputed), and last_test_accuracy is the last epoch's."""
     run = tmp_path / "run"
-    out = eventkit(*tiny_run(epochs=3), "scheduler=constant", "optimizer.lr=0.3", f"hydra.run.dir={run}",
-                   cwd=tmp_path)
+    out = eventkit(*tiny_run(epochs=3), "scheduler=constant", "optimizer.lr=0.3", f"hydra.run.dir={run}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     val = [r["val_accuracy"] for r in _metrics(run)]
     best_epoch = 1 + val.index(max(val))
@@ -81,8 +91,9 @@ def test_summary_reports_the_best_epoch_when_a_later_one_is_worse(tmp_path):
 def test_rerun_from_resolved_config_reproduces_metrics(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     assert eventkit(*TINY, "seed=3", f"hydra.run.dir={first}", cwd=tmp_path).returncode == 0
-    out = eventkit("--config-path", str(first), "--config-name", "config_resolved", f"hydra.run.dir={second}",
-                   cwd=tmp_path)
+    out = eventkit(
+        "--config-path", str(first), "--config-name", "config_resolved", f"hydra.run.dir={second}", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     assert _without_time(_metrics(first)) == _without_time(_metrics(second))
     s1, s2 = (json.loads((d / "summary.json").read_text()) for d in (first, second))
@@ -91,12 +102,24 @@ def test_rerun_from_resolved_config_reproduces_metrics(tmp_path):
 
 def test_resume_after_kill_continues_exactly(tmp_path):
     """Kill a real run mid-training (SIGKILL), resume it, and compare with an uninterrupted run."""
-    cfg = ["dataset.n_train=800", "dataset.n_val=100", "dataset.n_test=64", "network.hidden=60",
-           "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=6", "trainer.batch_size=16",
-           "trainer.progress=false"]
+    cfg = [
+        "dataset.n_train=800",
+        "dataset.n_val=100",
+        "dataset.n_test=64",
+        "network.hidden=60",
+        "network.init.ff_mean=3.0",
+        "network.init.ff_std=1.0",
+        "trainer.epochs=6",
+        "trainer.batch_size=16",
+        "trainer.progress=false",
+    ]
     full, killed, resumed = tmp_path / "full", tmp_path / "killed", tmp_path / "resumed"
-    proc = subprocess.Popen([sys.executable, "-m", "eventkit", *cfg, f"hydra.run.dir={killed}"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventkit", *cfg, f"hydra.run.dir={killed}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         metrics = killed / "metrics.jsonl"
@@ -143,16 +166,23 @@ def test_bad_input_is_a_clear_error_before_training(tmp_path, override, needle):
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("override, needle", [("neuron.tau_mem=-1", "neuron.tau_mem: must be > 0"),
-                                              ("dataset.n_train=0", "n_train must be a positive integer")])
+@pytest.mark.parametrize(
+    "override, needle",
+    [("neuron.tau_mem=-1", "neuron.tau_mem: must be > 0"), ("dataset.n_train=0", "n_train must be a positive integer")],
+)
 def test_cli_error_is_one_message_without_traceback(tmp_path, override, needle):
     out = eventkit(*TINY, override, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
     assert out.returncode == 2
     assert needle in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
     # asked for, the traceback is there
-    out = eventkit(*TINY, override, f"hydra.run.dir={tmp_path / 'r2'}", cwd=tmp_path,
-                   env={"EVENTKIT_TRACEBACK": "1", "HYDRA_FULL_ERROR": "1"})
+    out = eventkit(
+        *TINY,
+        override,
+        f"hydra.run.dir={tmp_path / 'r2'}",
+        cwd=tmp_path,
+        env={"EVENTKIT_TRACEBACK": "1", "HYDRA_FULL_ERROR": "1"},
+    )
     assert out.returncode != 0 and "Traceback" in out.stderr
 
 
@@ -164,11 +194,14 @@ def _one_error_line(out):
     return lines[0]
 
 
-@pytest.mark.parametrize("override, needles", [
-    ("neuron=lifff", ["neuron=lifff: no such option; known:", "lif", "li", "Fix: neuron=lif"]),
-    ("network.hiddn=5", ["network.hiddn: no such key; known: hidden, layers", "Fix: network.hidden=5"]),
-    ("nuron=lif", ["nuron: no such key", "Fix: neuron=lif"]),
-])
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        ("neuron=lifff", ["neuron=lifff: no such option; known:", "lif", "li", "Fix: neuron=lif"]),
+        ("network.hiddn=5", ["network.hiddn: no such key; known: hidden, layers", "Fix: network.hidden=5"]),
+        ("nuron=lif", ["nuron: no such key", "Fix: neuron=lif"]),
+    ],
+)
 def test_unknown_option_or_key_is_one_line_with_the_known_names(tmp_path, override, needles):
     line = _one_error_line(eventkit(override, cwd=tmp_path))
     for needle in needles:
@@ -176,10 +209,13 @@ def test_unknown_option_or_key_is_one_line_with_the_known_names(tmp_path, overri
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("hydra/launcher=joblib", "hydra/launcher=joblib: this launcher comes with eventkit's sweeps extra"),
-    ("hparams_search=yinyang_optuna", "hydra/sweeper=optuna (asked for by hparams_search=yinyang_optuna)"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("hydra/launcher=joblib", "hydra/launcher=joblib: this launcher comes with eventkit's sweeps extra"),
+        ("hparams_search=yinyang_optuna", "hydra/sweeper=optuna (asked for by hparams_search=yinyang_optuna)"),
+    ],
+)
 def test_sweep_plugin_without_the_sweeps_extra_names_the_extra(tmp_path, override, needle):
     # an empty regular ``hydra_plugins`` package hides the installed Hydra plugins (as without the extra)
     (tmp_path / "hydra_plugins").mkdir()
@@ -215,8 +251,13 @@ def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path):
     """The README's promise: `python -m eventkit` (Yin-Yang) >= 95 % test accuracy in < 3 min on
     2 cores, numba compilation included (an empty kernel cache)."""
     start = time.perf_counter()
-    out = eventkit("trainer.progress=false", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=900,
-                   env={"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")})
+    out = eventkit(
+        "trainer.progress=false",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        timeout=900,
+        env={"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")},
+    )
     wall = time.perf_counter() - start
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

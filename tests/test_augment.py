@@ -36,8 +36,12 @@ def multiset(steps, channels) -> list:
     return sorted(zip(np.asarray(steps).tolist(), np.asarray(channels).tolist()))
 
 
-ALL = [("shift", {"max_shift": 5}), ("blend", {}), ("delay_line", {"n_copies": 3, "delay": 7.0}),
-       ("jitter", {"sigma": 2.0})]
+ALL = [
+    ("shift", {"max_shift": 5}),
+    ("blend", {}),
+    ("delay_line", {"n_copies": 3, "delay": 7.0}),
+    ("jitter", {"sigma": 2.0}),
+]
 
 
 @pytest.mark.parametrize("name, cfg", ALL)
@@ -67,8 +71,11 @@ def test_shift_moves_each_sample_by_one_offset_and_drops_overflow():
             assert len(co) == 0
             continue
         # find the shift that maps the kept spikes; it must explain every spike of the sample
-        candidates = [d for d in range(-5, 6)
-                      if multiset(so, co) == multiset(s[(c + d >= 0) & (c + d < 50)], (c + d)[(c + d >= 0) & (c + d < 50)])]
+        candidates = [
+            d
+            for d in range(-5, 6)
+            if multiset(so, co) == multiset(s[(c + d >= 0) & (c + d < 50)], (c + d)[(c + d >= 0) & (c + d < 50)])
+        ]
         assert candidates, k
         seen.update(candidates)
     assert len(seen) > 3  # shifts vary over samples

@@ -9,21 +9,24 @@ import pytest
 
 
 def run(*args, env=None, cmd=(sys.executable, "-m", "eventkit")):
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
 def test_help_lists_groups_including_plugin_options():
     out = run("--help")
     assert out.returncode == 0, out.stderr
-    for line in ("neuron: lif", "optimizer: adam, adamw, sgd", "scheduler: constant, cosine, warmup_ema_halving",
-                 "logger: none", "--plugins"):
+    for line in (
+        "neuron: lif",
+        "optimizer: adam, adamw, sgd",
+        "scheduler: constant, cosine, warmup_ema_halving",
+        "logger: none",
+        "--plugins",
+    ):
         assert line in out.stdout, line
 
 
 def test_cfg_job_prints_the_composed_config_with_overrides():
-    out = run("--cfg", "job", "--resolve", "optimizer=sgd", "+experiment=synthetic_kws", "network.hidden=512",
-              "seed=4")
+    out = run("--cfg", "job", "--resolve", "optimizer=sgd", "+experiment=synthetic_kws", "network.hidden=512", "seed=4")
     assert out.returncode == 0, out.stderr
     assert "name: sgd" in out.stdout and "name: synthetic_kws" in out.stdout
     assert "hidden: 512" in out.stdout and "strength: 5.0e-10" in out.stdout  # resolver picked the 512 value

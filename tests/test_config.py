@@ -6,8 +6,7 @@ from omegaconf import OmegaConf
 from eventkit.config import ConfigError, compose, conf_dir, validate
 from eventkit.registry import get_registry
 
-GROUPS = ("dataset", "network", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger",
-          "trainer")
+GROUPS = ("dataset", "network", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger", "trainer")
 
 
 def test_default_composition_has_every_group_and_a_seed():
@@ -54,8 +53,10 @@ def test_network_size_switches_regulariser_by_resolver():
 
 
 def test_overrides_switch_components():
-    cfg = validate(compose(["optimizer=sgd", "scheduler=cosine", "loss=mse", "readout=exp_mean_v",
-                            "trainer.epochs=7"]), get_registry())
+    cfg = validate(
+        compose(["optimizer=sgd", "scheduler=cosine", "loss=mse", "readout=exp_mean_v", "trainer.epochs=7"]),
+        get_registry(),
+    )
     assert cfg.optimizer.momentum == 0.9 and cfg.scheduler.epochs == 7 and cfg.loss.name == "mse"
 
 

@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 from continuous_reference import ContinuousNet
-from continuous_reference_delays import (DelayedContinuousNet, adjoint_gradients, cross_entropy,
-                                         finite_difference_gradients, min_event_gap)
+from continuous_reference_delays import (
+    DelayedContinuousNet,
+    adjoint_gradients,
+    cross_entropy,
+    finite_difference_gradients,
+    min_event_gap,
+)
 
 # the weights and input of tests/test_engine_continuous.py
 DURATION = 40.0
@@ -18,17 +23,21 @@ EPS = 1e-6
 
 def engine_test_weights():
     rng = np.random.default_rng(4)
-    return dict(ff0=rng.normal(1.0, 0.4, (5, 4)), rec0=rng.normal(0.0, 0.3, (5, 5)),
-                out=rng.normal(0.0, 1.0, (2, 5)))
+    return dict(ff0=rng.normal(1.0, 0.4, (5, 4)), rec0=rng.normal(0.0, 0.3, (5, 5)), out=rng.normal(0.0, 1.0, (2, 5)))
 
 
 def delayed_params(seed=6, recurrent=True):
     """4 inputs, 5 hidden, 2 outputs, delays ~ U(0, 6) ms. Seed 6: 15 hidden spikes (2-4 per
     neuron), no two of the 195 events closer than 3.7 us."""
     rng = np.random.default_rng(seed)
-    p = dict(w_ff=rng.normal(1.0, 0.4, (5, 4)), w_rec=rng.normal(0.0, 0.3, (5, 5)),
-             w_out=rng.normal(0.0, 1.0, (2, 5)), d_ff=rng.uniform(0, 6, (5, 4)),
-             d_rec=rng.uniform(0, 6, (5, 5)), d_out=rng.uniform(0, 6, (2, 5)))
+    p = dict(
+        w_ff=rng.normal(1.0, 0.4, (5, 4)),
+        w_rec=rng.normal(0.0, 0.3, (5, 5)),
+        w_out=rng.normal(0.0, 1.0, (2, 5)),
+        d_ff=rng.uniform(0, 6, (5, 4)),
+        d_rec=rng.uniform(0, 6, (5, 5)),
+        d_out=rng.uniform(0, 6, (2, 5)),
+    )
     if not recurrent:
         p["w_rec"] = p["d_rec"] = None
     return p
@@ -43,8 +52,9 @@ def test_zero_delays_match_the_delay_free_reference():
     w = engine_test_weights()
     ref_v, ref_spikes = ContinuousNet(w["ff0"], w["rec0"], w["out"], duration=DURATION).run(TIMES, CHANNELS)
     zeros = {k: np.zeros_like(v) for k, v in w.items()}
-    net = DelayedContinuousNet(w["ff0"], w["rec0"], w["out"], zeros["ff0"], zeros["rec0"], zeros["out"],
-                               duration=DURATION)
+    net = DelayedContinuousNet(
+        w["ff0"], w["rec0"], w["out"], zeros["ff0"], zeros["rec0"], zeros["out"], duration=DURATION
+    )
     mean_v, spikes, events = net.run(TIMES, CHANNELS)
     np.testing.assert_allclose(mean_v, ref_v, rtol=0, atol=1e-12)
     assert [len(s) for s in spikes] == [len(s) for s in ref_spikes]
@@ -55,7 +65,7 @@ def test_zero_delays_match_the_delay_free_reference():
     # after the reset, hidden targets first, then outputs
     for p, ev in enumerate(events):
         if ev.kind == "spike":
-            follow = events[p + 1: p + 1 + 7]
+            follow = events[p + 1 : p + 1 + 7]
             expected = [("rec", j) for j in range(5)] + [("out", 0), ("out", 1)]
             assert [(f.kind, f.post) for f in follow] == expected
             assert all(f.src == ev.src and f.time == ev.time for f in follow)
@@ -135,7 +145,6 @@ def test_finite_differences_refuse_a_step_across_a_kink():
     right = (loss_at(d0 + h) - loss_at(d0)) / h
     assert abs(left - right) > 1e-3 * max(abs(left), abs(right)), (left, right)
     # any step that moves the arrival and the spike across each other is refused, naming the entry
-    refused = (r"perturbing d_rec\[\d, \d\] [+-] 1e-06 changed the order of events"
-               r".*\('rec', \('h', 1, 0\), 4\)")
+    refused = r"perturbing d_rec\[\d, \d\] [+-] 1e-06 changed the order of events" r".*\('rec', \('h', 1, 0\), 4\)"
     with pytest.raises(AssertionError, match=refused):
         finite_difference_gradients(lambda q: make_loss({**p, **q}), {"d_rec": p["d_rec"]}, EPS)

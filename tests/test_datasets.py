@@ -81,8 +81,9 @@ def test_events_to_spikes_by_hand():
     cfg = PreprocessConfig(dt=1.0, duration=4.0, count_threshold=2)
     d = events_to_spikes(t, x, [7], [0], n_sensor=10, n_classes=1, config=cfg)
     assert d.sample(0)[0].tolist() == [0, 2] and d.sample(0)[1].tolist() == [5, 5]
-    keep_all = events_to_spikes(t, x, [7], [0], n_sensor=10, n_classes=1,
-                                config=PreprocessConfig(dt=1.0, duration=4.0, count_threshold=None))
+    keep_all = events_to_spikes(
+        t, x, [7], [0], n_sensor=10, n_classes=1, config=PreprocessConfig(dt=1.0, duration=4.0, count_threshold=None)
+    )
     assert keep_all.sample(0)[0].tolist() == [0, 0, 0, 0, 2, 2]
 
 
@@ -315,11 +316,19 @@ def test_builtins_are_registered_and_build_from_config():
 def test_binary_keeps_each_step_channel_pair_once():
     from eventkit.data import from_samples
 
-    data = from_samples([(np.array([0, 0, 1, 1, 1, 3]), np.array([2, 2, 2, 3, 2, 2])),
-                         (np.array([], int), np.array([], int)),
-                         (np.array([4, 4, 5]), np.array([1, 1, 1])),
-                         (np.array([], int), np.array([], int))],
-                        [0, 1, 0, 1], n_channels=5, n_steps=6, dt=1.0, n_classes=2)
+    data = from_samples(
+        [
+            (np.array([0, 0, 1, 1, 1, 3]), np.array([2, 2, 2, 3, 2, 2])),
+            (np.array([], int), np.array([], int)),
+            (np.array([4, 4, 5]), np.array([1, 1, 1])),
+            (np.array([], int), np.array([], int)),
+        ],
+        [0, 1, 0, 1],
+        n_channels=5,
+        n_steps=6,
+        dt=1.0,
+        n_classes=2,
+    )
     b = data.binary().validate()
     assert b.offsets.tolist() == [0, 4, 4, 6, 6]
     assert list(zip(b.steps.tolist(), b.channels.tolist())) == [(0, 2), (1, 2), (1, 3), (3, 2), (4, 1), (5, 1)]

@@ -31,9 +31,20 @@ from eventkit.checkpoints import load_checkpoint
 TESTS = Path(__file__).resolve().parent
 # 65 training samples in batches of 16: 4 full batches and one of a single sample, which rank 0
 # trains alone; 20 val / 30 test samples in evaluation batches of 8 split 2:1 and 2:2 by batch
-TINY = ["dataset.n_train=65", "dataset.n_val=20", "dataset.n_test=30", "network.hidden=16", "trainer.batch_size=16",
-        "trainer.eval_batch_size=8", "trainer.epochs=2", "trainer.progress=false", "scheduler=constant",
-        "optimizer.lr=0.02", "network.regularizer.strength=1e-3", "network.regularizer.nu=2"]
+TINY = [
+    "dataset.n_train=65",
+    "dataset.n_val=20",
+    "dataset.n_test=30",
+    "network.hidden=16",
+    "trainer.batch_size=16",
+    "trainer.eval_batch_size=8",
+    "trainer.epochs=2",
+    "trainer.progress=false",
+    "scheduler=constant",
+    "optimizer.lr=0.02",
+    "network.regularizer.strength=1e-3",
+    "network.regularizer.nu=2",
+]
 RTOL = ATOL = 1e-5
 EXACT = ("epoch", "train_accuracy", "val_accuracy", "silent_neurons", "lr")
 
@@ -49,8 +60,11 @@ def _metrics(path: Path) -> list[dict]:
 
 
 def _launch_env() -> dict:
-    return {k: v for k, v in os.environ.items()
-            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SUBMITIT_EXECUTOR")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SUBMITIT_EXECUTOR")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +86,13 @@ def two(tmp_path_factory) -> dict:
         import distributed_worker
     finally:
         sys.path.remove(str(TESTS))
-    mp.start_processes(distributed_worker.main, args=(2, _free_port(), str(root), str(report), TINY), nprocs=2,
-                       start_method="spawn", join=True)
+    mp.start_processes(
+        distributed_worker.main,
+        args=(2, _free_port(), str(root), str(report), TINY),
+        nprocs=2,
+        start_method="spawn",
+        join=True,
+    )
     ranks = [json.loads((report / f"rank{r}.json").read_text()) for r in range(2)]
     return {"root": root, "ranks": ranks}
 
@@ -145,13 +164,19 @@ def test_several_processes_without_distributed_is_one_line(two):
 
 
 def test_distributed_without_a_launch_is_one_line(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "eventkit", *TINY, "trainer.distributed=true",
-                          f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=300, env=_launch_env())
+    out = subprocess.run(
+        [sys.executable, "-m", "eventkit", *TINY, "trainer.distributed=true", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_launch_env(),
+    )
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2, out.stderr
-    assert lines[0].startswith("eventkit: error: trainer.distributed=true, but this process was not launched "
-                               "as one of several"), out.stderr
+    assert lines[0].startswith(
+        "eventkit: error: trainer.distributed=true, but this process was not launched " "as one of several"
+    ), out.stderr
     assert "Fix: launch it with torchrun" in lines[0] and len(lines) == 2, out.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
 
@@ -183,9 +208,25 @@ def test_torchrun_processes_share_one_run_dir_written_by_rank_zero(tmp_path):
     each would create its own directory."""
     root, report = tmp_path / "out", tmp_path / "writes-rank"
     env = _with_write_watch(tmp_path, root, report)
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "eventkit", *TINY, "trainer.distributed=true", "hydra.run.dir=out/${now:%H-%M-%S-%f}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "eventkit",
+            *TINY,
+            "trainer.distributed=true",
+            "hydra.run.dir=out/${now:%H-%M-%S-%f}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     runs = list(root.iterdir())
     assert len(runs) == 1, runs
@@ -205,9 +246,23 @@ def test_submitit_tasks_form_one_distributed_run(tmp_path):
     the job log (append mode) in every task; task 1 writes nothing into it. submitit's own
     .submitit/ folder (each task's result) is not the run's."""
     root, report = tmp_path / "out", tmp_path / "writes-rank"
-    out = subprocess.run([sys.executable, "-m", "eventkit", "-m", "hydra/launcher=submitit_local_distributed", *TINY,
-                          "trainer.distributed=true", "hydra.sweep.dir=out/${now:%H-%M-%S-%f}"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=600, env=_with_write_watch(tmp_path, root, report))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eventkit",
+            "-m",
+            "hydra/launcher=submitit_local_distributed",
+            *TINY,
+            "trainer.distributed=true",
+            "hydra.sweep.dir=out/${now:%H-%M-%S-%f}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_with_write_watch(tmp_path, root, report),
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     (sweep,) = root.iterdir()
     job = sweep / "0"

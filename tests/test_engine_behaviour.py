@@ -21,9 +21,16 @@ def test_small_network_learns_two_patterns_quickly():
     rng = np.random.default_rng(0)
     train, test = two_pattern_task(rng, 256), two_pattern_task(rng, 200)
     torch.manual_seed(0)
-    net = EventpropNet(20, 2, hidden=32, recurrent=False, readout=MaxV(), n_steps=60,
-                       init=dict(ff_mean=0.4, ff_std=0.2, out_std=0.3),
-                       generator=torch.Generator().manual_seed(0))
+    net = EventpropNet(
+        20,
+        2,
+        hidden=32,
+        recurrent=False,
+        readout=MaxV(),
+        n_steps=60,
+        init=dict(ff_mean=0.4, ff_std=0.2, out_std=0.3),
+        generator=torch.Generator().manual_seed(0),
+    )
     start = time.perf_counter()
     chance = accuracy(net, test)
     assert chance < 0.75
@@ -44,9 +51,17 @@ def _grads(net, data, labels=None, reg=0.0):
 
 
 def _net(dtype=torch.float64, **kw):
-    return EventpropNet(10, 3, hidden=[16, 12], recurrent=True, n_steps=70, dtype=dtype,
-                        init=dict(ff_mean=0.5, ff_std=0.2, rec_std=0.1, out_std=0.3),
-                        generator=torch.Generator().manual_seed(1), **kw)
+    return EventpropNet(
+        10,
+        3,
+        hidden=[16, 12],
+        recurrent=True,
+        n_steps=70,
+        dtype=dtype,
+        init=dict(ff_mean=0.5, ff_std=0.2, rec_std=0.1, out_std=0.3),
+        generator=torch.Generator().manual_seed(1),
+        **kw,
+    )
 
 
 def test_batch_gradient_is_sum_of_sample_gradients():
@@ -195,8 +210,12 @@ def test_second_process_loads_compiled_kernels_from_disk(tmp_path):
         "print(sum(x.cache_hits.__len__() for x in s), sum(len(x.cache_misses) for x in s))\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                           check=True).stdout.split() for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
     assert runs[0][1] != "0", runs  # first process compiles (misses)
     assert runs[1] == ["2", "0"], runs  # second: both kernels from the disk cache, no compile
 
@@ -216,6 +235,7 @@ def test_fake_quantization_is_straight_through():
     g_q, o_q = _grads(net, data)
     # the same network with the rounded weights and threshold written in, no fake quantization
     from eventkit.engine import LIF
+
     plain = _net(neuron=[LIF(threshold=0.875), LIF()])
     with torch.no_grad():
         for n, p in plain.named_parameters():
@@ -278,8 +298,16 @@ def test_binary_input_counts_a_repeated_input_spike_once():
     data = random_data(rng, 6, 8, 50, rate=(60, 90))
     binary = data.binary()
     assert binary.n_spikes < data.n_spikes
-    net = EventpropNet(8, 3, hidden=10, neuron=LIF(), init=dict(ff_mean=0.8, ff_std=0.3),
-                       n_steps=50, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    net = EventpropNet(
+        8,
+        3,
+        hidden=10,
+        neuron=LIF(),
+        init=dict(ff_mean=0.8, ff_std=0.3),
+        n_steps=50,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert not net.simulation.binary_input
     counting = net(data).trace.detach()
     net.simulation = Simulation(binary_input=True)

@@ -10,9 +10,12 @@ import pytest
 @pytest.mark.slow
 def test_bench_command_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--quick", "--repeats", "1",
-                           "--no-snntorch", "--json", str(out)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "eventkit.bench", "--quick", "--repeats", "1", "--no-snntorch", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "epoch s" in proc.stdout
     result = json.loads(out.read_text())["results"][0]
@@ -23,17 +26,37 @@ def test_bench_command_writes_json(tmp_path):
 
 
 def test_bench_rejects_bad_arguments():
-    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--repeats", "0"],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--repeats", "0"], capture_output=True, text=True)
     assert proc.returncode != 0 and "--repeats" in proc.stderr
 
 
 @pytest.mark.slow
 def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
     out = tmp_path / "bench_delays.json"
-    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--delays", "--no-dcls", "--steps", "200",
-                           "--batch", "4", "--hidden", "64", "--repeats", "1", "--max-delays", "16",
-                           "--json", str(out)], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eventkit.bench",
+            "--delays",
+            "--no-dcls",
+            "--steps",
+            "200",
+            "--batch",
+            "4",
+            "--hidden",
+            "64",
+            "--repeats",
+            "1",
+            "--max-delays",
+            "16",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "delay cost" in proc.stdout
     row = json.loads(out.read_text())["results"][0]
@@ -43,8 +66,9 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
 
 
 def test_delay_bench_rejects_bad_arguments():
-    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--delays", "--max-delays", "0"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "eventkit.bench", "--delays", "--max-delays", "0"], capture_output=True, text=True
+    )
     assert proc.returncode != 0 and "--max-delays" in proc.stderr
 
 
@@ -54,8 +78,12 @@ def test_bench_on_cuda_without_a_gpu_fails_in_one_line(delays):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    proc = subprocess.run([sys.executable, "-m", "eventkit.bench", *delays, "--device", "cuda"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "eventkit.bench", *delays, "--device", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--device cuda" in lines[0] and "--device cpu" in lines[0], proc.stderr

@@ -16,8 +16,7 @@ LABEL = 1
 
 def weights():
     rng = np.random.default_rng(4)
-    return dict(ff0=rng.normal(1.0, 0.4, (5, 4)), rec0=rng.normal(0.0, 0.3, (5, 5)),
-                out=rng.normal(0.0, 1.0, (2, 5)))
+    return dict(ff0=rng.normal(1.0, 0.4, (5, 4)), rec0=rng.normal(0.0, 0.3, (5, 5)), out=rng.normal(0.0, 1.0, (2, 5)))
 
 
 def continuous_loss(w):
@@ -49,8 +48,7 @@ def engine_gradient(w, dt):
     n_steps = int(round(DURATION / dt))
     steps = np.round(TIMES / dt).astype(int)
     data = from_samples([(steps, CHANNELS)], [LABEL], n_channels=4, n_steps=n_steps, dt=dt, n_classes=2)
-    net = EventpropNet(4, 2, hidden=5, recurrent=True, readout=MeanV(), dt=dt, n_steps=n_steps,
-                       dtype=torch.float64)
+    net = EventpropNet(4, 2, hidden=5, recurrent=True, readout=MeanV(), dt=dt, n_steps=n_steps, dtype=torch.float64)
     with torch.no_grad():
         for name, arr in w.items():
             getattr(net, name).copy_(torch.tensor(arr))
@@ -88,24 +86,37 @@ def test_delay_gradients_converge_to_continuous_time_as_dt_goes_to_zero():
     from eventkit.engine import Delay
 
     rng = np.random.default_rng(6)  # the reference's own test network: 15 hidden spikes, no ties
-    p = dict(w_ff=rng.normal(1.0, 0.4, (5, 4)), w_rec=rng.normal(0.0, 0.3, (5, 5)),
-             w_out=rng.normal(0.0, 1.0, (2, 5)), d_ff=rng.uniform(0, 6, (5, 4)),
-             d_rec=rng.uniform(0, 6, (5, 5)), d_out=rng.uniform(0, 6, (2, 5)))
+    p = dict(
+        w_ff=rng.normal(1.0, 0.4, (5, 4)),
+        w_rec=rng.normal(0.0, 0.3, (5, 5)),
+        w_out=rng.normal(0.0, 1.0, (2, 5)),
+        d_ff=rng.uniform(0, 6, (5, 4)),
+        d_rec=rng.uniform(0, 6, (5, 5)),
+        d_out=rng.uniform(0, 6, (2, 5)),
+    )
     ref_net = DelayedContinuousNet(**p, duration=DURATION)
     mean_v, spikes, _ = ref_net.run(TIMES, CHANNELS)
     _, dl = cross_entropy(mean_v, LABEL)
     ref = adjoint_gradients(ref_net, TIMES, CHANNELS, dl)
     counts = [len(s) for s in spikes]
     assert sum(counts) >= 10
-    names = dict(ff0="w_ff", rec0="w_rec", out="w_out", ff0_delay="d_ff", rec0_delay="d_rec",
-                 out_delay="d_out")
+    names = dict(ff0="w_ff", rec0="w_rec", out="w_out", ff0_delay="d_ff", rec0_delay="d_rec", out_delay="d_out")
     errors = {}
     for dt in (1.0, 0.1, 0.01):
         n_steps = int(round(DURATION / dt))
         steps = np.round(TIMES / dt).astype(int)
         data = from_samples([(steps, CHANNELS)], [LABEL], n_channels=4, n_steps=n_steps, dt=dt, n_classes=2)
-        net = EventpropNet(4, 2, hidden=5, recurrent=True, readout=MeanV(), dt=dt, n_steps=n_steps,
-                           dtype=torch.float64, delays={k: Delay(max=6.0) for k in ("ff", "rec", "out")})
+        net = EventpropNet(
+            4,
+            2,
+            hidden=5,
+            recurrent=True,
+            readout=MeanV(),
+            dt=dt,
+            n_steps=n_steps,
+            dtype=torch.float64,
+            delays={k: Delay(max=6.0) for k in ("ff", "rec", "out")},
+        )
         with torch.no_grad():
             for name, key in names.items():
                 getattr(net, name).copy_(torch.tensor(p[key]))

@@ -20,8 +20,14 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-CASES = ["rec_regulariser_f64", "first_spike_f64", "deep_per_step_f32", "delays_exact_f64",
-         "delays_round_f32", "grid_binary_quant_f32"]
+CASES = [
+    "rec_regulariser_f64",
+    "first_spike_f64",
+    "deep_per_step_f32",
+    "delays_exact_f64",
+    "delays_round_f32",
+    "grid_binary_quant_f32",
+]
 ON_DEVICE = os.environ.get("EVENTKIT_CUDA_TESTS") == "device"
 
 
@@ -31,8 +37,9 @@ def _have_numba_cuda() -> bool:
     return importlib.util.find_spec("numba_cuda") is not None
 
 
-pytestmark = pytest.mark.skipif(not _have_numba_cuda(),
-                                reason="numba-cuda is not installed (pip install 'eventkit[test]')")
+pytestmark = pytest.mark.skipif(
+    not _have_numba_cuda(), reason="numba-cuda is not installed (pip install 'eventkit[test]')"
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +51,13 @@ def results(tmp_path_factory):
         args = ["--device"]
     else:
         args = []
-    proc = subprocess.run([sys.executable, str(HERE / "cuda_sim_cases.py"), str(out), *args],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "cuda_sim_cases.py"), str(out), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with np.load(out) as f:
         return {k: f[k] for k in f.files}
@@ -107,18 +119,32 @@ def test_training_run_with_device_cuda_matches_device_cpu(tmp_path):
     cuda backend, and its metrics equal the CPU run's to float32 rounding."""
     import json
 
-    tiny = ["dataset.n_train=16", "dataset.n_val=8", "dataset.n_test=8", "network.hidden=6",
-            "network.init.ff_mean=3.0", "network.init.ff_std=1.0", "trainer.epochs=1",
-            "trainer.batch_size=8", "trainer.progress=false"]
-    code = ("import sys; sys.setswitchinterval(1e-5); from eventkit.app import main; "
-            "sys.argv = ['eventkit', *sys.argv[1:]]; main()")
+    tiny = [
+        "dataset.n_train=16",
+        "dataset.n_val=8",
+        "dataset.n_test=8",
+        "network.hidden=6",
+        "network.init.ff_mean=3.0",
+        "network.init.ff_std=1.0",
+        "trainer.epochs=1",
+        "trainer.batch_size=8",
+        "trainer.progress=false",
+    ]
+    code = (
+        "import sys; sys.setswitchinterval(1e-5); from eventkit.app import main; "
+        "sys.argv = ['eventkit', *sys.argv[1:]]; main()"
+    )
     rows = {}
     for device in ("cpu", "cuda"):
         run = tmp_path / device
         env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-        proc = subprocess.run([sys.executable, "-c", code, *tiny, f"trainer.device={device}",
-                               f"hydra.run.dir={run}"], env=env, capture_output=True, text=True,
-                              timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *tiny, f"trainer.device={device}", f"hydra.run.dir={run}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         rows[device] = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     for key in ("train_loss", "val_loss", "hidden_rate_hz"):

@@ -15,18 +15,34 @@ from eventkit.testing import random_data, run_with_threads, spike_pattern
 from test_engine_gradients import loss_for
 
 READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), PerStepV()]
-ALL = {"ff": Delay(max=6.0, init=(0.0, 6.0)), "rec": Delay(max=6.0, init=(0.0, 6.0)),
-       "out": Delay(max=6.0, init=(0.0, 6.0))}
+ALL = {
+    "ff": Delay(max=6.0, init=(0.0, 6.0)),
+    "rec": Delay(max=6.0, init=(0.0, 6.0)),
+    "out": Delay(max=6.0, init=(0.0, 6.0)),
+}
 
 
 def make_net(readout=ExpWeightedMeanV(), delays=ALL, seed=0, n_steps=80, **kw):
     return EventpropNet(
-        n_in=10, n_out=3, hidden=[12, 9], recurrent=True,
+        n_in=10,
+        n_out=3,
+        hidden=[12, 9],
+        recurrent=True,
         output=LIF(threshold=0.3) if readout.needs_output_spikes else EventpropNet.__init__.__kwdefaults__["output"],
-        readout=readout, n_steps=n_steps, dtype=torch.float64, delays=delays,
-        init=dict(ff_mean=0.5, ff_std=0.15, rec_mean=0.0, rec_std=0.1, out_std=0.3,
-                  out_mean=0.8 if readout.needs_output_spikes else 0.1),  # output spikes needed
-        generator=torch.Generator().manual_seed(seed), **kw,
+        readout=readout,
+        n_steps=n_steps,
+        dtype=torch.float64,
+        delays=delays,
+        init=dict(
+            ff_mean=0.5,
+            ff_std=0.15,
+            rec_mean=0.0,
+            rec_std=0.1,
+            out_std=0.3,
+            out_mean=0.8 if readout.needs_output_spikes else 0.1,
+        ),  # output spikes needed
+        generator=torch.Generator().manual_seed(seed),
+        **kw,
     )
 
 
@@ -111,13 +127,21 @@ def test_integer_delay_shifts_the_response_by_whole_steps():
     data = from_samples([(np.array([5]), np.array([0]))], [0], n_channels=1, n_steps=60, dt=1.0, n_classes=1)
     nets = []
     for delays in (None, {"ff": Delay(max=4.0, init=(3.0, 3.0))}):
-        net = EventpropNet(1, 1, hidden=1, recurrent=False, n_steps=60, dtype=torch.float64,
-                           delays=delays, init=dict(ff_mean=10.0, ff_std=0.0, out_mean=1.0, out_std=0.0))
+        net = EventpropNet(
+            1,
+            1,
+            hidden=1,
+            recurrent=False,
+            n_steps=60,
+            dtype=torch.float64,
+            delays=delays,
+            init=dict(ff_mean=10.0, ff_std=0.0, out_mean=1.0, out_std=0.0),
+        )
         nets.append(net(data).trace[0, :, 0].detach())
     plain, delayed = nets
     assert plain.abs().sum() > 0
     torch.testing.assert_close(delayed[3:], plain[:-3], rtol=1e-12, atol=1e-15)
-    assert torch.all(delayed[:3 + 5] == 0)
+    assert torch.all(delayed[: 3 + 5] == 0)
 
 
 def test_sub_step_delay_moves_the_arrival_continuously():
@@ -126,10 +150,18 @@ def test_sub_step_delay_moves_the_arrival_continuously():
     readouts = {}
     for mode in ("exact", "round"):
         vals = []
-        for d in ((1.2, 1.4, 1.6) if mode == "exact" else (1.1, 1.2, 1.4)):  # within one step
-            net = EventpropNet(1, 1, hidden=1, recurrent=False, n_steps=40, dtype=torch.float64,
-                               readout=SumV(), delays={"ff": Delay(max=4.0, init=(d, d), mode=mode)},
-                               init=dict(ff_mean=10.0, ff_std=0.0, out_mean=1.0, out_std=0.0))
+        for d in (1.2, 1.4, 1.6) if mode == "exact" else (1.1, 1.2, 1.4):  # within one step
+            net = EventpropNet(
+                1,
+                1,
+                hidden=1,
+                recurrent=False,
+                n_steps=40,
+                dtype=torch.float64,
+                readout=SumV(),
+                delays={"ff": Delay(max=4.0, init=(d, d), mode=mode)},
+                init=dict(ff_mean=10.0, ff_std=0.0, out_mean=1.0, out_std=0.0),
+            )
             vals.append(net(data).readout.item())
         readouts[mode] = vals
     exact = readouts["exact"]
@@ -239,19 +271,22 @@ def test_fixed_delays_get_no_gradient_step():
     assert len(net.param_groups(delay_lr=None)) == 1
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"ff": {"max": -1}}, r"network.delays.ff.max=-1.0: a delay cannot be negative"),
-    ({"ff": {"max": float("nan")}}, r"network.delays.ff.max must be a finite number"),
-    ({"ff": {"max": 10, "init": [0, 20]}}, r"network.delays.ff.init=\[0.0, 20.0\] must lie within \[0, max=10.0\]"),
-    ({"ff": {"max": 10, "init": [-1, 5]}}, r"init=\[-1.0, 5.0\] must lie within"),
-    ({"ff": {"max": 10, "init": float("inf")}}, r"network.delays.ff.init must be a finite number"),
-    ({"ff": {"max": 10, "mode": "nearest"}}, r"network.delays.ff.mode='nearest': must be one of"),
-    ({"ff": {"init": [0, 5]}}, r"network.delays.ff.max is missing"),
-    ({"ff": {"max": 5, "lr": 0.1}}, r"unknown keys \['lr'\]"),
-    ({"ff3": {"max": 5}}, r"network.delays: no connection 'ff3' in this network"),
-    ({"rec": {"max": 5}}, r"network.delays.rec: this network has no rec connection"),
-    ({"ff": {"max": 5e6}}, r"GiB of delay buffers"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"ff": {"max": -1}}, r"network.delays.ff.max=-1.0: a delay cannot be negative"),
+        ({"ff": {"max": float("nan")}}, r"network.delays.ff.max must be a finite number"),
+        ({"ff": {"max": 10, "init": [0, 20]}}, r"network.delays.ff.init=\[0.0, 20.0\] must lie within \[0, max=10.0\]"),
+        ({"ff": {"max": 10, "init": [-1, 5]}}, r"init=\[-1.0, 5.0\] must lie within"),
+        ({"ff": {"max": 10, "init": float("inf")}}, r"network.delays.ff.init must be a finite number"),
+        ({"ff": {"max": 10, "mode": "nearest"}}, r"network.delays.ff.mode='nearest': must be one of"),
+        ({"ff": {"init": [0, 5]}}, r"network.delays.ff.max is missing"),
+        ({"ff": {"max": 5, "lr": 0.1}}, r"unknown keys \['lr'\]"),
+        ({"ff3": {"max": 5}}, r"network.delays: no connection 'ff3' in this network"),
+        ({"rec": {"max": 5}}, r"network.delays.rec: this network has no rec connection"),
+        ({"ff": {"max": 5e6}}, r"GiB of delay buffers"),
+    ],
+)
 def test_bad_delay_settings_fail_with_the_key_and_the_fix(spec, match):
     with pytest.raises(ValueError, match=match):
         EventpropNet(10, 3, hidden=[8], recurrent=False, n_steps=50, delays=spec)

@@ -7,8 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eventkit.engine import (LIF, EventpropNet, ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV,
-                             SumV)
+from eventkit.engine import LIF, EventpropNet, ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, SumV
 from eventkit.testing import finite_difference_check, random_data, spike_pattern
 
 READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), PerStepV()]
@@ -16,9 +15,14 @@ READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), P
 
 def make_net(readout, seed, ff_mean=0.5, hidden=(12, 9)):
     return EventpropNet(
-        n_in=10, n_out=3, hidden=list(hidden), recurrent=True,
+        n_in=10,
+        n_out=3,
+        hidden=list(hidden),
+        recurrent=True,
         output=LIF(threshold=0.3) if readout.needs_output_spikes else EventpropNet.__init__.__kwdefaults__["output"],
-        readout=readout, n_steps=80, dtype=torch.float64,
+        readout=readout,
+        n_steps=80,
+        dtype=torch.float64,
         init=dict(ff_mean=ff_mean, ff_std=0.15, rec_mean=0.0, rec_std=0.1, out_mean=0.1, out_std=0.3),
         generator=torch.Generator().manual_seed(seed),
     )
@@ -27,12 +31,14 @@ def make_net(readout, seed, ff_mean=0.5, hidden=(12, 9)):
 def loss_for(kind, labels, n_out, scale=1.0):
     """Readouts differ in magnitude (sums over T vs means): ``scale`` (a constant) brings them to
     O(1) so that the losses are not saturated."""
+
     def _scaled(r):
         return r * scale
 
     if kind == "ce":
         return lambda out: F.cross_entropy(
-            _scaled(out.readout if out.readout.dim() == 2 else out.readout.sum(1)), labels)
+            _scaled(out.readout if out.readout.dim() == 2 else out.readout.sum(1)), labels
+        )
     target = F.one_hot(labels, n_out).to(torch.float64)
 
     def mse(out):
@@ -40,6 +46,7 @@ def loss_for(kind, labels, n_out, scale=1.0):
         if r.dim() == 3:  # per-step: target held over time
             return F.mse_loss(r, target[:, None, :].expand_as(r))
         return F.mse_loss(r, target)
+
     return mse
 
 
@@ -80,12 +87,19 @@ def test_gradient_with_many_spikes_per_neuron():
 def test_single_layer_feedforward_and_deep_network():
     rng = np.random.default_rng(11)
     for hidden, rec in (([15], False), ([10, 8, 6], [True, False, True])):
-        net = EventpropNet(10, 3, hidden=hidden, recurrent=rec, n_steps=60, dtype=torch.float64,
-                           init=dict(ff_mean=0.7, ff_std=0.2, rec_std=0.1, out_std=0.3),
-                           generator=torch.Generator().manual_seed(5))
+        net = EventpropNet(
+            10,
+            3,
+            hidden=hidden,
+            recurrent=rec,
+            n_steps=60,
+            dtype=torch.float64,
+            init=dict(ff_mean=0.7, ff_std=0.2, rec_std=0.1, out_std=0.3),
+            generator=torch.Generator().manual_seed(5),
+        )
         data = random_data(rng, 2, 10, 60, rate=(40, 70))
         out = net(data)
-        assert out.counts[:, -hidden[-1]:].sum() > 5, "the last hidden layer must spike"
+        assert out.counts[:, -hidden[-1] :].sum() > 5, "the last hidden layer must spike"
         labels = torch.as_tensor(data.labels)
         scale = 2.0 / max(out.readout.detach().abs().max().item(), 1e-3)
         engine, fd = finite_difference_check(net, data, loss_for("ce", labels, 3, scale), rng, per_param=4)

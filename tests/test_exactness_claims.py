@@ -111,10 +111,10 @@ def _continuous_gradients(eps=1e-6):
 
 def _engine(readout, dt):
     n_steps = int(round(DURATION / dt))
-    data = from_samples([(np.round(TIMES / dt).astype(int), CHANNELS)], [0], n_channels=2,
-                        n_steps=n_steps, dt=dt, n_classes=1)
-    net = EventpropNet(2, 1, hidden=2, recurrent=False, readout=readout, dt=dt, n_steps=n_steps,
-                       dtype=torch.float64)
+    data = from_samples(
+        [(np.round(TIMES / dt).astype(int), CHANNELS)], [0], n_channels=2, n_steps=n_steps, dt=dt, n_classes=1
+    )
+    net = EventpropNet(2, 1, hidden=2, recurrent=False, readout=readout, dt=dt, n_steps=n_steps, dtype=torch.float64)
     with torch.no_grad():
         net.ff0.copy_(torch.tensor(W_FF))
         net.out.copy_(torch.tensor(W_OUT))
@@ -161,8 +161,7 @@ def test_max_v_gradient_is_the_exact_slope_of_the_grid_maximum():
                         param[idx] -= sign * eps
                 fd[idx] = (values[0] - values[1]) / (2 * eps)
             assert np.abs(fd).max() > 0
-            np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-7 * np.abs(fd).max(),
-                                       err_msg=f"{name} at dt={dt}")
+            np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-7 * np.abs(fd).max(), err_msg=f"{name} at dt={dt}")
 
 
 def test_max_v_gradient_does_not_converge_to_the_continuous_maximum():

@@ -59,20 +59,56 @@ def test_example_plugin_installed_as_separate_distribution(tmp_path):
     """pip-installs examples/eventkit_example (its own pyproject) into a separate directory and
     runs eventkit with its dataset selected; the core is not touched."""
     target = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target),
-                          str(REPO / "examples" / "eventkit_example")], capture_output=True, text=True, timeout=600)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(REPO / "examples" / "eventkit_example"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert pip.returncode == 0, pip.stderr[-3000:]
     assert list(target.glob("eventkit_example-*.dist-info"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    listing = subprocess.run([sys.executable, "-m", "eventkit", "--plugins"], capture_output=True, text=True,
-                             timeout=300, env=env, cwd=tmp_path)
+    listing = subprocess.run(
+        [sys.executable, "-m", "eventkit", "--plugins"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     line = next(l for l in listing.stdout.splitlines() if l.split()[:2] == ["dataset", "two_moons"])
     assert "eventkit-example 0.1.0" in line or "eventkit_example 0.1.0" in line
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "eventkit", "dataset=two_moons", "dataset.n_train=200",
-                          "dataset.n_val=50", "dataset.n_test=50", "network.hidden=20", "network.init.ff_mean=3.0",
-                          "trainer.epochs=2", "trainer.progress=false", f"hydra.run.dir={run}"],
-                         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eventkit",
+            "dataset=two_moons",
+            "dataset.n_train=200",
+            "dataset.n_val=50",
+            "dataset.n_test=50",
+            "network.hidden=20",
+            "network.init.ff_mean=3.0",
+            "trainer.epochs=2",
+            "trainer.progress=false",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] == 2
@@ -80,6 +116,12 @@ def test_example_plugin_installed_as_separate_distribution(tmp_path):
     # with the plugin disabled by name the option does not exist (also when the example is
     # installed in this environment, as the README suggests: the test does not depend on it)
     off = {**os.environ, "EVENTKIT_DISABLE_PLUGINS": "example"}
-    plain = subprocess.run([sys.executable, "-m", "eventkit", "dataset=two_moons", "--cfg", "job"],
-                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env=off)
+    plain = subprocess.run(
+        [sys.executable, "-m", "eventkit", "dataset=two_moons", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=off,
+    )
     assert plain.returncode != 0 and "dataset=two_moons: no such option" in plain.stderr

@@ -117,32 +117,46 @@ def test_extending_a_constant_schedule_continues_from_the_recorded_epoch(finishe
     ran = OmegaConf.load(tmp_path / "r" / "config_resolved.yaml")
     assert ran.trainer.epochs == 3 and ran.optimizer.lr == 0.05
     out = capsys.readouterr().out
-    assert (f"eventkit: resuming {finished} at epoch 3 of 3 with its recorded config; "
-            f"changed: trainer.epochs 2 -> 3\n") in out
+    assert (
+        f"eventkit: resuming {finished} at epoch 3 of 3 with its recorded config; " f"changed: trainer.epochs 2 -> 3\n"
+    ) in out
 
 
 def test_extending_a_cosine_schedule_is_refused(tmp_path):
     first = tmp_path / "cosine"
     run(compose([*TINY, "trainer.epochs=1"]), first)
     cfg, typed = _resume(first, "trainer.epochs=2")
-    with pytest.raises(ConfigError, match=r"^trainer.epochs: cannot change .* from 1 to 2 epochs: its schedule "
-                                          r"'cosine' .*Fix: .*start a new run with trainer.epochs=2$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^trainer.epochs: cannot change .* from 1 to 2 epochs: its schedule "
+        r"'cosine' .*Fix: .*start a new run with trainer.epochs=2$",
+    ):
         run(cfg, tmp_path / "r", typed)
     assert not (tmp_path / "r").exists()
 
 
 def test_cli_says_it_resumed_and_refuses_in_one_line(finished, tmp_path):
     def eventkit(*args):
-        return subprocess.run([sys.executable, "-m", "eventkit", *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=600, env=dict(os.environ))
+        return subprocess.run(
+            [sys.executable, "-m", "eventkit", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(os.environ),
+        )
 
     out = eventkit(f"trainer.resume={finished}", "trainer.epochs=3", f"hydra.run.dir={tmp_path / 'r'}")
     assert out.returncode == 0, out.stderr
-    assert (f"eventkit: resuming {finished} at epoch 3 of 3 with its recorded config; "
-            f"changed: trainer.epochs 2 -> 3") in out.stdout.splitlines()
+    assert (
+        f"eventkit: resuming {finished} at epoch 3 of 3 with its recorded config; " f"changed: trainer.epochs 2 -> 3"
+    ) in out.stdout.splitlines()
     out = eventkit(f"trainer.resume={finished}", "seed=1", f"hydra.run.dir={tmp_path / 'r2'}")
     assert out.returncode == 2
     errors = [line for line in out.stderr.splitlines() if line.startswith("eventkit: error:")]
-    assert len(errors) == 1 and errors[0].startswith(f"eventkit: error: seed: {finished} ran with 0, this "
-                                                     f"command asks for 1 (seed=1)") and "Fix: " in errors[0]
+    assert (
+        len(errors) == 1
+        and errors[0].startswith(f"eventkit: error: seed: {finished} ran with 0, this " f"command asks for 1 (seed=1)")
+        and "Fix: " in errors[0]
+    )
     assert not (tmp_path / "r2" / "metrics.jsonl").exists() and not (tmp_path / "r2" / "summary.json").exists()

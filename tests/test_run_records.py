@@ -108,16 +108,20 @@ def test_record_failure_marks_summary_and_manifest(tmp_path):
     rd = RunDir(tmp_path)
     rd.start_manifest(seed=1, plugins=[])
     rd.record_failure("loss is nan at epoch 1, batch 1")
-    assert json.loads((tmp_path / "summary.json").read_text()) == {"status": "failed",
-                                                                    "error": "loss is nan at epoch 1, batch 1"}
+    assert json.loads((tmp_path / "summary.json").read_text()) == {
+        "status": "failed",
+        "error": "loss is nan at epoch 1, batch 1",
+    }
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["end_time"] and manifest["seed"] == 1
 
 
 def test_sweep_summary_shows_failed_jobs_with_their_reason(tmp_path):
-    for job, summary in (("0", {"status": "failed", "error": "network.hidden: must be >= 1, got 0"}),
-                         ("1", {**OLD_SUMMARY, "test_accuracy": 0.5}),
-                         ("2", None)):
+    for job, summary in (
+        ("0", {"status": "failed", "error": "network.hidden: must be >= 1, got 0"}),
+        ("1", {**OLD_SUMMARY, "test_accuracy": 0.5}),
+        ("2", None),
+    ):
         d = tmp_path / job
         (d / ".hydra").mkdir(parents=True)
         (d / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
@@ -139,8 +143,9 @@ def _varied(overrides: str) -> tuple:
 
 def test_sweep_goes_on_past_failed_jobs_and_exits_3(tmp_path):
     sweep = tmp_path / "sweep"
-    out = eventkit("-m", *TINY, "network.hidden=0,20", "optimizer.lr=1e35,1e-2", f"hydra.sweep.dir={sweep}",
-                   cwd=tmp_path)
+    out = eventkit(
+        "-m", *TINY, "network.hidden=0,20", "optimizer.lr=1e35,1e-2", f"hydra.sweep.dir={sweep}", cwd=tmp_path
+    )
     assert out.returncode == 3, out.stdout[-3000:] + out.stderr[-3000:]
     with open(sweep / "sweep_summary.csv") as fh:
         rows = {_varied(r["overrides"]): r for r in csv.DictReader(fh)}
@@ -189,9 +194,14 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path):
     import time
 
     run_dir = tmp_path / "r"
-    proc = subprocess.Popen([sys.executable, "-m", "eventkit", *TINY, "trainer.epochs=100000",
-                             f"hydra.run.dir={run_dir}"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventkit", *TINY, "trainer.epochs=100000", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     try:
         deadline = time.monotonic() + 300
         while not (run_dir / "metrics.jsonl").is_file() and proc.poll() is None and time.monotonic() < deadline:
@@ -258,8 +268,10 @@ def test_full_disk_is_one_line_and_recorded(tmp_path, monkeypatch):
         run(compose(TINY), run_dir)
     message = one_line(info.value)
     last = run_dir / "checkpoints" / "last.safetensors"
-    assert message == (f"no space left on the device writing {last}. Fix: free space on that disk, "
-                       "or choose hydra.run.dir on a disk with room")
+    assert message == (
+        f"no space left on the device writing {last}. Fix: free space on that disk, "
+        "or choose hydra.run.dir on a disk with room"
+    )
     assert str(info.value) == message  # one line
     assert json.loads((run_dir / "summary.json").read_text()) == {"status": "failed", "error": message}
 

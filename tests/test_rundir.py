@@ -24,19 +24,32 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
 def test_one_json_encoder_for_numbers_arrays_tensors_and_paths(tmp_path):
     import numpy as np
 
-    obj = {"n": np.int64(3), "x": np.float32(0.5), "ok": np.bool_(True), "a": np.arange(3),
-           "t": torch.tensor([1.5, 2.0]), "p": tmp_path / "f"}
+    obj = {
+        "n": np.int64(3),
+        "x": np.float32(0.5),
+        "ok": np.bool_(True),
+        "a": np.arange(3),
+        "t": torch.tensor([1.5, 2.0]),
+        "p": tmp_path / "f",
+    }
     assert json.loads(json.dumps(obj, default=json_default)) == {
-        "n": 3, "x": 0.5, "ok": True, "a": [0, 1, 2], "t": [1.5, 2.0], "p": str(tmp_path / "f")}
+        "n": 3,
+        "x": 0.5,
+        "ok": True,
+        "a": [0, 1, 2],
+        "t": [1.5, 2.0],
+        "p": str(tmp_path / "f"),
+    }
     with pytest.raises(TypeError, match="not JSON-serialisable: object"):
         json.dumps({"o": object()}, default=json_default)  # never written as a meaningless string
+
 
 def test_checkpoint_round_trip_is_safetensors_without_pickle(tmp_path):
     tensors = {"model.ff0": torch.randn(3, 4), "model.out": torch.randn(2, 3)}
     save_checkpoint(tmp_path / "c.safetensors", tensors, {"epoch": 3, "best": 0.5})
     raw = (tmp_path / "c.safetensors").read_bytes()
     header_len = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + header_len])  # safetensors: a JSON header, then raw tensor bytes
+    header = json.loads(raw[8 : 8 + header_len])  # safetensors: a JSON header, then raw tensor bytes
     assert set(header) == {"model.ff0", "model.out", "__metadata__"}
     assert b"\x80\x04" not in raw[:2] and not raw.startswith(b"PK")  # not a pickle, not a torch zip
     loaded, meta = load_checkpoint(tmp_path / "c.safetensors")
@@ -54,7 +67,7 @@ def test_optimizer_state_round_trip():
     opt = torch.optim.Adam([p], lr=1e-2)
     for _ in range(3):
         opt.zero_grad()
-        (p ** 2).sum().backward()
+        (p**2).sum().backward()
         opt.step()
     tensors, meta = optimizer_to_flat(opt)
     tensors = {k: v.clone() for k, v in tensors.items()}  # as read back from disk
@@ -64,8 +77,8 @@ def test_optimizer_state_round_trip():
     optimizer_from_flat(opt2, tensors, meta)
     for o in (opt, opt2):
         o.zero_grad()
-    (p ** 2).sum().backward()
-    (q ** 2).sum().backward()
+    (p**2).sum().backward()
+    (q**2).sum().backward()
     opt.step()
     opt2.step()
     assert torch.equal(p, q)

@@ -18,8 +18,9 @@ def multirun(tmp_path, *args):
     """Run a sweep; returns (sweep dir, completed process with ``pid``: the sweep's main process)."""
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "eventkit", "-m", *TINY, *args, f"hydra.sweep.dir={sweep}"]
-    with subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=dict(os.environ)) as proc:
+    with subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    ) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=600)
         except subprocess.TimeoutExpired:
@@ -83,9 +84,17 @@ def test_summary_marks_failed_jobs_and_can_be_rebuilt(tmp_path):
         (d / ".hydra").mkdir(parents=True)
         (d / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
         if acc is not None:
-            (d / "summary.json").write_text(json.dumps({"test_accuracy": acc, "best_val_accuracy": acc,
-                                                        "epochs": 1, "wall_time_s": 1.0,
-                                                        "deploy": {"cpu": {"parameters": 10}}}))
+            (d / "summary.json").write_text(
+                json.dumps(
+                    {
+                        "test_accuracy": acc,
+                        "best_val_accuracy": acc,
+                        "epochs": 1,
+                        "wall_time_s": 1.0,
+                        "deploy": {"cpu": {"parameters": 10}},
+                    }
+                )
+            )
     rows = write_summary(tmp_path)
     assert [r["job"] for r in rows] == ["2", "0", "1"]
     assert rows[-1]["status"] == "failed" and rows[0]["cpu.parameters"] == 10

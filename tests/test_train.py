@@ -100,10 +100,19 @@ def test_optimizers_and_losses():
 def _tiny(hidden=30):
     splits = yinyang(n_train=96, n_val=32, n_test=32, seed=1)
     d = splits.train
-    net = EventpropNet(n_in=d.n_channels, n_out=d.n_classes, hidden=hidden, recurrent=False,
-                       neuron=LIF(), output=LI(), readout=SumV(), dt=d.dt, n_steps=d.n_steps,
-                       init=dict(ff_mean=3.0, ff_std=1.0, out_mean=0.0, out_std=0.3),
-                       generator=torch.Generator().manual_seed(0))
+    net = EventpropNet(
+        n_in=d.n_channels,
+        n_out=d.n_classes,
+        hidden=hidden,
+        recurrent=False,
+        neuron=LIF(),
+        output=LI(),
+        readout=SumV(),
+        dt=d.dt,
+        n_steps=d.n_steps,
+        init=dict(ff_mean=3.0, ff_std=1.0, out_mean=0.0, out_std=0.3),
+        generator=torch.Generator().manual_seed(0),
+    )
     return splits, net
 
 
@@ -111,8 +120,17 @@ NO_REG = RegularizerConfig(strength=0.0, nu=14.0)
 
 
 def _loop(**kw):
-    base = dict(epochs=2, batch_size=32, eval_batch_size=64, val_fraction=0.0, grad_clip=None, silent_fix=0.0,
-                threads=None, resume=None, progress=False)
+    base = dict(
+        epochs=2,
+        batch_size=32,
+        eval_batch_size=64,
+        val_fraction=0.0,
+        grad_clip=None,
+        silent_fix=0.0,
+        threads=None,
+        resume=None,
+        progress=False,
+    )
     base.update(kw)
     return TrainerConfig(**base)
 
@@ -126,10 +144,24 @@ def test_fit_writes_metrics_and_checkpoints(tmp_path):
     splits, net = _tiny()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     rd = RunDir(tmp_path)
-    res = fit(net, splits.train, splits.val, regularizer=NO_REG, seed=0, loop=_loop(grad_clip=1.0), loss_fn=cross_entropy(), optimizer=opt,
-              scheduler=Constant(opt), augmentations=[], rundir=rd, logger=_NoLog())
+    res = fit(
+        net,
+        splits.train,
+        splits.val,
+        regularizer=NO_REG,
+        seed=0,
+        loop=_loop(grad_clip=1.0),
+        loss_fn=cross_entropy(),
+        optimizer=opt,
+        scheduler=Constant(opt),
+        augmentations=[],
+        rundir=rd,
+        logger=_NoLog(),
+    )
     assert res.epochs == 2 and len(rd.metrics) == 2
-    assert {"train_loss", "train_accuracy", "val_accuracy", "lr", "hidden_rate_hz", "epoch_time_s"} <= set(rd.metrics[0])
+    assert {"train_loss", "train_accuracy", "val_accuracy", "lr", "hidden_rate_hz", "epoch_time_s"} <= set(
+        rd.metrics[0]
+    )
     tensors, meta = load_checkpoint(tmp_path / "checkpoints" / LAST)
     assert meta["epoch"] == 2 and "model.ff0" in tensors and any(k.startswith("optim.") for k in tensors)
     _, best = load_checkpoint(tmp_path / "checkpoints" / BEST)
@@ -156,8 +188,20 @@ def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_checkpoint(tmp_pat
         return loss * float("nan") if calls["n"] == 5 else loss  # 3 batches per epoch: epoch 2, batch 2
 
     with pytest.raises(NonFiniteLoss, match=r"epoch 2, batch 2.*last good checkpoint"):
-        fit(net, splits.train, None, regularizer=NO_REG, seed=0, loop=_loop(epochs=3), loss_fn=flaky, optimizer=opt,
-            scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path), logger=_NoLog())
+        fit(
+            net,
+            splits.train,
+            None,
+            regularizer=NO_REG,
+            seed=0,
+            loop=_loop(epochs=3),
+            loss_fn=flaky,
+            optimizer=opt,
+            scheduler=Constant(opt),
+            augmentations=[],
+            rundir=RunDir(tmp_path),
+            logger=_NoLog(),
+        )
     _, meta = load_checkpoint(tmp_path / "checkpoints" / LAST)
     assert meta["epoch"] == 1
     assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
@@ -174,8 +218,20 @@ def test_exploding_finite_loss_warns_once_and_records_it_per_epoch(tmp_path, cap
         return base(readout, labels) * (1000.0 if calls["n"] > 3 else 1.0)
 
     rd = RunDir(tmp_path)
-    fit(net, splits.train, None, regularizer=NO_REG, seed=0, loop=_loop(epochs=3), loss_fn=exploding, optimizer=opt, scheduler=Constant(opt),
-        augmentations=[], rundir=rd, logger=_NoLog())
+    fit(
+        net,
+        splits.train,
+        None,
+        regularizer=NO_REG,
+        seed=0,
+        loop=_loop(epochs=3),
+        loss_fn=exploding,
+        optimizer=opt,
+        scheduler=Constant(opt),
+        augmentations=[],
+        rundir=rd,
+        logger=_NoLog(),
+    )
     assert "warning" not in rd.metrics[0]
     for row in rd.metrics[1:]:
         assert "training is diverging" in row["warning"] and "Fix: lower optimizer.lr" in row["warning"]
@@ -202,8 +258,14 @@ def test_split_validation_is_seeded_and_disjoint():
     assert np.array_equal(a_val.labels, b_val.labels) and np.array_equal(a_val.steps, b_val.steps)
     # sample k carries its index as its only spike's step: the two parts are disjoint and
     # together hold every sample once
-    tagged = from_samples([(np.array([k]), np.array([0])) for k in range(100)], np.arange(100) % 3,
-                          n_channels=1, n_steps=100, dt=1.0, n_classes=3)
+    tagged = from_samples(
+        [(np.array([k]), np.array([0])) for k in range(100)],
+        np.arange(100) % 3,
+        n_channels=1,
+        n_steps=100,
+        dt=1.0,
+        n_classes=3,
+    )
     train, val = split_validation(tagged, 0.2, seed=3)
     ids_train, ids_val = set(train.steps.tolist()), set(val.steps.tolist())
     assert len(ids_train) == 80 and len(ids_val) == 20
@@ -218,17 +280,40 @@ def test_empty_training_set_is_an_error(tmp_path):
     splits, net = _tiny()
     opt = torch.optim.Adam(net.parameters())
     with pytest.raises(ValueError, match="training set is empty"):
-        fit(net, splits.train.subset([]), None, regularizer=NO_REG, seed=0, loop=_loop(), loss_fn=cross_entropy(), optimizer=opt,
-            scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path), logger=_NoLog())
+        fit(
+            net,
+            splits.train.subset([]),
+            None,
+            regularizer=NO_REG,
+            seed=0,
+            loop=_loop(),
+            loss_fn=cross_entropy(),
+            optimizer=opt,
+            scheduler=Constant(opt),
+            augmentations=[],
+            rundir=RunDir(tmp_path),
+            logger=_NoLog(),
+        )
 
 
 def test_early_stop_after_patience_epochs_without_a_better_val_accuracy(tmp_path, capsys):
     splits, net = _tiny()
     # lr 0 with a constant schedule: nothing changes, so epoch 1 stays the best
     opt = torch.optim.SGD(net.parameters(), lr=1e-12, momentum=0.0)
-    res = fit(net, splits.train, splits.val, regularizer=NO_REG, seed=0, loop=_loop(epochs=10, patience=3), loss_fn=cross_entropy(),
-              optimizer=opt, scheduler=Constant(opt), augmentations=[], rundir=RunDir(tmp_path),
-              logger=_NoLog())
+    res = fit(
+        net,
+        splits.train,
+        splits.val,
+        regularizer=NO_REG,
+        seed=0,
+        loop=_loop(epochs=10, patience=3),
+        loss_fn=cross_entropy(),
+        optimizer=opt,
+        scheduler=Constant(opt),
+        augmentations=[],
+        rundir=RunDir(tmp_path),
+        logger=_NoLog(),
+    )
     assert res.epochs == 4 and res.best_epoch == 1  # epochs 2, 3, 4 without improvement
     assert "early stop after epoch 4" in capsys.readouterr().out
 

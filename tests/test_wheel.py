@@ -23,8 +23,12 @@ HIDDEN = ("eventkit", "_eventkit", "__editable__", "tonic", "h5py", "wandb", "ni
 
 
 def _wheel(source: Path, dest: Path) -> Path:
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dest),
-                            str(source)], capture_output=True, text=True, timeout=600)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dest), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert build.returncode == 0, build.stderr[-3000:]
     return max(dest.glob("*.whl"), key=os.path.getmtime)
 
@@ -38,16 +42,26 @@ def core_alone(tmp_path_factory):
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     deps = root / "deps"
     deps.mkdir()
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
         if not entry.name.lower().startswith(HIDDEN) and not entry.name.endswith(".pth"):
             (deps / entry.name).symlink_to(entry)
     (site / "dependencies.pth").write_text(f"{deps}\n")
-    inst = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", str(wheel)],
-                          capture_output=True, text=True, timeout=600)
+    inst = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert inst.returncode == 0, inst.stderr[-3000:]
     return wheel, python, site, root
 
@@ -79,8 +93,15 @@ def test_core_alone_runs_the_default_outside_the_checkout(core_alone):
     assert json.loads((work / "run" / "summary.json").read_text())["epochs"] == 1
 
 
-@pytest.mark.parametrize("override, dist", [("dataset=shd", "eventkit-tonic"), ("+experiment=ssc_delays", "eventkit-tonic"),
-                                            ("target=loihi2", "eventkit-loihi2"), ("logger=wandb", "eventkit-wandb")])
+@pytest.mark.parametrize(
+    "override, dist",
+    [
+        ("dataset=shd", "eventkit-tonic"),
+        ("+experiment=ssc_delays", "eventkit-tonic"),
+        ("target=loihi2", "eventkit-loihi2"),
+        ("logger=wandb", "eventkit-wandb"),
+    ],
+)
 def test_core_alone_names_the_plugin_to_install(core_alone, override, dist):
     _, python, _, root = core_alone
     out = _run(python, "-m", "eventkit", override, "--cfg", "job", cwd=root)
@@ -92,8 +113,13 @@ def test_core_alone_names_the_plugin_to_install(core_alone, override, dist):
 
 def test_core_alone_registry_names_the_plugin_for_a_plugin_neuron(core_alone):
     _, python, _, root = core_alone
-    out = _run(python, "-c", "from eventkit.registry import get_registry\n"
-               "try:\n  get_registry().get('neuron', 'loihi_cuba')\nexcept Exception as e:\n  print(e)", cwd=root)
+    out = _run(
+        python,
+        "-c",
+        "from eventkit.registry import get_registry\n"
+        "try:\n  get_registry().get('neuron', 'loihi_cuba')\nexcept Exception as e:\n  print(e)",
+        cwd=root,
+    )
     assert "comes with the eventkit-loihi2 plugin" in out.stdout, out.stdout + out.stderr
 
 

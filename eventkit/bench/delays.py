@@ -43,8 +43,17 @@ import math
 import os
 import sys
 
-from .engine import (_measure, _peak_rss_bytes, _placed, _rss_bytes, _warm, _workload, device_info,
-                    device_problem, write_json)
+from .engine import (
+    _measure,
+    _peak_rss_bytes,
+    _placed,
+    _rss_bytes,
+    _warm,
+    _workload,
+    device_info,
+    device_problem,
+    write_json,
+)
 
 SHD_TRAIN_SAMPLES = 8156
 SSC_TRAIN_SAMPLES = 75466
@@ -116,7 +125,8 @@ def _build_dcls(hidden: int, max_delay: int, seed: int = 0):
             sizes = [(N_IN, hidden), (hidden, hidden), (hidden, N_OUT)]
             self.convs = torch.nn.ModuleList(
                 Dcls1d(n_in, n_out, kernel_count=1, groups=1, dilated_kernel_size=kernel, bias=False, version="gauss")
-                for n_in, n_out in sizes)
+                for n_in, n_out in sizes
+            )
             with torch.no_grad():
                 for conv in self.convs:
                     torch.nn.init.kaiming_uniform_(conv.weight, nonlinearity="relu")
@@ -191,8 +201,9 @@ def _dcls_setup(hidden, n_steps, batch, max_delay, seed=1):
     x = _dense_input(data, n_steps, batch)
     labels = torch.as_tensor(data.labels)
     model = _build_dcls(hidden, max_delay)
-    opt = torch.optim.Adam([{"params": model.weights, "lr": LR_W}, {"params": model.positions, "lr": LR_POS}],
-                           betas=(0.9, 0.999))
+    opt = torch.optim.Adam(
+        [{"params": model.weights, "lr": LR_W}, {"params": model.positions, "lr": LR_POS}], betas=(0.9, 0.999)
+    )
     opt = _ClampAfterStep(opt, model.clamp_parameters)
 
     def loss_fn():
@@ -213,9 +224,17 @@ def dcls_job(hidden, n_steps, batch, max_delay, repeats, queue):
     kernel = dcls_kernel_size(max_delay)
     lengths = _dcls_lengths(n_steps, kernel)
     rate = model.hidden_spikes / (batch * 2 * hidden) * 1000.0 / lengths[1]
-    queue.put(dict(times, peak_mem_mb=peak_mb, peak_total_mb=(_peak_rss_bytes() - base) / 2**20,
-                   kernel_size=kernel, simulated_steps=lengths[1:], hidden_rate_hz=rate,
-                   hidden_spikes_per_sample=model.hidden_spikes // batch))
+    queue.put(
+        dict(
+            times,
+            peak_mem_mb=peak_mb,
+            peak_total_mb=(_peak_rss_bytes() - base) / 2**20,
+            kernel_size=kernel,
+            simulated_steps=lengths[1:],
+            hidden_rate_hz=rate,
+            hidden_spikes_per_sample=model.hidden_spikes // batch,
+        )
+    )
 
 
 def dcls_learning_check(hidden=64, n_steps=100, batch=4, max_delay=16, steps=20):
@@ -282,8 +301,9 @@ def _dcls_probe_job(hidden, n_steps, batch, max_delay, queue):
     n_probe = 100
     cur = (torch.rand(n_probe, batch, hidden) * 0.3).requires_grad_(True)
     t_lif = timed(lambda: model.neurons(cur, spiking=True).sum().backward()) / n_probe
-    queue.put(dict(layer_s_per_mac=layer_s_per_mac, scale_gain=min(1.0, large / small),
-                   s_per_tap=s_per_tap, lif_step_s=t_lif))
+    queue.put(
+        dict(layer_s_per_mac=layer_s_per_mac, scale_gain=min(1.0, large / small), s_per_tap=s_per_tap, lif_step_s=t_lif)
+    )
 
 
 def dcls_estimate(hidden, n_steps, batch, max_delay, probe=None) -> dict:
@@ -319,7 +339,7 @@ def _layer_rates(net, data, n_steps, hidden):
     with torch.no_grad():
         counts = net(data).counts
     scale = 1000.0 / n_steps
-    return (counts[:, :hidden].mean().item() * scale, counts[:, hidden:2 * hidden].mean().item() * scale)
+    return (counts[:, :hidden].mean().item() * scale, counts[:, hidden : 2 * hidden].mean().item() * scale)
 
 
 def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_rate, device="cpu"):
@@ -331,10 +351,20 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
     from eventkit.engine import EventpropNet
 
     def build(mean):
-        return _placed(EventpropNet(N_IN, N_OUT, hidden=[hidden, hidden], recurrent=False, n_steps=n_steps,
-                                    init=dict(ff_mean=mean, ff_std=0.01, out_std=0.03),
-                                    delays=_delay_config(with_delays, max_delay),
-                                    generator=torch.Generator().manual_seed(0), backend=device), device)
+        return _placed(
+            EventpropNet(
+                N_IN,
+                N_OUT,
+                hidden=[hidden, hidden],
+                recurrent=False,
+                n_steps=n_steps,
+                init=dict(ff_mean=mean, ff_std=0.01, out_std=0.03),
+                delays=_delay_config(with_delays, max_delay),
+                generator=torch.Generator().manual_seed(0),
+                backend=device,
+            ),
+            device,
+        )
 
     lo, hi = 0.0, 0.2
     for _ in range(14):
@@ -345,8 +375,9 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
             break
         lo, hi = (mean, hi) if rate1 < target_rate else (lo, mean)
     w_in_mean = mean
-    noise = (torch.randn(net.ff1.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-             * 0.01).to(net.ff1.device)
+    noise = (torch.randn(net.ff1.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.01).to(
+        net.ff1.device
+    )
     lo, hi = 0.0, 0.4
     for _ in range(14):
         if abs(rate2 - target_rate) < 0.5:
@@ -367,8 +398,9 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
     torch.set_num_threads(1)  # the engine runs on numba threads
     torch.set_flush_denormal(True)
     data = _workload(n_steps, batch, seed=1)
-    net, rate1, rate2, w_in_mean = _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data,
-                                                         TARGET_RATE, device)
+    net, rate1, rate2, w_in_mean = _calibrated_delay_net(
+        hidden, n_steps, max_delay, with_delays, data, TARGET_RATE, device
+    )
     labels = torch.as_tensor(data.labels).to(device)
     if with_delays:
         opt = torch.optim.Adam(net.param_groups(delay_lr=LR_POS), lr=LR_W)
@@ -383,8 +415,16 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
     times, peak_mb = _measure(loss_fn, opt, repeats, device)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
-    queue.put(dict(times, peak_mem_mb=peak_mb, rate_hz=rate1, rate2_hz=rate2,
-                   hidden_spikes_per_sample=hidden_spikes, w_in_mean=w_in_mean))
+    queue.put(
+        dict(
+            times,
+            peak_mem_mb=peak_mb,
+            rate_hz=rate1,
+            rate2_hz=rate2,
+            hidden_spikes_per_sample=hidden_spikes,
+            w_in_mean=w_in_mean,
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -449,14 +489,27 @@ def main(argv=None) -> int:
     parser.add_argument("--dcls-repeats", type=int, default=2)
     parser.add_argument("--max-delays", default="64,512", help="comma-separated maximum delays in steps")
     parser.add_argument("--no-dcls", action="store_true", help="skip the DCLS-Delays comparison")
-    parser.add_argument("--dcls-max-step-s", type=float, default=180.0,
-                        help="skip DCLS where one train step is predicted to take longer")
-    parser.add_argument("--eventkit-timeout-s", type=float, default=3600.0,
-                        help="give up on an eventkit configuration after this long")
-    parser.add_argument("--mem-limit-gb", type=float, default=None,
-                        help="skip DCLS where it is predicted to need more (default: the machine's memory)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="where eventkit trains (cuda backend); DCLS-Delays is compared on the CPU only")
+    parser.add_argument(
+        "--dcls-max-step-s",
+        type=float,
+        default=180.0,
+        help="skip DCLS where one train step is predicted to take longer",
+    )
+    parser.add_argument(
+        "--eventkit-timeout-s", type=float, default=3600.0, help="give up on an eventkit configuration after this long"
+    )
+    parser.add_argument(
+        "--mem-limit-gb",
+        type=float,
+        default=None,
+        help="skip DCLS where it is predicted to need more (default: the machine's memory)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where eventkit trains (cuda backend); DCLS-Delays is compared on the CPU only",
+    )
     args = parser.parse_args(argv)
     problem = device_problem(args.device)
     if problem:
@@ -481,11 +534,23 @@ def main(argv=None) -> int:
     ssc_batches = -(-SSC_TRAIN_SAMPLES // batch)
 
     print(f"running eventkit without delays (hidden={hidden}, T={n_steps}, batch={batch}) ...", flush=True)
+
     def run_eventkit(max_delay, with_delays):
-        result, why = _in_process_limited(eventkit_delay_job, hidden, n_steps, batch, max_delay, args.repeats,
-                                          with_delays, args.device, timeout=args.eventkit_timeout_s)
+        result, why = _in_process_limited(
+            eventkit_delay_job,
+            hidden,
+            n_steps,
+            batch,
+            max_delay,
+            args.repeats,
+            with_delays,
+            args.device,
+            timeout=args.eventkit_timeout_s,
+        )
         if result is None:
-            raise SystemExit(f"eventkit ({'max delay ' + str(max_delay) if with_delays else 'no delays'}) failed: {why}")
+            raise SystemExit(
+                f"eventkit ({'max delay ' + str(max_delay) if with_delays else 'no delays'}) failed: {why}"
+            )
         return result
 
     plain = run_eventkit(0, False)
@@ -493,9 +558,17 @@ def main(argv=None) -> int:
     for max_delay in max_delays:
         print(f"running eventkit with delays, max delay {max_delay} ...", flush=True)
         ek = run_eventkit(max_delay, True)
-        row = dict(max_delay=max_delay, hidden=hidden, n_steps=n_steps, batch=batch, device=args.device, eventkit=ek,
-                   eventkit_no_delays=plain, delay_cost=ek["train_step"] / plain["train_step"],
-                   eventkit_epoch_s=dict(shd=ek["train_step"] * shd_batches, ssc=ek["train_step"] * ssc_batches))
+        row = dict(
+            max_delay=max_delay,
+            hidden=hidden,
+            n_steps=n_steps,
+            batch=batch,
+            device=args.device,
+            eventkit=ek,
+            eventkit_no_delays=plain,
+            delay_cost=ek["train_step"] / plain["train_step"],
+            eventkit_epoch_s=dict(shd=ek["train_step"] * shd_batches, ssc=ek["train_step"] * ssc_batches),
+        )
         if why_no_dcls is None:
             est = dcls_estimate(hidden, n_steps, batch, max_delay)
             skip = None
@@ -503,8 +576,9 @@ def main(argv=None) -> int:
                 skip = f"predicted {est['mem_bytes'] / 2**30:.1f} GiB > {mem_limit / 2**30:.1f} GiB of memory"
             else:
                 print(f"probing the DCLS-Delays cost at max delay {max_delay} ...", flush=True)
-                probe, why = _in_process_limited(_dcls_probe_job, hidden, n_steps, batch, max_delay,
-                                                 timeout=max(120.0, args.dcls_max_step_s))
+                probe, why = _in_process_limited(
+                    _dcls_probe_job, hidden, n_steps, batch, max_delay, timeout=max(120.0, args.dcls_max_step_s)
+                )
                 if probe is None:
                     skip = f"the cost probe failed ({why})"
                 else:
@@ -517,43 +591,55 @@ def main(argv=None) -> int:
                 print(f"skipping DCLS-Delays at max delay {max_delay}: {skip}", flush=True)
                 row["dcls_skipped"] = skip
             else:
-                print(f"running DCLS-Delays, max delay {max_delay} (predicted {est['step_s']:.0f} s per step, "
-                      f"{est['mem_bytes'] / 2**30:.1f} GiB) ...", flush=True)
+                print(
+                    f"running DCLS-Delays, max delay {max_delay} (predicted {est['step_s']:.0f} s per step, "
+                    f"{est['mem_bytes'] / 2**30:.1f} GiB) ...",
+                    flush=True,
+                )
                 limit = 300.0 + 3.0 * (args.dcls_repeats + 1) * max(est["step_s"], args.dcls_max_step_s)
-                dc, why = _in_process_limited(dcls_job, hidden, n_steps, batch, max_delay, args.dcls_repeats,
-                                              timeout=limit)
+                dc, why = _in_process_limited(
+                    dcls_job, hidden, n_steps, batch, max_delay, args.dcls_repeats, timeout=limit
+                )
                 if dc is None:
                     print(f"DCLS-Delays at max delay {max_delay} failed: {why}", flush=True)
                     row["dcls_skipped"] = f"failed: {why}"
                 else:
-                    row.update(dcls=dc, speedup=dc["train_step"] / ek["train_step"],
-                               mem_ratio=dc["peak_mem_mb"] / max(ek["peak_mem_mb"], 1.0),
-                               dcls_epoch_s=dict(shd=dc["train_step"] * shd_batches,
-                                                 ssc=dc["train_step"] * ssc_batches))
+                    row.update(
+                        dcls=dc,
+                        speedup=dc["train_step"] / ek["train_step"],
+                        mem_ratio=dc["peak_mem_mb"] / max(ek["peak_mem_mb"], 1.0),
+                        dcls_epoch_s=dict(shd=dc["train_step"] * shd_batches, ssc=dc["train_step"] * ssc_batches),
+                    )
         rows.append(row)
 
-    header = (f"{'max delay':>9} | {'ek s/step':>9} {'ek MB':>7} | {'no-delay s/step':>15} | "
-              f"{'DCLS s/step':>11} {'DCLS MB':>8} | {'speed-up':>8} {'mem ratio':>9} {'delay cost':>10} | "
-              f"{'ek SHD s/ep':>11} {'ek SSC s/ep':>11} {'DCLS SHD s/ep':>13} {'DCLS SSC s/ep':>13}")
+    header = (
+        f"{'max delay':>9} | {'ek s/step':>9} {'ek MB':>7} | {'no-delay s/step':>15} | "
+        f"{'DCLS s/step':>11} {'DCLS MB':>8} | {'speed-up':>8} {'mem ratio':>9} {'delay cost':>10} | "
+        f"{'ek SHD s/ep':>11} {'ek SSC s/ep':>11} {'DCLS SHD s/ep':>13} {'DCLS SSC s/ep':>13}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         e, d = r["eventkit"], r.get("dcls")
-        print(f"{r['max_delay']:>9} | {e['train_step']:>9.3f} {e['peak_mem_mb']:>7.1f} | "
-              f"{r['eventkit_no_delays']['train_step']:>15.3f} | "
-              f"{_fmt(d and d['train_step'], '.2f', 11)} {_fmt(d and d['peak_mem_mb'], '.1f', 8)} | "
-              f"{_fmt(r.get('speedup'), '.1f', 7)}{'x' if d else ' '} {_fmt(r.get('mem_ratio'), '.1f', 8)}"
-              f"{'x' if d else ' '} {r['delay_cost']:>9.2f}x | "
-              f"{r['eventkit_epoch_s']['shd']:>11.1f} {r['eventkit_epoch_s']['ssc']:>11.1f} "
-              f"{_fmt(d and r['dcls_epoch_s']['shd'], '.0f', 13)} {_fmt(d and r['dcls_epoch_s']['ssc'], '.0f', 13)}")
+        print(
+            f"{r['max_delay']:>9} | {e['train_step']:>9.3f} {e['peak_mem_mb']:>7.1f} | "
+            f"{r['eventkit_no_delays']['train_step']:>15.3f} | "
+            f"{_fmt(d and d['train_step'], '.2f', 11)} {_fmt(d and d['peak_mem_mb'], '.1f', 8)} | "
+            f"{_fmt(r.get('speedup'), '.1f', 7)}{'x' if d else ' '} {_fmt(r.get('mem_ratio'), '.1f', 8)}"
+            f"{'x' if d else ' '} {r['delay_cost']:>9.2f}x | "
+            f"{r['eventkit_epoch_s']['shd']:>11.1f} {r['eventkit_epoch_s']['ssc']:>11.1f} "
+            f"{_fmt(d and r['dcls_epoch_s']['shd'], '.0f', 13)} {_fmt(d and r['dcls_epoch_s']['ssc'], '.0f', 13)}"
+        )
         if "dcls_skipped" in r:
             print(f"{'':>9}   DCLS skipped: {r['dcls_skipped']}")
     mem = "eventkit: peak GPU memory allocated (torch) growth" if args.device == "cuda" else "peak RSS growth"
-    print(f"(device {args.device}; hidden {hidden} x 2, T {n_steps}, batch {batch}; median of {args.repeats} "
-          f"eventkit / {args.dcls_repeats} DCLS train steps; speed-up = DCLS / eventkit s per step; mem = {mem} "
-          f"while training; delay cost = eventkit with / without delays; epoch = {shd_batches} "
-          f"(SHD, {SHD_TRAIN_SAMPLES} samples) or {ssc_batches} (SSC, {SSC_TRAIN_SAMPLES}) batches; "
-          f"eventkit hidden layer 1 at {plain['rate_hz']:.1f} spikes/neuron/s without delays)")
+    print(
+        f"(device {args.device}; hidden {hidden} x 2, T {n_steps}, batch {batch}; median of {args.repeats} "
+        f"eventkit / {args.dcls_repeats} DCLS train steps; speed-up = DCLS / eventkit s per step; mem = {mem} "
+        f"while training; delay cost = eventkit with / without delays; epoch = {shd_batches} "
+        f"(SHD, {SHD_TRAIN_SAMPLES} samples) or {ssc_batches} (SSC, {SSC_TRAIN_SAMPLES}) batches; "
+        f"eventkit hidden layer 1 at {plain['rate_hz']:.1f} spikes/neuron/s without delays)"
+    )
     if args.json:
         extra = dict(mem_total_bytes=_mem_total_bytes(), **device_info(args.device))
         if why_no_dcls is None:

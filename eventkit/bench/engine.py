@@ -100,9 +100,16 @@ def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device:
     net = None
     for _ in range(14):
         mean = 0.5 * (lo + hi)
-        net = EventpropNet(700, 20, hidden=hidden, recurrent=True, n_steps=n_steps,
-                           init=dict(ff_mean=mean, ff_std=0.01, rec_std=0.02, out_std=0.03),
-                           generator=torch.Generator().manual_seed(0), backend=device)
+        net = EventpropNet(
+            700,
+            20,
+            hidden=hidden,
+            recurrent=True,
+            n_steps=n_steps,
+            init=dict(ff_mean=mean, ff_std=0.01, rec_std=0.02, out_std=0.03),
+            generator=torch.Generator().manual_seed(0),
+            backend=device,
+        )
         net = _placed(net, device)
         with torch.no_grad():
             rate = net(data).counts.mean().item() * 1000.0 / n_steps
@@ -183,8 +190,15 @@ def _eventkit_job(hidden, n_steps, batch, repeats, device, queue):
     times, peak_mb = _measure(loss_fn, opt, repeats, device)  # (kernels come from the disk cache)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
-    queue.put(dict(times, peak_mem_mb=peak_mb, rate_hz=rate,
-                   hidden_spikes_per_sample=hidden_spikes, w_in_mean=float(net.ff0.detach().mean())))
+    queue.put(
+        dict(
+            times,
+            peak_mem_mb=peak_mb,
+            rate_hz=rate,
+            hidden_spikes_per_sample=hidden_spikes,
+            w_in_mean=float(net.ff0.detach().mean()),
+        )
+    )
 
 
 def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, device, queue):
@@ -210,8 +224,9 @@ def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, device, queue):
         fc_in.weight.copy_(torch.randn(hidden, 700, generator=g) * 0.01 + w_in_mean)
         fc_out.weight.copy_(torch.randn(20, hidden, generator=g) * 0.03)
     alpha, beta = math.exp(-1 / 5.0), math.exp(-1 / 20.0)
-    lif = snn.RSynaptic(alpha=alpha, beta=beta, threshold=1.0, linear_features=hidden,
-                        all_to_all=True, reset_mechanism="zero")
+    lif = snn.RSynaptic(
+        alpha=alpha, beta=beta, threshold=1.0, linear_features=hidden, all_to_all=True, reset_mechanism="zero"
+    )
     with torch.no_grad():
         lif.recurrent.weight.copy_(torch.randn(hidden, hidden, generator=g) * 0.02)
     out_cell = snn.Synaptic(alpha=alpha, beta=beta, threshold=1e9, reset_mechanism="none")
@@ -272,8 +287,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed train steps per configuration")
     parser.add_argument("--snntorch-repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="where eventkit (cuda backend) and snnTorch train")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where eventkit (cuda backend) and snnTorch train"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.batch < 1:
         parser.error("--repeats and --batch must be >= 1")
@@ -281,7 +297,9 @@ def main(argv=None) -> int:
     if problem:
         print(f"python -m eventkit.bench: error: --device cuda: {problem}", file=sys.stderr)
         return 2
-    configs = [(256, 1000)] if args.quick else [(256, 1000), (256, 200), (256, 500), (1024, 200), (1024, 500), (1024, 1000)]
+    configs = (
+        [(256, 1000)] if args.quick else [(256, 1000), (256, 200), (256, 500), (1024, 200), (1024, 500), (1024, 1000)]
+    )
     use_snn = not args.no_snntorch and _have_snntorch()
     if not args.no_snntorch and not use_snn:
         print("snnTorch is not installed (pip install eventkit[bench]); skipping the comparison")
@@ -290,32 +308,46 @@ def main(argv=None) -> int:
     for hidden, n_steps in configs:
         print(f"running hidden={hidden} T={n_steps} ...", flush=True)
         ek = _in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device)
-        row = dict(hidden=hidden, n_steps=n_steps, batch=args.batch, device=args.device, eventkit=ek,
-                   eventkit_epoch_s=ek["train_step"] * batches)
+        row = dict(
+            hidden=hidden,
+            n_steps=n_steps,
+            batch=args.batch,
+            device=args.device,
+            eventkit=ek,
+            eventkit_epoch_s=ek["train_step"] * batches,
+        )
         if use_snn:
-            sn = _in_process(_snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"],
-                             args.device)
-            row.update(snntorch=sn, snntorch_epoch_s=sn["train_step"] * batches,
-                       speedup=sn["train_step"] / ek["train_step"])
+            sn = _in_process(
+                _snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"], args.device
+            )
+            row.update(
+                snntorch=sn, snntorch_epoch_s=sn["train_step"] * batches, speedup=sn["train_step"] / ek["train_step"]
+            )
         rows.append(row)
-    header = (f"{'hidden':>6} {'T':>5} {'spk/neur/s':>10} {'fwd s':>7} {'bwd s':>7} {'step s':>7} "
-              f"{'epoch s':>8} {'mem MB':>7}")
+    header = (
+        f"{'hidden':>6} {'T':>5} {'spk/neur/s':>10} {'fwd s':>7} {'bwd s':>7} {'step s':>7} "
+        f"{'epoch s':>8} {'mem MB':>7}"
+    )
     if use_snn:
         header += f" | {'snn step s':>10} {'snn mem MB':>10} {'speedup':>8}"
     print(header)
     print("-" * len(header))
     for r in rows:
         e = r["eventkit"]
-        line = (f"{r['hidden']:>6} {r['n_steps']:>5} {e['rate_hz']:>10.1f} {e['forward']:>7.3f} "
-                f"{e['backward']:>7.3f} {e['train_step']:>7.3f} {r['eventkit_epoch_s']:>8.1f} "
-                f"{e['peak_mem_mb']:>7.1f}")
+        line = (
+            f"{r['hidden']:>6} {r['n_steps']:>5} {e['rate_hz']:>10.1f} {e['forward']:>7.3f} "
+            f"{e['backward']:>7.3f} {e['train_step']:>7.3f} {r['eventkit_epoch_s']:>8.1f} "
+            f"{e['peak_mem_mb']:>7.1f}"
+        )
         if use_snn:
             s = r["snntorch"]
             line += f" | {s['train_step']:>10.3f} {s['peak_mem_mb']:>10.1f} {r['speedup']:>7.1f}x"
         print(line)
     mem = "peak GPU memory allocated (torch) growth" if args.device == "cuda" else "peak RSS growth"
-    print(f"(device {args.device}; median of {args.repeats} train steps, batch {args.batch}; epoch = {batches} "
-          f"batches = {SHD_TRAIN_SAMPLES} SHD training samples; mem = {mem} while training)")
+    print(
+        f"(device {args.device}; median of {args.repeats} train steps, batch {args.batch}; epoch = {batches} "
+        f"batches = {SHD_TRAIN_SAMPLES} SHD training samples; mem = {mem} while training)"
+    )
     if args.json:
         write_json(args.json, rows, **device_info(args.device))
     return 0
@@ -328,8 +360,12 @@ def device_info(device: str) -> dict:
     import torch
     from numba import cuda
 
-    return dict(device=device, gpu=torch.cuda.get_device_name(), torch_cuda=torch.version.cuda,
-                numba_cuda_runtime=".".join(map(str, cuda.runtime.get_version())))
+    return dict(
+        device=device,
+        gpu=torch.cuda.get_device_name(),
+        torch_cuda=torch.version.cuda,
+        numba_cuda_runtime=".".join(map(str, cuda.runtime.get_version())),
+    )
 
 
 def write_json(path: str, rows: list, **meta) -> None:
@@ -337,9 +373,16 @@ def write_json(path: str, rows: list, **meta) -> None:
     import numba
     import torch
 
-    meta = dict(machine=platform.machine(), processor=platform.processor(), cpus=os.cpu_count(),
-                python=sys.version.split()[0], torch=torch.__version__, numba=numba.__version__,
-                numba_threads=numba.get_num_threads(), **meta)
+    meta = dict(
+        machine=platform.machine(),
+        processor=platform.processor(),
+        cpus=os.cpu_count(),
+        python=sys.version.split()[0],
+        torch=torch.__version__,
+        numba=numba.__version__,
+        numba_threads=numba.get_num_threads(),
+        **meta,
+    )
     with open(path + ".tmp", "w") as f:
         json.dump(dict(meta=meta, results=rows), f, indent=2)
     os.replace(path + ".tmp", path)

@@ -21,4 +21,3 @@ def register_datasets(register):
         timing_lags,
         description="SYNTHETIC timing-only: classes differ only in lags between channel groups",
     )
-

@@ -56,9 +56,7 @@ class PreprocessConfig:
                 f"count_threshold must be an integer >= 1 (or null to keep every event), "
                 f"got {self.count_threshold!r}"
             )
-        if self.n_channels is not None and (
-            not isinstance(self.n_channels, (int, np.integer)) or self.n_channels < 1
-        ):
+        if self.n_channels is not None and (not isinstance(self.n_channels, (int, np.integer)) or self.n_channels < 1):
             raise ValueError(f"n_channels must be a positive integer or null, got {self.n_channels!r}")
 
     @property
@@ -95,9 +93,7 @@ def events_to_spikes(
     if times_us.shape != units.shape or times_us.ndim != 1:
         raise ValueError("times_us and units must be 1-D arrays of the same length")
     if lengths.ndim != 1 or np.any(lengths < 0) or int(lengths.sum()) != times_us.size:
-        raise ValueError(
-            f"lengths must be non-negative and sum to the number of events ({times_us.size})"
-        )
+        raise ValueError(f"lengths must be non-negative and sum to the number of events ({times_us.size})")
     if labels.shape != lengths.shape:
         raise ValueError(f"labels must have one entry per sample ({lengths.size}), got {labels.size}")
     if units.size and (units.min() < 0 or units.max() >= n_sensor):
@@ -107,9 +103,7 @@ def events_to_spikes(
         )
     n_out = n_sensor if config.n_channels is None else int(config.n_channels)
     if n_out > n_sensor:
-        raise ValueError(
-            f"n_channels ({n_out}) cannot exceed the sensor's {n_sensor} channels (down-sampling only)"
-        )
+        raise ValueError(f"n_channels ({n_out}) cannot exceed the sensor's {n_sensor} channels (down-sampling only)")
     offsets = np.zeros(lengths.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     # sample k writes its counts[k] spikes at the start of its own input range; then compact

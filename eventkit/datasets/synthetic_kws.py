@@ -46,9 +46,7 @@ def make_vocabulary(
     if syllables_per_word < 2:
         raise ValueError("syllables_per_word must be >= 2 so paired classes can differ in order")
     if n_syllables < syllables_per_word:
-        raise ValueError(
-            f"n_syllables ({n_syllables}) must be >= syllables_per_word ({syllables_per_word})"
-        )
+        raise ValueError(f"n_syllables ({n_syllables}) must be >= syllables_per_word ({syllables_per_word})")
     # formant f of every syllable lives in its own band of the channel axis
     lo, hi = 0.08 * n_channels, 0.92 * n_channels
     edges = np.linspace(lo, hi, n_formants + 1)
@@ -63,8 +61,7 @@ def make_vocabulary(
         attempts += 1
         if attempts > 10_000:
             raise ValueError(
-                f"cannot form {n_classes} distinct words from {n_syllables} syllables; "
-                f"raise n_syllables"
+                f"cannot form {n_classes} distinct words from {n_syllables} syllables; " f"raise n_syllables"
             )
         base = tuple(int(s) for s in rng.choice(n_syllables, size=syllables_per_word, replace=False))
         partner = base[1:] + base[:1]  # same syllables, rotated order
@@ -258,9 +255,7 @@ def synthetic_kws(
     if not 0.0 < noise_fraction < 1.0:
         raise ValueError(f"synthetic_kws: noise_fraction must lie in (0, 1), got {noise_fraction}")
     if not 0.0 < word_length < duration:
-        raise ValueError(
-            f"synthetic_kws: word_length ({word_length} ms) must lie in (0, duration={duration})"
-        )
+        raise ValueError(f"synthetic_kws: word_length ({word_length} ms) must lie in (0, duration={duration})")
     if not 0.0 <= time_warp < 0.5:
         raise ValueError(f"synthetic_kws: time_warp must lie in [0, 0.5), got {time_warp}")
     if speaker_shift < 0 or formant_width <= 0:

@@ -190,9 +190,7 @@ def timing_lags(
     if max_lag <= 0:
         raise ValueError(f"timing_lags: max_lag must be > 0 ms, got {max_lag}")
     if not 0 < lag_step <= max_lag:
-        raise ValueError(
-            f"timing_lags: lag_step must lie in (0, max_lag={max_lag}] ms, got {lag_step}"
-        )
+        raise ValueError(f"timing_lags: lag_step must lie in (0, max_lag={max_lag}] ms, got {lag_step}")
     if min_gap < 0 or (n_groups - 1) * min_gap > max_lag:
         raise ValueError(
             f"timing_lags: min_gap must lie in [0, max_lag / (n_groups - 1) = "
@@ -204,15 +202,13 @@ def timing_lags(
         raise ValueError(f"timing_lags: burst_width must be > 0 ms, got {burst_width}")
     if burst_spikes <= 0:
         raise ValueError(
-            f"timing_lags: burst_spikes (mean spikes per channel per burst) must be > 0, "
-            f"got {burst_spikes}"
+            f"timing_lags: burst_spikes (mean spikes per channel per burst) must be > 0, " f"got {burst_spikes}"
         )
     if not 0.0 <= noise_fraction < 1.0:
         raise ValueError(f"timing_lags: noise_fraction must lie in [0, 1), got {noise_fraction}")
     if not 0.0 <= onset_min <= onset_max:
         raise ValueError(
-            f"timing_lags: need 0 <= onset_min <= onset_max, got onset_min={onset_min}, "
-            f"onset_max={onset_max}"
+            f"timing_lags: need 0 <= onset_min <= onset_max, got onset_min={onset_min}, " f"onset_max={onset_max}"
         )
     latest = onset_max + max_lag + burst_width + 3.0 * jitter
     if latest > duration:

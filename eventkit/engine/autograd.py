@@ -21,8 +21,7 @@ class EventpropFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, backend, plan, inputs, data: SpikeData, names, *params):
         res = backend.forward(plan, inputs, data)
-        ctx.backend, ctx.plan, ctx.inputs, ctx.data, ctx.names, ctx.res = (
-            backend, plan, inputs, data, names, res)
+        ctx.backend, ctx.plan, ctx.inputs, ctx.data, ctx.names, ctx.res = (backend, plan, inputs, data, names, res)
         ctx.targets = [(p.dtype, p.device) for p in params]
         dtype, device = params[0].dtype, params[0].device
 
@@ -45,8 +44,7 @@ class EventpropFunction(torch.autograd.Function):
         # t_first is returned in ms = (n + phi) * dt: the kernels' g is per unit of phi
         g_tfirst_k = as_kernel(g_tfirst, (n_batch, plan.n_out)) * plan.dt
         g_counts_k = as_kernel(g_counts, (n_batch, plan.n_hidden))
-        grads_w, grads_d = backend.backward(plan, inputs, data, ctx.res, g_trace_k, g_tfirst_k,
-                                            g_counts_k)
+        grads_w, grads_d = backend.backward(plan, inputs, data, ctx.res, g_trace_k, g_tfirst_k, g_counts_k)
         ctx.res = None
         out = []
         for (kind, name), (dtype, device) in zip(ctx.names, ctx.targets):

@@ -143,12 +143,12 @@ class EventpropNet(nn.Module):
         self.dt, self.n_steps, self.dtype = float(dt), int(n_steps), dtype
         self.max_spikes_per_sample = int(max_spikes_per_sample)
         self.n_groups = int(n_groups)
-        self.topology = Topology.build(n_in, n_out, self.hidden, self.recurrent, neurons, output,
-                                       parse_delays(delays))
+        self.topology = Topology.build(n_in, n_out, self.hidden, self.recurrent, neurons, output, parse_delays(delays))
         self.backend = get_backend(backend)
         # validates time constants against dt and the delay buffers' size
-        self.plan = self.backend.plan(self.topology, self.dt, self.n_steps,
-                                      max_spikes=self.max_spikes_per_sample, n_groups=self.n_groups)
+        self.plan = self.backend.plan(
+            self.topology, self.dt, self.n_steps, max_spikes=self.max_spikes_per_sample, n_groups=self.n_groups
+        )
         self._simulation = Simulation()
         init = {**DEFAULT_INIT, **(init or {})}
         unknown = set(init) - set(DEFAULT_INIT)
@@ -163,8 +163,7 @@ class EventpropNet(nn.Module):
         for conn in self.topology.delayed:  # after every weight: a net without delays is unchanged
             lo, hi = conn.delay.init
             d = lo + (hi - lo) * torch.rand(conn.shape, generator=generator, dtype=torch.float64)
-            self.register_parameter(conn.delay_name,
-                                    nn.Parameter(d.to(dtype), requires_grad=conn.delay.learn))
+            self.register_parameter(conn.delay_name, nn.Parameter(d.to(dtype), requires_grad=conn.delay.learn))
 
     # ------------------------------------------------------------------ public
     @property
@@ -221,8 +220,7 @@ class EventpropNet(nn.Module):
         data = self._check_data(data)
         names, params = self._gradient_targets()
         inputs = self._kernel_inputs()
-        trace, t_first, counts = EventpropFunction.apply(self.backend, self.plan, inputs, data,
-                                                         names, *params)
+        trace, t_first, counts = EventpropFunction.apply(self.backend, self.plan, inputs, data, names, *params)
         readout = self.readout(trace, t_first, self.dt)
         if self._simulation.readout_in_the_loop is not None:
             readout = self._hardware_readout(data, readout)
@@ -237,17 +235,28 @@ class EventpropNet(nn.Module):
         ``rec_nrn``, ``n_rec`` ..., ``trace``, ``counts``) as numpy arrays, without building a
         graph."""
         res = self.backend.forward(self.plan, self._kernel_inputs(), self._check_data(data))
-        return {k: self.backend.to_torch(v).cpu().numpy() for k, v in res.items()
-                if not k.startswith("_")}
+        return {k: self.backend.to_torch(v).cpu().numpy() for k, v in res.items() if not k.startswith("_")}
 
     @torch.no_grad()
     def record(self, data: SpikeData) -> Record:
         """Simulate ``data`` and return every hidden spike (for rasters) and the output trace."""
         res = self.simulate(data)
         n_rec, steps, nrn = res["n_rec"], res["rec_step"], res["rec_nrn"]
-        sample = np.concatenate([np.full(n, b, dtype=np.int64) for b, n in enumerate(n_rec)]) if len(n_rec) else np.zeros(0, np.int64)
-        step = np.concatenate([steps[b, :n] for b, n in enumerate(n_rec)]).astype(np.int64) if len(n_rec) else np.zeros(0, np.int64)
-        neuron = np.concatenate([nrn[b, :n] for b, n in enumerate(n_rec)]).astype(np.int64) if len(n_rec) else np.zeros(0, np.int64)
+        sample = (
+            np.concatenate([np.full(n, b, dtype=np.int64) for b, n in enumerate(n_rec)])
+            if len(n_rec)
+            else np.zeros(0, np.int64)
+        )
+        step = (
+            np.concatenate([steps[b, :n] for b, n in enumerate(n_rec)]).astype(np.int64)
+            if len(n_rec)
+            else np.zeros(0, np.int64)
+        )
+        neuron = (
+            np.concatenate([nrn[b, :n] for b, n in enumerate(n_rec)]).astype(np.int64)
+            if len(n_rec)
+            else np.zeros(0, np.int64)
+        )
         off = self.plan.pop_off
         layers = []
         for p in range(len(off) - 1):
@@ -259,8 +268,9 @@ class EventpropNet(nn.Module):
         """(weights, delays in ms, threshold overrides) the kernels simulate with: the parameters,
         or what :attr:`Simulation.fake_quantization` makes of them."""
         weights = {c.name: getattr(self, c.name).detach().cpu().numpy() for c in self.topology.connections}
-        delays = {c.name: getattr(self, c.delay_name).detach().cpu().numpy().astype(np.float64)
-                  for c in self.topology.delayed}
+        delays = {
+            c.name: getattr(self, c.delay_name).detach().cpu().numpy().astype(np.float64) for c in self.topology.delayed
+        }
         for name, d in delays.items():
             conn = self.topology.connection(name)
             if not np.isfinite(d).all() or d.min() < 0 or d.max() > conn.delay.max * (1 + 1e-6):
@@ -295,15 +305,27 @@ class EventpropNet(nn.Module):
         layers = []
         for pop in self.topology.hidden:
             ff, rec = by_post[(pop.index, "ff")], by_post.get((pop.index, "rec"))
-            layers.append(dict(w_ff=value(ff), w_rec=value(rec), d_ff=value(ff, True),
-                               d_rec=value(rec, True), neuron=self._describe_neuron(pop.model)))
+            layers.append(
+                dict(
+                    w_ff=value(ff),
+                    w_rec=value(rec),
+                    d_ff=value(ff, True),
+                    d_rec=value(rec, True),
+                    neuron=self._describe_neuron(pop.model),
+                )
+            )
         out = by_post[(self.topology.output.index, "out")]
         return dict(
-            dt=self.dt, n_steps=self.n_steps, n_in=self.n_in, n_out=self.n_out, layers=layers,
+            dt=self.dt,
+            n_steps=self.n_steps,
+            n_in=self.n_in,
+            n_out=self.n_out,
+            layers=layers,
             output=dict(w=value(out), d=value(out, True), neuron=self._describe_neuron(self.output)),
             readout=self.readout.describe(),
-            delays={c.name: dict(max=c.delay.max, mode=c.delay.mode, learn=c.delay.learn)
-                    for c in self.topology.delayed},
+            delays={
+                c.name: dict(max=c.delay.max, mode=c.delay.mode, learn=c.delay.learn) for c in self.topology.delayed
+            },
         )
 
     # ----------------------------------------------------------------- private
@@ -351,15 +373,18 @@ class EventpropNet(nn.Module):
     def _hardware_readout(self, data: SpikeData, readout: torch.Tensor) -> torch.Tensor:
         hw = torch.as_tensor(np.asarray(self._simulation.readout_in_the_loop(data)), dtype=readout.dtype)
         if hw.shape != readout.shape:
-            raise ValueError(f"readout in the loop: the callable returned shape {tuple(hw.shape)}, "
-                             f"the network's readout has shape {tuple(readout.shape)}")
+            raise ValueError(
+                f"readout in the loop: the callable returned shape {tuple(hw.shape)}, "
+                f"the network's readout has shape {tuple(readout.shape)}"
+            )
         if not torch.isfinite(hw).all():
             raise ValueError("readout in the loop: the callable returned NaN or inf")
         return readout + (hw - readout).detach()
 
 
-def spike_count_regularizer(counts: torch.Tensor, strength: float, nu: float,
-                            strength_lower: float | None = None) -> torch.Tensor:
+def spike_count_regularizer(
+    counts: torch.Tensor, strength: float, nu: float, strength_lower: float | None = None
+) -> torch.Tensor:
     """Per-neuron spike-count regulariser of the Eventprop papers.
 
     ``C_n`` = spikes of hidden neuron n summed over the batch; target ``nu * B``. Loss

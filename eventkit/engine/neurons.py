@@ -48,8 +48,10 @@ class Coefficients:
 
     def __post_init__(self):
         if not (0.0 < self.alpha < 1.0 and 0.0 < self.beta < 1.0) or self.alpha == self.beta:
-            raise ValueError(f"neuron coefficients: alpha={self.alpha} and beta={self.beta} must be "
-                             "distinct decays in (0, 1); make tau_mem and tau_syn differ")
+            raise ValueError(
+                f"neuron coefficients: alpha={self.alpha} and beta={self.beta} must be "
+                "distinct decays in (0, 1); make tau_mem and tau_syn differ"
+            )
 
     @property
     def hm(self) -> float:
@@ -70,8 +72,10 @@ class Coefficients:
 def _check_positive(model: str, **values: float) -> None:
     for key, value in values.items():
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{key}: must be > 0 ({model}: a positive number{' of ms' if key.startswith('tau') else ''}), "
-                             f"got {value!r}. Fix: {key}={20.0 if key == 'tau_mem' else 5.0 if key == 'tau_syn' else 1.0}")
+            raise ValueError(
+                f"{key}: must be > 0 ({model}: a positive number{' of ms' if key.startswith('tau') else ''}), "
+                f"got {value!r}. Fix: {key}={20.0 if key == 'tau_mem' else 5.0 if key == 'tau_syn' else 1.0}"
+            )
 
 
 def _check_dt(model: str, dt: float, **taus: float) -> None:
@@ -156,4 +160,3 @@ class LI(NeuronModel):
         _check_dt("li", dt, tau_mem=self.tau_mem, tau_syn=self.tau_syn)
         alpha, beta, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
         return Coefficients(alpha, beta, kappa, 1.0, math.inf, self.tau_mem, False)
-

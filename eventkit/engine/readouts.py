@@ -115,4 +115,3 @@ class PerStepV(Readout):
 
 
 READOUTS = {cls.name: cls for cls in (SumV, MeanV, ExpWeightedMeanV, MaxV, FirstSpike, PerStepV)}
-

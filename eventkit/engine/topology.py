@@ -108,15 +108,20 @@ class Topology:
         return tuple(c for c in self.connections if c.delay is not None)
 
     @staticmethod
-    def build(n_in: int, n_out: int, hidden: Sequence[int], recurrent: Sequence[bool],
-              neurons: Sequence[NeuronModel], output: NeuronModel,
-              delays: Mapping[str, Delay] | None = None) -> "Topology":
+    def build(
+        n_in: int,
+        n_out: int,
+        hidden: Sequence[int],
+        recurrent: Sequence[bool],
+        neurons: Sequence[NeuronModel],
+        output: NeuronModel,
+        delays: Mapping[str, Delay] | None = None,
+    ) -> "Topology":
         """The layered topology; ``delays`` maps a connection name (``ff0``, ``rec1``, ``out``) or
         a kind (``ff``, ``rec``, ``out``: every connection of that kind) to its :class:`Delay`;
         a name wins over its kind."""
         inp = Population("input", int(n_in), -1)
-        pops = tuple(Population(f"hidden{k}", int(n), k, m)
-                     for k, (n, m) in enumerate(zip(hidden, neurons)))
+        pops = tuple(Population(f"hidden{k}", int(n), k, m) for k, (n, m) in enumerate(zip(hidden, neurons)))
         out = Population("output", int(n_out), len(pops), output)
         plain: list[tuple[str, Population, Population, str]] = []
         pre = inp
@@ -136,12 +141,11 @@ class Topology:
             )
         for key, spec in delays.items():
             if spec is not None and key in KINDS and not any(kind == key for *_, kind in plain):
-                raise ValueError(f"network.delays.{key}: this network has no {key} connection "
-                                 f"(connections: {sorted(names)}). Fix: remove network.delays.{key}")
-        conns = tuple(
-            Connection(name, a, b, kind, delays.get(name, delays.get(kind)))
-            for name, a, b, kind in plain
-        )
+                raise ValueError(
+                    f"network.delays.{key}: this network has no {key} connection "
+                    f"(connections: {sorted(names)}). Fix: remove network.delays.{key}"
+                )
+        conns = tuple(Connection(name, a, b, kind, delays.get(name, delays.get(kind))) for name, a, b, kind in plain)
         return Topology(inp, pops, out, conns)
 
 
@@ -158,12 +162,15 @@ def parse_delays(spec: Mapping | None, where: str = "network.delays") -> dict[st
             continue
         at = f"{where}.{key}"
         if not isinstance(value, Mapping):
-            raise ValueError(f"{at}: expected a mapping such as {{max: 62, learn: true, init: [0, 62]}}, "
-                             f"got {value!r}")
+            raise ValueError(
+                f"{at}: expected a mapping such as {{max: 62, learn: true, init: [0, 62]}}, " f"got {value!r}"
+            )
         unknown = sorted(set(value) - {"max", "learn", "mode", "init"})
         if unknown:
-            raise ValueError(f"{at}: unknown keys {unknown}; known: ['init', 'learn', 'max', 'mode']. "
-                             f"Fix: remove {at}.{unknown[0]}")
+            raise ValueError(
+                f"{at}: unknown keys {unknown}; known: ['init', 'learn', 'max', 'mode']. "
+                f"Fix: remove {at}.{unknown[0]}"
+            )
         if "max" not in value:
             raise ValueError(f"{at}.max is missing: the longest delay in ms. Fix: {at}.max=62")
         mx = _finite(f"{at}.max", value["max"])
@@ -187,8 +194,9 @@ def parse_delays(spec: Mapping | None, where: str = "network.delays") -> dict[st
         else:
             raise ValueError(f"{at}.init: expected a number or [lo, hi] in ms, got {init!r}")
         if not 0 <= lo <= hi <= mx:
-            raise ValueError(f"{at}.init=[{lo}, {hi}] must lie within [0, max={mx}] with lo <= hi. "
-                             f"Fix: {at}.init=[0,{mx:g}]")
+            raise ValueError(
+                f"{at}.init=[{lo}, {hi}] must lie within [0, max={mx}] with lo <= hi. " f"Fix: {at}.init=[0,{mx:g}]"
+            )
         out[key] = Delay(max=mx, learn=learn, mode=mode, init=(lo, hi))
     return out
 

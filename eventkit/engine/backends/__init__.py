@@ -31,9 +31,16 @@ class Backend(Protocol):
         """Simulate ``data``; returns at least ``trace`` [B, T, n_out], ``t_first`` [B, n_out]
         (in steps), ``counts`` [B, n_hidden] and whatever ``backward`` needs."""
 
-    def backward(self, plan: Any, inputs: Any, data: SpikeData, forward: dict,
-                 g_trace: np.ndarray, g_tfirst: np.ndarray, g_counts: np.ndarray
-                 ) -> tuple[dict, dict]:
+    def backward(
+        self,
+        plan: Any,
+        inputs: Any,
+        data: SpikeData,
+        forward: dict,
+        g_trace: np.ndarray,
+        g_tfirst: np.ndarray,
+        g_counts: np.ndarray,
+    ) -> tuple[dict, dict]:
         """dL/dw (n_post, n_pre) and dL/d(delay) in ms^-1, by connection name."""
 
     def to_torch(self, x: Any) -> torch.Tensor:

@@ -170,8 +170,7 @@ def _deliver_input(ring, slot0, b0, b0c, w, d_steps, d_x, d_y, base, q0, n_post)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_spike(ring, slot0, phi, bs, am, b0, b0c, beta, alpha, w, d_steps, d_frac,
-                   d_bm, d_am, base, q0, n_post):
+def _deliver_spike(ring, slot0, phi, bs, am, b0, b0c, beta, alpha, w, d_steps, d_frac, d_bm, d_am, base, q0, n_post):
     """Schedule a hidden spike's delayed arrivals (fired at phase ``phi``; ``bs, am`` = the
     target's beta^(1-phi), alpha^(1-phi); ``slot0`` = slot of the grid time after its step)."""
     n_slots = ring.shape[1]
@@ -186,8 +185,7 @@ def _deliver_spike(ring, slot0, phi, bs, am, b0, b0c, beta, alpha, w, d_steps, d
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _adjoint_input(hist, slot0, b0, b0c, hs, hm, w, gw, gd, d_steps, d_x, d_y, base, q0,
-                   n_post):
+def _adjoint_input(hist, slot0, b0, b0c, hs, hm, w, gw, gd, d_steps, d_x, d_y, base, q0, n_post):
     """Backward of :func:`_deliver_input`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``."""
     n_slots = hist.shape[1]
     for t in range(n_post):
@@ -201,8 +199,9 @@ def _adjoint_input(hist, slot0, b0, b0c, hs, hm, w, gw, gd, d_steps, d_x, d_y, b
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _adjoint_spike(hist, slot0, phi, bs, am, b0, b0c, beta, alpha, hs, hm, w, gw, gd,
-                   d_steps, d_frac, d_bm, d_am, base, q0, n_post):
+def _adjoint_spike(
+    hist, slot0, phi, bs, am, b0, b0c, beta, alpha, hs, hm, w, gw, gd, d_steps, d_frac, d_bm, d_am, base, q0, n_post
+):
     """Backward of :func:`_deliver_spike`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``;
     returns sum_t w dL/dtau, the spike's dL/dphi through these synapses."""
     n_slots = hist.shape[1]
@@ -257,9 +256,36 @@ def _pop_of(j, pop_off):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start,
-                 out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, trace, t_first, counts,
-                 rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow):
+def _forward_one(
+    b,
+    in_off,
+    in_step,
+    in_ch,
+    n_steps,
+    pop_off,
+    coef,
+    spiking,
+    blk,
+    out_start,
+    out_blk,
+    in_blk,
+    w,
+    d_steps,
+    d_frac,
+    d_bm,
+    d_am,
+    n_slots,
+    trace,
+    t_first,
+    counts,
+    rec_step,
+    rec_nrn,
+    rec_phi,
+    rec_v,
+    rec_i,
+    n_rec,
+    overflow,
+):
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
@@ -286,23 +312,35 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
             q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
             if blk[in_blk[kk], DELAYED]:
                 for s in range(i0, ip):
-                    _deliver_input(ring, n % n_slots, coef[q, B0], coef[q, B0] * coef[q, C],
-                                   w, d_steps, d_bm, d_am, w0 + in_ch[s] * n_post, q0, n_post)
+                    _deliver_input(
+                        ring,
+                        n % n_slots,
+                        coef[q, B0],
+                        coef[q, B0] * coef[q, C],
+                        w,
+                        d_steps,
+                        d_bm,
+                        d_am,
+                        w0 + in_ch[s] * n_post,
+                        q0,
+                        n_post,
+                    )
                 in_delayed = True
                 continue
-            y = i_state[q0:q0 + n_post]
+            y = i_state[q0 : q0 + n_post]
             s = i0
             while s + 4 <= ip:
                 a0 = w0 + in_ch[s] * n_post
                 a1 = w0 + in_ch[s + 1] * n_post
                 a2 = w0 + in_ch[s + 2] * n_post
                 a3 = w0 + in_ch[s + 3] * n_post
-                _axpy4(y, w[a0:a0 + n_post], w[a1:a1 + n_post], w[a2:a2 + n_post],
-                       w[a3:a3 + n_post], coef[q, B0])
+                _axpy4(
+                    y, w[a0 : a0 + n_post], w[a1 : a1 + n_post], w[a2 : a2 + n_post], w[a3 : a3 + n_post], coef[q, B0]
+                )
                 s += 4
             while s < ip:
                 a0 = w0 + in_ch[s] * n_post
-                _axpy(y, w[a0:a0 + n_post], coef[q, B0])
+                _axpy(y, w[a0 : a0 + n_post], coef[q, B0])
                 s += 1
         if in_delayed:  # delayed input arrivals due now (at n h), e.g. those of delay 0
             _apply_slot(ring, i_state, v_state, n % n_slots)
@@ -364,14 +402,29 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
                 base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 if blk[out_blk[kk], DELAYED]:
-                    _deliver_spike(ring, (n + 1) % n_slots, phi, bs, am, coef[q, B0],
-                                   coef[q, B0] * coef[q, C], coef[q, BETA], coef[q, ALPHA], w,
-                                   d_steps, d_frac, d_bm, d_am, base, q0, n_post)
+                    _deliver_spike(
+                        ring,
+                        (n + 1) % n_slots,
+                        phi,
+                        bs,
+                        am,
+                        coef[q, B0],
+                        coef[q, B0] * coef[q, C],
+                        coef[q, BETA],
+                        coef[q, ALPHA],
+                        w,
+                        d_steps,
+                        d_frac,
+                        d_bm,
+                        d_am,
+                        base,
+                        q0,
+                        n_post,
+                    )
                     continue
                 scal[0] = coef[q, B0] * bs
                 scal[1] = coef[q, B0] * coef[q, C] * (bs - am)
-                _axpy2(i_state[q0:q0 + n_post], v_state[q0:q0 + n_post], w[base:base + n_post],
-                       scal[0], scal[1])
+                _axpy2(i_state[q0 : q0 + n_post], v_state[q0 : q0 + n_post], w[base : base + n_post], scal[0], scal[1])
         if delayed:  # delayed arrivals due at (n+1) h; the slot is free again afterwards
             _apply_slot(ring, i_state, v_state, (n + 1) % n_slots)
         # 4. output voltage at (n+1) h
@@ -380,22 +433,104 @@ def _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def forward(in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start, out_blk,
-            in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, trace, t_first, counts, rec_step,
-            rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow):
+def forward(
+    in_off,
+    in_step,
+    in_ch,
+    n_steps,
+    pop_off,
+    coef,
+    spiking,
+    blk,
+    out_start,
+    out_blk,
+    in_blk,
+    w,
+    d_steps,
+    d_frac,
+    d_bm,
+    d_am,
+    n_slots,
+    trace,
+    t_first,
+    counts,
+    rec_step,
+    rec_nrn,
+    rec_phi,
+    rec_v,
+    rec_i,
+    n_rec,
+    overflow,
+):
     """Simulate every sample of the batch (outputs are filled in place). ``n_slots = 0``: no
     block is delayed in this call."""
     n_batch = in_off.shape[0] - 1
     for b in prange(n_batch):
-        _forward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, blk, out_start,
-                     out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, trace, t_first,
-                     counts, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow)
+        _forward_one(
+            b,
+            in_off,
+            in_step,
+            in_ch,
+            n_steps,
+            pop_off,
+            coef,
+            spiking,
+            blk,
+            out_start,
+            out_blk,
+            in_blk,
+            w,
+            d_steps,
+            d_frac,
+            d_bm,
+            d_am,
+            n_slots,
+            trace,
+            t_first,
+            counts,
+            rec_step,
+            rec_nrn,
+            rec_phi,
+            rec_v,
+            rec_i,
+            n_rec,
+            overflow,
+        )
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem, blk,
-                  out_start, out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, rec_step,
-                  rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace, g_tfirst, g_counts, gw, gd):
+def _backward_one(
+    b,
+    in_off,
+    in_step,
+    in_ch,
+    n_steps,
+    pop_off,
+    coef,
+    spiking,
+    tau_mem,
+    blk,
+    out_start,
+    out_blk,
+    in_blk,
+    w,
+    d_steps,
+    d_frac,
+    d_bm,
+    d_am,
+    n_slots,
+    rec_step,
+    rec_nrn,
+    rec_phi,
+    rec_v,
+    rec_i,
+    n_rec,
+    g_trace,
+    g_tfirst,
+    g_counts,
+    gw,
+    gd,
+):
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
@@ -457,10 +592,29 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
                 k = out_blk[kk]
                 if blk[k, DELAYED]:
-                    g_phi += _adjoint_spike(hist, (n + 1) % n_slots, phi_act, bs, am,
-                                            coef[q, B0], coef[q, B0] * coef[q, C], coef[q, BETA],
-                                            coef[q, ALPHA], hs_q, hm_q, w, gw, gd, d_steps,
-                                            d_frac, d_bm, d_am, base, q0, n_post)
+                    g_phi += _adjoint_spike(
+                        hist,
+                        (n + 1) % n_slots,
+                        phi_act,
+                        bs,
+                        am,
+                        coef[q, B0],
+                        coef[q, B0] * coef[q, C],
+                        coef[q, BETA],
+                        coef[q, ALPHA],
+                        hs_q,
+                        hm_q,
+                        w,
+                        gw,
+                        gd,
+                        d_steps,
+                        d_frac,
+                        d_bm,
+                        d_am,
+                        base,
+                        q0,
+                        n_post,
+                    )
                     continue
                 bq = coef[q, B0] * bs
                 eq = coef[q, B0] * coef[q, C] * (bs - am)
@@ -470,12 +624,25 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                 scal[1] = eq
                 scal[2] = dbq
                 scal[3] = deq
-                g_phi += _jump_and_grad(lam_i[q0:q0 + n_post], lam_v[q0:q0 + n_post],
-                                        w[base:base + n_post], gw[base:base + n_post],
-                                        scal[0], scal[1], scal[2], scal[3])
+                g_phi += _jump_and_grad(
+                    lam_i[q0 : q0 + n_post],
+                    lam_v[q0 : q0 + n_post],
+                    w[base : base + n_post],
+                    gw[base : base + n_post],
+                    scal[0],
+                    scal[1],
+                    scal[2],
+                    scal[3],
+                )
                 if blk[k, LEARN_D]:
-                    _delay_grad(lam_i[q0:q0 + n_post], lam_v[q0:q0 + n_post],
-                                w[base:base + n_post], gd[base:base + n_post], scal[2], scal[3])
+                    _delay_grad(
+                        lam_i[q0 : q0 + n_post],
+                        lam_v[q0 : q0 + n_post],
+                        w[base : base + n_post],
+                        gd[base : base + n_post],
+                        scal[2],
+                        scal[3],
+                    )
             if j >= o0:
                 if first_rec[j - o0] == s:
                     g_phi += g_tfirst[b, j - o0]
@@ -498,8 +665,7 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
             alpha = coef[p, ALPHA]
             beta = coef[p, BETA]
             kappa = coef[p, KAPPA]
-            _adjoint_step(lam_v[pop_off[p]:pop_off[p + 1]], lam_i[pop_off[p]:pop_off[p + 1]],
-                          alpha, beta, kappa)
+            _adjoint_step(lam_v[pop_off[p] : pop_off[p + 1]], lam_i[pop_off[p] : pop_off[p + 1]], alpha, beta, kappa)
         for s in range(r + 1, r_hi + 1):
             j = rec_nrn[b, s]
             lam_v[j] = jump_v[j]
@@ -517,27 +683,75 @@ def _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, ta
                     _store_slot(hist, lam_i, lam_v, n % n_slots)
                     stored = True
                 for s in range(ip + 1, i1 + 1):
-                    _adjoint_input(hist, n % n_slots, coef[q, B0], coef[q, B0] * coef[q, C],
-                                   coef[q, HS], coef[q, HM], w, gw, gd, d_steps, d_bm, d_am,
-                                   w0 + in_ch[s] * n_post, q0, n_post)
+                    _adjoint_input(
+                        hist,
+                        n % n_slots,
+                        coef[q, B0],
+                        coef[q, B0] * coef[q, C],
+                        coef[q, HS],
+                        coef[q, HM],
+                        w,
+                        gw,
+                        gd,
+                        d_steps,
+                        d_bm,
+                        d_am,
+                        w0 + in_ch[s] * n_post,
+                        q0,
+                        n_post,
+                    )
                 continue
-            lam = lam_i[q0:q0 + n_post]
+            lam = lam_i[q0 : q0 + n_post]
             for s in range(ip + 1, i1 + 1):
                 a0 = w0 + in_ch[s] * n_post
-                _axpy(gw[a0:a0 + n_post], lam, coef[q, B0])
+                _axpy(gw[a0 : a0 + n_post], lam, coef[q, B0])
             if blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
                 scal[0] = coef[q, B0] * coef[q, HS]
                 scal[1] = coef[q, B0] * coef[q, C] * (coef[q, HS] - coef[q, HM])
                 for s in range(ip + 1, i1 + 1):
                     a0 = w0 + in_ch[s] * n_post
-                    _delay_grad(lam_i[q0:q0 + n_post], lam_v[q0:q0 + n_post], w[a0:a0 + n_post],
-                                gd[a0:a0 + n_post], scal[0], scal[1])
+                    _delay_grad(
+                        lam_i[q0 : q0 + n_post],
+                        lam_v[q0 : q0 + n_post],
+                        w[a0 : a0 + n_post],
+                        gd[a0 : a0 + n_post],
+                        scal[0],
+                        scal[1],
+                    )
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def backward(in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem, blk, out_start,
-             out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, rec_step, rec_nrn, rec_phi,
-             rec_v, rec_i, n_rec, g_trace, g_tfirst, g_counts, gw, gd):
+def backward(
+    in_off,
+    in_step,
+    in_ch,
+    n_steps,
+    pop_off,
+    coef,
+    spiking,
+    tau_mem,
+    blk,
+    out_start,
+    out_blk,
+    in_blk,
+    w,
+    d_steps,
+    d_frac,
+    d_bm,
+    d_am,
+    n_slots,
+    rec_step,
+    rec_nrn,
+    rec_phi,
+    rec_v,
+    rec_i,
+    n_rec,
+    g_trace,
+    g_tfirst,
+    g_counts,
+    gw,
+    gd,
+):
     """Write dL/dw of the fixed sample group g into ``gw[g]`` and dL/d(delay) (per step) into
     ``gd[g]`` (their previous content is ignored; ``gd`` may have one column when no block has
     delays; deterministic: the split of samples into groups does not depend on the number of
@@ -550,10 +764,38 @@ def backward(in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem, b
         lo = (g * n_batch) // n_groups
         hi = ((g + 1) * n_batch) // n_groups
         for b in range(lo, hi):
-            _backward_one(b, in_off, in_step, in_ch, n_steps, pop_off, coef, spiking, tau_mem,
-                          blk, out_start, out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots,
-                          rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace, g_tfirst,
-                          g_counts, gw[g], gd[g])
+            _backward_one(
+                b,
+                in_off,
+                in_step,
+                in_ch,
+                n_steps,
+                pop_off,
+                coef,
+                spiking,
+                tau_mem,
+                blk,
+                out_start,
+                out_blk,
+                in_blk,
+                w,
+                d_steps,
+                d_frac,
+                d_bm,
+                d_am,
+                n_slots,
+                rec_step,
+                rec_nrn,
+                rec_phi,
+                rec_v,
+                rec_i,
+                n_rec,
+                g_trace,
+                g_tfirst,
+                g_counts,
+                gw[g],
+                gd[g],
+            )
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)

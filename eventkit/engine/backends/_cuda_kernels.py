@@ -32,8 +32,7 @@ from functools import lru_cache
 from numba import cuda
 from numba.cuda import float32, float64, int32
 
-from ._cpu_kernels import (ALPHA, B0, BETA, C, DELAYED, HM, HS, KAPPA, LEARN_D, N_POST, POST,
-                           THETA, W_OFF)
+from ._cpu_kernels import ALPHA, B0, BETA, C, DELAYED, HM, HS, KAPPA, LEARN_D, N_POST, POST, THETA, W_OFF
 
 MAX_THREADS = 1024
 
@@ -89,10 +88,39 @@ def kernels(double: bool):
     F = float64 if double else float32
 
     @cuda.jit
-    def forward(in_off, in_step, in_ch, n_steps, pop_off, pop_of, coef, spiking, blk, out_start,
-                out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, v_all, i_all, ring_all,
-                trace, t_first, counts, rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec,
-                overflow):
+    def forward(
+        in_off,
+        in_step,
+        in_ch,
+        n_steps,
+        pop_off,
+        pop_of,
+        coef,
+        spiking,
+        blk,
+        out_start,
+        out_blk,
+        in_blk,
+        w,
+        d_steps,
+        d_frac,
+        d_bm,
+        d_am,
+        n_slots,
+        v_all,
+        i_all,
+        ring_all,
+        trace,
+        t_first,
+        counts,
+        rec_step,
+        rec_nrn,
+        rec_phi,
+        rec_v,
+        rec_i,
+        n_rec,
+        overflow,
+    ):
         """Simulate sample ``blockIdx.x``; outputs as the CPU kernel's ``forward``."""
         b = cuda.blockIdx.x
         tid = cuda.threadIdx.x
@@ -205,8 +233,14 @@ def kernels(double: bool):
                         rec_i[b, pos] = cur
                         if spiking[p] == 2:
                             phi = 1.0
-                        v_adv = coef[p, C] * (coef[p, BETA] - math.exp(
-                            -(1.0 - phi) * float64(coef[p, HM]) - phi * float64(coef[p, HS]))) * cur
+                        v_adv = (
+                            coef[p, C]
+                            * (
+                                coef[p, BETA]
+                                - math.exp(-(1.0 - phi) * float64(coef[p, HM]) - phi * float64(coef[p, HS]))
+                            )
+                            * cur
+                        )
                         if j >= o0:
                             if t_first[b, j - o0] >= n_steps:
                                 t_first[b, j - o0] = n + phi
@@ -272,10 +306,44 @@ def kernels(double: bool):
             n_rec[b] = nr
 
     @cuda.jit
-    def backward(in_off, in_step, in_ch, n_steps, pop_off, pop_of, coef, spiking, tau_mem, blk,
-                 out_start, out_blk, in_blk, w, d_steps, d_frac, d_bm, d_am, n_slots, rec_step,
-                 rec_nrn, rec_phi, rec_v, rec_i, n_rec, g_trace, g_tfirst, g_counts, lam_v_all,
-                 lam_i_all, jump_v_all, jump_i_all, hist_all, first_all, gw, gd):
+    def backward(
+        in_off,
+        in_step,
+        in_ch,
+        n_steps,
+        pop_off,
+        pop_of,
+        coef,
+        spiking,
+        tau_mem,
+        blk,
+        out_start,
+        out_blk,
+        in_blk,
+        w,
+        d_steps,
+        d_frac,
+        d_bm,
+        d_am,
+        n_slots,
+        rec_step,
+        rec_nrn,
+        rec_phi,
+        rec_v,
+        rec_i,
+        n_rec,
+        g_trace,
+        g_tfirst,
+        g_counts,
+        lam_v_all,
+        lam_i_all,
+        jump_v_all,
+        jump_i_all,
+        hist_all,
+        first_all,
+        gw,
+        gd,
+    ):
         """Adjoint pass of sample ``blockIdx.x``: its dL/dw into ``gw[b]`` and dL/d(delay) (per
         step) into ``gd[b]`` (previous content ignored; ``gd`` may have one column)."""
         b = cuda.blockIdx.x
@@ -395,8 +463,7 @@ def kernels(double: bool):
                     kappa = coef[p, KAPPA]
                     c = coef[p, C]
                     theta = coef[p, THETA]
-                    em = math.exp(-(1.0 - phi_act) * float64(coef[p, HM])
-                                  - phi_act * float64(coef[p, HS]))
+                    em = math.exp(-(1.0 - phi_act) * float64(coef[p, HM]) - phi_act * float64(coef[p, HS]))
                     restart = c * (beta - em)
                     d_restart = -c * (coef[p, HM] - coef[p, HS]) * em
                     g_phi = lam_v[j] * d_restart * cur + g_sum

@@ -80,8 +80,9 @@ class CpuInputs(NamedTuple):
 class CpuBackend:
     name = "cpu"
 
-    def plan(self, topology: Topology, dt: float, n_steps: int, *, max_spikes: int = 2_000_000,
-             n_groups: int = 8) -> CpuPlan:
+    def plan(
+        self, topology: Topology, dt: float, n_steps: int, *, max_spikes: int = 2_000_000, n_groups: int = 8
+    ) -> CpuPlan:
         pops = topology.populations
         pop_off = np.zeros(len(pops) + 1, dtype=np.int64)
         np.cumsum([p.size for p in pops], out=pop_off[1:])
@@ -112,15 +113,31 @@ class CpuBackend:
                 "or raise dataset.dt"
             )
         n_hidden = int(pop_off[-2])
-        return CpuPlan(topology, dt, n_steps, pop_off, coef, spiking, tau_mem, blk, w_off,
-                       out_start, out_blk, in_blk, off, n_slots,
-                       capacity=min(max_spikes, max(4096, 8 * n_hidden)), max_spikes=max_spikes,
-                       n_groups=n_groups)
+        return CpuPlan(
+            topology,
+            dt,
+            n_steps,
+            pop_off,
+            coef,
+            spiking,
+            tau_mem,
+            blk,
+            w_off,
+            out_start,
+            out_blk,
+            in_blk,
+            off,
+            n_slots,
+            capacity=min(max_spikes, max(4096, 8 * n_hidden)),
+            max_spikes=max_spikes,
+            n_groups=n_groups,
+        )
 
     def inputs(self, plan: CpuPlan, weights: dict, delays: dict, thresholds: dict, dtype) -> CpuInputs:
         conns = plan.topology.connections
         w = np.ascontiguousarray(
-            np.concatenate([np.asarray(weights[c.name]).T.reshape(-1) for c in conns]), dtype=dtype)
+            np.concatenate([np.asarray(weights[c.name]).T.reshape(-1) for c in conns]), dtype=dtype
+        )
         coef = plan.coef.copy()
         for pop, theta in thresholds.items():
             coef[pop, K.THETA] = theta
@@ -162,8 +179,7 @@ class CpuBackend:
         if not any_delay:
             d_steps = np.zeros(1, dtype=np.int32)
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
-        return CpuInputs(w, coef.astype(dtype), blk, d_steps, d_frac, d_bm, d_am,
-                         plan.n_slots if any_delay else 0)
+        return CpuInputs(w, coef.astype(dtype), blk, d_steps, d_frac, d_bm, d_am, plan.n_slots if any_delay else 0)
 
     def forward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData) -> dict:
         dtype = inputs.w.dtype
@@ -183,11 +199,33 @@ class CpuBackend:
                 overflow=np.zeros(n_batch, dtype=np.int8),
             )
             K.forward(
-                data.offsets, data.steps, data.channels, n_steps, plan.pop_off, inputs.coef,
-                plan.spiking, inputs.blk, plan.out_start, plan.out_blk, plan.in_blk, inputs.w,
-                inputs.d_steps, inputs.d_frac, inputs.d_bm, inputs.d_am, inputs.n_slots,
-                res["trace"], res["t_first"], res["counts"], res["rec_step"], res["rec_nrn"],
-                res["rec_phi"], res["rec_v"], res["rec_i"], res["n_rec"], res["overflow"],
+                data.offsets,
+                data.steps,
+                data.channels,
+                n_steps,
+                plan.pop_off,
+                inputs.coef,
+                plan.spiking,
+                inputs.blk,
+                plan.out_start,
+                plan.out_blk,
+                plan.in_blk,
+                inputs.w,
+                inputs.d_steps,
+                inputs.d_frac,
+                inputs.d_bm,
+                inputs.d_am,
+                inputs.n_slots,
+                res["trace"],
+                res["t_first"],
+                res["counts"],
+                res["rec_step"],
+                res["rec_nrn"],
+                res["rec_phi"],
+                res["rec_v"],
+                res["rec_i"],
+                res["n_rec"],
+                res["overflow"],
             )
             if not res["overflow"].any():
                 return res
@@ -199,21 +237,51 @@ class CpuBackend:
                 )
             plan.capacity = min(plan.max_spikes, 2 * cap)
 
-    def backward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData, forward: dict,
-                 g_trace: np.ndarray, g_tfirst: np.ndarray, g_counts: np.ndarray
-                 ) -> tuple[dict, dict]:
+    def backward(
+        self,
+        plan: CpuPlan,
+        inputs: CpuInputs,
+        data: SpikeData,
+        forward: dict,
+        g_trace: np.ndarray,
+        g_tfirst: np.ndarray,
+        g_counts: np.ndarray,
+    ) -> tuple[dict, dict]:
         dtype = inputs.w.dtype
         n_groups = min(plan.n_groups, len(data))
         gw = plan.buffer("gw", (n_groups, plan.n_w), dtype)
         with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
         gd = plan.buffer("gd", (n_groups, plan.n_w if with_d else 1), dtype)
         K.backward(
-            data.offsets, data.steps, data.channels, plan.n_steps, plan.pop_off, inputs.coef,
-            plan.spiking, plan.tau_mem.astype(dtype), inputs.blk, plan.out_start, plan.out_blk,
-            plan.in_blk, inputs.w, inputs.d_steps, inputs.d_frac, inputs.d_bm, inputs.d_am,
-            inputs.n_slots, forward["rec_step"], forward["rec_nrn"], forward["rec_phi"],
-            forward["rec_v"], forward["rec_i"], forward["n_rec"], g_trace, g_tfirst, g_counts,
-            gw, gd,
+            data.offsets,
+            data.steps,
+            data.channels,
+            plan.n_steps,
+            plan.pop_off,
+            inputs.coef,
+            plan.spiking,
+            plan.tau_mem.astype(dtype),
+            inputs.blk,
+            plan.out_start,
+            plan.out_blk,
+            plan.in_blk,
+            inputs.w,
+            inputs.d_steps,
+            inputs.d_frac,
+            inputs.d_bm,
+            inputs.d_am,
+            inputs.n_slots,
+            forward["rec_step"],
+            forward["rec_nrn"],
+            forward["rec_phi"],
+            forward["rec_v"],
+            forward["rec_i"],
+            forward["n_rec"],
+            g_trace,
+            g_tfirst,
+            g_counts,
+            gw,
+            gd,
         )
         flat_w = np.empty(plan.n_w, dtype=dtype)
         K.sum_groups(gw, flat_w)

@@ -50,8 +50,7 @@ def cuda_problem(cpu: str = "trainer.device=cpu") -> str | None:
     if simulator_enabled():
         return None
     if not torch.cuda.is_available():
-        return (f"no CUDA device or driver found (torch {torch.__version__} sees none). "
-                f"{hint}")
+        return f"no CUDA device or driver found (torch {torch.__version__} sees none). " f"{hint}"
     try:
         ok = cuda.is_available()
     except Exception as exc:  # driver/toolkit load errors surface here
@@ -106,9 +105,13 @@ class _Arrays:
 
 
 def _torch_dtype(dtype) -> torch.dtype:
-    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64,
-            np.dtype(np.int32): torch.int32, np.dtype(np.int64): torch.int64,
-            np.dtype(np.int8): torch.int8}[np.dtype(dtype)]
+    return {
+        np.dtype(np.float32): torch.float32,
+        np.dtype(np.float64): torch.float64,
+        np.dtype(np.int32): torch.int32,
+        np.dtype(np.int64): torch.int64,
+        np.dtype(np.int8): torch.int8,
+    }[np.dtype(dtype)]
 
 
 @dataclass
@@ -145,8 +148,16 @@ class CudaBackend:
         self._host = CpuBackend()
         self._arrays = _Arrays()
 
-    def plan(self, topology, dt: float, n_steps: int, *, max_spikes: int = 2_000_000,
-             n_groups: int = 8, threads: int | None = None) -> CudaPlan:
+    def plan(
+        self,
+        topology,
+        dt: float,
+        n_steps: int,
+        *,
+        max_spikes: int = 2_000_000,
+        n_groups: int = 8,
+        threads: int | None = None,
+    ) -> CudaPlan:
         """``threads``: the block size (a power of two <= 1024; default: the smallest power of two
         covering the largest population, at least 32 and at most 256; 4 in the simulator)."""
         host = self._host.plan(topology, dt, n_steps, max_spikes=max_spikes, n_groups=n_groups)
@@ -159,23 +170,40 @@ class CudaBackend:
         pops = topology.populations
         pop_of = np.concatenate([np.full(p.size, k, dtype=np.int32) for k, p in enumerate(pops)])
         a = self._arrays
-        plan.dev = dict(pop_off=a.put(plan.pop_off), pop_of=a.put(pop_of), spiking=a.put(plan.spiking),
-                        out_start=a.put(plan.out_start), out_blk=a.put(plan.out_blk),
-                        in_blk=a.put(plan.in_blk))
+        plan.dev = dict(
+            pop_off=a.put(plan.pop_off),
+            pop_of=a.put(pop_of),
+            spiking=a.put(plan.spiking),
+            out_start=a.put(plan.out_start),
+            out_blk=a.put(plan.out_blk),
+            in_blk=a.put(plan.in_blk),
+        )
         return plan
 
     def inputs(self, plan: CudaPlan, weights: dict, delays: dict, thresholds: dict, dtype) -> CudaInputs:
         host = self._host.inputs(plan, weights, delays, thresholds, dtype)
         a = self._arrays
         learn = bool(host.blk[:, K.LEARN_D].any() or host.blk[:, K.DELAYED].any())
-        return CudaInputs(a.put(host.w), a.put(host.coef), a.put(host.blk), a.put(host.d_steps),
-                          a.put(host.d_frac), a.put(host.d_bm), a.put(host.d_am), host.n_slots,
-                          np.dtype(dtype), learn)
+        return CudaInputs(
+            a.put(host.w),
+            a.put(host.coef),
+            a.put(host.blk),
+            a.put(host.d_steps),
+            a.put(host.d_frac),
+            a.put(host.d_bm),
+            a.put(host.d_am),
+            host.n_slots,
+            np.dtype(dtype),
+            learn,
+        )
 
     def _data(self, data: SpikeData) -> tuple:
         a = self._arrays
-        return (a.put(data.offsets.astype(np.int64)), a.put(data.steps.astype(np.int32)),
-                a.put(data.channels.astype(np.int32)))
+        return (
+            a.put(data.offsets.astype(np.int64)),
+            a.put(data.steps.astype(np.int32)),
+            a.put(data.channels.astype(np.int32)),
+        )
 
     def forward(self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData) -> dict:
         from ._cuda_kernels import kernels
@@ -201,12 +229,42 @@ class CudaBackend:
                 n_rec=a.zeros((n_batch,), np.int64),
                 overflow=a.zeros((n_batch,), np.int8),
             )
-            a.launch(fwd, n_batch, plan.threads, in_off, in_step, in_ch, n_steps, dev["pop_off"],
-                     dev["pop_of"], inputs.coef, dev["spiking"], inputs.blk, dev["out_start"],
-                     dev["out_blk"], dev["in_blk"], inputs.w, inputs.d_steps, inputs.d_frac,
-                     inputs.d_bm, inputs.d_am, inputs.n_slots, v_all, i_all, ring, res["trace"],
-                     res["t_first"], res["counts"], res["rec_step"], res["rec_nrn"], res["rec_phi"],
-                     res["rec_v"], res["rec_i"], res["n_rec"], res["overflow"])
+            a.launch(
+                fwd,
+                n_batch,
+                plan.threads,
+                in_off,
+                in_step,
+                in_ch,
+                n_steps,
+                dev["pop_off"],
+                dev["pop_of"],
+                inputs.coef,
+                dev["spiking"],
+                inputs.blk,
+                dev["out_start"],
+                dev["out_blk"],
+                dev["in_blk"],
+                inputs.w,
+                inputs.d_steps,
+                inputs.d_frac,
+                inputs.d_bm,
+                inputs.d_am,
+                inputs.n_slots,
+                v_all,
+                i_all,
+                ring,
+                res["trace"],
+                res["t_first"],
+                res["counts"],
+                res["rec_step"],
+                res["rec_nrn"],
+                res["rec_phi"],
+                res["rec_v"],
+                res["rec_i"],
+                res["n_rec"],
+                res["overflow"],
+            )
             if not a.any(res["overflow"]):
                 res["_data"] = (in_off, in_step, in_ch)
                 return res
@@ -218,8 +276,9 @@ class CudaBackend:
                 )
             plan.capacity = min(plan.max_spikes, 2 * cap)
 
-    def backward(self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData, forward: dict,
-                 g_trace, g_tfirst, g_counts) -> tuple[dict, dict]:
+    def backward(
+        self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData, forward: dict, g_trace, g_tfirst, g_counts
+    ) -> tuple[dict, dict]:
         from ._cuda_kernels import kernels
 
         a, dev, dtype = self._arrays, plan.dev, inputs.dtype
@@ -233,12 +292,44 @@ class CudaBackend:
         gw = a.empty((n_batch, plan.n_w), dtype)
         gd = a.empty((n_batch, plan.n_w if inputs.learn_or_delayed else 1), dtype)
         tau_mem = a.put(plan.tau_mem.astype(dtype))
-        a.launch(bwd, n_batch, plan.threads, in_off, in_step, in_ch, plan.n_steps, dev["pop_off"],
-                 dev["pop_of"], inputs.coef, dev["spiking"], tau_mem, inputs.blk,
-                 dev["out_start"], dev["out_blk"], dev["in_blk"], inputs.w, inputs.d_steps,
-                 inputs.d_frac, inputs.d_bm, inputs.d_am, inputs.n_slots, forward["rec_step"],
-                 forward["rec_nrn"], forward["rec_phi"], forward["rec_v"], forward["rec_i"],
-                 forward["n_rec"], g_trace, g_tfirst, g_counts, *lam, hist, first, gw, gd)
+        a.launch(
+            bwd,
+            n_batch,
+            plan.threads,
+            in_off,
+            in_step,
+            in_ch,
+            plan.n_steps,
+            dev["pop_off"],
+            dev["pop_of"],
+            inputs.coef,
+            dev["spiking"],
+            tau_mem,
+            inputs.blk,
+            dev["out_start"],
+            dev["out_blk"],
+            dev["in_blk"],
+            inputs.w,
+            inputs.d_steps,
+            inputs.d_frac,
+            inputs.d_bm,
+            inputs.d_am,
+            inputs.n_slots,
+            forward["rec_step"],
+            forward["rec_nrn"],
+            forward["rec_phi"],
+            forward["rec_v"],
+            forward["rec_i"],
+            forward["n_rec"],
+            g_trace,
+            g_tfirst,
+            g_counts,
+            *lam,
+            hist,
+            first,
+            gw,
+            gd,
+        )
         flat_w = a.empty((plan.n_w,), dtype)
         block = 256
         a.launch(sum_samples, -(-plan.n_w // block), block, gw, flat_w)
@@ -266,5 +357,4 @@ class CudaBackend:
         return g.detach().to(self._arrays.device, _torch_dtype(inputs.dtype)).contiguous()
 
 
-__all__ = ["CudaBackend", "CudaPlan", "CudaInputs", "CudaUnavailable", "cuda_problem",
-           "simulator_enabled"]
+__all__ = ["CudaBackend", "CudaPlan", "CudaInputs", "CudaUnavailable", "cuda_problem", "simulator_enabled"]

@@ -17,9 +17,17 @@ def _moons(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, 
     return np.clip((points - lo) / (hi - lo), 0, 1), labels
 
 
-def two_moons(n_train: int = 2000, n_val: int = 400, n_test: int = 400, noise: float = 0.1,
-              dt: float = 0.5, t_min: float = 10.0, t_max: float = 40.0, duration: float = 60.0,
-              seed: int = 0) -> DatasetSplits:
+def two_moons(
+    n_train: int = 2000,
+    n_val: int = 400,
+    n_test: int = 400,
+    noise: float = 0.1,
+    dt: float = 0.5,
+    t_min: float = 10.0,
+    t_max: float = 40.0,
+    duration: float = 60.0,
+    seed: int = 0,
+) -> DatasetSplits:
     """Points of two interleaved half circles; inputs x, 1-x, y, 1-y fire at latencies in
     [t_min, t_max] ms and a bias input fires at t_min."""
     for key, value in (("n_train", n_train), ("n_test", n_test)):
@@ -37,11 +45,13 @@ def two_moons(n_train: int = 2000, n_val: int = 400, n_test: int = 400, noise: f
         steps = np.minimum(np.round(times / dt).astype(np.int64), n_steps - 1)
         bias = int(round(t_min / dt))
         samples = [(np.append(s, bias), np.arange(5)) for s in steps]
-        return from_samples(samples, labels, n_channels=5, n_steps=n_steps, dt=dt, n_classes=2,
-                            meta={"dataset": "two_moons"})
+        return from_samples(
+            samples, labels, n_channels=5, n_steps=n_steps, dt=dt, n_classes=2, meta={"dataset": "two_moons"}
+        )
 
-    return DatasetSplits(train=split(n_train, rngs[0]), test=split(n_test, rngs[2]),
-                         val=split(n_val, rngs[1]) if n_val else None)
+    return DatasetSplits(
+        train=split(n_train, rngs[0]), test=split(n_test, rngs[2]), val=split(n_val, rngs[1]) if n_val else None
+    )
 
 
 @hookimpl

@@ -32,22 +32,28 @@ from .netx import read_netx, write_netx, write_samples
 from .quantize import quantize
 
 
-def synthetic(n_samples: int, n_in: int, hidden: int, n_out: int, steps: int,
-              spikes: int, seed: int = 0):
+def synthetic(n_samples: int, n_in: int, hidden: int, n_out: int, steps: int, spikes: int, seed: int = 0):
     """An SHD-shaped network (authors' init, lif neurons) and random input spike trains."""
     rng = np.random.default_rng(seed)
     export = dict(
-        dt=1.0, n_steps=steps, n_in=n_in, n_out=n_out,
-        layers=[dict(w_ff=rng.normal(0.03, 0.01, (hidden, n_in)),
-                     w_rec=rng.normal(0.0, 0.02, (hidden, hidden)),
-                     neuron=dict(name="lif", tau_mem=20.0, tau_syn=5.0, threshold=1.0))],
-        output=dict(w=rng.normal(0.0, 0.03, (n_out, hidden)),
-                    neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
-        readout=dict(name="exp_mean_v"))
-    samples = [(rng.integers(0, steps, spikes), rng.integers(0, n_in, spikes))
-               for _ in range(n_samples)]
-    data = from_samples(samples, rng.integers(0, n_out, n_samples), n_channels=n_in,
-                        n_steps=steps, dt=1.0, n_classes=n_out)
+        dt=1.0,
+        n_steps=steps,
+        n_in=n_in,
+        n_out=n_out,
+        layers=[
+            dict(
+                w_ff=rng.normal(0.03, 0.01, (hidden, n_in)),
+                w_rec=rng.normal(0.0, 0.02, (hidden, hidden)),
+                neuron=dict(name="lif", tau_mem=20.0, tau_syn=5.0, threshold=1.0),
+            )
+        ],
+        output=dict(w=rng.normal(0.0, 0.03, (n_out, hidden)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
+        readout=dict(name="exp_mean_v"),
+    )
+    samples = [(rng.integers(0, steps, spikes), rng.integers(0, n_in, spikes)) for _ in range(n_samples)]
+    data = from_samples(
+        samples, rng.integers(0, n_out, n_samples), n_channels=n_in, n_steps=steps, dt=1.0, n_classes=n_out
+    )
     return quantize(export)[0], data
 
 
@@ -60,8 +66,9 @@ def _from_deploy(d: Path):
     for k in range(n):
         s, c = np.nonzero(raster[k])
         samples.append((s, c))
-    data = from_samples(samples, labels, n_channels=n_in, n_steps=T, dt=chip.dt,
-                        n_classes=max(int(labels.max()) + 1, chip.n_out))
+    data = from_samples(
+        samples, labels, n_channels=n_in, n_steps=T, dt=chip.dt, n_classes=max(int(labels.max()) + 1, chip.n_out)
+    )
     return chip, data
 
 
@@ -72,11 +79,16 @@ def bench(chip, data, lava_python: str | None, repeat: int = 5, work: Path | Non
         res = emulate(chip, data, n_record=len(data))
         times.append(res.seconds)
     emu_s = min(times)
-    out = dict(samples=len(data), steps=data.n_steps,
-               layers=[layer.n for layer in chip.layers], n_in=chip.n_in,
-               emulator_seconds=emu_s, emulator_ms_per_sample=1e3 * emu_s / len(data),
-               machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
-               cpus=__import__("os").cpu_count())
+    out = dict(
+        samples=len(data),
+        steps=data.n_steps,
+        layers=[layer.n for layer in chip.layers],
+        n_in=chip.n_in,
+        emulator_seconds=emu_s,
+        emulator_ms_per_sample=1e3 * emu_s / len(data),
+        machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
+        cpus=__import__("os").cpu_count(),
+    )
     if lava_python is None:
         out["lava"] = "no Lava environment (python -m eventkit_loihi2.lava_env build)"
         return out
@@ -88,10 +100,14 @@ def bench(chip, data, lava_python: str | None, repeat: int = 5, work: Path | Non
     total = time.perf_counter() - t0
     with np.load(work / "lava.npz") as z:
         cmp = compare(res.v_out, z["v_out"])
-    out.update(lava_seconds=info["seconds"], lava_ms_per_sample=1e3 * info["seconds"] / len(data),
-               lava_total_seconds=total, bit_exact=cmp.bit_exact,
-               speedup=info["seconds"] / emu_s if cmp.bit_exact else None,
-               speedup_vs_total=total / emu_s if cmp.bit_exact else None)
+    out.update(
+        lava_seconds=info["seconds"],
+        lava_ms_per_sample=1e3 * info["seconds"] / len(data),
+        lava_total_seconds=total,
+        bit_exact=cmp.bit_exact,
+        speedup=info["seconds"] / emu_s if cmp.bit_exact else None,
+        speedup_vs_total=total / emu_s if cmp.bit_exact else None,
+    )
     return out
 
 
@@ -111,22 +127,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.deploy_dir:
         chip, data = _from_deploy(Path(args.deploy_dir))
     else:
-        chip, data = synthetic(args.samples, args.n_in, args.hidden, args.n_out, args.steps,
-                               args.spikes)
+        chip, data = synthetic(args.samples, args.n_in, args.hidden, args.n_out, args.steps, args.spikes)
     out = bench(chip, data, resolve_lava_python(args.lava_python), args.repeat)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    rows = [("model", f"{out['n_in']} -> {out['layers']}, {out['steps']} steps, "
-                      f"{out['samples']} samples"),
-            ("machine", f"{out['machine']}, {out['cpus']} CPUs"),
-            ("emulator", f"{out['emulator_seconds']:.4f} s ({out['emulator_ms_per_sample']:.3f} ms/sample)")]
+    rows = [
+        ("model", f"{out['n_in']} -> {out['layers']}, {out['steps']} steps, " f"{out['samples']} samples"),
+        ("machine", f"{out['machine']}, {out['cpus']} CPUs"),
+        ("emulator", f"{out['emulator_seconds']:.4f} s ({out['emulator_ms_per_sample']:.3f} ms/sample)"),
+    ]
     if "lava_seconds" in out:
-        rows += [("Lava Loihi2SimCfg", f"{out['lava_seconds']:.2f} s ({out['lava_ms_per_sample']:.1f} "
-                                      f"ms/sample); with start-up {out['lava_total_seconds']:.2f} s"),
-                 ("bit-exact", "yes" if out["bit_exact"] else "NO"),
-                 ("speed-up", f"{out['speedup']:.0f}x (incl. Lava start-up {out['speedup_vs_total']:.0f}x)"
-                  if out["speedup"] else "n/a (outputs differ)")]
+        rows += [
+            (
+                "Lava Loihi2SimCfg",
+                f"{out['lava_seconds']:.2f} s ({out['lava_ms_per_sample']:.1f} "
+                f"ms/sample); with start-up {out['lava_total_seconds']:.2f} s",
+            ),
+            ("bit-exact", "yes" if out["bit_exact"] else "NO"),
+            (
+                "speed-up",
+                f"{out['speedup']:.0f}x (incl. Lava start-up {out['speedup_vs_total']:.0f}x)"
+                if out["speedup"]
+                else "n/a (outputs differ)",
+            ),
+        ]
     else:
         rows.append(("Lava", out["lava"]))
     width = max(len(r[0]) for r in rows)

@@ -54,8 +54,10 @@ def _netx_optimize(w: np.ndarray) -> tuple[np.ndarray, int, int]:
         scale, signed = -256 / mn, 0
     elif mn >= 0:
         if mx == 0:
-            raise ValueError("an all-zero weight matrix cannot be loaded by NetX (log2 of an "
-                             "infinite scale); remove or retrain the layer")
+            raise ValueError(
+                "an all-zero weight matrix cannot be loaded by NetX (log2 of an "
+                "infinite scale); remove or retrain the layer"
+            )
         scale, signed = 255 / mx, 0
     else:
         pos = 127 / mx if mx > 0 else math.inf
@@ -170,9 +172,22 @@ def pack(chip: ChipNetwork) -> PackedNetwork:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(1, np.int64)
 
     i64 = lambda x: np.asarray(x, dtype=np.int64)  # noqa: E731
-    return PackedNetwork(i64(n), i64(n_pre), i64(ff_off), i64(rec_off), cat(w_ff_parts),
-                         cat(w_rec_parts), cat(d_parts), i64(max_delay), i64(exp_ff),
-                         i64(exp_rec), i64(du), i64(dv), i64(vth), i64(count_off))
+    return PackedNetwork(
+        i64(n),
+        i64(n_pre),
+        i64(ff_off),
+        i64(rec_off),
+        cat(w_ff_parts),
+        cat(w_rec_parts),
+        cat(d_parts),
+        i64(max_delay),
+        i64(exp_ff),
+        i64(exp_rec),
+        i64(du),
+        i64(dv),
+        i64(vth),
+        i64(count_off),
+    )
 
 
 # ---------------------------------------------------------------- the kernel
@@ -197,9 +212,33 @@ def _decay(x, mult):
 
 
 @nb.njit(cache=True, parallel=True)
-def _emulate(offsets, steps, channels, n_steps, n, n_pre, ff_off, rec_off, w_ff_t, w_rec_t,
-             d_ff_t, max_delay, exp_ff, exp_rec, du_mult, dv_mult, vth, count_off, step_weight,
-             t_start, n_record, scores, vmax, counts, v_record):
+def _emulate(
+    offsets,
+    steps,
+    channels,
+    n_steps,
+    n,
+    n_pre,
+    ff_off,
+    rec_off,
+    w_ff_t,
+    w_rec_t,
+    d_ff_t,
+    max_delay,
+    exp_ff,
+    exp_rec,
+    du_mult,
+    dv_mult,
+    vth,
+    count_off,
+    step_weight,
+    t_start,
+    n_record,
+    scores,
+    vmax,
+    counts,
+    v_record,
+):
     n_samples = offsets.shape[0] - 1
     n_layers = n.shape[0]
     n_max = 1
@@ -328,13 +367,13 @@ class EmulatorResult:
         """Spike counts per hidden layer, each [N, n_l]."""
         out, pos = [], 0
         for size in self.layer_sizes[:-1]:
-            out.append(self.counts[:, pos:pos + size])
+            out.append(self.counts[:, pos : pos + size])
             pos += size
         return out
 
     @property
     def output_spikes(self) -> int:
-        return int(self.counts[:, -self.layer_sizes[-1]:].sum())
+        return int(self.counts[:, -self.layer_sizes[-1] :].sum())
 
 
 def step_weights(n_steps: int, readout: str = "exp_sum") -> np.ndarray:
@@ -347,8 +386,9 @@ def step_weights(n_steps: int, readout: str = "exp_sum") -> np.ndarray:
     raise ValueError(f"chip readout must be one of exp_sum, sum, max; got {readout!r}")
 
 
-def emulate(chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum",
-            n_steps: int | None = None, offset: int = 0) -> EmulatorResult:
+def emulate(
+    chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum", n_steps: int | None = None, offset: int = 0
+) -> EmulatorResult:
     """Run every sample of ``data`` (a SpikeData) through the chip network.
 
     The chip runs ``n_steps`` (default: the data's) plus ``offset`` steps and classifies from
@@ -375,19 +415,49 @@ def emulate(chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum"
     counts = np.zeros((N, int(pk.count_off[-1])), np.int64)
     v_record = np.zeros((max(n_record, 1), n_steps, n_out), np.int32)
     t0 = time.perf_counter()
-    _emulate(data.offsets, data.steps, data.channels, n_steps, pk.n, pk.n_pre, pk.ff_off,
-             pk.rec_off, pk.w_ff_t, pk.w_rec_t, pk.d_ff_t, pk.max_delay, pk.exp_ff, pk.exp_rec,
-             pk.du_mult, pk.dv_mult, pk.vth, pk.count_off, w, int(offset), n_record, scores,
-             vmax, counts,
-             v_record)
+    _emulate(
+        data.offsets,
+        data.steps,
+        data.channels,
+        n_steps,
+        pk.n,
+        pk.n_pre,
+        pk.ff_off,
+        pk.rec_off,
+        pk.w_ff_t,
+        pk.w_rec_t,
+        pk.d_ff_t,
+        pk.max_delay,
+        pk.exp_ff,
+        pk.exp_rec,
+        pk.du_mult,
+        pk.dv_mult,
+        pk.vth,
+        pk.count_off,
+        w,
+        int(offset),
+        n_record,
+        scores,
+        vmax,
+        counts,
+        v_record,
+    )
     seconds = time.perf_counter() - t0
     pred = np.argmax(vmax if readout == "max" else scores, axis=1) if N else np.zeros(0, np.int64)
-    return EmulatorResult(scores, vmax, counts, v_record[:n_record], pred.astype(np.int64),
-                          [int(x) for x in pk.n], seconds, n_steps, int(offset))
+    return EmulatorResult(
+        scores,
+        vmax,
+        counts,
+        v_record[:n_record],
+        pred.astype(np.int64),
+        [int(x) for x in pk.n],
+        seconds,
+        n_steps,
+        int(offset),
+    )
 
 
-def readout_in_float_units(emu: EmulatorResult, chip: ChipNetwork, export: dict,
-                           readout: str) -> np.ndarray:
+def readout_in_float_units(emu: EmulatorResult, chip: ChipNetwork, export: dict, readout: str) -> np.ndarray:
     """The chip's classification scores as the float network's readout ``readout`` would give
     them: chip v = 64 S / g x float V for the readout population (S = 2**weight_exp, g its voltage
     gain, see :mod:`eventkit_loihi2.quantize`), and the chip window's step t' holds the float

@@ -28,55 +28,71 @@ class LavaComparison:
 
     def message(self) -> str:
         if self.bit_exact:
-            return (f"Lava and the emulator agree bit for bit on {self.samples} samples x "
-                    f"{self.steps} steps")
+            return f"Lava and the emulator agree bit for bit on {self.samples} samples x " f"{self.steps} steps"
         f = self.first
-        return (f"Lava and the emulator differ in {self.mismatches} readout values; first at "
-                f"sample {f['sample']}, step {f['step']}, neuron {f['neuron']}: emulator "
-                f"{f['emulator']}, Lava {f['lava']}")
+        return (
+            f"Lava and the emulator differ in {self.mismatches} readout values; first at "
+            f"sample {f['sample']}, step {f['step']}, neuron {f['neuron']}: emulator "
+            f"{f['emulator']}, Lava {f['lava']}"
+        )
 
 
 def compare(emulator_v: np.ndarray, lava_v: np.ndarray) -> LavaComparison:
     """Compare two int [N, T, n_out] voltage arrays exactly."""
     emulator_v, lava_v = np.asarray(emulator_v), np.asarray(lava_v)
     if emulator_v.shape != lava_v.shape:
-        raise ValueError(f"voltage arrays differ in shape: emulator {emulator_v.shape}, "
-                         f"Lava {lava_v.shape}")
+        raise ValueError(f"voltage arrays differ in shape: emulator {emulator_v.shape}, " f"Lava {lava_v.shape}")
     diff = np.argwhere(emulator_v != lava_v)
     n, t = emulator_v.shape[:2]
     if diff.size == 0:
         return LavaComparison(n, t, True, 0)
     k, s, j = (int(x) for x in diff[0])  # argwhere is in C order: lowest sample, step, neuron
-    first = dict(sample=k, step=s, neuron=j, emulator=int(emulator_v[k, s, j]),
-                 lava=int(lava_v[k, s, j]))
+    first = dict(sample=k, step=s, neuron=j, emulator=int(emulator_v[k, s, j]), lava=int(lava_v[k, s, j]))
     return LavaComparison(n, t, False, int(len(diff)), first)
 
 
-def run_lava(python: str, net_path: Path, samples_path: Path, out_path: Path,
-             backend: str = "sim", timeout: float | None = None,
-             samples_max: int | None = None) -> dict:
+def run_lava(
+    python: str,
+    net_path: Path,
+    samples_path: Path,
+    out_path: Path,
+    backend: str = "sim",
+    timeout: float | None = None,
+    samples_max: int | None = None,
+) -> dict:
     """Run :mod:`lava_runner` under the Lava interpreter; returns its info dict."""
-    cmd = [str(python), str(RUNNER), "--net", str(net_path), "--samples", str(samples_path),
-           "--out", str(out_path), "--backend", backend]
+    cmd = [
+        str(python),
+        str(RUNNER),
+        "--net",
+        str(net_path),
+        "--samples",
+        str(samples_path),
+        "--out",
+        str(out_path),
+        "--backend",
+        backend,
+    ]
     if samples_max is not None:
         cmd += ["--samples-max", str(int(samples_max))]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"the Lava run did not finish within {timeout} s; lower "
-                           "target.samples or raise target.lava_timeout") from None
+        raise RuntimeError(
+            f"the Lava run did not finish within {timeout} s; lower " "target.samples or raise target.lava_timeout"
+        ) from None
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-        raise RuntimeError(f"the Lava run failed (exit {proc.returncode}):\n{tail}\n"
-                           f"command: {' '.join(cmd)}")
+        raise RuntimeError(f"the Lava run failed (exit {proc.returncode}):\n{tail}\n" f"command: {' '.join(cmd)}")
     for line in reversed(proc.stdout.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
     return {}
 
 
-def check(python: str, net_path: Path, samples_path: Path, out_path: Path,
-          backend: str = "sim", timeout: float | None = None) -> LavaComparison:
+def check(
+    python: str, net_path: Path, samples_path: Path, out_path: Path, backend: str = "sim", timeout: float | None = None
+) -> LavaComparison:
     """Run Lava on ``samples.npz`` and compare with the emulator voltages stored there."""
     info = run_lava(python, net_path, samples_path, out_path, backend, timeout)
     with np.load(samples_path) as z:

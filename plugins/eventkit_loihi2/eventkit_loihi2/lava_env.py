@@ -69,7 +69,9 @@ def python_version(python: str | os.PathLike) -> tuple[int, int] | None:
     try:
         out = subprocess.run(
             [str(python), "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -82,8 +84,7 @@ def python_version(python: str | os.PathLike) -> tuple[int, int] | None:
 def probe_lava(python: str | os.PathLike) -> dict | None:
     """Versions if ``python`` can import lava + lava-dl's netx, else None."""
     try:
-        out = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True,
-                             timeout=300)
+        out = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
@@ -108,8 +109,7 @@ def find_base_python(explicit: str | None = None) -> tuple[str, tuple[int, int]]
         candidates.append(on_path)
     roots = [os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv"), "/root/.pyenv"]
     for root in filter(None, roots):
-        candidates += sorted(glob.glob(os.path.join(root, "versions", "3.10*", "bin", "python3.10")),
-                             reverse=True)
+        candidates += sorted(glob.glob(os.path.join(root, "versions", "3.10*", "bin", "python3.10")), reverse=True)
     for cand in candidates:
         version = python_version(cand)
         if version == (3, 10):
@@ -127,12 +127,12 @@ def patch_var_model(site_packages: Path) -> bool:
     the file was changed."""
     path = site_packages / "lava" / "magma" / "compiler" / "var_model.py"
     text = path.read_text()
-    new = re.sub(r"(\w+): ByteEncoder = ByteEncoder\(\)",
-                 r"\1: ByteEncoder = field(default_factory=ByteEncoder)", text)
+    new = re.sub(r"(\w+): ByteEncoder = ByteEncoder\(\)", r"\1: ByteEncoder = field(default_factory=ByteEncoder)", text)
     if new == text:
         return False
-    new = new.replace("from dataclasses import dataclass, InitVar",
-                      "from dataclasses import dataclass, InitVar, field", 1)
+    new = new.replace(
+        "from dataclasses import dataclass, InitVar", "from dataclasses import dataclass, InitVar, field", 1
+    )
     path.write_text(new)
     return True
 
@@ -150,8 +150,7 @@ def build(python: str | None = None, env: str | None = None, force: bool = False
         print(f"Lava environment ready at {target}")
         return py
     base, version = find_base_python(python)
-    print(f"building the Lava environment at {target} from {base} (Python {version[0]}.{version[1]})",
-          flush=True)
+    print(f"building the Lava environment at {target} from {base} (Python {version[0]}.{version[1]})", flush=True)
     if force and target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -163,16 +162,27 @@ def build(python: str | None = None, env: str | None = None, force: bool = False
         # the check on (so pip still picks versions that support this Python)
         _run(pip + ["--ignore-requires-python", "--no-deps"] + list(LAVA_REQUIREMENTS))
         deps = subprocess.run(
-            [str(py), "-c", "import importlib.metadata as m; "
-             "print('\\n'.join(m.requires('lava-nc') + m.requires('lava-dl')))"],
-            capture_output=True, text=True, check=True).stdout.split("\n")
+            [
+                str(py),
+                "-c",
+                "import importlib.metadata as m; " "print('\\n'.join(m.requires('lava-nc') + m.requires('lava-dl')))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
         _run(pip + [d.strip() for d in deps if d.strip() and "lava-nc" not in d])
     else:
         _run(pip + list(LAVA_REQUIREMENTS))
     if version >= (3, 11):
-        site = Path(subprocess.run(
-            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True).stdout.strip())
+        site = Path(
+            subprocess.run(
+                [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         if patch_var_model(site):
             print("patched lava/magma/compiler/var_model.py for Python >= 3.11")
     versions = probe_lava(py)
@@ -206,13 +216,11 @@ def resolve_lava_python(explicit: str | None = None, env: str | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eventkit_loihi2.lava_env",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m eventkit_loihi2.lava_env", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="create the Lava environment (idempotent)")
     b.add_argument("--python", help="interpreter to build from (default: search, see docs)")
-    b.add_argument("--env", help="environment directory (default $EVENTKIT_LAVA_ENV or "
-                   "~/.cache/eventkit/lava-env)")
+    b.add_argument("--env", help="environment directory (default $EVENTKIT_LAVA_ENV or " "~/.cache/eventkit/lava-env)")
     b.add_argument("--force", action="store_true", help="delete and rebuild")
     s = sub.add_parser("status", help="say whether a Lava interpreter is available")
     s.add_argument("--env")
@@ -229,8 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         print(py)
         return 0
     if py is None:
-        print(f"no Lava environment (looked at {env_dir(args.env)}); "
-              "build one with `python -m eventkit_loihi2.lava_env build`")
+        print(
+            f"no Lava environment (looked at {env_dir(args.env)}); "
+            "build one with `python -m eventkit_loihi2.lava_env build`"
+        )
         return 1
     print(json.dumps(dict(probe_lava(py) or {}, interpreter=py), indent=1))
     return 0

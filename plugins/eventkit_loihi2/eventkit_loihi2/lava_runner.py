@@ -42,8 +42,7 @@ def _reset(net) -> None:
                     _zero(var)
 
 
-def run(net_path: str, samples_path: str, out_path: str, backend: str = "sim",
-        samples_max: int | None = None) -> dict:
+def run(net_path: str, samples_path: str, out_path: str, backend: str = "sim", samples_max: int | None = None) -> dict:
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc.io.source import RingBuffer
@@ -95,9 +94,15 @@ def run(net_path: str, samples_path: str, out_path: str, backend: str = "sim",
     v = np.asarray(v).reshape(n, T, -1).astype(np.int32)
     import importlib.metadata as meta
 
-    info = dict(backend=backend, samples=n, steps=T, seconds=seconds,
-                python=sys.version.split()[0], lava_nc=meta.version("lava-nc"),
-                lava_dl=meta.version("lava-dl"))
+    info = dict(
+        backend=backend,
+        samples=n,
+        steps=T,
+        seconds=seconds,
+        python=sys.version.split()[0],
+        lava_nc=meta.version("lava-nc"),
+        lava_dl=meta.version("lava-dl"),
+    )
     np.savez_compressed(out_path, v_out=v, info=json.dumps(info))
     return info
 

@@ -56,8 +56,9 @@ def _write(chip: ChipNetwork, tmp: Path) -> None:
         for k, layer in enumerate(chip.layers, start=1):
             g = layers.create_group(str(k))
             if layer.delay is not None and np.any(layer.delay) and layer.w_rec is not None:
-                raise ValueError(f"{layer.name}: delays on a recurrent layer cannot be exported "
-                                 "to NetX (see quantize.quantize)")
+                raise ValueError(
+                    f"{layer.name}: delays on a recurrent layer cannot be exported " "to NetX (see quantize.quantize)"
+                )
             _text(g, "type", "dense_rec" if layer.w_rec is not None else "dense")
             g.create_dataset("shape", data=np.array([layer.n], dtype=np.int64))
             g.create_dataset("weight", data=layer.w_ff.astype(np.int32))
@@ -76,8 +77,7 @@ def _write(chip: ChipNetwork, tmp: Path) -> None:
             g.attrs["weight_exp"] = layer.weight_exp
 
 
-def write_samples(data, result: EmulatorResult, n: int, path: str | Path,
-                  n_steps: int | None = None) -> Path:
+def write_samples(data, result: EmulatorResult, n: int, path: str | Path, n_steps: int | None = None) -> Path:
     """The first ``n`` samples: inputs, emulator voltages and spike counts, labels, predictions."""
     n = int(min(n, len(data), result.v_out.shape[0]))
     # the chip may run longer than the data (see emulator.emulate's offset): zero input there
@@ -122,19 +122,34 @@ def read_netx(path: str | Path, dt: float = 1.0, n_steps: int = 0) -> ChipNetwor
             g = groups[key]
             kind = g["type"][0].decode()
             if kind not in ("dense", "dense_rec"):
-                raise ValueError(f"{path}: layer/{key} has type {kind!r}; only dense and "
-                                 "dense_rec are supported")
+                raise ValueError(f"{path}: layer/{key} has type {kind!r}; only dense and " "dense_rec are supported")
             nrn = g["neuron"]
             if nrn["type"][0] != b"CUBA":
                 raise ValueError(f"{path}: layer/{key} neuron must be CUBA")
             w_rec = g["weight_rec"][()].astype(np.int32) if kind == "dense_rec" else None
-            delay = (chip_delays(g["delay"][()], g["weight"].shape, f"{path}: layer/{key}/delay",
-                                 "Loihi 2 cannot hold such delays") if "delay" in g else None)
+            delay = (
+                chip_delays(
+                    g["delay"][()], g["weight"].shape, f"{path}: layer/{key}/delay", "Loihi 2 cannot hold such delays"
+                )
+                if "delay" in g
+                else None
+            )
             if delay is not None and np.any(delay) and w_rec is not None:
-                raise ValueError(f"{path}: layer/{key} is dense_rec with delays, which NetX applies "
-                                 "to the recurrent synapse too; such a file does not run as trained")
-            layers.append(ChipLayer(
-                str(g.attrs.get("name", f"layer{key}")), g["weight"][()].astype(np.int32), w_rec,
-                delay, int(g.attrs.get("weight_exp", 0)), int(nrn["iDecay"][()]),
-                int(nrn["vDecay"][()]), int(nrn["vThMant"][()]), key != keys[-1]))
+                raise ValueError(
+                    f"{path}: layer/{key} is dense_rec with delays, which NetX applies "
+                    "to the recurrent synapse too; such a file does not run as trained"
+                )
+            layers.append(
+                ChipLayer(
+                    str(g.attrs.get("name", f"layer{key}")),
+                    g["weight"][()].astype(np.int32),
+                    w_rec,
+                    delay,
+                    int(g.attrs.get("weight_exp", 0)),
+                    int(nrn["iDecay"][()]),
+                    int(nrn["vDecay"][()]),
+                    int(nrn["vThMant"][()]),
+                    key != keys[-1],
+                )
+            )
     return ChipNetwork(dt, n_steps, n_in, layers[-1].n, layers)

@@ -80,5 +80,13 @@ class LoihiCUBA(NeuronModel):
         g = self.gain(dt)
         # state i(n) = u(n-1) + g a(n)/beta, so beta * i = u(n) and v(n) = alpha v + beta i:
         # kappa = beta, b0 = g / beta.
-        return Coefficients(alpha, beta, beta, g / beta, self.threshold if self.spiking else math.inf,
-                            self.tau_mem, self.spiking, grid=self.timing == "grid")
+        return Coefficients(
+            alpha,
+            beta,
+            beta,
+            g / beta,
+            self.threshold if self.spiking else math.inf,
+            self.tau_mem,
+            self.spiking,
+            grid=self.timing == "grid",
+        )

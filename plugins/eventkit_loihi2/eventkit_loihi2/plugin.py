@@ -13,8 +13,11 @@ def _make_target(**cfg):
 
 @hookimpl
 def register_targets(register):
-    register("loihi2", _make_target, description="Intel Loihi 2: 8-bit quantisation, bit-accurate "
-             "emulation, NetX export, check against Lava")
+    register(
+        "loihi2",
+        _make_target,
+        description="Intel Loihi 2: 8-bit quantisation, bit-accurate " "emulation, NetX export, check against Lava",
+    )
 
 
 def _readout_compartment(tau_mem: float = 20.0, tau_syn: float = 5.0, timing: str = "grid"):
@@ -27,10 +30,14 @@ def _readout_compartment(tau_mem: float = 20.0, tau_syn: float = 5.0, timing: st
 def register_neurons(register):
     from .neuron import LoihiCUBA
 
-    register("loihi_cuba", LoihiCUBA, description="Loihi 2 CUBA neuron in float (chip decays, "
-             "one-step synaptic delay)")
-    register("loihi_li", _readout_compartment, description="Loihi 2 non-spiking CUBA readout "
-             "compartment in float (what the chip's readout layer computes)")
+    register(
+        "loihi_cuba", LoihiCUBA, description="Loihi 2 CUBA neuron in float (chip decays, " "one-step synaptic delay)"
+    )
+    register(
+        "loihi_li",
+        _readout_compartment,
+        description="Loihi 2 non-spiking CUBA readout " "compartment in float (what the chip's readout layer computes)",
+    )
 
 
 @hookimpl

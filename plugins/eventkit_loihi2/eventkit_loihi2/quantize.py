@@ -115,8 +115,7 @@ def loihi_cuba_float_params(tau_syn: float, tau_mem: float, dt: float) -> dict:
     vThMant = round(theta 2**e): only weight/threshold rounding and the truncating shifts differ.
     """
     i_decay, v_decay = cuba_decays(tau_syn, tau_mem, dt)
-    return dict(du=i_decay / DECAY_UNITY, dv=v_decay / DECAY_UNITY, i_decay=i_decay,
-                v_decay=v_decay)
+    return dict(du=i_decay / DECAY_UNITY, dv=v_decay / DECAY_UNITY, i_decay=i_decay, v_decay=v_decay)
 
 
 def voltage_gain(neuron: dict, dt: float) -> float:
@@ -146,8 +145,9 @@ def neuron_decays(neuron: dict, dt: float, where: str) -> tuple[int, int]:
         else:
             i_decay, v_decay = cuba_decays(float(neuron["tau_syn"]), float(neuron["tau_mem"]), dt)
     except KeyError as err:
-        raise ValueError(f"{where}: neuron needs tau_syn and tau_mem (or i_decay and v_decay); "
-                         f"missing {err}") from None
+        raise ValueError(
+            f"{where}: neuron needs tau_syn and tau_mem (or i_decay and v_decay); " f"missing {err}"
+        ) from None
     for label, value in (("iDecay", i_decay), ("vDecay", v_decay)):
         if not 0 <= value <= DECAY_UNITY:
             raise ValueError(f"{where}: {label}={value} outside [0, 4096]")
@@ -172,8 +172,10 @@ def weight_exponent(weights: list[np.ndarray], percentile: float, bits: int) -> 
     if p_neg > 0:
         scales.append(-qmin / p_neg)
     if not scales:
-        raise ValueError("all weights of a layer are zero: nothing to quantise (a zero layer "
-                         "cannot be exported to NetX either); check the trained network")
+        raise ValueError(
+            "all weights of a layer are zero: nothing to quantise (a zero layer "
+            "cannot be exported to NetX either); check the trained network"
+        )
     e = int(math.floor(math.log2(min(scales))))
     return e, dict(p_pos=p_pos, p_neg=p_neg)
 
@@ -183,8 +185,7 @@ def _quantise(w: np.ndarray, e: int, bits: int) -> np.ndarray:
     return np.clip(np.round(np.asarray(w, np.float64) * 2.0**e), qmin, qmax).astype(np.int32)
 
 
-def _layer_error(name: str, floats: list[np.ndarray], chips: list[np.ndarray], e: int,
-                 bits: int) -> dict:
+def _layer_error(name: str, floats: list[np.ndarray], chips: list[np.ndarray], e: int, bits: int) -> dict:
     w = np.concatenate([np.asarray(f, np.float64).ravel() for f in floats])
     q = np.concatenate([c.ravel() for c in chips]).astype(np.float64)
     back = q / 2.0**e
@@ -223,8 +224,7 @@ def _delay(layer: dict, shape, where, dt: float, ms_key: str) -> np.ndarray | No
         d = np.rint(ms / dt)
     if d is None:
         return None
-    return chip_delays(d, shape, where, f"train with target=loihi2 (round mode, max {MAX_DELAY} "
-                                        "steps) or clip them")
+    return chip_delays(d, shape, where, f"train with target=loihi2 (round mode, max {MAX_DELAY} " "steps) or clip them")
 
 
 def chip_delays(d, shape, where: str, fix: str) -> np.ndarray:
@@ -236,14 +236,19 @@ def chip_delays(d, shape, where: str, fix: str) -> np.ndarray:
     except ValueError:
         raise ValueError(f"{where}: delays of shape {raw.shape} do not fit the weights {shape}") from None
     if not np.all(np.isfinite(d)) or np.any(d != np.round(d)) or d.min() < 0 or d.max() > MAX_DELAY:
-        raise ValueError(f"{where}: delays must be integers in 0..{MAX_DELAY} steps "
-                         f"(found {d.min():g}..{d.max():g}); {fix}")
+        raise ValueError(
+            f"{where}: delays must be integers in 0..{MAX_DELAY} steps " f"(found {d.min():g}..{d.max():g}); {fix}"
+        )
     return np.ascontiguousarray(d, dtype=np.int32)
 
 
-def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
-             readout_vth: int = READOUT_VTH_MANT,
-             output_exp_shift: int = 0) -> tuple[ChipNetwork, QuantReport]:
+def quantize(
+    export: dict,
+    percentile: float = 99.0,
+    bits: int = 8,
+    readout_vth: int = READOUT_VTH_MANT,
+    output_exp_shift: int = 0,
+) -> tuple[ChipNetwork, QuantReport]:
     """Quantise ``net.export()`` for Loihi 2. Returns the chip network and the error report.
 
     ``output_exp_shift`` (<= 0) lowers the readout's weight scale by that many powers of two, to
@@ -271,8 +276,7 @@ def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
         neuron = dict(layer.get("neuron") or {})
         name = neuron.get("name", "lif")
         if name not in SUPPORTED_NEURONS:
-            raise ValueError(f"{where}.neuron.name={name!r}: Loihi 2 export supports "
-                             f"{SUPPORTED_NEURONS}")
+            raise ValueError(f"{where}.neuron.name={name!r}: Loihi 2 export supports " f"{SUPPORTED_NEURONS}")
         w_ff = np.asarray(layer["w_ff"])
         n = w_ff.shape[0]
         w_ff = _as2d(w_ff, (n, n_pre), f"{where}.w_ff")
@@ -300,18 +304,23 @@ def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
             raise ValueError(
                 f"{where}.d_rec: a recurrent connection's delays cannot be exported: NetX reuses "
                 "the feed-forward delays for the recurrent synapse and drops its weight exponent. "
-                "Train with network.delays.rec=null")
+                "Train with network.delays.rec=null"
+            )
         if delay is not None and np.any(delay) and q_rec is not None:
             raise ValueError(
                 f"{where}: delays on a recurrent layer cannot be exported: NetX builds a dense_rec "
                 "layer's delayed synapses without the weight exponent and reuses the feed-forward "
                 "delays for the recurrent synapse. Use delays only on feed-forward layers."
             )
-        layers.append(ChipLayer(lname, q_ff, q_rec, delay, e,
-                                i_decay, v_decay, vth, True))
+        layers.append(ChipLayer(lname, q_ff, q_rec, delay, e, i_decay, v_decay, vth, True))
         rep = _layer_error(lname, group, [q_ff] + ([q_rec] if q_rec is not None else []), e, bits)
-        rep.update(v_th_mant=vth, i_decay=i_decay, v_decay=v_decay,
-                   threshold_rel_error=abs(vth * g / 2.0**e - theta) / theta, gain=g)
+        rep.update(
+            v_th_mant=vth,
+            i_decay=i_decay,
+            v_decay=v_decay,
+            threshold_rel_error=abs(vth * g / 2.0**e - theta) / theta,
+            gain=g,
+        )
         errors.append(rep)
         floats[lname] = np.concatenate([x.ravel() for x in group]) * 2.0**e
         chips[lname] = np.concatenate([x.ravel() for x in ([q_ff] + ([q_rec] if q_rec is not None else []))])
@@ -326,16 +335,33 @@ def quantize(export: dict, percentile: float = 99.0, bits: int = 8,
     e += int(output_exp_shift)
     i_decay, v_decay = neuron_decays(dict(out.get("neuron") or {}), dt, "output")
     q_out = _quantise(w_out, e, bits)
-    layers.append(ChipLayer("output", q_out, None, _delay(out, w_out.shape, "output", dt, "d"), e, i_decay,
-                            v_decay, int(readout_vth), False))
+    layers.append(
+        ChipLayer(
+            "output",
+            q_out,
+            None,
+            _delay(out, w_out.shape, "output", dt, "d"),
+            e,
+            i_decay,
+            v_decay,
+            int(readout_vth),
+            False,
+        )
+    )
     rep = _layer_error("output", [w_out], [q_out], e, bits)
     rep.update(v_th_mant=int(readout_vth), i_decay=i_decay, v_decay=v_decay)
     errors.append(rep)
     floats["output"] = w_out.ravel() * 2.0**e
     chips["output"] = q_out.ravel()
-    chip = ChipNetwork(dt, int(export["n_steps"]), int(export["n_in"]), int(export["n_out"]),
-                       layers, dict(export.get("readout") or {}),
-                       dict(gains=gains, output_neuron=oname, percentile=percentile, bits=bits))
+    chip = ChipNetwork(
+        dt,
+        int(export["n_steps"]),
+        int(export["n_in"]),
+        int(export["n_out"]),
+        layers,
+        dict(export.get("readout") or {}),
+        dict(gains=gains, output_neuron=oname, percentile=percentile, bits=bits),
+    )
     return chip, QuantReport(errors, floats, chips)
 
 
@@ -356,8 +382,7 @@ def plot_histograms(report: QuantReport, path: str | Path) -> Path:
         ax.hist(q, bins=bins, alpha=0.45, color="tab:orange", label="8-bit (after)")
         ax.hist(f, bins=fine, histtype="step", color="tab:blue", label="float x 2^e (before)")
         err = next(r for r in report.layers if r["layer"] == name)
-        ax.set_title(f"{name} (e={err['weight_exp']}, rms err {100 * err['rel_rms_error']:.1f}%)",
-                     fontsize=9)
+        ax.set_title(f"{name} (e={err['weight_exp']}, rms err {100 * err['rel_rms_error']:.1f}%)", fontsize=9)
         ax.set_yscale("log")
         ax.set_xlabel("weight (chip units)")
     axes[0][0].legend(fontsize=8)
@@ -381,11 +406,19 @@ def chip_parameters(export: dict, percentile: float = 99.0, bits: int = 8) -> li
     gains = [g["gain"] for g in chip.source["gains"]] + [1.0]
     out = []
     for layer, g in zip(chip.layers, gains):
-        out.append(dict(layer=layer.name, weight_exp=layer.weight_exp, bits=bits,
-                        i_decay=layer.i_decay, v_decay=layer.v_decay, v_th_mant=layer.v_th_mant,
-                        du=layer.i_decay / DECAY_UNITY, dv=layer.v_decay / DECAY_UNITY,
-                        threshold_chip=layer.v_th_mant * g / 2.0**layer.weight_exp
-                        if layer.spiking else None))
+        out.append(
+            dict(
+                layer=layer.name,
+                weight_exp=layer.weight_exp,
+                bits=bits,
+                i_decay=layer.i_decay,
+                v_decay=layer.v_decay,
+                v_th_mant=layer.v_th_mant,
+                du=layer.i_decay / DECAY_UNITY,
+                dv=layer.v_decay / DECAY_UNITY,
+                threshold_chip=layer.v_th_mant * g / 2.0**layer.weight_exp if layer.spiking else None,
+            )
+        )
     return out
 
 

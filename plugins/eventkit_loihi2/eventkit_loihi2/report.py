@@ -38,11 +38,14 @@ def synaptic_ops(chip, emu, test) -> dict:
             fan += np.count_nonzero(layer.w_rec, axis=0)
         ops_hidden += float((counts[l] * fan).sum()) / n
     neurons = sum(layer.n for layer in chip.layers)
-    return dict(synaptic_ops=ops_in + ops_hidden, synaptic_ops_input=ops_in,
-                synaptic_ops_hidden=ops_hidden,
-                neuron_updates=float(neurons * (emu.n_steps or test.n_steps)),
-                input_spikes=float(inputs.n_spikes) / n,
-                hidden_spikes=float(sum(c.sum() for c in counts)) / n)
+    return dict(
+        synaptic_ops=ops_in + ops_hidden,
+        synaptic_ops_input=ops_in,
+        synaptic_ops_hidden=ops_hidden,
+        neuron_updates=float(neurons * (emu.n_steps or test.n_steps)),
+        input_spikes=float(inputs.n_spikes) / n,
+        hidden_spikes=float(sum(c.sum() for c in counts)) / n,
+    )
 
 
 def energy_estimate(ops: dict, n_steps: int, n_layers: int, coef: dict) -> dict:
@@ -54,11 +57,15 @@ def energy_estimate(ops: dict, n_steps: int, n_layers: int, coef: dict) -> dict:
         energy_uj_low=syn / (float(c["tops_per_watt_low"]) * 1e12) * 1e6,
         energy_uj_high=syn * float(c["pj_per_synop_high"]) * 1e-12 * 1e6,
         latency_steps=steps,
-        coefficients=dict(pj_per_synop_high=c["pj_per_synop_high"],
-                          tops_per_watt_low=c["tops_per_watt_low"],
-                          step_time_us=c["step_time_us"]),
-        sources=("23.6 pJ/synaptic op: Loihi 1 (Davies et al. 2018); 15 TOPS/W at 8 bit: Intel "
-                 "Hala Point (1152 Loihi 2 chips); see eventkit's docs/loihi2.md section 7"),
+        coefficients=dict(
+            pj_per_synop_high=c["pj_per_synop_high"],
+            tops_per_watt_low=c["tops_per_watt_low"],
+            step_time_us=c["step_time_us"],
+        ),
+        sources=(
+            "23.6 pJ/synaptic op: Loihi 1 (Davies et al. 2018); 15 TOPS/W at 8 bit: Intel "
+            "Hala Point (1152 Loihi 2 chips); see eventkit's docs/loihi2.md section 7"
+        ),
     )
     if c["step_time_us"]:
         est["latency_ms"] = steps * float(c["step_time_us"]) / 1000.0
@@ -72,9 +79,15 @@ def delay_summary(chip) -> list[dict]:
         if layer.delay is None or not np.any(layer.delay):
             continue
         d = np.asarray(layer.delay)
-        rows.append(dict(layer=layer.name, max_steps=int(d.max()), mean_steps=float(d.mean()),
-                         zero_fraction=float(np.mean(d == 0)),
-                         buffer_slots=int(d.max()) + 1))
+        rows.append(
+            dict(
+                layer=layer.name,
+                max_steps=int(d.max()),
+                mean_steps=float(d.mean()),
+                zero_fraction=float(np.mean(d == 0)),
+                buffer_slots=int(d.max()) + 1,
+            )
+        )
     return rows
 
 
@@ -102,8 +115,23 @@ def plot_delays(chip, path: Path) -> Path | None:
     return path
 
 
-def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Path, hist_path,
-                 timings, energy, readout, readout_shift: int = 0, delay_plot=None) -> dict:
+def build_report(
+    *,
+    chip,
+    qrep,
+    emu,
+    test,
+    float_pred,
+    lava,
+    cores,
+    out_dir: Path,
+    hist_path,
+    timings,
+    energy,
+    readout,
+    readout_shift: int = 0,
+    delay_plot=None,
+) -> dict:
     labels = np.asarray(test.labels)
     chip_acc = float(np.mean(emu.predictions == labels)) if len(labels) else None
     float_acc = agree = drop = None
@@ -117,10 +145,15 @@ def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Pat
     speed = len(test) / emu.seconds if emu.seconds > 0 else None
     lava_out = dict(status=lava.get("status"))
     if lava.get("status") == "checked":
-        lava_out.update(samples_checked=lava["samples"], steps=lava["steps"],
-                        bit_exact=lava["bit_exact"], mismatches=lava["mismatches"],
-                        first_mismatch=lava["first_mismatch"], backend=lava["backend"],
-                        lava_seconds=lava.get("info", {}).get("seconds"))
+        lava_out.update(
+            samples_checked=lava["samples"],
+            steps=lava["steps"],
+            bit_exact=lava["bit_exact"],
+            mismatches=lava["mismatches"],
+            first_mismatch=lava["first_mismatch"],
+            backend=lava["backend"],
+            lava_seconds=lava.get("info", {}).get("seconds"),
+        )
     else:
         lava_out["reason"] = lava.get("reason")
     fields = dict(
@@ -143,9 +176,13 @@ def build_report(*, chip, qrep, emu, test, float_pred, lava, cores, out_dir: Pat
         estimate=est,
         emulator_samples_per_s=speed,
         quantization=qrep.layers,
-        files=dict(netx="deploy/loihi2/model.net", samples="deploy/loihi2/samples.npz",
-                   report="deploy/loihi2/report.md", histogram=str(Path("plots") / Path(hist_path).name),
-                   delay_histogram=str(Path("plots") / Path(delay_plot).name) if delay_plot else None),
+        files=dict(
+            netx="deploy/loihi2/model.net",
+            samples="deploy/loihi2/samples.npz",
+            report="deploy/loihi2/report.md",
+            histogram=str(Path("plots") / Path(hist_path).name),
+            delay_histogram=str(Path("plots") / Path(delay_plot).name) if delay_plot else None,
+        ),
     )
     (out_dir / "report.md").write_text(_markdown(fields, chip, ops, timings))
     (out_dir / "deploy.json").write_text(json.dumps(fields, indent=1, default=json_default))
@@ -156,13 +193,17 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
     lava = f["lava"]
     if lava["status"] == "checked":
         if lava["bit_exact"]:
-            lava_line = (f"**bit-exact** on {lava['samples_checked']} samples x {lava['steps']} "
-                         f"steps (Lava {lava['backend']}, {lava['lava_seconds']:.1f} s)")
+            lava_line = (
+                f"**bit-exact** on {lava['samples_checked']} samples x {lava['steps']} "
+                f"steps (Lava {lava['backend']}, {lava['lava_seconds']:.1f} s)"
+            )
         else:
             m = lava["first_mismatch"]
-            lava_line = (f"**MISMATCH** in {lava['mismatches']} values; first at sample "
-                         f"{m['sample']}, step {m['step']}, neuron {m['neuron']} (emulator "
-                         f"{m['emulator']}, Lava {m['lava']})")
+            lava_line = (
+                f"**MISMATCH** in {lava['mismatches']} values; first at sample "
+                f"{m['sample']}, step {m['step']}, neuron {m['neuron']} (emulator "
+                f"{m['emulator']}, Lava {m['lava']})"
+            )
     else:
         lava_line = f"not run ({lava['status']}: {lava.get('reason')})"
     e = f["estimate"]
@@ -183,8 +224,12 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         f"| neuron updates / sample | {f['neuron_updates_per_sample']:.0f} |",
         f"| hidden spikes / sample | {f['hidden_spikes_per_sample']:.1f} |",
         f"| readout spikes (should be 0) | {f['readout_spikes']}"
-        + (f" (readout weights scaled down by 2^{-f['readout_scale_shift']} to stay below "
-           "threshold)" if f["readout_scale_shift"] else "") + " |",
+        + (
+            f" (readout weights scaled down by 2^{-f['readout_scale_shift']} to stay below " "threshold)"
+            if f["readout_scale_shift"]
+            else ""
+        )
+        + " |",
         f"| estimated neuron cores | {f['estimated_cores']} (per layer {f['cores_per_layer']}"
         + (f"; delay buffers {f['delay_buffer_bytes'] / 1024:.0f} KiB" if f["delay_buffer_bytes"] else "")
         + ") |",
@@ -196,8 +241,11 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         f"(synaptic ops x [1/({e['coefficients']['tops_per_watt_low']} TOPS/W), "
         f"{e['coefficients']['pj_per_synop_high']} pJ/op]); sources: {e['sources']}",
         f"- latency: {e['latency_steps']} chip time steps"
-        + (f" = {e['latency_ms']:.2f} ms at {e['coefficients']['step_time_us']} us/step"
-           if "latency_ms" in e else " (set target.energy.step_time_us to convert to ms)"),
+        + (
+            f" = {e['latency_ms']:.2f} ms at {e['coefficients']['step_time_us']} us/step"
+            if "latency_ms" in e
+            else " (set target.energy.step_time_us to convert to ms)"
+        ),
         "",
         "## Quantisation",
         "",
@@ -205,19 +253,28 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in f["quantization"]:
-        lines.append(f"| {r['layer']} | {r['weight_exp']} | {100 * r['rel_rms_error']:.2f} % | "
-                     f"{r['max_abs_error']:.3g} | {100 * r['clipped_fraction']:.2f} % | "
-                     f"{100 * r['zero_fraction']:.1f} % | {r['i_decay']} | {r['v_decay']} | "
-                     f"{r['v_th_mant']} |")
+        lines.append(
+            f"| {r['layer']} | {r['weight_exp']} | {100 * r['rel_rms_error']:.2f} % | "
+            f"{r['max_abs_error']:.3g} | {100 * r['clipped_fraction']:.2f} % | "
+            f"{100 * r['zero_fraction']:.1f} % | {r['i_decay']} | {r['v_decay']} | "
+            f"{r['v_th_mant']} |"
+        )
     lines += ["", f"![weights](../../{f['files']['histogram']})", ""]
     if f["delays"]:
-        lines += ["## Delays", "",
-                  "Each delayed synapse group keeps a buffer of (max delay + 1) slots per target "
-                  "neuron (Lava's DelayDense); a delayed arrival is one synaptic op like any other.",
-                  "", "| layer | max (steps) | mean (steps) | zero delays | buffer slots |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {r['layer']} | {r['max_steps']} | {r['mean_steps']:.1f} | "
-                  f"{100 * r['zero_fraction']:.1f} % | {r['buffer_slots']} |" for r in f["delays"]]
+        lines += [
+            "## Delays",
+            "",
+            "Each delayed synapse group keeps a buffer of (max delay + 1) slots per target "
+            "neuron (Lava's DelayDense); a delayed arrival is one synaptic op like any other.",
+            "",
+            "| layer | max (steps) | mean (steps) | zero delays | buffer slots |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['layer']} | {r['max_steps']} | {r['mean_steps']:.1f} | "
+            f"{100 * r['zero_fraction']:.1f} % | {r['buffer_slots']} |"
+            for r in f["delays"]
+        ]
         lines += ["", f"![delays](../../{f['files']['delay_histogram']})", ""]
     lines += [
         "## Files",

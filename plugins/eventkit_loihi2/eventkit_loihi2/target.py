@@ -25,16 +25,14 @@ LAVA_MODES = ("auto", "required", "off")
 MAX_OUTPUT_SHIFT = 12
 CHIP_READOUTS = ("auto", "exp_sum", "sum", "max")
 # the chip classification matching each training readout (computed by the host from v)
-READOUT_ON_CHIP = dict(exp_mean_v="exp_sum", sum_v="sum", mean_v="sum", max_v="max",
-                       per_step="exp_sum")
+READOUT_ON_CHIP = dict(exp_mean_v="exp_sum", sum_v="sum", mean_v="sum", max_v="max", per_step="exp_sum")
 READOUT_IN_LOOP = ("exp_mean_v", "sum_v", "mean_v", "max_v")  # one value per output neuron
 
 
 DELAY_SLOT_BYTES = 4  # one int32 accumulator per target neuron and delay slot (Lava's DelayDense)
 
 
-def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8,
-                   delay_slots: list[int] | None = None) -> dict:
+def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8, delay_slots: list[int] | None = None) -> dict:
     """Neuron cores per population: enough for its neurons (8192 per core) and for its dense
     synapses (fan-in x n weights of ``bits`` bits, plus a 6-bit delay per synapse and n x slots
     delay-buffer accumulators where the layer has delays, in ~192 KB per core). A rough
@@ -45,8 +43,12 @@ def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8,
         syn_bytes = n * f * (bits + (6 if s else 0)) / 8 + n * s * DELAY_SLOT_BYTES
         buffers += n * s * DELAY_SLOT_BYTES
         per.append(max(math.ceil(n / NEURONS_PER_CORE), math.ceil(syn_bytes / CORE_MEMORY_BYTES), 1))
-    return dict(per_layer=per, total=int(sum(per)), delay_buffer_bytes=int(buffers),
-                synapses=int(sum(n * f for n, f in zip(sizes, fan_in))))
+    return dict(
+        per_layer=per,
+        total=int(sum(per)),
+        delay_buffer_bytes=int(buffers),
+        synapses=int(sum(n * f for n, f in zip(sizes, fan_in))),
+    )
 
 
 class LoihiTarget:
@@ -54,15 +56,26 @@ class LoihiTarget:
 
     name = "loihi2"
 
-    def __init__(self, quantization: dict | None = None, readout: str = "auto",
-                 lava: str = "auto", lava_python: str | None = None, lava_backend: str = "sim",
-                 lava_timeout: float = 3600.0, samples: int = 32, energy: dict | None = None,
-                 readout_offset: int = 1, qat: bool = False, in_the_loop: bool = False):
+    def __init__(
+        self,
+        quantization: dict | None = None,
+        readout: str = "auto",
+        lava: str = "auto",
+        lava_python: str | None = None,
+        lava_backend: str = "sim",
+        lava_timeout: float = 3600.0,
+        samples: int = 32,
+        energy: dict | None = None,
+        readout_offset: int = 1,
+        qat: bool = False,
+        in_the_loop: bool = False,
+    ):
         q = dict(quantization or {})
         unknown = set(q) - {"percentile", "bits", "readout_vth"}
         if unknown:
-            raise ValueError(f"target.quantization: unknown keys {sorted(unknown)} "
-                             "(known: percentile, bits, readout_vth)")
+            raise ValueError(
+                f"target.quantization: unknown keys {sorted(unknown)} " "(known: percentile, bits, readout_vth)"
+            )
         self.percentile = float(q.get("percentile", 99.0))
         self.bits = int(q.get("bits", 8))
         self.readout_vth = int(q.get("readout_vth", 2**16))
@@ -90,8 +103,10 @@ class LoihiTarget:
         if not isinstance(in_the_loop, bool):
             raise ValueError(f"target.in_the_loop must be true or false, got {in_the_loop!r}")
         if in_the_loop and not qat:
-            raise ValueError("target.in_the_loop=true trains on the emulated chip's readout and "
-                             "needs the chip's weights in the forward pass too: set target.qat=true")
+            raise ValueError(
+                "target.in_the_loop=true trains on the emulated chip's readout and "
+                "needs the chip's weights in the forward pass too: set target.qat=true"
+            )
         self.in_the_loop = in_the_loop
 
     # ------------------------------------------------------------------ before training
@@ -128,36 +143,40 @@ class LoihiTarget:
                     f"{at}: Loihi 2 cannot run a recurrent connection's delays (NetX reuses the "
                     "feed-forward delays for the recurrent synapse and drops its weight exponent). "
                     f"Fix: {at}=null network.recurrent=false (feed-forward delays only), or "
-                    "+experiment=ssc_delays target=loihi2")
+                    "+experiment=ssc_delays target=loihi2"
+                )
             into = [k for k, r in enumerate(recurrent) if r and key in ("ff", f"ff{k}")]
             if into:
                 raise ValueError(
                     f"{at}: delays into the recurrent hidden layer {into[0]} cannot run on Loihi 2 "
                     "(NetX's recurrent layer applies its feed-forward delays to the recurrent "
                     "synapse too). Fix: network.recurrent=false network.delays.rec=null "
-                    "(feed-forward delays), or +experiment=ssc_delays target=loihi2")
+                    "(feed-forward delays), or +experiment=ssc_delays target=loihi2"
+                )
             mode = spec.get("mode", "exact")
             if mode != "round":
                 if user_set(key, "mode"):
-                    raise ValueError(f"{at}.mode={mode}: the chip holds whole-step delays. "
-                                     f"Fix: {at}.mode=round")
+                    raise ValueError(f"{at}.mode={mode}: the chip holds whole-step delays. " f"Fix: {at}.mode=round")
                 spec["mode"] = "round"
                 notices.append(f"{at}.mode: {mode} -> round (the chip delays by whole steps)")
             mx = float(spec.get("max", 0.0))
             if mx > max_ms + 1e-9:
                 if user_set(key, "max"):
-                    raise ValueError(f"{at}.max={mx:g} ms: Loihi 2 delays are 0..{MAX_DELAY} steps "
-                                     f"({max_ms:g} ms at dt={dt:g}). Fix: {at}.max={max_ms:g}")
+                    raise ValueError(
+                        f"{at}.max={mx:g} ms: Loihi 2 delays are 0..{MAX_DELAY} steps "
+                        f"({max_ms:g} ms at dt={dt:g}). Fix: {at}.max={max_ms:g}"
+                    )
                 spec["max"] = max_ms
-                notices.append(f"{at}.max: {mx:g} -> {max_ms:g} ms ({MAX_DELAY} steps, the chip's "
-                               "longest delay)")
+                notices.append(f"{at}.max: {mx:g} -> {max_ms:g} ms ({MAX_DELAY} steps, the chip's " "longest delay)")
             init = spec.get("init", 0.0)
             rng_ = init.get("uniform") if isinstance(init, Mapping) else init
             lo, hi = (float(rng_), float(rng_)) if isinstance(rng_, (int, float)) else map(float, rng_)
             if hi > max_ms + 1e-9:
                 if user_set(key, "init"):
-                    raise ValueError(f"{at}.init reaches {hi:g} ms, beyond the chip's {max_ms:g} ms. "
-                                     f"Fix: {at}.init=[{min(lo, max_ms):g},{max_ms:g}]")
+                    raise ValueError(
+                        f"{at}.init reaches {hi:g} ms, beyond the chip's {max_ms:g} ms. "
+                        f"Fix: {at}.init=[{min(lo, max_ms):g},{max_ms:g}]"
+                    )
                 spec["init"] = {"uniform": [min(lo, max_ms), max_ms]}
                 notices.append(f"{at}.init: [{lo:g}, {hi:g}] -> [{min(lo, max_ms):g}, {max_ms:g}] ms")
         return notices
@@ -169,14 +188,20 @@ class LoihiTarget:
         topology = net.topology
         for pop in topology.hidden:
             if pop.model.name not in SUPPORTED_NEURONS:
-                raise ValueError(f"neuron={pop.model.name}: Loihi 2 runs CUBA neurons; use neuron=loihi_cuba "
-                                 f"(or lif, mapped approximately). Supported: {SUPPORTED_NEURONS}")
+                raise ValueError(
+                    f"neuron={pop.model.name}: Loihi 2 runs CUBA neurons; use neuron=loihi_cuba "
+                    f"(or lif, mapped approximately). Supported: {SUPPORTED_NEURONS}"
+                )
         if topology.output.model.name not in SUPPORTED_OUTPUTS:
-            raise ValueError(f"network.output.name={topology.output.model.name}: the chip readout must be one of "
-                             f"{SUPPORTED_OUTPUTS}")
+            raise ValueError(
+                f"network.output.name={topology.output.model.name}: the chip readout must be one of "
+                f"{SUPPORTED_OUTPUTS}"
+            )
         if net.readout.name not in VOLTAGE_READOUTS:
-            raise ValueError(f"readout={net.readout.name}: the chip classifies from the readout voltage; "
-                             f"use one of {VOLTAGE_READOUTS}")
+            raise ValueError(
+                f"readout={net.readout.name}: the chip classifies from the readout voltage; "
+                f"use one of {VOLTAGE_READOUTS}"
+            )
         for conn in topology.delayed:
             at = f"network.delays.{conn.name}"
             if conn.kind == "rec":
@@ -184,8 +209,9 @@ class LoihiTarget:
             if conn.delay.mode != "round":
                 raise ValueError(f"{at}.mode: the chip holds whole-step delays. Fix: {at}.mode=round")
             if conn.delay.steps(data.dt) > MAX_DELAY:
-                raise ValueError(f"{at}.max: Loihi 2 delays are 0..{MAX_DELAY} steps. "
-                                 f"Fix: {at}.max={MAX_DELAY * data.dt:g}")
+                raise ValueError(
+                    f"{at}.max: Loihi 2 delays are 0..{MAX_DELAY} steps. " f"Fix: {at}.max={MAX_DELAY * data.dt:g}"
+                )
         sizes = [pop.size for pop in topology.hidden]
         fan_in = [sum(c.pre.size for c in topology.connections if c.post is pop) for pop in topology.hidden]
         self.check_size(sizes, fan_in)
@@ -203,7 +229,8 @@ class LoihiTarget:
             raise ValueError(
                 f"lava=required but no Lava environment was found ({looked}{env_dir()} holds no built "
                 "environment). Fix: build one with `python -m eventkit_loihi2.lava_env build`, point "
-                "target.lava_python at an interpreter that has Lava, or set target.lava=auto")
+                "target.lava_python at an interpreter that has Lava, or set target.lava=auto"
+            )
 
     def prepare(self, net) -> None:
         """Before training: the network sees its input as the chip does (a repeated (step,
@@ -232,8 +259,10 @@ class LoihiTarget:
             return FakeQuant(quantised, thresholds)
 
         net.simulation = Simulation(
-            binary_input=True, fake_quantization=chip_forward,
-            readout_in_the_loop=self._emulated_readout_fn(net) if self.in_the_loop else None)
+            binary_input=True,
+            fake_quantization=chip_forward,
+            readout_in_the_loop=self._emulated_readout_fn(net) if self.in_the_loop else None,
+        )
 
     def _emulated_readout_fn(self, net):
         """``data -> readout`` of the bit-exact emulated chip, in the float readout's units (for
@@ -242,8 +271,10 @@ class LoihiTarget:
 
         name = str(net.readout.describe().get("name"))
         if name not in READOUT_IN_LOOP:
-            raise ValueError(f"target.in_the_loop: readout={name} has no chip counterpart to train "
-                             f"on; use one of {sorted(READOUT_IN_LOOP)}")
+            raise ValueError(
+                f"target.in_the_loop: readout={name} has no chip counterpart to train "
+                f"on; use one of {sorted(READOUT_IN_LOOP)}"
+            )
 
         def emulated(data):
             export = net.export()
@@ -262,34 +293,41 @@ class LoihiTarget:
         shift = 0
         while True:
             chip, qrep = quantize(export, self.percentile, self.bits, self.readout_vth, shift)
-            emu = emulate(chip, data, n_record=n_record, readout=readout,
-                          offset=self.readout_offset)
+            emu = emulate(chip, data, n_record=n_record, readout=readout, offset=self.readout_offset)
             if emu.output_spikes == 0:
                 return chip, qrep, emu, shift
             if np.abs(chip.output.w_ff).max() < 2 ** (self.bits - 4) or shift <= -MAX_OUTPUT_SHIFT:
-                print(f"loihi2: WARNING the readout still reaches its threshold on "
-                      f"{emu.output_spikes} steps and its weights cannot be scaled down further; "
-                      "raise target.quantization.readout_vth", flush=True)
+                print(
+                    f"loihi2: WARNING the readout still reaches its threshold on "
+                    f"{emu.output_spikes} steps and its weights cannot be scaled down further; "
+                    "raise target.quantization.readout_vth",
+                    flush=True,
+                )
                 return chip, qrep, emu, shift
             shift -= 1
 
     def check_size(self, sizes: list[int], fan_in: list[int], delay_slots: list[int] | None = None) -> dict:
         cores = estimate_cores(sizes, fan_in, self.bits, delay_slots)
         if sum(sizes) > N_CORES * NEURONS_PER_CORE:
-            raise ValueError(f"network: {sum(sizes)} neurons exceed one Loihi 2 chip "
-                             f"({N_CORES} x {NEURONS_PER_CORE}); reduce network.hidden")
+            raise ValueError(
+                f"network: {sum(sizes)} neurons exceed one Loihi 2 chip "
+                f"({N_CORES} x {NEURONS_PER_CORE}); reduce network.hidden"
+            )
         if cores["total"] > N_CORES:
-            raise ValueError(f"network: needs about {cores['total']} neuron cores "
-                             f"(per layer {cores['per_layer']}), a Loihi 2 chip has {N_CORES}; "
-                             "reduce network.hidden")
+            raise ValueError(
+                f"network: needs about {cores['total']} neuron cores "
+                f"(per layer {cores['per_layer']}), a Loihi 2 chip has {N_CORES}; "
+                "reduce network.hidden"
+            )
         return cores
 
     def chip_cores(self, chip: ChipNetwork) -> dict:
         sizes = [layer.n for layer in chip.layers]
-        fan_in = [layer.w_ff.shape[1] + (layer.n if layer.w_rec is not None else 0)
-                  for layer in chip.layers]
-        slots = [int(layer.delay.max()) + 1 if layer.delay is not None and np.any(layer.delay) else 0
-                 for layer in chip.layers]
+        fan_in = [layer.w_ff.shape[1] + (layer.n if layer.w_rec is not None else 0) for layer in chip.layers]
+        slots = [
+            int(layer.delay.max()) + 1 if layer.delay is not None and np.any(layer.delay) else 0
+            for layer in chip.layers
+        ]
         return self.check_size(sizes, fan_in, slots)
 
     # ------------------------------------------------------------------ after training
@@ -311,8 +349,11 @@ class LoihiTarget:
             readout = READOUT_ON_CHIP.get(str((export.get("readout") or {}).get("name")), "exp_sum")
         chip, qrep, emu, shift = self.silent_readout_chip(export, test, readout, n_keep)
         if shift:
-            print(f"loihi2: the readout reached its threshold on the test set; its weight scale "
-                  f"was lowered by 2**{-shift}", flush=True)
+            print(
+                f"loihi2: the readout reached its threshold on the test set; its weight scale "
+                f"was lowered by 2**{-shift}",
+                flush=True,
+            )
         cores = self.chip_cores(chip)
         timings["quantize_emulate_s"] = time.perf_counter() - t0
         timings["emulate_s"] = emu.seconds
@@ -322,10 +363,22 @@ class LoihiTarget:
         write_netx(chip, out / "model.net")
         write_samples(test, emu, n_keep, out / "samples.npz")
         lava = self._lava(out, n_keep)
-        fields = build_report(chip=chip, qrep=qrep, emu=emu, test=test, float_pred=float_pred,
-                              lava=lava, cores=cores, out_dir=out, hist_path=hist,
-                              timings=timings, energy=self.energy, readout=readout,
-                              readout_shift=shift, delay_plot=delay_plot)
+        fields = build_report(
+            chip=chip,
+            qrep=qrep,
+            emu=emu,
+            test=test,
+            float_pred=float_pred,
+            lava=lava,
+            cores=cores,
+            out_dir=out,
+            hist_path=hist,
+            timings=timings,
+            energy=self.energy,
+            readout=readout,
+            readout_shift=shift,
+            delay_plot=delay_plot,
+        )
         return fields
 
     def _lava(self, out: Path, n: int) -> dict:
@@ -336,21 +389,32 @@ class LoihiTarget:
             return dict(status="off", reason="target.lava=off")
         py = resolve_lava_python(self.lava_python)
         if py is None:
-            msg = ("no Lava environment found; build one with "
-                   "`python -m eventkit_loihi2.lava_env build` (or set target.lava_python)")
+            msg = (
+                "no Lava environment found; build one with "
+                "`python -m eventkit_loihi2.lava_env build` (or set target.lava_python)"
+            )
             if self.lava == "required":
                 raise RuntimeError(f"target.lava=required: {msg}")
             print(f"loihi2: Lava check skipped: {msg}")
             return dict(status="skipped", reason=msg)
         print(f"loihi2: running {n} samples in Lava ({self.lava_backend}) with {py} ...", flush=True)
-        res = check(py, out / "model.net", out / "samples.npz", out / "lava_voltages.npz",
-                    self.lava_backend, self.lava_timeout)
+        res = check(
+            py, out / "model.net", out / "samples.npz", out / "lava_voltages.npz", self.lava_backend, self.lava_timeout
+        )
         print(f"loihi2: {res.message()}")
         if not res.bit_exact and self.lava == "required":
             raise RuntimeError(f"target.lava=required: {res.message()}")
-        return dict(status="checked", samples=res.samples, steps=res.steps,
-                    bit_exact=res.bit_exact, mismatches=res.mismatches, first_mismatch=res.first,
-                    backend=self.lava_backend, python=py, info=res.info)
+        return dict(
+            status="checked",
+            samples=res.samples,
+            steps=res.steps,
+            bit_exact=res.bit_exact,
+            mismatches=res.mismatches,
+            first_mismatch=res.first,
+            backend=self.lava_backend,
+            python=py,
+            info=res.info,
+        )
 
 
 def _float_predictions(net: Any, test, batch: int = 512) -> np.ndarray | None:

@@ -23,11 +23,19 @@ def test_loihi_cuba_grid_timing_passes_hidden_gradients_straight_through():
     rng = np.random.default_rng(5)
     data = random_data(rng, 3, 10, 60, rate=(50, 80))
     labels = torch.as_tensor(data.labels)
-    net = EventpropNet(10, 3, hidden=12, recurrent=True, neuron=LoihiCUBA(timing="grid"),
-                       output=LoihiCUBA(spiking=False), readout=ExpWeightedMeanV(), n_steps=60,
-                       dtype=torch.float64,
-                       init=dict(ff_mean=0.6, ff_std=0.2, rec_std=0.2, out_std=0.3),
-                       generator=torch.Generator().manual_seed(0))
+    net = EventpropNet(
+        10,
+        3,
+        hidden=12,
+        recurrent=True,
+        neuron=LoihiCUBA(timing="grid"),
+        output=LoihiCUBA(spiking=False),
+        readout=ExpWeightedMeanV(),
+        n_steps=60,
+        dtype=torch.float64,
+        init=dict(ff_mean=0.6, ff_std=0.2, rec_std=0.2, out_std=0.3),
+        generator=torch.Generator().manual_seed(0),
+    )
 
     def loss():
         return F.cross_entropy(net(data).readout * 20.0, labels)

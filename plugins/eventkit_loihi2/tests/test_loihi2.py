@@ -13,32 +13,43 @@ import pytest
 from omegaconf import OmegaConf
 
 from eventkit.data import DatasetSplits, from_samples
-from eventkit_loihi2.emulator import (_decay, _lava_dense_weights, _netx_optimize, emulate,
-                                      netx_synapses)
+from eventkit_loihi2.emulator import _decay, _lava_dense_weights, _netx_optimize, emulate, netx_synapses
 from eventkit_loihi2.lava_check import compare
 from eventkit_loihi2.netx import write_netx, write_samples
-from eventkit_loihi2.quantize import (ChipLayer, ChipNetwork, cuba_decays, loihi_cuba_float_params,
-                                      quantize, voltage_gain)
+from eventkit_loihi2.quantize import (
+    ChipLayer,
+    ChipNetwork,
+    cuba_decays,
+    loihi_cuba_float_params,
+    quantize,
+    voltage_gain,
+)
 from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.target import LoihiTarget, estimate_cores
 
 
 # ----------------------------------------------------------------------------- helpers
-def make_export(rng, n_in=12, hidden=(10,), rec=(True,), n_out=3, T=60, delays=False,
-                neuron="loihi_cuba", ff_mean=0.3):
+def make_export(rng, n_in=12, hidden=(10,), rec=(True,), n_out=3, T=60, delays=False, neuron="loihi_cuba", ff_mean=0.3):
     layers, pre = [], n_in
     for k, (h, r) in enumerate(zip(hidden, rec)):
-        layer = dict(w_ff=rng.normal(ff_mean, 0.3, (h, pre)),
-                     w_rec=rng.normal(0.0, 0.3, (h, h)) if r else None,
-                     neuron=dict(name=neuron, tau_mem=20.0, tau_syn=5.0, threshold=1.0))
+        layer = dict(
+            w_ff=rng.normal(ff_mean, 0.3, (h, pre)),
+            w_rec=rng.normal(0.0, 0.3, (h, h)) if r else None,
+            neuron=dict(name=neuron, tau_mem=20.0, tau_syn=5.0, threshold=1.0),
+        )
         if delays and k == 0:
             layer["delay"] = rng.integers(0, 6, (h, pre))
         layers.append(layer)
         pre = h
-    return dict(dt=1.0, n_steps=T, n_in=n_in, n_out=n_out, layers=layers,
-                output=dict(w=rng.normal(0.0, 0.3, (n_out, pre)),
-                            neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
-                readout=dict(name="exp_mean_v"))
+    return dict(
+        dt=1.0,
+        n_steps=T,
+        n_in=n_in,
+        n_out=n_out,
+        layers=layers,
+        output=dict(w=rng.normal(0.0, 0.3, (n_out, pre)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
+        readout=dict(name="exp_mean_v"),
+    )
 
 
 def make_data(rng, n, n_in, T, n_classes=3, rate=(60, 300)):
@@ -46,8 +57,7 @@ def make_data(rng, n, n_in, T, n_classes=3, rate=(60, 300)):
     for _ in range(n):
         m = int(rng.integers(*rate))
         samples.append((rng.integers(0, T, m), rng.integers(0, n_in, m)))
-    return from_samples(samples, rng.integers(0, n_classes, n), n_channels=n_in, n_steps=T,
-                        dt=1.0, n_classes=n_classes)
+    return from_samples(samples, rng.integers(0, n_classes, n), n_channels=n_in, n_steps=T, dt=1.0, n_classes=n_classes)
 
 
 def lava_decay(x: int, mult: int) -> int:
@@ -121,8 +131,17 @@ def reference(chip, data, k):
         else:
             ff, rec, e = lava_weights(np.hstack([layer.w_ff, layer.w_rec]), layer.w_ff.shape[1])
         d = layer.delay if layer.delay is not None else np.zeros(layer.w_ff.shape, int)
-        syn.append(dict(ff=ff, exp_ff=e, rec=rec, exp_rec=e if rec is not None else 0,
-                        d=[[int(x) for x in r] for r in d], pending={}, rec_buf=[0] * layer.n))
+        syn.append(
+            dict(
+                ff=ff,
+                exp_ff=e,
+                rec=rec,
+                exp_rec=e if rec is not None else 0,
+                d=[[int(x) for x in r] for r in d],
+                pending={},
+                rec_buf=[0] * layer.n,
+            )
+        )
     u = [[0] * layer.n for layer in chip.layers]
     v = [[0] * layer.n for layer in chip.layers]
     counts = [[0] * layer.n for layer in chip.layers]
@@ -130,7 +149,7 @@ def reference(chip, data, k):
     v_out = []
 
     def shift(x, e):
-        return x // (2 ** -e) if e < 0 else x * 2**e
+        return x // (2**-e) if e < 0 else x * 2**e
 
     def trunc_decay(x, mult):
         p = x * mult
@@ -182,8 +201,10 @@ def reference(chip, data, k):
                 for j in range(layer.n):
                     slot[j] += shift(acc[j], sy["exp_ff"])
             if sy["rec"] is not None:
-                sy["rec_buf"] = [shift(sum(sy["rec"][j][i] for i, s in enumerate(spikes_now[l]) if s),
-                                       sy["exp_rec"]) for j in range(layer.n)]
+                sy["rec_buf"] = [
+                    shift(sum(sy["rec"][j][i] for i, s in enumerate(spikes_now[l]) if s), sy["exp_rec"])
+                    for j in range(layer.n)
+                ]
         prev_spikes = spikes_now
     del prev_spikes
     return np.array(v_out), counts, events
@@ -211,8 +232,7 @@ def test_quantize_scale_shared_by_ff_and_rec_and_within_8_bits():
     p_neg = np.percentile(-both[both < 0], 99)
     e = math.floor(math.log2(min(127 / p_pos, 128 / p_neg)))
     assert layer.weight_exp == e
-    np.testing.assert_array_equal(layer.w_rec,
-                                  np.clip(np.round(exp["layers"][0]["w_rec"] * 2.0**e), -128, 127))
+    np.testing.assert_array_equal(layer.w_rec, np.clip(np.round(exp["layers"][0]["w_rec"] * 2.0**e), -128, 127))
     for l in chip.layers:
         assert l.w_ff.min() >= -128 and l.w_ff.max() <= 127
     assert chip.output.v_th_mant == 2**16 and not chip.output.spiking
@@ -238,11 +258,14 @@ def test_threshold_mapping_lif_vs_loihi_cuba():
     assert lif.layers[0].v_th_mant == round(2.0 ** lif.layers[0].weight_exp / g)
 
 
-@pytest.mark.parametrize("change, key", [
-    (dict(bits=9), "bits"),
-    (dict(percentile=0), "percentile"),
-    (dict(readout_vth=2**17), "readout_vth"),
-])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (dict(bits=9), "bits"),
+        (dict(percentile=0), "percentile"),
+        (dict(readout_vth=2**17), "readout_vth"),
+    ],
+)
 def test_quantize_rejects_bad_settings(change, key):
     exp = make_export(np.random.default_rng(0))
     with pytest.raises(ValueError, match=key):
@@ -288,16 +311,19 @@ def test_netx_inhibitory_edge_case_is_reproduced():
     assert eff[0, 0] == -254 and eff[0, 1] == -6
 
 
-@pytest.mark.parametrize("ff, rec", [
-    ([[-128, 127, 3], [5, -7, 0]], None),  # mixed, full 8-bit range
-    ([[-128, -3], [-1, -5]], None),  # inhibitory, rescaled to -256 and clipped by Lava
-    ([[1, 6, 0], [2, 3, 5]], None),  # excitatory, small: a large rescale
-    ([[255, 3], [1, 0]], None),  # excitatory at the top of Lava's 8-bit unsigned range
-    ([[8, -16, 24], [40, -64, 0]], None),  # mixed, coarse: fewer weight bits
-    ([[300, -2], [5, 7]], None),  # beyond 254 with negatives: NetX clips first
-    ([[3, 7], [1, 0]], [[-5, 2], [6, -1]]),  # excitatory ff, mixed rec: one scale, two sign modes
-    ([[-9, -1], [-4, -2]], [[0, 3], [1, 2]]),  # inhibitory ff, excitatory rec
-])
+@pytest.mark.parametrize(
+    "ff, rec",
+    [
+        ([[-128, 127, 3], [5, -7, 0]], None),  # mixed, full 8-bit range
+        ([[-128, -3], [-1, -5]], None),  # inhibitory, rescaled to -256 and clipped by Lava
+        ([[1, 6, 0], [2, 3, 5]], None),  # excitatory, small: a large rescale
+        ([[255, 3], [1, 0]], None),  # excitatory at the top of Lava's 8-bit unsigned range
+        ([[8, -16, 24], [40, -64, 0]], None),  # mixed, coarse: fewer weight bits
+        ([[300, -2], [5, 7]], None),  # beyond 254 with negatives: NetX clips first
+        ([[3, 7], [1, 0]], [[-5, 2], [6, -1]]),  # excitatory ff, mixed rec: one scale, two sign modes
+        ([[-9, -1], [-4, -2]], [[0, 3], [1, 2]]),  # inhibitory ff, excitatory rec
+    ],
+)
 def test_netx_weight_handling_matches_lava(ff, rec):
     ff = np.array(ff)
     rec = None if rec is None else np.array(rec)
@@ -345,7 +371,7 @@ def test_emulator_equals_reference(case):
         np.testing.assert_array_equal(res.counts[k], np.concatenate(counts_ref))
         for key in events:
             events[key] += ev[key]
-    assert res.counts[:, :-chip.n_out].sum() > 0, "the test network must spike"
+    assert res.counts[:, : -chip.n_out].sum() > 0, "the test network must spike"
     if case == "stress":
         assert events["wrap"] > 0 and events["saturate"] > 0 and events["readout_spikes"] > 0
     w = np.exp(-np.arange(T) / T)
@@ -384,8 +410,14 @@ def test_emulator_equals_reference_where_decay_rounding_matters():
     w_out[0, :2] = (-3, 3)  # mixed signs
     out = ChipLayer("output", w_out, None, None, 0, 1, 1, 2**16, False)
     chip = ChipNetwork(dt=1.0, n_steps=T, n_in=n_in, n_out=n_out, layers=[relay, out])
-    data = from_samples([(rng.integers(0, 30, 3), rng.integers(0, n_in, 3)) for _ in range(6)],
-                        np.zeros(6, int), n_channels=n_in, n_steps=T, dt=1.0, n_classes=n_out)
+    data = from_samples(
+        [(rng.integers(0, 30, 3), rng.integers(0, n_in, 3)) for _ in range(6)],
+        np.zeros(6, int),
+        n_channels=n_in,
+        n_steps=T,
+        dt=1.0,
+        n_classes=n_out,
+    )
     res = emulate(chip, data, n_record=len(data))
     boundary = 0
     for k in range(len(data)):
@@ -415,10 +447,10 @@ def test_repeated_input_spikes_count_once():
     rng = np.random.default_rng(6)
     exp = make_export(rng, T=20)
     chip, _ = quantize(exp)
-    once = from_samples([(np.array([1, 4]), np.array([2, 3]))], [0], n_channels=12, n_steps=20,
-                        dt=1.0, n_classes=3)
-    twice = from_samples([(np.array([1, 1, 4]), np.array([2, 2, 3]))], [0], n_channels=12,
-                         n_steps=20, dt=1.0, n_classes=3)
+    once = from_samples([(np.array([1, 4]), np.array([2, 3]))], [0], n_channels=12, n_steps=20, dt=1.0, n_classes=3)
+    twice = from_samples(
+        [(np.array([1, 1, 4]), np.array([2, 2, 3]))], [0], n_channels=12, n_steps=20, dt=1.0, n_classes=3
+    )
     a, b = emulate(chip, once, n_record=1), emulate(chip, twice, n_record=1)
     np.testing.assert_array_equal(a.v_out, b.v_out)
 
@@ -490,7 +522,9 @@ def _net(neuron="loihi_cuba", readout="exp_mean_v", output="li", hidden=256, rec
     from eventkit.engine.readouts import READOUTS
     from eventkit.engine.topology import Topology, parse_delays
 
-    model = LoihiCUBA(tau_mem=20.0, tau_syn=5.0, threshold=1.0) if neuron == "loihi_cuba" else SimpleNamespace(name=neuron)
+    model = (
+        LoihiCUBA(tau_mem=20.0, tau_syn=5.0, threshold=1.0) if neuron == "loihi_cuba" else SimpleNamespace(name=neuron)
+    )
     out = LI() if output == "li" else SimpleNamespace(name=output)
     topology = Topology.build(700, 20, [hidden], [recurrent], [model], out, parse_delays(delays))
     return SimpleNamespace(topology=topology, readout=READOUTS[readout]())
@@ -503,16 +537,21 @@ def test_check_accepts_the_default_topology():
     LoihiTarget().check(_net(), DATA)
 
 
-@pytest.mark.parametrize("change, match", [
-    (dict(neuron="alif"), "neuron="),
-    (dict(readout="first_spike"), "readout="),
-    (dict(output="adex"), "network.output.name"),
-    (dict(delays={"ff": {"max": 63.0, "mode": "round"}}), r"network.delays.ff0.max: .*0..62 steps"),
-    (dict(delays={"ff": {"max": 10.0, "mode": "exact"}}), r"network.delays.ff0.mode: .*whole-step"),
-    (dict(delays={"out": {"max": 10.0, "mode": "round"}, "rec": {"max": 5.0, "mode": "round"}}),
-     r"network.delays.rec0: .*recurrent"),
-    (dict(hidden=2_000_000), "reduce network.hidden"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(neuron="alif"), "neuron="),
+        (dict(readout="first_spike"), "readout="),
+        (dict(output="adex"), "network.output.name"),
+        (dict(delays={"ff": {"max": 63.0, "mode": "round"}}), r"network.delays.ff0.max: .*0..62 steps"),
+        (dict(delays={"ff": {"max": 10.0, "mode": "exact"}}), r"network.delays.ff0.mode: .*whole-step"),
+        (
+            dict(delays={"out": {"max": 10.0, "mode": "round"}, "rec": {"max": 5.0, "mode": "round"}}),
+            r"network.delays.rec0: .*recurrent",
+        ),
+        (dict(hidden=2_000_000), "reduce network.hidden"),
+    ],
+)
 def test_check_rejects_what_the_chip_cannot_run(change, match):
     with pytest.raises(ValueError, match=match):
         LoihiTarget().check(_net(**change), DATA)
@@ -576,8 +615,7 @@ def test_deploy_end_to_end_without_lava(tmp_path):
     assert fields["chip_test_accuracy"] == pytest.approx(chip_acc)
     assert fields["float_test_accuracy"] == pytest.approx(float(np.mean(float_pred == test.labels)))
     assert fields["prediction_agreement"] == pytest.approx(float(np.mean(test.labels != 0)))
-    assert fields["accuracy_drop_points"] == pytest.approx(
-        100 * (fields["float_test_accuracy"] - chip_acc))
+    assert fields["accuracy_drop_points"] == pytest.approx(100 * (fields["float_test_accuracy"] - chip_acc))
     assert fields["lava"]["status"] == "off"
     assert fields["synaptic_ops_per_sample"] > 0 and fields["estimated_cores"] >= 2
     assert fields["neuron_updates_per_sample"] == (10 + 3) * 41  # T + 1 chip steps
@@ -631,8 +669,10 @@ def test_target_config_file_builds_the_target():
 
     path = Path(eventkit_loihi2.__file__).parent / "conf" / "target" / "loihi2.yaml"
     cfg = OmegaConf.to_container(OmegaConf.load(path))
-    assert cfg.pop("defaults") == [{"/network_output@_global_.network.output": "loihi_li"},
-                                    {"override /neuron@_global_.neuron": "loihi_cuba"}]
+    assert cfg.pop("defaults") == [
+        {"/network_output@_global_.network.output": "loihi_li"},
+        {"override /neuron@_global_.neuron": "loihi_cuba"},
+    ]
     assert cfg.pop("name") == "loihi2"
     target = LoihiTarget(**cfg)
     assert target.lava == "auto" and target.samples == 32 and target.bits == 8 and not target.qat
@@ -654,9 +694,11 @@ def test_var_model_patch_for_newer_pythons(tmp_path):
 
     target = tmp_path / "lava" / "magma" / "compiler" / "var_model.py"
     target.parent.mkdir(parents=True)
-    target.write_text("from dataclasses import dataclass, InitVar\n\n\nclass ByteEncoder:\n"
-                      "    pass\n\n\n@dataclass\nclass Pair:\n    x: ByteEncoder = ByteEncoder()\n"
-                      "    y: ByteEncoder = ByteEncoder()\n")
+    target.write_text(
+        "from dataclasses import dataclass, InitVar\n\n\nclass ByteEncoder:\n"
+        "    pass\n\n\n@dataclass\nclass Pair:\n    x: ByteEncoder = ByteEncoder()\n"
+        "    y: ByteEncoder = ByteEncoder()\n"
+    )
     assert patch_var_model(tmp_path)
     ns: dict = {}
     exec(compile(target.read_text(), str(target), "exec"), ns)  # a plain dataclass default fails on 3.11+
@@ -680,12 +722,10 @@ def test_pieces_for_quantisation_aware_training():
     assert p["threshold_chip"] == pytest.approx(1.0, abs=2.0 ** -p["weight_exp"])
     w = torch.tensor(exp["layers"][0]["w_ff"], requires_grad=True)
     fq = fake_quantize(w, p["weight_exp"])
-    np.testing.assert_array_equal((fq.detach().numpy() * 2.0 ** p["weight_exp"]).round(),
-                                  chip.layers[0].w_ff)
+    np.testing.assert_array_equal((fq.detach().numpy() * 2.0 ** p["weight_exp"]).round(), chip.layers[0].w_ff)
     fq.sum().backward()
     assert torch.all(w.grad == 1)  # straight-through
-    np.testing.assert_allclose(fake_quantize(exp["layers"][0]["w_ff"], p["weight_exp"]),
-                               fq.detach().numpy())
+    np.testing.assert_allclose(fake_quantize(exp["layers"][0]["w_ff"], p["weight_exp"]), fq.detach().numpy())
 
 
 def test_deploy_lowers_the_readout_scale_until_it_never_fires(tmp_path):
@@ -698,7 +738,8 @@ def test_deploy_lowers_the_readout_scale_until_it_never_fires(tmp_path):
     chip, _ = quantize(exp, readout_vth=vth)
     assert emulate(chip, data).output_spikes > 0  # at the percentile scale it would fire
     fields = LoihiTarget(lava="off", samples=2, quantization=dict(readout_vth=vth)).deploy(
-        exp, DatasetSplits(data, data), tmp_path)
+        exp, DatasetSplits(data, data), tmp_path
+    )
     assert fields["readout_spikes"] == 0 and fields["readout_scale_shift"] < 0
 
 

@@ -39,11 +39,16 @@ def test_a_recipe_is_adapted_to_the_chip_with_notices():
     assert none == []
 
 
-@pytest.mark.parametrize("override, match", [
-    ("network.delays.ff.max=100", r"network.delays.ff.max=100 ms: Loihi 2 delays are 0..62 steps .*"
-                                  r"Fix: network.delays.ff.max=62"),
-    ("network.delays.ff.mode=exact", r"network.delays.ff.mode=exact: the chip holds whole-step delays"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        (
+            "network.delays.ff.max=100",
+            r"network.delays.ff.max=100 ms: Loihi 2 delays are 0..62 steps .*" r"Fix: network.delays.ff.max=62",
+        ),
+        ("network.delays.ff.mode=exact", r"network.delays.ff.mode=exact: the chip holds whole-step delays"),
+    ],
+)
 def test_explicit_settings_the_chip_cannot_hold_are_refused(override, match):
     cfg = compose(["+experiment=ssc_delays", "target=loihi2", override])
     with pytest.raises(ValueError, match=match):
@@ -60,19 +65,27 @@ def test_shd_delays_on_loihi2_stops_at_once_saying_what_to_run(tmp_path):
     cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null"])
     with pytest.raises(ValueError, match="recurrent hidden layer 0.*Fix: network.recurrent=false"):
         LoihiTarget().adapt(cfg, [])
-    cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null",
-                   "network.recurrent=false"])
+    cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null", "network.recurrent=false"])
     with_notices = OmegaConf.to_container(cfg)
     assert LoihiTarget().adapt(cfg, []) and with_notices["network"]["delays"]["ff"]["max"] == 1000.0
 
 
 def _delay_net(seed=0, n_steps=60, max_steps=8.0):
-    return EventpropNet(10, 3, hidden=[12, 9], recurrent=[True, False], neuron=LoihiCUBA(),
-                        output=LoihiCUBA(spiking=False), n_steps=n_steps,
-                        delays={"ff1": Delay(max=max_steps, init=(0.0, max_steps), mode="round"),
-                                "out": Delay(max=max_steps, init=(0.0, max_steps), mode="round")},
-                        init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
-                        generator=torch.Generator().manual_seed(seed))
+    return EventpropNet(
+        10,
+        3,
+        hidden=[12, 9],
+        recurrent=[True, False],
+        neuron=LoihiCUBA(),
+        output=LoihiCUBA(spiking=False),
+        n_steps=n_steps,
+        delays={
+            "ff1": Delay(max=max_steps, init=(0.0, max_steps), mode="round"),
+            "out": Delay(max=max_steps, init=(0.0, max_steps), mode="round"),
+        },
+        init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def test_export_turns_trained_delays_into_the_chips_integer_steps():
@@ -171,11 +184,18 @@ def test_chip_in_the_loop_training_works_with_delays():
     rng = np.random.default_rng(2)
     data = random_data(rng, 24, 10, 60, rate=(40, 70))
     labels = torch.as_tensor(data.labels)
-    net = EventpropNet(10, 3, hidden=12, recurrent=False, neuron=LoihiCUBA(),
-                       output=LoihiCUBA(spiking=False), n_steps=60,
-                       delays={"ff": Delay(max=6.0, init=(0.0, 6.0), mode="round")},
-                       init=dict(ff_mean=0.6, ff_std=0.3, out_std=0.3),
-                       generator=torch.Generator().manual_seed(0))
+    net = EventpropNet(
+        10,
+        3,
+        hidden=12,
+        recurrent=False,
+        neuron=LoihiCUBA(),
+        output=LoihiCUBA(spiking=False),
+        n_steps=60,
+        delays={"ff": Delay(max=6.0, init=(0.0, 6.0), mode="round")},
+        init=dict(ff_mean=0.6, ff_std=0.3, out_std=0.3),
+        generator=torch.Generator().manual_seed(0),
+    )
     LoihiTarget(qat=True, in_the_loop=True).prepare(net)
     opt = torch.optim.Adam(net.param_groups(delay_lr=0.5), lr=1e-2)
     before = net.ff0_delay.detach().clone()

@@ -38,15 +38,17 @@ def _network(rng, T, case):
     n_in, n_out = 14, 4
 
     def layer(n, pre, rec, mean=0.3, neuron="loihi_cuba", delay=False):
-        d = dict(w_ff=rng.normal(mean, 0.3, (n, pre)), w_rec=rng.normal(0, 0.3, (n, n)) if rec else None,
-                 neuron=dict(name=neuron, tau_mem=20.0, tau_syn=5.0, threshold=1.0))
+        d = dict(
+            w_ff=rng.normal(mean, 0.3, (n, pre)),
+            w_rec=rng.normal(0, 0.3, (n, n)) if rec else None,
+            neuron=dict(name=neuron, tau_mem=20.0, tau_syn=5.0, threshold=1.0),
+        )
         if delay:
             d["delay"] = rng.integers(0, 8, (n, pre))
         return d
 
     if case == "deep":
-        layers = [layer(12, n_in, False, delay=True, neuron="lif"), layer(10, 12, True),
-                  layer(9, 10, True)]
+        layers = [layer(12, n_in, False, delay=True, neuron="lif"), layer(10, 12, True), layer(9, 10, True)]
         layers[2]["w_rec"] = -np.abs(layers[2]["w_rec"])  # an inhibitory-only synapse
         layers[1]["w_ff"] = np.abs(layers[1]["w_ff"])  # an excitatory-only synapse
         kw = {}
@@ -59,16 +61,13 @@ def _network(rng, T, case):
     out = dict(w=rng.normal(0, 0.3, (n_out, pre)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0))
     if case == "stress":
         out = dict(w=np.abs(out["w"]) + 0.3, neuron=dict(name="li", i_decay=1, v_decay=1))
-    export = dict(dt=1.0, n_steps=T, n_in=n_in, n_out=n_out, layers=layers, output=out,
-                  readout=dict(name="exp_mean_v"))
+    export = dict(dt=1.0, n_steps=T, n_in=n_in, n_out=n_out, layers=layers, output=out, readout=dict(name="exp_mean_v"))
     return quantize(export, **kw)[0]
 
 
 def _data(rng, n, n_in, T, rate):
-    samples = [(rng.integers(0, T, m), rng.integers(0, n_in, m))
-               for m in rng.integers(rate[0], rate[1], n)]
-    return from_samples(samples, rng.integers(0, 4, n), n_channels=n_in, n_steps=T, dt=1.0,
-                        n_classes=4)
+    samples = [(rng.integers(0, T, m), rng.integers(0, n_in, m)) for m in rng.integers(rate[0], rate[1], n)]
+    return from_samples(samples, rng.integers(0, 4, n), n_channels=n_in, n_steps=T, dt=1.0, n_classes=4)
 
 
 @needs_lava
@@ -79,11 +78,10 @@ def test_emulator_is_bit_exact_with_lava(tmp_path, case):
     chip = _network(rng, T, case)
     data = _data(rng, 4, 14, T, (100, 400) if case == "deep" else (2000, 3000))
     emu = emulate(chip, data, n_record=len(data))
-    assert emu.counts[:, :-chip.n_out].sum() > 0, "the test network must spike"
+    assert emu.counts[:, : -chip.n_out].sum() > 0, "the test network must spike"
     write_netx(chip, tmp_path / "model.net")
     write_samples(data, emu, len(data), tmp_path / "samples.npz")
-    res = check(LAVA_PYTHON, tmp_path / "model.net", tmp_path / "samples.npz",
-                tmp_path / "lava.npz", timeout=900)
+    res = check(LAVA_PYTHON, tmp_path / "model.net", tmp_path / "samples.npz", tmp_path / "lava.npz", timeout=900)
     assert res.samples == 4 and res.steps == T
     assert res.bit_exact, res.message()
     if case == "stress":
@@ -95,14 +93,22 @@ def test_deploy_runs_the_lava_check(tmp_path):
     rng = np.random.default_rng(13)
     T = 40
     chip_export = dict(
-        dt=1.0, n_steps=T, n_in=14, n_out=4,
-        layers=[dict(w_ff=rng.normal(0.3, 0.3, (16, 14)), w_rec=rng.normal(0, 0.3, (16, 16)),
-                     neuron=dict(name="loihi_cuba", tau_mem=20.0, tau_syn=5.0, threshold=1.0))],
+        dt=1.0,
+        n_steps=T,
+        n_in=14,
+        n_out=4,
+        layers=[
+            dict(
+                w_ff=rng.normal(0.3, 0.3, (16, 14)),
+                w_rec=rng.normal(0, 0.3, (16, 16)),
+                neuron=dict(name="loihi_cuba", tau_mem=20.0, tau_syn=5.0, threshold=1.0),
+            )
+        ],
         output=dict(w=rng.normal(0, 0.3, (4, 16)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
-        readout=dict(name="exp_mean_v"))
+        readout=dict(name="exp_mean_v"),
+    )
     test = _data(rng, 12, 14, T, (80, 200))
-    fields = LoihiTarget(lava="required", samples=5).deploy(
-        chip_export, DatasetSplits(train=test, test=test), tmp_path)
+    fields = LoihiTarget(lava="required", samples=5).deploy(chip_export, DatasetSplits(train=test, test=test), tmp_path)
     assert fields["lava"]["status"] == "checked"
     assert fields["lava"]["samples_checked"] == 5 and fields["lava"]["bit_exact"] is True
     assert "bit-exact" in (tmp_path / "deploy" / "loihi2" / "report.md").read_text()

@@ -14,10 +14,17 @@ from eventkit.testing import random_data
 
 
 def _net():
-    return EventpropNet(10, 3, hidden=12, recurrent=True, neuron=LoihiCUBA(),
-                        output=LoihiCUBA(spiking=False), n_steps=60,
-                        init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
-                        generator=torch.Generator().manual_seed(0))
+    return EventpropNet(
+        10,
+        3,
+        hidden=12,
+        recurrent=True,
+        neuron=LoihiCUBA(),
+        output=LoihiCUBA(spiking=False),
+        n_steps=60,
+        init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def test_qat_forward_uses_chip_weights_and_thresholds():
@@ -87,10 +94,18 @@ def test_in_the_loop_readout_is_the_emulated_chip_in_float_units(readout):
     from eventkit.engine.readouts import READOUTS
 
     data = _data_with_repeats()
-    net = EventpropNet(10, 3, hidden=12, recurrent=True, neuron=LoihiCUBA(),
-                       output=LoihiCUBA(spiking=False), n_steps=60, readout=READOUTS[readout](),
-                       init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
-                       generator=torch.Generator().manual_seed(0))
+    net = EventpropNet(
+        10,
+        3,
+        hidden=12,
+        recurrent=True,
+        neuron=LoihiCUBA(),
+        output=LoihiCUBA(spiking=False),
+        n_steps=60,
+        readout=READOUTS[readout](),
+        init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
+        generator=torch.Generator().manual_seed(0),
+    )
     target = LoihiTarget(qat=True, in_the_loop=True)
     target.prepare(net)
     assert net.simulation.readout_in_the_loop is not None
@@ -131,7 +146,14 @@ def test_in_the_loop_needs_qat_and_a_voltage_readout():
         LoihiTarget(qat=False, in_the_loop=True)
     with pytest.raises(ValueError, match="in_the_loop must be true or false"):
         LoihiTarget(qat=True, in_the_loop="yes")
-    net = EventpropNet(10, 3, hidden=12, neuron=LoihiCUBA(), output=LoihiCUBA(spiking=False),
-                       n_steps=60, readout=READOUTS["per_step"]())
+    net = EventpropNet(
+        10,
+        3,
+        hidden=12,
+        neuron=LoihiCUBA(),
+        output=LoihiCUBA(spiking=False),
+        n_steps=60,
+        readout=READOUTS["per_step"](),
+    )
     with pytest.raises(ValueError, match="per_step"):
         LoihiTarget(qat=True, in_the_loop=True).prepare(net)

@@ -45,10 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         out = net(test)
     engine_pred = net.predict(out.readout).numpy()
     counts = out.counts.numpy()
-    result = dict(overrides=args.overrides, samples=len(test), test_accuracy=summary["test_accuracy"],
-                  export_s=fields["export_s"], import_s=fields["import_s"], bytes=fields["bytes"],
-                  roundtrip_prediction_agreement=fields["roundtrip_prediction_agreement"],
-                  engine_accuracy_on_samples=float(np.mean(engine_pred == test.labels)))
+    result = dict(
+        overrides=args.overrides,
+        samples=len(test),
+        test_accuracy=summary["test_accuracy"],
+        export_s=fields["export_s"],
+        import_s=fields["import_s"],
+        bytes=fields["bytes"],
+        roundtrip_prediction_agreement=fields["roundtrip_prediction_agreement"],
+        engine_accuracy_on_samples=float(np.mean(engine_pred == test.labels)),
+    )
     for conv_name, importer in (("seconds", "norse"), ("snntorch", "snntorch")):
         graph = to_nir(net, convention=conv_name, readout_as="cubalif")
         conv = Convention.make(conv_name, net.dt)
@@ -58,11 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         sim = run_norse(graph, test, conv.dt) if importer == "norse" else run_snntorch(graph, test)
         pred = predictions_from_trace(net, sim.trace)
-        result[importer] = dict(prediction_agreement=float(np.mean(pred == engine_pred)),
-                                count_agreement=float(np.mean(sim.counts == counts)),
-                                spikes_engine=float(counts.sum()), spikes_importer=float(sim.counts.sum()),
-                                accuracy=float(np.mean(pred == test.labels)),
-                                seconds=round(time.perf_counter() - t0, 1))
+        result[importer] = dict(
+            prediction_agreement=float(np.mean(pred == engine_pred)),
+            count_agreement=float(np.mean(sim.counts == counts)),
+            spikes_engine=float(counts.sum()),
+            spikes_importer=float(sim.counts.sum()),
+            accuracy=float(np.mean(pred == test.labels)),
+            seconds=round(time.perf_counter() - t0, 1),
+        )
     print(json.dumps(result), flush=True)
     return 0
 

@@ -25,8 +25,9 @@ HIDDEN_MODELS = ("lif",)
 OUTPUT_MODELS = ("li", "lif")
 
 
-def to_nir(net: Any, *, convention: str = "seconds", readout_as: str = "cubali",
-           max_delay_elements: int = MAX_DELAY_ELEMENTS):
+def to_nir(
+    net: Any, *, convention: str = "seconds", readout_as: str = "cubali", max_delay_elements: int = MAX_DELAY_ELEMENTS
+):
     """The NIR graph of ``net`` (an :class:`eventkit.engine.EventpropNet` with LIF hidden layers
     and an LI or LIF output), in ``convention`` (see :mod:`eventkit_nir.conventions`).
     ``readout_as="cubalif"`` writes a non-spiking LI readout as a CubaLIF that never fires
@@ -48,8 +49,10 @@ def to_nir(net: Any, *, convention: str = "seconds", readout_as: str = "cubali",
             return "input"
         return "readout" if pop is topo.output or pop.index == topo.output.index else f"hidden{pop.index}"
 
-    nodes: dict[str, Any] = {"input": nir.Input(np.array([topo.input.size])),
-                             "output": nir.Output(np.array([topo.output.size]))}
+    nodes: dict[str, Any] = {
+        "input": nir.Input(np.array([topo.input.size])),
+        "output": nir.Output(np.array([topo.output.size])),
+    }
     edges: list[tuple[str, str]] = []
     for pop in topo.populations:
         theta = thresholds.get(pop.index)
@@ -69,16 +72,26 @@ def to_nir(net: Any, *, convention: str = "seconds", readout_as: str = "cubali",
             raise ValueError(
                 f"connection {conn.name}: {values.size} distinct delays would need {values.size} "
                 f"branches of {w.shape[0]}x{w.shape[1]} weights in NIR. Fix: train with "
-                f"network.delays.{conn.kind}.mode=round (whole-step delays)")
+                f"network.delays.{conn.kind}.mode=round (whole-step delays)"
+            )
         for g, value in enumerate(values):
             dname, lname = f"{conn.name}_delay{g}", f"{conn.name}_w{g}"
             nodes[dname] = nir.Delay(np.full(conn.pre.size, conv.time(float(value))))
             nodes[lname] = nir.Linear(np.where(d == value, w, 0.0))
             edges += [(pre, dname), (dname, lname), (lname, post)]
-        delay_meta[conn.name] = {"max_ms": float(conn.delay.max), "mode": conn.delay.mode,
-                                 "learn": "true" if conn.delay.learn else "false"}
-    meta = {"eventkit": {**conv.metadata(), "n_steps": int(net.n_steps),
-                         "readout": str(net.readout.describe().get("name")), "delays": delay_meta}}
+        delay_meta[conn.name] = {
+            "max_ms": float(conn.delay.max),
+            "mode": conn.delay.mode,
+            "learn": "true" if conn.delay.learn else "false",
+        }
+    meta = {
+        "eventkit": {
+            **conv.metadata(),
+            "n_steps": int(net.n_steps),
+            "readout": str(net.readout.describe().get("name")),
+            "delays": delay_meta,
+        }
+    }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
@@ -98,8 +111,10 @@ def write_nir(net: Any, path: str | Path, **options) -> Path:
 def _check_model(model, allowed: tuple[str, ...], where: str, fix: str) -> None:
     name = getattr(model, "name", type(model).__name__)
     if name not in allowed:
-        raise ValueError(f"{where} uses neuron model {name!r}; NIR export writes {'/'.join(allowed)} "
-                         f"neurons as CubaLIF/CubaLI. Fix: {fix}")
+        raise ValueError(
+            f"{where} uses neuron model {name!r}; NIR export writes {'/'.join(allowed)} "
+            f"neurons as CubaLIF/CubaLI. Fix: {fix}"
+        )
 
 
 def _neuron_node(model, n: int, conv: Convention, readout_as: str, theta: float | None):
@@ -108,8 +123,13 @@ def _neuron_node(model, n: int, conv: Convention, readout_as: str, theta: float 
     tau_mem, tau_syn = float(model.tau_mem), float(model.tau_syn)
     full = lambda x: np.full(n, float(x), dtype=np.float64)  # noqa: E731
     r = conv.r(tau_mem)
-    common = dict(tau_syn=full(conv.time(tau_syn)), tau_mem=full(conv.time(tau_mem)), r=full(r),
-                  v_leak=full(0.0), w_in=full(tau_syn / conv.dt_ms))
+    common = dict(
+        tau_syn=full(conv.time(tau_syn)),
+        tau_mem=full(conv.time(tau_mem)),
+        r=full(r),
+        v_leak=full(0.0),
+        w_in=full(tau_syn / conv.dt_ms),
+    )
     if model.spiking:
         threshold = float(model.threshold if theta is None else theta) * r
         return nir.CubaLIF(v_threshold=full(threshold), v_reset=full(0.0), **common)

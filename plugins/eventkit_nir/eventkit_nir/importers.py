@@ -56,8 +56,9 @@ def run_snntorch(graph: Any, data, allow_recurrent: bool = False) -> ImporterRun
     simulates it wrongly (see the README), and the hidden counts of its recurrent subgraph
     modules are not read here (returned as zeros)."""
     if not allow_recurrent and _cycles(graph):
-        raise ValueError("snnTorch 1.0.0 does not simulate recurrent NIR graphs correctly; "
-                         "use run_norse for a recurrent network")
+        raise ValueError(
+            "snnTorch 1.0.0 does not simulate recurrent NIR graphs correctly; " "use run_norse for a recurrent network"
+        )
     import snntorch
     from snntorch.import_nir import import_from_nir
 
@@ -74,8 +75,10 @@ def run_snntorch(graph: Any, data, allow_recurrent: bool = False) -> ImporterRun
             mod.syn, mod.mem = torch.zeros(0), torch.zeros(0)
     x = dense_input(data)
     spikes: dict[str, torch.Tensor] = {}
-    hooks = [mods[h].register_forward_hook(lambda m, i, o, h=h: spikes.__setitem__(h, o[0] if isinstance(o, tuple) else o))
-             for h in hidden]
+    hooks = [
+        mods[h].register_forward_hook(lambda m, i, o, h=h: spikes.__setitem__(h, o[0] if isinstance(o, tuple) else o))
+        for h in hidden
+    ]
     counts = [torch.zeros(len(data), graph.nodes[h].tau_mem.size) for h in hidden]
     trace, state = [], None
     try:

@@ -19,8 +19,12 @@ def _read_network(path, *, readout, dt, n_steps, backend="cpu"):
 
 @hookimpl
 def register_targets(register):
-    register("nir", _make_target, description="NIR graph (deploy/nir/model.nir) for SpiNNaker2, Xylo, "
-             "Speck, Norse, snnTorch and other NIR importers")
+    register(
+        "nir",
+        _make_target,
+        description="NIR graph (deploy/nir/model.nir) for SpiNNaker2, Xylo, "
+        "Speck, Norse, snnTorch and other NIR importers",
+    )
 
 
 @hookimpl

@@ -36,12 +36,15 @@ def read_nir(path: str | Path):
         return nir.read(str(path))
     except Exception as exc:  # h5py/nir raise many types for a damaged or foreign file
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"{path} is not a readable NIR file ({type(exc).__name__}: {first}). "
-                         "Fix: write it with nir.write (e.g. target=nir)") from None
+        raise ValueError(
+            f"{path} is not a readable NIR file ({type(exc).__name__}: {first}). "
+            "Fix: write it with nir.write (e.g. target=nir)"
+        ) from None
 
 
-def network_from_nir(graph: Any, *, readout: Any = None, dt: float | None = None,
-                     n_steps: int | None = None, **net_options) -> Any:
+def network_from_nir(
+    graph: Any, *, readout: Any = None, dt: float | None = None, n_steps: int | None = None, **net_options
+) -> Any:
     """An :class:`eventkit.engine.EventpropNet` simulating ``graph`` (a ``nir.NIRGraph`` or a
     path) at ``dt`` ms for ``n_steps`` steps (defaults: the graph's eventkit metadata). Raises
     ValueError (one line, naming the node) for graphs outside the supported shape."""
@@ -84,8 +87,9 @@ def network_from_nir(graph: Any, *, readout: Any = None, dt: float | None = None
                 mode = str(spec.get("mode", "round" if whole else "exact"))
                 mx = float(spec.get("max_ms", float(d.max())))
                 if d.max() > mx * (1 + 1e-9):
-                    raise ValueError(f"connection {cname}: a delay of {d.max():g} ms exceeds its "
-                                     f"recorded maximum {mx:g} ms")
+                    raise ValueError(
+                        f"connection {cname}: a delay of {d.max():g} ms exceeds its " f"recorded maximum {mx:g} ms"
+                    )
                 delays[cname] = Delay(max=mx, learn=str(spec.get("learn", "true")) == "true", mode=mode)
     neurons = [LIF(tau_mem=p["tau_mem"], tau_syn=p["tau_syn"], threshold=p["theta"]) for p in hidden]
     if out["spiking"]:
@@ -94,10 +98,18 @@ def network_from_nir(graph: Any, *, readout: Any = None, dt: float | None = None
         output = LI(tau_mem=out["tau_mem"], tau_syn=out["tau_syn"])
     try:
         net = EventpropNet(
-            n_in=g.size("input"), n_out=out["size"], hidden=[p["size"] for p in hidden],
-            recurrent=[rec is not None for _, _, rec in chain[:-1]], neuron=neurons, output=output,
-            readout=readout if readout is not None else ExpWeightedMeanV(), dt=dt, n_steps=n_steps,
-            delays=delays, **net_options)
+            n_in=g.size("input"),
+            n_out=out["size"],
+            hidden=[p["size"] for p in hidden],
+            recurrent=[rec is not None for _, _, rec in chain[:-1]],
+            neuron=neurons,
+            output=output,
+            readout=readout if readout is not None else ExpWeightedMeanV(),
+            dt=dt,
+            n_steps=n_steps,
+            delays=delays,
+            **net_options,
+        )
     except ValueError as exc:
         raise ValueError(f"the graph cannot run in eventkit: {exc}") from None
     with torch.no_grad():
@@ -125,14 +137,18 @@ def _population(name: str, node: Any, is_readout: bool, ms_per_unit: float, dt_f
         if values.size != n:
             raise ValueError(f"node {name!r} ({kind}): {what} has {values.size} entries, tau_mem {n}")
         if not np.allclose(values, values[0], rtol=1e-9, atol=0):
-            raise ValueError(f"node {name!r} ({kind}): {what} differs between neurons "
-                             f"({values.min():g}..{values.max():g}); eventkit populations share one "
-                             "time constant. Fix: export with a uniform time constant per layer")
+            raise ValueError(
+                f"node {name!r} ({kind}): {what} differs between neurons "
+                f"({values.min():g}..{values.max():g}); eventkit populations share one "
+                "time constant. Fix: export with a uniform time constant per layer"
+            )
         if not values[0] > 0:
             raise ValueError(f"node {name!r} ({kind}): {what} must be > 0, got {values[0]:g}")
     if not np.allclose(v_leak, 0.0):
-        raise ValueError(f"node {name!r} ({kind}): v_leak must be 0 (eventkit neurons have no "
-                         f"leak potential), got {v_leak.max():g}")
+        raise ValueError(
+            f"node {name!r} ({kind}): v_leak must be 0 (eventkit neurons have no "
+            f"leak potential), got {v_leak.max():g}"
+        )
     spiking = isinstance(node, nir.CubaLIF)
     theta_j = np.ones(n)
     if spiking:
@@ -143,8 +159,9 @@ def _population(name: str, node: Any, is_readout: bool, ms_per_unit: float, dt_f
         elif not np.all(theta_j > 0):
             raise ValueError(f"node {name!r} (CubaLIF): v_threshold must be > 0")
         elif v_reset is not None and not np.allclose(v_reset, 0.0):
-            raise ValueError(f"node {name!r} (CubaLIF): v_reset must be 0 (eventkit resets to 0), "
-                             f"got {v_reset.max():g}")
+            raise ValueError(
+                f"node {name!r} (CubaLIF): v_reset must be 0 (eventkit resets to 0), " f"got {v_reset.max():g}"
+            )
     if not is_readout and not spiking:
         raise ValueError(f"node {name!r} ({kind}): a hidden layer must spike (CubaLIF)")
     # the voltage per unit weight: r * (jump per spike w_in dt / tau_syn); neuron 0's is the unit
@@ -154,8 +171,14 @@ def _population(name: str, node: Any, is_readout: bool, ms_per_unit: float, dt_f
     # neuron j fires when (sum of w K) * per_unit_j > theta_j: in neuron 0's units that is
     # weights times gain_j against the threshold theta_0 / per_unit_0
     scale = per_unit / theta_j
-    return dict(size=n, tau_mem=snap(tau_mem[0] * ms_per_unit), tau_syn=snap(tau_syn[0] * ms_per_unit),
-                theta=float(theta_j[0] / per_unit[0]), gain=scale / scale[0], spiking=spiking)
+    return dict(
+        size=n,
+        tau_mem=snap(tau_mem[0] * ms_per_unit),
+        tau_syn=snap(tau_syn[0] * ms_per_unit),
+        theta=float(theta_j[0] / per_unit[0]),
+        gain=scale / scale[0],
+        spiking=spiking,
+    )
 
 
 class _Connection:
@@ -174,13 +197,17 @@ class _Connection:
         order = sorted(self.branches, key=lambda br: -1.0 if br[2] is None else float(np.min(br[2])))
         for lname, wb, delay in order:
             if wb.shape != (n_post, n_pre):
-                raise ValueError(f"node {lname!r}: weight shape {wb.shape} does not connect "
-                                 f"{self.pre!r} ({n_pre} neurons) to a population of {n_post}")
+                raise ValueError(
+                    f"node {lname!r}: weight shape {wb.shape} does not connect "
+                    f"{self.pre!r} ({n_pre} neurons) to a population of {n_post}"
+                )
             db = np.broadcast_to(np.zeros(n_pre) if delay is None else delay * ms_per_unit, (n_post, n_pre))
             active = wb != 0
             if np.any(active & (w != 0) & (d != db)):
-                raise ValueError(f"node {lname!r}: a synapse from {self.pre!r} has two different "
-                                 "delays (in two branches); eventkit holds one delay per synapse")
+                raise ValueError(
+                    f"node {lname!r}: a synapse from {self.pre!r} has two different "
+                    "delays (in two branches); eventkit holds one delay per synapse"
+                )
             d = np.where(active | np.isnan(d), db, d)
             w = w + wb
         return w, (d if delayed else None)
@@ -197,11 +224,14 @@ class _Graph:
         for name, node in self.nodes.items():
             kind = type(node).__name__
             if kind not in SUPPORTED:
-                raise ValueError(f"node {name!r} is a {kind}, which eventkit cannot simulate; "
-                                 f"supported: {', '.join(SUPPORTED)}")
+                raise ValueError(
+                    f"node {name!r} is a {kind}, which eventkit cannot simulate; " f"supported: {', '.join(SUPPORTED)}"
+                )
             if isinstance(node, nir.Affine) and node.bias is not None and np.any(np.asarray(node.bias) != 0):
-                raise ValueError(f"node {name!r} (Affine) has a nonzero bias, which eventkit "
-                                 "connections do not have. Fix: export it as a Linear")
+                raise ValueError(
+                    f"node {name!r} (Affine) has a nonzero bias, which eventkit "
+                    "connections do not have. Fix: export it as a Linear"
+                )
         self.parents: dict[str, list[str]] = {n: [] for n in self.nodes}
         self.children: dict[str, list[str]] = {n: [] for n in self.nodes}
         for a, b in graph.edges:
@@ -213,8 +243,9 @@ class _Graph:
         inputs = [n for n, v in self.nodes.items() if isinstance(v, nir.Input)]
         outputs = [n for n, v in self.nodes.items() if isinstance(v, nir.Output)]
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"the graph needs one Input and one Output node, it has {len(inputs)} "
-                             f"and {len(outputs)}")
+            raise ValueError(
+                f"the graph needs one Input and one Output node, it has {len(inputs)} " f"and {len(outputs)}"
+            )
         self.input, self.output = inputs[0], outputs[0]
 
     def is_population(self, name: str) -> bool:
@@ -229,8 +260,9 @@ class _Graph:
         if isinstance(node, nir.Input):
             shape = np.asarray(next(iter(node.input_type.values()))).reshape(-1)
             if shape.size != 1:
-                raise ValueError(f"node {name!r} (Input): eventkit inputs are flat channel vectors, "
-                                 f"got shape {shape.tolist()}")
+                raise ValueError(
+                    f"node {name!r} (Input): eventkit inputs are flat channel vectors, " f"got shape {shape.tolist()}"
+                )
             return int(shape[0])
         return int(np.atleast_1d(np.asarray(node.tau_mem)).size)
 
@@ -242,8 +274,10 @@ class _Graph:
         for lin in self.parents[post]:
             node = self.nodes[lin]
             if not isinstance(node, (nir.Linear, nir.Affine)):
-                raise ValueError(f"node {post!r} receives from {lin!r} ({type(node).__name__}); eventkit "
-                                 "populations receive through Linear nodes")
+                raise ValueError(
+                    f"node {post!r} receives from {lin!r} ({type(node).__name__}); eventkit "
+                    "populations receive through Linear nodes"
+                )
             srcs = self.parents[lin]
             if len(srcs) != 1:
                 raise ValueError(f"node {lin!r} (Linear) has {len(srcs)} inputs; eventkit connections have one")
@@ -256,11 +290,14 @@ class _Graph:
                 if np.any(delay < 0):
                     raise ValueError(f"node {srcs[0]!r} (Delay): delays must be >= 0")
             if not self.is_population(src):
-                raise ValueError(f"node {lin!r} is fed by {src!r} ({type(self.nodes[src]).__name__}); "
-                                 "eventkit connections start at the Input or a neuron population")
+                raise ValueError(
+                    f"node {lin!r} is fed by {src!r} ({type(self.nodes[src]).__name__}); "
+                    "eventkit connections start at the Input or a neuron population"
+                )
             if delay is not None and delay.size not in (1, self.size(src)):
-                raise ValueError(f"node {srcs[0]!r} (Delay) has {delay.size} delays for "
-                                 f"{self.size(src)} neurons of {src!r}")
+                raise ValueError(
+                    f"node {srcs[0]!r} (Delay) has {delay.size} delays for " f"{self.size(src)} neurons of {src!r}"
+                )
             if delay is not None and delay.size == 1:
                 delay = np.full(self.size(src), float(delay[0]))
             w = np.asarray(node.weight, dtype=np.float64)
@@ -274,22 +311,28 @@ class _Graph:
         and recurrent connection."""
         feeds = self.parents[self.output]
         if len(feeds) != 1 or not self.is_population(feeds[0]) or feeds[0] == self.input:
-            raise ValueError(f"the Output node {self.output!r} must be fed by one neuron population "
-                             f"(CubaLI or CubaLIF), it is fed by {feeds}")
+            raise ValueError(
+                f"the Output node {self.output!r} must be fed by one neuron population "
+                f"(CubaLI or CubaLIF), it is fed by {feeds}"
+            )
         readout = feeds[0]
         order: list[tuple[str, _Connection, _Connection | None]] = []
         post, seen = readout, set()
         while post != self.input:
             if post in seen:
-                raise ValueError(f"node {post!r} is reached twice walking back from the Output; "
-                                 "eventkit networks are a chain of layers")
+                raise ValueError(
+                    f"node {post!r} is reached twice walking back from the Output; "
+                    "eventkit networks are a chain of layers"
+                )
             seen.add(post)
             conns = self.incoming(post)
             rec = conns.pop(post, None)
             if len(conns) != 1:
-                raise ValueError(f"node {post!r} receives from {sorted(conns) or 'no population'}; "
-                                 "eventkit layers receive from exactly one earlier layer (plus themselves)")
-            (pre, ff), = conns.items()
+                raise ValueError(
+                    f"node {post!r} receives from {sorted(conns) or 'no population'}; "
+                    "eventkit layers receive from exactly one earlier layer (plus themselves)"
+                )
+            ((pre, ff),) = conns.items()
             if post == readout and rec is not None:
                 raise ValueError(f"the readout {post!r} is recurrent, which eventkit readouts are not")
             order.append((post, ff, rec))
@@ -299,11 +342,13 @@ class _Graph:
         for post, ff, rec in order:
             used.add(post)
             for conn in (ff, rec):
-                for lin, _, _ in (conn.branches if conn else []):
+                for lin, _, _ in conn.branches if conn else []:
                     used.add(lin)
                     used.update(self.parents[lin])
         unused = sorted(set(self.nodes) - used)
         if unused:
-            raise ValueError(f"node {unused[0]!r} is not on the path Input -> layers -> Output; "
-                             "eventkit networks are a chain of layers")
+            raise ValueError(
+                f"node {unused[0]!r} is not on the path Input -> layers -> Output; "
+                "eventkit networks are a chain of layers"
+            )
         return order

@@ -37,12 +37,16 @@ class NirTarget:
         """The built network's neuron models against what the exporter writes."""
         for pop in net.topology.hidden:
             if pop.model.name not in HIDDEN_MODELS:
-                raise ValueError(f"neuron={pop.model.name}: NIR export writes {'/'.join(HIDDEN_MODELS)} hidden "
-                                 "neurons (as CubaLIF). Fix: neuron=lif")
+                raise ValueError(
+                    f"neuron={pop.model.name}: NIR export writes {'/'.join(HIDDEN_MODELS)} hidden "
+                    "neurons (as CubaLIF). Fix: neuron=lif"
+                )
         out = net.topology.output.model.name
         if out not in OUTPUT_MODELS:
-            raise ValueError(f"network.output.name={out}: NIR export writes {'/'.join(OUTPUT_MODELS)} "
-                             "outputs (as CubaLI / CubaLIF). Fix: network.output.name=li")
+            raise ValueError(
+                f"network.output.name={out}: NIR export writes {'/'.join(OUTPUT_MODELS)} "
+                "outputs (as CubaLI / CubaLIF). Fix: network.output.name=li"
+            )
 
     def deploy(self, net: Any, splits, run_dir, batch: int = 256) -> dict:
         out = Path(run_dir) / "deploy" / self.name
@@ -54,9 +58,15 @@ class NirTarget:
         from .conventions import Convention
 
         conv = Convention.make(self.convention, net.dt)
-        fields: dict = dict(file=str(path), bytes=path.stat().st_size, export_s=round(export_s, 4),
-                            convention=self.convention, readout_as=self.readout_as,
-                            simulate_dt=conv.dt, time_unit_ms=conv.ms_per_unit)
+        fields: dict = dict(
+            file=str(path),
+            bytes=path.stat().st_size,
+            export_s=round(export_s, 4),
+            convention=self.convention,
+            readout_as=self.readout_as,
+            simulate_dt=conv.dt,
+            time_unit_ms=conv.ms_per_unit,
+        )
         if self.check_mode == "auto":
             from .reader import network_from_nir
 
@@ -65,9 +75,11 @@ class NirTarget:
             fields["import_s"] = round(time.perf_counter() - t0, 4)
             a, b = _predictions(net, splits.test, batch), _predictions(back, splits.test, batch)
             fields["roundtrip_prediction_agreement"] = float(np.mean(a == b)) if len(a) else None
-            print(f"nir: wrote {path} ({fields['bytes']} bytes, {export_s:.2f} s); read back: "
-                  f"{100 * fields['roundtrip_prediction_agreement']:.2f} % of test predictions identical",
-                  flush=True)
+            print(
+                f"nir: wrote {path} ({fields['bytes']} bytes, {export_s:.2f} s); read back: "
+                f"{100 * fields['roundtrip_prediction_agreement']:.2f} % of test predictions identical",
+                flush=True,
+            )
         (out / "nir.json").write_text(json.dumps(fields, indent=2) + "\n")
         return fields
 

@@ -17,6 +17,16 @@ def yinyang_batch():
 
 def make_net(recurrent=(False,), hidden=(60,), delays=None, seed=0, **kw) -> EventpropNet:
     """A Yin-Yang-shaped network with the default Yin-Yang init (hidden neurons fire)."""
-    return EventpropNet(5, 3, list(hidden), recurrent=list(recurrent), readout=SumV(), dt=0.5,
-                        n_steps=120, delays=delays, generator=torch.Generator().manual_seed(seed),
-                        init=dict(ff_mean=3.0, ff_std=1.0, out_std=0.3), **kw)
+    return EventpropNet(
+        5,
+        3,
+        list(hidden),
+        recurrent=list(recurrent),
+        readout=SumV(),
+        dt=0.5,
+        n_steps=120,
+        delays=delays,
+        generator=torch.Generator().manual_seed(seed),
+        init=dict(ff_mean=3.0, ff_std=1.0, out_std=0.3),
+        **kw,
+    )

@@ -9,8 +9,14 @@ import nir
 from eventkit.app import run
 from eventkit.config import compose
 
-TINY = ["dataset.n_train=120", "dataset.n_val=40", "dataset.n_test=60", "trainer.epochs=1",
-        "network.hidden=30", "trainer.progress=false"]
+TINY = [
+    "dataset.n_train=120",
+    "dataset.n_val=40",
+    "dataset.n_test=60",
+    "trainer.epochs=1",
+    "network.hidden=30",
+    "trainer.progress=false",
+]
 
 
 def test_target_writes_model_nir_and_from_file_trains_it(tmp_path):

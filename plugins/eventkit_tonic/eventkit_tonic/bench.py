@@ -100,8 +100,9 @@ def bench_preprocess(args, workdir: Path) -> tuple[SpikeData, dict]:
             events += int(lengths.sum())
         data, dt_s, c = _timed(lambda: concat(parts))
         del parts
-        return data, dict(preprocess_s=seconds + dt_s, preprocess_cpu_s=cpu + c, raw_events=events,
-                          source="in-memory events")
+        return data, dict(
+            preprocess_s=seconds + dt_s, preprocess_cpu_s=cpu + c, raw_events=events, source="in-memory events"
+        )
     from .loader import preprocess_file
 
     path = workdir / "ssc_like_train.h5"
@@ -109,8 +110,14 @@ def bench_preprocess(args, workdir: Path) -> tuple[SpikeData, dict]:
     data, seconds, cpu = _timed(lambda: preprocess_file(path, cfg, n_classes=35, meta={"dataset": "bench"}))
     size = path.stat().st_size
     path.unlink()
-    return data, dict(preprocess_s=seconds, preprocess_cpu_s=cpu, raw_events=events, hdf5_write_s=write_s, hdf5_mb=size / 2**20,
-                      source="HDF5 file in the SSC layout, read by eventkit_tonic")
+    return data, dict(
+        preprocess_s=seconds,
+        preprocess_cpu_s=cpu,
+        raw_events=events,
+        hdf5_write_s=write_s,
+        hdf5_mb=size / 2**20,
+        source="HDF5 file in the SSC layout, read by eventkit_tonic",
+    )
 
 
 def bench_epoch(data: SpikeData, augmentation, batch: int, seed: int) -> dict:
@@ -126,7 +133,14 @@ def bench_epoch(data: SpikeData, augmentation, batch: int, seed: int) -> dict:
         return n
 
     _, batch_s, batch_cpu = _timed(batches)
-    return dict(augment_s=aug_s, augment_cpu_s=aug_cpu, batching_s=batch_s, batching_cpu_s=batch_cpu, samples_out=len(out), spikes_out=out.n_spikes)
+    return dict(
+        augment_s=aug_s,
+        augment_cpu_s=aug_cpu,
+        batching_s=batch_s,
+        batching_cpu_s=batch_cpu,
+        samples_out=len(out),
+        spikes_out=out.n_spikes,
+    )
 
 
 def bench_engine(data: SpikeData, hidden: int, batch: int, repeats: int) -> dict:
@@ -147,7 +161,9 @@ def bench_engine(data: SpikeData, hidden: int, batch: int, repeats: int) -> dict
         b = data.subset(rng.integers(0, len(data), batch))
         t0 = time.perf_counter()
         out = net(b)
-        loss = F.cross_entropy(out.readout, torch.from_numpy(b.labels)) + spike_count_regularizer(out.counts, 2.5e-9, 14.0)
+        loss = F.cross_entropy(out.readout, torch.from_numpy(b.labels)) + spike_count_regularizer(
+            out.counts, 2.5e-9, 14.0
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -155,15 +171,22 @@ def bench_engine(data: SpikeData, hidden: int, batch: int, repeats: int) -> dict
             times.append(time.perf_counter() - t0)
             hidden_spikes.append(float(out.counts.detach().sum()) / batch)
     step = statistics.median(times)
-    return dict(train_step_s=step, hidden_spikes_per_sample=statistics.median(hidden_spikes),
-                epoch_s_estimate=step * int(np.ceil(len(data) / batch)))
+    return dict(
+        train_step_s=step,
+        hidden_spikes_per_sample=statistics.median(hidden_spikes),
+        epoch_s_estimate=step * int(np.ceil(len(data) / batch)),
+    )
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m eventkit_tonic.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--samples", type=int, default=75_000, help="SSC-sized set (SSC train: 75,466)")
-    p.add_argument("--events-per-sample", type=float, default=8000.0,
-                   help="raw events per sample (default: SHD-like ~8 per ms over 1 s)")
+    p.add_argument(
+        "--events-per-sample",
+        type=float,
+        default=8000.0,
+        help="raw events per sample (default: SHD-like ~8 per ms over 1 s)",
+    )
     p.add_argument("--shd-samples", type=int, default=8156)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--hidden", type=int, default=256)
@@ -203,7 +226,10 @@ def main(argv=None) -> int:
         eng = bench_engine(shd, args.hidden, args.batch, args.engine_repeats)
         eng["epoch_s_estimate"] = eng["train_step_s"] * int(np.ceil(2 * len(shd) / args.batch))  # blend doubles
         results["engine_shd"] = eng
-        for key, ep, eng_key in (("ssc", "ssc_epoch_shift", "engine_ssc"), ("shd", "shd_epoch_shift_blend", "engine_shd")):
+        for key, ep, eng_key in (
+            ("ssc", "ssc_epoch_shift", "engine_ssc"),
+            ("shd", "shd_epoch_shift_blend", "engine_shd"),
+        ):
             over = results[ep]["augment_s"] + results[ep]["batching_s"]
             results[f"{key}_overhead_fraction"] = over / results[eng_key]["epoch_s_estimate"]
 
@@ -216,16 +242,26 @@ def main(argv=None) -> int:
 def _print_table(r: dict) -> None:
     pre, c = r["preprocess"], r["cache"]
     rows = [
-        ("SSC-sized preprocessing", f"{r['samples']} samples, {pre['raw_events'] / 1e6:.0f} M events -> "
-                                    f"{pre['spikes'] / 1e6:.0f} M spikes ({pre['source']}); "
-                                    f"CPU {pre['preprocess_cpu_s']:.1f} s", pre["preprocess_s"]),
+        (
+            "SSC-sized preprocessing",
+            f"{r['samples']} samples, {pre['raw_events'] / 1e6:.0f} M events -> "
+            f"{pre['spikes'] / 1e6:.0f} M spikes ({pre['source']}); "
+            f"CPU {pre['preprocess_cpu_s']:.1f} s",
+            pre["preprocess_s"],
+        ),
         ("cache write", f"{c['disk_mb']:.0f} MiB", c["save_s"]),
         ("cache load", "", c["load_s"]),
     ]
     for key, label in (("ssc_epoch_shift", "SSC epoch: shift"), ("shd_epoch_shift_blend", "SHD epoch: shift + blend")):
         e = r[key]
-        rows.append((label, f"-> {e['samples_out']} samples, {e['spikes_out'] / 1e6:.0f} M spikes; "
-                            f"CPU {e['augment_cpu_s']:.1f} s", e["augment_s"]))
+        rows.append(
+            (
+                label,
+                f"-> {e['samples_out']} samples, {e['spikes_out'] / 1e6:.0f} M spikes; "
+                f"CPU {e['augment_cpu_s']:.1f} s",
+                e["augment_s"],
+            )
+        )
         rows.append((f"{label.split(':')[0]}: batching", "subset() per batch of 32", e["batching_s"]))
     for key in ("engine_ssc", "engine_shd"):
         if key in r:
@@ -239,8 +275,10 @@ def _print_table(r: dict) -> None:
         print(f"{a.ljust(width)}  {s:9.2f}  {b}")
     for key in ("ssc", "shd"):
         if f"{key}_overhead_fraction" in r:
-            print(f"{key.upper()} per-epoch data overhead (augment + batching) / engine epoch: "
-                  f"{100 * r[f'{key}_overhead_fraction']:.1f} %")
+            print(
+                f"{key.upper()} per-epoch data overhead (augment + batching) / engine epoch: "
+                f"{100 * r[f'{key}_overhead_fraction']:.1f} %"
+            )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ def read_events(path: Path, start: int, stop: int) -> tuple[np.ndarray, np.ndarr
 def corrupt_message(dataset: str, f: SourceFile, path: Path, why: str) -> str:
     """One line: which file is damaged and what to do about it."""
     why = " ".join(why.split())
-    return (f"{dataset}: {path} is corrupt (reading it failed: {why}). Fix: delete it (and "
-            f"{f.zip_name} next to it) and download it again from {f.url}")
+    return (
+        f"{dataset}: {path} is corrupt (reading it failed: {why}). Fix: delete it (and "
+        f"{f.zip_name} next to it) and download it again from {f.url}"
+    )
 
 
 def preprocess_file(path: Path, config: PreprocessConfig, *, n_classes: int, meta: dict) -> SpikeData:
@@ -57,8 +59,9 @@ def preprocess_file(path: Path, config: PreprocessConfig, *, n_classes: int, met
                 f"{path}: labels must lie in [0, {n_classes}), found [{labels.min()}, {labels.max()}]"
             )
         parts.append(
-            events_to_spikes(times_us, units, lengths, labels, n_sensor=N_SENSOR, n_classes=n_classes,
-                             config=config, meta=meta)  # fmt: skip
+            events_to_spikes(
+                times_us, units, lengths, labels, n_sensor=N_SENSOR, n_classes=n_classes, config=config, meta=meta
+            )  # fmt: skip
         )
     if not parts:
         raise DatasetCorruptError(f"{path}: the file holds no samples")

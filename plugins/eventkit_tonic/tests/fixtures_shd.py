@@ -76,7 +76,7 @@ def make_root(root: Path, dataset: str, sizes: dict[str, int], n_classes: int, *
         labels = np.arange(n) % n_classes
         rng.shuffle(labels)
         speakers = rng.integers(0, n_speakers, n)
-        speakers[: n_speakers] = np.arange(min(n, n_speakers))  # every speaker present
+        speakers[:n_speakers] = np.arange(min(n, n_speakers))  # every speaker present
         path = root / dataset.upper() / f"{dataset}_{split}.h5"
         samples = write_hsd_file(path, labels, speakers, n_classes, rng)
         if with_zip:

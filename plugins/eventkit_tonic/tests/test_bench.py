@@ -12,8 +12,20 @@ from eventkit_tonic import bench
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_bench_reports_every_stage(tmp_path, capsys, in_memory):
     out = tmp_path / "bench.json"
-    args = ["--samples", "300", "--shd-samples", "120", "--engine-repeats", "0", "--events-per-sample", "2000",
-            "--workdir", str(tmp_path), "--json", str(out)] + (["--in-memory"] if in_memory else [])
+    args = [
+        "--samples",
+        "300",
+        "--shd-samples",
+        "120",
+        "--engine-repeats",
+        "0",
+        "--events-per-sample",
+        "2000",
+        "--workdir",
+        str(tmp_path),
+        "--json",
+        str(out),
+    ] + (["--in-memory"] if in_memory else [])
     assert bench.main(args) == 0
     r = json.loads(out.read_text())
     assert r["samples"] == 300

@@ -59,8 +59,16 @@ def test_shd_matches_tonics_own_reader(shd_root):
 @pytest.mark.parametrize("dt, duration, threshold, n_channels", [(2.0, 800.0, 2, 350), (0.5, 1200.0, None, 700)])
 def test_shd_preprocessing_options(shd_root, dt, duration, threshold, n_channels):
     root, _ = shd_root
-    test = shd(root=str(root), verify=False, val_fraction=0.0, cache=False, dt=dt, duration=duration,
-               count_threshold=threshold, n_channels=n_channels).test.validate()
+    test = shd(
+        root=str(root),
+        verify=False,
+        val_fraction=0.0,
+        cache=False,
+        dt=dt,
+        duration=duration,
+        count_threshold=threshold,
+        n_channels=n_channels,
+    ).test.validate()
     assert test.n_steps == int(duration / dt) and test.n_channels == n_channels and test.dt == dt
     ds = tonic.datasets.SHD(save_to=str(root), train=False)
     for k in range(len(ds)):
@@ -133,8 +141,14 @@ def test_missing_files_offline_explain_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(DatasetUnavailableError) as err:
         shd(root=str(tmp_path / "nowhere"), download=False)
     msg = str(err.value)
-    for needle in ("shd_train.h5", "shd_test.h5.zip", str(tmp_path / "nowhere" / "SHD"),
-                   "https://zenkelab.org/datasets/shd_train.h5.zip", "EVENTKIT_DATA", "dataset.root"):
+    for needle in (
+        "shd_train.h5",
+        "shd_test.h5.zip",
+        str(tmp_path / "nowhere" / "SHD"),
+        "https://zenkelab.org/datasets/shd_train.h5.zip",
+        "EVENTKIT_DATA",
+        "dataset.root",
+    ):
         assert needle in msg, needle
     assert isinstance(err.value, FileNotFoundError)
 
@@ -144,8 +158,11 @@ def test_failed_download_is_explained(tmp_path, monkeypatch):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
     monkeypatch.setattr(tonic.datasets.SSC, "download", offline)
-    with pytest.raises(DatasetUnavailableError, match=r"(?s)download of https://zenkelab.org/datasets/ssc_train"
-                                                      r".h5.zip failed.*name resolution.*EVENTKIT_DATA"):
+    with pytest.raises(
+        DatasetUnavailableError,
+        match=r"(?s)download of https://zenkelab.org/datasets/ssc_train"
+        r".h5.zip failed.*name resolution.*EVENTKIT_DATA",
+    ):
         ssc(root=str(tmp_path))
 
 
@@ -169,8 +186,11 @@ def test_download_goes_through_tonic(tmp_path, monkeypatch):
 
 def test_checksum_mismatch_is_reported(shd_root):
     root, _ = shd_root
-    with pytest.raises(DatasetCorruptError, match=r"(?s)checksum mismatch.*shd_train.h5.zip.*f3252aeb598ac776c1b526422d90eecb"
-                                                  r".*download it again.*verify=false"):
+    with pytest.raises(
+        DatasetCorruptError,
+        match=r"(?s)checksum mismatch.*shd_train.h5.zip.*f3252aeb598ac776c1b526422d90eecb"
+        r".*download it again.*verify=false",
+    ):
         shd(root=str(root), verify=True)
 
 
@@ -192,7 +212,7 @@ def test_file_corrupted_in_the_middle_gives_one_line(shd_root, where):
     path.with_name(path.name + ".zip").unlink()
     raw = bytearray(path.read_bytes())
     at = int(len(raw) * where)
-    raw[at:at + 4096] = b"\xa5" * 4096
+    raw[at : at + 4096] = b"\xa5" * 4096
     path.write_bytes(bytes(raw))
     with pytest.raises(DatasetCorruptError) as info:
         shd(root=str(root), verify=True, cache=False)
@@ -260,8 +280,10 @@ def test_plugin_experiment_files_carry_the_authors_settings():
     import eventkit_tonic
 
     conf = Path(eventkit_tonic.__file__).parent / "conf" / "experiment"
-    expected = {"shd": ("shd", {256: "2.5e-10", 512: "5e-10", 1024: "5e-11"}, ["shift", "blend"], 50),
-                "ssc": ("ssc", {256: "2.5e-9", 512: "5e-10", 1024: "2.5e-10"}, ["shift"], 100)}
+    expected = {
+        "shd": ("shd", {256: "2.5e-10", 512: "5e-10", 1024: "5e-11"}, ["shift", "blend"], 50),
+        "ssc": ("ssc", {256: "2.5e-9", 512: "5e-10", 1024: "2.5e-10"}, ["shift"], 100),
+    }
     for name, (dataset, table, augs, epochs) in expected.items():
         text = (conf / f"{name}.yaml").read_text()
         assert text.startswith("# @package _global_")
@@ -273,8 +295,9 @@ def test_plugin_experiment_files_carry_the_authors_settings():
         assert node.dataset.augment[0].max_shift == 40
         assert node.trainer.epochs == epochs and node.trainer.batch_size == 32 and node.optimizer.lr == 1e-3
         assert node.network.recurrent is True and node.network.regularizer.nu == 14.0
-        assert dict(node.network.init) == dict(ff_mean=0.03, ff_std=0.01, rec_mean=0.0, rec_std=0.02,
-                                               out_mean=0.0, out_std=0.03)
+        assert dict(node.network.init) == dict(
+            ff_mean=0.03, ff_std=0.01, rec_mean=0.0, rec_std=0.02, out_mean=0.0, out_std=0.03
+        )
         strength = OmegaConf.to_container(node.network.regularizer, resolve=False)["strength"]
         for size, value in table.items():
             assert f"{size}: {value}" in strength

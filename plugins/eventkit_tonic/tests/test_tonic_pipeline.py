@@ -23,8 +23,15 @@ def _tiny(cfg, epochs=1):
 
 def test_shd_fast_trains_on_files_in_the_shd_layout(shd_root, tmp_path):
     root, _ = shd_root
-    cfg = compose(["+experiment=shd_fast", f"dataset.root={root}", "dataset.verify=false",
-                   "network.hidden=64", "dataset.val_split=random"])
+    cfg = compose(
+        [
+            "+experiment=shd_fast",
+            f"dataset.root={root}",
+            "dataset.verify=false",
+            "network.hidden=64",
+            "dataset.val_split=random",
+        ]
+    )
     cfg = _tiny(cfg)
     cfg.dataset.augment[1].n_extra = 16
     summary = run(cfg, tmp_path / "run")
@@ -42,8 +49,9 @@ def test_ssc_experiment_runs_on_files_in_the_ssc_layout(tmp_path):
 
     root = tmp_path / "data"
     make_root(root, "ssc", {"train": 40, "valid": 35, "test": 35}, 35)
-    cfg = _tiny(compose(["+experiment=ssc", f"dataset.root={root}", "dataset.verify=false", "network.hidden=64"]),
-                epochs=1)
+    cfg = _tiny(
+        compose(["+experiment=ssc", f"dataset.root={root}", "dataset.verify=false", "network.hidden=64"]), epochs=1
+    )
     # the authors' regulariser table has sizes 256/512/1024; a tiny net needs its own value
     cfg.network.regularizer.strength = 2.5e-9
     summary = run(cfg, tmp_path / "run")
@@ -55,8 +63,7 @@ def test_ssc_experiment_runs_on_files_in_the_ssc_layout(tmp_path):
 def test_shd_fast_learns_the_synthetic_set_well_above_chance(tmp_path):
     """20 classes: chance is 5 %. A reduced synthetic set keeps this to a few minutes (measured:
     36 % test accuracy after the 3 epochs)."""
-    cfg = compose(["+experiment=shd_fast", "dataset=synthetic_kws", "dataset.n_train=2000",
-                   "dataset.n_test=500"])
+    cfg = compose(["+experiment=shd_fast", "dataset=synthetic_kws", "dataset.n_train=2000", "dataset.n_test=500"])
     cfg = _tiny(cfg, epochs=3)
     cfg.dataset.augment[1].n_extra = 500
     summary = run(cfg, tmp_path / "run")
@@ -77,8 +84,9 @@ def test_delay_experiments_run_on_files_in_the_published_layout(tmp_path, experi
     else:
         make_root(root, "shd", {"train": 60, "test": 40}, 20)
         sizes = ["network.hidden=48", "dataset.val_split=random"]
-    cfg = compose([f"+experiment={experiment}", f"dataset.root={root}", "dataset.verify=false",
-                   "trainer.batch_size=16", *sizes])
+    cfg = compose(
+        [f"+experiment={experiment}", f"dataset.root={root}", "dataset.verify=false", "trainer.batch_size=16", *sizes]
+    )
     assert cfg.network.delays.ff.max == 1000.0 and cfg.trainer.patience == 15
     summary = run(_tiny(cfg), tmp_path / "run")
     assert summary["test_accuracy"] is not None
@@ -99,9 +107,17 @@ def test_ssc_delays_on_loihi2_end_to_end_on_files_in_the_ssc_layout(tmp_path):
 
     root = tmp_path / "data"
     make_root(root, "ssc", {"train": 40, "valid": 35, "test": 35}, 35)
-    cfg = compose(["+experiment=ssc_delays", "target=loihi2", f"dataset.root={root}",
-                   "dataset.verify=false", "trainer.batch_size=16", "network.hidden=[48,32]",
-                   "target.samples=4"])
+    cfg = compose(
+        [
+            "+experiment=ssc_delays",
+            "target=loihi2",
+            f"dataset.root={root}",
+            "dataset.verify=false",
+            "trainer.batch_size=16",
+            "network.hidden=[48,32]",
+            "target.samples=4",
+        ]
+    )
     summary = run(_tiny(cfg), tmp_path / "run")
     assert any("max: 1000 -> 62 ms" in n for n in summary["notices"])
     resolved = OmegaConf.load(tmp_path / "run" / "config_resolved.yaml")

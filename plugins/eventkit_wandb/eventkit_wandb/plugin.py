@@ -24,8 +24,15 @@ class WandbLogger:
     ``mode`` null means wandb's own default (``WANDB_MODE`` or online); ``run_name`` null names
     the wandb run after the run directory."""
 
-    def __init__(self, project: str = "eventkit", entity: str | None = None, mode: str | None = None,
-                 group: str | None = None, tags: Sequence[str] = (), run_name: str | None = None):
+    def __init__(
+        self,
+        project: str = "eventkit",
+        entity: str | None = None,
+        mode: str | None = None,
+        group: str | None = None,
+        tags: Sequence[str] = (),
+        run_name: str | None = None,
+    ):
         if mode not in (None, "online", "offline", "disabled"):
             raise ValueError(f"logger.mode must be online, offline, disabled or null, got {mode!r}")
         self.project, self.entity, self.mode = project, entity, mode
@@ -35,9 +42,16 @@ class WandbLogger:
     def start(self, run_dir: Path, config: dict) -> None:
         import wandb
 
-        self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, group=self.group,
-                              tags=self.tags, name=self.run_name or Path(run_dir).name, dir=str(run_dir),
-                              config=config)
+        self.run = wandb.init(
+            project=self.project,
+            entity=self.entity,
+            mode=self.mode,
+            group=self.group,
+            tags=self.tags,
+            name=self.run_name or Path(run_dir).name,
+            dir=str(run_dir),
+            config=config,
+        )
 
     def log(self, metrics: dict, step: int) -> None:
         if self.run is not None:

@@ -18,17 +18,31 @@ def test_help_and_plugin_list_name_the_wandb_logger():
     helped = run_cli("--help", timeout=300)
     assert helped.returncode == 0 and "logger: none, wandb" in helped.stdout, helped.stderr
     listed = run_cli("--plugins", timeout=300)
-    assert any(line.split()[:2] == ["logger", "wandb"] and "eventkit_wandb" in line
-               for line in listed.stdout.splitlines()), listed.stdout
+    assert any(
+        line.split()[:2] == ["logger", "wandb"] and "eventkit_wandb" in line for line in listed.stdout.splitlines()
+    ), listed.stdout
 
 
 def test_wandb_logger_offline_records_config_and_metrics(tmp_path):
     pytest.importorskip("wandb")
     run = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "eventkit", *TINY, "logger=wandb", "logger.project=eventkit-test",
-                          f"hydra.run.dir={run}"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                         env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eventkit",
+            *TINY,
+            "logger=wandb",
+            "logger.project=eventkit-test",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     offline = list((run / "wandb").glob("offline-run-*"))
     assert len(offline) == 1, list(run.rglob("*"))
@@ -54,8 +68,8 @@ def _records(raw: bytes):
         if block - pos % block < 7:
             pos += block - pos % block
             continue
-        _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
-        data, pos = raw[pos + 7:pos + 7 + length], pos + 7 + length
+        _, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
+        data, pos = raw[pos + 7 : pos + 7 + length], pos + 7 + length
         if kind == 0:
             break
         if kind == 1:
@@ -95,8 +109,14 @@ def test_logger_that_fails_to_start_is_recorded_in_the_run_dir(tmp_path):
     (fake / "wandb.py").write_text("raise ModuleNotFoundError(\"No module named 'wandb'\", name='wandb')\n")
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-m", "eventkit", *TINY, "logger=wandb", f"hydra.run.dir={run}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "eventkit", *TINY, "logger=wandb", f"hydra.run.dir={run}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())

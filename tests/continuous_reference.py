@@ -60,12 +60,13 @@ class ContinuousNet:
         return first, who
 
     # simulation -----------------------------------------------------------
-    def run(self, input_times, input_channels):
-        """Time-averaged output voltage [n_out] and hidden spike times (list per neuron)."""
+    def simulate(self, input_times, input_channels, observe):
+        """Run the network event by event; before each interval of length ``step`` starting at
+        ``t``, ``observe(k, v, i, t, step)`` sees output neuron k's state. Returns the hidden
+        spike times (list per neuron)."""
         n_h, n_o = self.w_rec.shape[0], self.w_out.shape[0]
         v_h, i_h = np.zeros(n_h), np.zeros(n_h)
         v_o, i_o = np.zeros(n_o), np.zeros(n_o)
-        area = np.zeros(n_o)
         spikes = [[] for _ in range(n_h)]
         order = np.argsort(input_times, kind="stable")
         events = [(float(input_times[k]), int(input_channels[k])) for k in order]
@@ -76,7 +77,7 @@ class ContinuousNet:
             first, who = self._next_spike(v_h, i_h, span)
             step = first if first is not None else span
             for k in range(n_o):
-                area[k] += self._integral(v_o[k], i_o[k], step)
+                observe(k, v_o[k], i_o[k], t, step)
                 v_o[k], i_o[k] = self._advance(v_o[k], i_o[k], step)
             for j in range(n_h):
                 v_h[j], i_h[j] = self._advance(v_h[j], i_h[j], step)
@@ -91,5 +92,14 @@ class ContinuousNet:
                 i_h += self.w_ff[:, events[e][1]]
                 e += 1
                 continue
-            break
+            return spikes
+
+    def run(self, input_times, input_channels):
+        """Time-averaged output voltage [n_out] and hidden spike times (list per neuron)."""
+        area = np.zeros(self.w_out.shape[0])
+
+        def integrate(k, v, i, t, step):
+            area[k] += self._integral(v, i, step)
+
+        spikes = self.simulate(input_times, input_channels, integrate)
         return area / self.duration, spikes

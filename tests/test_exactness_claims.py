@@ -41,36 +41,16 @@ class ContinuousMax(ContinuousNet):
     has at most one extremum, so an interval's maximum is at an end or at that extremum."""
 
     def run_max(self, input_times, input_channels):
-        n_h, n_o = self.w_rec.shape[0], self.w_out.shape[0]
-        v_h, i_h = np.zeros(n_h), np.zeros(n_h)
-        v_o, i_o = np.zeros(n_o), np.zeros(n_o)
+        n_o = self.w_out.shape[0]
         best, when = np.full(n_o, -np.inf), np.zeros(n_o)
-        spikes = [[] for _ in range(n_h)]
-        events = sorted(zip(input_times.tolist(), input_channels.tolist()))
-        t, e = 0.0, 0
-        while True:
-            t_next = events[e][0] if e < len(events) else self.duration
-            first, who = self._next_spike(v_h, i_h, t_next - t)
-            step = first if first is not None else t_next - t
-            for k in range(n_o):
-                value, at = self._interval_max(v_o[k], i_o[k], step)
-                if value > best[k]:
-                    best[k], when[k] = value, t + at
-                v_o[k], i_o[k] = self._advance(v_o[k], i_o[k], step)
-            for j in range(n_h):
-                v_h[j], i_h[j] = self._advance(v_h[j], i_h[j], step)
-            t += step
-            if first is not None:
-                v_h[who] = 0.0
-                spikes[who].append(t)
-                i_h += self.w_rec[:, who]
-                i_o += self.w_out[:, who]
-                continue
-            if e < len(events):
-                i_h += self.w_ff[:, events[e][1]]
-                e += 1
-                continue
-            return best, when, spikes
+
+        def track(k, v, i, t, step):
+            value, at = self._interval_max(v, i, step)
+            if value > best[k]:
+                best[k], when[k] = value, t + at
+
+        spikes = self.simulate(input_times, input_channels, track)
+        return best, when, spikes
 
     def _interval_max(self, v, i, span):
         candidates = [(v, 0.0), (self._advance(v, i, span)[0], span)]

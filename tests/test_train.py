@@ -135,6 +135,25 @@ def _loop(**kw):
     return TrainerConfig(**base)
 
 
+def _fit(net, opt, train, val, rundir, loss_fn=None, **loop):
+    """fit() with the defaults these tests share: no regulariser, seed 0, a constant lr, no
+    augmentation, no external logger."""
+    return fit(
+        net,
+        train,
+        val,
+        regularizer=NO_REG,
+        seed=0,
+        loop=_loop(**loop),
+        loss_fn=loss_fn or cross_entropy(),
+        optimizer=opt,
+        scheduler=Constant(opt),
+        augmentations=[],
+        rundir=rundir,
+        logger=_NoLog(),
+    )
+
+
 class _NoLog:
     def log(self, metrics, step):
         pass
@@ -144,20 +163,7 @@ def test_fit_writes_metrics_and_checkpoints(tmp_path):
     splits, net = _tiny()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     rd = RunDir(tmp_path)
-    res = fit(
-        net,
-        splits.train,
-        splits.val,
-        regularizer=NO_REG,
-        seed=0,
-        loop=_loop(grad_clip=1.0),
-        loss_fn=cross_entropy(),
-        optimizer=opt,
-        scheduler=Constant(opt),
-        augmentations=[],
-        rundir=rd,
-        logger=_NoLog(),
-    )
+    res = _fit(net, opt, splits.train, splits.val, rd, grad_clip=1.0)
     assert res.epochs == 2 and len(rd.metrics) == 2
     assert {"train_loss", "train_accuracy", "val_accuracy", "lr", "hidden_rate_hz", "epoch_time_s"} <= set(
         rd.metrics[0]
@@ -188,20 +194,7 @@ def test_non_finite_loss_stops_with_epoch_and_batch_and_keeps_checkpoint(tmp_pat
         return loss * float("nan") if calls["n"] == 5 else loss  # 3 batches per epoch: epoch 2, batch 2
 
     with pytest.raises(NonFiniteLoss, match=r"epoch 2, batch 2.*last good checkpoint"):
-        fit(
-            net,
-            splits.train,
-            None,
-            regularizer=NO_REG,
-            seed=0,
-            loop=_loop(epochs=3),
-            loss_fn=flaky,
-            optimizer=opt,
-            scheduler=Constant(opt),
-            augmentations=[],
-            rundir=RunDir(tmp_path),
-            logger=_NoLog(),
-        )
+        _fit(net, opt, splits.train, None, RunDir(tmp_path), loss_fn=flaky, epochs=3)
     _, meta = load_checkpoint(tmp_path / "checkpoints" / LAST)
     assert meta["epoch"] == 1
     assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
@@ -218,20 +211,7 @@ def test_exploding_finite_loss_warns_once_and_records_it_per_epoch(tmp_path, cap
         return base(readout, labels) * (1000.0 if calls["n"] > 3 else 1.0)
 
     rd = RunDir(tmp_path)
-    fit(
-        net,
-        splits.train,
-        None,
-        regularizer=NO_REG,
-        seed=0,
-        loop=_loop(epochs=3),
-        loss_fn=exploding,
-        optimizer=opt,
-        scheduler=Constant(opt),
-        augmentations=[],
-        rundir=rd,
-        logger=_NoLog(),
-    )
+    _fit(net, opt, splits.train, None, rd, loss_fn=exploding, epochs=3)
     assert "warning" not in rd.metrics[0]
     for row in rd.metrics[1:]:
         assert "training is diverging" in row["warning"] and "Fix: lower optimizer.lr" in row["warning"]
@@ -280,40 +260,14 @@ def test_empty_training_set_is_an_error(tmp_path):
     splits, net = _tiny()
     opt = torch.optim.Adam(net.parameters())
     with pytest.raises(ValueError, match="training set is empty"):
-        fit(
-            net,
-            splits.train.subset([]),
-            None,
-            regularizer=NO_REG,
-            seed=0,
-            loop=_loop(),
-            loss_fn=cross_entropy(),
-            optimizer=opt,
-            scheduler=Constant(opt),
-            augmentations=[],
-            rundir=RunDir(tmp_path),
-            logger=_NoLog(),
-        )
+        _fit(net, opt, splits.train.subset([]), None, RunDir(tmp_path))
 
 
 def test_early_stop_after_patience_epochs_without_a_better_val_accuracy(tmp_path, capsys):
     splits, net = _tiny()
     # lr 0 with a constant schedule: nothing changes, so epoch 1 stays the best
     opt = torch.optim.SGD(net.parameters(), lr=1e-12, momentum=0.0)
-    res = fit(
-        net,
-        splits.train,
-        splits.val,
-        regularizer=NO_REG,
-        seed=0,
-        loop=_loop(epochs=10, patience=3),
-        loss_fn=cross_entropy(),
-        optimizer=opt,
-        scheduler=Constant(opt),
-        augmentations=[],
-        rundir=RunDir(tmp_path),
-        logger=_NoLog(),
-    )
+    res = _fit(net, opt, splits.train, splits.val, RunDir(tmp_path), epochs=10, patience=3)
     assert res.epochs == 4 and res.best_epoch == 1  # epochs 2, 3, 4 without improvement
     assert "early stop after epoch 4" in capsys.readouterr().out
 

@@ -86,8 +86,10 @@ MUTATIONS = [
     Mutation(
         "resume_without_optimizer_state",
         "eventkit/train.py",
-        'optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},',
-        '(lambda *args: None)(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")},',
+        'optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, '
+        'meta["optimizer"])',
+        '(lambda *args: None)(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, '
+        'meta["optimizer"])',
         ("tests/test_app.py", "-k", "resume_after_kill"),
         "a resumed run starts with a fresh optimizer (Adam moments lost)",
     ),

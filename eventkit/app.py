@@ -205,14 +205,17 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
     with rd.stage("build"):
+        backend = resolve_device(trainer.device)
         net = build_network(
             network,
             {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)},
             registry,
             train,
             seed,
-            backend=resolve_device(trainer.device),
+            backend=backend,
         )
+        if backend == "cuda" and torch.cuda.is_available():  # parameters live on the GPU (numba's simulator: host)
+            net.to("cuda")
         try:  # before training: can the target run this network on this data?
             target.check(net, train)
         except ValueError as exc:
@@ -271,6 +274,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     if dp is not None and not dp.is_main:  # rank 0 deploys, reports and writes the summary
         dp.barrier()  # and the run ends for all processes when it has
         return summary
+    net.cpu()  # targets export and report from host memory (the cuda backend also runs host parameters)
     with rd.stage("deploy"):
         deployed = target.deploy(net, splits, rd.path)
         summary["deploy"] = {target.name: deployed}

@@ -295,16 +295,17 @@ class DataParallel:
         n_global, share = len(idx), self.shard(idx)
         n = len(share)
         out = labels = None
-        loss = torch.zeros(())
+        device = next(net.parameters()).device
+        loss = torch.zeros((), device=device)
         if n:
             batch = data.subset(share)
-            labels = torch.from_numpy(batch.labels)
             out = net(batch)
+            labels = torch.from_numpy(batch.labels).to(out.readout.device)
             loss = loss_fn(out.readout, labels)
             counts = out.counts.sum(0)
             objective = loss * (n / n_global)
         else:
-            counts = torch.zeros(net.n_hidden_total)
+            counts = torch.zeros(net.n_hidden_total, device=device)
         # one collective: the global batch's loss and its per-neuron spike counts
         first = objective.detach() if n else torch.zeros((), device=counts.device)
         summed = self.sum(torch.cat([first.reshape(1).to(torch.float64), counts.detach().to(torch.float64)]))

@@ -137,8 +137,8 @@ def evaluate(
         if dp is not None and not dp.owns_batch(b):
             continue
         batch = data.subset(idx)
-        labels = torch.from_numpy(batch.labels)
         out = net(batch)
+        labels = torch.from_numpy(batch.labels).to(out.readout.device)
         total_loss += float(loss_fn(out.readout, labels)) * len(idx)
         correct += int((net.predict(out.readout) == labels).sum())
         spikes += float(out.counts.sum())
@@ -209,6 +209,7 @@ def fit(
         resumed_from = str(resume)
 
     hidden_total = net.n_hidden_total
+    device = next(net.parameters()).device  # the GPU's with trainer.device=cuda
     seconds = (train.n_steps * train.dt) / 1000.0
     epoch_bar = _bar(
         range(start_epoch, loop.epochs), loop.progress, desc="epochs", initial=start_epoch, total=loop.epochs, unit="ep"
@@ -221,7 +222,7 @@ def fit(
         for aug in augmentations:
             data = aug(data, rng)
         order = rng.permutation(len(data))
-        epoch_counts = torch.zeros(hidden_total)
+        epoch_counts = torch.zeros(hidden_total, device=device)
         loss_sum, correct, seen = 0.0, 0, 0
         n_batches = math.ceil(len(data) / loop.batch_size)
         batch_bar = _bar(
@@ -247,9 +248,9 @@ def fit(
             else:
                 n = len(idx)
                 batch = data.subset(idx)
-                labels = torch.from_numpy(batch.labels)
                 optimizer.zero_grad(set_to_none=True)
                 out = net(batch)
+                labels = torch.from_numpy(batch.labels).to(out.readout.device)
                 loss = loss_fn(out.readout, labels)
                 reg = _reg(out.counts, regularizer.strength, regularizer.nu)
                 total = loss + reg if reg is not None else loss
@@ -277,11 +278,14 @@ def fit(
         if dp is not None:  # the epoch's figures over all processes
             summed = dp.sum(
                 torch.cat(
-                    [torch.tensor([loss_sum, correct, seen], dtype=torch.float64), epoch_counts.to(torch.float64)]
+                    [
+                        torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device),
+                        epoch_counts.to(torch.float64),
+                    ]
                 )
             )
             loss_sum, correct, seen = float(summed[0]), int(summed[1]), int(summed[2])
-            epoch_counts = summed[3:].to(epoch_counts.dtype)
+            epoch_counts = summed[3:].to(device=device, dtype=epoch_counts.dtype)
         train_acc = correct / seen
         lr = optimizer.param_groups[0]["lr"]
         silent = _silent_fix(net, epoch_counts, loop.silent_fix)

@@ -67,14 +67,11 @@ class TrainerConfig:
     distributed: bool = setting(False, example="true")  # data-parallel over torchrun/submitit processes
 
     def __post_init__(self):
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"device: must be cpu, cuda or auto, got {self.device!r}. Fix: trainer.device=cpu")
-        if self.device == "cuda":
-            from eventkit.engine.backends.cuda import cuda_problem
+        from eventkit.engine.backends import DEVICES, resolve_device
 
-            problem = cuda_problem()
-            if problem:
-                raise ValueError(f"trainer.device=cuda: {problem}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device: must be cpu, cuda or auto, got {self.device!r}. Fix: trainer.device=cpu")
+        resolve_device(self.device)  # cuda where it cannot run: one line with the fix, before data loads
         if self.resume is not None:
             from eventkit.rundir import CHECKPOINTS
 

@@ -53,6 +53,31 @@ class CpuPlan:
     def n_out(self) -> int:
         return int(self.pop_off[-1] - self.pop_off[-2])
 
+    def grow_capacity(self) -> None:
+        """After a spike-record overflow: double the records per sample, up to ``max_spikes``;
+        an overflow at ``max_spikes`` is an error naming the fix."""
+        if self.capacity >= self.max_spikes:
+            raise RuntimeError(
+                f"a sample produced more than max_spikes_per_sample={self.max_spikes} "
+                "spikes; raise max_spikes_per_sample (memory grows with it) or reduce activity "
+                "(weights, input rate, regulariser)"
+            )
+        self.capacity = min(self.max_spikes, 2 * self.capacity)
+
+    def connection_gradients(self, flat_w, flat_d, finish) -> tuple[dict, dict]:
+        """The summed flat gradients (pre-major, the weights' layout) as dL/dw (n_post, n_pre)
+        and dL/d(delay) in ms^-1 by connection name; ``finish`` turns each (numpy or torch)
+        view into the backend's result array."""
+        grads_w, grads_d = {}, {}
+        for k, conn in enumerate(self.topology.connections):
+            n_post, n_pre = conn.shape
+            sl = slice(self.w_off[k], self.w_off[k] + n_pre * n_post)
+            grads_w[conn.name] = finish(flat_w[sl].reshape(n_pre, n_post).T)
+            if conn.delay is not None:
+                # the kernels' delay gradient is per step of delay; parameters are in ms
+                grads_d[conn.name] = finish(flat_d[sl].reshape(n_pre, n_post).T / self.dt)
+        return grads_w, grads_d
+
     def buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
         """A scratch array kept between calls (the kernels overwrite it), so that a training
         step does not fault in fresh pages each time."""
@@ -229,13 +254,7 @@ class CpuBackend:
             )
             if not res["overflow"].any():
                 return res
-            if cap >= plan.max_spikes:
-                raise RuntimeError(
-                    f"a sample produced more than max_spikes_per_sample={plan.max_spikes} "
-                    "spikes; raise max_spikes_per_sample (memory grows with it) or reduce activity "
-                    "(weights, input rate, regulariser)"
-                )
-            plan.capacity = min(plan.max_spikes, 2 * cap)
+            plan.grow_capacity()
 
     def backward(
         self,
@@ -289,16 +308,7 @@ class CpuBackend:
         if with_d:
             flat_d = np.empty(plan.n_w, dtype=dtype)
             K.sum_groups(gd, flat_d)
-        grads_w, grads_d = {}, {}
-        for k, conn in enumerate(plan.topology.connections):
-            n_post, n_pre = conn.shape
-            sl = slice(plan.w_off[k], plan.w_off[k] + n_pre * n_post)
-            grads_w[conn.name] = np.ascontiguousarray(flat_w[sl].reshape(n_pre, n_post).T)
-            if conn.delay is not None:
-                # the kernels' delay gradient is per step of delay; parameters are in ms
-                g = flat_d[sl].reshape(n_pre, n_post).T / dtype.type(plan.dt)
-                grads_d[conn.name] = np.ascontiguousarray(g)
-        return grads_w, grads_d
+        return plan.connection_gradients(flat_w, flat_d, np.ascontiguousarray)
 
     def to_torch(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x)

@@ -268,13 +268,7 @@ class CudaBackend:
             if not a.any(res["overflow"]):
                 res["_data"] = (in_off, in_step, in_ch)
                 return res
-            if cap >= plan.max_spikes:
-                raise RuntimeError(
-                    f"a sample produced more than max_spikes_per_sample={plan.max_spikes} "
-                    "spikes; raise max_spikes_per_sample (memory grows with it) or reduce activity "
-                    "(weights, input rate, regulariser)"
-                )
-            plan.capacity = min(plan.max_spikes, 2 * cap)
+            plan.grow_capacity()
 
     def backward(
         self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData, forward: dict, g_trace, g_tfirst, g_counts
@@ -337,16 +331,7 @@ class CudaBackend:
         if inputs.learn_or_delayed:
             flat_d = a.empty((plan.n_w,), dtype)
             a.launch(sum_samples, -(-plan.n_w // block), block, gd, flat_d)
-        grads_w, grads_d = {}, {}
-        for k, conn in enumerate(plan.topology.connections):
-            n_post, n_pre = conn.shape
-            sl = slice(plan.w_off[k], plan.w_off[k] + n_pre * n_post)
-            grads_w[conn.name] = self.to_torch(flat_w[sl]).reshape(n_pre, n_post).T.contiguous()
-            if conn.delay is not None:
-                # the kernels' delay gradient is per step of delay; parameters are in ms
-                g = self.to_torch(flat_d[sl]).reshape(n_pre, n_post).T / plan.dt
-                grads_d[conn.name] = g.contiguous()
-        return grads_w, grads_d
+        return plan.connection_gradients(flat_w, flat_d, lambda g: self.to_torch(g).contiguous())
 
     def to_torch(self, x) -> torch.Tensor:
         return torch.from_numpy(x) if isinstance(x, np.ndarray) else x

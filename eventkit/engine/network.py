@@ -230,6 +230,16 @@ class EventpropNet(nn.Module):
         return self.readout.predict(readout)
 
     @torch.no_grad()
+    def predictions(self, data: SpikeData, batch_size: int = 512) -> np.ndarray:
+        """The predicted class (int64) of every sample of ``data``, simulated in batches of
+        ``batch_size`` without building a graph."""
+        preds = [
+            self.predict(self(data.subset(np.arange(a, min(a + batch_size, len(data))))).readout).cpu().numpy()
+            for a in range(0, len(data), batch_size)
+        ]
+        return np.concatenate(preds).astype(np.int64) if preds else np.zeros(0, np.int64)
+
+    @torch.no_grad()
     def simulate(self, data: SpikeData) -> dict:
         """The backend's raw forward result for ``data`` (spike records ``rec_step``,
         ``rec_nrn``, ``n_rec`` ..., ``trace``, ``counts``) as numpy arrays, without building a

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -419,16 +418,8 @@ class LoihiTarget:
 
 def _float_predictions(net: Any, test, batch: int = 512) -> np.ndarray | None:
     """The float network's test predictions (None when ``net`` is only an export dict)."""
-    if not callable(net) or not hasattr(net, "predict"):
+    if not hasattr(net, "predictions"):
         return None
-    import torch
-
-    preds = []
     # the float network's own readout, also when the chip is in the training loop
-    own = net.simulating(readout_in_the_loop=None) if hasattr(net, "simulating") else nullcontext()
-    with own:
-        with torch.no_grad():
-            for start in range(0, len(test), batch):
-                sub = test.subset(np.arange(start, min(start + batch, len(test))))
-                preds.append(np.asarray(net.predict(net(sub).readout)))
-    return np.concatenate(preds).astype(np.int64) if preds else np.zeros(0, np.int64)
+    with net.simulating(readout_in_the_loop=None):
+        return net.predictions(test, batch)

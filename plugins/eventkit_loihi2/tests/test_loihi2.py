@@ -3,6 +3,7 @@ semantics), NetX file layout, target checks and the deploy pipeline."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from types import SimpleNamespace
 from dataclasses import replace
@@ -596,6 +597,12 @@ class _FloatNet:
     def predict(self, readout):
         pred, labels = readout
         return np.where(labels == 0, (pred + 1) % 3, pred)
+
+    def predictions(self, data, batch_size=512):
+        return self.predict(self(data).readout)
+
+    def simulating(self, **changes):
+        return contextlib.nullcontext()
 
 
 def test_deploy_end_to_end_without_lava(tmp_path):

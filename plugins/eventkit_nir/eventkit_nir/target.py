@@ -73,7 +73,7 @@ class NirTarget:
             t0 = time.perf_counter()
             back = network_from_nir(path, readout=net.readout, dt=net.dt, n_steps=net.n_steps)
             fields["import_s"] = round(time.perf_counter() - t0, 4)
-            a, b = _predictions(net, splits.test, batch), _predictions(back, splits.test, batch)
+            a, b = net.predictions(splits.test, batch), back.predictions(splits.test, batch)
             fields["roundtrip_prediction_agreement"] = float(np.mean(a == b)) if len(a) else None
             print(
                 f"nir: wrote {path} ({fields['bytes']} bytes, {export_s:.2f} s); read back: "
@@ -82,14 +82,3 @@ class NirTarget:
             )
         (out / "nir.json").write_text(json.dumps(fields, indent=2) + "\n")
         return fields
-
-
-def _predictions(net: Any, data, batch: int) -> np.ndarray:
-    import torch
-
-    preds = []
-    with torch.no_grad():
-        for start in range(0, len(data), batch):
-            sub = data.subset(np.arange(start, min(start + batch, len(data))))
-            preds.append(np.asarray(net.predict(net(sub).readout)))
-    return np.concatenate(preds) if preds else np.zeros(0, np.int64)

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from eventkit import distributed
 from eventkit.checkpoints import load_checkpoint, model_state
@@ -37,7 +37,7 @@ from eventkit.resume import resumed_config
 from eventkit.engine.backends import resolve_device
 from eventkit.networks import NetworkConfig, build_network
 from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error
-from eventkit.schema import from_config
+from eventkit.schema import from_config, plain
 from eventkit.train import NonFiniteLoss, TrainerConfig, evaluate, fit, split_validation
 
 TRACEBACK_ENV = "EVENTKIT_TRACEBACK"
@@ -51,12 +51,8 @@ LOG = logging.getLogger("eventkit")
 SWEEP_FAILED_EXIT = 3
 
 
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
-
-
 def _load_data(cfg: DictConfig, registry: Registry):
-    dataset_cfg = {k: v for k, v in _plain(cfg.dataset).items() if k != "augment"}
+    dataset_cfg = {k: v for k, v in plain(cfg.dataset).items() if k != "augment"}
     splits = registry.build("dataset", dataset_cfg)
     for split in ("train", "test"):
         data = getattr(splits, split)
@@ -67,7 +63,7 @@ def _load_data(cfg: DictConfig, registry: Registry):
             )
         data.validate(f"dataset {cfg.dataset.name!r} {split} split")
     augment = [
-        registry.build("augmentation", _plain(a), where=f"dataset.augment[{i}]")
+        registry.build("augmentation", plain(a), where=f"dataset.augment[{i}]")
         for i, a in enumerate(cfg.dataset.get("augment") or [])
     ]
     # Augmentations with train_only=False change the input representation (e.g. delay lines add
@@ -179,7 +175,7 @@ def one_line(exc: BaseException) -> str:
 def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: float) -> dict:
     registry = get_registry()
     cfg = validate(cfg, registry)
-    target = registry.build("target", _plain(cfg.target))
+    target = registry.build("target", plain(cfg.target))
     notices = _adapt_for_target(target, cfg, explicit, registry)
     cfg = validate(cfg, registry) if notices else cfg
     dp = distributed.setup(cfg)  # None unless trainer.distributed
@@ -193,7 +189,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     torch.set_flush_denormal(True)
     torch.manual_seed(seed)
 
-    external = registry.build("logger", _plain(cfg.logger)) if dp is None or dp.is_main else NullLogger()
+    external = registry.build("logger", plain(cfg.logger)) if dp is None or dp.is_main else NullLogger()
     logger = GuardedLogger(external, cfg.logger.name, rd.record_logger_error)
 
     with rd.stage("data"):
@@ -208,7 +204,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
         backend = resolve_device(trainer.device)
         net = build_network(
             network,
-            {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)},
+            {"neuron": plain(cfg.neuron), "readout": plain(cfg.readout)},
             registry,
             train,
             seed,
@@ -223,10 +219,10 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
         prepare = getattr(target, "prepare", None)  # optional: e.g. quantisation-aware training
         if prepare is not None:
             prepare(net)
-        loss_fn = registry.build("loss", _plain(cfg.loss))
+        loss_fn = registry.build("loss", plain(cfg.loss))
         # learnable delays get their own (unscheduled) learning rate, network.delay_lr
-        optimizer = registry.build("optimizer", _plain(cfg.optimizer), net.param_groups(network.delay_lr))
-        scheduler = registry.build("scheduler", _plain(cfg.scheduler), optimizer)
+        optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr))
+        scheduler = registry.build("scheduler", plain(cfg.scheduler), optimizer)
     logger.start(rd.path, OmegaConf.to_container(cfg))
     resume = Path(trainer.resume) if trainer.resume else None
     _print(

@@ -57,7 +57,8 @@ def _fail(key: str, problem: str, fix: str):
     raise ConfigError(f"{key}: {problem}. Fix: {fix}")
 
 
-def _plain(node: Any) -> Any:
+def plain(node: Any) -> Any:
+    """A config node as plain Python containers (interpolations resolved); other values as they are."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
 
 
@@ -107,7 +108,7 @@ def _matches(value: Any, tp: Any) -> bool:
 def from_config(cls: type[T], node: Any, key: str) -> T:
     """``cls`` built from the config section ``node`` found at ``key``; ConfigError on any
     problem (see the module docstring)."""
-    values = _plain(node)
+    values = plain(node)
     if not isinstance(values, Mapping):
         _fail(key, f"must be a mapping, got {values!r}", f"choose one with {key}=<option>")
     fields = {f.name: f for f in dataclasses.fields(cls)}

@@ -153,12 +153,12 @@ def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> t
     :func:`eventkit.train.evaluate` or summary.json. Returns (accuracy, test samples)."""
     from omegaconf import OmegaConf
 
-    from eventkit.app import _load_data, _plain
+    from eventkit.app import _load_data
     from eventkit.checkpoints import load_checkpoint, model_state
     from eventkit.networks import NetworkConfig, build_network
     from eventkit.registry import get_registry
     from eventkit.rundir import BEST, LAST
-    from eventkit.schema import from_config
+    from eventkit.schema import from_config, plain
 
     run_dir = Path(run_dir)
     cfg = OmegaConf.load(run_dir / "config_resolved.yaml")
@@ -166,12 +166,12 @@ def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> t
     splits, _ = _load_data(cfg, registry)
     net = build_network(
         from_config(NetworkConfig, cfg.network, "network"),
-        {"neuron": _plain(cfg.neuron), "readout": _plain(cfg.readout)},
+        {"neuron": plain(cfg.neuron), "readout": plain(cfg.readout)},
         registry,
         splits.train,
         int(cfg.seed),
     )
-    prepare = getattr(registry.build("target", _plain(cfg.target)), "prepare", None)
+    prepare = getattr(registry.build("target", plain(cfg.target)), "prepare", None)
     if prepare is not None:
         prepare(net)
     tensors, _ = load_checkpoint(run_dir / "checkpoints" / {"best": BEST, "last": LAST}[checkpoint])

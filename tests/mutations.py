@@ -170,6 +170,14 @@ MUTATIONS = [
         ("tests/test_train.py", "-k", "disjoint"),
         "one validation sample is also a training sample (sizes unchanged)",
     ),
+    Mutation(
+        "whole_step_delay_gradient_sign",
+        KERNELS,
+        "term = wt * (li * dp_i + lv * dp_v)",
+        "term = wt * (li * dp_i - lv * dp_v)",
+        ("tests/test_engine_delays.py", "-k", "whole_step"),
+        "the lean whole-step delay path's voltage term of dL/d(delay) with the wrong sign",
+    ),
 ]
 
 

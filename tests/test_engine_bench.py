@@ -63,6 +63,9 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
     assert row["max_delay"] == 16 and row["eventkit"]["train_step"] > 0
     assert row["eventkit_no_delays"]["train_step"] > 0 and row["delay_cost"] > 0
     assert 10 < row["eventkit"]["rate_hz"] < 18
+    event = json.loads(out.read_text())["meta"]["synapse_event"]  # the per-event floor, sized like the run
+    assert event["n_post"] == 64 and event["undelayed_ns"] > 0 and event["delayed_ns"] > 0
+    assert "per synapse event" in proc.stdout
 
 
 def test_delay_bench_rejects_bad_arguments():

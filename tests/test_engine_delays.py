@@ -101,6 +101,50 @@ def test_delay_and_weight_gradients_match_finite_differences(readout, loss_kind)
     assert np.linalg.norm(engine - fd) / np.linalg.norm(fd) <= 1e-3
 
 
+@pytest.mark.parametrize("readout", [ExpWeightedMeanV(), FirstSpike(tau0=2.0)], ids=lambda r: r.name)
+def test_whole_step_path_equals_the_sub_step_path(readout, monkeypatch):
+    """Delays of whole steps run the CPU kernels' lean path (every synapse of a spike lands with
+    the same decays; input arrivals move only the current). On the same delays the general,
+    finite-difference-checked sub-step path must give the same forward pass and gradients.
+    Catches a wrong coefficient in the lean path (round mode runs nothing else)."""
+    from eventkit.engine.backends import _cpu_kernels as K
+
+    rng = np.random.default_rng(zlib.crc32(f"whole-{readout.name}".encode()))
+    net = make_net(readout, seed=int(rng.integers(1 << 30)))
+    with torch.no_grad():
+        for c in net.topology.delayed:  # whole steps, none 0 (all 0 runs the undelayed code)
+            getattr(net, c.delay_name).copy_(torch.round(getattr(net, c.delay_name)).clamp(min=1.0))
+    data = random_data(rng, 3, 10, 80, rate=(40, 80))
+    labels = torch.as_tensor(data.labels)
+    lean_inputs = net.backend.inputs
+
+    def paths_taken():
+        blk = net._kernel_inputs().blk
+        return blk[blk[:, K.DELAYED] == 1, K.SUBSTEP].tolist()
+
+    def run():
+        net.zero_grad()
+        out = net(data)
+        F.cross_entropy(out.readout, labels).backward()
+        return out.trace.detach().clone(), {n: p.grad.clone() for n, p in net.named_parameters()}
+
+    assert paths_taken() == [0] * 5
+    trace, grads = run()
+    assert all(grads[c.delay_name].abs().max() > 0 for c in net.topology.delayed)
+
+    def general_inputs(*args, **kw):
+        inputs = lean_inputs(*args, **kw)
+        inputs.blk[:, K.SUBSTEP] = inputs.blk[:, K.DELAYED]
+        return inputs
+
+    monkeypatch.setattr(net.backend, "inputs", general_inputs)
+    assert paths_taken() == [1] * 5
+    trace_g, grads_g = run()
+    torch.testing.assert_close(trace, trace_g, rtol=1e-12, atol=1e-12)
+    for name in grads:
+        torch.testing.assert_close(grads[name], grads_g[name], rtol=1e-9, atol=1e-12, msg=name)
+
+
 def test_round_mode_gradient_is_the_exact_formula_at_the_rounded_delays():
     rng = np.random.default_rng(11)
     data = random_data(rng, 3, 10, 80, rate=(40, 80))

@@ -427,6 +427,53 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
     )
 
 
+def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=20_000, repeats=5, seed=0) -> dict:
+    """Nanoseconds per synapse event of the engine's own kernels on one thread: an undelayed spike
+    updates its targets' current and voltage row by row (``_axpy2``, vectorised), a delayed one
+    sends each synapse to its own ring slot (``_deliver_whole``, one scattered update each). Same
+    weights, random presynaptic neurons; the ratio is the floor of what a delay costs per event."""
+    import time
+
+    import numpy as np
+    from numba import njit
+
+    from eventkit.engine.backends import _cpu_kernels as K
+
+    @njit(cache=False, nogil=True)
+    def undelayed(w, pre, amp, i_state, v_state):
+        n_post = i_state.shape[0]
+        for s in range(pre.shape[0]):
+            base = pre[s] * n_post
+            K._axpy2(i_state, v_state, w[base : base + n_post], amp[s], 0.5 * amp[s])
+
+    @njit(cache=False, nogil=True)
+    def delayed(w, d_steps, pre, amp, ring):
+        n_post = ring.shape[1]
+        for s in range(pre.shape[0]):
+            K._deliver_whole(ring, s % ring.shape[0], amp[s], 0.5 * amp[s], w, d_steps, pre[s] * n_post, 0, n_post)
+
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(n_pre * n_post).astype(np.float32)
+    d_steps = rng.integers(0, max_delay + 1, n_pre * n_post).astype(np.int32)
+    pre = rng.integers(0, n_pre, n_spikes).astype(np.int64)
+    amp = rng.random(n_spikes).astype(np.float32)
+    state = np.zeros(n_post, np.float32), np.zeros(n_post, np.float32)
+    ring = np.zeros((max_delay + 1, n_post, 2), np.float32)
+
+    def ns_per_event(fn, *args):
+        fn(*args)  # compile and warm up
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(*args)
+            best = min(best, time.perf_counter() - t0)
+        return best / (n_spikes * n_post) * 1e9
+
+    plain = ns_per_event(undelayed, w, pre, amp, *state)
+    scattered = ns_per_event(delayed, w, d_steps, pre, amp, ring)
+    return dict(undelayed_ns=plain, delayed_ns=scattered, ratio=scattered / plain, n_pre=n_pre, n_post=n_post)
+
+
 # ------------------------------------------------------------------------------------------ main
 def _in_process_limited(target, *args, timeout: float):
     """Like eventkit.bench._in_process, but gives up after ``timeout`` seconds and notices a child
@@ -640,8 +687,16 @@ def main(argv=None) -> int:
         f"(SHD, {SHD_TRAIN_SAMPLES} samples) or {ssc_batches} (SSC, {SSC_TRAIN_SAMPLES}) batches; "
         f"eventkit hidden layer 1 at {plain['rate_hz']:.1f} spikes/neuron/s without delays)"
     )
+    event = None
+    if args.device == "cpu":
+        event = synapse_event_cost(n_post=hidden, max_delay=max_delays[0])
+        print(
+            f"per synapse event (engine kernels, 1 thread, {hidden} targets, max delay {max_delays[0]}): "
+            f"undelayed row update {event['undelayed_ns']:.2f} ns, delayed scattered update "
+            f"{event['delayed_ns']:.2f} ns ({event['ratio']:.1f}x)"
+        )
     if args.json:
-        extra = dict(mem_total_bytes=_mem_total_bytes(), **device_info(args.device))
+        extra = dict(mem_total_bytes=_mem_total_bytes(), synapse_event=event, **device_info(args.device))
         if why_no_dcls is None:
             from importlib.metadata import version
 

@@ -44,7 +44,12 @@ Backward keeps the adjoints of the last ``n_slots`` grid times, so an arrival at
 ``lam(G)``; its sensitivity ``w (lam_i b' + lam_v e')`` (derivative in ``tau``) is the presynaptic
 ``dL/dphi`` term and, per synapse, ``dL/d delta`` (``gd``, per step). With ``delta = 0`` this is
 exactly the undelayed delivery. Blocks with ``LEARN_D = 1`` but no delay this call (all delays
-0) run the undelayed code and still accumulate ``gd``.
+0) run the undelayed code and still accumulate ``gd``. Blocks whose delays are all whole steps
+this call (``SUBSTEP = 0``: round mode, or exact mode on integer delays) run lean loops
+(:func:`_deliver_whole`, :func:`_adjoint_whole`): no synapse arrives late, so every synapse of a
+spike lands with the spike's own decays (input spikes: none, and no voltage jump) and only
+``d_steps`` and ``w`` are read per synapse. Ring and history are slot-major
+``[n_slots, n_neurons, 2]``.
 """
 
 from __future__ import annotations
@@ -58,8 +63,8 @@ _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 ALPHA, BETA, KAPPA, B0, C, HM, HS, THETA = range(8)
 N_COEF = 8
 # columns of a connection block
-PRE, POST, W_OFF, N_POST, DELAYED, LEARN_D = range(6)
-N_BLK = 6
+PRE, POST, W_OFF, N_POST, DELAYED, LEARN_D, SUBSTEP = range(7)
+N_BLK = 7
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -160,38 +165,38 @@ def _deliver_input(ring, slot0, b0, b0c, w, d_steps, d_x, d_y, base, q0, n_post)
     """Schedule an input spike's delayed arrivals (row ``base``): synapse t lands ``d_steps``
     grid times after the spike's step with the per-synapse decays ``d_x = beta^r``,
     ``d_y = alpha^r`` (constant per synapse for input spikes, precomputed per call)."""
-    n_slots = ring.shape[1]
+    n_slots = ring.shape[0]
     for t in range(n_post):
         sl = _slot(slot0, d_steps[base + t], n_slots)
         wt = w[base + t]
         x = d_x[base + t]
-        ring[q0 + t, sl, 0] += wt * b0 * x
-        ring[q0 + t, sl, 1] += wt * b0c * (x - d_y[base + t])
+        ring[sl, q0 + t, 0] += wt * b0 * x
+        ring[sl, q0 + t, 1] += wt * b0c * (x - d_y[base + t])
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _deliver_spike(ring, slot0, phi, bs, am, b0, b0c, beta, alpha, w, d_steps, d_frac, d_bm, d_am, base, q0, n_post):
     """Schedule a hidden spike's delayed arrivals (fired at phase ``phi``; ``bs, am`` = the
     target's beta^(1-phi), alpha^(1-phi); ``slot0`` = slot of the grid time after its step)."""
-    n_slots = ring.shape[1]
+    n_slots = ring.shape[0]
     for t in range(n_post):
         late = phi + d_frac[base + t] > 1.0  # the arrival falls into the following step
         x = bs * d_bm[base + t] * (beta if late else 1.0)
         y = am * d_am[base + t] * (alpha if late else 1.0)
         sl = _slot(slot0, d_steps[base + t] + late, n_slots)
         wt = w[base + t]
-        ring[q0 + t, sl, 0] += wt * b0 * x
-        ring[q0 + t, sl, 1] += wt * b0c * (x - y)
+        ring[sl, q0 + t, 0] += wt * b0 * x
+        ring[sl, q0 + t, 1] += wt * b0c * (x - y)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _adjoint_input(hist, slot0, b0, b0c, hs, hm, w, gw, gd, d_steps, d_x, d_y, base, q0, n_post):
     """Backward of :func:`_deliver_input`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``."""
-    n_slots = hist.shape[1]
+    n_slots = hist.shape[0]
     for t in range(n_post):
         sl = _slot(slot0, d_steps[base + t], n_slots)
-        li = hist[q0 + t, sl, 0]
-        lv = hist[q0 + t, sl, 1]
+        li = hist[sl, q0 + t, 0]
+        lv = hist[sl, q0 + t, 1]
         x = d_x[base + t]
         y = d_y[base + t]
         gw[base + t] += li * (b0 * x) + lv * (b0c * (x - y))
@@ -204,20 +209,60 @@ def _adjoint_spike(
 ):
     """Backward of :func:`_deliver_spike`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``;
     returns sum_t w dL/dtau, the spike's dL/dphi through these synapses."""
-    n_slots = hist.shape[1]
+    n_slots = hist.shape[0]
     acc = w[base] * 0
     for t in range(n_post):
         late = phi + d_frac[base + t] > 1.0
         x = bs * d_bm[base + t] * (beta if late else 1.0)
         y = am * d_am[base + t] * (alpha if late else 1.0)
         sl = _slot(slot0, d_steps[base + t] + late, n_slots)
-        li = hist[q0 + t, sl, 0]
-        lv = hist[q0 + t, sl, 1]
+        li = hist[sl, q0 + t, 0]
+        lv = hist[sl, q0 + t, 1]
         term = li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y))
         wt = w[base + t]
         acc += wt * term
         gw[base + t] += li * (b0 * x) + lv * (b0c * (x - y))
         gd[base + t] += wt * term
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _deliver_whole(ring, slot0, a_i, a_v, w, d_steps, base, q0, n_post):
+    """:func:`_deliver_spike` for a block whose delays are whole steps (``SUBSTEP = 0``): every
+    synapse of the spike lands with the spike's own decays, so the arrival is ``w (a_i, a_v)``."""
+    n_slots = ring.shape[0]
+    for t in range(n_post):
+        sl = _slot(slot0, d_steps[base + t], n_slots)
+        wt = w[base + t]
+        ring[sl, q0 + t, 0] += wt * a_i
+        ring[sl, q0 + t, 1] += wt * a_v
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _deliver_whole_current(ring, slot0, a_i, w, d_steps, base, q0, n_post):
+    """:func:`_deliver_input` on whole-step delays: the spike lands on the grid and moves only the
+    current, by ``w a_i``."""
+    n_slots = ring.shape[0]
+    for t in range(n_post):
+        sl = _slot(slot0, d_steps[base + t], n_slots)
+        ring[sl, q0 + t, 0] += w[base + t] * a_i
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _adjoint_whole(hist, slot0, p_i, p_v, dp_i, dp_v, w, gw, gd, d_steps, base, q0, n_post):
+    """Backward of :func:`_deliver_whole`: ``gw += lam_i p_i + lam_v p_v``, per synapse
+    ``dL/d(delay) = w (lam_i dp_i + lam_v dp_v)`` into ``gd``; returns their sum (``dL/dtau``)."""
+    n_slots = hist.shape[0]
+    acc = w[base] * 0
+    for t in range(n_post):
+        sl = _slot(slot0, d_steps[base + t], n_slots)
+        li = hist[sl, q0 + t, 0]
+        lv = hist[sl, q0 + t, 1]
+        wt = w[base + t]
+        term = wt * (li * dp_i + lv * dp_v)
+        acc += term
+        gw[base + t] += li * p_i + lv * p_v
+        gd[base + t] += term
     return acc
 
 
@@ -233,18 +278,18 @@ def _delay_grad(lam_i, lam_v, w, gd, db, de):
 def _apply_slot(ring, i_state, v_state, slot):
     """Add the arrivals waiting in ring ``slot`` to the state and free the slot."""
     for j in range(i_state.shape[0]):
-        i_state[j] += ring[j, slot, 0]
-        v_state[j] += ring[j, slot, 1]
-        ring[j, slot, 0] = 0.0
-        ring[j, slot, 1] = 0.0
+        i_state[j] += ring[slot, j, 0]
+        v_state[j] += ring[slot, j, 1]
+        ring[slot, j, 0] = 0.0
+        ring[slot, j, 1] = 0.0
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _store_slot(hist, lam_i, lam_v, slot):
     """Keep the adjoints of one grid time in ``hist`` (slot ``slot``)."""
     for j in range(lam_i.shape[0]):
-        hist[j, slot, 0] = lam_i[j]
-        hist[j, slot, 1] = lam_v[j]
+        hist[slot, j, 0] = lam_i[j]
+        hist[slot, j, 1] = lam_v[j]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -296,9 +341,9 @@ def _forward_one(
     scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    # arrivals (i, v) per neuron by grid time mod n_slots; neuron-major: a spike's row of
-    # synapses with random delays then touches fewer cache lines than slot-major would
-    ring = np.zeros((n_tot, max(n_slots, 1), 2), dtype=w.dtype)
+    # arrivals (i, v) by grid time mod n_slots, slot-major: applying a slot is one contiguous
+    # pass, and a spike's synapses (random delays) touch one cache line each either way
+    ring = np.zeros((max(n_slots, 1), n_tot, 2), dtype=w.dtype)
     nr = 0
     ip = in_off[b]
     i_end = in_off[b + 1]
@@ -310,6 +355,13 @@ def _forward_one(
         in_delayed = False
         for kk in range(in_blk.shape[0]):
             q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
+            if blk[in_blk[kk], DELAYED] and blk[in_blk[kk], SUBSTEP] == 0:
+                for s in range(i0, ip):
+                    _deliver_whole_current(
+                        ring, n % n_slots, coef[q, B0], w, d_steps, w0 + in_ch[s] * n_post, q0, n_post
+                    )
+                in_delayed = True
+                continue
             if blk[in_blk[kk], DELAYED]:
                 for s in range(i0, ip):
                     _deliver_input(
@@ -401,6 +453,12 @@ def _forward_one(
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
+                if blk[out_blk[kk], DELAYED] and blk[out_blk[kk], SUBSTEP] == 0:
+                    b0 = coef[q, B0]
+                    _deliver_whole(
+                        ring, (n + 1) % n_slots, b0 * bs, b0 * coef[q, C] * (bs - am), w, d_steps, base, q0, n_post
+                    )
+                    continue
                 if blk[out_blk[kk], DELAYED]:
                     _deliver_spike(
                         ring,
@@ -542,7 +600,7 @@ def _backward_one(
     scal = np.zeros(4, dtype=w.dtype)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    hist = np.zeros((n_tot, max(n_slots, 1), 2), dtype=w.dtype)  # (lam_i, lam_v) by grid time
+    hist = np.zeros((max(n_slots, 1), n_tot, 2), dtype=w.dtype)  # (lam_i, lam_v) by grid time
     # index of the first spike of every output neuron (the first-spike readout depends on it)
     first_rec = np.full(n_out, -1, dtype=np.int64)
     for r in range(n_rec[b]):
@@ -591,6 +649,25 @@ def _backward_one(
                 hm_q = coef[q, HM]
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
                 k = out_blk[kk]
+                if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:
+                    b0 = coef[q, B0]
+                    b0c = b0 * coef[q, C]
+                    g_phi += _adjoint_whole(
+                        hist,
+                        (n + 1) % n_slots,
+                        b0 * bs,
+                        b0c * (bs - am),
+                        b0 * bs * hs_q,
+                        b0c * (hs_q * bs - hm_q * am),
+                        w,
+                        gw,
+                        gd,
+                        d_steps,
+                        base,
+                        q0,
+                        n_post,
+                    )
+                    continue
                 if blk[k, DELAYED]:
                     g_phi += _adjoint_spike(
                         hist,
@@ -682,6 +759,26 @@ def _backward_one(
                 if not stored:  # the adjoint at n h (grid n + n_slots is no longer needed)
                     _store_slot(hist, lam_i, lam_v, n % n_slots)
                     stored = True
+                if blk[k, SUBSTEP] == 0:
+                    b0 = coef[q, B0]
+                    b0c = b0 * coef[q, C]
+                    for s in range(ip + 1, i1 + 1):
+                        _adjoint_whole(
+                            hist,
+                            n % n_slots,
+                            b0,
+                            0.0,
+                            b0 * coef[q, HS],
+                            b0c * (coef[q, HS] - coef[q, HM]),
+                            w,
+                            gw,
+                            gd,
+                            d_steps,
+                            w0 + in_ch[s] * n_post,
+                            q0,
+                            n_post,
+                        )
+                    continue
                 for s in range(ip + 1, i1 + 1):
                     _adjoint_input(
                         hist,

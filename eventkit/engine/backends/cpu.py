@@ -189,6 +189,7 @@ class CpuBackend:
             hs, hm = plan.coef[conn.post.index, K.HS], plan.coef[conn.post.index, K.HM]
             sl = slice(plan.w_off[k], plan.w_off[k] + steps.size)
             d_frac[sl] = frac
+            blk[k, K.SUBSTEP] = int(np.any(frac > 0))
             if conn.pre.is_input:
                 # an input spike of step s acts at s + delay: grid time s + D (+1 with a
                 # sub-step part), with the remaining decay over r = 1 - f (0 without one)

@@ -60,7 +60,7 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "delay cost" in proc.stdout
     row = json.loads(out.read_text())["results"][0]
-    assert row["max_delay"] == 16 and row["eventkit"]["train_step"] > 0
+    assert row["max_delay"] == 16 and row["mode"] == "round" and row["eventkit"]["train_step"] > 0
     assert row["eventkit_no_delays"]["train_step"] > 0 and row["delay_cost"] > 0
     assert 10 < row["eventkit"]["rate_hz"] < 18
     event = json.loads(out.read_text())["meta"]["synapse_event"]  # the per-event floor, sized like the run

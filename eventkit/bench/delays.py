@@ -1,10 +1,11 @@
 """Delay-learning benchmark: ``python -m eventkit.bench --delays [--json PATH] [--batch B] [--steps T]
-[--repeats R] [--max-delays 64,512] [--no-dcls]``.
+[--repeats R] [--max-delays 64,512] [--mode round|exact] [--no-dcls]``.
 
 The workload is the one of :mod:`eventkit.bench.engine` (random SHD-shaped input: 700 channels, about 8
 input spikes per ms per sample, dt 1 ms, 20 classes, exp-weighted readout, cross-entropy, Adam), on
 a feed-forward network with two hidden LIF layers (tau_mem 20 ms, tau_syn 5 ms) and a learnable
-delay on every feed-forward synapse. For every maximum delay it runs, each in its own process:
+delay on every feed-forward synapse (``--mode``: ``round``, whole steps, as DCLS and the chip; or
+``exact``, sub-step arrivals). For every maximum delay it runs, each in its own process:
 
 * eventkit with learnable delays (Eventprop, event-driven kernels);
 * eventkit without delays (the same network; run once, it does not depend on the maximum delay);
@@ -327,10 +328,10 @@ def dcls_estimate(hidden, n_steps, batch, max_delay, probe=None) -> dict:
 
 
 # ------------------------------------------------------------------------------- eventkit side
-def _delay_config(with_delays, max_delay):
+def _delay_config(with_delays, max_delay, mode="round"):
     if not with_delays:
         return None
-    return {"ff": dict(learn=True, max=float(max_delay), init=dict(uniform=[0.0, float(max_delay)]), mode="round")}
+    return {"ff": dict(learn=True, max=float(max_delay), init=dict(uniform=[0.0, float(max_delay)]), mode=mode)}
 
 
 def _layer_rates(net, data, n_steps, hidden):
@@ -342,7 +343,7 @@ def _layer_rates(net, data, n_steps, hidden):
     return (counts[:, :hidden].mean().item() * scale, counts[:, hidden : 2 * hidden].mean().item() * scale)
 
 
-def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_rate, device="cpu"):
+def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_rate, device="cpu", mode="round"):
     """The two-layer EventpropNet with hidden layer 1 firing ``target_rate`` spikes per neuron per
     second (bisection on the mean input weight of the first layer, as eventkit.bench does), then
     layer 2 brought to the same rate by the same bisection on the mean of ff1."""
@@ -359,7 +360,7 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
                 recurrent=False,
                 n_steps=n_steps,
                 init=dict(ff_mean=mean, ff_std=0.01, out_std=0.03),
-                delays=_delay_config(with_delays, max_delay),
+                delays=_delay_config(with_delays, max_delay, mode),
                 generator=torch.Generator().manual_seed(0),
                 backend=device,
             ),
@@ -390,7 +391,7 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
     return net, rate1, rate2, w_in_mean
 
 
-def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, device, queue):
+def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, device, mode, queue):
     """eventkit train steps on the benchmark workload, with or without learnable delays."""
     import torch
     import torch.nn.functional as F
@@ -399,7 +400,7 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
     torch.set_flush_denormal(True)
     data = _workload(n_steps, batch, seed=1)
     net, rate1, rate2, w_in_mean = _calibrated_delay_net(
-        hidden, n_steps, max_delay, with_delays, data, TARGET_RATE, device
+        hidden, n_steps, max_delay, with_delays, data, TARGET_RATE, device, mode
     )
     labels = torch.as_tensor(data.labels).to(device)
     if with_delays:
@@ -535,6 +536,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed train steps per eventkit configuration")
     parser.add_argument("--dcls-repeats", type=int, default=2)
     parser.add_argument("--max-delays", default="64,512", help="comma-separated maximum delays in steps")
+    parser.add_argument(
+        "--mode", choices=("round", "exact"), default="round", help="eventkit's delay mode (DCLS: whole steps)"
+    )
     parser.add_argument("--no-dcls", action="store_true", help="skip the DCLS-Delays comparison")
     parser.add_argument(
         "--dcls-max-step-s",
@@ -592,6 +596,7 @@ def main(argv=None) -> int:
             args.repeats,
             with_delays,
             args.device,
+            args.mode,
             timeout=args.eventkit_timeout_s,
         )
         if result is None:
@@ -611,6 +616,7 @@ def main(argv=None) -> int:
             n_steps=n_steps,
             batch=batch,
             device=args.device,
+            mode=args.mode,
             eventkit=ek,
             eventkit_no_delays=plain,
             delay_cost=ek["train_step"] / plain["train_step"],
@@ -681,8 +687,9 @@ def main(argv=None) -> int:
             print(f"{'':>9}   DCLS skipped: {r['dcls_skipped']}")
     mem = "eventkit: peak GPU memory allocated (torch) growth" if args.device == "cuda" else "peak RSS growth"
     print(
-        f"(device {args.device}; hidden {hidden} x 2, T {n_steps}, batch {batch}; median of {args.repeats} "
-        f"eventkit / {args.dcls_repeats} DCLS train steps; speed-up = DCLS / eventkit s per step; mem = {mem} "
+        f"(device {args.device}; {args.mode} delays; hidden {hidden} x 2, T {n_steps}, batch {batch}; "
+        f"median of {args.repeats} eventkit / {args.dcls_repeats} DCLS train steps; "
+        f"speed-up = DCLS / eventkit s per step; mem = {mem} "
         f"while training; delay cost = eventkit with / without delays; epoch = {shd_batches} "
         f"(SHD, {SHD_TRAIN_SAMPLES} samples) or {ssc_batches} (SSC, {SSC_TRAIN_SAMPLES}) batches; "
         f"eventkit hidden layer 1 at {plain['rate_hz']:.1f} spikes/neuron/s without delays)"

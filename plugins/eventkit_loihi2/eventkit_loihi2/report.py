@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventkit.files import json_default
+from eventkit.files import json_default, write_json, write_text
 from eventkit.report import pct
 
 DEFAULT_ENERGY = dict(pj_per_synop_high=23.6, tops_per_watt_low=15.0, step_time_us=None)
@@ -184,8 +184,8 @@ def build_report(
             delay_histogram=str(Path("plots") / Path(delay_plot).name) if delay_plot else None,
         ),
     )
-    (out_dir / "report.md").write_text(_markdown(fields, chip, ops, timings))
-    (out_dir / "deploy.json").write_text(json.dumps(fields, indent=1, default=json_default))
+    write_text(out_dir / "report.md", _markdown(fields, chip, ops, timings))
+    write_json(out_dir / "deploy.json", fields)
     return json.loads(json.dumps(fields, default=json_default))
 
 

@@ -6,12 +6,13 @@ from it and compare its test-set predictions with the trained network's -> ``dep
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from eventkit.files import write_json
 
 from .conventions import CONVENTIONS, READOUT_NODES
 from .export import HIDDEN_MODELS, OUTPUT_MODELS, write_nir
@@ -80,5 +81,5 @@ class NirTarget:
                 f"{100 * fields['roundtrip_prediction_agreement']:.2f} % of test predictions identical",
                 flush=True,
             )
-        (out / "nir.json").write_text(json.dumps(fields, indent=2) + "\n")
+        write_json(out / "nir.json", fields)
         return fields

@@ -496,8 +496,9 @@ def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str 
         value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("~+") == key), "<value>")
         base = key.rpartition(".")[0]
         fix = closest(str(cause.key), known)
-        fix = f"{base + '.' if base else ''}{fix}={value}" if fix else "correct the spelling"
-        return f"{key}: no such key; known: {', '.join(known)}. Fix: {fix}"
+        new = f"+{key}={value}"  # a key the config does not have yet (e.g. network.delays.ff0)
+        fix = f"{base + '.' if base else ''}{fix}={value} (or, for a new key, {new})" if fix else f"add it: {new}"
+        return f"{key}: no such key; known: {', '.join(known) or '(none)'}. Fix: {fix}"
     return None
 
 

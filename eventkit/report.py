@@ -82,11 +82,54 @@ def plot_raster(net: Any, data: Any, k: int, path: Path) -> None:
     _savefig(fig, path)
 
 
+def delay_table(net: Any) -> list[str]:
+    """Markdown rows describing each delayed connection's delays (ms) as the network holds them."""
+    rows = [
+        "| connection | learned | max | mean | std | min | largest | at 0 | at max |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for conn in net.topology.delayed:
+        d = getattr(net, conn.delay_name).detach().cpu().double().numpy()
+        rows.append(
+            f"| {conn.name} | {'yes' if conn.delay.learn else 'no'} | {conn.delay.max:g} | {d.mean():.2f} | "
+            f"{d.std():.2f} | {d.min():.2f} | {d.max():.2f} | {pct(float(np.mean(d <= 0.0)))} | "
+            f"{pct(float(np.mean(d >= conn.delay.max)))} |"
+        )
+    return rows
+
+
+def plot_delays(net: Any, metrics: list[dict], path: Path) -> None:
+    """Histogram of each delayed connection's delays, and their mean +- std per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    epochs = [m["epoch"] for m in metrics]
+    for conn in net.topology.delayed:
+        d = getattr(net, conn.delay_name).detach().cpu().double().numpy().ravel()
+        axes[0].hist(d, bins=50, range=(0.0, conn.delay.max), histtype="step", label=conn.name)
+        mean = np.array([m.get(f"{conn.delay_name}_mean_ms", np.nan) for m in metrics])
+        std = np.array([m.get(f"{conn.delay_name}_std_ms", np.nan) for m in metrics])
+        (line,) = axes[1].plot(epochs, mean, label=conn.name)
+        axes[1].fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    axes[0].set_title("delays (ms)")
+    axes[0].set_ylabel("synapses")
+    axes[1].set_title("mean +- std per epoch (ms)")
+    axes[1].set_xlabel("epoch")
+    for ax in axes:
+        ax.legend()
+    _savefig(fig, path)
+
+
 def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: Any) -> None:
     """plots/*.png and report.md (a human-readable page linking everything the run produced)."""
     plots = rd.path / "plots"
     plot_curves(rd.metrics, plots / "training_curves.png")
     plot_raster(net, test, 0, plots / "spike_raster.png")
+    if net.topology.delayed:
+        plot_delays(net, rd.metrics, plots / "delays.png")
 
     lines = [
         f"# eventkit run: {cfg.dataset.name}",
@@ -123,9 +166,11 @@ def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: 
         "",
         "![spike raster](plots/spike_raster.png)",
         "",
-        "## Deployment",
-        "",
     ]
+    if net.topology.delayed:
+        lines += ["## Synaptic delays (ms, the reported network)", "", *delay_table(net), ""]
+        lines += ["![delays](plots/delays.png)", ""]
+    lines += ["## Deployment", ""]
     for name, fields in (summary.get("deploy") or {}).items():
         lines.append(f"### {name}")
         lines.append("")

@@ -145,6 +145,17 @@ def evaluate(
     return {"loss": total_loss / n, "accuracy": correct / n, "spikes_per_sample": spikes / n}
 
 
+def delay_stats(net: EventpropNet) -> dict[str, float]:
+    """Mean and standard deviation (ms) of each delayed connection's delays, keyed
+    ``<connection>_delay_mean_ms`` / ``..._std_ms``: a metrics row's view of what delays learn."""
+    stats = {}
+    for conn in net.topology.delayed:
+        d = getattr(net, conn.delay_name).detach().double()
+        stats[f"{conn.delay_name}_mean_ms"] = float(d.mean())
+        stats[f"{conn.delay_name}_std_ms"] = float(d.std(unbiased=False))
+    return stats
+
+
 def _silent_fix(net: EventpropNet, epoch_counts: torch.Tensor, amount: float) -> int:
     """Neurons that never fired during the epoch get ``amount`` added to all their input
     weights (the authors' remedy: a silent neuron gets no gradient, so it would stay silent)."""
@@ -294,6 +305,7 @@ def fit(
             "lr": lr,
             "hidden_rate_hz": float(epoch_counts.sum()) / (seen * max(hidden_total, 1) * seconds),
             "silent_neurons": silent,
+            **delay_stats(net),
         }
         improved = False
         if val is not None:

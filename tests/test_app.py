@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from eventkit.checkpoints import load_checkpoint
-from eventkit.rundir import BEST
+from eventkit.rundir import BEST, LAST
 from eventkit.testing import checkpoint_test_accuracy, run_cli, tiny_run
 
 TINY = tiny_run(epochs=2, hidden=30, n_train=200, n_eval=64, batch_size=32)
@@ -66,6 +66,27 @@ def test_run_directory_contract(tmp_path):
     assert (run / "plots/training_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert "test accuracy" in out.stdout and "run summary" in out.stdout
     assert not list(run.rglob(".*.tmp-*"))
+
+
+def test_a_run_with_delays_reports_what_they_learned(tmp_path):
+    """metrics.jsonl carries each delayed connection's delay mean/std after the epoch (equal to
+    that epoch's checkpoint), report.md a table and plots/delays.png of the reported network's."""
+    run = tmp_path / "run"
+    delays = "network.delays.ff={max: 5.0, learn: true, init: {uniform: [0.0, 5.0]}}"
+    out = eventkit(*TINY, delays, "network.delay_lr=0.5", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = _metrics(run)
+    tensors, _ = load_checkpoint(run / "checkpoints" / LAST)
+    d = tensors["model.ff0_delay"].double()
+    assert rows[-1]["ff0_delay_mean_ms"] == pytest.approx(float(d.mean()), rel=1e-6)
+    assert rows[-1]["ff0_delay_std_ms"] == pytest.approx(float(d.std(unbiased=False)), rel=1e-6)
+    assert rows[0]["ff0_delay_mean_ms"] != rows[1]["ff0_delay_mean_ms"], "the delays must have learned"
+    assert "out_delay_mean_ms" not in rows[0]  # only delayed connections
+    best, _ = load_checkpoint(run / "checkpoints" / BEST)
+    b = best["model.ff0_delay"].double()
+    report = (run / "report.md").read_text()
+    assert f"| ff0 | yes | 5 | {float(b.mean()):.2f} | {float(b.std(unbiased=False)):.2f} |" in report
+    assert (run / "plots/delays.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_summary_reports_the_best_epoch_when_a_later_one_is_worse(tmp_path):
@@ -200,6 +221,8 @@ def _one_error_line(out):
         ("neuron=lifff", ["neuron=lifff: no such option; known:", "lif", "li", "Fix: neuron=lif"]),
         ("network.hiddn=5", ["network.hiddn: no such key; known: hidden, layers", "Fix: network.hidden=5"]),
         ("nuron=lif", ["nuron: no such key", "Fix: neuron=lif"]),
+        ("network.delays.ff0={max: 5}", ["known: ff, rec, out", "for a new key, +network.delays.ff0={max: 5}"]),
+        ("network.delays.zzz=1", ["network.delays.zzz: no such key", "Fix: add it: +network.delays.zzz=1"]),
     ],
 )
 def test_unknown_option_or_key_is_one_line_with_the_known_names(tmp_path, override, needles):

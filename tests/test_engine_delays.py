@@ -145,6 +145,46 @@ def test_whole_step_path_equals_the_sub_step_path(readout, monkeypatch):
         torch.testing.assert_close(grads[name], grads_g[name], rtol=1e-9, atol=1e-12, msg=name)
 
 
+def test_buffers_follow_the_delays_the_network_has_not_its_max():
+    """A max of 1000 ms with delays up to 5.5 ms: the ring and history hold 7 grid times (the
+    longest arrival, 6 steps, + 1), and the run equals the one with max 6 exactly. Catches an
+    off-by-one in the per-call sizing (a late arrival wrapping onto the current slot)."""
+    rng = np.random.default_rng(21)
+    data = random_data(rng, 3, 10, 80, rate=(40, 80))
+    labels = torch.as_tensor(data.labels)
+    runs = []
+    for mx in (1000.0, 6.0):
+        net = make_net(delays={k: Delay(max=mx, init=(0.0, 5.5)) for k in ALL}, seed=3)
+        assert net.ff0_delay.max() > 5.0  # a sub-step part above 5 steps: lands 6 grid times later
+        net.zero_grad()
+        out = net(data)
+        F.cross_entropy(out.readout, labels).backward()
+        runs.append((net._kernel_inputs().n_slots, out.trace.detach(), [p.grad.clone() for p in net.parameters()]))
+    assert runs[0][0] == runs[1][0] == 7
+    torch.testing.assert_close(runs[0][1], runs[1][1], rtol=0, atol=0)
+    for g0, g1 in zip(runs[0][2], runs[1][2]):
+        torch.testing.assert_close(g0, g1, rtol=0, atol=0)
+
+
+def test_a_delay_at_a_max_just_above_whole_steps_arrives_in_time():
+    """max = 2.1 ms at dt = 0.3 ms is 7.000000000000001 steps in floating point: a delay held at
+    that max arrives just after grid time 7, one more than ceil(max / dt) - 1e-9 gives. It must
+    arrive there (as 2.1 - 1e-9 ms does, a hair earlier), not wrap around the ring onto its
+    spike's own step or fail."""
+    data = from_samples([(np.array([5, 9]), np.array([0, 0]))], [0], n_channels=1, n_steps=60, dt=0.3, n_classes=1)
+    traces = []
+    for d in (2.1, 2.1 - 1e-9):
+        net = EventpropNet(
+            1, 1, 3, recurrent=False, dt=0.3, n_steps=60, dtype=torch.float64,
+            delays={"ff": Delay(max=2.1, init=(d, d))}, init=dict(ff_mean=20.0, ff_std=0.0, out_std=0.5),
+            generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        traces.append(net(data).trace.detach())
+    assert 2.1 / 0.3 > 7 and traces[0].abs().max() > 0
+    assert traces[0][0, :12].abs().max() == 0  # nothing before the first arrival (step 5 + 7)
+    torch.testing.assert_close(traces[0], traces[1], rtol=1e-6, atol=1e-9)
+
+
 def test_round_mode_gradient_is_the_exact_formula_at_the_rounded_delays():
     rng = np.random.default_rng(11)
     data = random_data(rng, 3, 10, 80, rate=(40, 80))

@@ -99,7 +99,7 @@ class CpuInputs(NamedTuple):
     d_frac: np.ndarray  # sub-step part f in [0, 1)
     d_bm: np.ndarray  # beta^(-f) of the target population (input rows: beta^r of the arrival)
     d_am: np.ndarray  # alpha^(-f) (input rows: alpha^r)
-    n_slots: int  # 0: no block is delayed in this call
+    n_slots: int  # grid times the ring and history hold this call (longest delay + 1); 0: no delays
 
 
 class CpuBackend:
@@ -128,11 +128,15 @@ class CpuBackend:
         np.cumsum([len(o) for o in outgoing], out=out_start[1:])
         out_blk = np.array([k for o in outgoing for k in o], dtype=np.int64)
         in_blk = np.array([k for k, c in enumerate(conns) if c.pre.is_input], dtype=np.int64)
-        n_slots = max((c.delay.steps(dt) + 1 for c in topology.delayed), default=0)
+        # the longest arrival, steps(dt) grid times after its spike's step, and one more: a delay
+        # held at its max in float32 may exceed it by a rounding error (1.1 ms is 11.0000002 steps
+        # of 0.1 ms), i.e. arrive just after that grid time. Each call uses what its delays need.
+        max_steps = max((c.delay.steps(dt) for c in topology.delayed), default=-2)
+        n_slots = max_steps + 2
         state_bytes = 4 * n_slots * int(pop_off[-1]) * 8  # ring (i, v) + adjoint history (i, v)
         if state_bytes > MAX_DELAY_BUFFER_BYTES:
             raise ValueError(
-                f"network.delays: a max delay of {n_slots - 1} steps needs "
+                f"network.delays: a max delay of {max_steps} steps needs "
                 f"{state_bytes / 2**30:.1f} GiB of delay buffers per worker thread (limit "
                 f"{MAX_DELAY_BUFFER_BYTES / 2**30:.0f} GiB). Fix: lower network.delays.<kind>.max "
                 "or raise dataset.dt"
@@ -168,6 +172,7 @@ class CpuBackend:
             coef[pop, K.THETA] = theta
         blk = plan.blk.copy()
         any_delay = False
+        n_slots = 1  # grid times the buffers hold this call: the longest delay now, not the max
         d_steps = d_frac = d_bm = d_am = None
         for k, conn in enumerate(conns):
             if conn.delay is None:
@@ -186,6 +191,7 @@ class CpuBackend:
                 steps = np.rint(steps)
             whole = np.floor(steps)
             frac = steps - whole
+            n_slots = max(n_slots, int((whole + (frac > 0)).max()) + 1)  # arrivals land <= ceil(d) later
             hs, hm = plan.coef[conn.post.index, K.HS], plan.coef[conn.post.index, K.HM]
             sl = slice(plan.w_off[k], plan.w_off[k] + steps.size)
             d_frac[sl] = frac
@@ -205,7 +211,9 @@ class CpuBackend:
         if not any_delay:
             d_steps = np.zeros(1, dtype=np.int32)
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
-        return CpuInputs(w, coef.astype(dtype), blk, d_steps, d_frac, d_bm, d_am, plan.n_slots if any_delay else 0)
+        if any_delay and n_slots > plan.n_slots:  # delays above their max are refused before this
+            raise AssertionError(f"delays need {n_slots} buffer slots, the plan holds {plan.n_slots}")
+        return CpuInputs(w, coef.astype(dtype), blk, d_steps, d_frac, d_bm, d_am, n_slots if any_delay else 0)
 
     def forward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData) -> dict:
         dtype = inputs.w.dtype

@@ -88,8 +88,9 @@ def delay_table(net: Any) -> list[str]:
         "| connection | learned | max | mean | std | min | largest | at 0 | at max |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    delays = net.delays_ms()
     for conn in net.topology.delayed:
-        d = getattr(net, conn.delay_name).detach().cpu().double().numpy()
+        d = delays[conn.name]
         rows.append(
             f"| {conn.name} | {'yes' if conn.delay.learn else 'no'} | {conn.delay.max:g} | {d.mean():.2f} | "
             f"{d.std():.2f} | {d.min():.2f} | {d.max():.2f} | {pct(float(np.mean(d <= 0.0)))} | "
@@ -107,8 +108,9 @@ def plot_delays(net: Any, metrics: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     epochs = [m["epoch"] for m in metrics]
+    delays = net.delays_ms()
     for conn in net.topology.delayed:
-        d = getattr(net, conn.delay_name).detach().cpu().double().numpy().ravel()
+        d = delays[conn.name].ravel()
         axes[0].hist(d, bins=50, range=(0.0, conn.delay.max), histtype="step", label=conn.name)
         mean = np.array([m.get(f"{conn.delay_name}_mean_ms", np.nan) for m in metrics])
         std = np.array([m.get(f"{conn.delay_name}_std_ms", np.nan) for m in metrics])

@@ -148,11 +148,10 @@ def evaluate(
 def delay_stats(net: EventpropNet) -> dict[str, float]:
     """Mean and standard deviation (ms) of each delayed connection's delays, keyed
     ``<connection>_delay_mean_ms`` / ``..._std_ms``: a metrics row's view of what delays learn."""
-    stats = {}
+    stats, delays = {}, net.delays_ms()
     for conn in net.topology.delayed:
-        d = getattr(net, conn.delay_name).detach().double()
-        stats[f"{conn.delay_name}_mean_ms"] = float(d.mean())
-        stats[f"{conn.delay_name}_std_ms"] = float(d.std(unbiased=False))
+        stats[f"{conn.delay_name}_mean_ms"] = float(delays[conn.name].mean())
+        stats[f"{conn.delay_name}_std_ms"] = float(delays[conn.name].std())
     return stats
 
 

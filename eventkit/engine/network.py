@@ -199,6 +199,13 @@ class EventpropNet(nn.Module):
         """The learnable delay parameters (ms)."""
         return [getattr(self, c.delay_name) for c in self.topology.delayed if c.delay.learn]
 
+    def delays_ms(self) -> dict[str, np.ndarray]:
+        """Each delayed connection's delays (ms, float64, shape (n_post, n_pre)) by connection
+        name, as the parameters hold them."""
+        return {
+            c.name: getattr(self, c.delay_name).detach().cpu().numpy().astype(np.float64) for c in self.topology.delayed
+        }
+
     def param_groups(self, delay_lr: float | None = None) -> list[dict]:
         """torch.optim parameter groups: the weights, and the learnable delays with their own
         learning rate (ms per update; marked ``fixed_lr`` so that lr schedules leave it alone)."""
@@ -278,9 +285,7 @@ class EventpropNet(nn.Module):
         """(weights, delays in ms, threshold overrides) the kernels simulate with: the parameters,
         or what :attr:`Simulation.fake_quantization` makes of them."""
         weights = {c.name: getattr(self, c.name).detach().cpu().numpy() for c in self.topology.connections}
-        delays = {
-            c.name: getattr(self, c.delay_name).detach().cpu().numpy().astype(np.float64) for c in self.topology.delayed
-        }
+        delays = self.delays_ms()
         for name, d in delays.items():
             conn = self.topology.connection(name)
             if not np.isfinite(d).all() or d.min() < 0 or d.max() > conn.delay.max * (1 + 1e-6):

@@ -39,7 +39,7 @@ class CpuPlan:
     out_blk: np.ndarray
     in_blk: np.ndarray
     n_w: int
-    n_slots: int  # grid times the delay ring and adjoint history hold (0: no delays)
+    n_slots: int  # the most grid times the delay ring and history may need (0: no delays)
     capacity: int  # spike records per sample (grows on overflow up to max_spikes)
     max_spikes: int
     n_groups: int
@@ -131,12 +131,11 @@ class CpuBackend:
         # the longest arrival, steps(dt) grid times after its spike's step, and one more: a delay
         # held at its max in float32 may exceed it by a rounding error (1.1 ms is 11.0000002 steps
         # of 0.1 ms), i.e. arrive just after that grid time. Each call uses what its delays need.
-        max_steps = max((c.delay.steps(dt) for c in topology.delayed), default=-2)
-        n_slots = max_steps + 2
+        n_slots = max((c.delay.steps(dt) + 2 for c in topology.delayed), default=0)
         state_bytes = 4 * n_slots * int(pop_off[-1]) * 8  # ring (i, v) + adjoint history (i, v)
         if state_bytes > MAX_DELAY_BUFFER_BYTES:
             raise ValueError(
-                f"network.delays: a max delay of {max_steps} steps needs "
+                f"network.delays: a max delay of {n_slots - 2} steps needs "
                 f"{state_bytes / 2**30:.1f} GiB of delay buffers per worker thread (limit "
                 f"{MAX_DELAY_BUFFER_BYTES / 2**30:.0f} GiB). Fix: lower network.delays.<kind>.max "
                 "or raise dataset.dt"

@@ -316,6 +316,23 @@ def finite_difference_gradients(make_loss, params: dict, eps, check_order=True):
     return grads
 
 
+def delayed_params(seed=6, recurrent=True):
+    """The tests' network: 4 inputs, 5 hidden, 2 outputs, delays ~ U(0, 6) ms. Seed 6, on the
+    tests' input: 15 hidden spikes (2-4 per neuron), no two of the 195 events closer than 3.7 us."""
+    rng = np.random.default_rng(seed)
+    p = dict(
+        w_ff=rng.normal(1.0, 0.4, (5, 4)),
+        w_rec=rng.normal(0.0, 0.3, (5, 5)),
+        w_out=rng.normal(0.0, 1.0, (2, 5)),
+        d_ff=rng.uniform(0, 6, (5, 4)),
+        d_rec=rng.uniform(0, 6, (5, 5)),
+        d_out=rng.uniform(0, 6, (2, 5)),
+    )
+    if not recurrent:
+        p["w_rec"] = p["d_rec"] = None
+    return p
+
+
 def min_event_gap(events):
     """Smallest time between consecutive events (how far the run is from a tie)."""
     times = np.array([e.time for e in events])

@@ -9,6 +9,7 @@ from continuous_reference_delays import (
     DelayedContinuousNet,
     adjoint_gradients,
     cross_entropy,
+    delayed_params,
     finite_difference_gradients,
     min_event_gap,
 )
@@ -24,23 +25,6 @@ EPS = 1e-6
 def engine_test_weights():
     rng = np.random.default_rng(4)
     return dict(ff0=rng.normal(1.0, 0.4, (5, 4)), rec0=rng.normal(0.0, 0.3, (5, 5)), out=rng.normal(0.0, 1.0, (2, 5)))
-
-
-def delayed_params(seed=6, recurrent=True):
-    """4 inputs, 5 hidden, 2 outputs, delays ~ U(0, 6) ms. Seed 6: 15 hidden spikes (2-4 per
-    neuron), no two of the 195 events closer than 3.7 us."""
-    rng = np.random.default_rng(seed)
-    p = dict(
-        w_ff=rng.normal(1.0, 0.4, (5, 4)),
-        w_rec=rng.normal(0.0, 0.3, (5, 5)),
-        w_out=rng.normal(0.0, 1.0, (2, 5)),
-        d_ff=rng.uniform(0, 6, (5, 4)),
-        d_rec=rng.uniform(0, 6, (5, 5)),
-        d_out=rng.uniform(0, 6, (2, 5)),
-    )
-    if not recurrent:
-        p["w_rec"] = p["d_rec"] = None
-    return p
 
 
 def make_loss(p):

@@ -82,18 +82,10 @@ def test_gradient_error_shrinks_as_dt_goes_to_zero():
 def test_delay_gradients_converge_to_continuous_time_as_dt_goes_to_zero():
     """Exact-mode delays: the engine's weight AND delay gradients (ff, rec and out connections)
     approach the continuous-time adjoint of tests/continuous_reference_delays.py."""
-    from continuous_reference_delays import DelayedContinuousNet, adjoint_gradients, cross_entropy
+    from continuous_reference_delays import DelayedContinuousNet, adjoint_gradients, cross_entropy, delayed_params
     from eventkit.engine import Delay
 
-    rng = np.random.default_rng(6)  # the reference's own test network: 15 hidden spikes, no ties
-    p = dict(
-        w_ff=rng.normal(1.0, 0.4, (5, 4)),
-        w_rec=rng.normal(0.0, 0.3, (5, 5)),
-        w_out=rng.normal(0.0, 1.0, (2, 5)),
-        d_ff=rng.uniform(0, 6, (5, 4)),
-        d_rec=rng.uniform(0, 6, (5, 5)),
-        d_out=rng.uniform(0, 6, (2, 5)),
-    )
+    p = delayed_params()  # the reference's own test network: 15 hidden spikes, no ties
     ref_net = DelayedContinuousNet(**p, duration=DURATION)
     mean_v, spikes, _ = ref_net.run(TIMES, CHANNELS)
     _, dl = cross_entropy(mean_v, LABEL)

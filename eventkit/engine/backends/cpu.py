@@ -190,15 +190,16 @@ class CpuBackend:
                 steps = np.rint(steps)
             whole = np.floor(steps)
             frac = steps - whole
-            n_slots = max(n_slots, int((whole + (frac > 0)).max()) + 1)  # arrivals land <= ceil(d) later
+            sub_step = frac > 0
+            n_slots = max(n_slots, int((whole + sub_step).max()) + 1)  # arrivals land <= ceil(d) later
             hs, hm = plan.coef[conn.post.index, K.HS], plan.coef[conn.post.index, K.HM]
             sl = slice(plan.w_off[k], plan.w_off[k] + steps.size)
             d_frac[sl] = frac
-            blk[k, K.SUBSTEP] = int(np.any(frac > 0))
+            blk[k, K.SUBSTEP] = int(sub_step.any())
             if conn.pre.is_input:
                 # an input spike of step s acts at s + delay: grid time s + D (+1 with a
                 # sub-step part), with the remaining decay over r = 1 - f (0 without one)
-                late = frac > 0
+                late = sub_step
                 d_steps[sl] = whole.astype(np.int32) + late
                 r = np.where(late, 1.0 - frac, 0.0)
                 d_bm[sl] = np.exp(-r * hs)

@@ -45,6 +45,36 @@ from eventkit.engine import (
 THREADS = 4  # block size: smaller than every hidden population
 
 
+def lock_simulator_shared_arrays() -> None:
+    """numba-cuda's simulator makes a block's ``cuda.shared.array`` on first use, keyed by the
+    calling line, with an unlocked look-up-then-insert (``FakeCUDAShared.array``). When the
+    interpreter switches threads between the two (likely with the short switch interval above),
+    two CUDA threads each get an array of their own, and a block scan then reads another thread's
+    uninitialised memory (a garbage spike-record index, seen in about half of all runs). This
+    makes the look-up and insert one locked step; the rest is the simulator's own code."""
+    import threading
+    import traceback
+
+    from numba.cuda.simulator import kernelapi
+
+    lock = threading.Lock()
+    original = kernelapi.FakeCUDAShared.array
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or shape == 0:  # no per-line allocation on these paths
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, kernelapi.types.Type):
+            dtype = kernelapi.numpy_support.as_dtype(dtype)
+        caller = traceback.extract_stack(sys._getframe())[-2][0:2]  # the kernel line, as the original
+        with lock:
+            res = self._allocations.get(caller)
+            if res is None:
+                res = self._allocations[caller] = np.empty(shape, dtype)
+            return res
+
+    kernelapi.FakeCUDAShared.array = array
+
+
 class GridLIF(LIF):
     """LIF whose spikes act at the end of their step (``Coefficients.grid``), as a chip's do."""
 
@@ -196,6 +226,8 @@ def main(path: str) -> None:
     from numba.cuda.core import config
 
     assert ON_DEVICE or config.ENABLE_CUDASIM, "the CUDA simulator must be on"
+    if not ON_DEVICE:
+        lock_simulator_shared_arrays()
     rng = np.random.default_rng(20240615)
     results = {}
     for name, spec in CASES.items():

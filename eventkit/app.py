@@ -6,7 +6,6 @@ names a particular dataset, neuron model or target.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import time
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from eventkit import distributed
+from eventkit import distributed, runlog
 from eventkit.checkpoints import load_checkpoint, model_state
 from eventkit.config import (
     CONFIG_NAME,
@@ -27,6 +26,7 @@ from eventkit.config import (
     conf_dir,
     install_search_path_plugin,
     normalize_overrides,
+    resolve,
     validate,
 )
 from eventkit.data import DatasetSplits
@@ -36,17 +36,26 @@ from eventkit.report import pct, write_plots_and_report
 from eventkit.resume import resumed_config
 from eventkit.engine.backends import resolve_device
 from eventkit.networks import NetworkConfig, build_network
-from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error
+from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error, mark_continued
 from eventkit.schema import from_config, plain
-from eventkit.train import NonFiniteLoss, TrainerConfig, evaluate, fit, split_validation
+from eventkit.train import (
+    SMOKE_BATCHES,
+    SMOKE_EPOCHS,
+    SMOKE_EVAL,
+    NonFiniteLoss,
+    TrainerConfig,
+    evaluate,
+    fit,
+    split_validation,
+)
 
 TRACEBACK_ENV = "EVENTKIT_TRACEBACK"
+#: the one hint every one-line error ends with
+TRACEBACK_HINT = f"(set {TRACEBACK_ENV}=1 for the traceback)"
 #: failures caused by the input (config, data, divergence): reported as one line, no traceback
 USER_ERRORS = (ValueError, NonFiniteLoss, FileNotFoundError, KeyboardInterrupt)
 #: exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
 INTERRUPTED_EXIT = 130
-#: eventkit's lines in the job log (<run dir>/eventkit.log) as well as on the terminal
-LOG = logging.getLogger("eventkit")
 #: exit status of a sweep in which some jobs failed (each one is recorded in its run directory)
 SWEEP_FAILED_EXIT = 3
 
@@ -117,6 +126,14 @@ def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> d
     # trainer.resume: DIR's recorded config; a typed change is refused before anything is written
     cfg = resumed_config(cfg, explicit)
     rd = RunDir(Path(run_dir)) if main else distributed.MemoryRunDir(Path(run_dir))
+    resume = _requested_resume(cfg)
+    if (
+        main
+        and resume
+        and Path(str(resume)).resolve() != rd.path.resolve()
+        and (Path(str(resume)) / "checkpoints").is_dir()
+    ):
+        mark_continued(Path(str(resume)), rd.path)
     try:
         return _pipeline(cfg, rd, explicit, t_start)
     except BaseException as exc:
@@ -151,7 +168,9 @@ def _interrupted_message(rd: RunDir) -> str:
     where = f"at epoch {done + 1}" if stage == "train" else f"during {stage or 'setup'}"
     if stage in ("data", "build", None) or not last.is_file():
         return f"interrupted {where}; no epoch had completed, so there is no checkpoint to resume from"
-    return f"interrupted {where}; the last checkpoint is {last}; resume with trainer.resume={rd.path}"
+    return (
+        f"interrupted {where}; the last checkpoint is {last}; resume with: python -m eventkit trainer.resume={rd.path}"
+    )
 
 
 def _requested_resume(cfg: DictConfig) -> Any:
@@ -174,10 +193,9 @@ def one_line(exc: BaseException) -> str:
 
 def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: float) -> dict:
     registry = get_registry()
-    cfg = validate(cfg, registry)
-    target = registry.build("target", plain(cfg.target))
-    notices = _adapt_for_target(target, cfg, explicit, registry)
-    cfg = validate(cfg, registry) if notices else cfg
+    cfg, target, notices = adapted_config(cfg, explicit, registry)
+    for notice in notices:
+        _print(f"eventkit: NOTICE {notice}")
     dp = distributed.setup(cfg)  # None unless trainer.distributed
     seed = int(cfg.seed)
     rd.write_config(OmegaConf.to_yaml(cfg))
@@ -200,6 +218,10 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
                 train, val = split_validation(train, trainer.val_fraction, seed)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        test = splits.test
+        if trainer.smoke:
+            train, val, test = _smoke_data(train, val, test, trainer, seed)
+            splits = DatasetSplits(train=train, val=val, test=test)
     with rd.stage("build"):
         backend = resolve_device(trainer.device)
         net = build_network(
@@ -322,23 +344,13 @@ def one_screen_summary(summary: dict, run_dir: Path) -> str:
 
 
 def _print(text: str) -> None:
+    """A line on stdout (a run's log, eventkit.log, copies it: :mod:`eventkit.runlog`)."""
     print(text, flush=True)
-    LOG.info(text)
 
 
 def _say_error(text: str) -> None:
-    """One line on stderr, and the same line in the job log."""
+    """One line on stderr (and in the run's log)."""
     print(text, file=sys.stderr, flush=True)
-    LOG.error(text)
-
-
-def _log_to_job_file() -> None:
-    """Send eventkit's lines to the job log Hydra set up (``<run dir>/eventkit.log``) and only
-    there: they are printed to stdout/stderr already."""
-    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
-    LOG.handlers = files or [logging.NullHandler()]
-    LOG.propagate = False
-    LOG.setLevel(logging.INFO)
 
 
 # ------------------------------------------------------------------------------------- CLI
@@ -353,19 +365,66 @@ def _want_traceback() -> bool:
         return False
 
 
-def _adapt_for_target(target, cfg: DictConfig, explicit: Sequence[str], registry) -> list[str]:
-    """Let the target change what it cannot run (its optional ``adapt``), loudly."""
-    adapt = getattr(target, "adapt", None)
-    if adapt is None:
-        return []
+def adapted_config(cfg: DictConfig, explicit: Sequence[str], registry: Registry) -> tuple[DictConfig, Any, list[str]]:
+    """The config that runs: ``cfg`` validated, then changed by its target where the target cannot
+    run a value (its optional ``adapt``), and validated again. Returns (config, target, notices).
+    A config with problems raises one :class:`ConfigError` holding every problem that validation
+    and the target found, so that all of them are fixed in one go."""
+    problems: list[str] = []
     try:
-        with open_dict(cfg):
-            notices = list(adapt(cfg, list(explicit)) or [])
+        checked = validate(cfg, registry)
+    except ConfigError as exc:
+        problems += exc.problems
+        try:  # the target still looks at the config, so its problems are reported too
+            checked = resolve(cfg)
+        except ConfigError:
+            raise exc from None
+    try:
+        target = registry.build("target", plain(checked.target))
     except ValueError as exc:
-        raise ConfigError(f"target {target.name!r}: {exc}") from None
-    for notice in notices:
-        _print(f"eventkit: NOTICE target {target.name}: {notice}")
-    return notices
+        raise ConfigError(*problems, str(exc)) from None
+    adapt = getattr(target, "adapt", None)
+    notices: list[str] = []
+    if adapt is not None:
+        try:
+            with open_dict(checked):
+                notices = list(adapt(checked, list(explicit)) or [])
+        except ValueError as exc:
+            found = exc.problems if isinstance(exc, ConfigError) else (str(exc),)
+            problems += [f"target {target.name!r}: {p}" for p in found]
+    if problems:
+        raise ConfigError(*problems)
+    notices = [f"target {target.name}: {n}" for n in notices] + _smoke(checked)
+    return (validate(checked, registry) if notices else checked), target, notices
+
+
+def _smoke(cfg: DictConfig) -> list[str]:
+    """``trainer.smoke=true``: cut any recipe to a seconds-long end-to-end check (see
+    :data:`eventkit.train.SMOKE_EPOCHS`); the recorded config holds what ran. Returns notices."""
+    if cfg.trainer.get("smoke") is not True:
+        return []
+    with open_dict(cfg):
+        epochs = min(int(cfg.trainer.epochs), SMOKE_EPOCHS)
+        cfg.trainer.epochs, cfg.trainer.patience = epochs, None
+        scheduler = cfg.scheduler.name
+        cfg.scheduler = {"name": "constant"}
+    return [
+        f"trainer.smoke: {epochs} epochs of at most {SMOKE_BATCHES} batches, validation and test on at most "
+        f"{SMOKE_EVAL} samples, lr {cfg.optimizer.get('lr')} constant (scheduler {scheduler} not used), "
+        "no early stop: a check that the recipe runs, not a result"
+    ]
+
+
+def _smoke_data(train, val, test, trainer: TrainerConfig, seed: int):
+    """The smoke run's samples: seeded random subsets of each split."""
+    rng = np.random.default_rng([seed, 7919])
+
+    def cut(data, n):
+        if data is None or len(data) <= n:
+            return data
+        return data.subset(np.sort(rng.choice(len(data), size=n, replace=False)))
+
+    return cut(train, SMOKE_BATCHES * trainer.batch_size), cut(val, SMOKE_EVAL), cut(test, SMOKE_EVAL)
 
 
 def _task(cfg: DictConfig) -> float | None:
@@ -375,10 +434,25 @@ def _task(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
-    _log_to_job_file()
+    # the run's log holds what rank 0 prints (the other processes of a launch print nothing on stdout)
+    log = runlog.capture(Path(run_dir)) if distributed.is_main_process() else contextlib.nullcontext()
     try:
-        with distributed.quiet_unless_main():  # the other processes of a launch print nothing on stdout
-            summary = run(cfg, run_dir, explicit=list(hydra_cfg.overrides.task))
+        with distributed.quiet_unless_main(), log:
+            summary = _run_or_stop(cfg, run_dir, list(hydra_cfg.overrides.task), sweeping)
+        if summary is None:
+            return None
+    finally:
+        distributed.shutdown()
+    # the value an optimising sweeper (Optuna) maximises
+    objective = summary["best_val_accuracy"]
+    return float(objective if objective is not None else summary["test_accuracy"])
+
+
+def _run_or_stop(cfg: DictConfig, run_dir: str, explicit: list[str], sweeping: bool) -> dict | None:
+    """:func:`run`, with its failure said in one line (inside the run's log): a single run exits,
+    a sweep's job returns None and the sweep goes on."""
+    try:
+        return run(cfg, run_dir, explicit=explicit)
     except KeyboardInterrupt as exc:  # Ctrl-C ends a run and a sweep alike
         _say_error(f"eventkit: {exc}" if str(exc) else "eventkit: interrupted")
         sys.exit(INTERRUPTED_EXIT)
@@ -386,13 +460,10 @@ def _task(cfg: DictConfig) -> float | None:
         if not sweeping:
             _stop_single_run(exc)
         # one job's failure is recorded in its run directory; the sweep goes on with the others
-        _report_failed_job(exc, hydra_cfg.job.num)
+        from hydra.core.hydra_config import HydraConfig
+
+        _report_failed_job(exc, HydraConfig.get().job.num)
         return None
-    finally:
-        distributed.shutdown()
-    # the value an optimising sweeper (Optuna) maximises
-    objective = summary["best_val_accuracy"]
-    return float(objective if objective is not None else summary["test_accuracy"])
 
 
 def _stop_single_run(exc: Exception) -> None:
@@ -402,7 +473,7 @@ def _stop_single_run(exc: Exception) -> None:
     if isinstance(exc, ConfigError) and not distributed.is_main_process():
         sys.exit(2)  # the same config error as rank 0's, which says it
     _say_error(f"eventkit: error: {exc}")
-    print(f"(set {TRACEBACK_ENV}=1 or hydra.verbose=true for the traceback)", file=sys.stderr, flush=True)
+    print(TRACEBACK_HINT, file=sys.stderr, flush=True)
     sys.exit(2)
 
 
@@ -441,15 +512,98 @@ def main(argv: list[str] | None = None) -> int:
     from eventkit import sweep
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    sys.argv = [sys.argv[0], *normalize_overrides(_absolute_config_path(argv))]
+    argv = normalize_overrides(_absolute_config_path(argv))
+    argv += _resume_in_place(argv)
+    if not any(a.startswith("hydra.job.name=") for a in argv):
+        # the job's name (and so its log's, eventkit.log) however the config was chosen: a re-run
+        # from a run's config_resolved.yaml has no hydra section that would set it
+        argv.append("hydra.job.name=eventkit")
+    sys.argv = [sys.argv[0], *argv]
     if "--plugins" in sys.argv[1:]:
         print(get_registry().listing())
         return 0
     install_search_path_plugin()
     sweep.LAST_FAILED.clear()
+    task = _task
+    if _shows_job_config(sys.argv[1:]):
+        sys.argv, task = [sys.argv[0], *_show_config_overrides(sys.argv[1:])], _show_config
     with _composition_errors_in_one_line(sys.argv[1:]):
-        hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=HYDRA_VERSION_BASE)(_task)()
+        hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=HYDRA_VERSION_BASE)(task)()
     return SWEEP_FAILED_EXIT if sweep.LAST_FAILED else 0
+
+
+def _resume_in_place(argv: Sequence[str]) -> list[str]:
+    """``trainer.resume=DIR`` continues in DIR itself (its metrics, checkpoints and log go on
+    there; manifest.json keeps the earlier attempts), unless ``hydra.run.dir`` says otherwise, in
+    a sweep, or when DIR holds no checkpoint (validation then says what is wrong, and no directory
+    is made for it). Hydra's record of this command goes to ``DIR/.hydra/resumed-<time>``,
+    beside the original one."""
+    if any(a in ("-m", "--multirun") or a.startswith(("hydra.run.dir=", "hydra.output_subdir=")) for a in argv):
+        return []
+    typed = [a.split("=", 1)[1] for a in argv if a.startswith("trainer.resume=")]
+    if not typed or not (Path(typed[-1]) / "checkpoints" / LAST).is_file():
+        return []
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    return [f"hydra.run.dir={typed[-1]}", f"hydra.output_subdir=${{eventkit.on_rank_zero:.hydra/resumed-{stamp}}}"]
+
+
+# ------------------------------------------------------------ --cfg job: the config that runs
+def _shows_job_config(argv: Sequence[str]) -> bool:
+    """``--cfg job`` (``-c job``) of a single run: eventkit prints the config as it will run (after
+    its target adapted it), not Hydra's composed config. Other ``--cfg`` forms stay Hydra's."""
+    if any(a in ("-m", "--multirun", "-p", "--package") or a.startswith("--package=") for a in argv):
+        return False
+    return any(a in ("--cfg", "-c") and argv[i + 1 : i + 2] == ["job"] for i, a in enumerate(argv)) or any(
+        a in ("--cfg=job", "-c=job") for a in argv
+    )
+
+
+def _show_config_overrides(argv: Sequence[str]) -> list[str]:
+    """The command line without ``--cfg job`` (and ``--resolve``: the config that runs is resolved),
+    run as a job that writes nothing: no run directory record, no job log."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a in ("--cfg", "-c") and argv[i + 1 : i + 2] == ["job"]:
+            skip = True
+            continue
+        if a in ("--cfg=job", "-c=job", "--resolve"):
+            continue
+        out.append(a)
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="eventkit-cfg-")
+    return [
+        *out,
+        f"hydra.run.dir={scratch}",
+        "hydra.output_subdir=null",
+        "hydra/job_logging=disabled",
+        "hydra/hydra_logging=disabled",
+    ]
+
+
+def _show_config(cfg: DictConfig) -> None:
+    """Print the config that will run: validated and adapted by its target, whose changes are
+    listed first as YAML comments."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    typed = [o for o in hydra_cfg.overrides.task]
+    try:
+        ran, target, notices = adapted_config(cfg, typed, get_registry())
+    except ConfigError as exc:
+        _stop_single_run(exc)
+    finally:
+        shutil.rmtree(hydra_cfg.runtime.output_dir, ignore_errors=True)
+    if notices:
+        print(f"# target {target.name} adapts the composed config before it runs; this is the config that runs:")
+        for notice in notices:
+            print(f"#   {notice}")
+    print(OmegaConf.to_yaml(ran), end="", flush=True)
 
 
 #: Hydra launchers/sweepers that the ``sweeps`` extra installs (hydra/<kind>/<option>)
@@ -496,7 +650,17 @@ def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str 
         value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("~+") == key), "<value>")
         base = key.rpartition(".")[0]
         fix = closest(str(cause.key), known)
-        new = f"+{key}={value}"  # a key the config does not have yet (e.g. network.delays.ff0)
+        if base == "network.delays":  # kinds are keys already; a connection's own name is added with +
+            import re
+
+            if re.fullmatch(r"(ff|rec)\d+", str(cause.key)):
+                return f"{key}: a connection's own delays are a new key. Fix: +{key}={value}"
+            return None if f"+{key}={value}" in overrides else (f"{key}: not in the config yet. Fix: +{key}={value}")
+            return (
+                f"{key}: no such connection kind; network.delays takes the kinds {', '.join(known)} or a "
+                f"connection's name (ff0, ff1, ..., rec0, ..., added with +). Fix: network.delays.{fix or 'ff'}={value}"
+            )
+        new = f"+{key}={value}"  # a key the config does not have yet
         fix = f"{base + '.' if base else ''}{fix}={value} (or, for a new key, {new})" if fix else f"add it: {new}"
         return f"{key}: no such key; known: {', '.join(known) or '(none)'}. Fix: {fix}"
     return None
@@ -520,7 +684,7 @@ def _composition_errors_in_one_line(overrides: Sequence[str]):
                 if text is None:
                     raise
                 print(f"eventkit: error: {text}", file=sys.stderr, flush=True)  # no job log yet
-                print(f"(set {TRACEBACK_ENV}=1 or HYDRA_FULL_ERROR=1 for the traceback)", file=sys.stderr, flush=True)
+                print(TRACEBACK_HINT, file=sys.stderr, flush=True)
                 sys.exit(2)
 
         return original(call)

@@ -78,11 +78,30 @@ def install_hint(group: str, name: str) -> str | None:
     a component of a built-in plugin; None otherwise."""
     for dist, groups in BUILTIN_PLUGINS.items():
         if name in groups.get(group, ()):
+            off = _disabled_entry_points(dist)
+            if off:
+                rest = sorted(_disabled() - set(off))
+                fix = f"{DISABLE_ENV}={','.join(rest)}" if rest else f"unset {DISABLE_ENV}"
+                return (
+                    f"{group} {name!r} comes with the {dist} plugin, which is disabled by "
+                    f"{DISABLE_ENV}={os.environ.get(DISABLE_ENV, '')}. Fix: {fix}"
+                )
             return (
                 f"{group} {name!r} comes with the {dist} plugin, which is not installed. "
                 f"Fix: pip install -e plugins/{dist.replace('-', '_')} (in the eventkit checkout)"
             )
     return None
+
+
+def _disabled_entry_points(dist: str) -> list[str]:
+    """The names of ``dist``'s eventkit entry points that EVENTKIT_DISABLE_PLUGINS switches off
+    (empty when it is not installed or nothing of it is disabled)."""
+    try:
+        eps = metadata.distribution(dist).entry_points
+    except metadata.PackageNotFoundError:
+        return []
+    disabled = _disabled()
+    return [ep.name for ep in eps if ep.group == ENTRY_POINT_GROUP and ep.name in disabled]
 
 
 class RegistryError(ValueError):

@@ -26,31 +26,45 @@ def _savefig(fig, path: Path) -> None:
 
 def plot_curves(metrics: list[dict], path: Path) -> None:
     """Loss, accuracy and learning rate per epoch."""
+    _savefig(curves_figure(metrics), path)
+
+
+def curves_figure(metrics: list[dict]):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter
 
     epochs = [m["epoch"] for m in metrics]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    # constrained layout leaves room for every tick label (a log axis's labels are wide)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
     for key, style in (("train_loss", "-"), ("val_loss", "--")):
         if any(key in m for m in metrics):
             axes[0].plot(epochs, [m.get(key, np.nan) for m in metrics], style, label=key)
     for key, style in (("train_accuracy", "-"), ("val_accuracy", "--")):
         if any(key in m for m in metrics):
             axes[1].plot(epochs, [m.get(key, np.nan) for m in metrics], style, label=key)
-    axes[2].plot(epochs, [m["lr"] for m in metrics])
-    axes[2].set_yscale("log")
+    lr = [m["lr"] for m in metrics]
+    axes[2].plot(epochs, lr)
+    if all(x > 0 for x in lr):
+        axes[2].set_yscale("log")
+        axes[2].yaxis.set_major_locator(LogLocator(base=10, numticks=6))
+        axes[2].yaxis.set_minor_formatter(NullFormatter())  # minor labels crowd a narrow log range
     for ax, title in zip(axes, ("loss", "accuracy", "learning rate")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    _savefig(fig, path)
+    return fig
 
 
 def plot_raster(net: Any, data: Any, k: int, path: Path) -> None:
     """Input spikes, hidden spikes and output voltages of test sample ``k``."""
+    _savefig(raster_figure(net, data, k), path)
+
+
+def raster_figure(net: Any, data: Any, k: int):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,13 +73,17 @@ def plot_raster(net: Any, data: Any, k: int, path: Path) -> None:
     one = data.subset([k])
     record = net.record(one)
     n_hidden = len(record.hidden)
-    fig, axes = plt.subplots(2 + n_hidden, 1, figsize=(9, 2.2 * (2 + n_hidden)), sharex=True)
+    fig, axes = plt.subplots(2 + n_hidden, 1, figsize=(9, 2.2 * (2 + n_hidden)), sharex=True, layout="constrained")
     steps, channels = one.sample(0)
     axes[0].scatter(steps * one.dt, channels, s=2, c="k")
     axes[0].set_ylabel("input")
+    if len(steps) == 0:
+        _say_empty(axes[0], "no input spikes")
     for layer, spikes in enumerate(record.hidden):
         axes[1 + layer].scatter(spikes[:, 1] * one.dt, spikes[:, 2], s=1, c="tab:blue")
         axes[1 + layer].set_ylabel(f"hidden {layer}")
+        if len(spikes) == 0:
+            _say_empty(axes[1 + layer], f"no spikes in hidden layer {layer} for this sample")
     v = np.asarray(record.v_out)[0]
     t = np.arange(v.shape[0]) * one.dt
     for c in range(v.shape[1]):
@@ -79,7 +97,13 @@ def plot_raster(net: Any, data: Any, k: int, path: Path) -> None:
     axes[-1].set_xlabel("time (ms)")
     axes[-1].legend(loc="upper right")
     axes[0].set_title(f"test sample {k}, label {one.labels[0]}")
-    _savefig(fig, path)
+    axes[0].set_xlim(0, one.n_steps * one.dt)
+    return fig
+
+
+def _say_empty(ax, text: str) -> None:
+    """An empty panel says why it is empty, rather than looking like a plotting failure."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
 def delay_table(net: Any) -> list[str]:
@@ -155,7 +179,8 @@ def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: 
         lines += [
             "## Notices",
             "",
-            "The target changed these settings before training " "(`config_resolved.yaml` holds the values that ran):",
+            "These settings were changed before training, by the target or `trainer.smoke` "
+            "(`config_resolved.yaml` holds the values that ran):",
             "",
         ]
         lines += [f"- {n}" for n in summary["notices"]] + [""]

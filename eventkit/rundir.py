@@ -93,7 +93,7 @@ def check_unused(path: Path, resume: Any = None, key: str = "hydra.run.dir") -> 
     shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
     fix = f"choose another {key}"
     if (path / CHECKPOINTS / LAST).is_file():
-        fix += f", or continue that run with trainer.resume={path}"
+        fix += f", or continue that run in place: python -m eventkit trainer.resume={path}"
     raise RunDirInUse(f"{key}: {path} already holds a run ({shown}). Fix: {fix}")
 
 
@@ -106,6 +106,7 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise explain_os_error(err, self.path) or err from None
+        remove_stale_temporaries(self.path)
         self.metrics: list[dict] = []
         #: the pipeline stage in progress (or where the run stopped), see :meth:`stage`
         self.current_stage: str | None = None
@@ -123,7 +124,13 @@ class RunDir:
         write_text(self.path / "config_resolved.yaml", resolved_yaml)
 
     def start_manifest(self, seed: int, plugins: list[dict]) -> None:
+        """A new manifest; a run resumed in its own directory keeps the earlier attempts' start,
+        end, status and command line under ``attempts``."""
         self._manifest = manifest(seed, plugins)
+        old = _read_json(self.path / "manifest.json")
+        if old:
+            earlier = {k: old.get(k) for k in ("start_time", "end_time", "status", "error", "argv") if k in old}
+            self._manifest["attempts"] = [*old.get("attempts", []), earlier]
         write_json(self.path / "manifest.json", self._manifest)
 
     @contextlib.contextmanager
@@ -181,6 +188,52 @@ class RunDir:
         write_json(self.path / "manifest.json", self._manifest)
         if self._summary is not None:
             self.write_summary(self._summary)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.tmp-<pid>``, :func:`eventkit.files.atomic_path`) that a
+    killed process left in ``run_dir`` and its checkpoints; those of a live process stay."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / CHECKPOINTS):
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.tmp-*"):
+            pid = tmp.name.rpartition(".tmp-")[2]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def mark_continued(old: Path, new: Path) -> None:
+    """Point the run in ``old`` at the directory that continues it (``trainer.resume=old`` with
+    another ``hydra.run.dir``): summary.json and manifest.json get ``continued_in``, so a reader of
+    ``old`` (a person, the sweep table) finds where its training went on."""
+    new = Path(new).resolve()
+    for name in ("summary.json", "manifest.json"):
+        record = _read_json(Path(old) / name)
+        if record or name == "summary.json":
+            record.setdefault("status", "incomplete")
+            record["continued_in"] = str(new)
+            write_json(Path(old) / name, record)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import torch
 
+from eventkit import runlog
 from eventkit.data import SpikeData
 from eventkit.checkpoints import (
     load_checkpoint,
@@ -48,6 +49,13 @@ class NonFiniteLoss(RuntimeError):
     """The loss or a gradient became NaN/inf; training stopped, the last good checkpoint is kept."""
 
 
+#: ``trainer.smoke=true``: what a smoke run keeps of a recipe -- at most this many epochs of this
+#: many batches, validation and test on at most SMOKE_EVAL samples each (a seeded random subset,
+#: so that every class can appear), the optimizer's lr held constant (a recipe's warm-up would
+#: start near 0 and learn nothing in a few batches) and no early stop
+SMOKE_EPOCHS, SMOKE_BATCHES, SMOKE_EVAL = 2, 4, 256
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     """The ``trainer`` config group: the training loop's own arguments, and their schema
@@ -65,6 +73,7 @@ class TrainerConfig:
     patience: int | None = setting(None, ge=1, example=15)  # early stop after epochs without a better val
     device: str = setting("cpu", example="cpu")  # engine backend: cpu, cuda or auto (cuda when present)
     distributed: bool = setting(False, example="true")  # data-parallel over torchrun/submitit processes
+    smoke: bool = setting(False, example="true")  # a seconds-long check that a recipe runs end to end (SMOKE)
 
     def __post_init__(self):
         from eventkit.engine.backends import DEVICES, resolve_device
@@ -445,7 +454,8 @@ def _bar(iterable, enabled: bool, **kwargs):
         )
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, dynamic_ncols=True, **kwargs)
+    bar = tqdm(iterable, dynamic_ncols=True, **kwargs)
+    return bar if kwargs.get("leave") is False else _BarWithLogLines(bar, kwargs.get("initial", 0), kwargs.get("total"))
 
 
 class _Silent:
@@ -467,10 +477,26 @@ class _Lines(_Silent):
         self.done, self.total, self.t0 = initial, total, time.perf_counter()
 
     def set_postfix(self, *args, **kwargs):
+        print(self.line(kwargs), flush=True)
+
+    def line(self, fields: dict) -> str:
         self.done += 1
         now = time.perf_counter()
         seconds, self.t0 = now - self.t0, now
-        fields = " ".join(f"{k}={v}" for k, v in kwargs.items())
-        print(
-            f"epoch {self.done}/{self.total if self.total is not None else '?'}: {fields} ({seconds:.1f} s)", flush=True
-        )
+        shown = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"epoch {self.done}/{self.total if self.total is not None else '?'}: {shown} ({seconds:.1f} s)"
+
+
+class _BarWithLogLines(_Lines):
+    """A tqdm bar on the terminal; the run's log gets the plain epoch line the bar stands for."""
+
+    def __init__(self, bar, initial: int = 0, total: int | None = None):
+        super().__init__(bar, initial, total)
+        self.bar = bar
+
+    def set_postfix(self, *args, **kwargs):
+        self.bar.set_postfix(*args, **kwargs)
+        runlog.log_only(self.line(kwargs))
+
+    def close(self):
+        self.bar.close()

@@ -211,7 +211,7 @@ def _one_error_line(out):
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2, out.stderr
     assert lines[0].startswith("eventkit: error:") and len(lines) <= 2, out.stderr
-    assert lines[1:] in ([], ["(set EVENTKIT_TRACEBACK=1 or HYDRA_FULL_ERROR=1 for the traceback)"]), out.stderr
+    assert lines[1:] in ([], ["(set EVENTKIT_TRACEBACK=1 for the traceback)"]), out.stderr
     return lines[0]
 
 

@@ -171,11 +171,12 @@ def parse_delays(spec: Mapping | None, where: str = "network.delays") -> dict[st
                 f"{at}: unknown keys {unknown}; known: ['init', 'learn', 'max', 'mode']. "
                 f"Fix: remove {at}.{unknown[0]}"
             )
+        max_fix = f"{at}.max={_max_for(value.get('init')):g}"  # long enough for the init range
         if "max" not in value:
-            raise ValueError(f"{at}.max is missing: the longest delay in ms. Fix: {at}.max=62")
-        mx = _finite(f"{at}.max", value["max"])
+            raise ValueError(f"{at}.max is missing: the longest delay in ms. Fix: {max_fix}")
+        mx = _finite(f"{at}.max", value["max"], fix=max_fix)
         if mx < 0:
-            raise ValueError(f"{at}.max={mx}: a delay cannot be negative. Fix: {at}.max=62")
+            raise ValueError(f"{at}.max={mx}: a delay cannot be negative. Fix: {max_fix}")
         learn = value.get("learn", True)
         if not isinstance(learn, bool):
             raise ValueError(f"{at}.learn must be true or false, got {learn!r}")
@@ -183,25 +184,40 @@ def parse_delays(spec: Mapping | None, where: str = "network.delays") -> dict[st
         if mode not in DELAY_MODES:
             raise ValueError(f"{at}.mode={mode!r}: must be one of {list(DELAY_MODES)}. Fix: {at}.mode=exact")
         init = value.get("init", 0.0)
+        # the fix writes the range in the form the config has it: a config holding
+        # init: {uniform: [..]} cannot take init=[..] (Hydra does not merge a list into a mapping)
+        init_key = f"{at}.init"
         if isinstance(init, Mapping):
             if set(init) != {"uniform"}:
-                raise ValueError(f"{at}.init: expected {{uniform: [lo, hi]}} or a number, got {dict(init)!r}")
-            init = init["uniform"]
+                raise ValueError(
+                    f"{at}.init: expected {{uniform: [lo, hi]}} or a number, got {dict(init)!r}. "
+                    f"Fix: {at}.init.uniform=[0,{mx:g}]"
+                )
+            init, init_key = init["uniform"], f"{at}.init.uniform"
+        fix = f"{init_key}=[0,{mx:g}]"
         if isinstance(init, (int, float)) and not isinstance(init, bool):
-            lo = hi = _finite(f"{at}.init", init)
+            lo = hi = _finite(init_key, init, fix=f"{init_key}=0")
         elif isinstance(init, Sequence) and not isinstance(init, str) and len(init) == 2:
-            lo, hi = (_finite(f"{at}.init", x) for x in init)
+            lo, hi = (_finite(init_key, x, fix=fix) for x in init)
         else:
-            raise ValueError(f"{at}.init: expected a number or [lo, hi] in ms, got {init!r}")
+            raise ValueError(f"{init_key}: expected a number or [lo, hi] in ms, got {init!r}. Fix: {fix}")
         if not 0 <= lo <= hi <= mx:
-            raise ValueError(
-                f"{at}.init=[{lo}, {hi}] must lie within [0, max={mx}] with lo <= hi. " f"Fix: {at}.init=[0,{mx:g}]"
-            )
+            raise ValueError(f"{init_key}=[{lo}, {hi}] must lie within [0, max={mx}] with lo <= hi. Fix: {fix}")
         out[key] = Delay(max=mx, learn=learn, mode=mode, init=(lo, hi))
     return out
 
 
-def _finite(key: str, value) -> float:
+def _max_for(init) -> float:
+    """A max delay (ms) that holds ``init`` (as written in a config), for a fix to suggest: 62, or
+    the top of the init range when that is larger and finite."""
+    if isinstance(init, Mapping):
+        init = init.get("uniform")
+    values = init if isinstance(init, Sequence) and not isinstance(init, str) else [init]
+    tops = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return max([62.0, *tops])
+
+
+def _finite(key: str, value, fix: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{key} must be a finite number of ms, got {value!r}")
+        raise ValueError(f"{key} must be a finite number of ms, got {value!r}. Fix: {fix}")
     return float(value)

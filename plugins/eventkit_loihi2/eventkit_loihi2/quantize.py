@@ -365,6 +365,14 @@ def quantize(
     return chip, QuantReport(errors, floats, chips)
 
 
+def shared_bins(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Bin edges for the before/after histograms of one layer: one bin per chip integer, centred
+    on it, covering both. The same edges for both, so a bar's height means the same in both."""
+    lo = math.floor(min(before.min(), after.min())) - 1
+    hi = math.ceil(max(before.max(), after.max())) + 1
+    return np.arange(lo, hi + 1) - 0.5
+
+
 def plot_histograms(report: QuantReport, path: str | Path) -> Path:
     """Before/after weight histograms per layer (float weights times the scale vs integers)."""
     import matplotlib
@@ -376,11 +384,9 @@ def plot_histograms(report: QuantReport, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names):
         f, q = report.float_weights[name], report.chip_weights[name]
-        lo, hi = min(f.min(), q.min()) - 1, max(f.max(), q.max()) + 1
-        bins = np.arange(math.floor(lo), math.ceil(hi) + 1) - 0.5
-        fine = np.linspace(bins[0], bins[-1], 4 * (len(bins) - 1) + 1)
+        bins = shared_bins(f, q)  # one set of bins: counts per bin compare directly
         ax.hist(q, bins=bins, alpha=0.45, color="tab:orange", label="8-bit (after)")
-        ax.hist(f, bins=fine, histtype="step", color="tab:blue", label="float x 2^e (before)")
+        ax.hist(f, bins=bins, histtype="step", color="tab:blue", label="float x 2^e (before)")
         err = next(r for r in report.layers if r["layer"] == name)
         ax.set_title(f"{name} (e={err['weight_exp']}, rms err {100 * err['rel_rms_error']:.1f}%)", fontsize=9)
         ax.set_yscale("log")

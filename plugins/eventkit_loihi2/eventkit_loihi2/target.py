@@ -14,6 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from omegaconf import OmegaConf
+
 from .quantize import MAX_DELAY, SUPPORTED_NEURONS, SUPPORTED_OUTPUTS, ChipNetwork, quantize
 
 N_CORES = 128
@@ -26,6 +28,22 @@ CHIP_READOUTS = ("auto", "exp_sum", "sum", "max")
 # the chip classification matching each training readout (computed by the host from v)
 READOUT_ON_CHIP = dict(exp_mean_v="exp_sum", sum_v="sum", mean_v="sum", max_v="max", per_step="exp_sum")
 READOUT_IN_LOOP = ("exp_mean_v", "sum_v", "mean_v", "max_v")  # one value per output neuron
+
+
+#: the float neuron models that have a counterpart on the chip (``adapt`` trains the counterpart)
+CHIP_COUNTERPART = {"lif": "loihi_cuba", "li": "loihi_li"}
+#: the settings a counterpart keeps (the float model's other settings have none on the chip)
+CHIP_KEYS = ("tau_mem", "tau_syn", "threshold")
+
+
+def _recurrent_layers(network) -> list[bool]:
+    """Whether each hidden layer is recurrent, read from ``network.*`` as typed (``adapt`` runs
+    before the network's own validation, which reports malformed values itself)."""
+    layers = network.get("layers", 1)
+    recurrent = network.get("recurrent", False)
+    if isinstance(recurrent, bool):
+        return [recurrent] * (layers if isinstance(layers, int) and layers > 0 else 1)
+    return [bool(r) for r in recurrent] if recurrent is not None else []
 
 
 DELAY_SLOT_BYTES = 4  # one int32 accumulator per target neuron and delay slot (Lava's DelayDense)
@@ -110,72 +128,123 @@ class LoihiTarget:
 
     # ------------------------------------------------------------------ before training
     def adapt(self, cfg, explicit: list[str]) -> list[str]:
-        """Delays as the chip holds them: whole steps (``mode: round``, straight-through
-        gradients) of at most 62 steps. A recipe's (an experiment's) longer max delay or init
-        range is lowered to 62 steps and its exact mode switched to round, each with a notice;
-        the same settings typed on the command line are refused. Recurrent delays are refused:
-        NetX's recurrent layer reuses the feed-forward delays for its recurrent synapse and drops
-        its weight exponent, so they would not run as trained."""
-        from eventkit.networks import NetworkConfig
-        from eventkit.schema import from_config
+        """Make a config train what the chip runs, loudly; refuse what the user typed and the chip
+        cannot hold. Every problem is reported at once (one ConfigError holding them all).
 
+        - Neurons: a float model with a chip counterpart (:data:`CHIP_COUNTERPART`: ``lif`` ->
+          ``loihi_cuba``, ``li`` -> ``loihi_li``) is replaced by it, keeping its time constants and
+          threshold, so that a recipe (an experiment, which names ``neuron: lif``) trains the
+          chip's own neuron. A neuron the user typed (``neuron=lif``) is kept, with a notice that
+          the float-to-chip conversion then carries the mismatch.
+        - Delays as the chip holds them: whole steps (``mode: round``, straight-through
+          gradients) of at most 62 steps. A recipe's longer max delay or init range is lowered
+          to 62 steps and its exact mode switched to round, each with a notice; the same
+          settings typed on the command line are refused. Recurrent delays are refused: NetX's
+          recurrent layer reuses the feed-forward delays for its recurrent synapse and drops its
+          weight exponent, so they would not run as trained."""
+        from eventkit.config import ConfigError
+
+        typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
+        problems: list[str] = []
+        notices = self._adapt_neurons(cfg, typed, problems)
+        notices += self._adapt_delays(cfg, typed, problems)
+        if problems:
+            raise ConfigError(*problems)
+        return notices
+
+    @staticmethod
+    def _adapt_neurons(cfg, typed: list[str], problems: list[str]) -> list[str]:
+        notices = []
+        for key, group in (("neuron", "neuron"), ("network.output", "network/output")):
+            node = OmegaConf.select(cfg, key)
+            name = node.get("name") if node is not None else None
+            chip = CHIP_COUNTERPART.get(name)
+            if chip is None:
+                continue
+            chosen = any(t in (group, key, f"{key}.name") for t in typed)
+            if chosen:
+                notices.append(
+                    f"{key}: {name} kept as typed; the chip runs {chip}, so the float-to-chip conversion "
+                    f"carries the mismatch between them (drop {key}={name} to train {chip})"
+                )
+                continue
+            values = {k: v for k, v in node.items() if k != "name"}
+            unknown = sorted(set(values) - set(CHIP_KEYS))
+            if unknown:
+                problems.append(
+                    f"{key}.{unknown[0]}: {name}'s setting has no counterpart in the chip's {chip} neuron, "
+                    f"so the recipe cannot be moved to the chip. Fix: {key}={chip}"
+                )
+                continue
+            node["name"] = chip
+            kept = ", ".join(f"{k}={v}" for k, v in values.items())
+            notices.append(f"{key}: {name} -> {chip} (the chip's neuron{'; ' + kept if kept else ''})")
+        return notices
+
+    @staticmethod
+    def _adapt_delays(cfg, typed: list[str], problems: list[str]) -> list[str]:
         delays = cfg.network.get("delays") or {}
         if not delays:
             return []
         dt = float(cfg.dataset.dt)
         max_ms = MAX_DELAY * dt
-        typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
 
         def user_set(key: str, field: str) -> bool:
             full = f"network.delays.{key}.{field}"
-            return any(t == full or full.startswith(t + ".") for t in typed)
+            return any(t == full or full.startswith(t + ".") or t.startswith(full + ".") for t in typed)
 
         notices = []
-        recurrent = from_config(NetworkConfig, cfg.network, "network").recurrent_layers
+        recurrent = _recurrent_layers(cfg.network)
         for key in list(delays):
             spec = delays[key]
             if spec is None:
                 continue
             at = f"network.delays.{key}"
             if key == "rec" or key.startswith("rec"):
-                raise ValueError(
+                problems.append(
                     f"{at}: Loihi 2 cannot run a recurrent connection's delays (NetX reuses the "
                     "feed-forward delays for the recurrent synapse and drops its weight exponent). "
-                    f"Fix: {at}=null network.recurrent=false (feed-forward delays only), or "
-                    "+experiment=ssc_delays target=loihi2"
+                    f"Fix: {at}=null network.recurrent=false"
                 )
+                continue
             into = [k for k, r in enumerate(recurrent) if r and key in ("ff", f"ff{k}")]
             if into:
-                raise ValueError(
+                problems.append(
                     f"{at}: delays into the recurrent hidden layer {into[0]} cannot run on Loihi 2 "
                     "(NetX's recurrent layer applies its feed-forward delays to the recurrent "
-                    "synapse too). Fix: network.recurrent=false network.delays.rec=null "
-                    "(feed-forward delays), or +experiment=ssc_delays target=loihi2"
+                    "synapse too). Fix: network.recurrent=false network.delays.rec=null"
                 )
+                continue
             mode = spec.get("mode", "exact")
             if mode != "round":
                 if user_set(key, "mode"):
-                    raise ValueError(f"{at}.mode={mode}: the chip holds whole-step delays. " f"Fix: {at}.mode=round")
-                spec["mode"] = "round"
-                notices.append(f"{at}.mode: {mode} -> round (the chip delays by whole steps)")
-            mx = float(spec.get("max", 0.0))
+                    problems.append(f"{at}.mode={mode}: the chip holds whole-step delays. Fix: {at}.mode=round")
+                else:
+                    spec["mode"] = "round"
+                    notices.append(f"{at}.mode: {mode} -> round (the chip delays by whole steps)")
+            init = spec.get("init", 0.0)
+            init_key = f"{at}.init.uniform" if isinstance(init, Mapping) else f"{at}.init"
+            rng_ = init.get("uniform") if isinstance(init, Mapping) else init
+            try:
+                lo, hi = (float(rng_), float(rng_)) if isinstance(rng_, (int, float)) else map(float, rng_)
+            except (TypeError, ValueError):  # a malformed range: the network's own check says how
+                lo = hi = 0.0
+            init_fix = f" {init_key}=[{min(lo, max_ms):g},{max_ms:g}]" if hi > max_ms + 1e-9 else ""
+            mx = spec.get("max", 0.0)
+            mx = float(mx) if isinstance(mx, (int, float)) else 0.0
             if mx > max_ms + 1e-9:
                 if user_set(key, "max"):
-                    raise ValueError(
+                    problems.append(
                         f"{at}.max={mx:g} ms: Loihi 2 delays are 0..{MAX_DELAY} steps "
-                        f"({max_ms:g} ms at dt={dt:g}). Fix: {at}.max={max_ms:g}"
+                        f"({max_ms:g} ms at dt={dt:g}). Fix: {at}.max={max_ms:g}{init_fix}"
                     )
+                    continue
                 spec["max"] = max_ms
-                notices.append(f"{at}.max: {mx:g} -> {max_ms:g} ms ({MAX_DELAY} steps, the chip's " "longest delay)")
-            init = spec.get("init", 0.0)
-            rng_ = init.get("uniform") if isinstance(init, Mapping) else init
-            lo, hi = (float(rng_), float(rng_)) if isinstance(rng_, (int, float)) else map(float, rng_)
-            if hi > max_ms + 1e-9:
+                notices.append(f"{at}.max: {mx:g} -> {max_ms:g} ms ({MAX_DELAY} steps, the chip's longest delay)")
+            if init_fix:
                 if user_set(key, "init"):
-                    raise ValueError(
-                        f"{at}.init reaches {hi:g} ms, beyond the chip's {max_ms:g} ms. "
-                        f"Fix: {at}.init=[{min(lo, max_ms):g},{max_ms:g}]"
-                    )
+                    problems.append(f"{at}.init reaches {hi:g} ms, beyond the chip's {max_ms:g} ms. Fix:{init_fix}")
+                    continue
                 spec["init"] = {"uniform": [min(lo, max_ms), max_ms]}
                 notices.append(f"{at}.init: [{lo:g}, {hi:g}] -> [{min(lo, max_ms):g}, {max_ms:g}] ms")
         return notices

@@ -135,8 +135,8 @@ def verify_md5(dataset: str, f: SourceFile, path: Path) -> None:
     if actual != f.md5:
         raise DatasetCorruptError(
             f"{dataset}: checksum mismatch for {path}: MD5 {actual}, expected {f.md5} (tonic's record of "
-            f"{f.url}). The file is truncated or corrupt: delete it (and {f.h5_name} next to it) and "
-            f"download it again from {f.url}. To use a copy you trust as it is, set dataset.verify=false."
+            f"{f.url}): the file is truncated or corrupt. Fix: delete it (and {f.h5_name} next to it) and "
+            f"download it again from {f.url}, or, to use a copy you trust as it is, set dataset.verify=false"
         )
 
 

@@ -97,7 +97,7 @@ def load_splits(
         meta = {"dataset": dataset, "split": split, "source": f.h5_name}
 
         def build(f=f, path=path, meta=meta):
-            validate(dataset, f, root, verify=verify)
+            validate(dataset, f, root, verify=verify)  # its errors carry their own fix
             try:
                 data = preprocess_file(path, config, n_classes=n_classes, meta=meta)
                 return data, {"speaker": read_speakers(path)}

@@ -653,12 +653,15 @@ def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str 
         if base == "network.delays":  # kinds are keys already; a connection's own name is added with +
             import re
 
+            known_kinds = ", ".join(known)
             if re.fullmatch(r"(ff|rec)\d+", str(cause.key)):
-                return f"{key}: a connection's own delays are a new key. Fix: +{key}={value}"
-            return None if f"+{key}={value}" in overrides else (f"{key}: not in the config yet. Fix: +{key}={value}")
+                return (
+                    f"{key}: no such key; known: {known_kinds}; a connection's own delays are a new key. "
+                    f"Fix: +{key}={value}"
+                )
             return (
-                f"{key}: no such connection kind; network.delays takes the kinds {', '.join(known)} or a "
-                f"connection's name (ff0, ff1, ..., rec0, ..., added with +). Fix: network.delays.{fix or 'ff'}={value}"
+                f"{key}: no such key; known: {known_kinds} (connection kinds), or a connection's own name "
+                f"(ff0, ff1, ..., rec0, ...) added with +. Fix: network.delays.{fix or 'ff'}={value}"
             )
         new = f"+{key}={value}"  # a key the config does not have yet
         fix = f"{base + '.' if base else ''}{fix}={value} (or, for a new key, {new})" if fix else f"add it: {new}"

@@ -1,0 +1,81 @@
+"""target=loihi2 trains the chip's own neuron whatever recipe it is composed with: a recipe's
+float model (lif, li) becomes its chip counterpart (loihi_cuba, loihi_li) with its time constants
+and threshold, loudly; a neuron the user typed is kept, with a notice that says what that costs."""
+
+import pytest
+
+from eventkit.app import adapted_config
+from eventkit.config import ConfigError, compose
+from eventkit.registry import get_registry
+
+#: every experiment shipped (core and plugins), with what it needs to run on the chip at all
+EXPERIMENTS = {
+    "synthetic_kws": [],
+    "timing_delays": [],
+    "shd": [],
+    "shd_fast": [],
+    "shd_delays": ["network.delays.rec=null", "network.recurrent=false"],  # the chip has no recurrent delays
+    "ssc": [],
+    "ssc_delays": [],
+}
+
+
+def test_the_table_lists_every_shipped_experiment():
+    from hydra.core.global_hydra import GlobalHydra  # noqa: F401  (compose below initialises Hydra)
+
+    from eventkit.config import conf_dir
+
+    shipped = {p.stem for p in (conf_dir() / "experiment").glob("*.yaml")}
+    for path, _ in get_registry().config_dirs:
+        if path.startswith("pkg://"):
+            import importlib.resources as resources
+
+            root = resources.files(path[len("pkg://") :])
+            shipped |= (
+                {p.name[:-5] for p in (root / "experiment").iterdir() if p.name.endswith(".yaml")}
+                if (root / "experiment").is_dir()
+                else set()
+            )
+    assert shipped <= set(EXPERIMENTS), sorted(shipped - set(EXPERIMENTS))
+
+
+@pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
+def test_every_experiment_trains_the_chip_neuron_under_target_loihi2(experiment):
+    overrides = [f"+experiment={experiment}", "target=loihi2", *EXPERIMENTS[experiment]]
+    composed = compose(overrides)
+    before = composed.neuron.name  # a recipe naming neuron: lif wins over the target's default
+    cfg, target, notices = adapted_config(composed, overrides, get_registry())
+    assert cfg.neuron.name == "loihi_cuba", experiment
+    assert cfg.network.output.name == "loihi_li", experiment
+    recipe = compose([f"+experiment={experiment}"])
+    for key in ("tau_mem", "tau_syn", "threshold"):
+        assert cfg.neuron[key] == recipe.neuron[key], (experiment, key)
+    if before == "lif":
+        assert any(n.startswith("target loihi2: neuron: lif -> loihi_cuba") for n in notices), notices
+
+
+def test_a_typed_neuron_is_kept_and_the_notice_says_what_it_costs():
+    overrides = ["+experiment=ssc_delays", "target=loihi2", "neuron=lif"]
+    cfg, _, notices = adapted_config(compose(overrides), overrides, get_registry())
+    assert cfg.neuron.name == "lif"
+    (notice,) = [n for n in notices if "neuron:" in n]
+    assert "lif kept as typed" in notice and "carries the mismatch" in notice
+
+
+def test_a_recipe_neuron_setting_without_a_chip_counterpart_is_refused_with_a_fix():
+    overrides = ["+experiment=ssc_delays", "target=loihi2", "+neuron.refractory=2"]
+    with pytest.raises(ConfigError, match=r"neuron.refractory: .*no counterpart.*Fix: neuron=loihi_cuba"):
+        adapted_config(compose(overrides), overrides[:2], get_registry())
+
+
+def test_the_run_records_the_neuron_change(tmp_path):
+    from eventkit.app import run
+    from eventkit.testing import tiny_run
+
+    typed = ["target=loihi2", "target.lava=off", "trainer.smoke=true", *tiny_run()]
+    # a recipe's neuron: lif (as the SHD/SSC experiments name it), not typed on the command line
+    summary = run(compose([*typed, "neuron=lif", "network.output.name=li"]), tmp_path, explicit=typed)
+    assert any("neuron: lif -> loihi_cuba" in n for n in summary["notices"])
+    assert any("network.output: li -> loihi_li" in n for n in summary["notices"])
+    assert "lif -> loihi_cuba" in (tmp_path / "report.md").read_text()
+    assert "name: loihi_cuba" in (tmp_path / "config_resolved.yaml").read_text()

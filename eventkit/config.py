@@ -218,6 +218,27 @@ def _registered(registry: Any, kind: str, name: Any, key: str) -> None:
             raise ConfigError(f"{key}: {exc}") from None
 
 
+#: arguments a component's factory takes before its config keys (the optimizer: the network's
+#: parameter groups; the scheduler: the optimizer)
+POSITIONAL = {"optimizer": 1, "scheduler": 1}
+
+
+def _accepts(registry: Any, group: str, node: DictConfig) -> None:
+    """The component's factory takes the group's keys (checked now, before data are loaded)."""
+    if registry is None:
+        return
+    from eventkit.registry import RegistryError, check_kwargs
+
+    config = {k: v for k, v in node.items() if k != "name" and not (group == "dataset" and k == "augment")}
+    entry = registry.get(group, node.get("name"))
+    try:
+        check_kwargs(
+            entry.factory, config, where=group, n_positional=POSITIONAL.get(group, 0), label=f"{group} {entry.name!r}"
+        )
+    except RegistryError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
     """Check a composed config and return it resolved; raises ConfigError naming the key and the
     fix. The core's own sections are checked by their schemas (``trainer``:
@@ -236,6 +257,7 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
             _fail(group, f"must be a config group (a mapping), got {cfg[group]!r}", f"choose one with {group}=<option>")
     for group in NAMED_GROUPS:
         _registered(registry, group, cfg[group].get("name"), f"{group}.name")
+        _accepts(registry, group, cfg[group])
     seed = cfg.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         _fail("seed", f"must be an integer >= 0, got {seed!r}", "seed=0")

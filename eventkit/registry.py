@@ -231,7 +231,8 @@ def check_kwargs(
     if unknown:
         raise RegistryError(
             f"{where}: {label or 'component'} does not accept key(s) {', '.join(map(repr, unknown))}. "
-            f"Accepted keys: {', '.join(accepted) or 'none'}. Remove or rename them in the config."
+            f"Accepted keys: {', '.join(accepted) or 'none'}. Fix: {' '.join(f'~{where}.{k}' for k in unknown)} "
+            "(a recipe may set them for the component it chose), or rename them"
         )
     skip = {p.name for p in positional[:n_positional]}
     missing = [

@@ -33,7 +33,7 @@ BAD = [
     ["+experiment=timing_delays", "network.delays.ff.max=-1"],
     ["+experiment=timing_delays", "network.delays.ff.init.uniform=[0,nan]"],
     ["+experiment=timing_delays", "network.delays.ff.mode=sometimes"],
-    ["+experiment=timing_delays", "network.delays.bar={max:5}"],
+    ["+experiment=timing_delays", "network.delays.bar={max:200}"],
     ["+experiment=timing_delays", "network.delays.ff0={max:5}"],
     ["+experiment=timing_delays", "network.delay_lr=0"],
     # the chip: a typed max beyond 62 steps hides no other problem, and its fix covers the init range
@@ -42,6 +42,7 @@ BAD = [
     ["+experiment=timing_delays", "target=loihi2", "network.delays.ff.init.uniform=[0,100]"],
     ["+experiment=ssc_delays", "target=loihi2", "network.delays.ff.max=1000"],
     ["+experiment=shd_delays", "target=loihi2"],
+    ["+experiment=ssc_delays", "scheduler=constant"],  # the recipe's scheduler.start_factor stays behind
 ]
 
 

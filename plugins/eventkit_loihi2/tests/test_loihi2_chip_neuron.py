@@ -79,3 +79,35 @@ def test_the_run_records_the_neuron_change(tmp_path):
     assert any("network.output: li -> loihi_li" in n for n in summary["notices"])
     assert "lif -> loihi_cuba" in (tmp_path / "report.md").read_text()
     assert "name: loihi_cuba" in (tmp_path / "config_resolved.yaml").read_text()
+
+
+def test_before_and_after_weight_histograms_share_their_bins(tmp_path):
+    """The float weights (x 2^e) and the chip's integers are counted in the same unit bins, so
+    neither histogram looks taller for having narrower bins."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from eventkit_loihi2.quantize import QuantReport, plot_histograms, shared_bins
+
+    before = np.array([-3.4, 0.2, 7.6])
+    after = np.array([-3, 0, 8, 9])
+    edges = shared_bins(before, after)
+    assert np.all(np.diff(edges) == 1.0) and edges[0] < -3.4 and edges[-1] > 9
+    assert np.allclose(edges % 1, 0.5)  # each bin centred on a chip integer
+    report = QuantReport([dict(layer="L", weight_exp=0, rel_rms_error=0.1)], {"L": before}, {"L": after})
+    seen = []
+    real_hist = plt.Axes.hist
+
+    def spy(ax, x, bins=None, **kw):
+        seen.append(np.asarray(bins))
+        return real_hist(ax, x, bins=bins, **kw)
+
+    plt.Axes.hist = spy
+    try:
+        plot_histograms(report, tmp_path / "h.png")
+    finally:
+        plt.Axes.hist = real_hist
+    assert len(seen) == 2 and np.array_equal(seen[0], seen[1])

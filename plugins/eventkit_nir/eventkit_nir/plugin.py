@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from eventkit.hookspecs import hookimpl
+
+LOG = logging.getLogger("eventkit")  # the run's log (eventkit.log in the run directory)
 
 
 def _make_target(**cfg):
@@ -12,9 +17,19 @@ def _make_target(**cfg):
 
 
 def _read_network(path, *, readout, dt, n_steps, backend="cpu"):
-    from .reader import network_from_nir
+    """The network in ``path``; prints one line naming the file's populations (its readout
+    included) and one warning line per thing the run's dt cannot reproduce."""
+    from .reader import import_nir
 
-    return network_from_nir(path, readout=readout, dt=dt, n_steps=n_steps, backend=backend)
+    imported = import_nir(path, readout=readout, dt=dt, n_steps=n_steps, backend=backend)
+    line = f"nir: {path}: {imported.summary}"
+    print(line, flush=True)
+    LOG.info(line)
+    for note in imported.notes:
+        line = f"eventkit: warning: network.from_file={path}: {note}"
+        print(line, file=sys.stderr, flush=True)
+        LOG.warning(line)
+    return imported.net
 
 
 @hookimpl

@@ -45,11 +45,16 @@ def test_from_file_banner_names_the_files_readout_and_warns_about_dt(tmp_path, c
     from snntorch.export_nir import export_to_nir
 
     torch.manual_seed(0)
+
+    def synaptic(n, alpha, beta):  # per-neuron vectors: snnTorch cannot export scalar ones
+        full = lambda x: torch.full((n,), x)  # noqa: E731
+        return snn.Synaptic(alpha=full(alpha), beta=full(beta), threshold=full(1.0), init_hidden=True)
+
     model = torch.nn.Sequential(
         torch.nn.Linear(5, 8, bias=False),
-        snn.Synaptic(alpha=torch.full((8,), 0.9), beta=torch.full((8,), 0.95), threshold=torch.ones(8), init_hidden=True),
+        synaptic(8, 0.9, 0.95),
         torch.nn.Linear(8, 3, bias=False),
-        snn.Synaptic(alpha=torch.full((3,), 0.8), beta=torch.full((3,), 0.9), threshold=torch.ones(3), init_hidden=True),
+        synaptic(3, 0.8, 0.9),
     )
     g = export_to_nir(model, torch.randn(1, 5), ignore_dims=[0])
     names = {"input": "x", "3": "decision", "output": "y"}

@@ -100,8 +100,8 @@ def test_snntorch_agrees_with_the_engine_within_the_euler_bound(yinyang_batch):
 
 
 def test_released_importer_limits_are_as_documented(yinyang_batch):
-    # the README's compatibility table: snnTorch 1.0.0 cannot load a recurrent graph, and a
-    # CubaLI readout needs readout_as=cubalif for both importers. If an importer release lifts
+    # the README's compatibility table: snnTorch 1.0.0 cannot load a recurrent graph, a CubaLI
+    # readout needs readout_as=cubalif for both importers, and neither reads Delay nodes. If an importer release lifts
     # a limit this test fails and the table must be updated.
     pytest.importorskip("snntorch")
     pytest.importorskip("norse")
@@ -120,3 +120,9 @@ def test_released_importer_limits_are_as_documented(yinyang_batch):
     model = norse.torch.from_nir(li, dt=5e-4)
     _, state = model(torch.zeros(2, 5), None)
     assert "readout" not in state.state  # Norse 1.1.0 drops the CubaLI node
+    # neither importer reads Delay nodes (so no importer needs one delay layout over another)
+    delayed = make_net(delays={"ff": {"max": 2.0, "init": [0.0, 2.0], "mode": "round"}})
+    with pytest.raises(KeyError):  # Norse 1.1.0 has no module for the Delay node
+        norse.torch.from_nir(to_nir(delayed, readout_as="cubalif"), dt=5e-4)
+    with pytest.raises(ValueError, match="Delay"):
+        run_snntorch(to_nir(delayed, convention="snntorch", readout_as="cubalif"), yinyang_batch)

@@ -37,8 +37,8 @@ def register_targets(register):
     register(
         "nir",
         _make_target,
-        description="NIR graph (deploy/nir/model.nir) for SpiNNaker2, Xylo, "
-        "Speck, Norse, snnTorch and other NIR importers",
+        description="NIR graph (deploy/nir/model.nir) for Norse, snnTorch and other NIR importers "
+        "of current-based LIF networks",
     )
 
 

@@ -120,7 +120,8 @@ def import_nir(
             mx = float(spec.get("max_ms", float(d.max())))
             if d.max() > mx * (1 + 1e-9):
                 raise ValueError(
-                    f"connection {cname}: a delay of {d.max():g} ms exceeds its recorded maximum {mx:g} ms"
+                    f"connection {cname}: a delay of {d.max():g} ms exceeds its recorded maximum {mx:g} ms. "
+                    f"Fix: set metadata eventkit.delays.{cname}.max_ms >= {d.max():g} in the file"
                 )
             delays[cname] = Delay(max=mx, learn=str(spec.get("learn", "true")) == "true", mode=mode)
     neurons = [LIF(tau_mem=p["tau_mem"], tau_syn=p["tau_syn"], threshold=p["theta"]) for p in hidden]
@@ -163,7 +164,7 @@ def _chain(w: Wiring) -> list[tuple[str, Any, Any]]:
     if len(feeds) != 1 or feeds[0] not in w.sizes or feeds[0] == w.input:
         raise ValueError(
             f"the Output node {w.output!r} must be fed by one neuron population (CubaLI or CubaLIF), "
-            f"it is fed by {feeds}"
+            f"it is fed by {feeds}. Fix: connect the readout population straight to the Output"
         )
     readout = feeds[0]
     order = []
@@ -171,7 +172,8 @@ def _chain(w: Wiring) -> list[tuple[str, Any, Any]]:
     while post != w.input:
         if post in seen:
             raise ValueError(
-                f"node {post!r} is reached twice walking back from the Output; eventkit networks are a chain of layers"
+                f"node {post!r} is reached twice walking back from the Output; eventkit networks are a chain of "
+                "layers. Fix: remove the connection that closes the loop between layers"
             )
         seen.add(post)
         into = {pre: c for (pre, p), c in w.connections.items() if p == post}
@@ -179,11 +181,15 @@ def _chain(w: Wiring) -> list[tuple[str, Any, Any]]:
         if len(into) != 1:
             raise ValueError(
                 f"node {post!r} receives from {sorted(into) or 'no population'}; eventkit layers "
-                "receive from exactly one earlier layer (plus themselves)"
+                "receive from exactly one earlier layer (plus themselves). Fix: remove the extra (skip or "
+                "backward) connection, or merge the layers it joins"
             )
         ((pre, ff),) = into.items()
         if post == readout and rec is not None:
-            raise ValueError(f"the readout {post!r} is recurrent, which eventkit readouts are not")
+            raise ValueError(
+                f"the readout {post!r} is recurrent, which eventkit readouts are not. Fix: remove its "
+                "recurrent connection (or add a recurrent hidden layer before it)"
+            )
         order.append((post, ff, rec))
         post = pre
     order.reverse()
@@ -191,13 +197,14 @@ def _chain(w: Wiring) -> list[tuple[str, Any, Any]]:
     stray = sorted(set(w.sizes) - on_chain)
     if stray:
         raise ValueError(
-            f"node {stray[0]!r} is not on the path Input -> layers -> Output; eventkit networks are a chain of layers"
+            f"node {stray[0]!r} is not on the path Input -> layers -> Output; eventkit networks are a chain of "
+            "layers. Fix: remove it or wire it into the chain"
         )
     for (pre, post), c in w.connections.items():
         if pre != post and not any(post == name and c is ff for name, ff, _ in order):
             raise ValueError(
                 f"{pre!r} -> {post!r} (through {', '.join(map(repr, c.nodes)) or 'a direct edge'}) runs "
-                "backwards or skips a layer; eventkit networks are a chain of layers"
+                "backwards or skips a layer; eventkit networks are a chain of layers. Fix: remove that connection"
             )
     return order
 
@@ -237,11 +244,14 @@ def _population(name: str, w: Wiring, is_readout: bool, ms_per_unit: float, spik
                 "eventkit populations share one time constant. Fix: export with a uniform time constant per layer"
             )
         if not values[0] > 0 or not math.isfinite(values[0]):
-            raise ValueError(f"node {name!r} ({kind}): {what} must be finite and > 0, got {values[0]:g}")
+            raise ValueError(
+                f"node {name!r} ({kind}): {what} must be finite and > 0, got {values[0]:g}. "
+                f"Fix: write {what} in seconds (or the unit of the file's eventkit metadata)"
+            )
     if not np.allclose(prm["v_leak"], 0.0):
         raise ValueError(
             f"node {name!r} ({kind}): v_leak must be 0 (eventkit neurons have no leak potential), "
-            f"got {prm['v_leak'].max():g}"
+            f"got {prm['v_leak'].max():g}. Fix: export with v_leak = 0 (no bias current)"
         )
     spiking = kind == "CubaLIF"
     theta_j = np.ones(n)
@@ -250,17 +260,24 @@ def _population(name: str, w: Wiring, is_readout: bool, ms_per_unit: float, spik
         if np.all(theta_j >= NON_SPIKING_THRESHOLD) and is_readout:
             spiking, theta_j = False, np.ones(n)
         elif not np.all(theta_j > 0):
-            raise ValueError(f"node {name!r} (CubaLIF): v_threshold must be > 0")
+            raise ValueError(
+                f"node {name!r} (CubaLIF): v_threshold must be > 0, got {theta_j.min():g}. "
+                "Fix: export positive thresholds"
+            )
         elif not np.allclose(prm["v_reset"], 0.0):
             raise ValueError(
-                f"node {name!r} (CubaLIF): v_reset must be 0 (eventkit resets to 0), got {prm['v_reset'].max():g}"
+                f"node {name!r} (CubaLIF): v_reset must be 0 (eventkit resets to 0), got {prm['v_reset'].max():g}. "
+                "Fix: export with v_reset = 0 (snnTorch: reset_mechanism='zero')"
             )
     if not is_readout and not spiking:
-        raise ValueError(f"node {name!r} ({kind}): a hidden layer must spike (CubaLIF)")
+        raise ValueError(
+            f"node {name!r} ({kind}): a hidden layer must spike. Fix: write hidden layers as CubaLIF "
+            "(a CubaLI or never-firing CubaLIF only as the readout)"
+        )
     # the voltage per unit weight: r * (jump per spike w_in dt / tau_syn); neuron 0's is the unit
     per_unit = prm["r"] * prm["w_in"] * spike_dt / prm["tau_syn"][0]
     if not np.all(per_unit > 0):
-        raise ValueError(f"node {name!r} ({kind}): r and w_in must be > 0")
+        raise ValueError(f"node {name!r} ({kind}): r and w_in must be > 0. Fix: export positive r and w_in")
     # neuron j fires when (sum of w K) * per_unit_j > theta_j: in neuron 0's units that is
     # weights times gain_j against the threshold theta_0 / per_unit_0
     scale = per_unit / theta_j

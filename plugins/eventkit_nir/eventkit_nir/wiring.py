@@ -73,7 +73,10 @@ def wiring(graph: Any) -> Wiring:
     for a, b in edges:
         for end in (a, b):
             if end not in nodes:
-                raise ValueError(f"edge ({a!r}, {b!r}) names a node {end!r} that the graph does not have")
+                raise ValueError(
+                    f"edge ({a!r}, {b!r}) names a node {end!r} that the graph does not have. "
+                    "Fix: add the node or correct the edge"
+                )
         children[a].append(b)
         parents[b].append(a)
     inp, out = _ends(nodes, parents, children)
@@ -101,7 +104,7 @@ def _expand(nodes: dict[str, Any], edges: list, prefix: str) -> tuple[dict[str, 
         if len(ins) != 1 or len(outs) != 1:
             raise ValueError(
                 f"subgraph {full!r} has {len(ins)} Input and {len(outs)} Output nodes; a subgraph "
-                "used as one node needs exactly one of each"
+                "used as one node needs exactly one of each. Fix: give it one Input and one Output node"
             )
         entry[full] = [b for a, b in sub_edges if a == ins[0]]
         exit_[full] = [a for a, b in sub_edges if b == outs[0]]
@@ -210,7 +213,8 @@ def _population_sizes(nodes: dict, parents: dict, children: dict, inp: str) -> d
         lengths.discard(1)
         if len(lengths) > 1:
             raise ValueError(
-                f"node {name!r} ({type(node).__name__}): parameter vectors of different lengths {sorted(lengths)}"
+                f"node {name!r} ({type(node).__name__}): parameter vectors of different lengths "
+                f"{sorted(lengths)}. Fix: give every parameter one entry per neuron (or one for all)"
             )
         if lengths:
             sizes[name] = lengths.pop()
@@ -283,20 +287,29 @@ def _apply(name: str, node: Any, terms: _Terms) -> _Terms:
     if kind in ("Scale", "Delay"):
         v = array(node.scale if kind == "Scale" else node.delay).reshape(-1)
         if v.size not in (1, terms.size):
-            raise ValueError(f"node {name!r} ({kind}) has {v.size} entries for an input of {terms.size}")
+            raise ValueError(
+                f"node {name!r} ({kind}) has {v.size} entries for an input of {terms.size}. "
+                f"Fix: give it {terms.size} entries (or one)"
+            )
         v = np.broadcast_to(v, (terms.size,))
         if kind == "Scale":
             out = _Terms(terms.elem, terms.src, terms.idx, terms.coef * v[terms.elem], terms.delay, terms.size)
             return out.take(out.coef != 0)
         if np.any(v < 0) or not np.all(np.isfinite(v)):
-            raise ValueError(f"node {name!r} (Delay): delays must be finite and >= 0")
+            raise ValueError(
+                f"node {name!r} (Delay): delays must be finite and >= 0, got {v.min():g}. "
+                "Fix: export non-negative delays"
+            )
         return _Terms(terms.elem, terms.src, terms.idx, terms.coef, terms.delay + v[terms.elem], terms.size)
     w = array(node.weight)
     if w.ndim != 2:
-        raise ValueError(f"node {name!r} ({kind}): weight must be a matrix, got shape {w.shape}")
+        raise ValueError(
+            f"node {name!r} ({kind}): weight must be a matrix, got shape {w.shape}. Fix: write it as (n_out, n_in)"
+        )
     if w.shape[1] != terms.size:
         raise ValueError(
-            f"node {name!r} ({kind}): weight shape {w.shape} takes {w.shape[1]} inputs, it is fed {terms.size}"
+            f"node {name!r} ({kind}): weight shape {w.shape} takes {w.shape[1]} inputs, it is fed {terms.size}. "
+            f"Fix: a weight of shape ({w.shape[0]}, {terms.size}), or feed it from a population of {w.shape[1]}"
         )
     rows, cols = np.nonzero(w)
     order = np.argsort(cols, kind="stable")
@@ -335,7 +348,7 @@ def _compose(nodes: dict, parents: dict, children: dict, sizes: dict) -> dict[tu
         cyc = sorted(n for n in synaptic if pending[n] > 0)
         raise ValueError(
             f"nodes {_names(cyc)} form a cycle without a neuron population; a recurrent connection "
-            "must pass through a CubaLIF"
+            "must pass through a CubaLIF. Fix: route the cycle through a neuron population"
         )
     out: dict[str, _Terms] = {}
     via: dict[str, set[int]] = {}  # synaptic node -> the populations its input comes from
@@ -346,14 +359,18 @@ def _compose(nodes: dict, parents: dict, children: dict, sizes: dict) -> dict[tu
         if p in out:
             return out[p], via[p]
         raise ValueError(
-            f"node {node!r} is fed by {p!r} ({type(nodes[p]).__name__}), which is not a population or a synaptic node"
+            f"node {node!r} is fed by {p!r} ({type(nodes[p]).__name__}), which is not a population or a "
+            "synaptic node. Fix: feed it from a CubaLIF, CubaLI or the Input"
         )
 
     for n in order:
         feeds = [feed(n, p) for p in parents[n]]
         sz = {f.size for f, _ in feeds}
         if len(sz) > 1:
-            raise ValueError(f"node {n!r} sums inputs of different sizes {sorted(sz)} from {_names(parents[n])}")
+            raise ValueError(
+                f"node {n!r} sums inputs of different sizes {sorted(sz)} from {_names(parents[n])}. "
+                "Fix: feed it inputs of one size"
+            )
         out[n] = _apply(n, nodes[n], _Terms.concat([f for f, _ in feeds], sz.pop()))
         via[n] = set().union(*(v for _, v in feeds))
     conns: dict[tuple[str, str], Connection] = {}
@@ -364,7 +381,10 @@ def _compose(nodes: dict, parents: dict, children: dict, sizes: dict) -> dict[tu
         for p in parents[post]:
             t, sources = feed(post, p)
             if t.size != sizes[post]:
-                raise ValueError(f"node {p!r} gives {t.size} values to {post!r}, which has {sizes[post]} neurons")
+                raise ValueError(
+                    f"node {p!r} gives {t.size} values to {post!r}, which has {sizes[post]} neurons. "
+                    f"Fix: make {p!r} output {sizes[post]} values"
+                )
             for s in sources:
                 parts.setdefault(s, []).append(t.take(t.src == s))
         ancestors = _synaptic_ancestors(post, parents, index)
@@ -405,7 +425,7 @@ def _synapses(pre: str, post: str, t: _Terms, sizes: dict, has_delay: bool, path
             raise ValueError(
                 f"the synapse from {pre!r}[{i[k]}] to {post!r}[{e[k]}] arrives with two delays "
                 f"({dl[k]:g} and {dl[k + 1]:g} file time units, through {_names(path)}); eventkit holds one "
-                "delay per synapse"
+                "delay per synapse. Fix: keep one path (or equal delays) per synapse"
             )
         w[e, i] = cs
         if d is not None:

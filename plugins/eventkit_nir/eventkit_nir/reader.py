@@ -294,8 +294,8 @@ def _population(name: str, w: Wiring, is_readout: bool, ms_per_unit: float, spik
 
 
 def _stated_dt_ms(w: Wiring, names: list[str], ms_per_unit: float) -> float | None:
-    """The step the neurons state (``w_in = tau_syn / dt``, ``r = tau_mem / dt``, in ms), when
-    every population that states one agrees; None when none does."""
+    """The step the neurons state (``w_in = tau_syn / dt``, ``r = tau_mem / dt``, in ms, to 6
+    significant digits), when every population that states one agrees; None when none does."""
     found = []
     for name in names:
         prm = _params(w, name)
@@ -308,7 +308,8 @@ def _stated_dt_ms(w: Wiring, names: list[str], ms_per_unit: float) -> float | No
     values = np.concatenate(found)
     if not (np.all(values > 0) and np.allclose(values, values[0], rtol=1e-5, atol=0)):
         return None
-    return snap(float(values[0]) * ms_per_unit)
+    # 6 significant digits: the parameters it comes from are often float32 (snnTorch, Norse)
+    return float(f"{float(values[0]) * ms_per_unit:.6g}")
 
 
 def _refuse_norse_time_constants(w: Wiring, names: list[str], ms_per_unit: float, run_dt: float, meta: dict) -> None:

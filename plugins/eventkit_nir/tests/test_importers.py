@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 
+import nir
 import numpy as np
 import pytest
 import torch
 
 from conftest import make_net
+from eventkit.engine import SumV
 from eventkit_nir import network_from_nir, to_nir
 from eventkit_nir.conventions import Convention
 from eventkit_nir.importers import predictions_from_trace, run_norse, run_snntorch
@@ -126,3 +128,47 @@ def test_released_importer_limits_are_as_documented(yinyang_batch):
         norse.torch.from_nir(to_nir(delayed, readout_as="cubalif"), dt=5e-4)
     with pytest.raises(ValueError, match="Delay"):
         run_snntorch(to_nir(delayed, convention="snntorch", readout_as="cubalif"), yinyang_batch)
+
+
+def test_snntorch_made_graph_imports_as_snntorch_runs_it(yinyang_batch):
+    # the reverse direction: a graph written by snnTorch's exporter (its 0.1 ms step stated by
+    # w_in = tau_syn/dt and r = tau_mem/dt, per-neuron vectors), imported here at its step, agrees
+    # with snnTorch's own simulation of it within the Euler bound. catches: the reader misreading
+    # snnTorch's r / w_in / threshold scale (a factor tau_mem/dt silences or floods the layer)
+    snn = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
+    from eventkit.data import SpikeData
+    from eventkit_nir.conventions import SNNTORCH_DT
+
+    dt, tau_mem, tau_syn = SNNTORCH_DT * 1e3, 20.0, 5.0  # ms
+    torch.manual_seed(0)
+
+    def synaptic(n, threshold):
+        full = lambda x: torch.full((n,), float(x))  # noqa: E731
+        return snn.Synaptic(
+            alpha=full(1 - dt / tau_syn), beta=full(1 - dt / tau_mem), threshold=full(threshold), init_hidden=True
+        )
+
+    fc1, fc2 = torch.nn.Linear(5, 60, bias=False), torch.nn.Linear(60, 3, bias=False)
+    with torch.no_grad():
+        fc1.weight.normal_(3.0, 1.0)
+        fc2.weight.normal_(0.0, 0.3)
+    # snnTorch's v is eventkit's V * tau_mem/dt: threshold 1 in V is tau_mem/dt in v
+    model = torch.nn.Sequential(fc1, synaptic(60, tau_mem / dt), fc2, synaptic(3, 1e30))
+    g = export_to_nir(model, torch.randn(1, 5), ignore_dims=[0])
+    g = nir.NIRGraph(  # the names run_snntorch reads its counts and trace from
+        nodes={{"1": "hidden0", "3": "readout"}.get(k, k): v for k, v in g.nodes.items()},
+        edges=[tuple({"1": "hidden0", "3": "readout"}.get(x, x) for x in e) for e in g.edges],
+    )
+    # the Yin-Yang batch on snnTorch's 0.1 ms grid
+    b = yinyang_batch
+    data = SpikeData(b.offsets, b.steps * 5, b.channels, b.labels, b.n_channels, b.n_steps * 5, dt, b.n_classes)
+    net = network_from_nir(g, readout=SumV(), n_steps=data.n_steps)  # dt: the file's own
+    assert net.dt == pytest.approx(dt) and net.neurons[0].threshold == pytest.approx(1.0, rel=1e-5)
+    run = run_snntorch(g, data)
+    counts, preds = _agreement(net, data, run)
+    tol_counts, tol_preds = engine_tolerance(net, data, euler_psp_error(tau_mem, tau_syn, dt, n=20000))
+    assert run.counts.sum() > 0.5 * net(data).counts.sum().item() > 0
+    assert counts >= tol_counts, (counts, tol_counts)
+    assert preds >= tol_preds, (preds, tol_preds)

@@ -172,3 +172,38 @@ def test_snntorch_made_graph_imports_as_snntorch_runs_it(yinyang_batch):
     assert run.counts.sum() > 0.5 * net(data).counts.sum().item() > 0
     assert counts >= tol_counts, (counts, tol_counts)
     assert preds >= tol_preds, (preds, tol_preds)
+
+
+def test_norse_made_graph_repaired_imports_as_norse_runs_it(yinyang_batch):
+    # a graph written by Norse 1.1.0's to_nir, repaired by fix_norse and imported here, agrees
+    # with Norse's own LIFCell simulation of the model within the Euler bound. catches: the repair
+    # leaving tau a factor dt off or w_in at 1 (each spike 0.1 times as strong: the layer falls silent)
+    nt = pytest.importorskip("norse.torch")
+    from eventkit_nir import fix_norse
+    from eventkit_nir.importers import ImporterRun, dense_input
+
+    dt_s = yinyang_batch.dt * 1e-3
+    torch.manual_seed(0)
+    fc1, fc2 = torch.nn.Linear(5, 60, bias=False), torch.nn.Linear(60, 3, bias=False)
+    with torch.no_grad():
+        fc1.weight.normal_(3.0, 1.0)
+        fc2.weight.normal_(0.0, 0.3)
+    hidden = nt.LIFCell(dt=dt_s)  # tau_mem 10 ms, tau_syn 5 ms, threshold 1
+    readout = nt.LIFCell(nt.LIFParameters(v_th=torch.tensor(1e30)), dt=dt_s)  # never fires
+    graph = nt.to_nir(nt.SequentialState(fc1, hidden, fc2, readout), torch.randn(1, 5), dt=dt_s)
+    net = network_from_nir(fix_norse(graph, dt=dt_s), readout=SumV(), n_steps=yinyang_batch.n_steps)
+    assert net.dt == pytest.approx(yinyang_batch.dt) and not net.output.spiking
+    x = dense_input(yinyang_batch)
+    counts, trace, s1, s2 = torch.zeros(len(yinyang_batch), 60), [], None, None
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            z, s1 = hidden(fc1(x[t]), s1)
+            counts += z
+            _, s2 = readout(fc2(z), s2)
+            trace.append(s2.v.clone())
+    run = ImporterRun(counts.numpy(), torch.stack(trace, 1).numpy())
+    got_counts, got_preds = _agreement(net, yinyang_batch, run)
+    tol_counts, tol_preds = engine_tolerance(net, yinyang_batch, euler_psp_error(10.0, 5.0, yinyang_batch.dt))
+    assert run.counts.sum() > 0.5 * net(yinyang_batch).counts.sum().item() > 0
+    assert got_counts >= tol_counts, (got_counts, tol_counts)
+    assert got_preds >= tol_preds, (got_preds, tol_preds)

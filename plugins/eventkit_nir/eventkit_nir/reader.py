@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .conventions import NON_SPIKING_THRESHOLD, snap
-from .wiring import Wiring, array, wiring
+from .wiring import Wiring, array, end_size, wiring
 
 
 class NirImportWarning(UserWarning):
@@ -167,6 +167,11 @@ def _chain(w: Wiring) -> list[tuple[str, Any, Any]]:
             f"it is fed by {feeds}. Fix: connect the readout population straight to the Output"
         )
     readout = feeds[0]
+    if end_size(w.output, w.nodes[w.output]) != w.sizes[readout]:
+        raise ValueError(
+            f"the Output node {w.output!r} has {end_size(w.output, w.nodes[w.output])} entries, its readout "
+            f"{readout!r} {w.sizes[readout]} neurons. Fix: give the Output the readout's size"
+        )
     order = []
     post, seen = readout, set()
     while post != w.input:

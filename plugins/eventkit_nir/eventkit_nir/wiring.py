@@ -201,7 +201,7 @@ def _names(names) -> str:
 def _population_sizes(nodes: dict, parents: dict, children: dict, inp: str) -> dict[str, int]:
     """Neurons per population: the parameter vectors' length; for scalar parameters (Norse writes
     them) the size of what feeds or reads the population."""
-    sizes = {inp: _input_size(inp, nodes[inp])}
+    sizes = {inp: end_size(inp, nodes[inp])}
     for name, node in nodes.items():
         if type(node).__name__ not in POPULATION_TYPES:
             continue
@@ -225,14 +225,18 @@ def _population_sizes(nodes: dict, parents: dict, children: dict, inp: str) -> d
     return sizes
 
 
-def _input_size(name: str, node: Any) -> int:
-    shape = array(next(iter(node.input_type.values()))).astype(int).reshape(-1).tolist()
-    if len(shape) == 2 and shape[0] == 1:  # a leading batch dimension (nirtorch without ignore_dims)
+def end_size(name: str, node: Any) -> int:
+    """The length of an Input's or Output's flat vector (a leading batch dimension of 1, as
+    nirtorch writes without ``ignore_dims``, dropped)."""
+    kind = type(node).__name__
+    types = node.input_type if kind == "Input" else node.output_type
+    shape = array(next(iter(types.values()))).astype(int).reshape(-1).tolist()
+    if len(shape) == 2 and shape[0] == 1:
         shape = shape[1:]
     if len(shape) != 1:
         raise ValueError(
-            f"node {name!r} (Input): eventkit inputs are flat channel vectors, got shape {shape}. "
-            "Fix: export with a 1-D input (snnTorch/nirtorch: ignore_dims=[0] drops the batch dimension)"
+            f"node {name!r} ({kind}): eventkit {kind.lower()}s are flat vectors, got shape {shape}. "
+            "Fix: export with a 1-D shape (snnTorch/nirtorch: ignore_dims=[0] drops the batch dimension)"
         )
     return int(shape[0])
 

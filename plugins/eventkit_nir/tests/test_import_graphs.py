@@ -293,3 +293,13 @@ def test_spiking_readout_is_named_in_the_summary():
     imported = import_nir(g, readout=SumV())
     assert imported.net.output.name == "lif"
     assert imported.summary.endswith("readout CubaLIF 'decision' runs as lif (tau_mem 20 ms, tau_syn 5 ms)")
+
+
+def test_output_size_must_match_the_readout():
+    # catches: an Output declaring another size than the readout it reads, accepted silently
+    g = to_nir(make_net())
+    nodes = dict(g.nodes)
+    nodes["output"] = nir.Output(np.array([4]))
+    with pytest.raises(ValueError) as exc:
+        network_from_nir(nir.NIRGraph(nodes=nodes, edges=g.edges, metadata=g.metadata, type_check=False))
+    assert "the Output node 'output' has 4 entries, its readout 'readout' 3 neurons" in _one_line(exc)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from eventkit.hookspecs import hookimpl
-
-LOG = logging.getLogger("eventkit")  # the run's log (eventkit.log in the run directory)
 
 
 def _make_target(**cfg):
@@ -22,13 +19,9 @@ def _read_network(path, *, readout, dt, n_steps, backend="cpu"):
     from .reader import import_nir
 
     imported = import_nir(path, readout=readout, dt=dt, n_steps=n_steps, backend=backend)
-    line = f"nir: {path}: {imported.summary}"
-    print(line, flush=True)
-    LOG.info(line)
+    print(f"nir: {path}: {imported.summary}", flush=True)
     for note in imported.notes:
-        line = f"eventkit: warning: network.from_file={path}: {note}"
-        print(line, file=sys.stderr, flush=True)
-        LOG.warning(line)
+        print(f"eventkit: warning: network.from_file={path}: {note}", file=sys.stderr, flush=True)
     return imported.net
 
 

@@ -250,7 +250,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
     _print(
         f"eventkit: {cfg.dataset.name} ({len(train)} train / {len(val) if val is not None else 0} val / "
         f"{len(splits.test)} test, {train.n_channels} inputs, {train.n_steps} steps of {train.dt} ms) -> "
-        f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {cfg.network.output.name}, "
+        f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {net.output.name}, "
         f"readout {cfg.readout.name}; {threads} threads"
         f"{f' in each of {dp.world_size} processes' if dp is not None else ''}; run dir {rd.path}"
     )

@@ -3,11 +3,25 @@
 Node names: ``input``; one ``hidden<k>`` CubaLIF per hidden layer; ``readout`` (CubaLI, or a
 CubaLIF); ``output``. A connection without delays is one Linear named like the eventkit
 connection (``ff0``, ``rec0``, ``out``; weight (n_post, n_pre)); recurrence is the cycle
-``hidden<k> -> rec<k> -> hidden<k>``. A connection with per-synapse delays becomes one branch per
-distinct delay value ``d``: ``pre -> <name>_delay<g>`` (a Delay of ``d`` for every presynaptic
-neuron) ``-> <name>_w<g>`` (the Linear holding the weights of the synapses with that delay, zeros
-elsewhere) ``-> post``; summed at the target they are the delayed connection. Delays are written as
-the engine simulates them: ``mode=round`` ones as whole steps.
+``hidden<k> -> rec<k> -> hidden<k>``.
+
+A connection with per-synapse delays is written per neuron on its smaller side, so that the file
+grows with the number of synapses, never with the number of distinct delay values:
+
+* fewer presynaptic neurons (n_pre <= n_post): for each presynaptic neuron i,
+  ``pre -> <name>_pre<i>`` (Linear 1 x n_pre, one-hot: picks neuron i)
+  ``-> <name>_w<i>`` (Linear n_post x 1: the weights of i's synapses)
+  ``-> <name>_d<i>`` (Delay, n_post entries: the delays of i's synapses) ``-> post``;
+* fewer postsynaptic neurons: for each postsynaptic neuron j,
+  ``pre -> <name>_d<j>`` (Delay, n_pre entries: the delays of j's synapses)
+  ``-> <name>_w<j>`` (Linear 1 x n_pre: j's weights)
+  ``-> <name>_post<j>`` (Linear n_post x 1, one-hot: delivers to neuron j) ``-> post``.
+
+Summed at the target they are the delayed connection, exactly: every weight and every delay is
+stored once, and the one-hot factors are 1. That is 3 min(n_pre, n_post) nodes holding
+2 n_pre n_post + min(n_pre, n_post)^2 numbers. Delays are written as the engine simulates them:
+``mode=round`` ones as whole steps. A synapse of weight 0 has no effect, and reads back with the
+connection's smallest delay.
 """
 
 from __future__ import annotations
@@ -19,15 +33,11 @@ import numpy as np
 
 from .conventions import NON_SPIKING_THRESHOLD, READOUT_NODES, Convention
 
-#: largest number of weight entries the branches of one delayed connection may hold together
-MAX_DELAY_ELEMENTS = 2**26
 HIDDEN_MODELS = ("lif",)
 OUTPUT_MODELS = ("li", "lif")
 
 
-def to_nir(
-    net: Any, *, convention: str = "seconds", readout_as: str = "cubali", max_delay_elements: int = MAX_DELAY_ELEMENTS
-):
+def to_nir(net: Any, *, convention: str = "seconds", readout_as: str = "cubali"):
     """The NIR graph of ``net`` (an :class:`eventkit.engine.EventpropNet` with LIF hidden layers
     and an LI or LIF output), in ``convention`` (see :mod:`eventkit_nir.conventions`).
     ``readout_as="cubalif"`` writes a non-spiking LI readout as a CubaLIF that never fires
@@ -67,18 +77,9 @@ def to_nir(
             edges += [(pre, conn.name), (conn.name, post)]
             continue
         d = _simulated_delays(delays[conn.name], conn.delay.mode, net.dt)
-        values = np.unique(d)
-        if values.size * w.size > max_delay_elements:
-            raise ValueError(
-                f"connection {conn.name}: {values.size} distinct delays would need {values.size} "
-                f"branches of {w.shape[0]}x{w.shape[1]} weights in NIR. Fix: train with "
-                f"network.delays.{conn.kind}.mode=round (whole-step delays)"
-            )
-        for g, value in enumerate(values):
-            dname, lname = f"{conn.name}_delay{g}", f"{conn.name}_w{g}"
-            nodes[dname] = nir.Delay(np.full(conn.pre.size, conv.time(float(value))))
-            nodes[lname] = nir.Linear(np.where(d == value, w, 0.0))
-            edges += [(pre, dname), (dname, lname), (lname, post)]
+        branch_nodes, branch_edges = _delayed_branches(conn.name, w, d / conv.ms_per_unit)
+        nodes.update(branch_nodes)
+        edges += [(pre if a is None else a, post if b is None else b) for a, b in branch_edges]
         delay_meta[conn.name] = {
             "max_ms": float(conn.delay.max),
             "mode": conn.delay.mode,
@@ -142,3 +143,36 @@ def _simulated_delays(d: np.ndarray, mode: str, dt: float) -> np.ndarray:
     """Delays (ms) as the engine applies them: whole steps in round mode."""
     d = np.asarray(d, dtype=np.float64)
     return np.rint(d / dt) * dt if mode == "round" else d
+
+
+def _delayed_branches(name: str, w: np.ndarray, d: np.ndarray) -> tuple[dict, list]:
+    """Nodes and edges of the per-neuron branches of a delayed connection (weights w and delays
+    d in file units, both (n_post, n_pre)); None in an edge stands for the pre/post population."""
+    import nir
+
+    n_post, n_pre = w.shape
+    nodes: dict = {}
+    edges: list = []
+    if n_pre <= n_post:
+        for i in range(n_pre):
+            pick = np.zeros((1, n_pre))
+            pick[0, i] = 1.0
+            a, b, c = f"{name}_pre{i}", f"{name}_w{i}", f"{name}_d{i}"
+            nodes[a], nodes[b], nodes[c] = (
+                nir.Linear(pick),
+                nir.Linear(w[:, i : i + 1].copy()),
+                nir.Delay(d[:, i].copy()),
+            )
+            edges += [(None, a), (a, b), (b, c), (c, None)]
+    else:
+        for j in range(n_post):
+            put = np.zeros((n_post, 1))
+            put[j, 0] = 1.0
+            a, b, c = f"{name}_d{j}", f"{name}_w{j}", f"{name}_post{j}"
+            nodes[a], nodes[b], nodes[c] = (
+                nir.Delay(d[j, :].copy()),
+                nir.Linear(w[j : j + 1, :].copy()),
+                nir.Linear(put),
+            )
+            edges += [(None, a), (a, b), (b, c), (c, None)]
+    return nodes, edges

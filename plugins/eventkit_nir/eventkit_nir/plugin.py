@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from eventkit.hookspecs import hookimpl
 
 
@@ -12,9 +14,15 @@ def _make_target(**cfg):
 
 
 def _read_network(path, *, readout, dt, n_steps, backend="cpu"):
-    from .reader import network_from_nir
+    """The network in ``path``; prints one line naming the file's populations (its readout
+    included) and one warning line per thing the run's dt cannot reproduce."""
+    from .reader import import_nir
 
-    return network_from_nir(path, readout=readout, dt=dt, n_steps=n_steps, backend=backend)
+    imported = import_nir(path, readout=readout, dt=dt, n_steps=n_steps, backend=backend)
+    print(f"nir: {path}: {imported.summary}", flush=True)
+    for note in imported.notes:
+        print(f"eventkit: warning: network.from_file={path}: {note}", file=sys.stderr, flush=True)
+    return imported.net
 
 
 @hookimpl
@@ -22,8 +30,8 @@ def register_targets(register):
     register(
         "nir",
         _make_target,
-        description="NIR graph (deploy/nir/model.nir) for SpiNNaker2, Xylo, "
-        "Speck, Norse, snnTorch and other NIR importers",
+        description="NIR graph (deploy/nir/model.nir) for Norse, snnTorch and other NIR importers "
+        "of current-based LIF networks",
     )
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 
+import nir
 import numpy as np
 import pytest
 import torch
 
 from conftest import make_net
+from eventkit.engine import SumV
 from eventkit_nir import network_from_nir, to_nir
 from eventkit_nir.conventions import Convention
 from eventkit_nir.importers import predictions_from_trace, run_norse, run_snntorch
@@ -100,8 +102,8 @@ def test_snntorch_agrees_with_the_engine_within_the_euler_bound(yinyang_batch):
 
 
 def test_released_importer_limits_are_as_documented(yinyang_batch):
-    # the README's compatibility table: snnTorch 1.0.0 cannot load a recurrent graph, and a
-    # CubaLI readout needs readout_as=cubalif for both importers. If an importer release lifts
+    # the README's compatibility table: snnTorch 1.0.0 cannot load a recurrent graph, a CubaLI
+    # readout needs readout_as=cubalif for both importers, and neither reads Delay nodes. If an importer release lifts
     # a limit this test fails and the table must be updated.
     pytest.importorskip("snntorch")
     pytest.importorskip("norse")
@@ -120,3 +122,88 @@ def test_released_importer_limits_are_as_documented(yinyang_batch):
     model = norse.torch.from_nir(li, dt=5e-4)
     _, state = model(torch.zeros(2, 5), None)
     assert "readout" not in state.state  # Norse 1.1.0 drops the CubaLI node
+    # neither importer reads Delay nodes (so no importer needs one delay layout over another)
+    delayed = make_net(delays={"ff": {"max": 2.0, "init": [0.0, 2.0], "mode": "round"}})
+    with pytest.raises(KeyError):  # Norse 1.1.0 has no module for the Delay node
+        norse.torch.from_nir(to_nir(delayed, readout_as="cubalif"), dt=5e-4)
+    with pytest.raises(ValueError, match="Delay"):
+        run_snntorch(to_nir(delayed, convention="snntorch", readout_as="cubalif"), yinyang_batch)
+
+
+def test_snntorch_made_graph_imports_as_snntorch_runs_it(yinyang_batch):
+    # the reverse direction: a graph written by snnTorch's exporter (its 0.1 ms step stated by
+    # w_in = tau_syn/dt and r = tau_mem/dt, per-neuron vectors), imported here at its step, agrees
+    # with snnTorch's own simulation of it within the Euler bound. catches: the reader misreading
+    # snnTorch's r / w_in / threshold scale (a factor tau_mem/dt silences or floods the layer)
+    snn = pytest.importorskip("snntorch")
+    from snntorch.export_nir import export_to_nir
+
+    from eventkit.data import SpikeData
+    from eventkit_nir.conventions import SNNTORCH_DT
+
+    dt, tau_mem, tau_syn = SNNTORCH_DT * 1e3, 20.0, 5.0  # ms
+    torch.manual_seed(0)
+
+    def synaptic(n, threshold):
+        full = lambda x: torch.full((n,), float(x))  # noqa: E731
+        return snn.Synaptic(
+            alpha=full(1 - dt / tau_syn), beta=full(1 - dt / tau_mem), threshold=full(threshold), init_hidden=True
+        )
+
+    fc1, fc2 = torch.nn.Linear(5, 60, bias=False), torch.nn.Linear(60, 3, bias=False)
+    with torch.no_grad():
+        fc1.weight.normal_(3.0, 1.0)
+        fc2.weight.normal_(0.0, 0.3)
+    # snnTorch's v is eventkit's V * tau_mem/dt: threshold 1 in V is tau_mem/dt in v
+    model = torch.nn.Sequential(fc1, synaptic(60, tau_mem / dt), fc2, synaptic(3, 1e30))
+    g = export_to_nir(model, torch.randn(1, 5), ignore_dims=[0])
+    g = nir.NIRGraph(  # the names run_snntorch reads its counts and trace from
+        nodes={{"1": "hidden0", "3": "readout"}.get(k, k): v for k, v in g.nodes.items()},
+        edges=[tuple({"1": "hidden0", "3": "readout"}.get(x, x) for x in e) for e in g.edges],
+    )
+    # the Yin-Yang batch on snnTorch's 0.1 ms grid
+    b = yinyang_batch
+    data = SpikeData(b.offsets, b.steps * 5, b.channels, b.labels, b.n_channels, b.n_steps * 5, dt, b.n_classes)
+    net = network_from_nir(g, readout=SumV(), n_steps=data.n_steps)  # dt: the file's own
+    assert net.dt == pytest.approx(dt) and net.neurons[0].threshold == pytest.approx(1.0, rel=1e-5)
+    run = run_snntorch(g, data)
+    counts, preds = _agreement(net, data, run)
+    tol_counts, tol_preds = engine_tolerance(net, data, euler_psp_error(tau_mem, tau_syn, dt, n=20000))
+    assert run.counts.sum() > 0.5 * net(data).counts.sum().item() > 0
+    assert counts >= tol_counts, (counts, tol_counts)
+    assert preds >= tol_preds, (preds, tol_preds)
+
+
+def test_norse_made_graph_repaired_imports_as_norse_runs_it(yinyang_batch):
+    # a graph written by Norse 1.1.0's to_nir, repaired by fix_norse and imported here, agrees
+    # with Norse's own LIFCell simulation of the model within the Euler bound. catches: the repair
+    # leaving tau a factor dt off or w_in at 1 (each spike 0.1 times as strong: the layer falls silent)
+    nt = pytest.importorskip("norse.torch")
+    from eventkit_nir import fix_norse
+    from eventkit_nir.importers import ImporterRun, dense_input
+
+    dt_s = yinyang_batch.dt * 1e-3
+    torch.manual_seed(0)
+    fc1, fc2 = torch.nn.Linear(5, 60, bias=False), torch.nn.Linear(60, 3, bias=False)
+    with torch.no_grad():
+        fc1.weight.normal_(3.0, 1.0)
+        fc2.weight.normal_(0.0, 0.3)
+    hidden = nt.LIFCell(dt=dt_s)  # tau_mem 10 ms, tau_syn 5 ms, threshold 1
+    readout = nt.LIFCell(nt.LIFParameters(v_th=torch.tensor(1e30)), dt=dt_s)  # never fires
+    graph = nt.to_nir(nt.SequentialState(fc1, hidden, fc2, readout), torch.randn(1, 5), dt=dt_s)
+    net = network_from_nir(fix_norse(graph, dt=dt_s), readout=SumV(), n_steps=yinyang_batch.n_steps)
+    assert net.dt == pytest.approx(yinyang_batch.dt) and not net.output.spiking
+    x = dense_input(yinyang_batch)
+    counts, trace, s1, s2 = torch.zeros(len(yinyang_batch), 60), [], None, None
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            z, s1 = hidden(fc1(x[t]), s1)
+            counts += z
+            _, s2 = readout(fc2(z), s2)
+            trace.append(s2.v.clone())
+    run = ImporterRun(counts.numpy(), torch.stack(trace, 1).numpy())
+    got_counts, got_preds = _agreement(net, yinyang_batch, run)
+    tol_counts, tol_preds = engine_tolerance(net, yinyang_batch, euler_psp_error(10.0, 5.0, yinyang_batch.dt))
+    assert run.counts.sum() > 0.5 * net(yinyang_batch).counts.sum().item() > 0
+    assert got_counts >= tol_counts, (got_counts, tol_counts)
+    assert got_preds >= tol_preds, (got_preds, tol_preds)

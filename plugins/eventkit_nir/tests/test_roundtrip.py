@@ -16,6 +16,7 @@ DELAYS = {
     "none": None,
     "ff_round": {"ff": {"max": 5.0, "init": [0.0, 5.0], "mode": "round"}},
     "out_exact": {"out": {"max": 3.0, "init": [0.0, 3.0], "mode": "exact", "learn": False}},
+    "ff_exact": {"ff": {"max": 5.0, "init": [0.0, 5.0], "mode": "exact"}},
 }
 
 
@@ -48,20 +49,57 @@ def test_roundtrip_gives_the_identical_network(tmp_path, yinyang_batch, conventi
 
 def test_graph_shape_and_recurrence_cycle():
     # catches: recurrence written as anything but the hidden -> rec -> hidden cycle, a readout
-    # of the wrong node type, delays not as Delay -> Linear branches
+    # of the wrong node type, delayed synapses not as per-neuron one-hot/weight/Delay branches
     net = make_net(recurrent=(True,), delays={"ff": {"max": 2.0, "init": [0.0, 2.0], "mode": "round"}})
     g = to_nir(net)
     assert ("hidden0", "rec0") in g.edges and ("rec0", "hidden0") in g.edges
     assert isinstance(g.nodes["readout"], nir.CubaLI) and ("readout", "output") in g.edges
     assert isinstance(g.nodes["hidden0"], nir.CubaLIF)
-    branches = [n for n in g.nodes if n.startswith("ff0_delay")]
-    assert 1 < len(branches) <= 5  # whole steps 0..4 of 0.5 ms
-    for b in branches:
-        assert isinstance(g.nodes[b], nir.Delay) and (b, b.replace("delay", "w")) in g.edges
+    # 5 inputs < 60 hidden: one branch per presynaptic neuron, input -> pick -> weights -> Delay
+    for i in range(5):
+        pick, wts, dly = (g.nodes[f"ff0_{k}{i}"] for k in ("pre", "w", "d"))
+        assert [
+            ("input", f"ff0_pre{i}"),
+            (f"ff0_pre{i}", f"ff0_w{i}"),
+            (f"ff0_w{i}", f"ff0_d{i}"),
+            (f"ff0_d{i}", "hidden0"),
+        ] == [e for e in g.edges if f"ff0_pre{i}" in e or f"ff0_w{i}" in e or f"ff0_d{i}" in e]
+        np.testing.assert_array_equal(pick.weight, np.eye(5)[i : i + 1])
+        np.testing.assert_array_equal(wts.weight[:, 0], net.ff0.detach().double().numpy()[:, i])
+        np.testing.assert_array_equal(dly.delay * 1e3, _effective_delay(net, net.topology.connection("ff0"))[:, i])
+    assert not any(n.startswith("ff0_pre5") for n in g.nodes)
     # the spike of weight w adds dt/tau_syn * w_in * w = w under the importers' Euler step
     node = g.nodes["hidden0"]
     np.testing.assert_allclose(0.5e-3 / node.tau_syn * node.w_in, 1.0)
     np.testing.assert_allclose(node.tau_mem, 20e-3)
+
+
+def test_delayed_connection_with_fewer_targets_is_written_per_target(yinyang_batch):
+    # out: 60 hidden -> 3 outputs, so one branch per output neuron (Delay -> weights -> one-hot).
+    # catches: the per-target orientation transposed, delivering to the wrong neuron or pairing
+    # a weight with another synapse's delay
+    net = make_net(delays={"out": {"max": 3.0, "init": [0.0, 3.0], "mode": "exact", "learn": False}})
+    g = to_nir(net)
+    assert sorted(n for n in g.nodes if n.startswith("out_post")) == ["out_post0", "out_post1", "out_post2"]
+    np.testing.assert_array_equal(g.nodes["out_post1"].weight[:, 0], [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(g.nodes["out_w2"].weight[0], net.out.detach().double().numpy()[2])
+    back = network_from_nir(g, readout=SumV())
+    np.testing.assert_array_equal(back.out_delay.detach().numpy(), net.out_delay.detach().numpy())
+    assert torch.equal(back(yinyang_batch).readout, net(yinyang_batch).readout)
+
+
+def test_delay_export_size_does_not_grow_with_distinct_delays():
+    # every synapse its own delay (300 distinct values) costs the same nodes as 2 values.
+    # catches: a return to one Delay -> Linear branch per distinct delay value
+    few = to_nir(make_net(delays={"ff": {"max": 3.0, "init": [0.0, 3.0], "mode": "round"}}))
+    many = to_nir(make_net(delays={"ff": {"max": 3.0, "init": [0.0, 3.0], "mode": "exact"}}))
+    assert len(few.nodes) == len(many.nodes) == 5 + 3 * 5  # input, hidden0, readout, out, output + 5 branches
+    stored = sum(
+        np.asarray(v.weight if isinstance(v, nir.Linear) else v.delay).size
+        for k, v in many.nodes.items()
+        if k.startswith("ff0_")
+    )
+    assert stored == 5 * 5 + 2 * 5 * 60  # one-hot picks + weights + delays
 
 
 def test_cubalif_readout_reads_back_as_the_leaky_integrator(tmp_path, yinyang_batch):
@@ -152,6 +190,3 @@ def test_export_refuses_what_nir_cannot_hold():
 
     with pytest.raises(ValueError, match="Fix: neuron=lif"):
         to_nir(make_net(neuron=Odd()))
-    net = make_net(delays={"ff": {"max": 3.0, "init": [0.0, 3.0]}})  # 300 distinct exact delays
-    with pytest.raises(ValueError, match="mode=round"):
-        to_nir(net, max_delay_elements=10_000)

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .chip_cost import coefficients
 from .quantize import MAX_DELAY, SUPPORTED_NEURONS, SUPPORTED_OUTPUTS, ChipNetwork, quantize
 
 N_CORES = 128
@@ -96,6 +97,7 @@ class LoihiTarget:
             raise ValueError(f"target.readout_offset must be >= 0 steps, got {readout_offset}")
         self.readout_offset = int(readout_offset)
         self.energy = dict(energy or {})
+        coefficients(self.energy)  # a bad target.energy.* fails here, before training
         if not isinstance(qat, bool):
             raise ValueError(f"target.qat must be true or false, got {qat!r}")
         self.qat = qat
@@ -333,7 +335,7 @@ class LoihiTarget:
     def deploy(self, net: Any, splits, run_dir) -> dict:
         from .netx import write_netx, write_samples
         from .quantize import plot_histograms
-        from .report import build_report, plot_delays
+        from .report import build_report, float_inference_times, plot_delays
 
         run_dir = Path(run_dir)
         out = run_dir / "deploy" / self.name
@@ -359,8 +361,9 @@ class LoihiTarget:
         hist = plot_histograms(qrep, run_dir / "plots" / "loihi2_weights.png")
         delay_plot = plot_delays(chip, run_dir / "plots" / "loihi2_delays.png")
         float_pred = _float_predictions(net, test)
+        cpu_times = float_inference_times(net, test)
         write_netx(chip, out / "model.net")
-        write_samples(test, emu, n_keep, out / "samples.npz")
+        write_samples(test, emu, n_keep, out / "samples.npz", readout=readout)
         lava = self._lava(out, n_keep)
         fields = build_report(
             chip=chip,
@@ -377,6 +380,7 @@ class LoihiTarget:
             readout=readout,
             readout_shift=shift,
             delay_plot=delay_plot,
+            cpu_times=cpu_times,
         )
         return fields
 

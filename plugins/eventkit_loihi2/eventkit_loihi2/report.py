@@ -76,9 +76,9 @@ def float_inference_times(net, data, batch: int = 256, rounds: int = 3) -> dict 
         return None
     one = data.subset(np.arange(min(8, len(data))))
     many = data.subset(np.arange(min(batch, len(data))))
-    net.predictions(one, 1)  # compile and warm up
     best1 = bestb = float("inf")
-    with net.simulating(readout_in_the_loop=None):
+    with net.simulating(readout_in_the_loop=None):  # the float network alone
+        net.predictions(one, 1)  # compile and warm up
         for _ in range(rounds):
             t0 = time.perf_counter()
             net.predictions(one, 1)

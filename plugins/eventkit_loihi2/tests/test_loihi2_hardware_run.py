@@ -21,7 +21,7 @@ needs_lava = pytest.mark.skipif(
 )
 
 
-def _deploy(tmp_path, seed=21, T=30):
+def _export_and_data(seed=21, T=30):
     rng = np.random.default_rng(seed)
     export = dict(
         dt=1.0,
@@ -40,7 +40,12 @@ def _deploy(tmp_path, seed=21, T=30):
     )
     samples = [(rng.integers(0, T, m), rng.integers(0, 12, m)) for m in rng.integers(60, 150, 8)]
     data = from_samples(samples, rng.integers(0, 3, 8), n_channels=12, n_steps=T, dt=1.0, n_classes=3)
-    LoihiTarget(lava="off", samples=3).deploy(export, DatasetSplits(train=data, test=data), tmp_path)
+    return export, DatasetSplits(train=data, test=data)
+
+
+def _deploy(tmp_path):
+    export, splits = _export_and_data()
+    LoihiTarget(lava="off", samples=3).deploy(export, splits, tmp_path)
     return tmp_path / "deploy" / "loihi2"
 
 
@@ -73,3 +78,14 @@ def test_simulated_chip_mismatch_stops_before_the_hardware(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "differ in 1 readout values; first at sample 1, step 5, neuron 0" in out
     assert "Loihi2HwCfg" not in out
+
+
+@needs_lava
+def test_deploy_with_the_hardware_backend_and_no_lava_loihi(tmp_path):
+    """target.lava_backend=hw where lava-loihi is missing: auto skips the check saying why,
+    required refuses with the same line."""
+    export, splits = _export_and_data()
+    fields = LoihiTarget(lava="auto", lava_backend="hw", samples=2).deploy(export, splits, tmp_path / "a")
+    assert fields["lava"]["status"] == "skipped" and "lava-loihi" in fields["lava"]["reason"]
+    with pytest.raises(RuntimeError, match="target.lava=required: Loihi 2 hardware not available"):
+        LoihiTarget(lava="required", lava_backend="hw", samples=2).deploy(export, splits, tmp_path / "b")

@@ -30,6 +30,23 @@ DEVENTPROP_LOGS = "the authors' public Jetson logs (github.com/mbalazs98/deventp
 PILOTNET_NB = "Lava-DL PilotNet LIF benchmark (lava-dl tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb)"
 
 
+# Lava-DL's PilotNet LIF benchmark on Loihi 2 (the notebook's printed results; a Kapoho Point board,
+# its static power divided over the board's 8 chips): 342.29 frames/s at 16 steps per frame on 74
+# cores; per chip 0.826347 W total = 0.352063 W static + 0.474284 W dynamic; 2.414157 mJ per frame,
+# of which 1.385611 mJ dynamic.
+PILOTNET = dict(
+    fps=342.29,
+    steps=16,
+    cores=74,
+    total_w=0.826347,
+    static_w=0.352063,
+    dynamic_w=0.474284,
+    energy_mj=2.414157,
+    dynamic_mj=1.385611,
+)
+CORE_DYNAMIC_W = PILOTNET["dynamic_w"] / PILOTNET["cores"]  # W per busy core
+
+
 @dataclass(frozen=True)
 class Coefficient:
     value: float
@@ -68,20 +85,22 @@ COEFFICIENTS: dict[str, Coefficient] = dict(
         "a hardware run measures it inside its time per step (hardware.json)",
     ),
     static_w=Coefficient(
-        0.34,
-        0.068,
-        0.68,
+        PILOTNET["static_w"],
+        PILOTNET["static_w"] / 2,
+        PILOTNET["static_w"] * 2,
         "W",
-        "the static share of the 0.68 W that Lava-DL measured for PilotNet LIF on Loihi 2 is not "
-        "published: range 10 % .. 100 % of it, value the midpoint",
+        "measured: the static power per chip of PilotNet LIF on Loihi 2 (a Kapoho Point board's static "
+        "power over its 8 chips; " + PILOTNET_NB + "); range a factor 2 either way (one board, one run)",
     ),
     synop_pj=Coefficient(
-        1.3,
-        0.067,
-        23.6,
+        CORE_DYNAMIC_W * 1.1e3,
+        CORE_DYNAMIC_W * 0.35e3,
+        CORE_DYNAMIC_W * 3.5e3,
         "pJ per synaptic op",
-        "high: 23.6 pJ, Loihi 1 (Davies et al. 2018); low: 1 / (15 TOPS/W) = 0.067 pJ, Intel's claim for "
-        "Hala Point (1152 Loihi 2 chips, 8 bit); value: their geometric mean. No Loihi 2 figure is published",
+        "dynamic power of a busy core x synop_ns: PilotNet LIF's measured dynamic power, 0.474 W over its "
+        "74 cores, is 6.41 mW per core (" + PILOTNET_NB + "), so value and range follow synop_ns (and are "
+        "recomputed from a synop_ns override); Loihi 1 gives 6.7 mW (23.6 pJ per 3.5 ns op, Davies et al. "
+        "2018). Intel's 15 TOPS/W for Hala Point (0.067 pJ per op) is far below what PilotNet draws",
     ),
 )
 OLD_KEYS = ("pj_per_synop_high", "tops_per_watt_low", "step_time_us")
@@ -98,6 +117,9 @@ def coefficients(overrides: dict | None = None) -> dict[str, Coefficient]:
             raise ValueError(f"target.energy.{key} must be a number >= 0 ({COEFFICIENTS[key].unit}), got {val!r}")
         c = COEFFICIENTS[key]
         out[key] = Coefficient(float(val), float(val), float(val), c.unit, f"set by target.energy.{key}")
+    if "synop_ns" in (overrides or {}) and "synop_pj" not in (overrides or {}):
+        v = CORE_DYNAMIC_W * out["synop_ns"].value * 1e3
+        out["synop_pj"] = Coefficient(v, v, v, COEFFICIENTS["synop_pj"].unit, "CORE_DYNAMIC_W x target.energy.synop_ns")
     return out
 
 
@@ -207,10 +229,15 @@ def _delayed_shd_activity() -> Activity:
 def _pilotnet_activity(coef: dict[str, float]) -> Activity:
     """PilotNet LIF: 74 cores and 16 steps per frame (the benchmark notebook's compile table and
     reset interval). Its synaptic activity is not published as numbers (the notebook plots it):
-    it is the activity at which the model's time per step equals the measured 182.6 us."""
-    t_meas = 1e6 / 342.29 / 16
+    it is the activity at which the model's time per step equals the measured one."""
+    t_meas = 1e6 / PILOTNET["fps"] / PILOTNET["steps"]
     per_core_per_step = (t_meas - coef["sync_us"]) / (coef["synop_ns"] * 1e-3)
-    return Activity(steps=16, cores=74, synops=per_core_per_step * 74 * 16, input_spikes=0.0)
+    return Activity(
+        steps=PILOTNET["steps"],
+        cores=PILOTNET["cores"],
+        synops=per_core_per_step * PILOTNET["cores"] * PILOTNET["steps"],
+        input_spikes=0.0,
+    )
 
 
 def fit_rows() -> list[dict]:
@@ -219,19 +246,17 @@ def fit_rows() -> list[dict]:
     rows = []
     a = _pilotnet_activity(central)
     m = _evaluate(a, central)
-    t_meas = 1e6 / 342.29 / 16
     rows.append(
         dict(
-            workload="PilotNet LIF (Lava-DL), 74 cores, 16 steps/frame",
-            source=PILOTNET_NB + "; 0.68 W and 1.66 mJ/frame as Lava-DL publishes them",
-            kind="measured",
-            time_ms=16 * t_meas / 1e3,
+            workload=f"PilotNet LIF (Lava-DL), {PILOTNET['cores']} cores, {PILOTNET['steps']} steps/frame",
+            source=PILOTNET_NB,
+            kind="measured; calibrates static_w, the synop_pj / synop_ns ratio and its own activity",
+            time_ms=PILOTNET["steps"] / PILOTNET["fps"] / PILOTNET["steps"] * 1e3,
             model_time_ms=m["latency_ms"],
-            time_note="calibrates the synaptic activity (not published): equal by construction",
-            energy_mj=1.66,
+            energy_mj=PILOTNET["energy_mj"],
             model_energy_mj=m["static_mj"] + m["dynamic_mj"],
-            power_w=0.68,
-            model_power_w=(m["static_mj"] + m["dynamic_mj"]) / m["latency_ms"],
+            dynamic_mj=PILOTNET["dynamic_mj"],
+            model_dynamic_mj=m["dynamic_mj"],
         )
     )
     a = _delayed_shd_activity()
@@ -245,11 +270,10 @@ def fit_rows() -> list[dict]:
             kind="derived lower bound",
             time_ms=min(j["batch_1"]["ms"], j["batch_128"]["ms"]) / RATIO_TIME,
             model_time_ms=m["latency_ms"],
-            time_note="the measured value equals the bound only if this network is the paper's best case",
             energy_mj=min(j["batch_1"]["mj"], j["batch_128"]["mj"]) / RATIO_ENERGY,
             model_energy_mj=m["static_mj"] + m["dynamic_mj"],
-            power_w=None,
-            model_power_w=None,
+            dynamic_mj=None,
+            model_dynamic_mj=m["dynamic_mj"],
         )
     )
     return rows
@@ -275,7 +299,7 @@ def coefficient_table() -> str:
     """The coefficient table of docs/loihi2.md (markdown), computed."""
     lines = ["| `target.energy.` | value | range | unit | source |", "|---|---|---|---|---|"]
     for k, c in COEFFICIENTS.items():
-        lines.append(f"| `{k}` | {c.value:g} | {c.low:g} .. {c.high:g} | {c.unit} | {c.source} |")
+        lines.append(f"| `{k}` | {c.value:.3g} | {c.low:.3g} .. {c.high:.3g} | {c.unit} | {c.source} |")
     return "\n".join(lines)
 
 

@@ -257,7 +257,7 @@ def _cost_lines(e: dict) -> list[str]:
         f"dynamic {en['dynamic']:.3g} mJ ({_rng(er['dynamic'], '.2g')}: synaptic ops); "
         f"dominant: **{m['dominant_energy']}**; modelled",
         "- model coefficients (`target.energy.*`, overwrite with measured values): "
-        + ", ".join(f"{k} {v['value']:g} {v['unit']}" for k, v in m["coefficients"].items())
+        + ", ".join(f"{k} {v['value']:.3g} {v['unit']}" for k, v in m["coefficients"].items())
         + "; sources and the fit to published Loihi 2 measurements: eventkit's docs/loihi2.md section 7",
     ]
     cpu = e.get("cpu")

@@ -66,6 +66,7 @@ def run_lava(
     timeout: float | None = None,
     samples_max: int | None = None,
     partition: str | None = None,
+    board_chips: int = 1,
 ) -> dict:
     """Run :mod:`lava_runner` under the Lava interpreter; returns its info dict. Raises
     :class:`HardwareUnavailable` when ``backend="hw"`` and the interpreter has no lava-loihi."""
@@ -85,6 +86,8 @@ def run_lava(
         cmd += ["--samples-max", str(int(samples_max))]
     if partition:
         cmd += ["--partition", str(partition)]
+    if board_chips != 1:
+        cmd += ["--board-chips", str(int(board_chips))]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -77,6 +77,7 @@ def run(
     backend: str = "sim",
     samples_max: int | None = None,
     partition: str | None = None,
+    board_chips: int = 1,
 ) -> dict:
     if backend == "hw" and not lava_loihi_installed():
         raise HardwareUnavailable(HW_MISSING)
@@ -121,7 +122,7 @@ def run(
         run_cfg = Loihi2HwCfg(
             callback_fxs=[monitor],
             pre_run_fxs=[power.attach, timer.attach],
-            post_run_fxs=[lambda board: power.get_results(), lambda board: timer.get_results()],
+            post_run_fxs=[_results(power), _results(timer)],
         )
     else:
         raise ValueError(f"backend must be 'sim' or 'hw', got {backend!r}")
@@ -140,7 +141,7 @@ def run(
         v = monitor.time_series.T
     net.stop()
     if backend == "hw":
-        profile = _profile(power, timer, partition)
+        profile = _profile(power, timer, partition, board_chips)
     v = np.asarray(v).reshape(n, T, -1).astype(np.int32)
     import importlib.metadata as meta
 
@@ -158,23 +159,43 @@ def run(
     return info
 
 
-def _profile(power, timer, partition: str | None) -> dict:
-    """The Loihi 2 profiler's figures: mean time per step (us), mean total and static power (W)
-    of the board the run used, and the per-rail means (neuron cores VDD, memory VDD-M, I/O
-    VDD-IO). A multi-chip board's static power covers all its chips."""
+def _results(logger):
+    """A post-run hook reading a profiler: lava-loihi's profilers take the board in some
+    versions and nothing in others."""
+
+    def read(board):
+        try:
+            return logger.get_results(board)
+        except TypeError:
+            return logger.get_results()
+
+    return read
+
+
+def _profile(power, timer, partition: str | None, board_chips: int = 1) -> dict:
+    """The Loihi 2 profiler's figures per chip: mean time per step (us), mean total and static
+    power (W) and the per-rail means (neuron cores VDD, memory VDD-M, I/O VDD-IO), as Lava-DL's
+    benchmark notebooks compute them: the power series' first half covers the run (the profiler
+    measures the static power after it), and on a board of ``board_chips`` chips the static power
+    is shared equally and the other chips' share is taken off the totals."""
     import os
     import platform
 
+    chips = max(int(board_chips), 1)
     per_step = np.asarray(timer.time_per_step, dtype=np.float64)
-    total = np.asarray(power.total_power, dtype=np.float64)
+    rails = {k: np.asarray(getattr(power, k), dtype=np.float64) for k in ("vdd_power", "vddm_power", "vddio_power")}
+    static = {k: float(getattr(power, "static_" + k)) / chips for k in rails}
+    half = max(len(rails["vdd_power"]) // 2, 1)
+    run = {k: float(np.mean(v[:half])) - (chips - 1) * static[k] for k, v in rails.items()}
     return dict(
         time_per_step_us=float(np.mean(per_step)) if per_step.size else float(timer.avg_time_per_step),
         time_per_step_us_max=float(np.max(per_step)) if per_step.size else None,
-        total_power_w=float(np.mean(total)),
-        static_power_w=float(power.static_total_power),
-        vdd_power_w=float(np.mean(power.vdd_power)),
-        vddm_power_w=float(np.mean(power.vddm_power)),
-        vddio_power_w=float(np.mean(power.vddio_power)),
+        total_power_w=sum(run.values()),
+        static_power_w=float(power.static_total_power) / chips,
+        vdd_power_w=run["vdd_power"],
+        vddm_power_w=run["vddm_power"],
+        vddio_power_w=run["vddio_power"],
+        board_chips=chips,
         partition=partition or os.environ.get("PARTITION"),
         host=platform.node(),
     )
@@ -188,9 +209,10 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="sim", choices=("sim", "hw"))
     parser.add_argument("--samples-max", type=int, default=None)
     parser.add_argument("--partition", default=None, help="SLURM partition of an INRC Loihi 2 system (hw)")
+    parser.add_argument("--board-chips", type=int, default=1, help="chips on the Loihi 2 board (hw power per chip)")
     args = parser.parse_args(argv)
     try:
-        info = run(args.net, args.samples, args.out, args.backend, args.samples_max, args.partition)
+        info = run(args.net, args.samples, args.out, args.backend, args.samples_max, args.partition, args.board_chips)
     except HardwareUnavailable as exc:
         print(str(exc), file=sys.stderr)
         return HW_UNAVAILABLE

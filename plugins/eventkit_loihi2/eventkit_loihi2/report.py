@@ -59,14 +59,37 @@ def cost_estimate(ops: dict, n_steps: int, n_layers: int, cores: int, overrides:
     if hw.exists():
         record = json.loads(hw.read_text())
         try:
-            est["measured"] = chip_cost.from_hardware(record, steps)
+            measured = chip_cost.from_hardware(record, steps)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(
                 f"{hw}: not a hardware record of eventkit_loihi2.run ({exc!r}); delete it or re-run "
                 "`python -m eventkit_loihi2.run` on a Loihi 2"
             ) from None
+        if record.get("fingerprint") == samples_fingerprint(Path(out_dir) / "samples.npz"):
+            est["measured"] = measured
+        else:
+            est["measured_stale"] = (
+                f"{HARDWARE_JSON} was measured for another network or other samples than this deployment's; "
+                "re-run `python -m eventkit_loihi2.run` on a Loihi 2"
+            )
     est["primary"] = "measured" if est["measured"] else "model"
     return est
+
+
+def samples_fingerprint(path: Path) -> str | None:
+    """What ties a hardware measurement to a deployment: a hash of ``samples.npz``'s inputs and
+    emulator readout voltages (a different network or other samples change them)."""
+    import hashlib
+
+    if not Path(path).exists():
+        return None
+    h = hashlib.sha256()
+    with np.load(path) as z:
+        for key in ("inputs", "v_out"):
+            a = np.ascontiguousarray(z[key])
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def float_inference_times(net, data, batch: int = 256, rounds: int = 3) -> dict | None:
@@ -234,6 +257,8 @@ def _cost_lines(e: dict) -> list[str]:
     en, er = m["energy_mj"], m["energy_mj_range"]
     terms = ", ".join(f"{k} {v:.3g}" for k, v in m["time_terms_us"].items())
     lines = []
+    if e.get("measured_stale"):
+        lines.append(f"- not used: {e['measured_stale']}")
     hw = e.get("measured")
     if hw:
         he = hw["energy_mj"]

@@ -33,12 +33,13 @@ from eventkit.files import write_json
 from .emulator import predictions_from_voltages
 from .lava_check import HardwareUnavailable, check, compare, run_lava
 from .lava_env import resolve_lava_python
+from .report import samples_fingerprint
 
 HARDWARE_JSON = "hardware.json"
 EXIT_MISMATCH, EXIT_INPUT, EXIT_NO_HARDWARE = 1, 2, 3
 
 
-def hardware_record(samples: dict, v_hw: np.ndarray, info: dict) -> dict:
+def hardware_record(samples: dict, v_hw: np.ndarray, info: dict, fingerprint: str | None = None) -> dict:
     """What a hardware run measured, per sample, from ``samples.npz``'s arrays, the chip's readout
     voltages ``v_hw`` [N, T, n_out] and the runner's ``info`` (its ``profile``: time per step in
     us, total and static power in W). Energy per sample = power x steps per sample x time per
@@ -52,9 +53,11 @@ def hardware_record(samples: dict, v_hw: np.ndarray, info: dict) -> dict:
     n, steps = int(v_hw.shape[0]), int(v_hw.shape[1])
     record = dict(
         source="measured on a Loihi 2 chip with lava-loihi's profiler (eventkit_loihi2.run)",
+        fingerprint=fingerprint,
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         host=prof.get("host"),
         partition=prof.get("partition"),
+        board_chips=prof.get("board_chips"),
         lava_nc=info.get("lava_nc"),
         lava_dl=info.get("lava_dl"),
         samples=n,
@@ -99,10 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("deploy_dir", help="a run's deploy/loihi2 directory (model.net, samples.npz)")
     parser.add_argument("--python", help="Lava interpreter (default: the built environment)")
     parser.add_argument("--partition", help="SLURM partition of an INRC Loihi 2 system")
+    parser.add_argument(
+        "--board-chips",
+        type=int,
+        default=1,
+        help="chips on the Loihi 2 board (8 on a Kapoho Point): power is reported per chip",
+    )
     parser.add_argument("--samples", type=int, default=None, help="run only the first N samples")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per Lava run")
     args = parser.parse_args(argv)
     d = Path(args.deploy_dir)
+    if args.board_chips < 1:
+        print(f"eventkit_loihi2.run: --board-chips must be >= 1, got {args.board_chips}", file=sys.stderr)
+        return EXIT_INPUT
     for name in ("model.net", "samples.npz"):
         if not (d / name).exists():
             print(
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_MISMATCH
     out = d / "hardware_voltages.npz"
     try:
-        info = run_lava(py, net, samples, out, "hw", args.timeout, args.samples, args.partition)
+        info = run_lava(py, net, samples, out, "hw", args.timeout, args.samples, args.partition, args.board_chips)
     except HardwareUnavailable as exc:
         print(f"Loihi2HwCfg: not run. {exc}", flush=True)
         return EXIT_NO_HARDWARE
@@ -134,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         arrays = {k: z[k] for k in z.files}
     with np.load(out) as z:
         v_hw = z["v_out"]
-    record = hardware_record(arrays, v_hw, info)
+    record = hardware_record(arrays, v_hw, info, samples_fingerprint(samples))
     write_json(d / HARDWARE_JSON, record)
     e = record["energy_per_sample_mj"]
     print(

@@ -13,6 +13,7 @@ from eventkit.data import DatasetSplits, from_samples
 from eventkit_loihi2 import chip_cost
 from eventkit_loihi2.emulator import emulate, predictions_from_voltages
 from eventkit_loihi2.quantize import quantize
+from eventkit_loihi2.report import samples_fingerprint
 from eventkit_loihi2.run import hardware_record
 from eventkit_loihi2.target import LoihiTarget
 
@@ -144,9 +145,9 @@ def test_predictions_from_voltages_skip_the_offset_steps():
         assert predictions_from_voltages(v, readout, 0).tolist() == [2], readout
 
 
-def _samples(tmp_path, rng):
-    splits = _splits(rng)
-    LoihiTarget(lava="off", samples=6).deploy(_export(rng), splits, tmp_path)
+def _samples(tmp_path, rng, export=None, splits=None):
+    splits = splits or _splits(rng)
+    LoihiTarget(lava="off", samples=6).deploy(export or _export(rng), splits, tmp_path)
     d = tmp_path / "deploy" / "loihi2"
     with np.load(d / "samples.npz") as z:
         return d, {k: z[k] for k in z.files}
@@ -177,10 +178,11 @@ def test_hardware_record_from_a_profiled_run(tmp_path):
 
 def test_report_uses_hardware_json(tmp_path):
     rng = np.random.default_rng(6)
-    d, s = _samples(tmp_path, rng)
-    rec = hardware_record(s, s["v_out"], dict(profile=PROFILE))
+    export, splits = _export(rng), _splits(rng)
+    d, s = _samples(tmp_path, rng, export, splits)
+    rec = hardware_record(s, s["v_out"], dict(profile=PROFILE), samples_fingerprint(d / "samples.npz"))
     (d / "hardware.json").write_text(json.dumps(rec))
-    fields = LoihiTarget(lava="off", samples=6).deploy(_export(np.random.default_rng(6)), _splits(rng), tmp_path)
+    fields = LoihiTarget(lava="off", samples=6).deploy(export, splits, tmp_path)
     est = fields["estimate"]
     assert est["primary"] == "measured"
     steps = est["latency_steps"]
@@ -189,6 +191,10 @@ def test_report_uses_hardware_json(tmp_path):
     assert "ncl-test" in est["measured"]["source"]
     text = (d / "report.md").read_text()
     assert "**measured** (measured on a Loihi 2 chip" in text and "latency (model)" in text
+    # a measurement of another network (other readout voltages) is not used, and the report says so
+    fields = LoihiTarget(lava="off", samples=6).deploy(_export(np.random.default_rng(7)), splits, tmp_path)
+    assert fields["estimate"]["primary"] == "model" and "another network" in fields["estimate"]["measured_stale"]
+    assert "- not used: hardware.json was measured for another network" in (d / "report.md").read_text()
     (d / "hardware.json").write_text(json.dumps(dict(host="x")))
     with pytest.raises(ValueError, match="hardware.json: not a hardware record"):
-        LoihiTarget(lava="off", samples=6).deploy(_export(np.random.default_rng(6)), _splits(rng), tmp_path)
+        LoihiTarget(lava="off", samples=6).deploy(export, splits, tmp_path)

@@ -89,3 +89,49 @@ def test_deploy_with_the_hardware_backend_and_no_lava_loihi(tmp_path):
     assert fields["lava"]["status"] == "skipped" and "lava-loihi" in fields["lava"]["reason"]
     with pytest.raises(RuntimeError, match="target.lava=required: Loihi 2 hardware not available"):
         LoihiTarget(lava="required", lava_backend="hw", samples=2).deploy(export, splits, tmp_path / "b")
+
+
+class _Power:
+    """Stand-in for lava-loihi's Loihi2Power after a run: per-rail power series (W) whose first
+    half covers the run and second half the post-run static measurement, and the static powers."""
+
+    vdd_power = np.array([0.30, 0.32, 0.10, 0.10])
+    vddm_power = np.array([0.50, 0.54, 0.20, 0.20])
+    vddio_power = np.array([0.01, 0.01, 0.00, 0.00])
+    static_vdd_power, static_vddm_power, static_vddio_power = 0.16, 0.40, 0.0
+    static_total_power = 0.56
+
+
+class _Timer:
+    time_per_step = np.array([10.0, 12.0, 14.0])
+    avg_time_per_step = 12.0
+
+
+def test_profile_per_chip_as_lava_dl_benchmarks_compute_it():
+    """First half of the power series; a board's static power shared by its chips and the idle
+    chips' share removed (Lava-DL's PilotNet benchmark arithmetic)."""
+    from eventkit_loihi2.lava_runner import _profile
+
+    one = _profile(_Power(), _Timer(), "oheogulch", board_chips=1)
+    assert one["time_per_step_us"] == pytest.approx(12.0) and one["time_per_step_us_max"] == 14.0
+    assert one["vdd_power_w"] == pytest.approx(0.31) and one["vddm_power_w"] == pytest.approx(0.52)
+    assert one["total_power_w"] == pytest.approx(0.31 + 0.52 + 0.01) and one["static_power_w"] == 0.56
+    kp = _profile(_Power(), _Timer(), "kp", board_chips=8)
+    assert kp["static_power_w"] == pytest.approx(0.07)
+    assert kp["vdd_power_w"] == pytest.approx(0.31 - 7 * 0.02)
+    assert kp["total_power_w"] == pytest.approx(0.84 - 7 * 0.07)
+
+
+def test_results_hook_takes_the_board_or_not():
+    from eventkit_loihi2.lava_runner import _results
+
+    class WithBoard:
+        def get_results(self, board):
+            return ("board", board)
+
+    class WithoutBoard:
+        def get_results(self):
+            return "no board"
+
+    assert _results(WithBoard())("b") == ("board", "b")
+    assert _results(WithoutBoard())("b") == "no board"

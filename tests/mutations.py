@@ -178,6 +178,38 @@ MUTATIONS = [
         ("tests/test_engine_delays.py", "-k", "whole_step"),
         "the lean whole-step delay path's voltage term of dL/d(delay) with the wrong sign",
     ),
+    Mutation(
+        "chip_cost_cores_not_parallel",
+        "plugins/eventkit_loihi2/eventkit_loihi2/chip_cost.py",
+        'synaptic_ops=c["synop_ns"] * 1e-3 * a.synops / steps / max(a.cores, 1),',
+        'synaptic_ops=c["synop_ns"] * 1e-3 * a.synops / steps,',
+        ("plugins/eventkit_loihi2/tests/test_loihi2_cost.py", "-k", "by_hand"),
+        "the Loihi 2 time model puts every synaptic op on one core",
+    ),
+    Mutation(
+        "chip_readout_window_ignores_offset",
+        EMULATOR,
+        "v = v[:, int(offset) :]",
+        "v = v[:, :window]",
+        ("plugins/eventkit_loihi2/tests/test_loihi2_cost.py", "-k", "voltages"),
+        "a chip run's voltages are classified from step 0, not from the readout offset",
+    ),
+    Mutation(
+        "hardware_dynamic_energy_is_total",
+        "plugins/eventkit_loihi2/eventkit_loihi2/run.py",
+        "dynamic=(total_w - static_w) * sample_s * 1e3,",
+        "dynamic=total_w * sample_s * 1e3,",
+        ("plugins/eventkit_loihi2/tests/test_loihi2_cost.py", "-k", "hardware_record"),
+        "hardware.json's dynamic energy counts the static power too",
+    ),
+    Mutation(
+        "report_uses_any_hardware_json",
+        "plugins/eventkit_loihi2/eventkit_loihi2/report.py",
+        'if record.get("fingerprint") == samples_fingerprint(Path(out_dir) / "samples.npz"):',
+        "if True:",
+        ("plugins/eventkit_loihi2/tests/test_loihi2_cost.py", "-k", "report_uses"),
+        "the deploy report uses a hardware.json measured for another network",
+    ),
 ]
 
 

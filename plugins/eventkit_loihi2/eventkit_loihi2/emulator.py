@@ -386,6 +386,22 @@ def step_weights(n_steps: int, readout: str = "exp_sum") -> np.ndarray:
     raise ValueError(f"chip readout must be one of exp_sum, sum, max; got {readout!r}")
 
 
+def predictions_from_voltages(v_out: np.ndarray, readout: str, offset: int) -> np.ndarray:
+    """The chip's classification of recorded readout voltages ``v_out`` [N, T + offset, n_out]
+    (the emulator's, Lava's or a Loihi 2's): the step-weighted sum (``exp_sum``, ``sum``) or the
+    maximum (``max``) of the voltages of steps ``offset .. T + offset - 1``, as :func:`emulate`
+    classifies."""
+    v = np.asarray(v_out, dtype=np.int64)
+    window = v.shape[1] - int(offset)
+    if window < 1:
+        raise ValueError(f"{v.shape[1]} recorded steps leave no classification window after offset {offset}")
+    v = v[:, int(offset) :]
+    if readout == "max":
+        return np.argmax(v.max(axis=1), axis=1).astype(np.int64)
+    scores = np.einsum("t,ntj->nj", step_weights(window, readout), v.astype(np.float64))
+    return np.argmax(scores, axis=1).astype(np.int64)
+
+
 def emulate(
     chip: ChipNetwork, data, n_record: int = 0, readout: str = "exp_sum", n_steps: int | None = None, offset: int = 0
 ) -> EmulatorResult:

@@ -15,6 +15,12 @@ from pathlib import Path
 import numpy as np
 
 RUNNER = Path(__file__).with_name("lava_runner.py")
+HW_UNAVAILABLE = 3  # lava_runner's exit status when lava-loihi is missing (lava_runner.HW_UNAVAILABLE)
+
+
+class HardwareUnavailable(RuntimeError):
+    """The Lava interpreter has no lava-loihi: the hardware step could not start. The message is
+    the runner's one line saying what is missing and how to get it."""
 
 
 @dataclass
@@ -59,8 +65,11 @@ def run_lava(
     backend: str = "sim",
     timeout: float | None = None,
     samples_max: int | None = None,
+    partition: str | None = None,
+    board_chips: int = 1,
 ) -> dict:
-    """Run :mod:`lava_runner` under the Lava interpreter; returns its info dict."""
+    """Run :mod:`lava_runner` under the Lava interpreter; returns its info dict. Raises
+    :class:`HardwareUnavailable` when ``backend="hw"`` and the interpreter has no lava-loihi."""
     cmd = [
         str(python),
         str(RUNNER),
@@ -75,12 +84,19 @@ def run_lava(
     ]
     if samples_max is not None:
         cmd += ["--samples-max", str(int(samples_max))]
+    if partition:
+        cmd += ["--partition", str(partition)]
+    if board_chips != 1:
+        cmd += ["--board-chips", str(int(board_chips))]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise RuntimeError(
             f"the Lava run did not finish within {timeout} s; lower " "target.samples or raise target.lava_timeout"
         ) from None
+    if proc.returncode == HW_UNAVAILABLE and backend == "hw":
+        lines = proc.stderr.strip().splitlines()
+        raise HardwareUnavailable(lines[-1] if lines else "Loihi 2 hardware not available (no lava-loihi)")
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise RuntimeError(f"the Lava run failed (exit {proc.returncode}):\n{tail}\n" f"command: {' '.join(cmd)}")
@@ -91,12 +107,19 @@ def run_lava(
 
 
 def check(
-    python: str, net_path: Path, samples_path: Path, out_path: Path, backend: str = "sim", timeout: float | None = None
+    python: str,
+    net_path: Path,
+    samples_path: Path,
+    out_path: Path,
+    backend: str = "sim",
+    timeout: float | None = None,
+    samples_max: int | None = None,
 ) -> LavaComparison:
-    """Run Lava on ``samples.npz`` and compare with the emulator voltages stored there."""
-    info = run_lava(python, net_path, samples_path, out_path, backend, timeout)
+    """Run Lava on ``samples.npz`` (its first ``samples_max``) and compare with the emulator
+    voltages stored there."""
+    info = run_lava(python, net_path, samples_path, out_path, backend, timeout, samples_max)
     with np.load(samples_path) as z:
-        emu = z["v_out"]
+        emu = z["v_out"][:samples_max]
     with np.load(out_path) as z:
         lava = z["v_out"]
     result = compare(emu, lava)

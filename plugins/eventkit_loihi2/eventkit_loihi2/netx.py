@@ -77,8 +77,12 @@ def _write(chip: ChipNetwork, tmp: Path) -> None:
             g.attrs["weight_exp"] = layer.weight_exp
 
 
-def write_samples(data, result: EmulatorResult, n: int, path: str | Path, n_steps: int | None = None) -> Path:
-    """The first ``n`` samples: inputs, emulator voltages and spike counts, labels, predictions."""
+def write_samples(
+    data, result: EmulatorResult, n: int, path: str | Path, n_steps: int | None = None, readout: str | None = None
+) -> Path:
+    """The first ``n`` samples: inputs, emulator voltages and spike counts, labels, predictions;
+    with ``readout`` also the chip classification (``readout``) and its first step
+    (``readout_offset``), so a chip run's voltages can be classified as the emulator did."""
     n = int(min(n, len(data), result.v_out.shape[0]))
     # the chip may run longer than the data (see emulator.emulate's offset): zero input there
     n_steps = int(n_steps or result.v_out.shape[1])
@@ -94,6 +98,8 @@ def write_samples(data, result: EmulatorResult, n: int, path: str | Path, n_step
         predictions=result.predictions[:n].astype(np.int64),
         dt=np.float64(data.dt),
     )
+    if readout is not None:
+        arrays.update(readout=np.str_(readout), readout_offset=np.int64(result.offset))
     for i, counts in enumerate(result.hidden_counts()):
         arrays[f"hidden_counts_{i}"] = counts[:n].astype(np.int32)
     path = Path(path)

@@ -1,19 +1,16 @@
 """deploy/loihi2/report.md and the fields of summary.json["deploy"]["loihi2"].
 
-Energy and latency are ESTIMATES from public figures (docs/loihi2.md section 7); no official Loihi 2
-per-operation energy is published:
-
-* high: 23.6 pJ per synaptic operation (reported for Loihi 1);
-* low: 1 / (15 TOPS/W) = 0.067 pJ per 8-bit operation (Intel's Hala Point system claim).
-
-Latency is counted in chip time steps: T input steps plus one step per synapse layer (each dense
-connection delays by one step). A wall-clock latency needs the time per step, which depends on the
-network's mapping and is not public; give ``target.energy.step_time_us`` to convert.
+Latency and energy per sample come from ``hardware.json`` where a Loihi 2 run measured them
+(``python -m eventkit_loihi2.run``), else from the model of :mod:`eventkit_loihi2.chip_cost`
+(coefficients, ranges and sources: docs/loihi2.md section 7). Beside them: the same network's
+inference time measured on this CPU with the float engine, and the published Jetson Orin Nano
+figure for the same topology where one exists. Every number says where it comes from.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,9 @@ import numpy as np
 from eventkit.files import json_default, write_json, write_text
 from eventkit.report import pct
 
-DEFAULT_ENERGY = dict(pj_per_synop_high=23.6, tops_per_watt_low=15.0, step_time_us=None)
+from . import chip_cost
+
+HARDWARE_JSON = "hardware.json"
 
 
 def synaptic_ops(chip, emu, test) -> dict:
@@ -48,28 +47,84 @@ def synaptic_ops(chip, emu, test) -> dict:
     )
 
 
-def energy_estimate(ops: dict, n_steps: int, n_layers: int, coef: dict) -> dict:
-    c = dict(DEFAULT_ENERGY, **(coef or {}))
-    syn = ops["synaptic_ops"]
+def cost_estimate(ops: dict, n_steps: int, n_layers: int, cores: int, overrides: dict, out_dir: Path) -> dict:
+    """Latency and energy per sample: the model's (always) and a measured ``hardware.json``'s
+    (when the deployment has one); ``primary`` is the measured one where it exists."""
     steps = n_steps + n_layers
-    est = dict(
-        label="ESTIMATE from public figures, not a measurement",
-        energy_uj_low=syn / (float(c["tops_per_watt_low"]) * 1e12) * 1e6,
-        energy_uj_high=syn * float(c["pj_per_synop_high"]) * 1e-12 * 1e6,
-        latency_steps=steps,
-        coefficients=dict(
-            pj_per_synop_high=c["pj_per_synop_high"],
-            tops_per_watt_low=c["tops_per_watt_low"],
-            step_time_us=c["step_time_us"],
-        ),
-        sources=(
-            "23.6 pJ/synaptic op: Loihi 1 (Davies et al. 2018); 15 TOPS/W at 8 bit: Intel "
-            "Hala Point (1152 Loihi 2 chips); see eventkit's docs/loihi2.md section 7"
-        ),
+    activity = chip_cost.Activity(
+        steps=steps, cores=int(cores), synops=float(ops["synaptic_ops"]), input_spikes=float(ops["input_spikes"])
     )
-    if c["step_time_us"]:
-        est["latency_ms"] = steps * float(c["step_time_us"]) / 1000.0
+    est = dict(latency_steps=steps, model=chip_cost.estimate(activity, overrides), measured=None)
+    hw = Path(out_dir) / HARDWARE_JSON
+    if hw.exists():
+        record = json.loads(hw.read_text())
+        try:
+            measured = chip_cost.from_hardware(record, steps)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{hw}: not a hardware record of eventkit_loihi2.run ({exc!r}); delete it or re-run "
+                "`python -m eventkit_loihi2.run` on a Loihi 2"
+            ) from None
+        if record.get("fingerprint") == samples_fingerprint(Path(out_dir) / "samples.npz"):
+            est["measured"] = measured
+        else:
+            est["measured_stale"] = (
+                f"{HARDWARE_JSON} was measured for another network or other samples than this deployment's; "
+                "re-run `python -m eventkit_loihi2.run` on a Loihi 2"
+            )
+    est["primary"] = "measured" if est["measured"] else "model"
     return est
+
+
+def samples_fingerprint(path: Path) -> str | None:
+    """What ties a hardware measurement to a deployment: a hash of ``samples.npz``'s inputs and
+    emulator readout voltages (a different network or other samples change them)."""
+    import hashlib
+
+    if not Path(path).exists():
+        return None
+    h = hashlib.sha256()
+    with np.load(path) as z:
+        for key in ("inputs", "v_out"):
+            a = np.ascontiguousarray(z[key])
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def float_inference_times(net, data, batch: int = 256, rounds: int = 3) -> dict | None:
+    """The float network's inference time per sample on this CPU (wall clock, minimum over
+    ``rounds``): one sample at a time (up to 8 samples) and in one batch (up to ``batch``)."""
+    if not hasattr(net, "predictions") or len(data) == 0:
+        return None
+    one = data.subset(np.arange(min(8, len(data))))
+    many = data.subset(np.arange(min(batch, len(data))))
+    best1 = bestb = float("inf")
+    with net.simulating(readout_in_the_loop=None):  # the float network alone
+        net.predictions(one, 1)  # compile and warm up
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            net.predictions(one, 1)
+            best1 = min(best1, (time.perf_counter() - t0) / len(one))
+            t0 = time.perf_counter()
+            net.predictions(many, len(many))
+            bestb = min(bestb, (time.perf_counter() - t0) / len(many))
+    return dict(
+        source=f"measured here: wall clock, minimum of {rounds} rounds",
+        batch_1_ms=best1 * 1e3,
+        batched_ms=bestb * 1e3,
+        batch=len(many),
+    )
+
+
+def _topology(chip) -> dict:
+    return dict(
+        n_in=chip.n_in,
+        hidden=[layer.n for layer in chip.hidden],
+        n_out=chip.n_out,
+        recurrent=any(layer.w_rec is not None for layer in chip.hidden),
+        delays=any(layer.delay is not None and np.any(layer.delay) for layer in chip.layers),
+    )
 
 
 def delay_summary(chip) -> list[dict]:
@@ -131,6 +186,7 @@ def build_report(
     readout,
     readout_shift: int = 0,
     delay_plot=None,
+    cpu_times: dict | None = None,
 ) -> dict:
     labels = np.asarray(test.labels)
     chip_acc = float(np.mean(emu.predictions == labels)) if len(labels) else None
@@ -140,8 +196,10 @@ def build_report(
         agree = float(np.mean(float_pred == emu.predictions))
         drop = 100.0 * (float_acc - chip_acc)
     ops = synaptic_ops(chip, emu, test)
-    est = energy_estimate(ops, test.n_steps, len(chip.layers), energy)
+    est = cost_estimate(ops, test.n_steps, len(chip.layers), cores["total"], energy, out_dir)
     est["readout_window"] = f"steps {emu.offset}..{emu.offset + test.n_steps - 1}"
+    est["cpu"] = cpu_times
+    est["jetson_orin_nano"] = chip_cost.matching_jetson(_topology(chip))
     speed = len(test) / emu.seconds if emu.seconds > 0 else None
     lava_out = dict(status=lava.get("status"))
     if lava.get("status") == "checked":
@@ -187,6 +245,64 @@ def build_report(
     write_text(out_dir / "report.md", _markdown(fields, chip, ops, timings))
     write_json(out_dir / "deploy.json", fields)
     return json.loads(json.dumps(fields, default=json_default))
+
+
+def _rng(pair, fmt: str) -> str:
+    return f"{pair[0]:{fmt}} .. {pair[1]:{fmt}}"
+
+
+def _cost_lines(e: dict) -> list[str]:
+    """The report's latency / energy section: every number with its source."""
+    m = e["model"]
+    en, er = m["energy_mj"], m["energy_mj_range"]
+    terms = ", ".join(f"{k} {v:.3g}" for k, v in m["time_terms_us"].items())
+    lines = []
+    if e.get("measured_stale"):
+        lines.append(f"- not used: {e['measured_stale']}")
+    hw = e.get("measured")
+    if hw:
+        he = hw["energy_mj"]
+        lines += [
+            f"- **measured** ({hw['source']}): latency {hw['latency_ms']:.3f} ms "
+            f"({e['latency_steps']} steps x {hw['time_per_step_us']:.3g} us); energy {he['total']:.4f} mJ = "
+            f"{he['static']:.4f} static + {he['dynamic']:.4f} dynamic; dominant: {hw['dominant_energy']}",
+        ]
+    lines += [
+        f"- latency{' (model)' if hw else ''}: **{m['latency_ms']:.3g} ms** "
+        f"(range {_rng(m['latency_ms_range'], '.3g')}) "
+        f"= {e['latency_steps']} chip steps x {m['time_per_step_us']:.3g} us/step (us per step: {terms}); "
+        f"dominant: {m['dominant_time'].replace('_', ' ')}; modelled"
+        + (
+            "; host spike I/O not included (no public figure)"
+            if m["coefficients"]["input_us_per_spike"]["value"] == 0
+            else ""
+        ),
+        f"- energy{' (model)' if hw else ''}: **{en['total']:.3g} mJ** (range {_rng(er['total'], '.2g')}) = "
+        f"static {en['static']:.3g} mJ ({_rng(er['static'], '.2g')}: static power over the latency) + "
+        f"dynamic {en['dynamic']:.3g} mJ ({_rng(er['dynamic'], '.2g')}: synaptic ops); "
+        f"dominant: **{m['dominant_energy']}**; modelled",
+        "- model coefficients (`target.energy.*`, overwrite with measured values): "
+        + ", ".join(f"{k} {v['value']:.3g} {v['unit']}" for k, v in m["coefficients"].items())
+        + "; sources and the fit to published Loihi 2 measurements: eventkit's docs/loihi2.md section 7",
+    ]
+    cpu = e.get("cpu")
+    if cpu:
+        lines.append(
+            f"- this CPU, float engine ({cpu['source']}): {cpu['batch_1_ms']:.3g} ms/sample at batch 1, "
+            f"{cpu['batched_ms']:.3g} ms/sample at batch {cpu['batch']}"
+        )
+    else:
+        lines.append("- this CPU: not measured (deploy was given an exported network, not the float network)")
+    jet = e.get("jetson_orin_nano")
+    if jet:
+        b1, bb = jet["batch_1"], jet["batch_128"]
+        lines.append(
+            f"- Jetson Orin Nano, same topology ({jet['source']}): {b1['ms']:.3g} ms and {b1['mj']:.3g} mJ per "
+            f"sample at batch 1, {bb['ms']:.3g} ms and {bb['mj']:.3g} mJ at batch 128"
+        )
+    else:
+        lines.append("- Jetson Orin Nano: no published figure for this topology")
+    return lines
 
 
 def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
@@ -235,17 +351,9 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         + ") |",
         f"| emulator speed | {f['emulator_samples_per_s'] or 0:.0f} samples/s |",
         "",
-        "## Energy / latency per sample (ESTIMATE)",
+        "## Latency and energy per sample on Loihi 2",
         "",
-        f"- energy: {e['energy_uj_low']:.4f} - {e['energy_uj_high']:.3f} uJ "
-        f"(synaptic ops x [1/({e['coefficients']['tops_per_watt_low']} TOPS/W), "
-        f"{e['coefficients']['pj_per_synop_high']} pJ/op]); sources: {e['sources']}",
-        f"- latency: {e['latency_steps']} chip time steps"
-        + (
-            f" = {e['latency_ms']:.2f} ms at {e['coefficients']['step_time_us']} us/step"
-            if "latency_ms" in e
-            else " (set target.energy.step_time_us to convert to ms)"
-        ),
+        *_cost_lines(e),
         "",
         "## Quantisation",
         "",
@@ -283,6 +391,8 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         "- `samples.npz`: inputs [N, T, n_in] uint8, emulator readout voltages v_out [N, T, n_out] "
         "int32, hidden spike counts, labels, predictions",
         "- re-run the Lava check: `python -m eventkit_loihi2.lava_check <this directory>`",
+        "- run on a Loihi 2 (Lava's simulated chip first, then the hardware with its profiler; "
+        "writes `hardware.json`, which this report then uses): `python -m eventkit_loihi2.run <this directory>`",
         "",
         "Timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()),
         "",

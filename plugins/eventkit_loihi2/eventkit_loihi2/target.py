@@ -16,6 +16,7 @@ import numpy as np
 
 from omegaconf import OmegaConf
 
+from .chip_cost import coefficients
 from .quantize import MAX_DELAY, SUPPORTED_NEURONS, SUPPORTED_OUTPUTS, ChipNetwork, quantize
 
 N_CORES = 128
@@ -114,6 +115,7 @@ class LoihiTarget:
             raise ValueError(f"target.readout_offset must be >= 0 steps, got {readout_offset}")
         self.readout_offset = int(readout_offset)
         self.energy = dict(energy or {})
+        coefficients(self.energy)  # a bad target.energy.* fails here, before training
         if not isinstance(qat, bool):
             raise ValueError(f"target.qat must be true or false, got {qat!r}")
         self.qat = qat
@@ -402,7 +404,7 @@ class LoihiTarget:
     def deploy(self, net: Any, splits, run_dir) -> dict:
         from .netx import write_netx, write_samples
         from .quantize import plot_histograms
-        from .report import build_report, plot_delays
+        from .report import build_report, float_inference_times, plot_delays
 
         run_dir = Path(run_dir)
         out = run_dir / "deploy" / self.name
@@ -428,8 +430,9 @@ class LoihiTarget:
         hist = plot_histograms(qrep, run_dir / "plots" / "loihi2_weights.png")
         delay_plot = plot_delays(chip, run_dir / "plots" / "loihi2_delays.png")
         float_pred = _float_predictions(net, test)
+        cpu_times = float_inference_times(net, test)
         write_netx(chip, out / "model.net")
-        write_samples(test, emu, n_keep, out / "samples.npz")
+        write_samples(test, emu, n_keep, out / "samples.npz", readout=readout)
         lava = self._lava(out, n_keep)
         fields = build_report(
             chip=chip,
@@ -446,11 +449,12 @@ class LoihiTarget:
             readout=readout,
             readout_shift=shift,
             delay_plot=delay_plot,
+            cpu_times=cpu_times,
         )
         return fields
 
     def _lava(self, out: Path, n: int) -> dict:
-        from .lava_check import check
+        from .lava_check import HardwareUnavailable, check
         from .lava_env import resolve_lava_python
 
         if self.lava == "off":
@@ -466,9 +470,20 @@ class LoihiTarget:
             print(f"loihi2: Lava check skipped: {msg}")
             return dict(status="skipped", reason=msg)
         print(f"loihi2: running {n} samples in Lava ({self.lava_backend}) with {py} ...", flush=True)
-        res = check(
-            py, out / "model.net", out / "samples.npz", out / "lava_voltages.npz", self.lava_backend, self.lava_timeout
-        )
+        try:
+            res = check(
+                py,
+                out / "model.net",
+                out / "samples.npz",
+                out / "lava_voltages.npz",
+                self.lava_backend,
+                self.lava_timeout,
+            )
+        except HardwareUnavailable as exc:  # target.lava_backend=hw without lava-loihi
+            if self.lava == "required":
+                raise RuntimeError(f"target.lava=required: {exc}") from None
+            print(f"loihi2: Lava check skipped: {exc}")
+            return dict(status="skipped", reason=str(exc))
         print(f"loihi2: {res.message()}")
         if not res.bit_exact and self.lava == "required":
             raise RuntimeError(f"target.lava=required: {res.message()}")

@@ -626,7 +626,10 @@ def test_deploy_end_to_end_without_lava(tmp_path):
     assert fields["lava"]["status"] == "off"
     assert fields["synaptic_ops_per_sample"] > 0 and fields["estimated_cores"] >= 2
     assert fields["neuron_updates_per_sample"] == (10 + 3) * 41  # T + 1 chip steps
-    assert "ESTIMATE" in fields["estimate"]["label"]
+    est = fields["estimate"]
+    assert est["primary"] == "model" and est["measured"] is None and est["jetson_orin_nano"] is None
+    assert est["model"]["latency_ms"] > 0 and est["model"]["dominant_energy"] in ("static", "dynamic")
+    assert est["cpu"]["batch_1_ms"] > 0 and est["cpu"]["batch"] == 20
     text = (out / "report.md").read_text()
     assert "emulated chip test accuracy" in text and "not run (off" in text
     with np.load(out / "samples.npz") as z:  # the chip runs one step longer than the data

@@ -469,6 +469,8 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
 
     @njit(cache=False, nogil=True)
     def fwd_exact(w, d_off, d_frac, d_bm, d_am, pre, amp, win, current_only):
+        sub = np.empty((2, n_post))
+        pos = np.empty(n_post, dtype=np.uint64)
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
             a = np.float64(amp[s])
@@ -494,6 +496,8 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                     d_am,
                     pre[s] * n_post,
                     n_post,
+                    sub,
+                    pos,
                 )
 
     @njit(cache=False, nogil=True)
@@ -536,6 +540,8 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
 
     @njit(cache=False, nogil=True)
     def bwd_exact(w, gw, gd, d_off, d_frac, d_bm, d_am, pre, amp, hist, current_only):
+        sub = np.empty((4, n_post))
+        pos = np.empty(n_post, dtype=np.uint64)
         acc = 0.0
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
@@ -581,6 +587,8 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                     d_am,
                     pre[s] * n_post,
                     n_post,
+                    sub,
+                    pos,
                 )
         return acc
 

@@ -31,25 +31,33 @@ spike, the spike-count regulariser adds ``tau_mem * dL/dC`` to the replaced ``la
 surrogate kick, not a gradient (counts are piecewise constant; docs/engine.md, section 7).
 
 Delays (blocks with ``blk[k, DELAYED] = 1``). A spike at ``tau = n + phi`` (in steps) reaches
-target m at ``tau + delta`` with ``delta = D + f`` (``D = d_steps``, ``0 <= f < 1``, ``d_frac``;
+target m at ``tau + delta`` with ``delta = D + f`` (``D`` whole steps, ``0 <= f < 1``, ``d_frac``;
 per synapse). It is applied at the grid time ``G = n + 1 + D`` (``phi + f <= 1``) or
 ``n + 2 + D`` (otherwise) with the exact remaining decay over ``r = G - tau``:
 ``beta^r = beta^(1-phi) beta^(-f)`` (times ``beta`` in the second case; ``d_bm = beta^(-f)``,
 ``d_am = alpha^(-f)`` are precomputed per synapse, so a spike costs no exp per synapse). An input
-spike of step s arrives at ``s + delta``: grid time ``s + d_steps`` with ``d_bm = beta^r``,
-``d_am = alpha^r`` fixed per synapse (input rows store these instead). Arrivals wait in a ring
-buffer of ``n_slots = ceil(max delta) + 1`` grid times per neuron, reset per sample; input
-arrivals due at the current grid time (delay 0) are added before the step, like undelayed input.
-Backward keeps the adjoints of the last ``n_slots`` grid times, so an arrival at G reads
-``lam(G)``; its sensitivity ``w (lam_i b' + lam_v e')`` (derivative in ``tau``) is the presynaptic
-``dL/dphi`` term and, per synapse, ``dL/d delta`` (``gd``, per step). With ``delta = 0`` this is
-exactly the undelayed delivery. Blocks with ``LEARN_D = 1`` but no delay this call (all delays
+spike of step s arrives at ``s + delta``: grid time ``s + D`` (``+ 1`` with a sub-step part) with ``d_bm = beta^r``,
+``d_am = alpha^r`` fixed per synapse (input rows store these instead). Arrivals wait in a linear
+window of ``2 n_slots`` grid times (``n_slots = ceil(max delta) + 1``), ``(i, v)`` interleaved per
+neuron, one row of ``stride = 2 n_neurons`` values per grid time; row r holds grid time
+``first + r``. Each synapse has a precomputed unsigned offset ``d_off = D stride + 2 target``
+(input rows: their grid offset instead of D), so an arrival is one add at ``row0 + d_off`` (plus
+one row when a sub-step arrival falls into the following step): no modulo, branch or signed index
+per synapse. The row of grid time n is applied (and cleared) at step n; when n reaches
+``first + n_slots`` the upper half slides down (``first += n_slots``), so every arrival, at most
+``n_slots - 1`` rows ahead, lands inside the window. The window is one per worker thread, kept
+between calls and cleared per sample; input arrivals due at the current grid time (delay 0) are
+added before the step, like undelayed input. Backward keeps the adjoint pair ``(lam_i, lam_v)`` of
+every grid time in the same window (its lower half slides up every ``n_slots`` steps; grid times
+after the last step read 0), so an arrival at G reads ``lam(G)``; its sensitivity
+``w (lam_i b' + lam_v e')`` (derivative in ``tau``) is the presynaptic ``dL/dphi`` term and, per
+synapse, ``dL/d delta`` (``gd``, per step). With ``delta = 0`` this is exactly the undelayed
+delivery. Blocks with ``LEARN_D = 1`` but no delay this call (all delays
 0) run the undelayed code and still accumulate ``gd``. Blocks whose delays are all whole steps
 this call (``SUBSTEP = 0``: round mode, or exact mode on integer delays) run lean loops
 (:func:`_deliver_whole`, :func:`_adjoint_whole`): no synapse arrives late, so every synapse of a
 spike lands with the spike's own decays (input spikes: none, and no voltage jump) and only
-``d_steps`` and ``w`` are read per synapse. Ring and history are slot-major
-``[n_slots, n_neurons, 2]``.
+``d_off`` and ``w`` are read per synapse.
 """
 
 from __future__ import annotations
@@ -176,18 +184,33 @@ def _deliver_input(win, p0, b0, b0c, w, d_off, d_x, d_y, base, n_post):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_spike(win, p0, stride, phi, bs, am, b0, b0c, beta, alpha, w, d_off, d_frac, d_bm, d_am, base, n_post):
+def _deliver_spike(
+    win, p0, stride, phi, bs, am, b0, b0c, beta, alpha, w, d_off, d_frac, d_bm, d_am, base, n_post, sub, pos
+):
     """Schedule a hidden spike's delayed arrivals (fired at phase ``phi``; ``bs, am`` = the
     target's beta^(1-phi), alpha^(1-phi); ``p0`` = the window row of the grid time after its
-    step, ``stride`` = one row)."""
+    step, ``stride`` = one row). Two passes: the arrivals and their places, per synapse from
+    contiguous rows (vectorised, into the scratch rows ``sub[0:2]`` and ``pos``), then the
+    scattered adds."""
+    w_ = w[base : base + n_post]
+    off_ = d_off[base : base + n_post]
+    frac_ = d_frac[base : base + n_post]
+    bm_ = d_bm[base : base + n_post]
+    am_ = d_am[base : base + n_post]
+    a_i = sub[0]
+    a_v = sub[1]
     for t in range(n_post):
-        late = phi + d_frac[base + t] > 1.0  # the arrival falls into the following step
-        x = bs * d_bm[base + t] * (beta if late else 1.0)
-        y = am * d_am[base + t] * (alpha if late else 1.0)
-        k = p0 + d_off[base + t] + (stride if late else _ZERO)
-        wt = w[base + t]
-        win[k] += wt * b0 * x
-        win[k + _ONE] += wt * b0c * (x - y)
+        late = phi + frac_[t] > 1.0  # the arrival falls into the following step
+        x = bs * bm_[t] * (beta if late else 1.0)
+        y = am * am_[t] * (alpha if late else 1.0)
+        pos[t] = p0 + off_[t] + (stride if late else _ZERO)
+        wt = w_[t]
+        a_i[t] = wt * b0 * x
+        a_v[t] = wt * b0c * (x - y)
+    for t in range(n_post):
+        k = pos[t]
+        win[k] += a_i[t]
+        win[k + _ONE] += a_v[t]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -205,23 +228,64 @@ def _adjoint_input(hist, p0, b0, b0c, hs, hm, w, gw, gd, d_off, d_x, d_y, base, 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _adjoint_spike(
-    hist, p0, stride, phi, bs, am, b0, b0c, beta, alpha, hs, hm, w, gw, gd, d_off, d_frac, d_bm, d_am, base, n_post
+    hist,
+    p0,
+    stride,
+    phi,
+    bs,
+    am,
+    b0,
+    b0c,
+    beta,
+    alpha,
+    hs,
+    hm,
+    w,
+    gw,
+    gd,
+    d_off,
+    d_frac,
+    d_bm,
+    d_am,
+    base,
+    n_post,
+    sub,
+    pos,
 ):
     """Backward of :func:`_deliver_spike`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``;
-    returns sum_t w dL/dtau, the spike's dL/dphi through these synapses."""
-    acc = w[base] * 0
+    returns sum_t w dL/dtau, the spike's dL/dphi through these synapses. Two passes like
+    :func:`_deliver_spike`: the per-synapse factors (vectorised, into ``sub[0:4]``, ``pos``),
+    then the scattered reads."""
+    off_ = d_off[base : base + n_post]
+    frac_ = d_frac[base : base + n_post]
+    bm_ = d_bm[base : base + n_post]
+    am_ = d_am[base : base + n_post]
+    p_i = sub[0]
+    p_v = sub[1]
+    dp_i = sub[2]
+    dp_v = sub[3]
     for t in range(n_post):
-        late = phi + d_frac[base + t] > 1.0
-        x = bs * d_bm[base + t] * (beta if late else 1.0)
-        y = am * d_am[base + t] * (alpha if late else 1.0)
-        k = p0 + d_off[base + t] + (stride if late else _ZERO)
+        late = phi + frac_[t] > 1.0
+        x = bs * bm_[t] * (beta if late else 1.0)
+        y = am * am_[t] * (alpha if late else 1.0)
+        pos[t] = p0 + off_[t] + (stride if late else _ZERO)
+        p_i[t] = b0 * x
+        p_v[t] = b0c * (x - y)
+        dp_i[t] = b0 * x * hs
+        dp_v[t] = b0c * (hs * x - hm * y)
+    w_ = w[base : base + n_post]
+    gw_ = gw[base : base + n_post]
+    gd_ = gd[base : base + n_post]
+    acc = w_[0] * 0
+    for t in range(n_post):
+        k = pos[t]
         li = hist[k]
         lv = hist[k + _ONE]
-        term = li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y))
-        wt = w[base + t]
+        term = li * dp_i[t] + lv * dp_v[t]
+        wt = w_[t]
         acc += wt * term
-        gw[base + t] += li * (b0 * x) + lv * (b0c * (x - y))
-        gd[base + t] += wt * term
+        gw_[t] += li * p_i[t] + lv * p_v[t]
+        gd_[t] += wt * term
     return acc
 
 
@@ -355,6 +419,8 @@ def _forward_one(
     scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
+    sub = np.empty((2, n_tot))  # _deliver_spike's per-synapse arrivals and places
+    pos = np.empty(n_tot, dtype=np.uint64)
     # arrivals (i, v) by grid time in a window of 2 n_slots rows (row r: grid time first + r);
     # every n_slots steps its upper half slides down (see the module docstring)
     stride = 2 * n_tot
@@ -498,6 +564,8 @@ def _forward_one(
                         d_am,
                         base,
                         n_post,
+                        sub,
+                        pos,
                     )
                     continue
                 scal[0] = coef[q, B0] * bs
@@ -623,6 +691,8 @@ def _backward_one(
     scal = np.zeros(4, dtype=w.dtype)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
+    sub = np.empty((4, n_tot))  # _adjoint_spike's per-synapse factors and places
+    pos = np.empty(n_tot, dtype=np.uint64)
     # (lam_i, lam_v) by grid time in a window of 2 n_slots rows (row r: grid time first + r); an
     # arrival of step n reads grid times n .. n + n_slots, so every n_slots steps the lower half
     # slides up. Grid times after the last step read 0.
@@ -725,6 +795,8 @@ def _backward_one(
                         d_am,
                         base,
                         n_post,
+                        sub,
+                        pos,
                     )
                     continue
                 bq = coef[q, B0] * bs

@@ -443,7 +443,7 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
 
     from eventkit.engine.backends import _cpu_kernels as K
 
-    n_tot = n_post
+    n_tot = 2 * n_post + 20  # the window row of the workload: two hidden layers and the outputs
     stride = 2 * n_tot
     n_slots = max_delay + 2
     f32 = np.float32
@@ -531,10 +531,10 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                 K._adjoint_whole(
                     hist, p0, a, 0.0, a * f32(0.2), a * f32(0.1), w, gw, gd, d_off, pre[s] * n_post, n_post
                 )
-            else:
-                a = np.float64(a)
+            else:  # hidden spikes: the decays in float64, as the engine passes them
+                h = np.float64(a)
                 acc += K._adjoint_whole(
-                    hist, p0, a, 0.5 * a, 0.2 * a, 0.1 * a, w, gw, gd, d_off, pre[s] * n_post, n_post
+                    hist, p0, h, 0.5 * h, 0.2 * h, 0.1 * h, w, gw, gd, d_off, pre[s] * n_post, n_post
                 )
         return acc
 
@@ -564,14 +564,14 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                     n_post,
                 )
             else:
-                a = np.float64(a)
+                h = np.float64(a)  # hidden spikes: float64 decays, as in the engine
                 acc += K._adjoint_spike(
                     hist,
                     p0,
                     np.uint64(stride),
                     (s % 7) / 7.0,
-                    a,
-                    0.9 * a,
+                    h,
+                    0.9 * h,
                     1.0,
                     0.5,
                     0.8,

@@ -65,6 +65,10 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
     assert 10 < row["eventkit"]["rate_hz"] < 18
     event = json.loads(out.read_text())["meta"]["synapse_event"]  # the per-event floor, sized like the run
     assert event["n_post"] == 64 and event["undelayed_ns"] > 0 and event["delayed_ns"] > 0
+    # the per-event table: input and hidden spikes, forward and backward, every scheme timed
+    rows = {(e["pass_"], e["spike"]) for e in event["table"]}
+    assert rows == {(p, s) for p in ("forward", "backward") for s in ("input", "hidden")}
+    assert all(e[k] > 0 for e in event["table"] for k in ("undelayed_ns", "round_ns", "exact_ns"))
     assert "per synapse event" in proc.stdout
 
 

@@ -428,11 +428,14 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
     )
 
 
-def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=20_000, repeats=5, seed=0) -> dict:
-    """Nanoseconds per synapse event of the engine's own kernels on one thread: an undelayed spike
-    updates its targets' current and voltage row by row (``_axpy2``, vectorised), a delayed one
-    sends each synapse to its own ring slot (``_deliver_whole``, one scattered update each). Same
-    weights, random presynaptic neurons; the ratio is the floor of what a delay costs per event."""
+def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, rounds=15, seed=0) -> dict:
+    """Nanoseconds per synapse event of the engine's own kernels on one thread (CPU-time minimum
+    over ``rounds`` interleaved rounds, each running every kernel once over the same ``n_spikes``
+    spikes of random presynaptic neurons, a new window row every 8 spikes), for an input spike
+    (its targets' current) and a hidden spike (current and voltage), forward and backward:
+    undelayed, the row update the network without delays runs (vectorised); round, the delay
+    window with whole-step delays (one scattered update through a precomputed offset per
+    synapse); exact, fractional delays (sub-step arrivals, three more per-synapse reads)."""
     import time
 
     import numpy as np
@@ -440,39 +443,207 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=20_000, rep
 
     from eventkit.engine.backends import _cpu_kernels as K
 
+    n_tot = 2 * n_post + 20  # the window row of the workload: two hidden layers and the outputs
+    stride = 2 * n_tot
+    n_slots = max_delay + 2
+    f32 = np.float32
+
     @njit(cache=False, nogil=True)
-    def undelayed(w, pre, amp, i_state, v_state):
-        n_post = i_state.shape[0]
+    def fwd_plain(w, pre, amp, i_state, v_state, current_only):
+        for s in range(pre.shape[0]):
+            row = w[pre[s] * n_post : (pre[s] + 1) * n_post]
+            if current_only:
+                K._axpy(i_state, row, amp[s])
+            else:
+                K._axpy2(i_state, v_state, row, amp[s], amp[s] * f32(0.5))
+
+    @njit(cache=False, nogil=True)
+    def fwd_round(w, d_off, pre, amp, win, current_only):
+        for s in range(pre.shape[0]):
+            p0 = np.uint64((s // 8 % n_slots) * stride)
+            a = np.float64(amp[s])
+            if current_only:
+                K._deliver_whole_current(win, p0, amp[s], w, d_off, pre[s] * n_post, n_post)
+            else:
+                K._deliver_whole(win, p0, a, 0.5 * a, w, d_off, pre[s] * n_post, n_post)
+
+    @njit(cache=False, nogil=True)
+    def fwd_exact(w, d_off, d_frac, d_bm, d_am, pre, amp, win, current_only):
+        sub = np.empty((2, n_post))
+        pos = np.empty(n_post, dtype=np.uint64)
+        for s in range(pre.shape[0]):
+            p0 = np.uint64((s // 8 % n_slots) * stride)
+            a = np.float64(amp[s])
+            if current_only:
+                K._deliver_input(win, p0, amp[s], amp[s] * f32(0.5), w, d_off, d_bm, d_am, pre[s] * n_post, n_post)
+            else:
+                phi = (s % 7) / 7.0
+                K._deliver_spike(
+                    win,
+                    p0,
+                    np.uint64(stride),
+                    phi,
+                    a,
+                    0.9 * a,
+                    1.0,
+                    0.5,
+                    0.8,
+                    0.95,
+                    w,
+                    d_off,
+                    d_frac,
+                    d_bm,
+                    d_am,
+                    pre[s] * n_post,
+                    n_post,
+                    sub,
+                    pos,
+                )
+
+    @njit(cache=False, nogil=True)
+    def bwd_plain(w, gw, pre, amp, lam_i, lam_v, current_only):
+        acc = 0.0
         for s in range(pre.shape[0]):
             base = pre[s] * n_post
-            K._axpy2(i_state, v_state, w[base : base + n_post], amp[s], 0.5 * amp[s])
+            if current_only:
+                K._axpy(gw[base : base + n_post], lam_i, amp[s])
+            else:
+                a = amp[s]
+                acc += K._jump_and_grad(
+                    lam_i,
+                    lam_v,
+                    w[base : base + n_post],
+                    gw[base : base + n_post],
+                    a,
+                    a * f32(0.5),
+                    a * f32(0.2),
+                    a * f32(0.1),
+                )
+        return acc
 
     @njit(cache=False, nogil=True)
-    def delayed(w, d_steps, pre, amp, ring):
-        n_post = ring.shape[1]
+    def bwd_round(w, gw, gd, d_off, pre, amp, hist, current_only):
+        acc = 0.0
         for s in range(pre.shape[0]):
-            K._deliver_whole(ring, s % ring.shape[0], amp[s], 0.5 * amp[s], w, d_steps, pre[s] * n_post, 0, n_post)
+            p0 = np.uint64((s // 8 % n_slots) * stride)
+            a = amp[s]
+            if current_only:
+                K._adjoint_whole(
+                    hist, p0, a, 0.0, a * f32(0.2), a * f32(0.1), w, gw, gd, d_off, pre[s] * n_post, n_post
+                )
+            else:  # hidden spikes: the decays in float64, as the engine passes them
+                h = np.float64(a)
+                acc += K._adjoint_whole(
+                    hist, p0, h, 0.5 * h, 0.2 * h, 0.1 * h, w, gw, gd, d_off, pre[s] * n_post, n_post
+                )
+        return acc
+
+    @njit(cache=False, nogil=True)
+    def bwd_exact(w, gw, gd, d_off, d_frac, d_bm, d_am, pre, amp, hist, current_only):
+        sub = np.empty((4, n_post))
+        pos = np.empty(n_post, dtype=np.uint64)
+        acc = 0.0
+        for s in range(pre.shape[0]):
+            p0 = np.uint64((s // 8 % n_slots) * stride)
+            a = amp[s]
+            if current_only:
+                K._adjoint_input(
+                    hist,
+                    p0,
+                    a,
+                    a * f32(0.5),
+                    f32(0.2),
+                    f32(0.05),
+                    w,
+                    gw,
+                    gd,
+                    d_off,
+                    d_bm,
+                    d_am,
+                    pre[s] * n_post,
+                    n_post,
+                )
+            else:
+                h = np.float64(a)  # hidden spikes: float64 decays, as in the engine
+                acc += K._adjoint_spike(
+                    hist,
+                    p0,
+                    np.uint64(stride),
+                    (s % 7) / 7.0,
+                    h,
+                    0.9 * h,
+                    1.0,
+                    0.5,
+                    0.8,
+                    0.95,
+                    0.2,
+                    0.05,
+                    w,
+                    gw,
+                    gd,
+                    d_off,
+                    d_frac,
+                    d_bm,
+                    d_am,
+                    pre[s] * n_post,
+                    n_post,
+                    sub,
+                    pos,
+                )
+        return acc
 
     rng = np.random.default_rng(seed)
-    w = rng.standard_normal(n_pre * n_post).astype(np.float32)
-    d_steps = rng.integers(0, max_delay + 1, n_pre * n_post).astype(np.int32)
+    w = rng.standard_normal(n_pre * n_post).astype(f32)
+    d_steps = rng.integers(0, max_delay + 1, n_pre * n_post)
+    d_off = (d_steps * stride + np.tile(2 * np.arange(n_post), n_pre)).astype(np.uint32)
+    d_frac = rng.random(n_pre * n_post).astype(f32)
+    d_bm = np.exp(0.2 * d_frac).astype(f32)
+    d_am = np.exp(0.05 * d_frac).astype(f32)
     pre = rng.integers(0, n_pre, n_spikes).astype(np.int64)
-    amp = rng.random(n_spikes).astype(np.float32)
-    state = np.zeros(n_post, np.float32), np.zeros(n_post, np.float32)
-    ring = np.zeros((max_delay + 1, n_post, 2), np.float32)
-
-    def ns_per_event(fn, *args):
-        fn(*args)  # compile and warm up
-        best = math.inf
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn(*args)
-            best = min(best, time.perf_counter() - t0)
-        return best / (n_spikes * n_post) * 1e9
-
-    plain = ns_per_event(undelayed, w, pre, amp, *state)
-    scattered = ns_per_event(delayed, w, d_steps, pre, amp, ring)
-    return dict(undelayed_ns=plain, delayed_ns=scattered, ratio=scattered / plain, n_pre=n_pre, n_post=n_post)
+    amp = rng.random(n_spikes).astype(f32)
+    lam_i, lam_v = (rng.standard_normal(n_post).astype(f32) * f32(1e-3) for _ in range(2))
+    i_state, v_state = np.zeros(n_post, f32), np.zeros(n_post, f32)
+    win = np.zeros(2 * n_slots * stride, f32)
+    hist = (rng.standard_normal(2 * n_slots * stride) * 1e-3).astype(f32)
+    gw, gd = np.zeros(n_pre * n_post, f32), np.zeros(n_pre * n_post, f32)
+    runs = {}
+    for current_only, spike in ((True, "input"), (False, "hidden")):
+        runs[("forward", spike, "undelayed")] = lambda c=current_only: fwd_plain(w, pre, amp, i_state, v_state, c)
+        runs[("forward", spike, "round")] = lambda c=current_only: fwd_round(w, d_off, pre, amp, win, c)
+        runs[("forward", spike, "exact")] = lambda c=current_only: fwd_exact(
+            w, d_off, d_frac, d_bm, d_am, pre, amp, win, c
+        )
+        runs[("backward", spike, "undelayed")] = lambda c=current_only: bwd_plain(w, gw, pre, amp, lam_i, lam_v, c)
+        runs[("backward", spike, "round")] = lambda c=current_only: bwd_round(w, gw, gd, d_off, pre, amp, hist, c)
+        runs[("backward", spike, "exact")] = lambda c=current_only: bwd_exact(
+            w, gw, gd, d_off, d_frac, d_bm, d_am, pre, amp, hist, c
+        )
+    for fn in runs.values():
+        fn()  # compile and warm up
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(rounds):
+        for key, fn in runs.items():
+            t0 = time.thread_time()
+            fn()
+            best[key] = min(best[key], time.thread_time() - t0)
+    table = []
+    for pass_ in ("forward", "backward"):
+        for spike in ("input", "hidden"):
+            ns = {
+                kind: best[(pass_, spike, kind)] / (n_spikes * n_post) * 1e9 for kind in ("undelayed", "round", "exact")
+            }
+            table.append(dict(pass_=pass_, spike=spike, **{f"{k}_ns": v for k, v in ns.items()}))
+    hidden_fwd = table[1]
+    return dict(
+        undelayed_ns=hidden_fwd["undelayed_ns"],
+        delayed_ns=hidden_fwd["round_ns"],
+        ratio=hidden_fwd["round_ns"] / hidden_fwd["undelayed_ns"],
+        table=table,
+        n_pre=n_pre,
+        n_post=n_post,
+        max_delay=max_delay,
+        rounds=rounds,
+    )
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -698,10 +869,19 @@ def main(argv=None) -> int:
     if args.device == "cpu":
         event = synapse_event_cost(n_post=hidden, max_delay=max_delays[0])
         print(
-            f"per synapse event (engine kernels, 1 thread, {hidden} targets, max delay {max_delays[0]}): "
-            f"undelayed row update {event['undelayed_ns']:.2f} ns, delayed scattered update "
-            f"{event['delayed_ns']:.2f} ns ({event['ratio']:.1f}x)"
+            f"ns per synapse event (engine kernels, 1 thread, {hidden} targets, delays 0..{max_delays[0]}, "
+            f"CPU-time minimum of {event['rounds']} interleaved rounds):"
         )
+        print(
+            f"{'pass':>8} {'spike':>6} | {'undelayed':>9} {'round':>7} {'exact':>7} | "
+            f"{'round/undel':>11} {'exact/round':>11}"
+        )
+        for e in event["table"]:
+            print(
+                f"{e['pass_']:>8} {e['spike']:>6} | {e['undelayed_ns']:>9.2f} {e['round_ns']:>7.2f} "
+                f"{e['exact_ns']:>7.2f} | "
+                f"{e['round_ns'] / e['undelayed_ns']:>10.1f}x {e['exact_ns'] / e['round_ns']:>10.2f}x"
+            )
     if args.json:
         extra = dict(mem_total_bytes=_mem_total_bytes(), synapse_event=event, **device_info(args.device))
         if why_no_dcls is None:

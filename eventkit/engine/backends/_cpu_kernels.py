@@ -31,31 +31,39 @@ spike, the spike-count regulariser adds ``tau_mem * dL/dC`` to the replaced ``la
 surrogate kick, not a gradient (counts are piecewise constant; docs/engine.md, section 7).
 
 Delays (blocks with ``blk[k, DELAYED] = 1``). A spike at ``tau = n + phi`` (in steps) reaches
-target m at ``tau + delta`` with ``delta = D + f`` (``D = d_steps``, ``0 <= f < 1``, ``d_frac``;
+target m at ``tau + delta`` with ``delta = D + f`` (``D`` whole steps, ``0 <= f < 1``, ``d_frac``;
 per synapse). It is applied at the grid time ``G = n + 1 + D`` (``phi + f <= 1``) or
 ``n + 2 + D`` (otherwise) with the exact remaining decay over ``r = G - tau``:
 ``beta^r = beta^(1-phi) beta^(-f)`` (times ``beta`` in the second case; ``d_bm = beta^(-f)``,
 ``d_am = alpha^(-f)`` are precomputed per synapse, so a spike costs no exp per synapse). An input
-spike of step s arrives at ``s + delta``: grid time ``s + d_steps`` with ``d_bm = beta^r``,
-``d_am = alpha^r`` fixed per synapse (input rows store these instead). Arrivals wait in a ring
-buffer of ``n_slots = ceil(max delta) + 1`` grid times per neuron, reset per sample; input
-arrivals due at the current grid time (delay 0) are added before the step, like undelayed input.
-Backward keeps the adjoints of the last ``n_slots`` grid times, so an arrival at G reads
-``lam(G)``; its sensitivity ``w (lam_i b' + lam_v e')`` (derivative in ``tau``) is the presynaptic
-``dL/dphi`` term and, per synapse, ``dL/d delta`` (``gd``, per step). With ``delta = 0`` this is
-exactly the undelayed delivery. Blocks with ``LEARN_D = 1`` but no delay this call (all delays
+spike of step s arrives at ``s + delta``: grid time ``s + D`` (``+ 1`` with a sub-step part) with ``d_bm = beta^r``,
+``d_am = alpha^r`` fixed per synapse (input rows store these instead). Arrivals wait in a linear
+window of ``2 n_slots`` grid times (``n_slots = ceil(max delta) + 1``), ``(i, v)`` interleaved per
+neuron, one row of ``stride = 2 n_neurons`` values per grid time; row r holds grid time
+``first + r``. Each synapse has a precomputed unsigned offset ``d_off = D stride + 2 target``
+(input rows: their grid offset instead of D), so an arrival is one add at ``row0 + d_off`` (plus
+one row when a sub-step arrival falls into the following step): no modulo, branch or signed index
+per synapse. The row of grid time n is applied (and cleared) at step n; when n reaches
+``first + n_slots`` the upper half slides down (``first += n_slots``), so every arrival, at most
+``n_slots - 1`` rows ahead, lands inside the window. The window is one per worker thread, kept
+between calls and cleared per sample; input arrivals due at the current grid time (delay 0) are
+added before the step, like undelayed input. Backward keeps the adjoint pair ``(lam_i, lam_v)`` of
+every grid time in the same window (its lower half slides up every ``n_slots`` steps; grid times
+after the last step read 0), so an arrival at G reads ``lam(G)``; its sensitivity
+``w (lam_i b' + lam_v e')`` (derivative in ``tau``) is the presynaptic ``dL/dphi`` term and, per
+synapse, ``dL/d delta`` (``gd``, per step). With ``delta = 0`` this is exactly the undelayed
+delivery. Blocks with ``LEARN_D = 1`` but no delay this call (all delays
 0) run the undelayed code and still accumulate ``gd``. Blocks whose delays are all whole steps
 this call (``SUBSTEP = 0``: round mode, or exact mode on integer delays) run lean loops
 (:func:`_deliver_whole`, :func:`_adjoint_whole`): no synapse arrives late, so every synapse of a
 spike lands with the spike's own decays (input spikes: none, and no voltage jump) and only
-``d_steps`` and ``w`` are read per synapse. Ring and history are slot-major
-``[n_slots, n_neurons, 2]``.
+``d_off`` and ``w`` are read per synapse.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
@@ -65,6 +73,9 @@ N_COEF = 8
 # columns of a connection block
 PRE, POST, W_OFF, N_POST, DELAYED, LEARN_D, SUBSTEP = range(7)
 N_BLK = 7
+# unsigned index steps of the delay window (a signed one costs a negative-index select per access)
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -153,50 +164,62 @@ def _block(blk, pop_off, k):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _slot(slot0, off, n_slots):
-    """(slot0 + off) mod n_slots for 0 <= slot0, off < n_slots, without a division or a branch
-    (delays are random per synapse: a branch here is mispredicted half the time)."""
-    sl = slot0 + off
-    return sl - n_slots * (sl >= n_slots)
+def _row(grid, first, stride):
+    """Flat position of grid time ``grid``'s row in a delay window whose row 0 is grid time
+    ``first`` (unsigned: numba indexes with it without a negative-index select)."""
+    return np.uint64((grid - first) * stride)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_input(ring, slot0, b0, b0c, w, d_steps, d_x, d_y, base, q0, n_post):
-    """Schedule an input spike's delayed arrivals (row ``base``): synapse t lands ``d_steps``
-    grid times after the spike's step with the per-synapse decays ``d_x = beta^r``,
+def _deliver_input(win, p0, b0, b0c, w, d_off, d_x, d_y, base, n_post):
+    """Schedule an input spike's delayed arrivals (row ``base``; ``p0`` = the window row of the
+    spike's step): synapse t lands at ``p0 + d_off`` with the per-synapse decays ``d_x = beta^r``,
     ``d_y = alpha^r`` (constant per synapse for input spikes, precomputed per call)."""
-    n_slots = ring.shape[0]
     for t in range(n_post):
-        sl = _slot(slot0, d_steps[base + t], n_slots)
+        k = p0 + d_off[base + t]
         wt = w[base + t]
         x = d_x[base + t]
-        ring[sl, q0 + t, 0] += wt * b0 * x
-        ring[sl, q0 + t, 1] += wt * b0c * (x - d_y[base + t])
+        win[k] += wt * b0 * x
+        win[k + _ONE] += wt * b0c * (x - d_y[base + t])
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_spike(ring, slot0, phi, bs, am, b0, b0c, beta, alpha, w, d_steps, d_frac, d_bm, d_am, base, q0, n_post):
+def _deliver_spike(
+    win, p0, stride, phi, bs, am, b0, b0c, beta, alpha, w, d_off, d_frac, d_bm, d_am, base, n_post, sub, pos
+):
     """Schedule a hidden spike's delayed arrivals (fired at phase ``phi``; ``bs, am`` = the
-    target's beta^(1-phi), alpha^(1-phi); ``slot0`` = slot of the grid time after its step)."""
-    n_slots = ring.shape[0]
+    target's beta^(1-phi), alpha^(1-phi); ``p0`` = the window row of the grid time after its
+    step, ``stride`` = one row). Two passes: the arrivals and their places, per synapse from
+    contiguous rows (vectorised, into the scratch rows ``sub[0:2]`` and ``pos``), then the
+    scattered adds."""
+    w_ = w[base : base + n_post]
+    off_ = d_off[base : base + n_post]
+    frac_ = d_frac[base : base + n_post]
+    bm_ = d_bm[base : base + n_post]
+    am_ = d_am[base : base + n_post]
+    a_i = sub[0]
+    a_v = sub[1]
     for t in range(n_post):
-        late = phi + d_frac[base + t] > 1.0  # the arrival falls into the following step
-        x = bs * d_bm[base + t] * (beta if late else 1.0)
-        y = am * d_am[base + t] * (alpha if late else 1.0)
-        sl = _slot(slot0, d_steps[base + t] + late, n_slots)
-        wt = w[base + t]
-        ring[sl, q0 + t, 0] += wt * b0 * x
-        ring[sl, q0 + t, 1] += wt * b0c * (x - y)
+        late = phi + frac_[t] > 1.0  # the arrival falls into the following step
+        x = bs * bm_[t] * (beta if late else 1.0)
+        y = am * am_[t] * (alpha if late else 1.0)
+        pos[t] = p0 + off_[t] + (stride if late else _ZERO)
+        wt = w_[t]
+        a_i[t] = wt * b0 * x
+        a_v[t] = wt * b0c * (x - y)
+    for t in range(n_post):
+        k = pos[t]
+        win[k] += a_i[t]
+        win[k + _ONE] += a_v[t]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _adjoint_input(hist, slot0, b0, b0c, hs, hm, w, gw, gd, d_steps, d_x, d_y, base, q0, n_post):
+def _adjoint_input(hist, p0, b0, b0c, hs, hm, w, gw, gd, d_off, d_x, d_y, base, n_post):
     """Backward of :func:`_deliver_input`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``."""
-    n_slots = hist.shape[0]
     for t in range(n_post):
-        sl = _slot(slot0, d_steps[base + t], n_slots)
-        li = hist[sl, q0 + t, 0]
-        lv = hist[sl, q0 + t, 1]
+        k = p0 + d_off[base + t]
+        li = hist[k]
+        lv = hist[k + _ONE]
         x = d_x[base + t]
         y = d_y[base + t]
         gw[base + t] += li * (b0 * x) + lv * (b0c * (x - y))
@@ -205,64 +228,109 @@ def _adjoint_input(hist, slot0, b0, b0c, hs, hm, w, gw, gd, d_steps, d_x, d_y, b
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _adjoint_spike(
-    hist, slot0, phi, bs, am, b0, b0c, beta, alpha, hs, hm, w, gw, gd, d_steps, d_frac, d_bm, d_am, base, q0, n_post
+    hist,
+    p0,
+    stride,
+    phi,
+    bs,
+    am,
+    b0,
+    b0c,
+    beta,
+    alpha,
+    hs,
+    hm,
+    w,
+    gw,
+    gd,
+    d_off,
+    d_frac,
+    d_bm,
+    d_am,
+    base,
+    n_post,
+    sub,
+    pos,
 ):
     """Backward of :func:`_deliver_spike`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``;
-    returns sum_t w dL/dtau, the spike's dL/dphi through these synapses."""
-    n_slots = hist.shape[0]
-    acc = w[base] * 0
+    returns sum_t w dL/dtau, the spike's dL/dphi through these synapses. Two passes like
+    :func:`_deliver_spike`: the per-synapse factors (vectorised, into ``sub[0:4]``, ``pos``),
+    then the scattered reads."""
+    off_ = d_off[base : base + n_post]
+    frac_ = d_frac[base : base + n_post]
+    bm_ = d_bm[base : base + n_post]
+    am_ = d_am[base : base + n_post]
+    p_i = sub[0]
+    p_v = sub[1]
+    dp_i = sub[2]
+    dp_v = sub[3]
     for t in range(n_post):
-        late = phi + d_frac[base + t] > 1.0
-        x = bs * d_bm[base + t] * (beta if late else 1.0)
-        y = am * d_am[base + t] * (alpha if late else 1.0)
-        sl = _slot(slot0, d_steps[base + t] + late, n_slots)
-        li = hist[sl, q0 + t, 0]
-        lv = hist[sl, q0 + t, 1]
-        term = li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y))
-        wt = w[base + t]
+        late = phi + frac_[t] > 1.0
+        x = bs * bm_[t] * (beta if late else 1.0)
+        y = am * am_[t] * (alpha if late else 1.0)
+        pos[t] = p0 + off_[t] + (stride if late else _ZERO)
+        p_i[t] = b0 * x
+        p_v[t] = b0c * (x - y)
+        dp_i[t] = b0 * x * hs
+        dp_v[t] = b0c * (hs * x - hm * y)
+    w_ = w[base : base + n_post]
+    gw_ = gw[base : base + n_post]
+    gd_ = gd[base : base + n_post]
+    acc = w_[0] * 0
+    for t in range(n_post):
+        k = pos[t]
+        li = hist[k]
+        lv = hist[k + _ONE]
+        term = li * dp_i[t] + lv * dp_v[t]
+        wt = w_[t]
         acc += wt * term
-        gw[base + t] += li * (b0 * x) + lv * (b0c * (x - y))
-        gd[base + t] += wt * term
+        gw_[t] += li * p_i[t] + lv * p_v[t]
+        gd_[t] += wt * term
     return acc
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_whole(ring, slot0, a_i, a_v, w, d_steps, base, q0, n_post):
+def _deliver_whole(win, p0, a_i, a_v, w, d_off, base, n_post):
     """:func:`_deliver_spike` for a block whose delays are whole steps (``SUBSTEP = 0``): every
-    synapse of the spike lands with the spike's own decays, so the arrival is ``w (a_i, a_v)``."""
-    n_slots = ring.shape[0]
+    synapse of the spike lands with the spike's own decays, so the arrival is ``w (a_i, a_v)``,
+    at ``p0 + d_off``: one load of the offset, no index arithmetic, per synapse."""
+    w_ = w[base : base + n_post]
+    d_off_ = d_off[base : base + n_post]
     for t in range(n_post):
-        sl = _slot(slot0, d_steps[base + t], n_slots)
-        wt = w[base + t]
-        ring[sl, q0 + t, 0] += wt * a_i
-        ring[sl, q0 + t, 1] += wt * a_v
+        k = p0 + d_off_[t]
+        wt = w_[t]
+        win[k] += wt * a_i
+        win[k + _ONE] += wt * a_v
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_whole_current(ring, slot0, a_i, w, d_steps, base, q0, n_post):
+def _deliver_whole_current(win, p0, a_i, w, d_off, base, n_post):
     """:func:`_deliver_input` on whole-step delays: the spike lands on the grid and moves only the
     current, by ``w a_i``."""
-    n_slots = ring.shape[0]
+    w_ = w[base : base + n_post]
+    d_off_ = d_off[base : base + n_post]
     for t in range(n_post):
-        sl = _slot(slot0, d_steps[base + t], n_slots)
-        ring[sl, q0 + t, 0] += w[base + t] * a_i
+        win[p0 + d_off_[t]] += w_[t] * a_i
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _adjoint_whole(hist, slot0, p_i, p_v, dp_i, dp_v, w, gw, gd, d_steps, base, q0, n_post):
+def _adjoint_whole(hist, p0, p_i, p_v, dp_i, dp_v, w, gw, gd, d_off, base, n_post):
     """Backward of :func:`_deliver_whole`: ``gw += lam_i p_i + lam_v p_v``, per synapse
     ``dL/d(delay) = w (lam_i dp_i + lam_v dp_v)`` into ``gd``; returns their sum (``dL/dtau``)."""
-    n_slots = hist.shape[0]
-    acc = w[base] * 0
+    w_ = w[base : base + n_post]
+    d_off_ = d_off[base : base + n_post]
+    gw_ = gw[base : base + n_post]
+    gd_ = gd[base : base + n_post]
+    acc = w_[0] * 0
     for t in range(n_post):
-        sl = _slot(slot0, d_steps[base + t], n_slots)
-        li = hist[sl, q0 + t, 0]
-        lv = hist[sl, q0 + t, 1]
-        wt = w[base + t]
+        k = p0 + d_off_[t]
+        li = hist[k]
+        lv = hist[k + _ONE]
+        wt = w_[t]
         term = wt * (li * dp_i + lv * dp_v)
         acc += term
-        gw[base + t] += li * p_i + lv * p_v
-        gd[base + t] += term
+        gw_[t] += li * p_i + lv * p_v
+        gd_[t] += term
     return acc
 
 
@@ -275,21 +343,30 @@ def _delay_grad(lam_i, lam_v, w, gd, db, de):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _apply_slot(ring, i_state, v_state, slot):
-    """Add the arrivals waiting in ring ``slot`` to the state and free the slot."""
+def _apply_row(win, i_state, v_state, p0):
+    """Add the arrivals waiting in the window row at ``p0`` to the state and clear the row."""
+    row = win[p0 : p0 + 2 * i_state.shape[0]]
     for j in range(i_state.shape[0]):
-        i_state[j] += ring[slot, j, 0]
-        v_state[j] += ring[slot, j, 1]
-        ring[slot, j, 0] = 0.0
-        ring[slot, j, 1] = 0.0
+        i_state[j] += row[2 * j]
+        v_state[j] += row[2 * j + 1]
+        row[2 * j] = 0.0
+        row[2 * j + 1] = 0.0
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _store_slot(hist, lam_i, lam_v, slot):
-    """Keep the adjoints of one grid time in ``hist`` (slot ``slot``)."""
+def _store_row(hist, lam_i, lam_v, p0):
+    """Keep the adjoints of one grid time, interleaved (lam_i, lam_v), in the row at ``p0``."""
+    row = hist[p0 : p0 + 2 * lam_i.shape[0]]
     for j in range(lam_i.shape[0]):
-        hist[slot, j, 0] = lam_i[j]
-        hist[slot, j, 1] = lam_v[j]
+        row[2 * j] = lam_i[j]
+        row[2 * j + 1] = lam_v[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _slide(win, src, dst, n):
+    """Copy ``n`` window entries from ``src`` to ``dst`` (one half of the window to the other)."""
+    for t in range(n):
+        win[dst + t] = win[src + t]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -315,11 +392,12 @@ def _forward_one(
     out_blk,
     in_blk,
     w,
-    d_steps,
+    d_off,
     d_frac,
     d_bm,
     d_am,
     n_slots,
+    window,
     trace,
     t_first,
     counts,
@@ -341,13 +419,25 @@ def _forward_one(
     scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    # arrivals (i, v) by grid time mod n_slots, slot-major: applying a slot is one contiguous
-    # pass, and a spike's synapses (random delays) touch one cache line each either way
-    ring = np.zeros((max(n_slots, 1), n_tot, 2), dtype=w.dtype)
+    sub = np.empty((2, n_tot))  # _deliver_spike's per-synapse arrivals and places
+    pos = np.empty(n_tot, dtype=np.uint64)
+    # arrivals (i, v) by grid time in a window of 2 n_slots rows (row r: grid time first + r);
+    # every n_slots steps its upper half slides down (see the module docstring)
+    stride = 2 * n_tot
+    half = n_slots * stride
+    win = window[get_thread_id()]
+    if delayed:
+        win[: 2 * half] = 0.0
+    first = 0
     nr = 0
     ip = in_off[b]
     i_end = in_off[b + 1]
     for n in range(n_steps):
+        if delayed and n - first == n_slots:  # rows below grid n are spent
+            _slide(win, half, 0, half)
+            win[half : 2 * half] = 0.0
+            first += n_slots
+        p_in = _row(n, first, stride)
         # 1. input spikes of step n (rows summed four at a time: fewer passes over i)
         i0 = ip
         while ip < i_end and in_step[ip] == n:
@@ -357,24 +447,21 @@ def _forward_one(
             q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
             if blk[in_blk[kk], DELAYED] and blk[in_blk[kk], SUBSTEP] == 0:
                 for s in range(i0, ip):
-                    _deliver_whole_current(
-                        ring, n % n_slots, coef[q, B0], w, d_steps, w0 + in_ch[s] * n_post, q0, n_post
-                    )
+                    _deliver_whole_current(win, p_in, coef[q, B0], w, d_off, w0 + in_ch[s] * n_post, n_post)
                 in_delayed = True
                 continue
             if blk[in_blk[kk], DELAYED]:
                 for s in range(i0, ip):
                     _deliver_input(
-                        ring,
-                        n % n_slots,
+                        win,
+                        p_in,
                         coef[q, B0],
                         coef[q, B0] * coef[q, C],
                         w,
-                        d_steps,
+                        d_off,
                         d_bm,
                         d_am,
                         w0 + in_ch[s] * n_post,
-                        q0,
                         n_post,
                     )
                 in_delayed = True
@@ -395,7 +482,7 @@ def _forward_one(
                 _axpy(y, w[a0 : a0 + n_post], coef[q, B0])
                 s += 1
         if in_delayed:  # delayed input arrivals due now (at n h), e.g. those of delay 0
-            _apply_slot(ring, i_state, v_state, n % n_slots)
+            _apply_row(win, i_state, v_state, p_in)
         # 2. advance one step, threshold, restart
         step_start = nr
         for p in range(n_pop):
@@ -443,6 +530,7 @@ def _forward_one(
                                 counts[b, j] += 1.0
             _commit(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], beta)
         # 3. deliver the spikes of step n at (n+1) h
+        p_out = _row(n + 1, first, stride)
         for r in range(step_start, nr):
             j = rec_nrn[b, r]
             p = _pop_of(j, pop_off)
@@ -455,14 +543,13 @@ def _forward_one(
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 if blk[out_blk[kk], DELAYED] and blk[out_blk[kk], SUBSTEP] == 0:
                     b0 = coef[q, B0]
-                    _deliver_whole(
-                        ring, (n + 1) % n_slots, b0 * bs, b0 * coef[q, C] * (bs - am), w, d_steps, base, q0, n_post
-                    )
+                    _deliver_whole(win, p_out, b0 * bs, b0 * coef[q, C] * (bs - am), w, d_off, base, n_post)
                     continue
                 if blk[out_blk[kk], DELAYED]:
                     _deliver_spike(
-                        ring,
-                        (n + 1) % n_slots,
+                        win,
+                        p_out,
+                        np.uint64(stride),
                         phi,
                         bs,
                         am,
@@ -471,20 +558,21 @@ def _forward_one(
                         coef[q, BETA],
                         coef[q, ALPHA],
                         w,
-                        d_steps,
+                        d_off,
                         d_frac,
                         d_bm,
                         d_am,
                         base,
-                        q0,
                         n_post,
+                        sub,
+                        pos,
                     )
                     continue
                 scal[0] = coef[q, B0] * bs
                 scal[1] = coef[q, B0] * coef[q, C] * (bs - am)
                 _axpy2(i_state[q0 : q0 + n_post], v_state[q0 : q0 + n_post], w[base : base + n_post], scal[0], scal[1])
-        if delayed:  # delayed arrivals due at (n+1) h; the slot is free again afterwards
-            _apply_slot(ring, i_state, v_state, (n + 1) % n_slots)
+        if delayed:  # delayed arrivals due at (n+1) h; the row is clear again afterwards
+            _apply_row(win, i_state, v_state, p_out)
         # 4. output voltage at (n+1) h
         trace[b, n, :] = v_state[o0:n_tot]
     n_rec[b] = nr
@@ -504,11 +592,12 @@ def forward(
     out_blk,
     in_blk,
     w,
-    d_steps,
+    d_off,
     d_frac,
     d_bm,
     d_am,
     n_slots,
+    window,
     trace,
     t_first,
     counts,
@@ -538,11 +627,12 @@ def forward(
             out_blk,
             in_blk,
             w,
-            d_steps,
+            d_off,
             d_frac,
             d_bm,
             d_am,
             n_slots,
+            window,
             trace,
             t_first,
             counts,
@@ -572,11 +662,12 @@ def _backward_one(
     out_blk,
     in_blk,
     w,
-    d_steps,
+    d_off,
     d_frac,
     d_bm,
     d_am,
     n_slots,
+    window,
     rec_step,
     rec_nrn,
     rec_phi,
@@ -600,7 +691,17 @@ def _backward_one(
     scal = np.zeros(4, dtype=w.dtype)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    hist = np.zeros((max(n_slots, 1), n_tot, 2), dtype=w.dtype)  # (lam_i, lam_v) by grid time
+    sub = np.empty((4, n_tot))  # _adjoint_spike's per-synapse factors and places
+    pos = np.empty(n_tot, dtype=np.uint64)
+    # (lam_i, lam_v) by grid time in a window of 2 n_slots rows (row r: grid time first + r); an
+    # arrival of step n reads grid times n .. n + n_slots, so every n_slots steps the lower half
+    # slides up. Grid times after the last step read 0.
+    stride = 2 * n_tot
+    half = n_slots * stride
+    hist = window[get_thread_id()]
+    first = n_steps - n_slots
+    if delayed:
+        hist[half + stride : 2 * half] = 0.0
     # index of the first spike of every output neuron (the first-spike readout depends on it)
     first_rec = np.full(n_out, -1, dtype=np.int64)
     for r in range(n_rec[b]):
@@ -613,8 +714,12 @@ def _backward_one(
         # lam_* now hold dL/d(state at (n+1) h); the readout drives the output voltage
         for k in range(n_out):
             lam_v[o0 + k] += g_trace[b, n, k]
+        if delayed and n < first:
+            _slide(hist, 0, half, half)
+            first -= n_slots
+        p_out = _row(n + 1, first, stride)
         if delayed:
-            _store_slot(hist, lam_i, lam_v, (n + 1) % n_slots)
+            _store_row(hist, lam_i, lam_v, p_out)
         r_hi = r
         while r >= 0 and rec_step[b, r] == n:
             r -= 1
@@ -654,7 +759,7 @@ def _backward_one(
                     b0c = b0 * coef[q, C]
                     g_phi += _adjoint_whole(
                         hist,
-                        (n + 1) % n_slots,
+                        p_out,
                         b0 * bs,
                         b0c * (bs - am),
                         b0 * bs * hs_q,
@@ -662,16 +767,16 @@ def _backward_one(
                         w,
                         gw,
                         gd,
-                        d_steps,
+                        d_off,
                         base,
-                        q0,
                         n_post,
                     )
                     continue
                 if blk[k, DELAYED]:
                     g_phi += _adjoint_spike(
                         hist,
-                        (n + 1) % n_slots,
+                        p_out,
+                        np.uint64(stride),
                         phi_act,
                         bs,
                         am,
@@ -684,13 +789,14 @@ def _backward_one(
                         w,
                         gw,
                         gd,
-                        d_steps,
+                        d_off,
                         d_frac,
                         d_bm,
                         d_am,
                         base,
-                        q0,
                         n_post,
+                        sub,
+                        pos,
                     )
                     continue
                 bq = coef[q, B0] * bs
@@ -752,12 +858,13 @@ def _backward_one(
         while ip >= in_off[b] and in_step[ip] == n:
             ip -= 1
         stored = False
+        p_in = _row(n, first, stride)
         for kk in range(in_blk.shape[0]):
             q, n_post, w0, q0 = _block(blk, pop_off, in_blk[kk])
             k = in_blk[kk]
             if blk[k, DELAYED]:
-                if not stored:  # the adjoint at n h (grid n + n_slots is no longer needed)
-                    _store_slot(hist, lam_i, lam_v, n % n_slots)
+                if not stored:  # the adjoint at n h
+                    _store_row(hist, lam_i, lam_v, p_in)
                     stored = True
                 if blk[k, SUBSTEP] == 0:
                     b0 = coef[q, B0]
@@ -765,7 +872,7 @@ def _backward_one(
                     for s in range(ip + 1, i1 + 1):
                         _adjoint_whole(
                             hist,
-                            n % n_slots,
+                            p_in,
                             b0,
                             0.0,
                             b0 * coef[q, HS],
@@ -773,16 +880,15 @@ def _backward_one(
                             w,
                             gw,
                             gd,
-                            d_steps,
+                            d_off,
                             w0 + in_ch[s] * n_post,
-                            q0,
                             n_post,
                         )
                     continue
                 for s in range(ip + 1, i1 + 1):
                     _adjoint_input(
                         hist,
-                        n % n_slots,
+                        p_in,
                         coef[q, B0],
                         coef[q, B0] * coef[q, C],
                         coef[q, HS],
@@ -790,11 +896,10 @@ def _backward_one(
                         w,
                         gw,
                         gd,
-                        d_steps,
+                        d_off,
                         d_bm,
                         d_am,
                         w0 + in_ch[s] * n_post,
-                        q0,
                         n_post,
                     )
                 continue
@@ -832,11 +937,12 @@ def backward(
     out_blk,
     in_blk,
     w,
-    d_steps,
+    d_off,
     d_frac,
     d_bm,
     d_am,
     n_slots,
+    window,
     rec_step,
     rec_nrn,
     rec_phi,
@@ -876,11 +982,12 @@ def backward(
                 out_blk,
                 in_blk,
                 w,
-                d_steps,
+                d_off,
                 d_frac,
                 d_bm,
                 d_am,
                 n_slots,
+                window,
                 rec_step,
                 rec_nrn,
                 rec_phi,

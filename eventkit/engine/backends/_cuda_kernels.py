@@ -3,8 +3,9 @@ the block's threads over neurons (or over a connection's targets).
 
 The maths, the state layout and the order of every per-neuron update are those of the CPU
 kernels (:mod:`._cpu_kernels`, whose docstring is the reference for the notation): the same
-flat ``pop_off`` / ``coef`` / ``blk`` / pre-major weight arrays, the same ring buffer of delayed
-arrivals and the same adjoint history. What differs is only who does the work:
+flat ``pop_off`` / ``coef`` / ``blk`` / pre-major weight arrays, the same delay window of
+arrivals and of adjoints (2 ``n_slots`` grid times, slid every ``n_slots`` steps, read and written
+through the precomputed offsets ``d_off``). What differs is only who does the work:
 
 * thread ``tid`` of a block of ``nt`` threads owns the neurons ``j = tid, tid + nt, ...`` while
   they advance (forward) or propagate their adjoint (backward), and target ``t = tid, tid + nt,
@@ -35,14 +36,6 @@ from numba.cuda import float32, float64, int32
 from ._cpu_kernels import ALPHA, B0, BETA, C, DELAYED, HM, HS, KAPPA, LEARN_D, N_POST, POST, THETA, W_OFF
 
 MAX_THREADS = 1024
-
-
-@cuda.jit(device=True)
-def _slot(slot0, off, n_slots):
-    sl = slot0 + off
-    if sl >= n_slots:
-        sl -= n_slots
-    return sl
 
 
 @cuda.jit(device=True)
@@ -102,7 +95,7 @@ def kernels(double: bool):
         out_blk,
         in_blk,
         w,
-        d_steps,
+        d_off,
         d_frac,
         d_bm,
         d_am,
@@ -132,15 +125,16 @@ def kernels(double: bool):
         cap = rec_step.shape[1]
         v_state = v_all[b]
         i_state = i_all[b]
-        ring = ring_all[b]
-        n_ring = ring.shape[1]
+        win = ring_all[b]
         delayed = n_slots > 0
+        stride = 2 * n_tot  # one grid time of the window: (i, v) per neuron
+        half = n_slots * stride
         for j in range(tid, n_tot, nt):
             v_state[j] = 0
             i_state[j] = 0
-            for sl in range(n_ring):
-                ring[j, sl, 0] = 0
-                ring[j, sl, 1] = 0
+        if delayed:
+            for e in range(tid, 2 * half, nt):
+                win[e] = 0
         for k in range(tid, t_first.shape[1], nt):
             t_first[b, k] = n_steps
         for j in range(tid, counts.shape[1], nt):
@@ -149,7 +143,15 @@ def kernels(double: bool):
         nr = 0
         ip = in_off[b]
         i_end = in_off[b + 1]
+        first = 0  # grid time of the window's row 0
         for n in range(n_steps):
+            if delayed and n - first == n_slots:  # slide the upper half down
+                for e in range(tid, half, nt):
+                    win[e] = win[half + e]
+                    win[half + e] = 0
+                cuda.syncthreads()
+                first += n_slots
+            p_in = (n - first) * stride
             # 1. input spikes of step n (threads over the targets; rows summed four at a time)
             i0 = ip
             while ip < i_end and in_step[ip] == n:
@@ -167,10 +169,10 @@ def kernels(double: bool):
                     for t in range(tid, n_post, nt):
                         for s in range(i0, ip):
                             idx = w0 + in_ch[s] * n_post + t
-                            sl = _slot(n % n_slots, d_steps[idx], n_slots)
+                            e = p_in + d_off[idx]
                             x = d_bm[idx]
-                            ring[q0 + t, sl, 0] += w[idx] * b0 * x
-                            ring[q0 + t, sl, 1] += w[idx] * b0c * (x - d_am[idx])
+                            win[e] += w[idx] * b0 * x
+                            win[e + 1] += w[idx] * b0c * (x - d_am[idx])
                     in_delayed = True
                     continue
                 for t in range(tid, n_post, nt):
@@ -189,12 +191,11 @@ def kernels(double: bool):
                     i_state[q0 + t] = acc
             cuda.syncthreads()
             if in_delayed:  # delayed input arrivals due now (at n h)
-                sl = n % n_slots
                 for j in range(tid, n_tot, nt):
-                    i_state[j] += ring[j, sl, 0]
-                    v_state[j] += ring[j, sl, 1]
-                    ring[j, sl, 0] = 0
-                    ring[j, sl, 1] = 0
+                    i_state[j] += win[p_in + 2 * j]
+                    v_state[j] += win[p_in + 2 * j + 1]
+                    win[p_in + 2 * j] = 0
+                    win[p_in + 2 * j + 1] = 0
             # 2. advance one step, threshold, restart; spikes recorded in neuron order
             step_start = nr
             for jc in range(0, n_tot, nt):
@@ -252,6 +253,7 @@ def kernels(double: bool):
                     i_state[j] = coef[p, BETA] * cur
             cuda.syncthreads()
             # 3. deliver the spikes of step n at (n+1) h (threads over each spike's targets)
+            p_out = p_in + stride
             for r in range(step_start, nr):
                 j = rec_nrn[b, r]
                 p = pop_of[j]
@@ -270,18 +272,18 @@ def kernels(double: bool):
                     b0 = coef[q, B0]
                     if blk[k, DELAYED]:
                         b0c = coef[q, B0] * coef[q, C]
-                        slot0 = (n + 1) % n_slots
                         for t in range(tid, n_post, nt):
                             idx = base + t
                             late = phi + d_frac[idx] > 1.0
                             x = bs * d_bm[idx]
                             y = am * d_am[idx]
+                            e = p_out + d_off[idx]
                             if late:
                                 x *= coef[q, BETA]
                                 y *= coef[q, ALPHA]
-                            sl = _slot(slot0, d_steps[idx] + (1 if late else 0), n_slots)
-                            ring[q0 + t, sl, 0] += w[idx] * b0 * x
-                            ring[q0 + t, sl, 1] += w[idx] * b0c * (x - y)
+                                e += stride
+                            win[e] += w[idx] * b0 * x
+                            win[e + 1] += w[idx] * b0c * (x - y)
                         continue
                     s0 = F(b0 * bs)
                     s1 = F(b0 * coef[q, C] * (bs - am))
@@ -291,12 +293,11 @@ def kernels(double: bool):
                         v_state[q0 + t] += s1 * wt
             cuda.syncthreads()
             if delayed:  # delayed arrivals due at (n+1) h
-                sl = (n + 1) % n_slots
                 for j in range(tid, n_tot, nt):
-                    i_state[j] += ring[j, sl, 0]
-                    v_state[j] += ring[j, sl, 1]
-                    ring[j, sl, 0] = 0
-                    ring[j, sl, 1] = 0
+                    i_state[j] += win[p_out + 2 * j]
+                    v_state[j] += win[p_out + 2 * j + 1]
+                    win[p_out + 2 * j] = 0
+                    win[p_out + 2 * j + 1] = 0
                 cuda.syncthreads()  # the trace below reads neurons other threads updated
             # 4. output voltage at (n+1) h
             for k in range(tid, n_tot - o0, nt):
@@ -321,7 +322,7 @@ def kernels(double: bool):
         out_blk,
         in_blk,
         w,
-        d_steps,
+        d_off,
         d_frac,
         d_bm,
         d_am,
@@ -362,16 +363,17 @@ def kernels(double: bool):
         first_rec = first_all[b]
         gwb = gw[b]
         gdb = gd[b]
-        n_hist = hist.shape[1]
         delayed = n_slots > 0
+        stride = 2 * n_tot
+        half = n_slots * stride
         for j in range(tid, n_tot, nt):
             lam_v[j] = 0
             lam_i[j] = 0
             jump_v[j] = 0
             jump_i[j] = 0
-            for sl in range(n_hist):
-                hist[j, sl, 0] = 0
-                hist[j, sl, 1] = 0
+        if delayed:  # grid times after the last step read 0; every other row is written first
+            for e in range(half + stride + tid, 2 * half, nt):
+                hist[e] = 0
         for t in range(tid, gwb.shape[0], nt):
             gwb[t] = 0
         for t in range(tid, gdb.shape[0], nt):
@@ -386,15 +388,21 @@ def kernels(double: bool):
         cuda.syncthreads()
         r = nrec - 1
         ip = in_off[b + 1] - 1
+        first = n_steps - n_slots  # grid time of the window's row 0
         for n in range(n_steps - 1, -1, -1):
+            if delayed and n < first:  # slide the lower half up
+                for e in range(tid, half, nt):
+                    hist[half + e] = hist[e]
+                first -= n_slots
+            p_in = (n - first) * stride
+            p_out = p_in + stride
             for k in range(tid, n_out, nt):
                 lam_v[o0 + k] += g_trace[b, n, k]
             cuda.syncthreads()
             if delayed:
-                sl = (n + 1) % n_slots
                 for j in range(tid, n_tot, nt):
-                    hist[j, sl, 0] = lam_i[j]
-                    hist[j, sl, 1] = lam_v[j]
+                    hist[p_out + 2 * j] = lam_i[j]
+                    hist[p_out + 2 * j + 1] = lam_v[j]
                 cuda.syncthreads()
             r_hi = r
             while r >= 0 and rec_step[b, r] == n:
@@ -422,18 +430,18 @@ def kernels(double: bool):
                     b0 = coef[q, B0]
                     b0c = coef[q, B0] * coef[q, C]
                     if blk[k, DELAYED]:
-                        slot0 = (n + 1) % n_slots
                         for t in range(tid, n_post, nt):
                             idx = base + t
                             late = phi_act + d_frac[idx] > 1.0
                             x = bs * d_bm[idx]
                             y = am * d_am[idx]
+                            e = p_out + d_off[idx]
                             if late:
                                 x *= coef[q, BETA]
                                 y *= coef[q, ALPHA]
-                            sl = _slot(slot0, d_steps[idx] + (1 if late else 0), n_slots)
-                            li = hist[q0 + t, sl, 0]
-                            lv = hist[q0 + t, sl, 1]
+                                e += stride
+                            li = hist[e]
+                            lv = hist[e + 1]
                             term = li * (b0 * x * hs_q) + lv * (b0c * (hs_q * x - hm_q * y))
                             wt = w[idx]
                             part += wt * term
@@ -510,10 +518,9 @@ def kernels(double: bool):
                 b0 = coef[q, B0]
                 if blk[k, DELAYED]:
                     if not stored:  # the adjoint at n h
-                        sl = n % n_slots
                         for j in range(tid, n_tot, nt):
-                            hist[j, sl, 0] = lam_i[j]
-                            hist[j, sl, 1] = lam_v[j]
+                            hist[p_in + 2 * j] = lam_i[j]
+                            hist[p_in + 2 * j + 1] = lam_v[j]
                         cuda.syncthreads()
                         stored = True
                     b0c = coef[q, B0] * coef[q, C]
@@ -522,9 +529,9 @@ def kernels(double: bool):
                     for t in range(tid, n_post, nt):
                         for s in range(ip + 1, i1 + 1):
                             idx = w0 + in_ch[s] * n_post + t
-                            sl = _slot(n % n_slots, d_steps[idx], n_slots)
-                            li = hist[q0 + t, sl, 0]
-                            lv = hist[q0 + t, sl, 1]
+                            e = p_in + d_off[idx]
+                            li = hist[e]
+                            lv = hist[e + 1]
                             x = d_bm[idx]
                             y = d_am[idx]
                             gwb[idx] += li * (b0 * x) + lv * (b0c * (x - y))

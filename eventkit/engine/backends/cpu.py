@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numba
 import numpy as np
 import torch
 
@@ -39,7 +40,7 @@ class CpuPlan:
     out_blk: np.ndarray
     in_blk: np.ndarray
     n_w: int
-    n_slots: int  # the most grid times the delay ring and history may need (0: no delays)
+    n_slots: int  # the most grid times a half of the delay window may need (0: no delays)
     capacity: int  # spike records per sample (grows on overflow up to max_spikes)
     max_spikes: int
     n_groups: int
@@ -95,11 +96,12 @@ class CpuInputs(NamedTuple):
     w: np.ndarray
     coef: np.ndarray
     blk: np.ndarray
-    d_steps: np.ndarray  # int32, whole steps D of each synapse's delay (input rows: grid offset)
+    d_off: np.ndarray  # uint32 D * 2 n_neurons + 2 target: a synapse's place in the delay window
+    # from its spike's row (D: whole steps of its delay; input rows: the grid offset)
     d_frac: np.ndarray  # sub-step part f in [0, 1)
     d_bm: np.ndarray  # beta^(-f) of the target population (input rows: beta^r of the arrival)
     d_am: np.ndarray  # alpha^(-f) (input rows: alpha^r)
-    n_slots: int  # grid times the ring and history hold this call (longest delay + 1); 0: no delays
+    n_slots: int  # grid times per half of the delay window this call (longest delay + 1); 0: no delays
 
 
 class CpuBackend:
@@ -132,7 +134,7 @@ class CpuBackend:
         # held at its max in float32 may exceed it by a rounding error (1.1 ms is 11.0000002 steps
         # of 0.1 ms), i.e. arrive just after that grid time. Each call uses what its delays need.
         n_slots = max((c.delay.steps(dt) + 2 for c in topology.delayed), default=0)
-        state_bytes = 4 * n_slots * int(pop_off[-1]) * 8  # ring (i, v) + adjoint history (i, v)
+        state_bytes = 4 * n_slots * int(pop_off[-1]) * 8  # a window of 2 n_slots grid times x (i, v)
         if state_bytes > MAX_DELAY_BUFFER_BYTES:
             raise ValueError(
                 f"network.delays: a max delay of {n_slots - 2} steps needs "
@@ -172,7 +174,8 @@ class CpuBackend:
         blk = plan.blk.copy()
         any_delay = False
         n_slots = 1  # grid times the buffers hold this call: the longest delay now, not the max
-        d_steps = d_frac = d_bm = d_am = None
+        d_off = d_frac = d_bm = d_am = None
+        stride = 2 * int(plan.pop_off[-1])  # one grid time of the delay window: (i, v) per neuron
         for k, conn in enumerate(conns):
             if conn.delay is None:
                 continue
@@ -180,8 +183,8 @@ class CpuBackend:
             d = np.asarray(delays[conn.name], dtype=np.float64)
             if not np.any(d):
                 continue  # all zero: the undelayed code is exactly this connection
-            if d_steps is None:
-                d_steps = np.zeros(plan.n_w, dtype=np.int32)
+            if d_off is None:
+                d_off = np.zeros(plan.n_w, dtype=np.uint32)
                 d_frac, d_bm, d_am = (np.zeros(plan.n_w, dtype=dtype) for _ in range(3))
             any_delay = True
             blk[k, K.DELAYED] = 1
@@ -194,26 +197,37 @@ class CpuBackend:
             n_slots = max(n_slots, int((whole + sub_step).max()) + 1)  # arrivals land <= ceil(d) later
             hs, hm = plan.coef[conn.post.index, K.HS], plan.coef[conn.post.index, K.HM]
             sl = slice(plan.w_off[k], plan.w_off[k] + steps.size)
+            target = np.tile(2 * (plan.pop_off[conn.post.index] + np.arange(conn.post.size)), conn.pre.size)
             d_frac[sl] = frac
             blk[k, K.SUBSTEP] = int(sub_step.any())
             if conn.pre.is_input:
                 # an input spike of step s acts at s + delay: grid time s + D (+1 with a
                 # sub-step part), with the remaining decay over r = 1 - f (0 without one)
                 late = sub_step
-                d_steps[sl] = whole.astype(np.int32) + late
+                d_off[sl] = (whole.astype(np.int64) + late) * stride + target
                 r = np.where(late, 1.0 - frac, 0.0)
                 d_bm[sl] = np.exp(-r * hs)
                 d_am[sl] = np.exp(-r * hm)
             else:  # hidden spikes: beta^(-f), alpha^(-f), the rest depends on the spike's phase
-                d_steps[sl] = whole.astype(np.int32)
+                d_off[sl] = whole.astype(np.int64) * stride + target
                 d_bm[sl] = np.exp(frac * hs)
                 d_am[sl] = np.exp(frac * hm)
         if not any_delay:
-            d_steps = np.zeros(1, dtype=np.int32)
+            d_off = np.zeros(1, dtype=np.uint32)
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
         if any_delay and n_slots > plan.n_slots:  # delays above their max are refused before this
             raise AssertionError(f"delays need {n_slots} buffer slots, the plan holds {plan.n_slots}")
-        return CpuInputs(w, coef.astype(dtype), blk, d_steps, d_frac, d_bm, d_am, n_slots if any_delay else 0)
+        return CpuInputs(w, coef.astype(dtype), blk, d_off, d_frac, d_bm, d_am, n_slots if any_delay else 0)
+
+    @staticmethod
+    def window(plan: CpuPlan, inputs: CpuInputs) -> np.ndarray:
+        """The delay window of every worker thread (2 n_slots grid times x (i, v) per neuron), kept
+        between calls: the forward pass clears it per sample; the backward pass writes every row
+        it reads, but those after the last step, which it clears."""
+        if not inputs.n_slots:
+            return plan.buffer("window", (1, 1), inputs.w.dtype)
+        size = 2 * inputs.n_slots * 2 * int(plan.pop_off[-1])
+        return plan.buffer("window", (numba.get_num_threads(), size), inputs.w.dtype)
 
     def forward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData) -> dict:
         dtype = inputs.w.dtype
@@ -245,11 +259,12 @@ class CpuBackend:
                 plan.out_blk,
                 plan.in_blk,
                 inputs.w,
-                inputs.d_steps,
+                inputs.d_off,
                 inputs.d_frac,
                 inputs.d_bm,
                 inputs.d_am,
                 inputs.n_slots,
+                self.window(plan, inputs),
                 res["trace"],
                 res["t_first"],
                 res["counts"],
@@ -294,11 +309,12 @@ class CpuBackend:
             plan.out_blk,
             plan.in_blk,
             inputs.w,
-            inputs.d_steps,
+            inputs.d_off,
             inputs.d_frac,
             inputs.d_bm,
             inputs.d_am,
             inputs.n_slots,
+            self.window(plan, inputs),
             forward["rec_step"],
             forward["rec_nrn"],
             forward["rec_phi"],

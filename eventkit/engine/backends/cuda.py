@@ -129,7 +129,7 @@ class CudaInputs(NamedTuple):
     w: Any
     coef: Any
     blk: Any
-    d_steps: Any
+    d_off: Any
     d_frac: Any
     d_bm: Any
     d_am: Any
@@ -188,7 +188,7 @@ class CudaBackend:
             a.put(host.w),
             a.put(host.coef),
             a.put(host.blk),
-            a.put(host.d_steps),
+            a.put(host.d_off),
             a.put(host.d_frac),
             a.put(host.d_bm),
             a.put(host.d_am),
@@ -212,9 +212,8 @@ class CudaBackend:
         fwd = kernels(dtype == np.float64)[0]
         n_batch, n_steps, n_tot = len(data), plan.n_steps, int(plan.pop_off[-1])
         in_off, in_step, in_ch = self._data(data)
-        n_ring = max(inputs.n_slots, 1)
         v_all, i_all = a.empty((n_batch, n_tot), dtype), a.empty((n_batch, n_tot), dtype)
-        ring = a.empty((n_batch, n_tot, n_ring, 2), dtype)
+        ring = a.empty((n_batch, max(2 * inputs.n_slots * 2 * n_tot, 1)), dtype)  # the delay window
         while True:
             cap = plan.capacity
             res = dict(
@@ -246,7 +245,7 @@ class CudaBackend:
                 dev["out_blk"],
                 dev["in_blk"],
                 inputs.w,
-                inputs.d_steps,
+                inputs.d_off,
                 inputs.d_frac,
                 inputs.d_bm,
                 inputs.d_am,
@@ -279,9 +278,8 @@ class CudaBackend:
         _, bwd, sum_samples = kernels(dtype == np.float64)
         n_batch, n_tot = len(data), int(plan.pop_off[-1])
         in_off, in_step, in_ch = forward.get("_data") or self._data(data)
-        n_hist = max(inputs.n_slots, 1)
         lam = [a.empty((n_batch, n_tot), dtype) for _ in range(4)]
-        hist = a.empty((n_batch, n_tot, n_hist, 2), dtype)
+        hist = a.empty((n_batch, max(2 * inputs.n_slots * 2 * n_tot, 1)), dtype)  # the adjoints' window
         first = a.empty((n_batch, plan.n_out), np.int64)
         gw = a.empty((n_batch, plan.n_w), dtype)
         gd = a.empty((n_batch, plan.n_w if inputs.learn_or_delayed else 1), dtype)
@@ -304,7 +302,7 @@ class CudaBackend:
             dev["out_blk"],
             dev["in_blk"],
             inputs.w,
-            inputs.d_steps,
+            inputs.d_off,
             inputs.d_frac,
             inputs.d_bm,
             inputs.d_am,

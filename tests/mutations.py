@@ -157,8 +157,8 @@ MUTATIONS = [
     Mutation(
         "evaluate_weights_last_batch_wrongly",
         "eventkit/train.py",
-        "total_loss += float(loss_fn(out.readout, labels)) * len(idx)",
-        "total_loss += float(loss_fn(out.readout, labels)) * batch_size",
+        "float(loss_fn(out.readout, labels)) * len(idx),",
+        "float(loss_fn(out.readout, labels)) * batch_size,",
         ("tests/test_train.py", "-k", "fit_writes"),
         "evaluate's loss weights a short last batch as a full one",
     ),
@@ -169,6 +169,15 @@ MUTATIONS = [
         "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[1:n_val + 1]))",
         ("tests/test_train.py", "-k", "disjoint"),
         "one validation sample is also a training sample (sizes unchanged)",
+    ),
+    Mutation(
+        "distributed_groups_summed_in_rank_order_reversed",
+        "eventkit/distributed.py",
+        "stacked = torch.cat(self.dp.gather_rows(both, counts, tuple(both.shape[1:]), both.dtype, both.device))",
+        "stacked = torch.cat(self.dp.gather_rows(both, counts, tuple(both.shape[1:]), both.dtype, both.device)[::-1])",
+        ("tests/test_distributed.py", "-k", "two_processes_train"),
+        "the processes' group gradients added in another order than one process adds them (1-ulp "
+        "differences that grow over the run)",
     ),
     Mutation(
         "whole_step_delay_gradient_sign",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import torch
 
+from eventkit import reproducible
 from eventkit.data import SpikeData
 from eventkit.checkpoints import (
     load_checkpoint,
@@ -65,9 +66,13 @@ class TrainerConfig:
     patience: int | None = setting(None, ge=1, example=15)  # early stop after epochs without a better val
     device: str = setting("cpu", example="cpu")  # engine backend: cpu, cuda or auto (cuda when present)
     distributed: bool = setting(False, example="true")  # data-parallel over torchrun/submitit processes
+    reproducible: str = setting("fast", example="strict")  # strict | fast (eventkit/reproducible.py)
 
     def __post_init__(self):
+        from eventkit import reproducible
         from eventkit.engine.backends import DEVICES, resolve_device
+
+        reproducible.check(self.reproducible)  # the process's mode, set before its libraries started
 
         if self.device not in DEVICES:
             raise ValueError(f"device: must be cpu, cuda or auto, got {self.device!r}. Fix: trainer.device=cpu")
@@ -218,6 +223,7 @@ def fit(
         val = None
     if dp is not None:
         dp.check_groups(net, loop.batch_size)
+    reproducible.apply_torch()
     ckpt_dir = rundir.checkpoints
     writes = dp is None or dp.is_main  # checkpoints: rank 0 only
     start_epoch, best_val, best_epoch, resumed_from = 0, None, None, None

@@ -57,7 +57,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+from ...reproducible import kernel_fastmath
+
+# fast-math flags by trainer.reproducible: none in strict mode (eventkit/reproducible.py)
+_FASTMATH = kernel_fastmath()
 
 # columns of a population's coefficient row (see eventkit.engine.backends.cpu.coefficient_rows)
 ALPHA, BETA, KAPPA, B0, C, HM, HS, THETA = range(8)

@@ -66,12 +66,15 @@ class TrainerConfig:
     patience: int | None = setting(None, ge=1, example=15)  # early stop after epochs without a better val
     device: str = setting("cpu", example="cpu")  # engine backend: cpu, cuda or auto (cuda when present)
     distributed: bool = setting(False, example="true")  # data-parallel over torchrun/submitit processes
-    reproducible: str = setting("fast", example="strict")  # strict | fast (eventkit/reproducible.py)
+    # strict | fast (eventkit/reproducible.py); None: the mode this process was started in
+    reproducible: str | None = setting(None, example="strict")
 
     def __post_init__(self):
         from eventkit import reproducible
         from eventkit.engine.backends import DEVICES, resolve_device
 
+        if self.reproducible is None:
+            object.__setattr__(self, "reproducible", reproducible.mode())
         reproducible.check(self.reproducible)  # the process's mode, set before its libraries started
 
         if self.device not in DEVICES:

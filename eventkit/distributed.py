@@ -3,29 +3,35 @@ group, joined by torch.distributed (gloo for CPU tensors, NCCL for CUDA tensors)
 
 What a step computes. Every process loads the same data, draws the same epoch permutation
 (seeded by ``(seed, epoch)``, like ``DistributedSampler.set_epoch``) and so walks the same global
-batches of ``trainer.batch_size`` as a single process would. Process ``r`` of ``W`` takes the
-samples ``idx[r::W]`` of each global batch (``DistributedSampler``'s strided split, without its
-padding: a short last batch is split unevenly, down to nothing on some processes, instead of
-being padded with repeated samples, so no sample is seen twice). Its loss is the mean over its
-``n_r`` samples weighted by ``n_r / B`` (``B``: the global batch), and the spike-count regulariser
-is evaluated on the global batch's spike counts (summed over processes), with each process
-back-propagating only through its own samples' spikes. The gradients are then summed over
-processes. So the step's gradient is the gradient of the global batch's mean loss (+ its
-regulariser): the single-process gradient, up to the order of float additions.
+batches of ``trainer.batch_size`` as a single process would. The engine sums a batch's gradient
+over fixed *sample groups* of consecutive samples (``EventpropNet.group_offsets``: 8 groups on the
+CPU, one per sample on CUDA), group 0 first. Process ``r`` of ``W`` simulates the consecutive
+groups ``[r G / W, (r + 1) G / W)`` of each global batch (a short last batch has fewer groups, down
+to none on some processes; no sample is padded or seen twice). The processes then exchange, as
+exact copies, their samples' readouts (and spike counts, for the regulariser), so every process
+evaluates the loss of the whole batch exactly as one process does; the backward pass sends each
+process's rows of that gradient through its own groups, the groups' gradients are exchanged (again
+copies, no arithmetic) and every process sums all of them in group order. So a step's gradient,
+the optimizer state and every metric are bit for bit those of one process, for any number of
+processes: no float addition depends on the world size. (Summing partial sums with an
+all-reduce, as DistributedDataParallel does, changes the order of additions; the 1-ulp
+differences then grow: a spike that appears or vanishes changes a gradient entry by tens of
+per cent, so runs with 1 and 2 processes part after a few dozen steps.) The exchange moves
+``G`` gradient rows per step instead of one.
 
-Why an explicit all-reduce and not DistributedDataParallel. The engine's whole network is one
-``autograd.Function``: every gradient becomes ready at the same moment, at the end of backward,
-so DDP's overlap of communication with computation has nothing to overlap. DDP also divides by
-the number of processes (wrong for an unevenly split last batch), needs every process to run a
-forward and backward each step (impossible on an empty share: the engine refuses an empty batch)
-and would still need a collective for the regulariser's global counts. One flat all-reduce of
-all gradients per step moves the same data as DDP with a single bucket.
+Why not DistributedDataParallel. The engine's whole network is one ``autograd.Function``: every
+gradient becomes ready at the same moment, at the end of backward, so DDP's overlap of
+communication with computation has nothing to overlap; DDP also averages partial sums (not bit
+for bit one process's gradient), divides by the number of processes (wrong for an unevenly split
+last batch) and needs every process to run a forward and backward each step (impossible on an
+empty share: the engine refuses an empty batch; such a process still takes part in the
+exchange, ``EventpropNet.backward_without_samples``).
 
 Parameters start identical (same seed) and every process applies the identical summed gradient,
 so they stay identical without being broadcast; checkpoints, metrics, logs and the run directory
 are written by rank 0 only (other processes hold the run's records in memory: ``MemoryRunDir``).
-Evaluation splits the batches of a split over processes and sums loss, correct predictions and
-spikes.
+Evaluation splits the batches of a split over processes; each batch's loss, correct predictions
+and spikes are gathered and added in batch order, as one process adds them.
 
 Launch. ``torchrun`` (or anything else that sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``/
 ``MASTER_PORT``), or hydra-submitit-launcher with several tasks (the environment is exported
@@ -37,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import socket
 import sys
@@ -158,8 +163,8 @@ def shutdown() -> None:
 def setup(cfg: Any) -> "DataParallel | None":
     """The :class:`DataParallel` of a validated config, joining the process group when needed;
     None for a single-process run. ConfigError (one line, with the fix) when
-    ``trainer.distributed=true`` has no launch environment, when several processes were
-    launched without it, or when the processes do not divide ``trainer.batch_size``."""
+    ``trainer.distributed=true`` has no launch environment or when several processes were
+    launched without it."""
     found = launch()
     if not enabled(cfg):
         if found is not None:
@@ -183,19 +188,16 @@ def setup(cfg: Any) -> "DataParallel | None":
             )
     if found is not None:
         init_process_group(found)
-    dp = DataParallel(dist.get_rank(), dist.get_world_size())
-    batch = int(cfg.trainer.batch_size)
-    if batch % dp.world_size:
-        fix = max(dp.world_size, batch - batch % dp.world_size)
-        raise ConfigError(
-            f"trainer.batch_size: {batch} is not divisible by the {dp.world_size} processes; each "
-            f"step's batch is split evenly among them. Fix: trainer.batch_size={fix} (a multiple of "
-            f"{dp.world_size}), or launch a number of processes that divides {batch}"
-        )
-    return dp
+    return DataParallel(dist.get_rank(), dist.get_world_size())
 
 
 # ----------------------------------------------------------------------------- data parallel
+def share_groups(rank: int, world_size: int, n_groups: int) -> tuple[int, int]:
+    """The consecutive sample groups ``[first, end)`` of a batch's ``n_groups`` that process
+    ``rank`` of ``world_size`` simulates (none when there are fewer groups than processes)."""
+    return (rank * n_groups) // world_size, ((rank + 1) * n_groups) // world_size
+
+
 class DataParallel:
     """This process's part of a data-parallel run: rank ``rank`` of ``world_size``."""
 
@@ -209,10 +211,6 @@ class DataParallel:
     def __repr__(self) -> str:
         return f"DataParallel(rank={self.rank}, world_size={self.world_size})"
 
-    def shard(self, idx: np.ndarray) -> np.ndarray:
-        """This process's samples of the global batch ``idx``: every ``world_size``-th one."""
-        return idx[self.rank :: self.world_size]
-
     def owns_batch(self, b: int) -> bool:
         """Evaluation splits whole batches: batch ``b`` is this process's when b = rank mod world size."""
         return b % self.world_size == self.rank
@@ -225,9 +223,6 @@ class DataParallel:
         out = values.detach().to(torch.float64).clone()
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
-
-    def sum_floats(self, *values: float) -> list[float]:
-        return [float(v) for v in self.sum(torch.tensor(values, dtype=torch.float64))]
 
     def barrier(self) -> None:
         """Wait until every process has reached this point."""
@@ -251,28 +246,36 @@ class DataParallel:
             for tensor in module.state_dict().values():
                 dist.broadcast(tensor, src=0)
 
-    def sum_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
-        """Replace each parameter's ``.grad`` by its sum over processes, in one all-reduce. A
-        gradient missing on a process (its share of the batch was empty) counts as zero; a
-        parameter that no process has a gradient for keeps ``grad=None``, as in a single process
-        (an optimizer skips it rather than stepping with a zero gradient)."""
-        params = [p for p in params if p.requires_grad]
-        if not params:
+    def check_groups(self, net: Any, batch_size: int) -> None:
+        """ConfigError (one line, with the fix) when a full batch has fewer sample groups than
+        there are processes: the processes split a batch by groups, so some would idle."""
+        n_groups = len(net.group_offsets(batch_size)) - 1
+        if n_groups >= self.world_size:
             return
-        device = params[0].device
-        parts = [torch.tensor([float(p.grad is not None) for p in params], dtype=torch.float64, device=device)]
-        parts += [
-            (p.grad.detach().reshape(-1) if p.grad is not None else torch.zeros(p.numel(), device=device)).to(
-                torch.float64
-            )
-            for p in params
-        ]
-        total = self.sum(torch.cat(parts))
-        has, offset = total[: len(params)], len(params)
-        for k, p in enumerate(params):
-            n = p.numel()
-            p.grad = total[offset : offset + n].reshape(p.shape).to(p.dtype) if has[k] > 0 else None
-            offset += n
+        most = len(net.group_offsets(max(batch_size, self.world_size))) - 1  # groups cap at the engine's
+        fix = f"launch at most {n_groups} process{'es' if n_groups != 1 else ''}"
+        if most >= self.world_size:
+            fix = f"trainer.batch_size={self.world_size} or more, or {fix}"
+        raise ConfigError(
+            f"trainer.batch_size: a batch of {batch_size} has {n_groups} sample group{'s' if n_groups != 1 else ''} "
+            f"(the unit the processes split), so {self.world_size - n_groups} of the {self.world_size} processes "
+            f"would have nothing to do. Fix: {fix}"
+        )
+
+    def gather_rows(
+        self, local: torch.Tensor | None, sizes: Sequence[int], tail: tuple, dtype, device
+    ) -> list[torch.Tensor]:
+        """Every process's rows (``sizes[r]`` of process r, each row of shape ``tail``), exact
+        copies in rank order; this process's entry is ``local`` itself (graph kept)."""
+        import torch.distributed as dist
+
+        width = max(sizes)
+        padded = torch.zeros((width, *tail), dtype=dtype, device=device)
+        if local is not None and len(local):
+            padded[: len(local)] = local.detach()
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(parts, padded)
+        return [local if r == self.rank and local is not None else parts[r][: sizes[r]] for r in range(self.world_size)]
 
     # ---------------------------------------------------------------- a training step
     def forward_backward(
@@ -285,44 +288,57 @@ class DataParallel:
         reg_nu: float,
         on_non_finite: Callable[[str], None],
     ) -> tuple[Any, Any, torch.Tensor, int]:
-        """Forward and backward of this process's share of the global batch ``idx``, then the
-        gradients summed over processes (see the module docstring for why that is the global
-        batch's gradient). ``on_non_finite(what)`` is called (on every process alike) when the
-        global batch's loss is not finite. Returns (network output or None, labels or None,
-        this share's mean loss (0 when empty), this share's size)."""
+        """One training step's forward and backward of the global batch ``idx``, this process
+        simulating its consecutive sample groups (see the module docstring): the loss and the
+        regulariser are evaluated on the whole batch's readouts and spike counts, and every
+        process ends with the whole batch's gradient, bit for bit what one process computes.
+        ``on_non_finite(what)`` is called (on every process alike) when the loss is not finite.
+        Returns (network output of this share or None, its labels or None, the whole batch's
+        loss, the whole batch's size)."""
         from eventkit.engine import spike_count_regularizer
 
-        n_global, share = len(idx), self.shard(idx)
-        n = len(share)
+        n_global = len(idx)
+        offsets = net.group_offsets(n_global)
+        groups = [share_groups(r, self.world_size, len(offsets) - 1) for r in range(self.world_size)]
+        sizes = [int(offsets[end] - offsets[first]) for first, end in groups]
+        lo, hi = (int(offsets[g]) for g in groups[self.rank])
+        reduction = GroupReduction(self, offsets, groups)
         out = labels = None
-        device = next(net.parameters()).device
-        loss = torch.zeros((), device=device)
-        if n:
-            batch = data.subset(share)
-            out = net(batch)
+        if hi > lo:
+            batch = data.subset(idx[lo:hi])
+            with net.reducing_gradients(reduction):
+                out = net(batch)
             labels = torch.from_numpy(batch.labels).to(out.readout.device)
-            loss = loss_fn(out.readout, labels)
-            counts = out.counts.sum(0)
-            objective = loss * (n / n_global)
-        else:
-            counts = torch.zeros(net.n_hidden_total, device=device)
-        # one collective: the global batch's loss and its per-neuron spike counts
-        first = objective.detach() if n else torch.zeros((), device=counts.device)
-        summed = self.sum(torch.cat([first.reshape(1).to(torch.float64), counts.detach().to(torch.float64)]))
-        total = float(summed[0])
+        tail = self._readout_tail(out, sizes)
+        first = next(net.parameters())
+        dtype, device = first.dtype, first.device
+        readout = torch.cat(self.gather_rows(out.readout if out else None, sizes, tail, dtype, device))
+        all_labels = torch.from_numpy(np.ascontiguousarray(data.labels[idx])).to(readout.device)
+        loss = loss_fn(readout, all_labels)
+        total = loss
         if reg_strength > 0:
-            # value: the global batch's counts; gradient: only through this process's spikes
-            global_counts = counts + (summed[1:].to(counts.dtype) - counts).detach()
-            reg = spike_count_regularizer(global_counts[None], reg_strength, reg_nu * n_global)
-            total += float(reg.detach())
-            if n:
-                objective = objective + reg
-        if not math.isfinite(total):
-            on_non_finite(f"loss is {total}")
-        if n:
-            objective.backward()
-        self.sum_gradients(list(net.parameters()))
-        return out, labels, loss, n
+            counts = torch.cat(
+                self.gather_rows(out.counts if out else None, sizes, (net.n_hidden_total,), dtype, device)
+            )
+            total = loss + spike_count_regularizer(counts, reg_strength, reg_nu)
+        if not torch.isfinite(total):
+            on_non_finite(f"loss is {total.item()}")
+        if out is not None:
+            total.backward()
+        else:
+            net.backward_without_samples(reduction)
+        return out, labels, loss, n_global
+
+    def _readout_tail(self, out: Any, sizes: Sequence[int]) -> tuple:
+        """The shape of one sample's readout; asked of the others when this share is empty."""
+        if min(sizes) > 0:
+            return tuple(out.readout.shape[1:])
+        import torch.distributed as dist
+
+        mine = tuple(out.readout.shape[1:]) if out is not None else None
+        everyone: list[Any] = [None] * self.world_size
+        dist.all_gather_object(everyone, mine)
+        return next(tuple(t) for t in everyone if t is not None)
 
     def threads(self, configured: int | None) -> int:
         """Threads for this process: ``trainer.threads`` when set; else the cores this process may
@@ -340,6 +356,31 @@ class DataParallel:
         dist.all_gather_object(everyone, mine)
         sharing = sum(1 for other in everyone if tuple(other) == mine)
         return max(1, len(cores) // max(1, sharing))
+
+
+class GroupReduction:
+    """A training step's :class:`eventkit.engine.backends.GroupReduction`: the whole batch's
+    sample groups ``offsets``, of which this process simulates ``groups = (first, end)``; the
+    group gradients are gathered (exact copies), so that every process sums all of them in
+    group order, as one process does."""
+
+    def __init__(self, dp: DataParallel, offsets: np.ndarray, groups: Sequence[tuple[int, int]]):
+        self.dp, self.offsets, self.groups = dp, np.asarray(offsets, dtype=np.int64), list(groups)
+
+    def local_offsets(self) -> np.ndarray:
+        first, end = self.groups[self.dp.rank]
+        return self.offsets[first : end + 1] - self.offsets[first]
+
+    def combine(self, gw: Any, gd: Any) -> tuple[Any, Any]:
+        counts = [end - first for first, end in self.groups]
+        as_numpy = isinstance(gw, np.ndarray)
+        tw, td = (torch.from_numpy(np.ascontiguousarray(x)) if as_numpy else x for x in (gw, gd))
+        both = torch.cat([tw, td], dim=1)
+        stacked = torch.cat(self.dp.gather_rows(both, counts, tuple(both.shape[1:]), both.dtype, both.device))
+        w, d = stacked[:, : tw.shape[1]], stacked[:, tw.shape[1] :]
+        if as_numpy:
+            return np.ascontiguousarray(w.numpy()), np.ascontiguousarray(d.numpy())
+        return w.contiguous(), d.contiguous()
 
 
 # ----------------------------------------------------------------- what the other ranks write

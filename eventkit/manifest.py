@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from eventkit import reproducible
+
 
 def now() -> str:
     """The current UTC time, ISO 8601 to the second."""
@@ -57,6 +59,7 @@ def manifest(seed: int | None, plugins: list[dict]) -> dict:
         "plugins": plugins,
         "git": _git_commit(),
         "seed": seed,
+        "reproducible": reproducible.record(),
         "machine": {
             "hostname": socket.gethostname(),
             "platform": platform.platform(),

@@ -24,8 +24,7 @@ from eventkit.rundir import CHECKPOINTS, LAST
 
 #: what a resumed run may change: where it resumes from, how long it trains, and how it shows
 #: progress and uses the machine (these do not change what is computed; trainer.device changes
-#: it only by float rounding, and a data-parallel run computes a single process's steps up to the
-#: order of float additions)
+#: it only by float rounding, and a data-parallel run computes a single process's steps bit for bit)
 MAY_CHANGE = (
     "trainer.resume",
     "trainer.epochs",

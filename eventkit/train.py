@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import torch
 
-from eventkit import runlog
+from eventkit import reproducible, runlog
 from eventkit.data import SpikeData
 from eventkit.checkpoints import (
     load_checkpoint,
@@ -74,9 +74,16 @@ class TrainerConfig:
     device: str = setting("cpu", example="cpu")  # engine backend: cpu, cuda or auto (cuda when present)
     distributed: bool = setting(False, example="true")  # data-parallel over torchrun/submitit processes
     smoke: bool = setting(False, example="true")  # a seconds-long check that a recipe runs end to end (SMOKE)
+    # strict | fast (eventkit/reproducible.py); None: the mode this process was started in
+    reproducible: str | None = setting(None, example="strict")
 
     def __post_init__(self):
+        from eventkit import reproducible
         from eventkit.engine.backends import DEVICES, resolve_device
+
+        if self.reproducible is None:
+            object.__setattr__(self, "reproducible", reproducible.mode())
+        reproducible.check(self.reproducible)  # the process's mode, set before its libraries started
 
         if self.device not in DEVICES:
             raise ValueError(f"device: must be cpu, cuda or auto, got {self.device!r}. Fix: trainer.device=cpu")
@@ -138,18 +145,26 @@ def evaluate(
     and the sums are combined, so every process returns the whole set's figures."""
     if len(data) == 0:
         raise ValueError("cannot evaluate on an empty data set")
-    total_loss, correct, spikes = 0.0, 0, 0.0
+    n_batches = math.ceil(len(data) / batch_size)
+    per_batch = np.zeros((n_batches, 3))  # loss x size, correct, spikes
     for b, idx in enumerate(_batches(len(data), batch_size)):
         if dp is not None and not dp.owns_batch(b):
             continue
         batch = data.subset(idx)
         out = net(batch)
         labels = torch.from_numpy(batch.labels).to(out.readout.device)
-        total_loss += float(loss_fn(out.readout, labels)) * len(idx)
-        correct += int((net.predict(out.readout) == labels).sum())
-        spikes += float(out.counts.sum())
-    if dp is not None:
-        total_loss, correct, spikes = dp.sum_floats(total_loss, correct, spikes)
+        per_batch[b] = (
+            float(loss_fn(out.readout, labels)) * len(idx),
+            int((net.predict(out.readout) == labels).sum()),
+            float(out.counts.sum()),
+        )
+    if dp is not None:  # each batch's figures from the process that evaluated it (x + 0 is exact)
+        per_batch = dp.sum(torch.from_numpy(per_batch)).cpu().numpy()
+    total_loss, correct, spikes = 0.0, 0, 0.0
+    for batch_loss, batch_correct, batch_spikes in per_batch:  # in batch order, as one process adds
+        total_loss += float(batch_loss)
+        correct += int(batch_correct)
+        spikes += float(batch_spikes)
     n = len(data)
     return {"loss": total_loss / n, "accuracy": correct / n, "spikes_per_sample": spikes / n}
 
@@ -210,13 +225,16 @@ def fit(
 ) -> FitResult:
     """Train ``net`` for ``loop.epochs`` epochs. ``net`` keeps the last weights; the best ones (by
     validation accuracy; the last ones when there is no validation set) are in checkpoints/best.
-    With ``dp`` (an :class:`eventkit.distributed.DataParallel`) this process trains its share of
-    each global batch, gradients and metrics are summed over processes, and only rank 0 writes
-    checkpoints."""
+    With ``dp`` (an :class:`eventkit.distributed.DataParallel`) this process simulates its share
+    of each global batch, every process gets the whole batch's loss and gradient, the epoch's
+    counts are summed over processes, and only rank 0 writes checkpoints."""
     if len(train) == 0:
         raise ValueError("the training set is empty; check the dataset config (e.g. dataset.n_train)")
     if val is not None and len(val) == 0:
         val = None
+    if dp is not None:
+        dp.check_groups(net, loop.batch_size)
+    reproducible.apply_torch()
     ckpt_dir = rundir.checkpoints
     writes = dp is None or dp.is_main  # checkpoints: rank 0 only
     start_epoch, best_val, best_epoch, resumed_from = 0, None, None, None
@@ -250,7 +268,7 @@ def fit(
             unit="batch",
         )
         for b, idx in enumerate(batch_bar):
-            if dp is not None:  # this process's share of the global batch; gradients summed over processes
+            if dp is not None:  # this process's share of the global batch; the whole batch's loss and gradient
                 optimizer.zero_grad(set_to_none=True)
                 out, labels, loss, n = dp.forward_backward(
                     net,
@@ -260,7 +278,7 @@ def fit(
                     regularizer.strength,
                     regularizer.nu,
                     lambda what: _non_finite(what, epoch, b, ckpt_dir),
-                )  # noqa: B023 - called at once
+                )  # noqa: B023 - called at once; loss and n: the whole batch's
             else:
                 n = len(idx)
                 batch = data.subset(idx)
@@ -291,17 +309,12 @@ def fit(
                 batch_bar.set_postfix(
                     loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}", refresh=False
                 )
-        if dp is not None:  # the epoch's figures over all processes
+        if dp is not None:  # the epoch's counts over all processes (integers: exact in any order)
             summed = dp.sum(
-                torch.cat(
-                    [
-                        torch.tensor([loss_sum, correct, seen], dtype=torch.float64, device=device),
-                        epoch_counts.to(torch.float64),
-                    ]
-                )
+                torch.cat([torch.tensor([correct], dtype=torch.float64, device=device), epoch_counts.to(torch.float64)])
             )
-            loss_sum, correct, seen = float(summed[0]), int(summed[1]), int(summed[2])
-            epoch_counts = summed[3:].to(device=device, dtype=epoch_counts.dtype)
+            correct = int(summed[0])
+            epoch_counts = summed[1:].to(device=device, dtype=epoch_counts.dtype)
         train_acc = correct / seen
         lr = optimizer.param_groups[0]["lr"]
         silent = _silent_fix(net, epoch_counts, loop.silent_fix)

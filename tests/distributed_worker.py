@@ -39,8 +39,9 @@ def _watch_writes(root: str, writes: list) -> None:
     sys.addaudithook(hook)
 
 
-def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[str]) -> None:
-    """torch.multiprocessing's entry point (the process index comes first: it is the rank)."""
+def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[str], names: list | None = None) -> None:
+    """torch.multiprocessing's entry point (the process index comes first: it is the rank);
+    ``names``: the scenarios to run (all by default)."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
@@ -55,17 +56,22 @@ def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[st
     dist = [*tiny, "trainer.distributed=true"]
     scenarios = {
         "straight": (dist, "straight"),
+        # a short last batch of 3 samples (3 groups: 1 + 2 on 2 processes) and of 8 (4 + 4)
+        "uneven": ([*dist, "dataset.n_train=67"], "uneven"),
+        "even": ([*dist, "dataset.n_train=72"], "even"),
         "first": ([*dist, "trainer.epochs=1"], "first"),
         "resumed": (
             [f"trainer.resume={Path(root) / 'first'}", "trainer.epochs=2", "trainer.distributed=true"],
             "resumed",
         ),
-        "indivisible": ([*dist, "trainer.batch_size=15"], "indivisible"),
+        "idle": ([*dist, "trainer.batch_size=1"], "idle"),
         "off": (tiny, "off"),
     }
     out: dict = {"rank": rank}
     try:
         for name, (overrides, directory) in scenarios.items():
+            if names is not None and name not in names:
+                continue
             try:
                 summary = run(compose(overrides), Path(root) / directory)
                 out[name] = {"summary": summary, "threads": torch.get_num_threads()}

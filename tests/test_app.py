@@ -70,13 +70,19 @@ def test_run_directory_contract(tmp_path):
 
 def test_a_run_with_delays_reports_what_they_learned(tmp_path):
     """metrics.jsonl carries each delayed connection's delay mean/std after the epoch (equal to
-    that epoch's checkpoint), report.md a table and plots/delays.png of the reported network's."""
+    that epoch's checkpoint), report.md a table and plots/delays.png of the reported network's;
+    the optimizer the app built trains the delays in their own group at network.delay_lr,
+    which the schedule leaves alone, and the weights at the scheduled lr."""
     run = tmp_path / "run"
     delays = "network.delays.ff={max: 5.0, learn: true, init: {uniform: [0.0, 5.0]}}"
     out = eventkit(*TINY, delays, "network.delay_lr=0.5", f"hydra.run.dir={run}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     rows = _metrics(run)
-    tensors, _ = load_checkpoint(run / "checkpoints" / LAST)
+    tensors, meta = load_checkpoint(run / "checkpoints" / LAST)
+    weights, delay_group = meta["optimizer"]["param_groups"]  # exactly two groups
+    assert len(weights["params"]) == 2 and len(delay_group["params"]) == 1  # ff0, out | ff0_delay
+    assert delay_group["lr"] == 0.5 and delay_group["fixed_lr"] is True
+    assert [r["lr"] for r in rows] == [0.01, 0.005] and weights["lr"] < 1e-12  # cosine over 2 epochs
     d = tensors["model.ff0_delay"].double()
     assert rows[-1]["ff0_delay_mean_ms"] == pytest.approx(float(d.mean()), rel=1e-6)
     assert rows[-1]["ff0_delay_std_ms"] == pytest.approx(float(d.std(unbiased=False)), rel=1e-6)

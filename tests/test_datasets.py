@@ -11,6 +11,7 @@ import pytest
 from eventkit.data import SpikeData
 from eventkit.datasets import PreprocessConfig, cached, events_to_spikes, synthetic_kws, yinyang
 from eventkit.datasets import cache as cache_mod
+from eventkit.datasets.timing_lags import timing_lags
 from eventkit.datasets.yinyang import yinyang_class
 from eventkit.registry import get_registry
 
@@ -228,6 +229,36 @@ def test_yinyang_is_seeded_and_splits_are_independent():
 def test_yinyang_rejects_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         yinyang(**kwargs)
+
+
+def _samples(d: SpikeData) -> list[bytes]:
+    """Each sample as bytes (its spikes and label): equal bytes, the same sample."""
+    return [
+        d.steps[a:b].tobytes() + d.channels[a:b].tobytes() + bytes([int(d.labels[k])])
+        for k, (a, b) in enumerate(zip(d.offsets[:-1], d.offsets[1:]))
+    ]
+
+
+@pytest.mark.parametrize(
+    "generate",
+    [
+        # equal val and test sizes, as in the default config; a fine time grid: at 0.5 ms two
+        # random points share their latencies about once in 4000
+        lambda: yinyang(n_train=200, n_val=100, n_test=100, seed=3, dt=0.01),
+        lambda: timing_lags(n_train=60, n_val=30, n_test=40, seed=3),
+        lambda: synthetic_kws(n_train=40, n_val=20, n_test=30, seed=3),
+    ],
+    ids=["yinyang", "timing_lags", "synthetic_kws"],
+)
+def test_generated_splits_share_no_sample(generate):
+    """Validation, test and training splits are drawn from separate streams: a validation split
+    that repeats test samples would select the model on the test set."""
+    splits = generate()
+    train, val, test = (set(_samples(d)) for d in (splits.train, splits.val, splits.test))
+    assert len(val) == len(splits.val) and len(test) == len(splits.test)  # no repeats within a split
+    assert not val & test, "validation samples in the test split"
+    assert not val & train, "validation samples in the training split"
+    assert not train & test, "training samples in the test split"
 
 
 # ----------------------------------------------------------------------------- synthetic KWS

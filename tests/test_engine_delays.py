@@ -101,6 +101,26 @@ def test_delay_and_weight_gradients_match_finite_differences(readout, loss_kind)
     assert np.linalg.norm(engine - fd) / np.linalg.norm(fd) <= 1e-3
 
 
+@pytest.mark.parametrize("dt", [0.5, 2.0])
+def test_delay_gradients_are_per_ms_at_a_step_other_than_one_ms(dt):
+    """The kernels' delay gradient is per step of delay and the parameters are in ms, so it is
+    divided by dt: at dt = 1 a gradient scaled by dt (or not converted) looks the same, at 0.5 and
+    2 ms it is off by 4x."""
+    rng = np.random.default_rng(zlib.crc32(f"delays-dt-{dt}".encode()))
+    net = make_net(seed=int(rng.integers(1 << 30)), dt=dt)
+    data = random_data(rng, 3, 10, 80, rate=(40, 80), dt=dt)
+    out = net(data)
+    assert out.counts[:, :12].sum() > 20 and out.counts[:, 12:].sum() > 10, "both layers must spike"
+    labels = torch.as_tensor(data.labels)
+    scale = 2.0 / max(out.readout.detach().abs().max().item(), 1e-3)
+    checked = fd_by_parameter(net, data, loss_for("ce", labels, 3, scale), rng)
+    delays = [checked[c.delay_name] for c in net.topology.delayed]
+    engine = np.concatenate([e for e, _ in delays])
+    fd = np.concatenate([f for _, f in delays])
+    assert len(fd) >= 10 and np.abs(fd).max() > 0
+    np.testing.assert_allclose(engine, fd, rtol=1e-3, atol=1e-6 * np.abs(fd).max())
+
+
 @pytest.mark.parametrize("readout", [ExpWeightedMeanV(), FirstSpike(tau0=2.0)], ids=lambda r: r.name)
 def test_whole_step_path_equals_the_sub_step_path(readout, monkeypatch):
     """Delays of whole steps run the CPU kernels' lean path (every synapse of a spike lands with

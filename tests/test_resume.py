@@ -106,6 +106,22 @@ def test_a_changed_value_at_resume_is_refused_untouched(killed, tmp_path, in_pla
         assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 
+@pytest.mark.parametrize("override", ["optimizer=sgd", "+experiment=timing_delays", "experiment=timing_delays"])
+def test_a_changed_group_or_experiment_at_resume_is_refused_untouched(killed, tmp_path, override):
+    """A config group (no key of its own: it sets optimizer.*) and an experiment (which may set
+    anything) are checked like plain keys."""
+    before = _snapshot(killed)
+    cfg, typed = _resume(killed, override)
+    with pytest.raises(ConfigError) as err:
+        run(cfg, tmp_path / "r", typed)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"{killed} ran with" in message and f"({override}); a resumed run continues" in message
+    assert f"Fix: drop {override} to resume" in message
+    assert _snapshot(killed) == before
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
 def test_extending_a_constant_schedule_continues_from_the_recorded_epoch(finished, tmp_path, capsys):
     cfg, typed = _resume(finished, "trainer.epochs=3")
     summary = run(cfg, tmp_path / "r", typed)

@@ -2,12 +2,13 @@
 
 It sees a backend, that backend's plan and the per-call kernel inputs, never the nn.Module:
 
-    trace, t_first, counts = EventpropFunction.apply(backend, plan, inputs, data, names, *params)
+    trace, t_first, counts = EventpropFunction.apply(backend, plan, inputs, data, names, reduction, *params)
 
 ``params`` are the parameters the gradients go to, in the order of ``names`` (``(kind,
 connection)`` pairs, kind ``"w"`` or ``"d"``); what the kernels simulate with is ``inputs``
 (built from those parameters, possibly fake-quantised), so gradients pass straight through any
-quantisation.
+quantisation. ``reduction`` (None, or a :class:`~eventkit.engine.backends.GroupReduction`) is
+handed to the backend's backward: how the sample groups of a batch split over processes are summed.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from ..data import SpikeData
 
 class EventpropFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, backend, plan, inputs, data: SpikeData, names, *params):
+    def forward(ctx, backend, plan, inputs, data: SpikeData, names, reduction, *params):
         res = backend.forward(plan, inputs, data)
         ctx.backend, ctx.plan, ctx.inputs, ctx.data, ctx.names, ctx.res = (backend, plan, inputs, data, names, res)
+        ctx.reduction = reduction
         ctx.targets = [(p.dtype, p.device) for p in params]
         dtype, device = params[0].dtype, params[0].device
 
@@ -44,10 +46,17 @@ class EventpropFunction(torch.autograd.Function):
         # t_first is returned in ms = (n + phi) * dt: the kernels' g is per unit of phi
         g_tfirst_k = as_kernel(g_tfirst, (n_batch, plan.n_out)) * plan.dt
         g_counts_k = as_kernel(g_counts, (n_batch, plan.n_hidden))
-        grads_w, grads_d = backend.backward(plan, inputs, data, ctx.res, g_trace_k, g_tfirst_k, g_counts_k)
+        grads = backend.backward(plan, inputs, data, ctx.res, g_trace_k, g_tfirst_k, g_counts_k, ctx.reduction)
         ctx.res = None
-        out = []
-        for (kind, name), (dtype, device) in zip(ctx.names, ctx.targets):
-            g = grads_w[name] if kind == "w" else grads_d[name]
-            out.append(backend.to_torch(g).to(device=device, dtype=dtype))
-        return (None, None, None, None, None, *out)
+        return (None, None, None, None, None, None, *parameter_gradients(backend, ctx.names, ctx.targets, grads))
+
+
+def parameter_gradients(backend, names, targets, grads: tuple[dict, dict]) -> list[torch.Tensor]:
+    """The backend's ``(grads_w, grads_d)`` as one tensor per ``(kind, connection)`` of ``names``,
+    on each target's ``(dtype, device)``."""
+    grads_w, grads_d = grads
+    out = []
+    for (kind, name), (dtype, device) in zip(names, targets):
+        g = grads_w[name] if kind == "w" else grads_d[name]
+        out.append(backend.to_torch(g).to(device=device, dtype=dtype))
+    return out

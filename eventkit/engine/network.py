@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data import SpikeData
-from .autograd import EventpropFunction
+from .autograd import EventpropFunction, parameter_gradients
 from .backends import get_backend
 from .neurons import LI, LIF, NeuronModel
 from .readouts import ExpWeightedMeanV, Readout
@@ -150,6 +150,7 @@ class EventpropNet(nn.Module):
             self.topology, self.dt, self.n_steps, max_spikes=self.max_spikes_per_sample, n_groups=self.n_groups
         )
         self._simulation = Simulation()
+        self._reduction = None  # see reducing_gradients
         init = {**DEFAULT_INIT, **(init or {})}
         unknown = set(init) - set(DEFAULT_INIT)
         if unknown:
@@ -192,6 +193,34 @@ class EventpropNet(nn.Module):
         finally:
             self._simulation = before
 
+    @contextlib.contextmanager
+    def reducing_gradients(self, reduction) -> Iterator["EventpropNet"]:
+        """Forward passes inside this block sum their gradients with ``reduction`` (a
+        :class:`~eventkit.engine.backends.GroupReduction`): the batch's sample groups are spread
+        over processes and summed in one order, whatever the number of processes."""
+        before = self._reduction
+        self._reduction = reduction
+        try:
+            yield self
+        finally:
+            self._reduction = before
+
+    def group_offsets(self, n_batch: int) -> np.ndarray:
+        """The sample groups of a batch of ``n_batch`` (boundaries, see the backend's
+        ``group_offsets``): its gradient is the sum of theirs, group 0 first."""
+        return self.backend.group_offsets(self.plan, int(n_batch))
+
+    def backward_without_samples(self, reduction) -> None:
+        """For a process whose share of a batch is empty: take part in ``reduction``'s
+        combination with no groups and add the resulting (whole batch's) gradients to the
+        parameters' ``.grad``, as ``backward()`` does on the processes that have samples."""
+        names, params = self._gradient_targets()
+        grads = self.backend.backward(self.plan, self._kernel_inputs(), None, None, None, None, None, reduction)
+        targets = [(p.dtype, p.device) for p in params]
+        for p, g in zip(params, parameter_gradients(self.backend, names, targets, grads)):
+            if p.requires_grad:
+                p.grad = g.clone() if p.grad is None else p.grad + g
+
     def weight_parameters(self) -> list[nn.Parameter]:
         return [getattr(self, c.name) for c in self.topology.connections]
 
@@ -227,7 +256,9 @@ class EventpropNet(nn.Module):
         data = self._check_data(data)
         names, params = self._gradient_targets()
         inputs = self._kernel_inputs()
-        trace, t_first, counts = EventpropFunction.apply(self.backend, self.plan, inputs, data, names, *params)
+        trace, t_first, counts = EventpropFunction.apply(
+            self.backend, self.plan, inputs, data, names, self._reduction, *params
+        )
         readout = self.readout(trace, t_first, self.dt)
         if self._simulation.readout_in_the_loop is not None:
             readout = self._hardware_readout(data, readout)

@@ -40,8 +40,32 @@ class Backend(Protocol):
         g_trace: np.ndarray,
         g_tfirst: np.ndarray,
         g_counts: np.ndarray,
+        reduction: "GroupReduction | None" = None,
     ) -> tuple[dict, dict]:
-        """dL/dw (n_post, n_pre) and dL/d(delay) in ms^-1, by connection name."""
+        """dL/dw (n_post, n_pre) and dL/d(delay) in ms^-1, by connection name: the sum over the
+        batch's sample groups (:meth:`group_offsets`), group 0 first. With ``reduction`` the
+        groups are ``reduction.local_offsets()`` and the sum runs over ``reduction.combine``'s
+        groups (every process's, see :class:`GroupReduction`); ``data`` is None for a process
+        whose share of the batch is empty (it takes part in the combination with no groups)."""
+
+    def group_offsets(self, plan: Any, n_batch: int) -> np.ndarray:
+        """The sample groups of a batch of ``n_batch``: int64 boundaries ``[0, ..., n_batch]``,
+        group g holding samples ``off[g]`` to ``off[g + 1] - 1``. A batch's gradient is the sum
+        of its groups' gradients in group order, each group summed over its samples in order."""
+
+
+class GroupReduction(Protocol):
+    """How the groups of a batch split over several processes are summed in one fixed order
+    (``eventkit.distributed``): each process computes the gradients of its own consecutive
+    groups, ``combine`` returns every group's (in the order of the whole batch, the same on
+    every process), and the sum then runs as in one process over the whole batch."""
+
+    def local_offsets(self) -> np.ndarray:
+        """This process's groups: boundaries within its share (``[0]`` for no groups)."""
+
+    def combine(self, gw: Any, gd: Any) -> tuple[Any, Any]:
+        """``(gw, gd)`` stacks ``[groups, n]`` of this process's groups -> the whole batch's
+        stacks, as arrays of the same kind (numpy or torch) and precision."""
 
     def to_torch(self, x: Any) -> torch.Tensor:
         """A result array (``forward``'s or ``backward``'s) as a torch tensor, without a copy

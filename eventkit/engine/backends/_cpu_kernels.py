@@ -65,7 +65,10 @@ from __future__ import annotations
 import numpy as np
 from numba import get_thread_id, njit, prange
 
-_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+from ...reproducible import kernel_fastmath
+
+# fast-math flags by trainer.reproducible: none in strict mode (eventkit/reproducible.py)
+_FASTMATH = kernel_fastmath()
 
 # columns of a population's coefficient row (see eventkit.engine.backends.cpu.coefficient_rows)
 ALPHA, BETA, KAPPA, B0, C, HM, HS, THETA = range(8)
@@ -954,18 +957,18 @@ def backward(
     g_counts,
     gw,
     gd,
+    group_off,
 ):
-    """Write dL/dw of the fixed sample group g into ``gw[g]`` and dL/d(delay) (per step) into
-    ``gd[g]`` (their previous content is ignored; ``gd`` may have one column when no block has
-    delays; deterministic: the split of samples into groups does not depend on the number of
-    threads)."""
-    n_batch = in_off.shape[0] - 1
+    """Write dL/dw of sample group g (samples ``group_off[g]`` to ``group_off[g + 1] - 1``, in
+    order) into ``gw[g]`` and dL/d(delay) (per step) into ``gd[g]`` (their previous content is
+    ignored; ``gd`` may have one column when no block has delays; deterministic: the groups are
+    the caller's, not the threads')."""
     n_groups = gw.shape[0]
     for g in prange(n_groups):
         gw[g, :] = 0
         gd[g, :] = 0
-        lo = (g * n_batch) // n_groups
-        hi = ((g + 1) * n_batch) // n_groups
+        lo = group_off[g]
+        hi = group_off[g + 1]
         for b in range(lo, hi):
             _backward_one(
                 b,

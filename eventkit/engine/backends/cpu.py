@@ -280,59 +280,78 @@ class CpuBackend:
                 return res
             plan.grow_capacity()
 
+    def group_offsets(self, plan: CpuPlan, n_batch: int) -> np.ndarray:
+        """``min(n_groups, n_batch)`` groups of consecutive samples, as equal as the batch allows
+        (one group per prange task of the backward kernel; fixed, whatever the thread count)."""
+        n_groups = min(plan.n_groups, n_batch)
+        return (np.arange(n_groups + 1, dtype=np.int64) * n_batch) // max(n_groups, 1)
+
     def backward(
         self,
         plan: CpuPlan,
         inputs: CpuInputs,
-        data: SpikeData,
-        forward: dict,
-        g_trace: np.ndarray,
-        g_tfirst: np.ndarray,
-        g_counts: np.ndarray,
+        data: SpikeData | None,
+        forward: dict | None,
+        g_trace: np.ndarray | None,
+        g_tfirst: np.ndarray | None,
+        g_counts: np.ndarray | None,
+        reduction=None,
     ) -> tuple[dict, dict]:
         dtype = inputs.w.dtype
-        n_groups = min(plan.n_groups, len(data))
-        gw = plan.buffer("gw", (n_groups, plan.n_w), dtype)
+        if reduction is not None:
+            group_off = np.ascontiguousarray(reduction.local_offsets(), dtype=np.int64)
+        else:
+            group_off = self.group_offsets(plan, len(data))
+        n_groups = len(group_off) - 1
+        if n_groups and (data is None or group_off[-1] != len(data)):
+            raise ValueError(f"backward: sample groups {group_off.tolist()} do not cover the batch")
         with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
+        gw = plan.buffer("gw", (n_groups, plan.n_w), dtype)
         gd = plan.buffer("gd", (n_groups, plan.n_w if with_d else 1), dtype)
-        K.backward(
-            data.offsets,
-            data.steps,
-            data.channels,
-            plan.n_steps,
-            plan.pop_off,
-            inputs.coef,
-            plan.spiking,
-            plan.tau_mem.astype(dtype),
-            inputs.blk,
-            plan.out_start,
-            plan.out_blk,
-            plan.in_blk,
-            inputs.w,
-            inputs.d_off,
-            inputs.d_frac,
-            inputs.d_bm,
-            inputs.d_am,
-            inputs.n_slots,
-            self.window(plan, inputs),
-            forward["rec_step"],
-            forward["rec_nrn"],
-            forward["rec_phi"],
-            forward["rec_v"],
-            forward["rec_i"],
-            forward["n_rec"],
-            g_trace,
-            g_tfirst,
-            g_counts,
-            gw,
-            gd,
-        )
-        flat_w = np.empty(plan.n_w, dtype=dtype)
-        K.sum_groups(gw, flat_w)
+        if n_groups:
+            K.backward(
+                data.offsets,
+                data.steps,
+                data.channels,
+                plan.n_steps,
+                plan.pop_off,
+                inputs.coef,
+                plan.spiking,
+                plan.tau_mem.astype(dtype),
+                inputs.blk,
+                plan.out_start,
+                plan.out_blk,
+                plan.in_blk,
+                inputs.w,
+                inputs.d_off,
+                inputs.d_frac,
+                inputs.d_bm,
+                inputs.d_am,
+                inputs.n_slots,
+                self.window(plan, inputs),
+                forward["rec_step"],
+                forward["rec_nrn"],
+                forward["rec_phi"],
+                forward["rec_v"],
+                forward["rec_i"],
+                forward["n_rec"],
+                g_trace,
+                g_tfirst,
+                g_counts,
+                gw,
+                gd,
+                group_off,
+            )
+        if reduction is not None:
+            gw, gd = (np.ascontiguousarray(x, dtype=dtype) for x in reduction.combine(gw, gd))
+        flat_w = np.zeros(plan.n_w, dtype=dtype)
+        if len(gw):
+            K.sum_groups(gw, flat_w)
         flat_d = None
         if with_d:
-            flat_d = np.empty(plan.n_w, dtype=dtype)
-            K.sum_groups(gd, flat_d)
+            flat_d = np.zeros(plan.n_w, dtype=dtype)
+            if len(gd):
+                K.sum_groups(gd, flat_d)
         return plan.connection_gradients(flat_w, flat_d, np.ascontiguousarray)
 
     def to_torch(self, x: np.ndarray) -> torch.Tensor:

@@ -269,14 +269,36 @@ class CudaBackend:
                 return res
             plan.grow_capacity()
 
+    def group_offsets(self, plan: CudaPlan, n_batch: int) -> np.ndarray:
+        """One group per sample: one thread block per sample writes its own gradient row, and
+        the rows are summed in sample order."""
+        return np.arange(n_batch + 1, dtype=np.int64)
+
     def backward(
-        self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData, forward: dict, g_trace, g_tfirst, g_counts
+        self,
+        plan: CudaPlan,
+        inputs: CudaInputs,
+        data: SpikeData | None,
+        forward: dict | None,
+        g_trace,
+        g_tfirst,
+        g_counts,
+        reduction=None,
     ) -> tuple[dict, dict]:
         from ._cuda_kernels import kernels
 
         a, dev, dtype = self._arrays, plan.dev, inputs.dtype
         _, bwd, sum_samples = kernels(dtype == np.float64)
-        n_batch, n_tot = len(data), int(plan.pop_off[-1])
+        n_batch = 0 if data is None else len(data)
+        if reduction is not None:
+            off = np.asarray(reduction.local_offsets())
+            if not np.array_equal(off, self.group_offsets(plan, n_batch)):
+                raise ValueError(f"backward: the cuda backend's sample groups are single samples, got {off.tolist()}")
+        if n_batch == 0:
+            gw = a.zeros((0, plan.n_w), dtype)
+            gd = a.zeros((0, plan.n_w if inputs.learn_or_delayed else 1), dtype)
+            return self._sum_rows(plan, inputs, gw, gd, reduction)
+        n_tot = int(plan.pop_off[-1])
         in_off, in_step, in_ch = forward.get("_data") or self._data(data)
         lam = [a.empty((n_batch, n_tot), dtype) for _ in range(4)]
         hist = a.empty((n_batch, max(2 * inputs.n_slots * 2 * n_tot, 1)), dtype)  # the adjoints' window
@@ -322,13 +344,25 @@ class CudaBackend:
             gw,
             gd,
         )
-        flat_w = a.empty((plan.n_w,), dtype)
+        return self._sum_rows(plan, inputs, gw, gd, reduction)
+
+    def _sum_rows(self, plan: CudaPlan, inputs: CudaInputs, gw, gd, reduction) -> tuple[dict, dict]:
+        """The per-sample rows (after ``reduction.combine``: every process's) summed in order."""
+        from ._cuda_kernels import kernels
+
+        a, dtype = self._arrays, inputs.dtype
+        sum_samples = kernels(dtype == np.float64)[2]
+        if reduction is not None:
+            gw, gd = reduction.combine(gw, gd)
         block = 256
-        a.launch(sum_samples, -(-plan.n_w // block), block, gw, flat_w)
+        flat_w = a.zeros((plan.n_w,), dtype)
+        if len(gw):
+            a.launch(sum_samples, -(-plan.n_w // block), block, gw, flat_w)
         flat_d = None
         if inputs.learn_or_delayed:
-            flat_d = a.empty((plan.n_w,), dtype)
-            a.launch(sum_samples, -(-plan.n_w // block), block, gd, flat_d)
+            flat_d = a.zeros((plan.n_w,), dtype)
+            if len(gd):
+                a.launch(sum_samples, -(-plan.n_w // block), block, gd, flat_d)
         return plan.connection_gradients(flat_w, flat_d, lambda g: self.to_torch(g).contiguous())
 
     def to_torch(self, x) -> torch.Tensor:

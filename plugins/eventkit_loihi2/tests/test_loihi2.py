@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from eventkit.data import DatasetSplits, from_samples
-from eventkit_loihi2.emulator import _decay, _lava_dense_weights, _netx_optimize, emulate, netx_synapses
+from eventkit_loihi2.emulator import _decay, _lava_dense_weights, _netx_optimize, emulate, netx_synapses, pack
 from eventkit_loihi2.lava_check import compare
 from eventkit_loihi2.netx import write_netx, write_samples
 from eventkit_loihi2.quantize import (
@@ -88,7 +88,7 @@ def lava_weights(w, n_pre: int | None = None) -> tuple[list, list | None, int]:
     elif lo >= 0:
         scale, signed = 255 / hi, 0
     else:
-        scale, signed = min(127 / hi, -128 / lo), 1
+        scale, signed = min(127 / hi if hi else math.inf, -128 / lo), 1  # numpy: 127 / 0 = inf
     scale_bits = math.floor(math.log2(scale)) + signed
     n = 8  # the largest n <= 8 with every weight a multiple of 2**n
     while n > 0 and any(x % 2**n for x in flat):
@@ -342,12 +342,22 @@ def test_netx_weight_handling_matches_lava(ff, rec):
 
 
 # ----------------------------------------------------------------------------- emulator
-@pytest.mark.parametrize("case", ["recurrent", "deep_delays", "stress"])
+@pytest.mark.parametrize("case", ["recurrent", "deep_delays", "delays_with_exponent", "stress"])
 def test_emulator_equals_reference(case):
-    rng = np.random.default_rng({"recurrent": 3, "deep_delays": 4, "stress": 5}[case])
+    rng = np.random.default_rng({"recurrent": 3, "deep_delays": 4, "delays_with_exponent": 6, "stress": 5}[case])
     T, n_in = 50, 12
     if case == "recurrent":
         exp = make_export(rng, hidden=(10,), rec=(True,), T=T, neuron="lif")
+        kw = {}
+    elif case == "delays_with_exponent":
+        # delayed inhibitory readout synapses (one weight 0): the chip's -128 becomes -256, which
+        # the inhibitory Dense clips to 255 (odd), so Lava keeps weight exponent -1 and shifts each
+        # delay slot's sum -- the emulator's per-delay accumulate-then-shift path
+        exp = make_export(rng, hidden=(10,), rec=(False,), T=T, ff_mean=0.6)
+        w = -np.abs(exp["output"]["w"])
+        w[0, 0], w[1, 1] = 0.0, -10.0  # -10: beyond the percentile, so quantised to -128
+        exp["output"]["w"] = w
+        exp["output"]["d"] = rng.integers(0, 7, w.shape).astype(float)
         kw = {}
     elif case == "deep_delays":
         exp = make_export(rng, hidden=(8, 9, 7), rec=(False, True, True), T=T, delays=True)
@@ -364,6 +374,9 @@ def test_emulator_equals_reference(case):
     rate = (2000, 3000) if case == "stress" else (150, 400)
     data = make_data(rng, 3 if case == "stress" else 5, n_in, T, rate=rate)
     chip, _ = quantize(exp, **kw)
+    if case == "delays_with_exponent":
+        packed = pack(chip)
+        assert packed.exp_ff[-1] != 0 and packed.max_delay[-1] > 0, "the case must take the exponent path"
     res = emulate(chip, data, n_record=len(data))
     events = dict(wrap=0, saturate=0, readout_spikes=0, decay_boundary=0)
     for k in range(len(data)):

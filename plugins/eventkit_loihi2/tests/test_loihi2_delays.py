@@ -111,6 +111,27 @@ def test_export_turns_trained_delays_into_the_chips_integer_steps():
         quantize(rec)
 
 
+def test_the_chips_longest_delay_of_62_steps_is_accepted_and_63_refused():
+    """62 steps is the chip's longest delay: accepted exactly, everywhere a delay is checked
+    (the recipe's adaptation, the built network's check, the export), and one step more refused."""
+    cfg, notices = _adapt(
+        ["+experiment=ssc_delays", "target=loihi2", "network.delays.ff.max=62"], ["network.delays.ff.max=62"]
+    )
+    assert cfg.network.delays.ff.max == 62.0 and not any(".max:" in n for n in notices)
+    data = random_data(np.random.default_rng(0), 4, 10, 80, rate=(40, 70)).binary()
+    LoihiTarget().check(_delay_net(n_steps=80, max_steps=62.0), data)
+    with pytest.raises(ValueError, match=r"network.delays.ff1.max: Loihi 2 delays are 0..62 steps"):
+        LoihiTarget().check(_delay_net(n_steps=80, max_steps=63.0), data)
+    export = _delay_net(n_steps=80, max_steps=62.0).export()
+    export["layers"][1]["d_ff"][:] = 62.0
+    export["layers"][1]["d_ff"][0, 0] = 0.0
+    chip, _ = quantize(export)
+    assert chip.layers[1].delay.max() == 62 and chip.layers[1].delay.min() == 0
+    export["layers"][1]["d_ff"][0, 0] = 63.0
+    with pytest.raises(ValueError, match=r"delays must be integers in 0..62 steps \(found 62..63\)"):
+        quantize(export)
+
+
 def test_emulated_chip_spikes_like_the_float_network_with_delays():
     """On binary input the emulated chip's hidden spike counts equal the float (round-mode,
     loihi_cuba) network's up to the chip's integer rounding, with delays on a hidden and the

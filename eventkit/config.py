@@ -37,7 +37,7 @@ class ConfigError(ValueError):
 
 
 #: ``Fix: key=value key2=value2`` -- a fix that is a set of overrides
-_OVERRIDE = r"[+~]?[A-Za-z_][\w.@/\[\]-]*=\S+"
+_OVERRIDE = r"~[A-Za-z_][\w.@/\[\]-]*(=\S+)?|\+?[A-Za-z_][\w.@/\[\]-]*=\S+"
 
 
 def fix_overrides(problem: str) -> list[str] | None:

@@ -217,7 +217,7 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path):
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     last = run_dir / "checkpoints" / "last.safetensors"
     assert lines[0].startswith("eventkit: interrupted at epoch ")
-    assert f"the last checkpoint is {last}; resume with trainer.resume={run_dir}" in lines[0]
+    assert f"the last checkpoint is {last}; resume with: python -m eventkit trainer.resume={run_dir}" in lines[0]
     assert last.is_file()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"].startswith("interrupted at epoch ")

@@ -77,8 +77,9 @@ def apply(overrides: list[str], message: str) -> list[str]:
     ``trainer.epochs=3``, not kept beside it)."""
     key = lambda o: o.split("=", 1)[0].lstrip("+~")  # noqa: E731
     fix = suggested(message)
-    about = re.split(r"[:=\s]", message.strip(), maxsplit=1)[0]
-    keys = {key(f) for f in fix} | {about}
+    keys = {key(f) for f in fix}
+    if ": no such key" in message:
+        keys.add(message.split(":", 1)[0])
     return [o for o in overrides if key(o) not in keys] + fix
 
 

@@ -36,7 +36,7 @@ from eventkit.report import pct, write_plots_and_report
 from eventkit.resume import resumed_config
 from eventkit.engine.backends import resolve_device
 from eventkit.networks import NetworkConfig, build_network
-from eventkit.rundir import BEST, LAST, RunDir, check_unused, explain_os_error, mark_continued
+from eventkit.rundir import BEST, CHECKPOINTS, LAST, RunDir, check_unused, explain_os_error, mark_continued
 from eventkit.schema import from_config, plain
 from eventkit.train import (
     SMOKE_BATCHES,
@@ -131,7 +131,7 @@ def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> d
         main
         and resume
         and Path(str(resume)).resolve() != rd.path.resolve()
-        and (Path(str(resume)) / "checkpoints").is_dir()
+        and (Path(str(resume)) / CHECKPOINTS).is_dir()
     ):
         mark_continued(Path(str(resume)), rd.path)
     try:
@@ -541,7 +541,7 @@ def _resume_in_place(argv: Sequence[str]) -> list[str]:
     if any(a in ("-m", "--multirun") or a.startswith(("hydra.run.dir=", "hydra.output_subdir=")) for a in argv):
         return []
     typed = [a.split("=", 1)[1] for a in argv if a.startswith("trainer.resume=")]
-    if not typed or not (Path(typed[-1]) / "checkpoints" / LAST).is_file():
+    if not typed or not (Path(typed[-1]) / CHECKPOINTS / LAST).is_file():
         return []
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     return [f"hydra.run.dir={typed[-1]}", f"hydra.output_subdir=${{eventkit.on_rank_zero:.hydra/resumed-{stamp}}}"]
@@ -592,7 +592,7 @@ def _show_config(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
-    typed = [o for o in hydra_cfg.overrides.task]
+    typed = list(hydra_cfg.overrides.task)
     try:
         ran, target, notices = adapted_config(cfg, typed, get_registry())
     except ConfigError as exc:

@@ -6,7 +6,7 @@ and wandb stays offline unless the environment says otherwise (CI sets the same 
 
 import os
 
-from eventkit.reproducible import prepare_process
+from eventkit.base.reproducible import prepare_process
 
 for key, value in (("MPLBACKEND", "Agg"), ("WANDB_MODE", "offline"), ("WANDB_SILENT", "true")):
     os.environ.setdefault(key, value)

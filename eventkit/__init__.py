@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from eventkit.base.version import __version__
 
 _EXPORTS = {
     # engine: the network and its parts
@@ -26,15 +26,15 @@ _EXPORTS = {
     "from_samples": "eventkit.data",
     "concat": "eventkit.data",
     # plugins: hooks and the registry
-    "hookimpl": "eventkit.hookspecs",
-    "get_registry": "eventkit.registry",
-    "Registry": "eventkit.registry",
-    "RegistryError": "eventkit.registry",
-    "Target": "eventkit.targets",
+    "hookimpl": "eventkit.base.hookspecs",
+    "get_registry": "eventkit.base.registry",
+    "Registry": "eventkit.base.registry",
+    "RegistryError": "eventkit.base.registry",
+    "Target": "eventkit.components.targets",
     # configs and runs
-    "compose": "eventkit.config",
-    "ConfigError": "eventkit.config",
-    "run": "eventkit.app",
+    "compose": "eventkit.running.config",
+    "ConfigError": "eventkit.running.config",
+    "run": "eventkit.running.app",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,14 +1,14 @@
-"""``python -m eventkit``: see :func:`eventkit.app.main`."""
+"""``python -m eventkit``: see :func:`eventkit.running.app.main`."""
 
 import sys
 
 if __name__ == "__main__":
     # before numpy, torch and numba start: the process's trainer.reproducible mode
-    from eventkit.reproducible import prepare_process
+    from eventkit.base.reproducible import prepare_process
 
     prepare_process(sys.argv[1:])
 
-from eventkit.app import main  # noqa: E402
+from eventkit.running.app import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,9 +47,9 @@ def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[st
     )
     import torch
 
-    from eventkit import distributed
-    from eventkit.app import run
-    from eventkit.config import compose
+    from eventkit.training import parallel as distributed
+    from eventkit.running.app import run
+    from eventkit.running.config import compose
 
     writes: list[str] = []
     _watch_writes(os.path.abspath(root), writes)

@@ -53,7 +53,7 @@ SUMMARY_KEYS = (
 
 def tensors_digest(path: Path) -> str:
     """SHA-256 of a checkpoint's tensors (sorted by name: name, dtype, shape, bytes)."""
-    from eventkit.checkpoints import load_checkpoint
+    from eventkit.rundir.checkpoints import load_checkpoint
 
     tensors, _ = load_checkpoint(path)
     h = hashlib.sha256()
@@ -84,11 +84,11 @@ def load(name: str) -> dict:
 
 
 def main() -> int:
-    from eventkit.reproducible import prepare_process
+    from eventkit.base.reproducible import prepare_process
 
     prepare_process(["trainer.reproducible=strict"])
-    from eventkit.app import run
-    from eventkit.config import compose
+    from eventkit.running.app import run
+    from eventkit.running.config import compose
 
     GOLDEN.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

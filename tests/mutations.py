@@ -85,7 +85,7 @@ MUTATIONS = [
     ),
     Mutation(
         "resume_without_optimizer_state",
-        "eventkit/train.py",
+        "eventkit/training/loop.py",
         'optimizer_from_flat(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, '
         'meta["optimizer"])',
         '(lambda *args: None)(optimizer, {k: v for k, v in tensors.items() if k.startswith("optim.")}, '
@@ -114,7 +114,7 @@ MUTATIONS = [
     ),
     Mutation(
         "summary_reports_last",
-        "eventkit/app.py",
+        "eventkit/running/app.py",
         '"test_accuracy": best["accuracy"],',
         '"test_accuracy": last["accuracy"],',
         ("tests/test_app.py", "-k", "best_epoch or contract"),
@@ -148,7 +148,7 @@ MUTATIONS = [
     ),
     Mutation(
         "jitter_clamps_instead_of_dropping",
-        "eventkit/augment.py",
+        "eventkit/components/augment.py",
         "if clip:",
         "if True:",
         ("tests/test_augment.py", "-k", "jitter"),
@@ -156,7 +156,7 @@ MUTATIONS = [
     ),
     Mutation(
         "evaluate_weights_last_batch_wrongly",
-        "eventkit/train.py",
+        "eventkit/training/loop.py",
         "float(loss_fn(out.readout, labels)) * len(idx),",
         "float(loss_fn(out.readout, labels)) * batch_size,",
         ("tests/test_train.py", "-k", "fit_writes"),
@@ -164,7 +164,7 @@ MUTATIONS = [
     ),
     Mutation(
         "validation_split_overlaps",
-        "eventkit/train.py",
+        "eventkit/training/loop.py",
         "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[:n_val]))",
         "return train.subset(np.sort(perm[n_val:])), train.subset(np.sort(perm[1:n_val + 1]))",
         ("tests/test_train.py", "-k", "disjoint"),
@@ -172,7 +172,7 @@ MUTATIONS = [
     ),
     Mutation(
         "distributed_groups_summed_in_rank_order_reversed",
-        "eventkit/distributed.py",
+        "eventkit/training/parallel.py",
         "stacked = torch.cat(self.dp.gather_rows(both, counts, tuple(both.shape[1:]), both.dtype, both.device))",
         "stacked = torch.cat(self.dp.gather_rows(both, counts, tuple(both.shape[1:]), both.dtype, both.device)[::-1])",
         ("tests/test_distributed.py", "-k", "two_processes_train"),
@@ -182,7 +182,7 @@ MUTATIONS = [
     # ---- missed before: bug classes a planted-bug review found passing the whole fast suite
     Mutation(
         "app_optimizer_without_parameter_groups",
-        "eventkit/app.py",
+        "eventkit/running/app.py",
         'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr))',
         'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.parameters())',
         ("tests/test_app.py", "-k", "delays_reports"),
@@ -218,7 +218,7 @@ MUTATIONS = [
     ),
     Mutation(
         "resume_checks_only_plain_keys",
-        "eventkit/resume.py",
+        "eventkit/running/resume.py",
         "if _may_change(key):",
         'if _may_change(key) or "." not in key:',
         ("tests/test_resume.py", "-k", "group_or_experiment"),
@@ -227,7 +227,7 @@ MUTATIONS = [
     ),
     Mutation(
         "resume_ignores_experiments",
-        "eventkit/resume.py",
+        "eventkit/running/resume.py",
         "keys = sorted({*rec, *cur})",
         "keys = []",
         ("tests/test_resume.py", "-k", "group_or_experiment"),
@@ -236,7 +236,7 @@ MUTATIONS = [
     ),
     Mutation(
         "yinyang_val_from_the_test_stream",
-        "eventkit/datasets/yinyang.py",
+        "eventkit/data/yinyang.py",
         "val = split(n_val, streams[1]) if n_val else None",
         "val = split(n_val, streams[2]) if n_val else None",
         ("tests/test_datasets.py", "-k", "share_no_sample"),

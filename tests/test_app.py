@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from eventkit.checkpoints import load_checkpoint
-from eventkit.rundir import BEST, LAST
-from eventkit.testing import checkpoint_test_accuracy, run_cli, tiny_run
+from eventkit.rundir.checkpoints import load_checkpoint
+from eventkit.rundir.layout import BEST, LAST
+from eventkit.plugin.testing import checkpoint_test_accuracy, run_cli, tiny_run
 
 TINY = tiny_run(epochs=2, hidden=30, n_train=200, n_eval=64, batch_size=32)
 
@@ -59,7 +59,7 @@ def test_run_directory_contract(tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["eventkit"] and "train" in manifest["stages_s"]
     assert manifest["status"] == "ok" and manifest["end_time"]
-    assert {p["name"] for p in manifest["plugins"]} >= {"eventkit.optimizers", "eventkit.engine.builtins"}
+    assert {p["name"] for p in manifest["plugins"]} >= {"eventkit.components.optimizers", "eventkit.engine.builtins"}
     rows = _metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert "${" not in (run / "config_resolved.yaml").read_text()  # every interpolation resolved
@@ -184,8 +184,8 @@ def test_resume_after_kill_continues_exactly(tmp_path):
     ],
 )
 def test_bad_input_is_a_clear_error_before_training(tmp_path, override, needle):
-    from eventkit.app import run
-    from eventkit.config import compose
+    from eventkit.running.app import run
+    from eventkit.running.config import compose
 
     with pytest.raises(ValueError) as err:
         run(compose([*TINY, override]), tmp_path / "r")

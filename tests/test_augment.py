@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from eventkit import augment
+from eventkit.components import augment
 from eventkit.data import SpikeData, from_samples
-from eventkit.datasets import synthetic_kws
-from eventkit.registry import create
+from eventkit.data.synthetic_kws import synthetic_kws
+from eventkit.base.registry import create
 
 REGISTRY = create(entry_points=False)
 

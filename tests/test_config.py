@@ -3,8 +3,8 @@
 import pytest
 from omegaconf import OmegaConf
 
-from eventkit.config import ConfigError, compose, conf_dir, validate
-from eventkit.registry import get_registry
+from eventkit.running.config import ConfigError, compose, conf_dir, validate
+from eventkit.base.registry import get_registry
 
 GROUPS = ("dataset", "network", "neuron", "readout", "loss", "optimizer", "scheduler", "target", "logger", "trainer")
 
@@ -103,7 +103,7 @@ def _group_options(group):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from eventkit.config import HYDRA_VERSION_BASE, install_search_path_plugin
+    from eventkit.running.config import HYDRA_VERSION_BASE, install_search_path_plugin
 
     install_search_path_plugin()
     with initialize_config_dir(str(conf_dir()), version_base=HYDRA_VERSION_BASE):

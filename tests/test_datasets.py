@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 
 from eventkit.data import SpikeData
-from eventkit.datasets import PreprocessConfig, cached, events_to_spikes, synthetic_kws, yinyang
-from eventkit.datasets import cache as cache_mod
-from eventkit.datasets.timing_lags import timing_lags
-from eventkit.datasets.yinyang import yinyang_class
-from eventkit.registry import get_registry
+from eventkit.data.cache import cached
+from eventkit.data.preprocess import PreprocessConfig, events_to_spikes
+from eventkit.data.synthetic_kws import synthetic_kws
+from eventkit.data.yinyang import yinyang
+from eventkit.data import cache as cache_mod
+from eventkit.data.timing_lags import timing_lags
+from eventkit.data.yinyang import yinyang_class
+from eventkit.base.registry import get_registry
 
 
 # ----------------------------------------------------------------------------- preprocessing

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from eventkit.app import run
-from eventkit.config import compose
-from eventkit.checkpoints import load_checkpoint
+from eventkit.running.app import run
+from eventkit.running.config import compose
+from eventkit.rundir.checkpoints import load_checkpoint
 
 TESTS = Path(__file__).resolve().parent
 # 65 training samples in batches of 16: 4 full batches and one of a single sample, which one

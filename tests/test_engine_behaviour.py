@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from eventkit.data import SpikeData, from_samples
 from eventkit.engine import LI, LIF, EventpropNet, MaxV, Simulation, spike_count_regularizer
-from eventkit.testing import accuracy, random_data, run_with_threads, train_until, two_pattern_task
+from eventkit.plugin.testing import accuracy, random_data, run_with_threads, train_until, two_pattern_task
 
 
 def test_small_network_learns_two_patterns_quickly():
@@ -87,7 +87,7 @@ import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import numba, numpy as np, torch
 from test_engine_behaviour import _grads, _net
-from eventkit.testing import random_data, threads_in_use
+from eventkit.plugin.testing import random_data, threads_in_use
 data = random_data(np.random.default_rng(2), 12, 10, 70, rate=(30, 80))
 net = _net(dtype=torch.float32)
 runs = {{}}

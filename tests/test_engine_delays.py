@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from eventkit.data import from_samples
 from eventkit.engine import LIF, Delay, EventpropNet, ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, SumV
-from eventkit.testing import random_data, run_with_threads, spike_pattern
+from eventkit.plugin.testing import random_data, run_with_threads, spike_pattern
 from test_engine_gradients import loss_for
 
 READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), PerStepV()]
@@ -329,7 +329,7 @@ sys.path.insert(0, {str(Path(__file__).parent)!r})
 import numba, numpy as np, torch
 import torch.nn.functional as F
 from test_engine_delays import ALL, Delay, make_net
-from eventkit.testing import random_data, threads_in_use
+from eventkit.plugin.testing import random_data, threads_in_use
 data = random_data(np.random.default_rng(8), 6, 10, 80, rate=(40, 80))
 net = make_net(delays={{k: Delay(max=30.0, init=(0.0, 30.0)) for k in ALL}}, seed=1)
 runs = {{}}
@@ -412,7 +412,7 @@ def test_cpu_deploy_writes_delays_beside_the_weights(tmp_path):
 
     from safetensors.numpy import load_file
 
-    from eventkit.targets import CpuTarget
+    from eventkit.components.targets import CpuTarget
 
     net = make_net(delays={"ff": Delay(max=6.0, init=(0.0, 6.0)), "out": Delay(max=3.0, init=(1.0, 2.0))})
     fields = CpuTarget().deploy(net, None, tmp_path)

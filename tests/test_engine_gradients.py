@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from eventkit.engine import LIF, EventpropNet, ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, SumV
-from eventkit.testing import finite_difference_check, random_data, spike_pattern
+from eventkit.plugin.testing import finite_difference_check, random_data, spike_pattern
 
 READOUTS = [SumV(), MeanV(), ExpWeightedMeanV(), MaxV(), FirstSpike(tau0=2.0), PerStepV()]
 

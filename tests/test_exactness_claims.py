@@ -21,7 +21,7 @@ import torch
 from continuous_reference import ContinuousNet
 from eventkit.data import from_samples
 from eventkit.engine import EventpropNet, MaxV, MeanV
-from eventkit.testing import spike_pattern
+from eventkit.plugin.testing import spike_pattern
 
 # Input 0 at 0 ms drives hidden neuron A (fires once, ~2.8 ms), input 1 at 2 ms drives hidden
 # neuron B (fires once, ~5.3 ms). A excites the output, B inhibits it strongly: the output

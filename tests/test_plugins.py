@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 
-from eventkit.testing import tiny_run
+from eventkit.plugin.testing import tiny_run
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = tiny_run(epochs=2)
 
 
 def test_logger_failure_never_kills_training(tmp_path, capsys):
-    from eventkit.loggers import GuardedLogger
+    from eventkit.components.loggers import GuardedLogger
 
     class Broken:
         def start(self, run_dir, config):
@@ -34,8 +34,8 @@ def test_logger_failure_never_kills_training(tmp_path, capsys):
 
 
 def test_logger_failure_after_the_summary_updates_it(tmp_path):
-    from eventkit.loggers import GuardedLogger
-    from eventkit.rundir import RunDir
+    from eventkit.components.loggers import GuardedLogger
+    from eventkit.rundir.layout import RunDir
 
     class FailsAtFinish:
         def start(self, run_dir, config):

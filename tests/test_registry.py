@@ -6,8 +6,8 @@ import types
 
 import pytest
 
-from eventkit.hookspecs import hookimpl
-from eventkit.registry import KINDS, RegistryError, create, get_registry
+from eventkit.base.hookspecs import hookimpl
+from eventkit.base.registry import KINDS, RegistryError, create, get_registry
 
 
 def _plugin(name, **hooks):
@@ -38,7 +38,7 @@ def test_unknown_name_lists_known_names_and_providers():
     assert "unknown optimizer 'adamm'" in msg
     for name in ("adam", "adamw", "sgd"):
         assert name in msg
-    assert "eventkit.optimizers" in msg
+    assert "eventkit.components.optimizers" in msg
 
 
 def test_duplicate_name_names_both_providers():
@@ -46,7 +46,7 @@ def test_duplicate_name_names_both_providers():
     with pytest.raises(RegistryError) as err:
         create([dup], entry_points=False)
     msg = str(err.value)
-    assert "registered twice" in msg and "eventkit.optimizers" in msg and "my_optim_plugin" in msg
+    assert "registered twice" in msg and "eventkit.components.optimizers" in msg and "my_optim_plugin" in msg
 
 
 def test_temporary_plugin_adds_a_component_and_config_dir(tmp_path):
@@ -82,7 +82,7 @@ def test_missing_required_key_is_named():
 
 
 def test_disable_plugins_by_name(monkeypatch):
-    monkeypatch.setenv("EVENTKIT_DISABLE_PLUGINS", "eventkit.optimizers")
+    monkeypatch.setenv("EVENTKIT_DISABLE_PLUGINS", "eventkit.components.optimizers")
     reg = create(entry_points=False)
     assert reg.names("optimizer") == []
     with pytest.raises(RegistryError, match="Known optimizer names: none"):

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eventkit import reproducible
-from eventkit.app import run
-from eventkit.config import ConfigError, compose
+from eventkit.base import reproducible
+from eventkit.running.app import run
+from eventkit.running.config import ConfigError, compose
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -133,7 +133,7 @@ NUMBA_GRADIENTS = """
 import json, sys
 import numpy as np, torch
 from eventkit.engine import EventpropNet
-from eventkit.testing import random_data
+from eventkit.plugin.testing import random_data
 net = EventpropNet(10, 3, hidden=[24, 16], recurrent=True, n_steps=80,
                    init=dict(ff_mean=0.5, ff_std=0.15, rec_std=0.1, out_std=0.3),
                    delays={"ff": {"max": 6.0, "init": [0.0, 6.0]}},

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from eventkit.testing import tiny_run
-from eventkit.app import run
-from eventkit.config import ConfigError, compose
-from eventkit.rundir import RunDir
+from eventkit.plugin.testing import tiny_run
+from eventkit.running.app import run
+from eventkit.running.config import ConfigError, compose
+from eventkit.rundir.layout import RunDir
 
 TINY = [o for o in tiny_run() if not o.startswith("trainer.epochs=")]
 ORIGINAL = [*TINY, "optimizer.lr=0.05", "scheduler=constant"]  # both differ from the defaults

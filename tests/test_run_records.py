@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from eventkit.testing import checkpoint_test_accuracy, run_cli, tiny_run
-from eventkit.app import one_line, run
-from eventkit.config import compose, validate
-from eventkit.rundir import RunDir, RunDirInUse, check_unused
-from eventkit.sweep import write_summary
-from eventkit.train import NonFiniteLoss
+from eventkit.plugin.testing import checkpoint_test_accuracy, run_cli, tiny_run
+from eventkit.running.app import one_line, run
+from eventkit.running.config import compose, validate
+from eventkit.rundir.layout import RunDir, RunDirInUse, check_unused
+from eventkit.running.sweep import write_summary
+from eventkit.training.loop import NonFiniteLoss
 
 TINY = tiny_run()
 OLD_SUMMARY = {"status": "ok", "test_accuracy": 0.97, "best_val_accuracy": 0.96, "epochs": 30}
@@ -225,7 +225,7 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path):
 
 
 def test_interrupt_before_training_has_no_checkpoint_to_resume(tmp_path):
-    from eventkit.app import explain_failure
+    from eventkit.running.app import explain_failure
 
     rd = RunDir(tmp_path)
     with rd.stage("data"):
@@ -253,7 +253,7 @@ def test_run_dir_that_is_a_file_is_one_line(tmp_path, inside):
 def test_full_disk_is_one_line_and_recorded(tmp_path, monkeypatch):
     import errno
 
-    import eventkit.checkpoints as checkpoints_mod
+    import eventkit.rundir.checkpoints as checkpoints_mod
 
     real = checkpoints_mod.atomic_path
 

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from eventkit.files import atomic_path, json_default, write_json
-from eventkit.checkpoints import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
-from eventkit.rundir import RunDir, read_metrics
+from eventkit.base.files import atomic_path, json_default, write_json
+from eventkit.rundir.checkpoints import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
+from eventkit.rundir.layout import RunDir, read_metrics
 
 
 def test_atomic_write_leaves_nothing_half_written(tmp_path):

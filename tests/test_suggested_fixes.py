@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from eventkit.app import adapted_config, composition_error
-from eventkit.config import ConfigError, compose, fix_overrides
-from eventkit.registry import get_registry
+from eventkit.running.app import adapted_config, composition_error
+from eventkit.running.config import ConfigError, compose, fix_overrides
+from eventkit.base.registry import get_registry
 
 BAD = [
     ["trainer.batch_size=0"],

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from eventkit.testing import tiny_run
-from eventkit.sweep import write_summary
+from eventkit.plugin.testing import tiny_run
+from eventkit.running.sweep import write_summary
 
 TINY = tiny_run()
 

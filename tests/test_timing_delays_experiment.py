@@ -4,8 +4,8 @@ vs 26.3 % for seed 0, about 25 s + 8 s on 2 cores)."""
 
 import pytest
 
-from eventkit.app import run
-from eventkit.config import compose
+from eventkit.running.app import run
+from eventkit.running.config import compose
 
 
 @pytest.mark.slow

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from eventkit.data import SpikeData
-from eventkit.datasets.timing_lags import channel_groups, relative_lag_distance, timing_lags
-from eventkit.registry import get_registry
+from eventkit.data.timing_lags import channel_groups, relative_lag_distance, timing_lags
+from eventkit.base.registry import get_registry
 
 SMALL = dict(n_train=200, n_test=50, n_val=20)
 

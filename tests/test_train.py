@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from eventkit.checkpoints import load_checkpoint
+from eventkit.rundir.checkpoints import load_checkpoint
 from eventkit.data import from_samples
-from eventkit.datasets.yinyang import yinyang
+from eventkit.data.yinyang import yinyang
 from eventkit.engine import LI, LIF, EventpropNet, SumV
-from eventkit.losses import cross_entropy, mse
-from eventkit.networks import RegularizerConfig
-from eventkit.optimizers import adam, adamw, sgd
-from eventkit.rundir import BEST, LAST, RunDir
-from eventkit.schedules import Constant, Cosine, WarmupEmaHalving
-from eventkit.train import NonFiniteLoss, TrainerConfig, _silent_fix, evaluate, fit, split_validation
+from eventkit.components.losses import cross_entropy, mse
+from eventkit.components.networks import RegularizerConfig
+from eventkit.components.optimizers import adam, adamw, sgd
+from eventkit.rundir.layout import BEST, LAST, RunDir
+from eventkit.components.schedules import Constant, Cosine, WarmupEmaHalving
+from eventkit.training.loop import NonFiniteLoss, TrainerConfig, _silent_fix, evaluate, fit, split_validation
 
 
 def _opt(lr=1e-3):

@@ -13,10 +13,10 @@ import warnings
 import numpy as np
 import pytest
 
-from eventkit.app import adapted_config
-from eventkit.config import compose
-from eventkit.registry import get_registry
-from eventkit.testing import run_cli, tiny_run
+from eventkit.running.app import adapted_config
+from eventkit.running.config import compose
+from eventkit.base.registry import get_registry
+from eventkit.plugin.testing import run_cli, tiny_run
 
 TINY = tiny_run(epochs=2)
 
@@ -48,8 +48,8 @@ def test_the_log_holds_every_line_printed_under_one_name(tmp_path):
 def test_epoch_lines_reach_the_log_when_the_terminal_shows_a_bar(tmp_path, monkeypatch):
     """On a terminal the epoch bar redraws itself; the log gets one plain line per epoch and no
     control codes."""
-    from eventkit import runlog
-    from eventkit import train as train_mod
+    from eventkit.rundir import runlog
+    from eventkit.training import loop as train_mod
 
     monkeypatch.setattr(train_mod, "_on_terminal", lambda: True)
     with runlog.capture(tmp_path):
@@ -99,8 +99,8 @@ def test_resume_into_another_directory_leaves_a_pointer(tmp_path):
 
 
 def test_an_interrupted_run_says_the_exact_resume_command(tmp_path):
-    from eventkit.app import _interrupted_message
-    from eventkit.rundir import RunDir
+    from eventkit.running.app import _interrupted_message
+    from eventkit.rundir.layout import RunDir
 
     rd = RunDir(tmp_path)
     (tmp_path / "checkpoints").mkdir()
@@ -130,7 +130,7 @@ def test_smoke_cuts_any_recipe_to_a_check(tmp_path):
     ran, _, notices = adapted_config(cfg, ["trainer.smoke=true"], get_registry())
     assert ran.scheduler.name == "constant" and ran.trainer.epochs == 2 and ran.trainer.patience is None
     assert any(n.startswith("trainer.smoke:") for n in notices)
-    from eventkit.app import run
+    from eventkit.running.app import run
 
     summary = run(compose(["+experiment=synthetic_kws", "trainer.smoke=true", "trainer.progress=false"]), tmp_path)
     metrics = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -174,7 +174,7 @@ def _overlaps(fig) -> list[tuple[str, str]]:
 def test_training_curves_have_no_overlapping_labels():
     """An lr within one decade gets wide minor-tick labels (6x10^-3) on its log axis: they must not
     run into the accuracy panel's plot area (the fault seen before), and the lr axis keeps labels."""
-    from eventkit.report import curves_figure
+    from eventkit.running.report import curves_figure
 
     lr = list(np.linspace(2e-3, 8e-3, 60))  # within one decade: matplotlib labels the minor ticks (6x10^-3)
     metrics = [
@@ -194,8 +194,8 @@ def test_a_raster_whose_hidden_layer_did_not_spike_says_so():
     import torch
 
     from eventkit.engine import LIF, EventpropNet
-    from eventkit.report import raster_figure
-    from eventkit.testing import random_data
+    from eventkit.running.report import raster_figure
+    from eventkit.plugin.testing import random_data
 
     data = random_data(np.random.default_rng(0), 2, 6, 40, rate=(50, 80))
     net = EventpropNet(6, 3, hidden=[5], recurrent=False, neuron=LIF(), n_steps=40, init=dict(ff_mean=-1.0, ff_std=0.0))
@@ -208,7 +208,7 @@ def test_a_raster_whose_hidden_layer_did_not_spike_says_so():
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
 def test_stale_temporaries_of_live_processes_stay(tmp_path):
-    from eventkit.rundir import remove_stale_temporaries
+    from eventkit.rundir.layout import remove_stale_temporaries
 
     live = tmp_path / f".summary.json.tmp-{os.getppid()}"
     dead = tmp_path / ".summary.json.tmp-999999999"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from eventkit.registry import BUILTIN_PLUGINS, get_registry
-from eventkit.testing import tiny_run
+from eventkit.base.registry import BUILTIN_PLUGINS, get_registry
+from eventkit.plugin.testing import tiny_run
 
 REPO = Path(__file__).resolve().parent.parent
 #: installed things the core-alone environment must not see (the core itself and the plugins'
@@ -84,7 +84,7 @@ def test_core_alone_runs_the_default_outside_the_checkout(core_alone):
     _, python, site, root = core_alone
     work = root / "elsewhere"
     work.mkdir(exist_ok=True)
-    where = _run(python, "-c", "import eventkit.config as c; print(c.conf_dir())", cwd=work)
+    where = _run(python, "-c", "import eventkit.running.config as c; print(c.conf_dir())", cwd=work)
     assert where.stdout.strip() == str(site / "eventkit" / "conf"), where.stdout + where.stderr
     listed = _run(python, "-m", "eventkit", "--plugins", cwd=work)
     assert listed.returncode == 0 and "eventkit_" not in listed.stdout, listed.stdout + listed.stderr
@@ -116,7 +116,7 @@ def test_core_alone_registry_names_the_plugin_for_a_plugin_neuron(core_alone):
     out = _run(
         python,
         "-c",
-        "from eventkit.registry import get_registry\n"
+        "from eventkit.base.registry import get_registry\n"
         "try:\n  get_registry().get('neuron', 'loihi_cuba')\nexcept Exception as e:\n  print(e)",
         cwd=root,
     )

@@ -276,10 +276,6 @@ def _have_snntorch() -> bool:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--delays" in argv:
-        from .delays import main as delays_main
-
-        return delays_main([a for a in argv if a != "--delays"])
     parser = argparse.ArgumentParser(prog="python -m eventkit.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--quick", action="store_true", help="only the headline configuration")

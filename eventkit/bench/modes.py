@@ -85,7 +85,7 @@ def _job(spec: dict, steps: int, state: str) -> list[float]:
 def _in_mode(mode: str, name: str, steps: int, state: str) -> list[float]:
     code = (
         "import json, sys\n"
-        "from eventkit.reproducible import prepare_process\n"
+        "from eventkit.base.reproducible import prepare_process\n"
         "prepare_process()\n"
         "from eventkit.bench.modes import WORKLOADS, _job\n"
         f"print(json.dumps(_job(WORKLOADS[{name!r}], {steps}, {state!r})))\n"

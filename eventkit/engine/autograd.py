@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data import SpikeData
+from ..data.spikes import SpikeData
 
 
 class EventpropFunction(torch.autograd.Function):

@@ -1,6 +1,6 @@
 """Registers the engine's built-in neuron models and readouts through the ordinary hooks."""
 
-from ..hookspecs import hookimpl
+from ..base.hookspecs import hookimpl
 from .neurons import LI, LIF
 from .readouts import READOUTS
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import SpikeData
+from ..data.spikes import SpikeData
 from .autograd import EventpropFunction, parameter_gradients
 from .backends import get_backend
 from .neurons import LI, LIF, NeuronModel

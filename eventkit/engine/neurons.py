@@ -69,7 +69,7 @@ class Coefficients:
         return self.kappa / (self.beta - self.alpha)
 
 
-def _check_positive(model: str, **values: float) -> None:
+def check_positive(model: str, **values: float) -> None:
     for key, value in values.items():
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ValueError(
@@ -130,7 +130,7 @@ class LIF(NeuronModel):
     name = "lif"
 
     def __post_init__(self):
-        _check_positive("lif", tau_mem=self.tau_mem, tau_syn=self.tau_syn, threshold=self.threshold)
+        check_positive("lif", tau_mem=self.tau_mem, tau_syn=self.tau_syn, threshold=self.threshold)
         if self.refractory != 0:
             raise ValueError(
                 "lif: refractory must be 0. A refractory period makes the spike-time map "
@@ -154,7 +154,7 @@ class LI(NeuronModel):
     spiking = False
 
     def __post_init__(self):
-        _check_positive("li", tau_mem=self.tau_mem, tau_syn=self.tau_syn)
+        check_positive("li", tau_mem=self.tau_mem, tau_syn=self.tau_syn)
 
     def coefficients(self, dt: float) -> Coefficients:
         _check_dt("li", dt, tau_mem=self.tau_mem, tau_syn=self.tau_syn)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ...data import SpikeData
+from ...data.spikes import SpikeData
 from ..topology import Topology
 
 
@@ -56,7 +56,7 @@ class Backend(Protocol):
 
 class GroupReduction(Protocol):
     """How the groups of a batch split over several processes are summed in one fixed order
-    (``eventkit.distributed``): each process computes the gradients of its own consecutive
+    (``eventkit.training.parallel``): each process computes the gradients of its own consecutive
     groups, ``combine`` returns every group's (in the order of the whole batch, the same on
     every process), and the sum then runs as in one process over the whole batch."""
 

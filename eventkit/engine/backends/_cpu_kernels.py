@@ -65,9 +65,9 @@ from __future__ import annotations
 import numpy as np
 from numba import get_thread_id, njit, prange
 
-from ...reproducible import kernel_fastmath
+from ...base.reproducible import kernel_fastmath
 
-# fast-math flags by trainer.reproducible: none in strict mode (eventkit/reproducible.py)
+# fast-math flags by trainer.reproducible: none in strict mode (eventkit/base/reproducible.py)
 _FASTMATH = kernel_fastmath()
 
 # columns of a population's coefficient row (see eventkit.engine.backends.cpu.coefficient_rows)

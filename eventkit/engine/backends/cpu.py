@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import torch
 
-from ...data import SpikeData
+from ...data.spikes import SpikeData
 from ..neurons import Coefficients
 from ..topology import MAX_DELAY_BUFFER_BYTES, Topology
 from . import _cpu_kernels as K

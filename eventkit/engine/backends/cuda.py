@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ...data import SpikeData
+from ...data.spikes import SpikeData
 from . import _cpu_kernels as K
 from .cpu import CpuBackend, CpuPlan
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from eventkit.data import DatasetSplits, from_samples
-from eventkit.hookspecs import hookimpl
+from eventkit.plugin import DatasetSplits, from_samples
+from eventkit.plugin import hookimpl
 
 
 def _moons(n: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventkit.data import from_samples
+from eventkit.plugin import from_samples
 
 from .emulator import emulate
 from .lava_check import compare, run_lava

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from eventkit.engine.neurons import Coefficients, NeuronModel, _check_positive
+from eventkit.plugin import Coefficients, NeuronModel, check_positive
 from eventkit_loihi2.quantize import DECAY_UNITY, cuba_decays
 
 
@@ -52,7 +52,7 @@ class LoihiCUBA(NeuronModel):
     name = "loihi_cuba"
 
     def __post_init__(self):
-        _check_positive("loihi_cuba", tau_mem=self.tau_mem, tau_syn=self.tau_syn, threshold=self.threshold)
+        check_positive("loihi_cuba", tau_mem=self.tau_mem, tau_syn=self.tau_syn, threshold=self.threshold)
         if self.timing not in ("grid", "substep"):
             raise ValueError(f"loihi_cuba: timing must be 'grid' or 'substep', got {self.timing!r}")
 

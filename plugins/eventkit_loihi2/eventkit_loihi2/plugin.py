@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventkit.hookspecs import hookimpl
+from eventkit.plugin import hookimpl
 
 
 def _make_target(**cfg):

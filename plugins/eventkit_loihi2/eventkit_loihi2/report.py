@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eventkit.files import json_default, write_json, write_text
-from eventkit.report import pct
+from eventkit.plugin import json_default, write_json, write_text
+from eventkit.plugin import pct
 
 from . import chip_cost
 

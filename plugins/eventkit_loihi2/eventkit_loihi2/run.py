@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventkit.files import write_json
+from eventkit.plugin import write_json
 
 from .emulator import predictions_from_voltages
 from .lava_check import HardwareUnavailable, check, compare, run_lava

@@ -144,7 +144,7 @@ class LoihiTarget:
           settings typed on the command line are refused. Recurrent delays are refused: NetX's
           recurrent layer reuses the feed-forward delays for its recurrent synapse and drops its
           weight exponent, so they would not run as trained."""
-        from eventkit.config import ConfigError
+        from eventkit.plugin import ConfigError
 
         typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
         problems: list[str] = []
@@ -308,7 +308,7 @@ class LoihiTarget:
         pass also uses the weights and thresholds the chip will use (8-bit, per-layer
         power-of-two scale recomputed from the current weights), and gradients update the float
         weights straight through."""
-        from eventkit.engine import FakeQuant, Simulation
+        from eventkit.plugin import FakeQuant, Simulation
 
         if not self.qat:
             net.simulation = Simulation(binary_input=True)

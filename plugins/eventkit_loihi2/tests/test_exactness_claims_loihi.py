@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eventkit.engine import EventpropNet, ExpWeightedMeanV
-from eventkit.testing import random_data, spike_pattern
+from eventkit.plugin import EventpropNet, ExpWeightedMeanV
+from eventkit.plugin.testing import random_data, spike_pattern
 from eventkit_loihi2.neuron import LoihiCUBA
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from eventkit.data import DatasetSplits, from_samples
+from eventkit.plugin import DatasetSplits, from_samples
 from eventkit_loihi2.emulator import _decay, _lava_dense_weights, _netx_optimize, emulate, netx_synapses, pack
 from eventkit_loihi2.lava_check import compare
 from eventkit_loihi2.netx import write_netx, write_samples
@@ -532,9 +532,9 @@ def _net(neuron="loihi_cuba", readout="exp_mean_v", output="li", hidden=256, rec
     an oversized network costs nothing to describe)."""
     from types import SimpleNamespace
 
-    from eventkit.engine import LI
-    from eventkit.engine.readouts import READOUTS
-    from eventkit.engine.topology import Topology, parse_delays
+    from eventkit.plugin import LI
+    from eventkit.plugin import READOUTS
+    from eventkit.plugin import Topology, parse_delays
 
     model = (
         LoihiCUBA(tau_mem=20.0, tau_syn=5.0, threshold=1.0) if neuron == "loihi_cuba" else SimpleNamespace(name=neuron)
@@ -767,7 +767,7 @@ def test_deploy_lowers_the_readout_scale_until_it_never_fires(tmp_path):
 
 
 def test_target_loihi2_composes_and_the_user_neuron_wins():
-    from eventkit.config import compose
+    from eventkit.plugin import compose
 
     cfg = compose(["target=loihi2", "neuron=lif"])
     assert cfg.target.name == "loihi2" and cfg.neuron.name == "lif"
@@ -775,7 +775,7 @@ def test_target_loihi2_composes_and_the_user_neuron_wins():
 
 
 def test_target_loihi2_selects_the_chip_neuron():
-    from eventkit.config import compose
+    from eventkit.plugin import compose
 
     cfg = compose(["target=loihi2"])
     assert cfg.neuron.name == "loihi_cuba"

@@ -4,9 +4,9 @@ and threshold, loudly; a neuron the user typed is kept, with a notice that says 
 
 import pytest
 
-from eventkit.app import adapted_config
-from eventkit.config import ConfigError, compose
-from eventkit.registry import get_registry
+from eventkit.plugin import adapted_config
+from eventkit.plugin import ConfigError, compose
+from eventkit.plugin import get_registry
 
 #: every experiment shipped (core and plugins), with what it needs to run on the chip at all
 EXPERIMENTS = {
@@ -23,7 +23,7 @@ EXPERIMENTS = {
 def test_the_table_lists_every_shipped_experiment():
     from hydra.core.global_hydra import GlobalHydra  # noqa: F401  (compose below initialises Hydra)
 
-    from eventkit.config import conf_dir
+    from eventkit.plugin import conf_dir
 
     shipped = {p.stem for p in (conf_dir() / "experiment").glob("*.yaml")}
     for path, _ in get_registry().config_dirs:
@@ -69,8 +69,8 @@ def test_a_recipe_neuron_setting_without_a_chip_counterpart_is_refused_with_a_fi
 
 
 def test_the_run_records_the_neuron_change(tmp_path):
-    from eventkit.app import run
-    from eventkit.testing import tiny_run
+    from eventkit.plugin import run
+    from eventkit.plugin.testing import tiny_run
 
     typed = ["target=loihi2", "target.lava=off", "trainer.smoke=true", *tiny_run()]
     # a recipe's neuron: lif (as the SHD/SSC experiments name it), not typed on the command line

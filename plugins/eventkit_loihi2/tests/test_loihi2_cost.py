@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eventkit.data import DatasetSplits, from_samples
+from eventkit.plugin import DatasetSplits, from_samples
 from eventkit_loihi2 import chip_cost
 from eventkit_loihi2.emulator import emulate, predictions_from_voltages
 from eventkit_loihi2.quantize import quantize

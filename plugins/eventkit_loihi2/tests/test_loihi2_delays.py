@@ -7,14 +7,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from eventkit.config import ConfigError, compose
-from eventkit.data import DatasetSplits
-from eventkit.engine import Delay, EventpropNet
+from eventkit.plugin import ConfigError, compose
+from eventkit.plugin import DatasetSplits
+from eventkit.plugin import Delay, EventpropNet
 from eventkit_loihi2.emulator import emulate
 from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.quantize import quantize
 from eventkit_loihi2.target import LoihiTarget
-from eventkit.testing import random_data
+from eventkit.plugin.testing import random_data
 from test_loihi2_lava import needs_lava
 
 
@@ -56,7 +56,7 @@ def test_explicit_settings_the_chip_cannot_hold_are_refused(override, match):
 
 
 def test_shd_delays_on_loihi2_stops_at_once_saying_what_to_run(tmp_path):
-    from eventkit.app import run
+    from eventkit.plugin import run
 
     cfg = compose(["+experiment=shd_delays", "target=loihi2"])
     with pytest.raises(ConfigError, match=r"network.delays.rec=null|network.recurrent=false"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eventkit.data import DatasetSplits, from_samples
+from eventkit.plugin import DatasetSplits, from_samples
 from eventkit_loihi2 import run
 from eventkit_loihi2.lava_env import env_dir, resolve_lava_python
 from eventkit_loihi2.target import LoihiTarget

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from eventkit.data import DatasetSplits, from_samples
+from eventkit.plugin import DatasetSplits, from_samples
 from eventkit_loihi2.emulator import emulate
 from eventkit_loihi2.lava_check import check
 from eventkit_loihi2.lava_env import env_dir, resolve_lava_python

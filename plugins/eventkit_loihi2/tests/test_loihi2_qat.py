@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eventkit.engine import EventpropNet
+from eventkit.plugin import EventpropNet
 from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.quantize import chip_parameters
 from eventkit_loihi2.target import READOUT_ON_CHIP, LoihiTarget
-from eventkit.testing import random_data
+from eventkit.plugin.testing import random_data
 
 
 def _net():
@@ -66,7 +66,7 @@ def test_qat_off_changes_nothing():
 
 
 def test_target_selects_the_chip_neurons_and_the_user_can_override():
-    from eventkit.config import compose
+    from eventkit.plugin import compose
 
     cfg = compose(["target=loihi2"])
     assert cfg.neuron.name == "loihi_cuba" and cfg.network.output.name == "loihi_li"
@@ -91,7 +91,7 @@ def test_target_makes_the_network_see_binary_input():
 
 @pytest.mark.parametrize("readout", ["exp_mean_v", "sum_v", "mean_v", "max_v"])
 def test_in_the_loop_readout_is_the_emulated_chip_in_float_units(readout):
-    from eventkit.engine.readouts import READOUTS
+    from eventkit.plugin import READOUTS
 
     data = _data_with_repeats()
     net = EventpropNet(
@@ -140,7 +140,7 @@ def test_in_the_loop_training_lowers_the_chip_loss():
 
 
 def test_in_the_loop_needs_qat_and_a_voltage_readout():
-    from eventkit.engine.readouts import READOUTS
+    from eventkit.plugin import READOUTS
 
     with pytest.raises(ValueError, match="qat=true"):
         LoihiTarget(qat=False, in_the_loop=True)

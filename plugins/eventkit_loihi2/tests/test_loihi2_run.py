@@ -2,7 +2,7 @@
 
 import json
 
-from eventkit.testing import run_cli, tiny_run
+from eventkit.plugin.testing import run_cli, tiny_run
 
 
 def _errors(stderr: str) -> list[str]:

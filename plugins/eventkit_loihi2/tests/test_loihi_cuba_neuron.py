@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eventkit.data import from_samples
-from eventkit.engine import EventpropNet, ExpWeightedMeanV, SumV
+from eventkit.plugin import from_samples
+from eventkit.plugin import EventpropNet, ExpWeightedMeanV, SumV
 from eventkit_loihi2.neuron import LoihiCUBA
-from eventkit.testing import finite_difference_check, random_data, train_until, two_pattern_task
+from eventkit.plugin.testing import finite_difference_check, random_data, train_until, two_pattern_task
 
 
 def reference_cuba(data, w_ff, w_rec, w_out, du, dv, theta, n_steps):

@@ -19,9 +19,9 @@ import torch
 
 
 def main(argv: list[str] | None = None) -> int:
-    from eventkit.app import _load_data, run
-    from eventkit.config import compose
-    from eventkit.registry import get_registry
+    from eventkit.plugin import load_data, run
+    from eventkit.plugin import compose
+    from eventkit.plugin import get_registry
 
     from .conventions import Convention
     from .export import to_nir
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = compose(list(args.overrides) + ["target=nir", "trainer.progress=false"])
     summary = run(cfg, Path(args.out))
     fields = summary["deploy"]["nir"]
-    splits, _ = _load_data(cfg, get_registry())
+    splits, _ = load_data(cfg, get_registry())
     test = splits.test.subset(np.arange(min(args.samples, len(splits.test))))
     registry = get_registry()
     readout = registry.build("readout", dict(cfg.readout))

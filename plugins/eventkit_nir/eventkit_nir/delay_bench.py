@@ -23,7 +23,7 @@ import torch
 
 
 def _random_spikes(n_in: int, n_steps: int, dt: float, samples: int, seed: int = 0):
-    from eventkit.data import SpikeData
+    from eventkit.plugin import SpikeData
 
     rng = np.random.default_rng(seed)
     counts = rng.poisson(0.05 * n_in * n_steps, size=samples)  # 50 Hz per channel at dt 1 ms
@@ -40,7 +40,7 @@ def _random_spikes(n_in: int, n_steps: int, dt: float, samples: int, seed: int =
 def main(argv: list[str] | None = None) -> int:
     import nir
 
-    from eventkit.engine import EventpropNet, SumV
+    from eventkit.plugin import EventpropNet, SumV
 
     from .export import write_nir
     from .reader import network_from_nir

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from eventkit.hookspecs import hookimpl
+from eventkit.plugin import hookimpl
 
 
 def _make_target(**cfg):

@@ -82,7 +82,7 @@ def import_nir(
     """:func:`network_from_nir`, returning the network with a one-line summary and the notes."""
     import torch
 
-    from eventkit.engine import LI, LIF, Delay, EventpropNet, ExpWeightedMeanV
+    from eventkit.plugin import LI, LIF, Delay, EventpropNet, ExpWeightedMeanV
 
     if isinstance(graph, (str, Path)):
         graph = read_nir(graph)

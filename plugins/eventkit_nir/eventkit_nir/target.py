@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from eventkit.files import write_json
+from eventkit.plugin import write_json
 
 from .conventions import CONVENTIONS, READOUT_NODES
 from .export import HIDDEN_MODELS, OUTPUT_MODELS, write_nir

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eventkit.datasets.yinyang import yinyang
-from eventkit.engine import EventpropNet, SumV
+from eventkit.plugin import yinyang
+from eventkit.plugin import EventpropNet, SumV
 
 
 @pytest.fixture(scope="session")

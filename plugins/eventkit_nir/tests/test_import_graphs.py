@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import make_net
-from eventkit.engine import LIF, SumV
+from eventkit.plugin import LIF, SumV
 from eventkit_nir import NirImportWarning, fix_norse, import_nir, network_from_nir, read_nir, to_nir
 
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from conftest import make_net
-from eventkit.engine import SumV
+from eventkit.plugin import SumV
 from eventkit_nir import network_from_nir, to_nir
 from eventkit_nir.conventions import Convention
 from eventkit_nir.importers import predictions_from_trace, run_norse, run_snntorch
@@ -138,7 +138,7 @@ def test_snntorch_made_graph_imports_as_snntorch_runs_it(yinyang_batch):
     snn = pytest.importorskip("snntorch")
     from snntorch.export_nir import export_to_nir
 
-    from eventkit.data import SpikeData
+    from eventkit.plugin import SpikeData
     from eventkit_nir.conventions import SNNTORCH_DT
 
     dt, tau_mem, tau_syn = SNNTORCH_DT * 1e3, 20.0, 5.0  # ms

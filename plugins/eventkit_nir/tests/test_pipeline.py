@@ -8,8 +8,8 @@ import nir
 import pytest
 import torch
 
-from eventkit.app import run
-from eventkit.config import compose
+from eventkit.plugin import run
+from eventkit.plugin import compose
 
 TINY = [
     "dataset.n_train=120",
@@ -74,7 +74,7 @@ def test_from_file_banner_names_the_files_readout_and_warns_about_dt(tmp_path, c
 
 def test_from_file_dangling_graph_fails_in_one_line(tmp_path):
     # catches: a Hydra traceback or a message that names no node
-    from eventkit.config import ConfigError
+    from eventkit.plugin import ConfigError
 
     from conftest import make_net
     from eventkit_nir import to_nir

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import make_net
-from eventkit.engine import LIF, SumV
+from eventkit.plugin import LIF, SumV
 from eventkit_nir import network_from_nir, read_nir, to_nir, write_nir
 
 DELAYS = {

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from eventkit import augment
-from eventkit.data import SpikeData, concat
-from eventkit.datasets import cache as cache_mod
-from eventkit.datasets.preprocess import PreprocessConfig, events_to_spikes
-from eventkit.datasets.synthetic_kws import generate, make_vocabulary, synthetic_kws
+from eventkit.plugin import augment
+from eventkit.plugin import SpikeData, concat
+from eventkit.plugin import cache as cache_mod
+from eventkit.plugin import PreprocessConfig, events_to_spikes
+from eventkit.plugin import synthetic_kws, synthetic_kws_samples, synthetic_kws_vocabulary
 
 CHUNK = 4096
 
@@ -44,11 +44,13 @@ def raw_event_chunks(n_samples: int, events_per_sample: float, n_classes: int, s
     """Yield (times_us, units, lengths, labels) chunks of synthetic raw events, time-sorted per
     sample, at 1 microsecond resolution over 1 s."""
     rng = np.random.default_rng(seed)
-    vocab = make_vocabulary(rng, n_classes=n_classes, n_syllables=30, syllables_per_word=3, n_formants=3,
+    vocab = synthetic_kws_vocabulary(rng, n_classes=n_classes, n_syllables=30, syllables_per_word=3, n_formants=3,
                             n_channels=700)  # fmt: skip
     for start in range(0, n_samples, CHUNK):
         n = min(CHUNK, n_samples - start)
-        d = generate(n, rng, vocab, n_channels=700, dt=0.001, duration=1000.0, rate=events_per_sample / 1000.0)
+        d = synthetic_kws_samples(
+            n, rng, vocab, n_channels=700, dt=0.001, duration=1000.0, rate=events_per_sample / 1000.0
+        )
         yield d.steps.astype(np.int64), d.channels, np.diff(d.offsets), d.labels
 
 
@@ -147,7 +149,7 @@ def bench_engine(data: SpikeData, hidden: int, batch: int, repeats: int) -> dict
     import torch
     import torch.nn.functional as F
 
-    from eventkit.engine import LI, LIF, EventpropNet, ExpWeightedMeanV, spike_count_regularizer
+    from eventkit.plugin import LI, LIF, EventpropNet, ExpWeightedMeanV, spike_count_regularizer
 
     net = EventpropNet(n_in=data.n_channels, n_out=data.n_classes, hidden=hidden, recurrent=True,
                        neuron=LIF(tau_mem=20.0, tau_syn=5.0, threshold=1.0), output=LI(tau_mem=20.0, tau_syn=5.0),

@@ -4,7 +4,7 @@ tonic's own ``dataset[i]`` opens the HDF5 file for every sample, which is fine f
 but slow for a one-off conversion of 75k samples. We read the same arrays in chunks of samples
 (``spikes/times`` in seconds, ``spikes/units``, ``labels``, ``extra/speaker``), convert times to
 integer microseconds exactly as tonic does (float64 seconds x 1e6, truncated to int), and hand
-each chunk to :func:`eventkit.datasets.events_to_spikes`. Results are cached keyed by the
+each chunk to :func:`eventkit.data.events_to_spikes`. Results are cached keyed by the
 preprocessing config and the file's identity.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from eventkit.data import SpikeData, concat
-from eventkit.datasets.cache import cached
-from eventkit.datasets.preprocess import PreprocessConfig, events_to_spikes
+from eventkit.plugin import SpikeData, concat
+from eventkit.plugin import cached
+from eventkit.plugin import PreprocessConfig, events_to_spikes
 from eventkit_tonic.files import DatasetCorruptError, SourceFile, obtain, resolve_root, validate
 
 N_SENSOR = 700

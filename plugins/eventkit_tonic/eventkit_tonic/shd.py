@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from eventkit.data import DatasetSplits
-from eventkit.datasets.preprocess import PreprocessConfig
+from eventkit.plugin import DatasetSplits
+from eventkit.plugin import PreprocessConfig
 from eventkit_tonic.files import SourceFile
 from eventkit_tonic.loader import load_splits
 

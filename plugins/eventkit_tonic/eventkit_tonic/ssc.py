@@ -3,8 +3,8 @@ published train / valid / test files)."""
 
 from __future__ import annotations
 
-from eventkit.data import DatasetSplits
-from eventkit.datasets.preprocess import PreprocessConfig
+from eventkit.plugin import DatasetSplits
+from eventkit.plugin import PreprocessConfig
 from eventkit_tonic.files import SourceFile
 from eventkit_tonic.loader import load_splits
 

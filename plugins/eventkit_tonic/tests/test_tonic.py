@@ -12,8 +12,8 @@ import pytest
 import tonic
 from fixtures_shd import make_root
 
-from eventkit.data import SpikeData
-from eventkit.registry import get_registry
+from eventkit.plugin import SpikeData
+from eventkit.plugin import get_registry
 from eventkit_tonic import DatasetCorruptError, DatasetUnavailableError, shd, ssc
 from eventkit_tonic import loader as loader_mod
 
@@ -263,7 +263,7 @@ def test_registered_and_buildable_from_config(shd_root):
 
 
 def test_experiment_configs_compose_with_the_authors_settings():
-    from eventkit.config import compose, validate
+    from eventkit.plugin import compose, validate
 
     cfg = validate(compose(["+experiment=shd_fast"]), get_registry())
     assert cfg.dataset.name == "shd" and cfg.network.hidden == 128
@@ -306,7 +306,7 @@ def test_plugin_experiment_files_carry_the_authors_settings():
 
 @pytest.mark.parametrize("size, strength", [(256, 2.5e-9), (512, 5e-10), (1024, 2.5e-10)])
 def test_ssc_size_switch_picks_the_regulariser(size, strength):
-    from eventkit.config import compose, validate
+    from eventkit.plugin import compose, validate
 
     cfg = validate(compose(["+experiment=ssc", f"network.hidden={size}"]))
     assert cfg.network.regularizer.strength == strength and cfg.dataset.name == "ssc"

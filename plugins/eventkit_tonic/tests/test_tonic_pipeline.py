@@ -9,9 +9,9 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from eventkit.app import run
-from eventkit.config import compose
-from eventkit.testing import checkpoint_test_accuracy
+from eventkit.plugin import run
+from eventkit.plugin import compose
+from eventkit.plugin.testing import checkpoint_test_accuracy
 
 
 def _tiny(cfg, epochs=1):

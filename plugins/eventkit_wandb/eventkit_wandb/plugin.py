@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from eventkit.hookspecs import hookimpl
+from eventkit.plugin import hookimpl
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

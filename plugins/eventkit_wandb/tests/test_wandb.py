@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eventkit.testing import run_cli, tiny_run
+from eventkit.plugin.testing import run_cli, tiny_run
 
 TINY = tiny_run(epochs=2)
 

@@ -1,0 +1,188 @@
+"""``trainer.reproducible``: how a process computes, chosen once, before its libraries start.
+
+``strict``: a config and seed give bit-identical metrics, checkpoints and summary
+on any x86-64 Linux machine that runs the same versions of eventkit, Python, numpy, torch, numba
+and glibc -- whatever its CPU vendor or vector width (SSE to AVX-512), thread count or number of
+data-parallel processes. It pins every place where a library picks code by the host CPU:
+
+- the engine's numba kernels compile without fast-math flags (no reassociation, contraction
+  into FMA, approximate functions or reciprocals) for numba's ``generic`` x86-64 target
+  (``NUMBA_CPU_NAME=generic``: SSE2, the same machine code on every x86-64 CPU); their ``exp``
+  calls glibc's ``exp``;
+- torch's CPU kernels run their ``default`` (non-vectorised) variants
+  (``ATEN_CPU_CAPABILITY=default``), torch uses its deterministic algorithms and one intra-op
+  thread (a reduction split over threads adds in another order; torch's share of the work is the
+  loss and the optimizer step);
+- numpy runs its baseline code (x86-64-v2) and none of its CPU-dispatched variants
+  (``NPY_DISABLE_CPU_FEATURES``: e.g. its AVX-512 ``exp`` differs from glibc's in the last bit),
+  for the data path (generated datasets, preprocessing, augmentation) and the engine's inputs;
+- data-parallel gradients are added in one order of sample groups whatever the number of
+  processes (:mod:`eventkit.training.parallel`; that holds in both modes).
+
+``fast`` (the default: strict mode costs up to 1.3x CPU time per train step, more than the 1.2x
+this project accepts for a default): the kernels compile for the host CPU with fast-math flags
+and the libraries dispatch freely. Runs repeat themselves on the same machine and thread count; another CPU may round
+differently and, spiking networks being what they are, end at a different accuracy.
+
+Numba fixes its compile flags and CPU name per process when a kernel first compiles, and numpy
+reads its dispatch setting when it is imported, so the mode is a property of the process: the
+entry points (``python -m eventkit``, ``python -m eventkit.bench``, the test suite's conftest)
+call :func:`prepare_process` before anything else is imported, taking the mode from a typed
+``trainer.reproducible=...`` override, else from ``$EVENTKIT_REPRODUCIBLE``, else ``fast``;
+the environment they set is inherited by every process they start (torchrun, submitit, spawned
+workers). The config's ``trainer.reproducible`` defaults to the process's mode
+(``${oc.env:EVENTKIT_REPRODUCIBLE,fast}``); a config that asks for the other mode is refused in
+one line (:func:`check`). The two modes keep separate numba caches (the CPU name is part of numba's
+cache key). This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+MODES = ("strict", "fast")
+DEFAULT = "fast"  # strict costs 1.1-1.3x CPU time per train step (python -m eventkit.bench.modes)
+ENV = "EVENTKIT_REPRODUCIBLE"
+KEY = "trainer.reproducible"
+#: fast mode's numba fast-math flags
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+#: numpy's CPU-dispatched targets above its x86-64-v2 baseline (numpy 2.x group names, and the
+#: feature names of earlier releases; names a numpy does not know are ignored)
+NUMPY_DISPATCH = (
+    "X86_V3,X86_V4,AVX,F16C,FMA3,AVX2,AVX512F,AVX512CD,AVX512_KNL,AVX512_KNM,AVX512_SKX,"
+    "AVX512_CLX,AVX512_CNL,AVX512_ICL,AVX512_SPR"
+)
+#: what strict mode sets in the environment before the libraries start
+STRICT_ENV = {
+    "NUMBA_CPU_NAME": "generic",
+    "NUMBA_CPU_FEATURES": "",
+    "ATEN_CPU_CAPABILITY": "default",
+    "NPY_DISABLE_CPU_FEATURES": NUMPY_DISPATCH,
+}
+
+
+def _valid(mode: str, where: str) -> str:
+    if mode not in MODES:
+        raise ValueError(
+            f"{where}: {mode!r} is not a reproducibility mode. Fix: {KEY}=strict (bit-identical on any x86-64 "
+            f"machine) or {KEY}=fast"
+        )
+    return mode
+
+
+def mode() -> str:
+    """This process's mode: ``$EVENTKIT_REPRODUCIBLE``, else fast."""
+    return _valid(os.environ.get(ENV) or DEFAULT, f"${ENV}")
+
+
+def requested(argv: Sequence[str]) -> str | None:
+    """The mode a command line types (its last ``trainer.reproducible=...``), or None."""
+    found = None
+    for arg in argv:
+        key, sep, value = str(arg).lstrip("+~").partition("=")
+        if sep and key == KEY:
+            found = value
+    return found
+
+
+def prepare_process(argv: Sequence[str] = ()) -> str:
+    """Fix this process's mode (the typed override in ``argv``, else ``$EVENTKIT_REPRODUCIBLE``,
+    else fast) and, in strict mode, set the environment that pins the libraries' CPU
+    dispatch. Call it before numpy, torch or numba are imported; returns the mode."""
+    chosen = requested(argv)
+    chosen = _valid(chosen, KEY) if chosen is not None else mode()
+    os.environ[ENV] = chosen
+    if chosen == "strict":
+        os.environ.update(STRICT_ENV)
+    return chosen
+
+
+def kernel_fastmath() -> set[str]:
+    """The numba ``fastmath`` flags of the engine's CPU kernels in this process's mode."""
+    return set(FASTMATH) if mode() == "fast" else set()
+
+
+def apply_torch() -> None:
+    """Strict mode's torch settings for this process (call where training starts)."""
+    if mode() != "strict":
+        return
+    import torch
+
+    torch.use_deterministic_algorithms(True, warn_only=True)  # CPU ops are; a CUDA op without one warns
+    torch.set_num_threads(1)
+
+
+def _numpy_dispatch() -> list[str]:
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+
+
+def _numba_target() -> dict:
+    from numba.core.registry import cpu_target
+
+    codegen = cpu_target.target_context.codegen()
+    return {"cpu_name": codegen._get_host_cpu_name(), "features": codegen._tm_features}
+
+
+def problems() -> list[str]:
+    """Where this process does not compute as strict mode requires (empty in fast mode): a
+    library that started before :func:`prepare_process` set its environment."""
+    if mode() != "strict":
+        return []
+    found = []
+    dispatched = _numpy_dispatch()
+    if dispatched:
+        found.append(f"numpy dispatches to {', '.join(dispatched)} (it was imported before NPY_DISABLE_CPU_FEATURES)")
+    target = _numba_target()
+    if target["cpu_name"] != "generic" or target["features"]:
+        found.append(f"numba compiles for {target['cpu_name']} (it compiled before NUMBA_CPU_NAME=generic)")
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability.lower() != "default":
+        found.append(f"torch dispatches to {capability} (its first operation ran before ATEN_CPU_CAPABILITY)")
+    return found
+
+
+def check(requested_mode: str) -> None:
+    """ValueError (one line, with the fix) unless this process computes in ``requested_mode``."""
+    _valid(requested_mode, KEY)
+    active = mode()
+    how = "python -m eventkit" if requested_mode == "strict" else f"{ENV}=fast python ..."
+    if requested_mode != active:
+        raise ValueError(
+            f"{KEY}={requested_mode}: this process was started in {active} mode (its kernels and libraries "
+            f"are set up once, before they start). Fix: start a new process in {requested_mode} mode "
+            f"({how} {KEY}={requested_mode}, or {ENV}={requested_mode} in the environment)"
+        )
+    found = problems()
+    if found:
+        raise ValueError(
+            f"{KEY}=strict: {found[0]}. Fix: start the process through python -m eventkit, or call "
+            f"eventkit.base.reproducible.prepare_process() before importing numpy, torch or numba"
+        )
+
+
+def record() -> dict:
+    """What this process's mode pinned, for manifest.json."""
+    import torch
+
+    out = {
+        "mode": mode(),
+        "numba_fastmath": sorted(kernel_fastmath()),
+        "numba_target": _numba_target(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # applied where training starts (apply_torch)
+        "torch_deterministic_algorithms": mode() == "strict",
+        "torch_intra_op_threads": 1 if mode() == "strict" else None,
+        "numpy_dispatch": _numpy_dispatch(),
+        "environment": {k: os.environ.get(k) for k in STRICT_ENV},
+    }
+    return out
+
+
+__all__ = ["DEFAULT", "MODES", "check", "kernel_fastmath", "mode", "prepare_process", "record"]

@@ -1,0 +1,7 @@
+"""Running a config: from the command line (or :func:`eventkit.run`) to a finished run directory.
+
+* :mod:`.config` -- composing and validating the Hydra config.
+* :mod:`.app` -- the pipeline (data, network, target, training, report) and the CLI.
+* :mod:`.resume` -- continuing a run from its directory; :mod:`.sweep` -- multirun summaries.
+* :mod:`.report` -- report.md and the plots.
+"""

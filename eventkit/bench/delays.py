@@ -44,15 +44,15 @@ import math
 import os
 import sys
 
-from .engine import (
-    _measure,
-    _peak_rss_bytes,
-    _placed,
-    _rss_bytes,
-    _warm,
-    _workload,
+from .common import (
     device_info,
     device_problem,
+    measure,
+    peak_rss_bytes,
+    placed,
+    rss_bytes,
+    warm,
+    workload,
     write_json,
 )
 
@@ -161,7 +161,7 @@ def _build_dcls(hidden: int, max_delay: int, seed: int = 0):
 
 
 class _ClampAfterStep:
-    """The optimizer as _measure drives it, with a clamp of the delays (DCLS: positions) after
+    """The optimizer as measure drives it, with a clamp of the delays (DCLS: positions) after
     every step, as both methods train them."""
 
     def __init__(self, opt, clamp):
@@ -198,7 +198,7 @@ def _dcls_setup(hidden, n_steps, batch, max_delay, seed=1):
     import torch
     import torch.nn.functional as F
 
-    data = _workload(n_steps, batch, seed=seed)
+    data = workload(n_steps, batch, seed=seed)
     x = _dense_input(data, n_steps, batch)
     labels = torch.as_tensor(data.labels)
     model = _build_dcls(hidden, max_delay)
@@ -219,9 +219,9 @@ def dcls_job(hidden, n_steps, batch, max_delay, repeats, queue):
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.set_flush_denormal(True)
-    base = _rss_bytes()
+    base = rss_bytes()
     model, opt, loss_fn = _dcls_setup(hidden, n_steps, batch, max_delay)
-    times, peak_mb = _measure(loss_fn, opt, repeats)
+    times, peak_mb = measure(loss_fn, opt, repeats)
     kernel = dcls_kernel_size(max_delay)
     lengths = _dcls_lengths(n_steps, kernel)
     rate = model.hidden_spikes / (batch * 2 * hidden) * 1000.0 / lengths[1]
@@ -229,32 +229,13 @@ def dcls_job(hidden, n_steps, batch, max_delay, repeats, queue):
         dict(
             times,
             peak_mem_mb=peak_mb,
-            peak_total_mb=(_peak_rss_bytes() - base) / 2**20,
+            peak_total_mb=(peak_rss_bytes() - base) / 2**20,
             kernel_size=kernel,
             simulated_steps=lengths[1:],
             hidden_rate_hz=rate,
             hidden_spikes_per_sample=model.hidden_spikes // batch,
         )
     )
-
-
-def dcls_learning_check(hidden=64, n_steps=100, batch=4, max_delay=16, steps=20):
-    """Losses of ``steps`` train steps of the DCLS peer on one fixed batch (it should go down)."""
-    import torch
-
-    torch.set_num_threads(os.cpu_count() or 1)
-    torch.set_flush_denormal(True)
-    model, opt, loss_fn = _dcls_setup(hidden, n_steps, batch, max_delay)
-    p0 = [p.detach().clone() for p in model.positions]
-    losses = []
-    for _ in range(steps):
-        loss = loss_fn()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    moved = [float((p.detach() - q).abs().mean()) for p, q in zip(model.positions, p0)]
-    return losses, moved
 
 
 def _dcls_probe_job(hidden, n_steps, batch, max_delay, queue):
@@ -352,7 +333,7 @@ def _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, target_
     from eventkit.engine import EventpropNet
 
     def build(mean):
-        return _placed(
+        return placed(
             EventpropNet(
                 N_IN,
                 N_OUT,
@@ -398,7 +379,7 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
 
     torch.set_num_threads(1)  # the engine runs on numba threads
     torch.set_flush_denormal(True)
-    data = _workload(n_steps, batch, seed=1)
+    data = workload(n_steps, batch, seed=1)
     net, rate1, rate2, w_in_mean = _calibrated_delay_net(
         hidden, n_steps, max_delay, with_delays, data, TARGET_RATE, device, mode
     )
@@ -412,8 +393,8 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
     def loss_fn():
         return F.cross_entropy(net(data).readout, labels)
 
-    _warm(net, data)
-    times, peak_mb = _measure(loss_fn, opt, repeats, device)
+    warm(net, data)
+    times, peak_mb = measure(loss_fn, opt, repeats, device)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
     queue.put(
@@ -698,7 +679,7 @@ def _fmt(value, spec, width):
     return f"{value:{width}{spec}}" if value is not None else f"{'-':>{width}}"
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eventkit.bench --delays", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--batch", type=int, default=32)
@@ -732,11 +713,13 @@ def main(argv=None) -> int:
         default="cpu",
         help="where eventkit trains (cuda backend); DCLS-Delays is compared on the CPU only",
     )
+    return parser
+
+
+def _parse(argv) -> tuple[argparse.Namespace, list[int]]:
+    """The command line, checked: (args, the maximum delays to run)."""
+    parser = _parser()
     args = parser.parse_args(argv)
-    problem = device_problem(args.device)
-    if problem:
-        print(f"python -m eventkit.bench --delays: error: --device cuda: {problem}", file=sys.stderr)
-        return 2
     if min(args.repeats, args.dcls_repeats, args.batch, args.steps, args.hidden) < 1:
         parser.error("--repeats, --dcls-repeats, --batch, --steps and --hidden must be >= 1")
     try:
@@ -745,97 +728,89 @@ def main(argv=None) -> int:
         parser.error(f"--max-delays: expected comma-separated integers, got {args.max_delays!r}")
     if not max_delays or min(max_delays) < 1:
         parser.error("--max-delays: give at least one maximum delay >= 1")
-    mem_limit = args.mem_limit_gb * 2**30 if args.mem_limit_gb else _mem_total_bytes()
-    why_no_dcls = "--no-dcls given" if args.no_dcls else _have_dcls()
-    if args.device != "cpu" and why_no_dcls is None:
-        why_no_dcls = f"the DCLS-Delays comparison runs on the CPU only, eventkit runs on {args.device}"
-    if why_no_dcls and not args.no_dcls:
-        print(f"skipping DCLS-Delays: {why_no_dcls}")
+    return args, max_delays
+
+
+def _why_no_dcls(args) -> str | None:
+    """Why DCLS-Delays is not compared in this run (printed once), or None."""
+    why = "--no-dcls given" if args.no_dcls else _have_dcls()
+    if args.device != "cpu" and why is None:
+        why = f"the DCLS-Delays comparison runs on the CPU only, eventkit runs on {args.device}"
+    if why and not args.no_dcls:
+        print(f"skipping DCLS-Delays: {why}")
+    return why
+
+
+def _run_eventkit(args, max_delay: int, with_delays: bool) -> dict:
+    """One eventkit configuration in its own process (SystemExit with the reason if it fails)."""
+    result, why = _in_process_limited(
+        eventkit_delay_job,
+        args.hidden,
+        args.steps,
+        args.batch,
+        max_delay,
+        args.repeats,
+        with_delays,
+        args.device,
+        args.mode,
+        timeout=args.eventkit_timeout_s,
+    )
+    if result is None:
+        raise SystemExit(f"eventkit ({'max delay ' + str(max_delay) if with_delays else 'no delays'}) failed: {why}")
+    return result
+
+
+def _add_dcls(row: dict, args, max_delay: int, mem_limit: float) -> None:
+    """DCLS-Delays at ``max_delay`` into ``row``: its predicted cost, and its measured step where the
+    prediction fits the limits (else the reason it was skipped)."""
+    hidden, n_steps, batch = args.hidden, args.steps, args.batch
+    ek = row["eventkit"]
+    shd_batches = -(-SHD_TRAIN_SAMPLES // batch)
+    ssc_batches = -(-SSC_TRAIN_SAMPLES // batch)
+    est = dcls_estimate(hidden, n_steps, batch, max_delay)
+    skip = None
+    if est["mem_bytes"] > mem_limit:
+        skip = f"predicted {est['mem_bytes'] / 2**30:.1f} GiB > {mem_limit / 2**30:.1f} GiB of memory"
+    else:
+        print(f"probing the DCLS-Delays cost at max delay {max_delay} ...", flush=True)
+        probe, why = _in_process_limited(
+            _dcls_probe_job, hidden, n_steps, batch, max_delay, timeout=max(120.0, args.dcls_max_step_s)
+        )
+        if probe is None:
+            skip = f"the cost probe failed ({why})"
+        else:
+            est = dcls_estimate(hidden, n_steps, batch, max_delay, probe)
+            est["probe"] = probe
+            if est["step_s"] > args.dcls_max_step_s:
+                skip = f"predicted {est['step_s']:.0f} s per train step > {args.dcls_max_step_s:.0f} s"
+    row["dcls_estimate"] = est
+    if skip:
+        print(f"skipping DCLS-Delays at max delay {max_delay}: {skip}", flush=True)
+        row["dcls_skipped"] = skip
+    else:
+        print(
+            f"running DCLS-Delays, max delay {max_delay} (predicted {est['step_s']:.0f} s per step, "
+            f"{est['mem_bytes'] / 2**30:.1f} GiB) ...",
+            flush=True,
+        )
+        limit = 300.0 + 3.0 * (args.dcls_repeats + 1) * max(est["step_s"], args.dcls_max_step_s)
+        dc, why = _in_process_limited(dcls_job, hidden, n_steps, batch, max_delay, args.dcls_repeats, timeout=limit)
+        if dc is None:
+            print(f"DCLS-Delays at max delay {max_delay} failed: {why}", flush=True)
+            row["dcls_skipped"] = f"failed: {why}"
+        else:
+            row.update(
+                dcls=dc,
+                speedup=dc["train_step"] / ek["train_step"],
+                mem_ratio=dc["peak_mem_mb"] / max(ek["peak_mem_mb"], 1.0),
+                dcls_epoch_s=dict(shd=dc["train_step"] * shd_batches, ssc=dc["train_step"] * ssc_batches),
+            )
+
+
+def _print_table(rows: list[dict], args, plain: dict) -> None:
     hidden, n_steps, batch = args.hidden, args.steps, args.batch
     shd_batches = -(-SHD_TRAIN_SAMPLES // batch)
     ssc_batches = -(-SSC_TRAIN_SAMPLES // batch)
-
-    print(f"running eventkit without delays (hidden={hidden}, T={n_steps}, batch={batch}) ...", flush=True)
-
-    def run_eventkit(max_delay, with_delays):
-        result, why = _in_process_limited(
-            eventkit_delay_job,
-            hidden,
-            n_steps,
-            batch,
-            max_delay,
-            args.repeats,
-            with_delays,
-            args.device,
-            args.mode,
-            timeout=args.eventkit_timeout_s,
-        )
-        if result is None:
-            raise SystemExit(
-                f"eventkit ({'max delay ' + str(max_delay) if with_delays else 'no delays'}) failed: {why}"
-            )
-        return result
-
-    plain = run_eventkit(0, False)
-    rows = []
-    for max_delay in max_delays:
-        print(f"running eventkit with delays, max delay {max_delay} ...", flush=True)
-        ek = run_eventkit(max_delay, True)
-        row = dict(
-            max_delay=max_delay,
-            hidden=hidden,
-            n_steps=n_steps,
-            batch=batch,
-            device=args.device,
-            mode=args.mode,
-            eventkit=ek,
-            eventkit_no_delays=plain,
-            delay_cost=ek["train_step"] / plain["train_step"],
-            eventkit_epoch_s=dict(shd=ek["train_step"] * shd_batches, ssc=ek["train_step"] * ssc_batches),
-        )
-        if why_no_dcls is None:
-            est = dcls_estimate(hidden, n_steps, batch, max_delay)
-            skip = None
-            if est["mem_bytes"] > mem_limit:
-                skip = f"predicted {est['mem_bytes'] / 2**30:.1f} GiB > {mem_limit / 2**30:.1f} GiB of memory"
-            else:
-                print(f"probing the DCLS-Delays cost at max delay {max_delay} ...", flush=True)
-                probe, why = _in_process_limited(
-                    _dcls_probe_job, hidden, n_steps, batch, max_delay, timeout=max(120.0, args.dcls_max_step_s)
-                )
-                if probe is None:
-                    skip = f"the cost probe failed ({why})"
-                else:
-                    est = dcls_estimate(hidden, n_steps, batch, max_delay, probe)
-                    est["probe"] = probe
-                    if est["step_s"] > args.dcls_max_step_s:
-                        skip = f"predicted {est['step_s']:.0f} s per train step > {args.dcls_max_step_s:.0f} s"
-            row["dcls_estimate"] = est
-            if skip:
-                print(f"skipping DCLS-Delays at max delay {max_delay}: {skip}", flush=True)
-                row["dcls_skipped"] = skip
-            else:
-                print(
-                    f"running DCLS-Delays, max delay {max_delay} (predicted {est['step_s']:.0f} s per step, "
-                    f"{est['mem_bytes'] / 2**30:.1f} GiB) ...",
-                    flush=True,
-                )
-                limit = 300.0 + 3.0 * (args.dcls_repeats + 1) * max(est["step_s"], args.dcls_max_step_s)
-                dc, why = _in_process_limited(
-                    dcls_job, hidden, n_steps, batch, max_delay, args.dcls_repeats, timeout=limit
-                )
-                if dc is None:
-                    print(f"DCLS-Delays at max delay {max_delay} failed: {why}", flush=True)
-                    row["dcls_skipped"] = f"failed: {why}"
-                else:
-                    row.update(
-                        dcls=dc,
-                        speedup=dc["train_step"] / ek["train_step"],
-                        mem_ratio=dc["peak_mem_mb"] / max(ek["peak_mem_mb"], 1.0),
-                        dcls_epoch_s=dict(shd=dc["train_step"] * shd_batches, ssc=dc["train_step"] * ssc_batches),
-                    )
-        rows.append(row)
-
     header = (
         f"{'max delay':>9} | {'ek s/step':>9} {'ek MB':>7} | {'no-delay s/step':>15} | "
         f"{'DCLS s/step':>11} {'DCLS MB':>8} | {'speed-up':>8} {'mem ratio':>9} {'delay cost':>10} | "
@@ -865,23 +840,62 @@ def main(argv=None) -> int:
         f"(SHD, {SHD_TRAIN_SAMPLES} samples) or {ssc_batches} (SSC, {SSC_TRAIN_SAMPLES}) batches; "
         f"eventkit hidden layer 1 at {plain['rate_hz']:.1f} spikes/neuron/s without delays)"
     )
+
+
+def _print_event_table(event: dict, hidden: int, max_delay: int) -> None:
+    print(
+        f"ns per synapse event (engine kernels, 1 thread, {hidden} targets, delays 0..{max_delay}, "
+        f"CPU-time minimum of {event['rounds']} interleaved rounds):"
+    )
+    print(
+        f"{'pass':>8} {'spike':>6} | {'undelayed':>9} {'round':>7} {'exact':>7} | "
+        f"{'round/undel':>11} {'exact/round':>11}"
+    )
+    for e in event["table"]:
+        print(
+            f"{e['pass_']:>8} {e['spike']:>6} | {e['undelayed_ns']:>9.2f} {e['round_ns']:>7.2f} "
+            f"{e['exact_ns']:>7.2f} | "
+            f"{e['round_ns'] / e['undelayed_ns']:>10.1f}x {e['exact_ns'] / e['round_ns']:>10.2f}x"
+        )
+
+
+def main(argv=None) -> int:
+    args, max_delays = _parse(argv)
+    problem = device_problem(args.device)
+    if problem:
+        print(f"python -m eventkit.bench --delays: error: --device cuda: {problem}", file=sys.stderr)
+        return 2
+    mem_limit = args.mem_limit_gb * 2**30 if args.mem_limit_gb else _mem_total_bytes()
+    why_no_dcls = _why_no_dcls(args)
+    hidden, n_steps, batch = args.hidden, args.steps, args.batch
+    shd_batches = -(-SHD_TRAIN_SAMPLES // batch)
+    ssc_batches = -(-SSC_TRAIN_SAMPLES // batch)
+    print(f"running eventkit without delays (hidden={hidden}, T={n_steps}, batch={batch}) ...", flush=True)
+    plain = _run_eventkit(args, 0, False)
+    rows = []
+    for max_delay in max_delays:
+        print(f"running eventkit with delays, max delay {max_delay} ...", flush=True)
+        ek = _run_eventkit(args, max_delay, True)
+        row = dict(
+            max_delay=max_delay,
+            hidden=hidden,
+            n_steps=n_steps,
+            batch=batch,
+            device=args.device,
+            mode=args.mode,
+            eventkit=ek,
+            eventkit_no_delays=plain,
+            delay_cost=ek["train_step"] / plain["train_step"],
+            eventkit_epoch_s=dict(shd=ek["train_step"] * shd_batches, ssc=ek["train_step"] * ssc_batches),
+        )
+        if why_no_dcls is None:
+            _add_dcls(row, args, max_delay, mem_limit)
+        rows.append(row)
+    _print_table(rows, args, plain)
     event = None
     if args.device == "cpu":
         event = synapse_event_cost(n_post=hidden, max_delay=max_delays[0])
-        print(
-            f"ns per synapse event (engine kernels, 1 thread, {hidden} targets, delays 0..{max_delays[0]}, "
-            f"CPU-time minimum of {event['rounds']} interleaved rounds):"
-        )
-        print(
-            f"{'pass':>8} {'spike':>6} | {'undelayed':>9} {'round':>7} {'exact':>7} | "
-            f"{'round/undel':>11} {'exact/round':>11}"
-        )
-        for e in event["table"]:
-            print(
-                f"{e['pass_']:>8} {e['spike']:>6} | {e['undelayed_ns']:>9.2f} {e['round_ns']:>7.2f} "
-                f"{e['exact_ns']:>7.2f} | "
-                f"{e['round_ns'] / e['undelayed_ns']:>10.1f}x {e['exact_ns'] / e['round_ns']:>10.2f}x"
-            )
+        _print_event_table(event, hidden, max_delays[0])
     if args.json:
         extra = dict(mem_total_bytes=_mem_total_bytes(), synapse_event=event, **device_info(args.device))
         if why_no_dcls is None:

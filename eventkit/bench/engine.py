@@ -19,154 +19,20 @@ torch's peak GPU memory allocated while training (not host RSS).
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import os
-import platform
-import resource
-import statistics
 import sys
-import time
 
-SHD_TRAIN_SAMPLES = 8156
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss_bytes() -> int:
-    """The process's peak RSS since the last :func:`_reset_peak_rss` (VmHWM; the lifetime peak
-    where the kernel offers no reset)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _reset_peak_rss() -> None:
-    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM), so that set-up
-    work before the measured steps (calibration, data) cannot stand in for their peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _workload(n_steps: int, batch: int, seed: int):
-    import numpy as np
-
-    from eventkit.data import SpikeData
-
-    rng = np.random.default_rng(seed)
-    per_sample = 8 * n_steps  # 8 spikes per ms at dt = 1 ms
-    steps = np.sort(rng.integers(0, n_steps, (batch, per_sample)), axis=1).ravel()
-    channels = rng.integers(0, 700, batch * per_sample)
-    offsets = np.arange(batch + 1, dtype=np.int64) * per_sample
-    labels = rng.integers(0, 20, batch)
-    return SpikeData(offsets, steps, channels, labels, 700, n_steps, 1.0, 20)
-
-
-def device_problem(device: str) -> str | None:
-    """Why the benchmark cannot run on ``device`` (one line ending in the fix), or None."""
-    if device != "cuda":
-        return None
-    from eventkit.engine.backends.cuda import cuda_problem, simulator_enabled
-
-    if simulator_enabled():
-        return "NUMBA_ENABLE_CUDASIM=1 runs the CUDA simulator, which cannot be timed. Fix: unset it"
-    return cuda_problem(cpu="--device cpu")
-
-
-def _placed(net, device: str):
-    """``net`` with its parameters on ``device`` (the cuda backend's results follow them)."""
-    return net.to(device) if device == "cuda" else net
-
-
-def _calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: str = "cpu"):
-    """An EventpropNet whose hidden layer fires ``target_rate`` spikes per neuron per second
-    (bisection on the mean input weight)."""
-    import torch
-
-    from eventkit.engine import EventpropNet
-
-    lo, hi = 0.0, 0.2
-    net = None
-    for _ in range(14):
-        mean = 0.5 * (lo + hi)
-        net = EventpropNet(
-            700,
-            20,
-            hidden=hidden,
-            recurrent=True,
-            n_steps=n_steps,
-            init=dict(ff_mean=mean, ff_std=0.01, rec_std=0.02, out_std=0.03),
-            generator=torch.Generator().manual_seed(0),
-            backend=device,
-        )
-        net = _placed(net, device)
-        with torch.no_grad():
-            rate = net(data).counts.mean().item() * 1000.0 / n_steps
-        if abs(rate - target_rate) < 0.5:
-            break
-        lo, hi = (mean, hi) if rate < target_rate else (lo, mean)
-    return net, rate
-
-
-def _measure(loss_fn, opt, repeats, device: str = "cpu"):
-    """Median seconds of forward (incl. loss), backward and the whole train step over
-    ``repeats`` steps after one warm-up step, and the peak memory growth (MB): the process's peak
-    RSS during the steps (warm-up included: it allocates what training holds) over its RSS before
-    the first step; on ``device="cuda"`` torch's peak GPU memory allocated over the allocation
-    before the first step, and every time is taken after the device finished. Compile or load
-    compiled kernels before calling this (:func:`_warm`)."""
-    import torch
-
-    gpu = device == "cuda"
-
-    def clock():
-        if gpu:
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
-    def step():
-        t0 = clock()
-        loss = loss_fn()
-        t1 = clock()
-        opt.zero_grad()
-        loss.backward()
-        t2 = clock()
-        opt.step()
-        t3 = clock()
-        return dict(forward=t1 - t0, backward=t2 - t1, train_step=t3 - t0)
-
-    if gpu:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        _reset_peak_rss()
-        base = _rss_bytes()
-    step()
-    times = {}
-    for _ in range(repeats):
-        for key, value in step().items():
-            times.setdefault(key, []).append(value)
-    peak = torch.cuda.max_memory_allocated() if gpu else _peak_rss_bytes()
-    return {k: statistics.median(v) for k, v in times.items()}, (peak - base) / 2**20
-
-
-def _warm(net, data) -> None:
-    """Load (or compile) the forward and backward kernels on one sample, so that the measured
-    memory is training's, not the JIT's."""
-    net(data.subset([0])).readout.sum().backward()
-    net.zero_grad(set_to_none=True)
+from .common import (
+    SHD_TRAIN_SAMPLES,
+    calibrated_net,
+    device_info,
+    device_problem,
+    in_process,
+    measure,
+    warm,
+    workload,
+    write_json,
+)
 
 
 def _eventkit_job(hidden, n_steps, batch, repeats, device, queue):
@@ -177,17 +43,17 @@ def _eventkit_job(hidden, n_steps, batch, repeats, device, queue):
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # tiny gradients squared in Adam would otherwise be denormal
-    data = _workload(n_steps, batch, seed=1)
-    net, rate = _calibrated_net(hidden, n_steps, data, 14.0, device)
+    data = workload(n_steps, batch, seed=1)
+    net, rate = calibrated_net(hidden, n_steps, data, 14.0, device)
     labels = torch.as_tensor(data.labels).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    _warm(net, data)
+    warm(net, data)
 
     def loss_fn():
         out = net(data)
         return F.cross_entropy(out.readout, labels) + spike_count_regularizer(out.counts, 5e-10, 14.0)
 
-    times, peak_mb = _measure(loss_fn, opt, repeats, device)  # (kernels come from the disk cache)
+    times, peak_mb = measure(loss_fn, opt, repeats, device)  # (kernels come from the disk cache)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
     queue.put(
@@ -211,7 +77,7 @@ def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, device, queue):
 
     torch.set_num_threads(os.cpu_count() or 1)
     torch.set_flush_denormal(True)
-    data = _workload(n_steps, batch, seed=1)
+    data = workload(n_steps, batch, seed=1)
     dense = np.zeros((n_steps, batch, 700), dtype=np.float32)
     sample = np.repeat(np.arange(batch), np.diff(data.offsets))
     np.add.at(dense, (data.steps, sample, data.channels), 1.0)
@@ -252,18 +118,8 @@ def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, device, queue):
             readout = readout + weight[t] * mem_o
         return readout
 
-    times, peak_mb = _measure(lambda: F.cross_entropy(forward(), labels), opt, repeats, device)
+    times, peak_mb = measure(lambda: F.cross_entropy(forward(), labels), opt, repeats, device)
     queue.put(dict(times, peak_mem_mb=peak_mb))
-
-
-def _in_process(target, *args):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
 
 
 def _have_snntorch() -> bool:
@@ -303,7 +159,7 @@ def main(argv=None) -> int:
     rows = []
     for hidden, n_steps in configs:
         print(f"running hidden={hidden} T={n_steps} ...", flush=True)
-        ek = _in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device)
+        ek = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device)
         row = dict(
             hidden=hidden,
             n_steps=n_steps,
@@ -313,7 +169,7 @@ def main(argv=None) -> int:
             eventkit_epoch_s=ek["train_step"] * batches,
         )
         if use_snn:
-            sn = _in_process(
+            sn = in_process(
                 _snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"], args.device
             )
             row.update(
@@ -347,39 +203,3 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, rows, **device_info(args.device))
     return 0
-
-
-def device_info(device: str) -> dict:
-    """The device the results were measured on, for the JSON record."""
-    if device != "cuda":
-        return dict(device=device)
-    import torch
-    from numba import cuda
-
-    return dict(
-        device=device,
-        gpu=torch.cuda.get_device_name(),
-        torch_cuda=torch.version.cuda,
-        numba_cuda_runtime=".".join(map(str, cuda.runtime.get_version())),
-    )
-
-
-def write_json(path: str, rows: list, **meta) -> None:
-    """The results with the machine and versions they were measured with (atomic write)."""
-    import numba
-    import torch
-
-    meta = dict(
-        machine=platform.machine(),
-        processor=platform.processor(),
-        cpus=os.cpu_count(),
-        python=sys.version.split()[0],
-        torch=torch.__version__,
-        numba=numba.__version__,
-        numba_threads=numba.get_num_threads(),
-        **meta,
-    )
-    with open(path + ".tmp", "w") as f:
-        json.dump(dict(meta=meta, results=rows), f, indent=2)
-    os.replace(path + ".tmp", path)
-    print(f"wrote {path}")

@@ -36,16 +36,16 @@ def _job(spec: dict, steps: int, state: str) -> list[float]:
     import torch
     import torch.nn.functional as F
 
-    from eventkit.bench.engine import _calibrated_net, _warm, _workload
+    from eventkit.bench.common import calibrated_net, warm, workload
 
     torch.set_flush_denormal(True)
-    data = _workload(spec["n_steps"], 32, seed=1)
+    data = workload(spec["n_steps"], 32, seed=1)
     from eventkit.engine import EventpropNet
 
     calibrated = not os.path.exists(state)  # else: the first process's network, loaded below
     if spec["kind"] == "engine":
         if calibrated:
-            net, _ = _calibrated_net(spec["hidden"], spec["n_steps"], data, 14.0)
+            net, _ = calibrated_net(spec["hidden"], spec["n_steps"], data, 14.0)
         else:
             net = EventpropNet(700, 20, hidden=spec["hidden"], recurrent=True, n_steps=spec["n_steps"])
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -69,7 +69,7 @@ def _job(spec: dict, steps: int, state: str) -> list[float]:
     else:
         net.load_state_dict(torch.load(state))
     labels = torch.as_tensor(data.labels)
-    _warm(net, data)
+    warm(net, data)
     times = []
     for _ in range(steps):
         t0 = time.process_time()

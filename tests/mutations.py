@@ -192,8 +192,8 @@ MUTATIONS = [
     Mutation(
         "emulator_exponent_path_ignores_delays",
         EMULATOR,
-        "ring[l, (t + 1 + dd) % (dl + 1), j] += _shift(tmp[dd, j], exp_ff[l])",
-        "ring[l, (t + 1) % (dl + 1), j] += _shift(tmp[dd, j], exp_ff[l])",
+        "ring_l[(t + 1 + dd) % (dl + 1), j] += _shift(tmp[dd, j], exp)",
+        "ring_l[(t + 1) % (dl + 1), j] += _shift(tmp[dd, j], exp)",
         (LOIHI_TESTS, "-k", "emulator_equals"),
         "the emulator delivers delayed spikes at once where the layer keeps a weight exponent",
         True,

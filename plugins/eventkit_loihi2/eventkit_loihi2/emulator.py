@@ -211,6 +211,83 @@ def _decay(x, mult):
     return (y + ((y >> 63) & 4095)) >> 12
 
 
+@nb.njit(cache=True, inline="always")
+def _update_population(arriving, rec_l, u_l, v_l, du, dv, th, nl, spk_l, counts_k, count_off):
+    """One step of a population: integrate what arrives (ring slot + recurrent buffer; the slot is
+    cleared), decay, saturate, threshold and reset. The spiking neurons go to ``spk_l``; their
+    number is returned."""
+    for j in range(nl):  # branch-free, so the compiler vectorises it
+        a = _wrap32(arriving[j] + rec_l[j])
+        arriving[j] = 0
+        uu = _wrap32(_decay(u_l[j], du) + _wrap32(a << 6))
+        uu = uu - 2 * U_MAX * (uu > U_MAX) + 2 * U_MAX * (uu <= -U_MAX)
+        u_l[j] = uu
+        v_l[j] = min(max(_decay(v_l[j], dv) + uu, -(U_MAX - 1)), U_MAX - 1)
+    cnt = 0
+    for j in range(nl):
+        if v_l[j] > th:
+            v_l[j] = 0
+            spk_l[cnt] = j
+            cnt += 1
+            counts_k[count_off + j] += 1
+    return cnt
+
+
+@nb.njit(cache=True, inline="always")
+def _read_out(v_out, t, t_start, step_weight, scores_k, vmax_k):
+    """Accumulate the readout of the output voltages ``v_out`` at step ``t``."""
+    if t >= t_start:
+        for j in range(v_out.shape[0]):
+            scores_k[j] += step_weight[t - t_start] * v_out[j]
+            if t == t_start or v_out[j] > vmax_k[j]:
+                vmax_k[j] = v_out[j]
+
+
+@nb.njit(cache=True, inline="always")
+def _deliver_ff(ring_l, tmp, pre, m, w_ff_t, d_ff_t, base, nl, dl, exp, t):
+    """The ``m`` presynaptic spikes ``pre[:m]`` of step ``t`` into the ring of their targets, for
+    step t + 1 + delay. With a weight exponent the per-delay sums are shifted once, as the chip's
+    Dense/Delay blocks do."""
+    direct = exp == 0
+    if direct and dl == 0:  # plain Dense, exact per-weight shift: add rows
+        acc = ring_l[0]
+        for s in range(m):
+            row = base + pre[s] * nl
+            for j in range(nl):
+                acc[j] += w_ff_t[row + j]
+        return
+    if not direct:
+        for dd in range(dl + 1):
+            for j in range(nl):
+                tmp[dd, j] = 0
+    for s in range(m):
+        row = base + pre[s] * nl
+        for j in range(nl):
+            dd = d_ff_t[row + j]
+            if direct:
+                ring_l[(t + 1 + dd) % (dl + 1), j] += w_ff_t[row + j]
+            else:
+                tmp[dd, j] += w_ff_t[row + j]
+    if not direct:
+        for dd in range(dl + 1):
+            for j in range(nl):
+                ring_l[(t + 1 + dd) % (dl + 1), j] += _shift(tmp[dd, j], exp)
+
+
+@nb.njit(cache=True, inline="always")
+def _deliver_rec(rbuf, spk_l, m, w_rec_t, rb, nl, exp):
+    """This step's ``m`` spikes of a recurrent population into its buffer for the next step."""
+    for j in range(nl):
+        rbuf[j] = 0
+    for s in range(m):
+        row = rb + spk_l[s] * nl
+        for j in range(nl):
+            rbuf[j] += w_rec_t[row + j]
+    if exp != 0:
+        for j in range(nl):
+            rbuf[j] = _shift(rbuf[j], exp)
+
+
 @nb.njit(cache=True, parallel=True)
 def _emulate(
     offsets,
@@ -249,7 +326,6 @@ def _emulate(
         n_pre_max = max(n_pre_max, n_pre[l])
         d_max = max(d_max, max_delay[l])
     out = n_layers - 1
-    n_out = n[out]
     for k in nb.prange(n_samples):
         u = np.zeros((n_layers, n_max), np.int64)
         v = np.zeros((n_layers, n_max), np.int64)
@@ -265,38 +341,14 @@ def _emulate(
         for t in range(n_steps):
             # 1) every population updates with what arrives at step t
             for l in range(n_layers):
-                slot = t % (max_delay[l] + 1)
-                nl = n[l]
-                arriving = ring[l, slot]
-                rec_l = rec_buf[l]
-                u_l = u[l]
-                v_l = v[l]
-                du = du_mult[l]
-                dv = dv_mult[l]
-                for j in range(nl):  # branch-free, so the compiler vectorises it
-                    a = _wrap32(arriving[j] + rec_l[j])
-                    arriving[j] = 0
-                    uu = _wrap32(_decay(u_l[j], du) + _wrap32(a << 6))
-                    uu = uu - 2 * U_MAX * (uu > U_MAX) + 2 * U_MAX * (uu <= -U_MAX)
-                    u_l[j] = uu
-                    v_l[j] = min(max(_decay(v_l[j], dv) + uu, -(U_MAX - 1)), U_MAX - 1)
-                cnt = 0
-                th = vth[l]
-                for j in range(nl):
-                    if v_l[j] > th:
-                        v_l[j] = 0
-                        spk[l, cnt] = j
-                        cnt += 1
-                        counts[k, count_off[l] + j] += 1
-                n_spk[l] = cnt
+                n_spk[l] = _update_population(
+                    ring[l, t % (max_delay[l] + 1)], rec_buf[l], u[l], v[l], du_mult[l], dv_mult[l], vth[l],
+                    n[l], spk[l], counts[k], count_off[l],
+                )  # fmt: skip
+            v_out = v[out, : n[out]]
             if k < n_record:
-                for j in range(n_out):
-                    v_record[k, t, j] = v[out, j]
-            if t >= t_start:
-                for j in range(n_out):
-                    scores[k, j] += step_weight[t - t_start] * v[out, j]
-                    if t == t_start or v[out, j] > vmax[k, j]:
-                        vmax[k, j] = v[out, j]
+                v_record[k, t, :] = v_out
+            _read_out(v_out, t, t_start, step_weight, scores[k], vmax[k])
             # 2) synapses accumulate this step's spikes for step t + 1 (+ delay)
             n_in_spk = 0
             while p < end and steps[p] == t:
@@ -304,51 +356,11 @@ def _emulate(
                 n_in_spk += 1
                 p += 1
             for l in range(n_layers):
-                nl = n[l]
-                base = ff_off[l]
-                dl = max_delay[l]
-                if l == 0:
-                    m = n_in_spk
-                else:
-                    m = n_spk[l - 1]
-                direct = exp_ff[l] == 0
-                if direct and dl == 0:  # plain Dense, exact per-weight shift: add rows
-                    acc = ring[l, 0]
-                    for s in range(m):
-                        i = inp[s] if l == 0 else spk[l - 1, s]
-                        row = base + i * nl
-                        for j in range(nl):
-                            acc[j] += w_ff_t[row + j]
-                else:
-                    if not direct:
-                        for dd in range(dl + 1):
-                            for j in range(nl):
-                                tmp[dd, j] = 0
-                    for s in range(m):
-                        i = inp[s] if l == 0 else spk[l - 1, s]
-                        row = base + i * nl
-                        for j in range(nl):
-                            dd = d_ff_t[row + j]
-                            if direct:
-                                ring[l, (t + 1 + dd) % (dl + 1), j] += w_ff_t[row + j]
-                            else:
-                                tmp[dd, j] += w_ff_t[row + j]
-                    if not direct:
-                        for dd in range(dl + 1):
-                            for j in range(nl):
-                                ring[l, (t + 1 + dd) % (dl + 1), j] += _shift(tmp[dd, j], exp_ff[l])
+                pre = inp if l == 0 else spk[l - 1]
+                m = n_in_spk if l == 0 else n_spk[l - 1]
+                _deliver_ff(ring[l], tmp, pre, m, w_ff_t, d_ff_t, ff_off[l], n[l], max_delay[l], exp_ff[l], t)
                 if rec_off[l] >= 0:
-                    rbuf = rec_buf[l]
-                    for j in range(nl):
-                        rbuf[j] = 0
-                    rb = rec_off[l]
-                    for s in range(n_spk[l]):
-                        row = rb + spk[l, s] * nl
-                        for j in range(nl):
-                            rbuf[j] += w_rec_t[row + j]
-                    if exp_rec[l] != 0:
-                        for j in range(nl):
-                            rbuf[j] = _shift(rbuf[j], exp_rec[l])
+                    _deliver_rec(rec_buf[l], spk[l], n_spk[l], w_rec_t, rec_off[l], n[l], exp_rec[l])
 
 
 @dataclass

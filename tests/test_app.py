@@ -184,7 +184,7 @@ def test_resume_after_kill_continues_exactly(tmp_path):
     ],
 )
 def test_bad_input_is_a_clear_error_before_training(tmp_path, override, needle):
-    from eventkit.running.app import run
+    from eventkit.running.pipeline import run
     from eventkit.running.config import compose
 
     with pytest.raises(ValueError) as err:

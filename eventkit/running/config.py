@@ -110,16 +110,19 @@ def _fail(key: str, problem: str, fix: str) -> None:
     raise ConfigError(f"{key}: {problem}. Fix: {fix}")
 
 
-def _missing_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+def _missing_keys(cfg: DictConfig | ListConfig, prefix: str = "") -> list[str]:
+    """The keys whose value is ``???``, in the config's order. Interpolations are not followed
+    (:func:`resolve` reports a broken one by its own key), so this reads each value only where it
+    is not an interpolation (``OmegaConf.missing_keys`` would resolve them, and is unordered)."""
     out = []
     for key in cfg.keys() if isinstance(cfg, DictConfig) else range(len(cfg)):
         full = f"{prefix}.{key}" if prefix else str(key)
         if OmegaConf.is_missing(cfg, key):
             out.append(full)
-            continue
-        child = cfg._get_node(key)
-        if isinstance(child, (DictConfig, ListConfig)) and not child._is_none() and not child._is_interpolation():
-            out += _missing_keys(child, full)
+        elif not OmegaConf.is_interpolation(cfg, key):
+            child = cfg[key]
+            if isinstance(child, (DictConfig, ListConfig)):
+                out += _missing_keys(child, full)
     return out
 
 

@@ -34,7 +34,7 @@ _EXPORTS = {
     # configs and runs
     "compose": "eventkit.running.config",
     "ConfigError": "eventkit.running.config",
-    "run": "eventkit.running.app",
+    "run": "eventkit.running.pipeline",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

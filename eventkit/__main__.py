@@ -1,4 +1,4 @@
-"""``python -m eventkit``: see :func:`eventkit.running.app.main`."""
+"""``python -m eventkit``: see :func:`eventkit.running.cli.main`."""
 
 import sys
 
@@ -8,7 +8,7 @@ if __name__ == "__main__":
 
     prepare_process(sys.argv[1:])
 
-from eventkit.running.app import main  # noqa: E402
+from eventkit.running.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -87,7 +87,7 @@ def main() -> int:
     from eventkit.base.reproducible import prepare_process
 
     prepare_process(["trainer.reproducible=strict"])
-    from eventkit.running.app import run
+    from eventkit.running.pipeline import run
     from eventkit.running.config import compose
 
     GOLDEN.mkdir(exist_ok=True)

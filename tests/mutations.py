@@ -114,7 +114,7 @@ MUTATIONS = [
     ),
     Mutation(
         "summary_reports_last",
-        "eventkit/running/app.py",
+        "eventkit/running/pipeline.py",
         '"test_accuracy": best["accuracy"],',
         '"test_accuracy": last["accuracy"],',
         ("tests/test_app.py", "-k", "best_epoch or contract"),
@@ -182,7 +182,7 @@ MUTATIONS = [
     # ---- missed before: bug classes a planted-bug review found passing the whole fast suite
     Mutation(
         "app_optimizer_without_parameter_groups",
-        "eventkit/running/app.py",
+        "eventkit/running/pipeline.py",
         'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr))',
         'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.parameters())',
         ("tests/test_app.py", "-k", "delays_reports"),

@@ -184,7 +184,7 @@ def test_resume_after_kill_continues_exactly(tmp_path):
     ],
 )
 def test_bad_input_is_a_clear_error_before_training(tmp_path, override, needle):
-    from eventkit.running.app import run
+    from eventkit.running.pipeline import run
     from eventkit.running.config import compose
 
     with pytest.raises(ValueError) as err:
@@ -237,6 +237,22 @@ def test_unknown_option_or_key_is_one_line_with_the_known_names(tmp_path, overri
     for needle in needles:
         assert needle in line, line
     assert not (tmp_path / "outputs").exists()
+
+
+def test_other_hydra_errors_are_hydras_message_without_a_traceback(tmp_path, monkeypatch):
+    # catches: eventkit's own handling of Hydra's errors printing a traceback (or nothing) for an
+    # error it has no one-line form for, or leaving HYDRA_FULL_ERROR set in the process
+    out = eventkit("seed=[1", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "no viable alternative at input '[1'" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    from eventkit.running.cli import main
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", ["eventkit"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["nuron=lif"])
+    assert exit_.value.code == 2 and "HYDRA_FULL_ERROR" not in os.environ
 
 
 @pytest.mark.parametrize(

@@ -134,3 +134,36 @@ def test_device_cuda_without_a_gpu_is_refused_in_one_line():
     assert "trainer.device=cpu" in msg and "eventkit[cuda]" in msg, msg
     # auto falls back to the CPU backend
     assert validate(compose(["trainer.device=auto"]), get_registry()).trainer.device == "auto"
+
+
+def test_missing_values_are_found_in_order_without_resolving_interpolations():
+    # catches: a ??? inside a list or a nested group overlooked, or a broken interpolation raised
+    # while looking for ??? (resolve then could not name its key)
+    from eventkit.running.config import _missing_keys, resolve
+
+    cfg = OmegaConf.create(
+        {"a": "???", "b": {"c": "???", "d": None, "e": "${nope}", "f": [1, "???", {"g": "???"}]}, "h": "${b}"}
+    )
+    assert _missing_keys(cfg) == ["a", "b.c", "b.f.1", "b.f.2.g"]
+    with pytest.raises(ConfigError, match=r"^a: required value is missing .*also missing: b.c, b.f.1, b.f.2.g"):
+        resolve(cfg)
+
+
+def test_the_core_uses_only_hydras_and_omegaconfs_public_api():
+    # catches: a monkeypatch of hydra._internal or a call of OmegaConf's private node methods
+    # coming back (they change without notice between releases)
+    import re
+    from pathlib import Path
+
+    import eventkit
+
+    private = re.compile(
+        r"hydra\._internal|hydra_utils\.|\._(get_node|is_none|is_interpolation|is_missing|get_full_key)\("
+    )
+    found = [
+        f"{path}:{i}: {line.strip()}"
+        for path in sorted(Path(eventkit.__file__).parent.rglob("*.py"))
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
+    assert not found, "\n".join(found)

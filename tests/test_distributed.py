@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eventkit.running.app import run
+from eventkit.running.pipeline import run
 from eventkit.running.config import compose
 from eventkit.rundir.checkpoints import load_checkpoint
 

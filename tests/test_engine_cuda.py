@@ -131,7 +131,7 @@ def test_training_run_with_device_cuda_matches_device_cpu(tmp_path):
         "trainer.progress=false",
     ]
     code = (
-        "import sys; sys.setswitchinterval(1e-5); from eventkit.running.app import main; "
+        "import sys; sys.setswitchinterval(1e-5); from eventkit.running.cli import main; "
         "sys.argv = ['eventkit', *sys.argv[1:]]; main()"
     )
     rows = {}

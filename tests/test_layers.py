@@ -134,9 +134,9 @@ def test_the_checker_sees_a_circle_and_an_upward_import():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     edges = core_edges()
-    assert "eventkit.running.config" in edges["eventkit.running.app"]
+    assert "eventkit.running.config" in edges["eventkit.running.pipeline"]
     assert "eventkit.base.errors" in edges["eventkit.running.config"]
-    assert _layer("eventkit.running.app") > _layer("eventkit.training.loop") > _layer("eventkit.engine.network")
+    assert _layer("eventkit.running.pipeline") > _layer("eventkit.training.loop") > _layer("eventkit.engine.network")
     assert _layer("eventkit.engine.network") > _layer("eventkit.base.errors")
 
 

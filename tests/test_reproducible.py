@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from eventkit.base import reproducible
-from eventkit.running.app import run
+from eventkit.running.pipeline import run
 from eventkit.running.config import ConfigError, compose
 
 TESTS = Path(__file__).resolve().parent

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from eventkit.plugin.testing import tiny_run
-from eventkit.running.app import run
+from eventkit.running.pipeline import run
 from eventkit.running.config import ConfigError, compose
 from eventkit.rundir.layout import RunDir
 

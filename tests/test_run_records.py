@@ -13,7 +13,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from eventkit.plugin.testing import checkpoint_test_accuracy, run_cli, tiny_run
-from eventkit.running.app import one_line, run
+from eventkit.running.failures import one_line
+from eventkit.running.pipeline import run
 from eventkit.running.config import compose, validate
 from eventkit.rundir.layout import RunDir, RunDirInUse, check_unused
 from eventkit.running.sweep import write_summary
@@ -76,6 +77,70 @@ def test_only_hydras_own_files_and_resuming_the_same_dir_are_allowed(tmp_path):
     check_unused(killed, resume=str(killed))  # continuing that very run
     with pytest.raises(RunDirInUse, match=f"trainer.resume={killed}"):
         check_unused(killed, resume=str(tmp_path / "other"))  # the fix names resume when it can work
+
+
+def _failed_run(path: Path, epochs: int = 0, checkpoint: bool = False) -> Path:
+    """A run directory as a run that failed leaves it."""
+    (path / ".hydra").mkdir(parents=True)
+    (path / ".hydra" / "overrides.yaml").write_text("- network.from_file=/missing.nir\n")
+    (path / "eventkit.log").write_text("eventkit: error: network.from_file: ...\n")
+    (path / "config_resolved.yaml").write_text("seed: 0\n")
+    (path / "summary.json").write_text(json.dumps({"status": "failed", "error": "network.from_file: no such file"}))
+    (path / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e}) + "\n" for e in range(1, epochs + 1)))
+    if checkpoint:
+        (path / "checkpoints").mkdir()
+        (path / "checkpoints" / "last.safetensors").write_bytes(b"")
+    return path
+
+
+def test_a_run_that_failed_before_training_gives_way_and_is_kept_beside(tmp_path):
+    # catches: a failed run's directory refused like a finished one ("already holds a run"),
+    # or taken over with the failed record deleted rather than kept
+    old = _failed_run(tmp_path / "r")
+    before = _snapshot(old)
+    aside = check_unused(old, hydra_record=True)  # as the CLI checks it, before Hydra starts the run
+    assert aside is not None and aside.parent == old and aside.name.startswith(".failed-")
+    assert sorted(p.name for p in old.iterdir()) == [aside.name]
+    assert {k.split("/", 1)[1]: v for k, v in _snapshot(old).items()} == before  # every file kept, unchanged
+    # the next check sees an empty directory (the kept record is not another run)
+    assert check_unused(old) is None
+    # Hydra's record and log stay when they are this run's (run() checks after Hydra started it)
+    again = _failed_run(tmp_path / "r2")
+    aside = check_unused(again, hydra_record=False)
+    assert sorted(p.name for p in again.iterdir()) == sorted([".hydra", "eventkit.log", aside.name])
+
+
+@pytest.mark.parametrize("epochs, checkpoint", [(2, True), (0, True), (3, False)])
+def test_a_run_that_failed_while_training_is_refused_as_failed(tmp_path, epochs, checkpoint):
+    # catches: a run with results or a checkpoint moved aside (it may be resumed), or a refusal
+    # that does not say the run failed
+    old = _failed_run(tmp_path / "r", epochs=epochs, checkpoint=checkpoint)
+    before = _snapshot(old)
+    with pytest.raises(RunDirInUse) as err:
+        check_unused(old)
+    text = str(err.value)
+    assert f"already holds a FAILED run, which failed after {epochs} epochs (network.from_file: no such file;" in text
+    assert ("trainer.resume=" in text) == checkpoint, text
+    assert _snapshot(old) == before
+
+
+def test_rerun_after_a_missing_network_file_takes_the_directory(tmp_path):
+    # the command a new user runs twice: first with a wrong path, then corrected, same directory
+    run_dir = tmp_path / "r"
+    out = eventkit(*TINY, "network.from_file=/missing.nir", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert out.returncode == 2 and "network.from_file" in out.stderr, out.stderr
+    first = json.loads((run_dir / "summary.json").read_text())
+    assert first["status"] == "failed"
+    out = eventkit(*TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "ok"
+    (aside,) = run_dir.glob(".failed-*")
+    assert f"its record is kept in {aside}" in out.stdout
+    assert json.loads((aside / "summary.json").read_text()) == first
+    # the failed command's own record and log went with it
+    assert "network.from_file=/missing.nir" in (aside / ".hydra" / "overrides.yaml").read_text()
+    assert "network.from_file" in (aside / "eventkit.log").read_text()
+    assert "network.from_file=/missing.nir" not in (run_dir / ".hydra" / "overrides.yaml").read_text()
 
 
 # ------------------------------------------------------------------ failures are recorded
@@ -225,7 +290,7 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path):
 
 
 def test_interrupt_before_training_has_no_checkpoint_to_resume(tmp_path):
-    from eventkit.running.app import explain_failure
+    from eventkit.running.failures import explain_failure
 
     rd = RunDir(tmp_path)
     with rd.stage("data"):

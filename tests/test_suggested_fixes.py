@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from eventkit.running.app import adapted_config, composition_error
+from eventkit.running.failures import composition_error
+from eventkit.running.pipeline import adapted_config
 from eventkit.running.config import ConfigError, compose, fix_overrides
 from eventkit.base.registry import get_registry
 

@@ -4,7 +4,7 @@ vs 26.3 % for seed 0, about 25 s + 8 s on 2 cores)."""
 
 import pytest
 
-from eventkit.running.app import run
+from eventkit.running.pipeline import run
 from eventkit.running.config import compose
 
 

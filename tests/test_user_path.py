@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
-from eventkit.running.app import adapted_config
+from eventkit.running.pipeline import adapted_config
 from eventkit.running.config import compose
 from eventkit.base.registry import get_registry
 from eventkit.plugin.testing import run_cli, tiny_run
@@ -99,14 +99,14 @@ def test_resume_into_another_directory_leaves_a_pointer(tmp_path):
 
 
 def test_an_interrupted_run_says_the_exact_resume_command(tmp_path):
-    from eventkit.running.app import _interrupted_message
+    from eventkit.running.failures import interrupted_message
     from eventkit.rundir.layout import RunDir
 
     rd = RunDir(tmp_path)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.safetensors").write_bytes(b"")
     rd.current_stage = "train"
-    assert _interrupted_message(rd).endswith(f"resume with: python -m eventkit trainer.resume={tmp_path}")
+    assert interrupted_message(rd).endswith(f"resume with: python -m eventkit trainer.resume={tmp_path}")
 
 
 def test_cfg_job_prints_the_config_the_target_adapts(tmp_path):
@@ -130,7 +130,7 @@ def test_smoke_cuts_any_recipe_to_a_check(tmp_path):
     ran, _, notices = adapted_config(cfg, ["trainer.smoke=true"], get_registry())
     assert ran.scheduler.name == "constant" and ran.trainer.epochs == 2 and ran.trainer.patience is None
     assert any(n.startswith("trainer.smoke:") for n in notices)
-    from eventkit.running.app import run
+    from eventkit.running.pipeline import run
 
     summary = run(compose(["+experiment=synthetic_kws", "trainer.smoke=true", "trainer.progress=false"]), tmp_path)
     metrics = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -47,9 +47,9 @@ EXPORTS: dict[str, tuple[str, str | None]] = {
     "compose": ("eventkit.running.config", "compose"),
     "validate": ("eventkit.running.config", "validate"),
     "conf_dir": ("eventkit.running.config", "conf_dir"),
-    "run": ("eventkit.running.app", "run"),
-    "adapted_config": ("eventkit.running.app", "adapted_config"),
-    "load_data": ("eventkit.running.app", "load_data"),
+    "run": ("eventkit.running.pipeline", "run"),
+    "adapted_config": ("eventkit.running.pipeline", "adapted_config"),
+    "load_data": ("eventkit.running.pipeline", "load_data"),
     # data
     "SpikeData": ("eventkit.data.spikes", "SpikeData"),
     "DatasetSplits": ("eventkit.data.spikes", "DatasetSplits"),

@@ -153,7 +153,7 @@ def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> t
     :func:`eventkit.training.loop.evaluate` or summary.json. Returns (accuracy, test samples)."""
     from omegaconf import OmegaConf
 
-    from eventkit.running.app import load_data
+    from eventkit.running.pipeline import load_data
     from eventkit.rundir.checkpoints import load_checkpoint, model_state
     from eventkit.components.networks import NetworkConfig, build_network
     from eventkit.base.registry import get_registry

@@ -73,28 +73,93 @@ def explain_os_error(err: OSError, run_dir: Path, key: str = "hydra.run.dir") ->
     return None
 
 
-def existing_run_files(path: Path) -> list[str]:
-    """Names in ``path`` that some earlier run left there (Hydra's own record and log excluded),
-    its results first."""
+#: prefix of the folder (``.failed-<time>``) that keeps the record of a run that failed before
+#: its first epoch when a new run takes its directory
+FAILED_ASIDE = ".failed-"
+
+
+def existing_run_files(path: Path, hydra_record: bool = False) -> list[str]:
+    """Names in ``path`` that some earlier run left there, its results first: without Hydra's own
+    record and log (those of this run, once Hydra has started it) unless ``hydra_record``, and
+    without the folders that keep earlier failed runs (:data:`FAILED_ASIDE`)."""
     path = Path(path)
     if not path.is_dir():
         return []
-    names = [p.name for p in path.iterdir() if p.name not in HYDRA_OWN and not (p.suffix == ".log" and p.is_file())]
+    names = [
+        p.name
+        for p in path.iterdir()
+        if not p.name.startswith(FAILED_ASIDE)
+        and (hydra_record or (p.name not in HYDRA_OWN and not (p.suffix == ".log" and p.is_file())))
+    ]
     return sorted(names, key=lambda n: (RESULTS.index(n) if n in RESULTS else len(RESULTS), n))
 
 
-def check_unused(path: Path, resume: Any = None, key: str = "hydra.run.dir") -> None:
-    """Refuse a directory holding another run unless this run resumes that very directory
-    (``trainer.resume``), so one directory never mixes two runs' files."""
+def failure(path: Path) -> str | None:
+    """Why the run in ``path`` failed (summary.json's ``error``), or None when it did not fail."""
+    summary = _read_json(Path(path) / "summary.json")
+    if summary.get("status") != "failed":
+        return None
+    return str(summary.get("error") or "no reason recorded")
+
+
+def epochs_done(path: Path) -> int:
+    """How many epochs the run in ``path`` recorded (metrics.jsonl lines)."""
+    try:
+        text = (Path(path) / "metrics.jsonl").read_text()
+    except OSError:
+        return 0
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+def set_aside(path: Path, names: list[str]) -> Path:
+    """Move ``names`` (files and folders in ``path``) into a new ``path/.failed-<time>/``, the
+    time being when the run failed (summary.json written); returns that folder."""
+    path = Path(path)
+    summary = path / "summary.json"
+    when = summary.stat().st_mtime if summary.is_file() else time.time()
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(when))
+    aside, n = path / f"{FAILED_ASIDE}{stamp}", 1
+    while aside.exists():
+        n += 1
+        aside = path / f"{FAILED_ASIDE}{stamp}-{n}"
+    aside.mkdir()
+    for name in names:
+        os.replace(path / name, aside / name)
+    return aside
+
+
+def check_unused(path: Path, resume: Any = None, key: str = "hydra.run.dir", hydra_record: bool = False) -> Path | None:
+    """Make sure ``path`` holds no other run, so one directory never mixes two runs' files.
+    A run that failed before its first epoch (a bad config, a missing file) has no results to
+    lose: its files are moved into ``path/.failed-<time>/`` and that folder is returned (then this
+    run takes the directory). Any other run is refused, unless this run resumes that very
+    directory (``trainer.resume``). ``hydra_record``: Hydra's record (.hydra/) and log in
+    ``path`` are the earlier run's (Hydra has not started this run yet), so they move too."""
     path = Path(path)
     found = existing_run_files(path)
     if not found or (resume and Path(str(resume)).resolve() == path.resolve()):
-        return
+        return None
+    error, epochs = failure(path), epochs_done(path)
+    if error is not None and epochs == 0 and not (path / CHECKPOINTS / LAST).is_file():
+        return set_aside(path, existing_run_files(path, hydra_record=hydra_record))
     shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
     fix = f"choose another {key}"
     if (path / CHECKPOINTS / LAST).is_file():
         fix += f", or continue that run in place: python -m eventkit trainer.resume={path}"
+    if error is not None:
+        raise RunDirInUse(
+            f"{key}: {path} already holds a FAILED run, which failed after {epochs} epoch"
+            f"{'' if epochs == 1 else 's'} ({error}; {shown}). Fix: {fix}"
+        )
     raise RunDirInUse(f"{key}: {path} already holds a run ({shown}). Fix: {fix}")
+
+
+def set_aside_notice(aside: Path, key: str = "hydra.run.dir") -> str:
+    """The line saying that an earlier failed run's record was moved to ``aside``."""
+    return (
+        f"{key}: {aside.parent} held a run that failed before its first epoch "
+        f"({failure(aside)}); its record is kept in {aside}"
+    )
 
 
 class RunDir:
@@ -143,6 +208,10 @@ class RunDir:
         finally:
             self._manifest.setdefault("stages_s", {})[name] = round(time.perf_counter() - t0, 3)
             write_json(self.path / "manifest.json", self._manifest)
+
+    def stage_seconds(self, name: str) -> float | None:
+        """How long stage ``name`` took (None before it ended)."""
+        return self._manifest.get("stages_s", {}).get(name)
 
     def finish_manifest(self, status: str = "ok", error: str | None = None) -> None:
         self._manifest["end_time"] = now()

@@ -110,16 +110,19 @@ def _fail(key: str, problem: str, fix: str) -> None:
     raise ConfigError(f"{key}: {problem}. Fix: {fix}")
 
 
-def _missing_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+def _missing_keys(cfg: DictConfig | ListConfig, prefix: str = "") -> list[str]:
+    """The keys whose value is ``???``, in the config's order. Interpolations are not followed
+    (:func:`resolve` reports a broken one by its own key), so this reads each value only where it
+    is not an interpolation (``OmegaConf.missing_keys`` would resolve them, and is unordered)."""
     out = []
     for key in cfg.keys() if isinstance(cfg, DictConfig) else range(len(cfg)):
         full = f"{prefix}.{key}" if prefix else str(key)
         if OmegaConf.is_missing(cfg, key):
             out.append(full)
-            continue
-        child = cfg._get_node(key)
-        if isinstance(child, (DictConfig, ListConfig)) and not child._is_none() and not child._is_interpolation():
-            out += _missing_keys(child, full)
+        elif not OmegaConf.is_interpolation(cfg, key):
+            child = cfg[key]
+            if isinstance(child, (DictConfig, ListConfig)):
+                out += _missing_keys(child, full)
     return out
 
 
@@ -213,6 +216,13 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
     from_config(TrainerConfig, cfg.trainer, "trainer")
     _registered(registry, "neuron", network.output["name"], "network.output.name")
 
+    dt = _check_dataset(cfg, registry)
+    _check_neurons(cfg, registry, dt)
+    return cfg
+
+
+def _check_dataset(cfg: DictConfig, registry: Any) -> float:
+    """``dataset.dt`` and ``dataset.augment``; returns dt."""
     dt = cfg.dataset.get("dt")
     if not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt) or dt <= 0:
         _fail("dataset.dt", f"must be a number > 0 (ms), got {dt!r}", "dataset.dt=1.0")
@@ -228,6 +238,11 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
                 "write it as {name: <augmentation>, ...}",
             )
         _registered(registry, "augmentation", aug.get("name"), f"dataset.augment[{i}].name")
+    return dt
+
+
+def _check_neurons(cfg: DictConfig, registry: Any, dt: float) -> None:
+    """The neuron models' own arguments, and time constants the dataset's grid resolves."""
     if registry is not None:  # neuron models check their own arguments; building one costs nothing
         from eventkit.base.registry import RegistryError
 
@@ -247,7 +262,6 @@ def validate(cfg: DictConfig, registry: Any | None = None) -> DictConfig:
                     "which the exponential integration cannot resolve",
                     f"{key}.{tau}={dt:g} (or lower dataset.dt, e.g. dataset.dt={value / 2:g})",
                 )
-    return cfg
 
 
 # --------------------------------------------------------------------- plugin config dirs

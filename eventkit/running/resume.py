@@ -80,8 +80,25 @@ def resumed_config(cfg: DictConfig, explicit: Sequence[str] = ()) -> DictConfig:
                 changed.append(f"{key} {_fmt(rec.get(key, _UNSET))} -> {_fmt(value)}")
             OmegaConf.update(out, key, value, force_add=True)
 
+    done, new = _check_epochs(path, out, rec.get("trainer.epochs")), out.trainer.epochs
+    where = (
+        f"at epoch {done + 1} of {new}"
+        if isinstance(new, int) and done < new
+        else f"after its last epoch ({done} of {new}; nothing left to train, evaluating only)"
+    )
+    print(
+        f"eventkit: resuming {path} {where} with its recorded config"
+        + (f"; changed: {', '.join(changed)}" if changed else ""),
+        flush=True,
+    )
+    return out
+
+
+def _check_epochs(path: Path, out: DictConfig, old: Any) -> int:
+    """The epochs the run in ``path`` has done; refuses a ``trainer.epochs`` below them, or one
+    that changes the recorded ``old`` while the schedule was laid out for it."""
     done = _epochs_done(path)
-    old, new = rec.get("trainer.epochs"), out.trainer.epochs
+    new = out.trainer.epochs
     if isinstance(new, int) and new < done:
         raise ConfigError(
             f"trainer.epochs: {path} has already trained {done} epochs, this command asks for {new}. "
@@ -96,17 +113,7 @@ def resumed_config(cfg: DictConfig, explicit: Sequence[str] = ()) -> DictConfig:
             f"there, so further epochs would not train as configured). Fix: drop trainer.epochs "
             f"to finish the recorded run, or start a new run with trainer.epochs={new}"
         )
-    where = (
-        f"at epoch {done + 1} of {new}"
-        if isinstance(new, int) and done < new
-        else f"after its last epoch ({done} of {new}; nothing left to train, evaluating only)"
-    )
-    print(
-        f"eventkit: resuming {path} {where} with its recorded config"
-        + (f"; changed: {', '.join(changed)}" if changed else ""),
-        flush=True,
-    )
-    return out
+    return done
 
 
 def _refuse_changes(path: Path, key: str, text: str, rec: dict, cur: dict) -> None:

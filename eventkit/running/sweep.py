@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from eventkit.base.files import write_text
-from eventkit.rundir.layout import check_unused, check_usable, existing_run_files
+from eventkit.rundir.layout import check_unused, check_usable, existing_run_files, set_aside_notice
 
 COLUMNS = ("test_accuracy", "best_val_accuracy", "last_test_accuracy", "epochs", "wall_time_s")
 SORT_KEY = "test_accuracy"
 NO_SUMMARY = "no summary.json: the job was killed or has not finished"
 
-#: the failed jobs of the last sweep summarised in this process (read by ``eventkit.running.app.main``
+#: the failed jobs of the last sweep summarised in this process (read by ``eventkit.running.cli.main``
 #: for its exit status: with joblib or submitit the jobs ran in other processes)
 LAST_FAILED: list[dict[str, Any]] = []
 
@@ -130,7 +130,10 @@ class DirectoryGuard(Callback):  # type: ignore[misc]
         if not is_main_process():  # rank 0 checked the directory for every process (SameRunDir)
             return
         _refuse_used(lambda: check_usable(Path(config.hydra.run.dir)))
-        _refuse_used(lambda: check_unused(Path(config.hydra.run.dir), resume=config.get("trainer", {}).get("resume")))
+        run_dir, resume = Path(config.hydra.run.dir), config.get("trainer", {}).get("resume")
+        aside = _refuse_used(lambda: check_unused(run_dir, resume=resume, hydra_record=True))
+        if aside is not None:
+            print(f"eventkit: NOTICE {set_aside_notice(aside)}", flush=True)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         _refuse_used(lambda: check_usable(Path(config.hydra.sweep.dir), key="hydra.sweep.dir"))
@@ -167,17 +170,17 @@ def _check_sweep_dir_unused(sweep_dir: Path) -> None:
         )
 
 
-def _refuse_used(check: Any) -> None:
-    """Stop with one line (exit status 2) when ``check`` finds the directory in use. Hydra has
-    not written into it yet at this point; a directory whose name cannot be resolved here is
-    left to the run's own check."""
+def _refuse_used(check: Any) -> Any:
+    """``check()``'s result; stop with one line (exit status 2) when it finds the directory in
+    use. Hydra has not written into it yet at this point; a directory whose name cannot be
+    resolved here is left to the run's own check."""
     try:
-        check()
+        return check()
     except ValueError as exc:
         print(f"eventkit: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     except Exception:
-        return
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

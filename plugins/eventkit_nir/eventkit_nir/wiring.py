@@ -149,32 +149,36 @@ def _ends(nodes: dict[str, Any], parents: dict, children: dict) -> tuple[str, st
     # nodes nothing feeds / that feed nothing (nir.read adds Input/Output nodes at such ends)
     unfed = [n for n in nodes if not parents[n] and n not in inputs]
     unread = [n for n in nodes if not children[n] and n not in outputs]
-    problems = []
+    counts = []
     if len(inputs) != 1:
-        problems.append(f"{len(inputs)} Input nodes ({_list_ends(inputs, children, 'feeds')})")
+        counts.append(f"{len(inputs)} Input nodes ({_list_ends(inputs, children, 'feeds')})")
     if len(outputs) != 1:
-        problems.append(f"{len(outputs)} Output nodes ({_list_ends(outputs, parents, 'fed by')})")
+        counts.append(f"{len(outputs)} Output nodes ({_list_ends(outputs, parents, 'fed by')})")
+    problems = [f"it has {' and '.join(counts)}"] if counts else []
     if unfed:
         problems.append(f"nothing feeds {_names(unfed)}")
     if unread:
         problems.append(f"{_names(unread)} feed{'s' if len(unread) == 1 else ''} nothing")
     if problems:
         added = [n for n in inputs + outputs if _added_by_nir(n, nodes, parents, children)]
-        dangling = sorted({n.split("_", 1)[1] for n in added if n.split("_", 1)[1] in nodes} | set(unfed) | set(unread))
+        # the dangling ends: nodes with no edge out (or read only by an Output nir added there,
+        # ``output_X``), and nodes with no edge in (or fed only by an added Input ``input_X``)
+        no_out = sorted(set(unread) | {n[len("output_") :] for n in added if n.startswith("output_")})
+        no_in = sorted(set(unfed) | {n[len("input_") :] for n in added if n.startswith("input_")})
         note = (
             f"; {_names(added)} {'was' if len(added) == 1 else 'were'} added by nir at dangling "
             f"end{'s' if len(added) > 1 else ''}"
             if added
             else ""
         )
+        missing = [f"out of {_names(no_out)}"] * bool(no_out) + [f"into {_names(no_in)}"] * bool(no_in)
         fix = (
-            f"Fix: add the missing edges at {_names(dangling)}"
-            if dangling
+            f"Fix: add the missing edges {' and '.join(missing)}"
+            if missing
             else "Fix: give the graph one Input node and one Output node"
         )
         raise ValueError(
-            "the graph needs one Input and one Output node, and every node wired: "
-            f"it has {'; '.join(problems)}{note}. {fix}"
+            f"the graph needs one Input and one Output node, and every node wired: {'; '.join(problems)}{note}. {fix}"
         )
     return inputs[0], outputs[0]
 

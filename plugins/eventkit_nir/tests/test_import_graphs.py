@@ -120,13 +120,35 @@ def test_dangling_ends_are_named(tmp_path):
         network_from_nir(tmp_path / "d.nir")
     text = _one_line(exc)
     assert "'input_hidden0'" in text and "'output_ff0'" in text and "added by nir" in text
-    assert "Fix: add the missing edges at 'ff0', 'hidden0'" in text
+    assert "Fix: add the missing edges out of 'ff0' and into 'hidden0'" in text
     # the same graph never type-checked (no nodes added): the dangling nodes are still named
     raw = nir.NIRGraph(nodes=dict(g.nodes), edges=edges, metadata=g.metadata, type_check=False)
     with pytest.raises(ValueError) as exc:
         network_from_nir(raw)
     text = _one_line(exc)
     assert "nothing feeds 'hidden0'" in text and "'ff0' feeds nothing" in text
+
+
+def test_each_dangling_end_is_named_with_its_direction(tmp_path):
+    # two edges missing at both ends of the graph: nir adds three Inputs and three Outputs.
+    # catches: "needs one Input and one Output node, it has 3 and 3", or a fix that names the
+    # nodes but not which edge (into or out of them) is missing
+    g = to_nir(make_net())
+    missing = [("input", "ff0"), ("readout", "output")]
+    edges = [e for e in g.edges if e not in missing]
+    nir.write(str(tmp_path / "d.nir"), nir.NIRGraph(nodes=dict(g.nodes), edges=list(edges), metadata=g.metadata))
+    with pytest.raises(ValueError) as exc:
+        network_from_nir(tmp_path / "d.nir")
+    text = _one_line(exc)
+    assert "it has 3 Input nodes ('input' feeds 'output_input', 'input_ff0' feeds 'ff0'" in text, text
+    assert "Fix: add the missing edges out of 'input', 'readout' and into 'ff0', 'output'" in text, text
+    # the fix works: the edges it names, added back, give a graph that reads
+    raw = nir.NIRGraph(nodes=dict(g.nodes), edges=edges, metadata=g.metadata, type_check=False)
+    with pytest.raises(ValueError) as exc:
+        network_from_nir(raw)
+    assert "nothing feeds 'output', 'ff0'; 'input', 'readout' feed nothing" in _one_line(exc)
+    fixed = nir.NIRGraph(nodes=dict(g.nodes), edges=[*edges, *missing], metadata=g.metadata)
+    network_from_nir(fixed)
 
 
 def test_unsupported_node_is_named_as_unsupported(tmp_path):

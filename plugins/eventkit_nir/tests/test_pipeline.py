@@ -85,5 +85,5 @@ def test_from_file_dangling_graph_fails_in_one_line(tmp_path):
     with pytest.raises(ConfigError) as exc:
         run(compose(TINY + [f"network.from_file={tmp_path / 'd.nir'}"]), tmp_path / "r")
     text = str(exc.value)
-    assert "\n" not in text and "'out', 'readout'" in text
+    assert "\n" not in text and "out of 'out' and into 'readout'" in text, text
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["status"] == "failed"

@@ -1,14 +1,19 @@
-"""``python -m eventkit``: see :func:`eventkit.running.cli.main`."""
+"""``python -m eventkit`` and the ``eventkit`` console script: see :func:`eventkit.running.cli.main`."""
 
 import sys
 
-if __name__ == "__main__":
-    # before numpy, torch and numba start: the process's trainer.reproducible mode
+
+def console() -> int:
+    """Fix the process's trainer.reproducible mode before numpy, torch and numba start, then run
+    the CLI (both entry points come through here, so ``eventkit ...`` computes as
+    ``python -m eventkit ...`` does)."""
     from eventkit.base.reproducible import prepare_process
 
     prepare_process(sys.argv[1:])
+    from eventkit.running.cli import main
 
-from eventkit.running.cli import main  # noqa: E402
+    return main()
+
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

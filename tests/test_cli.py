@@ -40,3 +40,12 @@ def test_tab_completion_offers_groups_and_options():
     assert out.stdout.split() == ["optimizer=adam", "optimizer=adamw", "optimizer=sgd"]
     out = run("-sc", "query=bash", cmd=("eventkit",), env={"COMP_LINE": "eventkit neu"})
     assert "neuron=" in out.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("eventkit") is None, reason="console script not installed")
+def test_the_console_script_starts_the_mode_the_command_line_asks_for():
+    # an entry point that skipped prepare_process would run in the environment's fast mode and
+    # refuse the typed strict override
+    out = run("trainer.reproducible=strict", "--cfg", "job", cmd=("eventkit",), env={"EVENTKIT_REPRODUCIBLE": "fast"})
+    assert out.returncode == 0, out.stderr
+    assert "reproducible: strict" in out.stdout

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from eventkit.data import SpikeData
-from eventkit.engine.topology import Delay, parse_delays
+from eventkit.engine.topology import Delay, layered_connections, parse_delays
 from eventkit.base.registry import Registry
-from eventkit.base.schema import setting
+from eventkit.base.schema import from_config, setting
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,20 @@ class RegularizerConfig:
 
     strength: float = setting(ge=0, example=0.0)
     nu: float = setting(ge=0, example=14)
+
+
+@dataclass(frozen=True)
+class ConnectionDelay:
+    """The delays one connection of the configured network gets: the connection's ``name``
+    (``ff0``, ``rec1``, ``out``) and ``kind``, the hidden layer (or the output, index
+    ``len(hidden)``) it feeds, the ``network.delays`` key that set them (the connection's name, or
+    its kind for every connection of that kind) and the :class:`Delay`."""
+
+    name: str
+    kind: Literal["ff", "rec", "out"]
+    post: int
+    key: str
+    delay: Delay
 
 
 @dataclass(frozen=True)
@@ -93,7 +107,27 @@ class NetworkConfig:
 
     @property
     def parsed_delays(self) -> dict[str, Delay]:
+        """``network.delays`` as written: a connection name or a kind -> :class:`Delay`."""
         return parse_delays(self.delays)
+
+    @property
+    def connection_delays(self) -> dict[str, ConnectionDelay]:
+        """Connection name -> its :class:`ConnectionDelay`, for every connection of this network
+        that ``network.delays`` gives delays (a name wins over its kind). A key naming no
+        connection of this network is left out here; building the network refuses it."""
+        written = self.parsed_delays
+        out = {}
+        for name, kind, _, post in layered_connections(self.recurrent_layers):
+            key = name if name in written else kind if kind in written else None
+            if key is not None:
+                out[name] = ConnectionDelay(name, kind, post, key, written[key])
+        return out
+
+    @classmethod
+    def of(cls, network: Any) -> "NetworkConfig":
+        """``network`` (the ``network`` config node) read through this schema; a bad value raises
+        :class:`eventkit.base.errors.ConfigError` naming the ``network.*`` key."""
+        return from_config(cls, network, "network")
 
 
 def build_network(

@@ -37,6 +37,7 @@ from eventkit.running.report import pct, write_plots_and_report
 from eventkit.running.resume import resumed_config
 from eventkit.engine.backends import resolve_device
 from eventkit.components.networks import NetworkConfig, build_network
+from eventkit.components.targets import as_target
 from eventkit.rundir.layout import BEST, CHECKPOINTS, LAST, RunDir, check_unused, explain_os_error, mark_continued
 from eventkit.base.schema import from_config, plain
 from eventkit.training.loop import (
@@ -239,9 +240,7 @@ def _pipeline(cfg: DictConfig, rd: RunDir, explicit: Sequence[str], t_start: flo
             target.check(net, train)
         except ValueError as exc:
             raise ConfigError(f"target {target.name!r}: {exc}") from None
-        prepare = getattr(target, "prepare", None)  # optional: e.g. quantisation-aware training
-        if prepare is not None:
-            prepare(net)
+        target.prepare(net)  # e.g. quantisation-aware training
         loss_fn = registry.build("loss", plain(cfg.loss))
         # learnable delays get their own (unscheduled) learning rate, network.delay_lr
         optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr))
@@ -381,15 +380,18 @@ def adapted_config(cfg: DictConfig, explicit: Sequence[str], registry: Registry)
         except ConfigError:
             raise exc from None
     try:
-        target = registry.build("target", plain(checked.target))
+        target = as_target(registry.build("target", plain(checked.target)), checked.target.name)
     except ValueError as exc:
         raise ConfigError(*problems, str(exc)) from None
-    adapt = getattr(target, "adapt", None)
     notices: list[str] = []
-    if adapt is not None:
+    try:
+        network = NetworkConfig.of(checked.network)
+    except ConfigError:
+        network = None  # validation above reported it; the target adapts a network it can read
+    if network is not None:
         try:
             with open_dict(checked):
-                notices = list(adapt(checked, list(explicit)) or [])
+                notices = list(target.adapt(checked, list(explicit), network))
         except ValueError as exc:
             found = exc.problems if isinstance(exc, ConfigError) else (str(exc),)
             problems += [f"target {target.name!r}: {p}" for p in found]

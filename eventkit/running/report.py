@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from eventkit.base.files import atomic_path, write_text
-from eventkit.rundir.layout import RunDir
+from eventkit.rundir.layout import DelayMetricKeys, RunDir
 
 
 def pct(x: float | None) -> str:
@@ -133,8 +133,9 @@ def plot_delays(net: Any, metrics: list[dict], path: Path) -> None:
     for conn in net.topology.delayed:
         d = delays[conn.name].ravel()
         axes[0].hist(d, bins=50, range=(0.0, conn.delay.max), histtype="step", label=conn.name)
-        mean = np.array([m.get(f"{conn.delay_name}_mean_ms", np.nan) for m in metrics])
-        std = np.array([m.get(f"{conn.delay_name}_std_ms", np.nan) for m in metrics])
+        keys = DelayMetricKeys.of(conn)
+        mean = np.array([m.get(keys.mean, np.nan) for m in metrics])
+        std = np.array([m.get(keys.std, np.nan) for m in metrics])
         (line,) = axes[1].plot(epochs, mean, label=conn.name)
         axes[1].fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     axes[0].set_title("delays (ms)")

@@ -292,7 +292,7 @@ def _cost_lines(e: dict) -> list[str]:
             f"{cpu['batched_ms']:.3g} ms/sample at batch {cpu['batch']}"
         )
     else:
-        lines.append("- this CPU: not measured (deploy was given an exported network, not the float network)")
+        lines.append("- this CPU: not measured (deploy was given a FloatNetwork of parameters, not the float network)")
     jet = e.get("jetson_orin_nano")
     if jet:
         b1, bb = jet["batch_1"], jet["batch_128"]

@@ -73,6 +73,25 @@ def test_shd_delays_on_loihi2_stops_at_once_saying_what_to_run(tmp_path):
     )
 
 
+def test_adapt_decides_per_connection_that_an_entry_reaches():
+    """The chip's refusals follow the connections a ``network.delays`` entry reaches and their
+    kind (``NetworkConfig.connection_delays``), not the entry's spelling: ``ff`` on two layers is
+    refused for the recurrent second one only, ``out`` is adapted like any feed-forward
+    connection, and an entry that reaches no connection (``rec`` in a network without
+    recurrence) is left to the network's own check, which names it -- it is not a recurrent
+    delay the chip cannot run."""
+    two = ["+experiment=timing_delays", "target=loihi2", "network.layers=2", "network.hidden=[8,8]"]
+    with pytest.raises(ValueError, match=r"network.delays.ff: delays into the recurrent hidden layer 1 "):
+        _adapt([*two, "network.recurrent=[false,true]"])
+    cfg, notices = _adapt([*two, "network.recurrent=false", "+network.delays.out={max: 100}"])
+    assert cfg.network.delays.out.max == 62.0 and cfg.network.delays.out.mode == "round"
+    assert "network.delays.out.max: 100 -> 62 ms (62 steps, the chip's longest delay)" in notices
+    cfg, notices = _adapt([*two, "network.recurrent=false", "+network.delays.rec={max: 5}"])
+    assert not any("delays.rec" in n for n in notices) and cfg.network.delays.rec.max == 5
+    with pytest.raises(ValueError, match=r"network.delays.rec: this network has no rec connection"):
+        EventpropNet(4, 2, hidden=[8, 8], recurrent=[False, False], delays=NetworkConfig.of(cfg.network).parsed_delays)
+
+
 def _delay_net(seed=0, n_steps=60, max_steps=8.0, delays=True, rec_delays=False):
     """Two hidden layers (the first recurrent), delays on ff1 and out (``delays=False``: the
     same weights without delays; ``rec_delays``: rec0 gets delays of 1 ms too)."""

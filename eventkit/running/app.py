@@ -367,7 +367,7 @@ def _want_traceback() -> bool:
 
 def adapted_config(cfg: DictConfig, explicit: Sequence[str], registry: Registry) -> tuple[DictConfig, Any, list[str]]:
     """The config that runs: ``cfg`` validated, then changed by its target where the target cannot
-    run a value (its optional ``adapt``), and validated again. Returns (config, target, notices).
+    run a value (its ``adapt``), and validated again. Returns (config, target, notices).
     A config with problems raises one :class:`ConfigError` holding every problem that validation
     and the target found, so that all of them are fixed in one go."""
     problems: list[str] = []

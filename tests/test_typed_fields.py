@@ -11,7 +11,7 @@ from omegaconf import open_dict
 from eventkit.base.errors import ConfigError
 from eventkit.base.hookspecs import hookimpl
 from eventkit.base.registry import create
-from eventkit.components.networks import ConnectionDelay, NetworkConfig
+from eventkit.components.networks import ConnectionDelay, NetworkConfig, adaptable_delays
 from eventkit.components.schedules import WarmupEmaHalving
 from eventkit.components.targets import CpuTarget, Target, as_target
 from eventkit.engine import Delay, EventpropNet
@@ -38,9 +38,9 @@ def test_a_configured_networks_delays_are_known_per_connection_with_their_kind()
     net = _network(delays={"ff": ff, "ff1": {"max": 3.0, "mode": "round"}, "rec": {"max": 2.0}, "out": {"max": 1.0}})
     got = net.connection_delays
     assert list(got) == ["ff0", "ff1", "rec1", "out"]  # the network's connection order
-    assert got["ff0"] == ConnectionDelay("ff0", "ff", 0, "ff", Delay(max=5.0))
-    assert got["ff1"] == ConnectionDelay("ff1", "ff", 1, "ff1", Delay(max=3.0, mode="round"))
-    assert got["rec1"] == ConnectionDelay("rec1", "rec", 1, "rec", Delay(max=2.0))
+    assert got["ff0"] == ConnectionDelay("ff0", "ff", 0, "ff", Delay(max=5.0), into_recurrent=False)
+    assert got["ff1"] == ConnectionDelay("ff1", "ff", 1, "ff1", Delay(max=3.0, mode="round"), into_recurrent=True)
+    assert got["rec1"] == ConnectionDelay("rec1", "rec", 1, "rec", Delay(max=2.0), into_recurrent=True)
     assert got["out"] == ConnectionDelay("out", "out", 2, "out", Delay(max=1.0))
     assert _network().connection_delays == {}
     # the engine builds the same connections with the same delays
@@ -48,6 +48,16 @@ def test_a_configured_networks_delays_are_known_per_connection_with_their_kind()
     assert {c.name: (c.kind, c.post.index, c.delay) for c in built.topology.delayed} == {
         name: (d.kind, d.post, d.delay) for name, d in got.items()
     }
+
+
+def test_a_target_adapts_the_delays_as_written_when_the_network_section_does_not_validate():
+    """Validation refuses an init range beyond max; the target still sees that entry (typed, as
+    written), so its own problems come in the same message."""
+    cfg = compose(["network.delays.ff={max: 100, init: [0, 110]}"])
+    with pytest.raises(ConfigError):
+        NetworkConfig.of(cfg.network)
+    written = adaptable_delays(cfg.network)
+    assert written == {"ff0": ConnectionDelay("ff0", "ff", 0, "ff", Delay(max=100.0, init=(0.0, 110.0)), False)}
 
 
 class _Minimal(Target):
@@ -64,7 +74,7 @@ def test_a_target_that_overrides_neither_adapt_nor_prepare_changes_nothing():
     cfg = compose([])
     before = dict(cfg.network)
     target = _Minimal()
-    assert target.adapt(cfg, [], NetworkConfig.of(cfg.network)) == []
+    assert target.adapt(cfg, [], adaptable_delays(cfg.network)) == []
     assert dict(cfg.network) == before
     net = EventpropNet(3, 2, hidden=[4], recurrent=[False], n_steps=10)
     sim = net.simulation

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from eventkit.base.files import atomic_path, json_default
 from eventkit.base.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from eventkit.components.networks import NetworkConfig
+    from eventkit.components.networks import ConnectionDelay
 
 
 class Target(ABC):
@@ -32,14 +32,15 @@ class Target(ABC):
 
     name: str
 
-    def adapt(self, cfg: Any, explicit: list[str], network: NetworkConfig) -> list[str]:
+    def adapt(self, cfg: Any, explicit: list[str], delays: Mapping[str, ConnectionDelay]) -> list[str]:
         """Called first, before the config is recorded and anything is built: the target may
         change values it cannot run (e.g. loihi2 turns delays into whole steps of at most 62) in
         ``cfg`` and returns one notice per change, which the run prints and keeps in summary.json
         and report.md. ``explicit`` holds the overrides the user typed ("key=value"); a target
-        should refuse, not change, a value the user set explicitly. ``network`` is ``cfg.network``
-        as its schema reads it (sizes, recurrence, the delays as typed :class:`Delay` per
-        connection with the connection's kind), for deciding; changes go into ``cfg``."""
+        should refuse, not change, a value the user set explicitly. ``delays``: connection name ->
+        its :class:`~eventkit.components.networks.ConnectionDelay` (kind, the layer it feeds,
+        the ``network.delays`` key that set it, the typed :class:`Delay`), for deciding; changes
+        go into ``cfg``."""
         return []
 
     @abstractmethod

@@ -36,7 +36,7 @@ from eventkit.base.registry import Registry, get_registry, install_hint
 from eventkit.running.report import pct, write_plots_and_report
 from eventkit.running.resume import resumed_config
 from eventkit.engine.backends import resolve_device
-from eventkit.components.networks import NetworkConfig, build_network
+from eventkit.components.networks import NetworkConfig, adaptable_delays, build_network
 from eventkit.components.targets import as_target
 from eventkit.rundir.layout import BEST, CHECKPOINTS, LAST, RunDir, check_unused, explain_os_error, mark_continued
 from eventkit.base.schema import from_config, plain
@@ -385,16 +385,11 @@ def adapted_config(cfg: DictConfig, explicit: Sequence[str], registry: Registry)
         raise ConfigError(*problems, str(exc)) from None
     notices: list[str] = []
     try:
-        network = NetworkConfig.of(checked.network)
-    except ConfigError:
-        network = None  # validation above reported it; the target adapts a network it can read
-    if network is not None:
-        try:
-            with open_dict(checked):
-                notices = list(target.adapt(checked, list(explicit), network))
-        except ValueError as exc:
-            found = exc.problems if isinstance(exc, ConfigError) else (str(exc),)
-            problems += [f"target {target.name!r}: {p}" for p in found]
+        with open_dict(checked):
+            notices = list(target.adapt(checked, list(explicit), adaptable_delays(checked.network)))
+    except ValueError as exc:
+        found = exc.problems if isinstance(exc, ConfigError) else (str(exc),)
+        problems += [f"target {target.name!r}: {p}" for p in found]
     if problems:
         raise ConfigError(*problems)
     notices = [f"target {target.name}: {n}" for n in notices] + _smoke(checked)

@@ -16,7 +16,7 @@ import numpy as np
 
 from omegaconf import OmegaConf
 
-from eventkit.plugin import ConfigError, NetworkConfig, Target
+from eventkit.plugin import ConfigError, ConnectionDelay, Target
 
 from .chip_cost import coefficients
 from .quantize import MAX_DELAY, SUPPORTED_NEURONS, SUPPORTED_OUTPUTS, ChipNetwork, FloatNetwork, quantize
@@ -159,7 +159,7 @@ class LoihiTarget(Target):
         self.in_the_loop = in_the_loop
 
     # ------------------------------------------------------------------ before training
-    def adapt(self, cfg, explicit: list[str], network: NetworkConfig) -> list[str]:
+    def adapt(self, cfg, explicit: list[str], delays: Mapping[str, ConnectionDelay]) -> list[str]:
         """Make a config train what the chip runs, loudly; refuse what the user typed and the chip
         cannot hold. Every problem is reported at once (one ConfigError holding them all).
 
@@ -175,12 +175,13 @@ class LoihiTarget(Target):
           recurrent layer reuses the feed-forward delays for its recurrent synapse and drops its
           weight exponent, so they would not run as trained.
 
-        Which connection a ``network.delays`` entry reaches, and of what kind, is read from
-        ``network.connection_delays`` (typed), not from the entry's name."""
+        Which connections a ``network.delays`` entry reaches, their kind and whether they feed a
+        recurrent layer are read from ``delays`` (typed, per connection), not from the entry's
+        name."""
         typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
         problems: list[str] = []
         notices = self._adapt_neurons(cfg, typed, problems)
-        notices += self._adapt_delays(cfg, network, typed, problems)
+        notices += self._adapt_delays(cfg, delays, typed, problems)
         if problems:
             raise ConfigError(*problems)
         return notices
@@ -215,14 +216,13 @@ class LoihiTarget(Target):
         return notices
 
     @staticmethod
-    def _adapt_delays(cfg, network: NetworkConfig, typed: list[str], problems: list[str]) -> list[str]:
+    def _adapt_delays(cfg, delays: Mapping[str, ConnectionDelay], typed: list[str], problems: list[str]) -> list[str]:
         by_key: dict[str, list] = {}
-        for conn in network.connection_delays.values():
+        for conn in delays.values():
             by_key.setdefault(conn.key, []).append(conn)
         if not by_key:
             return []
         dt = float(cfg.dataset.dt)
-        recurrent = network.recurrent_layers
         notices = []
         for key, conns in by_key.items():  # one network.delays entry, the connections it reaches
             at = f"network.delays.{key}"
@@ -233,7 +233,7 @@ class LoihiTarget(Target):
                     f"Fix: {at}=null network.recurrent=false"
                 )
                 continue
-            into = [c.post for c in conns if c.kind == "ff" and recurrent[c.post]]
+            into = [c.post for c in conns if c.kind == "ff" and c.into_recurrent]
             if into:
                 problems.append(
                     f"{at}: delays into the recurrent hidden layer {into[0]} cannot run on Loihi 2 "

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from eventkit.plugin import ConfigError, compose
 from eventkit.plugin import DatasetSplits
-from eventkit.plugin import Delay, EventpropNet, NetworkConfig
+from eventkit.plugin import Delay, EventpropNet, NetworkConfig, adaptable_delays
 from eventkit_loihi2.emulator import emulate
 from eventkit_loihi2.neuron import LoihiCUBA
 from eventkit_loihi2.quantize import FloatNetwork, quantize
@@ -23,7 +23,7 @@ def _adapt(overrides, explicit=()):
 
     cfg = compose(overrides)
     with open_dict(cfg):
-        notices = LoihiTarget().adapt(cfg, list(explicit), NetworkConfig.of(cfg.network))
+        notices = LoihiTarget().adapt(cfg, list(explicit), adaptable_delays(cfg.network))
     return cfg, notices
 
 
@@ -52,7 +52,7 @@ def test_a_recipe_is_adapted_to_the_chip_with_notices():
 def test_explicit_settings_the_chip_cannot_hold_are_refused(override, match):
     cfg = compose(["+experiment=ssc_delays", "target=loihi2", override])
     with pytest.raises(ValueError, match=match):
-        LoihiTarget().adapt(cfg, [override], NetworkConfig.of(cfg.network))
+        LoihiTarget().adapt(cfg, [override], adaptable_delays(cfg.network))
 
 
 def test_shd_delays_on_loihi2_stops_at_once_saying_what_to_run(tmp_path):
@@ -64,18 +64,18 @@ def test_shd_delays_on_loihi2_stops_at_once_saying_what_to_run(tmp_path):
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # nothing trained
     cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null"])
     with pytest.raises(ValueError, match="recurrent hidden layer 0.*Fix: network.recurrent=false"):
-        LoihiTarget().adapt(cfg, [], NetworkConfig.of(cfg.network))
+        LoihiTarget().adapt(cfg, [], adaptable_delays(cfg.network))
     cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null", "network.recurrent=false"])
     with_notices = OmegaConf.to_container(cfg)
     assert (
-        LoihiTarget().adapt(cfg, [], NetworkConfig.of(cfg.network))
+        LoihiTarget().adapt(cfg, [], adaptable_delays(cfg.network))
         and with_notices["network"]["delays"]["ff"]["max"] == 1000.0
     )
 
 
 def test_adapt_decides_per_connection_that_an_entry_reaches():
     """The chip's refusals follow the connections a ``network.delays`` entry reaches and their
-    kind (``NetworkConfig.connection_delays``), not the entry's spelling: ``ff`` on two layers is
+    kind (``adaptable_delays``), not the entry's spelling: ``ff`` on two layers is
     refused for the recurrent second one only, ``out`` is adapted like any feed-forward
     connection, and an entry that reaches no connection (``rec`` in a network without
     recurrence) is left to the network's own check, which names it -- it is not a recurrent

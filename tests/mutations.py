@@ -141,7 +141,7 @@ MUTATIONS = [
     Mutation(
         "chip_readout_ignores_training",
         "plugins/eventkit_loihi2/eventkit_loihi2/target.py",
-        'readout = READOUT_ON_CHIP.get(str((export.get("readout") or {}).get("name")), "exp_sum")',
+        'readout = READOUT_ON_CHIP.get(str(fnet.readout.get("name")), "exp_sum")',
         'readout = "exp_sum"',
         (LOIHI_TESTS, "-k", "chip_readout"),
         "the chip always classifies by the exp-weighted sum",

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Mapping
 
 import torch
 
 from eventkit.data import SpikeData
-from eventkit.engine.topology import Delay, parse_delays
+from eventkit.engine.topology import Delay, layered_connections, parse_delays
 from eventkit.base.registry import Registry
-from eventkit.base.schema import setting
+from eventkit.base.schema import from_config, setting
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,22 @@ class RegularizerConfig:
 
     strength: float = setting(ge=0, example=0.0)
     nu: float = setting(ge=0, example=14)
+
+
+@dataclass(frozen=True)
+class ConnectionDelay:
+    """The delays one connection of the configured network gets: the connection's ``name``
+    (``ff0``, ``rec1``, ``out``) and ``kind``, the hidden layer (or the output, index
+    ``len(hidden)``) it feeds, the ``network.delays`` key that set them (the connection's name, or
+    its kind for every connection of that kind), the :class:`Delay`, and whether the population
+    it feeds has recurrence."""
+
+    name: str
+    kind: Literal["ff", "rec", "out"]
+    post: int
+    key: str
+    delay: Delay
+    into_recurrent: bool = False  # the population it feeds is a recurrent hidden layer
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,66 @@ class NetworkConfig:
 
     @property
     def parsed_delays(self) -> dict[str, Delay]:
+        """``network.delays`` as written: a connection name or a kind -> :class:`Delay`."""
         return parse_delays(self.delays)
+
+    @property
+    def connection_delays(self) -> dict[str, ConnectionDelay]:
+        """Connection name -> its :class:`ConnectionDelay`, for every connection of this network
+        that ``network.delays`` gives delays (a name wins over its kind). A key naming no
+        connection of this network is left out here; building the network refuses it."""
+        return _by_connection(self.recurrent_layers, self.parsed_delays)
+
+    @classmethod
+    def of(cls, network: Any) -> "NetworkConfig":
+        """``network`` (the ``network`` config node) read through this schema; a bad value raises
+        :class:`eventkit.base.errors.ConfigError` naming the ``network.*`` key."""
+        return from_config(cls, network, "network")
+
+
+def _by_connection(recurrent: list[bool], written: dict[str, Delay]) -> dict[str, ConnectionDelay]:
+    out = {}
+    for name, kind, _, post in layered_connections(recurrent):
+        key = name if name in written else kind if kind in written else None
+        if key is not None:
+            into = post < len(recurrent) and bool(recurrent[post])
+            out[name] = ConnectionDelay(name, kind, post, key, written[key], into)
+    return out
+
+
+def adaptable_delays(network: Any) -> dict[str, ConnectionDelay]:
+    """The delays a target's ``adapt`` decides on: ``NetworkConfig.of(network).connection_delays``.
+    When ``network.*`` does not validate (validation reports why), the delays as written instead
+    -- each entry's max, mode and init range as given, without the range checks, a malformed
+    value as its default -- so that the target's problems come in the same message."""
+    from eventkit.base.errors import ConfigError
+
+    try:
+        return NetworkConfig.of(network).connection_delays
+    except ConfigError:
+        pass
+    layers, recurrent = network.get("layers", 1), network.get("recurrent", False)
+    if isinstance(recurrent, bool):
+        recurrent = [recurrent] * (layers if isinstance(layers, int) and layers > 0 else 1)
+    written = {}
+    for key, spec in dict(network.get("delays") or {}).items():
+        if isinstance(spec, Mapping):
+            written[key] = _as_written(spec)
+    return _by_connection([bool(r) for r in recurrent or []], written)
+
+
+def _as_written(spec: Any) -> Delay:
+    def number(x, default: float) -> float:
+        return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else default
+
+    init = spec.get("init", 0.0)
+    init = init.get("uniform") if isinstance(init, Mapping) else init
+    try:
+        lo, hi = (float(init), float(init)) if isinstance(init, (int, float)) else map(float, init)
+    except (TypeError, ValueError):
+        lo = hi = 0.0
+    mode = spec.get("mode", "exact")
+    return Delay(max=number(spec.get("max"), 0.0), mode=mode if mode in ("exact", "round") else "exact", init=(lo, hi))
 
 
 def build_network(

@@ -8,6 +8,7 @@ from typing import Iterable, Protocol
 import torch
 
 from eventkit.components.optimizers import non_negative
+from eventkit.engine.network import scheduled
 from eventkit.base.hookspecs import hookimpl
 
 
@@ -28,7 +29,7 @@ class _Base:
 
     def _set(self, lrs: Iterable[float]) -> None:
         for group, lr in zip(self.optimizer.param_groups, lrs):
-            if not group.get("fixed_lr"):  # e.g. delays: their own constant step size
+            if scheduled(group):  # not the delays: their own constant step size
                 group["lr"] = lr
 
     def step_batch(self) -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -20,29 +21,53 @@ from eventkit.data import DatasetSplits, SpikeData
 from eventkit.base.files import atomic_path, json_default
 from eventkit.base.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from eventkit.components.networks import ConnectionDelay
 
-@runtime_checkable
-class Target(Protocol):
+
+class Target(ABC):
+    """What every target is: a subclass names itself (``name``) and implements ``check`` and
+    ``deploy``; ``adapt`` and ``prepare`` do nothing unless it overrides them. The run calls all
+    four, in the order ``adapt``, ``check``, ``prepare``, ``deploy``."""
+
     name: str
 
+    def adapt(self, cfg: Any, explicit: list[str], delays: Mapping[str, ConnectionDelay]) -> list[str]:
+        """Called first, before the config is recorded and anything is built: the target may
+        change values it cannot run (e.g. loihi2 turns delays into whole steps of at most 62) in
+        ``cfg`` and returns one notice per change, which the run prints and keeps in summary.json
+        and report.md. ``explicit`` holds the overrides the user typed ("key=value"); a target
+        should refuse, not change, a value the user set explicitly. ``delays``: connection name ->
+        its :class:`~eventkit.components.networks.ConnectionDelay` (kind, the layer it feeds,
+        the ``network.delays`` key that set it, the typed :class:`Delay`), for deciding; changes
+        go into ``cfg``."""
+        return []
+
+    @abstractmethod
     def check(self, net: Any, data: SpikeData) -> None:
         """Before training, with the built network (its ``topology``, neuron models, delays) and
         the training data (``n_channels``, ``n_steps``, ``dt``, ``n_classes``): raise ValueError
         naming the config key and the fix if the target cannot run them."""
 
-    # Optional: ``adapt(cfg, explicit) -> list[str]`` -- called first, before the config is
-    # recorded and anything is built: the target may change values it cannot run (e.g. loihi2
-    # turns delays into whole steps of at most 62) in ``cfg`` and returns one notice per change,
-    # which the run prints and keeps in summary.json and report.md. ``explicit`` holds the
-    # overrides the user typed ("key=value"); a target should refuse, not change, a value the
-    # user set explicitly. Read ``cfg.network`` through
-    # :class:`eventkit.components.networks.NetworkConfig` rather than parsing it again.
-    # Optional: ``prepare(net)`` -- called once the network is built, before training (the
-    # loihi2 target uses it for quantisation-aware training). Targets without it are left alone.
+    def prepare(self, net: Any) -> None:
+        """Called once the network is built, before training: the target may set
+        ``net.simulation`` (the loihi2 target uses it for quantisation-aware training)."""
 
+    @abstractmethod
     def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path) -> dict:
         """After training: write artefacts under ``run_dir / "deploy" / self.name`` and return
         JSON-serialisable fields stored in ``summary.json["deploy"][self.name]``."""
+
+
+def as_target(obj: Any, name: str) -> Target:
+    """``obj`` (what the registered factory of target ``name`` built) if it is a :class:`Target`;
+    otherwise one line saying how to make it one."""
+    if not isinstance(obj, Target):
+        raise ValueError(
+            f"target={name}: its factory returned a {type(obj).__name__}, not an eventkit.plugin.Target. "
+            "Fix: derive the target class from eventkit.plugin.Target"
+        )
+    return obj
 
 
 def deploy_dir(run_dir: Path, target: Target) -> Path:
@@ -52,7 +77,7 @@ def deploy_dir(run_dir: Path, target: Target) -> Path:
     return path
 
 
-class CpuTarget:
+class CpuTarget(Target):
     """Train and evaluate on this machine's CPU cores; deploy writes the trained network in a
     plain, framework-free form (safetensors weights + JSON description)."""
 
@@ -62,24 +87,31 @@ class CpuTarget:
         """Any network the engine builds runs on the CPU."""
 
     def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path) -> dict:
+        """``network.safetensors``: per hidden layer ``layer<i>.w_ff`` / ``.w_rec`` (weights) and
+        ``.d_ff`` / ``.d_rec`` (delays, ms), ``output.w`` / ``output.d``, float32, from the
+        connections of ``net.topology``; ``network.json``: dt, steps, sizes, readout, delay
+        settings and each population's neuron model."""
         from safetensors.numpy import save_file
 
-        exported = net.export()
         out = deploy_dir(run_dir, self)
         tensors: dict[str, np.ndarray] = {}
-        layers = []
-        arrays = ("w_ff", "w_rec", "d_ff", "d_rec")  # weights and delays (ms) go to safetensors
-        for i, layer in enumerate(exported["layers"]):
-            for key in arrays:
-                if layer.get(key) is not None:
-                    tensors[f"layer{i}.{key}"] = np.ascontiguousarray(layer[key], dtype=np.float32)
-            layers.append({k: v for k, v in layer.items() if k not in arrays})
-        for key in ("w", "d"):
-            if exported["output"].get(key) is not None:
-                tensors[f"output.{key}"] = np.ascontiguousarray(exported["output"][key], dtype=np.float32)
-        description = {k: v for k, v in exported.items() if k not in ("layers", "output")}
-        description["layers"] = layers
-        description["output"] = {k: v for k, v in exported["output"].items() if k not in ("w", "d")}
+        for conn in net.topology.connections:
+            prefix = "output." if conn.kind == "out" else f"layer{conn.post.index}."
+            suffix = "" if conn.kind == "out" else f"_{conn.kind}"
+            tensors[f"{prefix}w{suffix}"] = _float32(getattr(net, conn.name))
+            if conn.delay is not None:
+                tensors[f"{prefix}d{suffix}"] = _float32(getattr(net, conn.delay_name))
+        topology = net.topology
+        description = dict(
+            dt=net.dt,
+            n_steps=net.n_steps,
+            n_in=net.n_in,
+            n_out=net.n_out,
+            readout=net.readout.describe(),
+            delays={c.name: dict(max=c.delay.max, mode=c.delay.mode, learn=c.delay.learn) for c in topology.delayed},
+            layers=[dict(neuron=net.describe_neuron(pop.model)) for pop in topology.hidden],
+            output=dict(neuron=net.describe_neuron(topology.output.model)),
+        )
         with atomic_path(out / "network.safetensors") as tmp:
             save_file(tensors, str(tmp))
         with atomic_path(out / "network.json") as tmp:
@@ -88,6 +120,10 @@ class CpuTarget:
             "files": ["network.safetensors", "network.json"],
             "parameters": int(sum(t.size for t in tensors.values())),
         }
+
+
+def _float32(parameter) -> np.ndarray:
+    return np.ascontiguousarray(parameter.detach().cpu().numpy(), dtype=np.float32)
 
 
 @hookimpl

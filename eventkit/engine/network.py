@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Callable, Iterator, Mapping, NamedTuple, Sequence, TypedDict
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from .autograd import EventpropFunction, parameter_gradients
 from .backends import get_backend
 from .neurons import LI, LIF, NeuronModel
 from .readouts import ExpWeightedMeanV, Readout
-from .topology import Connection, Delay, Topology, parse_delays
+from .topology import Delay, Topology, parse_delays
 
 DEFAULT_INIT = dict(ff_mean=0.03, ff_std=0.01, rec_mean=0.0, rec_std=0.02, out_mean=0.0, out_std=0.03)
 
@@ -58,6 +58,23 @@ class Simulation:
             fn = getattr(self, key)
             if fn is not None and not callable(fn):
                 raise ValueError(f"Simulation.{key}: expected a callable or None, got {fn!r}")
+
+
+class ParamGroup(TypedDict, total=False):
+    """A torch.optim parameter group as :meth:`EventpropNet.param_groups` makes it (torch keeps
+    groups as dicts, and checkpoints store them as such). ``fixed_lr`` true: the group trains at
+    its own constant ``lr`` (the learnable delays, ``network.delay_lr``), which lr schedules leave
+    alone; see :func:`scheduled`."""
+
+    params: list[nn.Parameter]
+    lr: float
+    fixed_lr: bool
+
+
+def scheduled(group: Mapping) -> bool:
+    """Whether an lr schedule sets this optimizer parameter group's lr: every group but a
+    :class:`ParamGroup` with ``fixed_lr``."""
+    return not group.get("fixed_lr", False)
 
 
 class EngineOutput(NamedTuple):
@@ -235,15 +252,15 @@ class EventpropNet(nn.Module):
             c.name: getattr(self, c.delay_name).detach().cpu().numpy().astype(np.float64) for c in self.topology.delayed
         }
 
-    def param_groups(self, delay_lr: float | None = None) -> list[dict]:
+    def param_groups(self, delay_lr: float | None = None) -> list[ParamGroup]:
         """torch.optim parameter groups: the weights, and the learnable delays with their own
-        learning rate (ms per update; marked ``fixed_lr`` so that lr schedules leave it alone)."""
-        groups = [{"params": self.weight_parameters()}]
+        learning rate (ms per update; ``fixed_lr``, so that lr schedules leave it alone)."""
+        groups = [ParamGroup(params=self.weight_parameters())]
         delays = self.delay_parameters()
         if delays:
             if delay_lr is None or not delay_lr > 0:
                 raise ValueError(f"network.delay_lr must be > 0 for learnable delays, got {delay_lr!r}")
-            groups.append({"params": delays, "lr": float(delay_lr), "fixed_lr": True})
+            groups.append(ParamGroup(params=delays, lr=float(delay_lr), fixed_lr=True))
         return groups
 
     @torch.no_grad()
@@ -335,44 +352,16 @@ class EventpropNet(nn.Module):
             raise ValueError(f"fake quantization returned no weights for {sorted(missing)}")
         return fq.weights, delays, dict(fq.thresholds)
 
-    def export(self) -> dict:
-        """Weights, delays and model constants as plain numpy/Python (for hardware targets).
-        ``d_ff`` / ``d_rec`` / output ``d`` are delays in ms (None without delays)."""
-
-        def value(conn: Connection | None, delay: bool = False):
-            if conn is None or (delay and conn.delay is None):
-                return None
-            name = conn.delay_name if delay else conn.name
-            return getattr(self, name).detach().cpu().numpy().astype(np.float64)
-
-        by_post = {}
-        for conn in self.topology.connections:
-            by_post.setdefault((conn.post.index, conn.kind), conn)
-        layers = []
-        for pop in self.topology.hidden:
-            ff, rec = by_post[(pop.index, "ff")], by_post.get((pop.index, "rec"))
-            layers.append(
-                dict(
-                    w_ff=value(ff),
-                    w_rec=value(rec),
-                    d_ff=value(ff, True),
-                    d_rec=value(rec, True),
-                    neuron=self._describe_neuron(pop.model),
-                )
-            )
-        out = by_post[(self.topology.output.index, "out")]
-        return dict(
-            dt=self.dt,
-            n_steps=self.n_steps,
-            n_in=self.n_in,
-            n_out=self.n_out,
-            layers=layers,
-            output=dict(w=value(out), d=value(out, True), neuron=self._describe_neuron(self.output)),
-            readout=self.readout.describe(),
-            delays={
-                c.name: dict(max=c.delay.max, mode=c.delay.mode, learn=c.delay.learn) for c in self.topology.delayed
-            },
-        )
+    def describe_neuron(self, model: NeuronModel) -> dict:
+        """``model``'s constants as plain Python (its ``describe()``), with what it computes for
+        this network's dt: integer chip decays (``decays(dt)``) and a float input gain
+        (``gain(dt)``) for models that have them. Targets write this beside the weights."""
+        info = model.describe()
+        if hasattr(model, "decays"):  # integer-decay (chip) models: the exact decays in use
+            info["i_decay"], info["v_decay"] = model.decays(self.dt)
+        if hasattr(model, "gain"):  # float input gain the chip weights must carry
+            info["gain"] = model.gain(self.dt)
+        return info
 
     # ----------------------------------------------------------------- private
     def _gradient_targets(self) -> tuple[tuple, list]:
@@ -389,14 +378,6 @@ class EventpropNet(nn.Module):
         np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
         weights, delays, thresholds = self.effective_parameters()
         return self.backend.inputs(self.plan, weights, delays, thresholds, np_dtype)
-
-    def _describe_neuron(self, model: NeuronModel) -> dict:
-        info = model.describe()
-        if hasattr(model, "decays"):  # integer-decay (chip) models: the exact decays in use
-            info["i_decay"], info["v_decay"] = model.decays(self.dt)
-        if hasattr(model, "gain"):  # float input gain the chip weights must carry
-            info["gain"] = model.gain(self.dt)
-        return info
 
     def _check_data(self, data: SpikeData) -> SpikeData:
         """``data`` validated against the network, as the network sees it (binary if set)."""

@@ -123,14 +123,11 @@ class Topology:
         inp = Population("input", int(n_in), -1)
         pops = tuple(Population(f"hidden{k}", int(n), k, m) for k, (n, m) in enumerate(zip(hidden, neurons)))
         out = Population("output", int(n_out), len(pops), output)
-        plain: list[tuple[str, Population, Population, str]] = []
-        pre = inp
-        for k, pop in enumerate(pops):
-            plain.append((f"ff{k}", pre, pop, "ff"))
-            if recurrent[k]:
-                plain.append((f"rec{k}", pop, pop, "rec"))
-            pre = pop
-        plain.append(("out", pre, out, "out"))
+        by_index = {-1: inp, **{p.index: p for p in (*pops, out)}}
+        plain = [
+            (name, by_index[a], by_index[b], kind)
+            for name, kind, a, b in layered_connections([recurrent[k] for k in range(len(pops))])
+        ]
         delays = dict(delays or {})
         names = {name for name, *_ in plain}
         unknown = sorted(set(delays) - names - set(KINDS))
@@ -147,6 +144,19 @@ class Topology:
                 )
         conns = tuple(Connection(name, a, b, kind, delays.get(name, delays.get(kind))) for name, a, b, kind in plain)
         return Topology(inp, pops, out, conns)
+
+
+def layered_connections(recurrent: Sequence[bool]) -> tuple[tuple[str, str, int, int], ...]:
+    """(name, kind, pre index, post index) of every connection of the layered network with one
+    hidden layer per entry of ``recurrent`` (indices as :attr:`Population.index`: the input -1,
+    hidden layers 0.., the output ``len(recurrent)``), in :attr:`Topology.connections` order."""
+    out: list[tuple[str, str, int, int]] = []
+    for k, rec in enumerate(recurrent):
+        out.append((f"ff{k}", "ff", k - 1, k))
+        if rec:
+            out.append((f"rec{k}", "rec", k, k))
+    out.append(("out", "out", len(recurrent) - 1, len(recurrent)))
+    return tuple(out)
 
 
 def parse_delays(spec: Mapping | None, where: str = "network.delays") -> dict[str, Delay]:

@@ -25,7 +25,7 @@ engine                 EventpropNet, Simulation, FakeQuant, Topology, Delay, par
                        NeuronModel, Coefficients, check_positive, LIF, LI, Readout, READOUTS,
                        SumV, MeanV, ExpWeightedMeanV, MaxV, FirstSpike, PerStepV,
                        spike_count_regularizer
-targets                Target
+targets                Target, ConnectionDelay, adaptable_delays (what adapt is handed), NetworkConfig
 files and reports      write_json, write_text, json_default, atomic_path, pct
 =====================  =====================================================================
 """
@@ -87,6 +87,9 @@ EXPORTS: dict[str, tuple[str, str | None]] = {
     "spike_count_regularizer": ("eventkit.engine", "spike_count_regularizer"),
     # targets
     "Target": ("eventkit.components.targets", "Target"),
+    "NetworkConfig": ("eventkit.components.networks", "NetworkConfig"),
+    "ConnectionDelay": ("eventkit.components.networks", "ConnectionDelay"),
+    "adaptable_delays": ("eventkit.components.networks", "adaptable_delays"),
     # files and reports
     "write_json": ("eventkit.base.files", "write_json"),
     "write_text": ("eventkit.base.files", "write_text"),

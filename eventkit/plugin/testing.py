@@ -156,6 +156,7 @@ def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> t
     from eventkit.running.pipeline import load_data
     from eventkit.rundir.checkpoints import load_checkpoint, model_state
     from eventkit.components.networks import NetworkConfig, build_network
+    from eventkit.components.targets import as_target
     from eventkit.base.registry import get_registry
     from eventkit.rundir.layout import BEST, LAST
     from eventkit.base.schema import from_config, plain
@@ -171,9 +172,7 @@ def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> t
         splits.train,
         int(cfg.seed),
     )
-    prepare = getattr(registry.build("target", plain(cfg.target)), "prepare", None)
-    if prepare is not None:
-        prepare(net)
+    as_target(registry.build("target", plain(cfg.target)), cfg.target.name).prepare(net)
     tensors, _ = load_checkpoint(run_dir / "checkpoints" / {"best": BEST, "last": LAST}[checkpoint])
     net.load_state_dict(model_state(tensors))
     test = splits.test

@@ -14,6 +14,7 @@ import errno
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,6 +30,21 @@ BEST = "best.safetensors"
 HYDRA_OWN = (".hydra",)
 #: the files a reader takes as a run's results, named first when a directory is refused
 RESULTS = ("summary.json", "metrics.jsonl", "report.md", CHECKPOINTS)
+
+
+@dataclass(frozen=True)
+class DelayMetricKeys:
+    """The metrics.jsonl keys of one delayed connection's delay statistics (ms, after each
+    epoch): training writes them, the report reads them; nobody builds or parses the names."""
+
+    mean: str
+    std: str
+
+    @classmethod
+    def of(cls, connection: Any) -> "DelayMetricKeys":
+        """The keys of ``connection`` (an :class:`eventkit.engine.Connection` with a delay):
+        ``<connection>_delay_mean_ms`` and ``<connection>_delay_std_ms``."""
+        return cls(f"{connection.delay_name}_mean_ms", f"{connection.delay_name}_std_ms")
 
 
 class RunDirInUse(ValueError):

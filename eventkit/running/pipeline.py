@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from eventkit.base.registry import Registry, get_registry
 from eventkit.base.schema import from_config, plain
 from eventkit.components.loggers import GuardedLogger, NullLogger
-from eventkit.components.networks import NetworkConfig, build_network
+from eventkit.components.networks import NetworkConfig, adaptable_delays, build_network
+from eventkit.components.targets import as_target
 from eventkit.data import DatasetSplits
 from eventkit.engine.backends import resolve_device
 from eventkit.rundir.checkpoints import load_checkpoint, model_state
@@ -247,9 +248,7 @@ def _build(run: _Run, train) -> _Built:
         target.check(net, train)
     except ValueError as exc:
         raise ConfigError(f"target {target.name!r}: {exc}") from None
-    prepare = getattr(target, "prepare", None)  # optional: e.g. quantisation-aware training
-    if prepare is not None:
-        prepare(net)
+    target.prepare(net)  # e.g. quantisation-aware training
     loss_fn = registry.build("loss", plain(cfg.loss))
     # learnable delays get their own (unscheduled) learning rate, network.delay_lr
     optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr))
@@ -381,7 +380,7 @@ def _print(text: str) -> None:
 
 def adapted_config(cfg: DictConfig, explicit: Sequence[str], registry: Registry) -> tuple[DictConfig, Any, list[str]]:
     """The config that runs: ``cfg`` validated, then changed by its target where the target cannot
-    run a value (its optional ``adapt``), and validated again. Returns (config, target, notices).
+    run a value (its ``adapt``), and validated again. Returns (config, target, notices).
     A config with problems raises one :class:`ConfigError` holding every problem that validation
     and the target found, so that all of them are fixed in one go."""
     problems: list[str] = []
@@ -394,18 +393,16 @@ def adapted_config(cfg: DictConfig, explicit: Sequence[str], registry: Registry)
         except ConfigError:
             raise exc from None
     try:
-        target = registry.build("target", plain(checked.target))
+        target = as_target(registry.build("target", plain(checked.target)), checked.target.name)
     except ValueError as exc:
         raise ConfigError(*problems, str(exc)) from None
-    adapt = getattr(target, "adapt", None)
     notices: list[str] = []
-    if adapt is not None:
-        try:
-            with open_dict(checked):
-                notices = list(adapt(checked, list(explicit)) or [])
-        except ValueError as exc:
-            found = exc.problems if isinstance(exc, ConfigError) else (str(exc),)
-            problems += [f"target {target.name!r}: {p}" for p in found]
+    try:
+        with open_dict(checked):
+            notices = list(target.adapt(checked, list(explicit), adaptable_delays(checked.network)))
+    except ValueError as exc:
+        found = exc.problems if isinstance(exc, ConfigError) else (str(exc),)
+        problems += [f"target {target.name!r}: {p}" for p in found]
     if problems:
         raise ConfigError(*problems)
     notices = [f"target {target.name}: {n}" for n in notices] + _smoke(checked)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from eventkit.base.files import atomic_path, write_text
-from eventkit.rundir.layout import RunDir
+from eventkit.rundir.layout import DelayMetricKeys, RunDir
 
 
 def pct(x: float | None) -> str:
@@ -133,8 +133,9 @@ def plot_delays(net: Any, metrics: list[dict], path: Path) -> None:
     for conn in net.topology.delayed:
         d = delays[conn.name].ravel()
         axes[0].hist(d, bins=50, range=(0.0, conn.delay.max), histtype="step", label=conn.name)
-        mean = np.array([m.get(f"{conn.delay_name}_mean_ms", np.nan) for m in metrics])
-        std = np.array([m.get(f"{conn.delay_name}_std_ms", np.nan) for m in metrics])
+        keys = DelayMetricKeys.of(conn)
+        mean = np.array([m.get(keys.mean, np.nan) for m in metrics])
+        std = np.array([m.get(keys.std, np.nan) for m in metrics])
         (line,) = axes[1].plot(epochs, mean, label=conn.name)
         axes[1].fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     axes[0].set_title("delays (ms)")
@@ -154,33 +155,7 @@ def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: 
     if net.topology.delayed:
         plot_delays(net, rd.metrics, plots / "delays.png")
 
-    lines = [
-        f"# eventkit run: {cfg.dataset.name}",
-        "",
-        "| quantity | value |",
-        "|---|---|",
-        f"| test accuracy (best-val checkpoint) | {pct(summary['test_accuracy'])} |",
-        f"| test accuracy (last epoch) | {pct(summary['last_test_accuracy'])} |",
-        f"| best validation accuracy | {pct(summary['best_val_accuracy'])} (epoch {summary['best_epoch']}) |",
-        f"| epochs | {summary['epochs']} |",
-        f"| hidden spikes per test sample | {summary['test_spikes_per_sample']:.1f} |",
-        f"| seed | {summary['seed']} |",
-        "",
-        f"Components: dataset `{cfg.dataset.name}`, neuron `{cfg.neuron.name}`, hidden {cfg.network.hidden} x "
-        f"{cfg.network.layers} (recurrent: {cfg.network.recurrent}), readout `{cfg.readout.name}`, "
-        f"loss `{cfg.loss.name}`, optimizer `{cfg.optimizer.name}`, schedule `{cfg.scheduler.name}`, "
-        f"target `{cfg.target.name}`.",
-        "",
-    ]
-    if summary.get("notices"):
-        lines += [
-            "## Notices",
-            "",
-            "These settings were changed before training, by the target or `trainer.smoke` "
-            "(`config_resolved.yaml` holds the values that ran):",
-            "",
-        ]
-        lines += [f"- {n}" for n in summary["notices"]] + [""]
+    lines = _summary_lines(summary, cfg)
     lines += [
         "## Training curves",
         "",
@@ -212,3 +187,35 @@ def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: 
         "",
     ]
     write_text(rd.path / "report.md", "\n".join(lines))
+
+
+def _summary_lines(summary: dict, cfg: Any) -> list[str]:
+    """report.md's head: the results table, the components, the notices."""
+    lines = [
+        f"# eventkit run: {cfg.dataset.name}",
+        "",
+        "| quantity | value |",
+        "|---|---|",
+        f"| test accuracy (best-val checkpoint) | {pct(summary['test_accuracy'])} |",
+        f"| test accuracy (last epoch) | {pct(summary['last_test_accuracy'])} |",
+        f"| best validation accuracy | {pct(summary['best_val_accuracy'])} (epoch {summary['best_epoch']}) |",
+        f"| epochs | {summary['epochs']} |",
+        f"| hidden spikes per test sample | {summary['test_spikes_per_sample']:.1f} |",
+        f"| seed | {summary['seed']} |",
+        "",
+        f"Components: dataset `{cfg.dataset.name}`, neuron `{cfg.neuron.name}`, hidden {cfg.network.hidden} x "
+        f"{cfg.network.layers} (recurrent: {cfg.network.recurrent}), readout `{cfg.readout.name}`, "
+        f"loss `{cfg.loss.name}`, optimizer `{cfg.optimizer.name}`, schedule `{cfg.scheduler.name}`, "
+        f"target `{cfg.target.name}`.",
+        "",
+    ]
+    if summary.get("notices"):
+        lines += [
+            "## Notices",
+            "",
+            "These settings were changed before training, by the target or `trainer.smoke` "
+            "(`config_resolved.yaml` holds the values that ran):",
+            "",
+        ]
+        lines += [f"- {n}" for n in summary["notices"]] + [""]
+    return lines

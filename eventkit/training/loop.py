@@ -31,7 +31,7 @@ from eventkit.rundir.checkpoints import (
     save_checkpoint,
 )
 from eventkit.components.networks import RegularizerConfig
-from eventkit.rundir.layout import BEST, LAST, RunDir, read_metrics
+from eventkit.rundir.layout import BEST, LAST, DelayMetricKeys, RunDir, read_metrics
 from eventkit.base.schema import setting
 
 if TYPE_CHECKING:
@@ -174,8 +174,9 @@ def delay_stats(net: EventpropNet) -> dict[str, float]:
     ``<connection>_delay_mean_ms`` / ``..._std_ms``: a metrics row's view of what delays learn."""
     stats, delays = {}, net.delays_ms()
     for conn in net.topology.delayed:
-        stats[f"{conn.delay_name}_mean_ms"] = float(delays[conn.name].mean())
-        stats[f"{conn.delay_name}_std_ms"] = float(delays[conn.name].std())
+        keys = DelayMetricKeys.of(conn)
+        stats[keys.mean] = float(delays[conn.name].mean())
+        stats[keys.std] = float(delays[conn.name].std())
     return stats
 
 

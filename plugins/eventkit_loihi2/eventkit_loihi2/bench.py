@@ -29,32 +29,30 @@ from .emulator import emulate
 from .lava_check import compare, run_lava
 from .lava_env import resolve_lava_python
 from .netx import read_netx, write_netx, write_samples
-from .quantize import quantize
+from .quantize import FloatNetwork, quantize
 
 
 def synthetic(n_samples: int, n_in: int, hidden: int, n_out: int, steps: int, spikes: int, seed: int = 0):
     """An SHD-shaped network (authors' init, lif neurons) and random input spike trains."""
     rng = np.random.default_rng(seed)
-    export = dict(
-        dt=1.0,
+    from eventkit.plugin import LI, LIF
+
+    fnet = FloatNetwork.layered(
+        dict(
+            ff0=rng.normal(0.03, 0.01, (hidden, n_in)),
+            rec0=rng.normal(0.0, 0.02, (hidden, hidden)),
+            out=rng.normal(0.0, 0.03, (n_out, hidden)),
+        ),
+        [LIF(tau_mem=20.0, tau_syn=5.0, threshold=1.0)],
+        LI(tau_mem=20.0, tau_syn=5.0),
         n_steps=steps,
-        n_in=n_in,
-        n_out=n_out,
-        layers=[
-            dict(
-                w_ff=rng.normal(0.03, 0.01, (hidden, n_in)),
-                w_rec=rng.normal(0.0, 0.02, (hidden, hidden)),
-                neuron=dict(name="lif", tau_mem=20.0, tau_syn=5.0, threshold=1.0),
-            )
-        ],
-        output=dict(w=rng.normal(0.0, 0.03, (n_out, hidden)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
         readout=dict(name="exp_mean_v"),
     )
     samples = [(rng.integers(0, steps, spikes), rng.integers(0, n_in, spikes)) for _ in range(n_samples)]
     data = from_samples(
         samples, rng.integers(0, n_out, n_samples), n_channels=n_in, n_steps=steps, dt=1.0, n_classes=n_out
     )
-    return quantize(export)[0], data
+    return quantize(fnet)[0], data
 
 
 def _from_deploy(d: Path):

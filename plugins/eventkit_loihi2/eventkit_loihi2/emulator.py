@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from .quantize import DECAY_UNITY, ChipLayer, ChipNetwork
+from .quantize import DECAY_UNITY, ChipLayer, ChipNetwork, FloatNetwork
 
 U_MAX = 2**23  # 24-bit state
 
@@ -485,7 +485,7 @@ def emulate(
     )
 
 
-def readout_in_float_units(emu: EmulatorResult, chip: ChipNetwork, export: dict, readout: str) -> np.ndarray:
+def readout_in_float_units(emu: EmulatorResult, chip: ChipNetwork, fnet: FloatNetwork, readout: str) -> np.ndarray:
     """The chip's classification scores as the float network's readout ``readout`` would give
     them: chip v = 64 S / g x float V for the readout population (S = 2**weight_exp, g its voltage
     gain, see :mod:`eventkit_loihi2.quantize`), and the chip window's step t' holds the float
@@ -493,7 +493,7 @@ def readout_in_float_units(emu: EmulatorResult, chip: ChipNetwork, export: dict,
     exp(-t'/T))."""
     from .quantize import voltage_gain
 
-    g = voltage_gain(dict(export["output"].get("neuron") or {}), float(export["dt"]))
+    g = voltage_gain(dict(fnet.topology.output.model.describe()), fnet.dt)
     unit = g / (64.0 * 2.0**chip.output.weight_exp)
     window = emu.n_steps - emu.offset
     if readout == "exp_mean_v":

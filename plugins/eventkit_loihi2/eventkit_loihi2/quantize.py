@@ -1,4 +1,5 @@
-"""Float network (``net.export()``) -> the integer network Loihi 2 runs.
+"""Float network (its typed topology and parameters, :class:`FloatNetwork`) -> the integer network
+Loihi 2 runs.
 
 Loihi 2's CUBA neuron (Lava's fixed-point LIF, see :mod:`eventkit_loihi2.emulator`) per step::
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -93,6 +95,68 @@ class QuantReport:
     layers: list[dict]
     float_weights: dict  # name -> float weights times S (what would be stored without rounding)
     chip_weights: dict  # name -> integer weights
+
+
+@dataclass(frozen=True)
+class FloatNetwork:
+    """What the quantiser reads of a trained network: its typed ``topology`` (populations with
+    their neuron models, connections with their kind and :class:`~eventkit.plugin.Delay`), the
+    float weights by connection name ((n_post, n_pre)), the delays in ms by delayed connection
+    name, the grid and the readout's description."""
+
+    topology: Any  # eventkit.plugin.Topology
+    weights: Mapping[str, np.ndarray]
+    delays: Mapping[str, np.ndarray]
+    dt: float
+    n_steps: int
+    readout: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, net: Any) -> "FloatNetwork":
+        """The parameters of ``net`` (an :class:`~eventkit.plugin.EventpropNet`) as it holds them
+        (float64): the float weights, never the fake-quantised ones it may simulate with."""
+
+        def value(name: str) -> np.ndarray:
+            return getattr(net, name).detach().cpu().numpy().astype(np.float64)
+
+        topology = net.topology
+        return cls(
+            topology,
+            {c.name: value(c.name) for c in topology.connections},
+            {c.name: value(c.delay_name) for c in topology.delayed},
+            float(net.dt),
+            int(net.n_steps),
+            dict(net.readout.describe()),
+        )
+
+    @classmethod
+    def layered(
+        cls,
+        weights: Mapping[str, np.ndarray],
+        neurons: list,
+        output: Any,
+        n_steps: int,
+        dt: float = 1.0,
+        delays: Mapping[str, np.ndarray] | None = None,
+        readout: dict | None = None,
+    ) -> "FloatNetwork":
+        """A layered network from arrays (benchmarks, tests): ``weights`` by connection name
+        (``ff<k>``, ``rec<k>`` for a recurrent layer k, ``out``), one neuron model per hidden
+        layer, the ``output`` model, ``delays`` (ms) by connection name (round mode, at most
+        62 steps)."""
+        from eventkit.plugin import Delay, Topology
+
+        hidden = [np.shape(weights[f"ff{k}"])[0] for k in range(len(neurons))]
+        recurrent = [f"rec{k}" in weights for k in range(len(neurons))]
+        delays = dict(delays or {})
+        spec = {name: Delay(max=MAX_DELAY * dt, learn=False, mode="round") for name in delays}
+        n_in, n_out = np.shape(weights["ff0"])[1], np.shape(weights["out"])[0]
+        topology = Topology.build(n_in, n_out, hidden, recurrent, neurons, output, spec)
+        return cls(topology, dict(weights), delays, float(dt), int(n_steps), dict(readout or {}))
+
+    def connection(self, post: Any, kind: str) -> Any | None:
+        """The connection of ``kind`` into population ``post``, or None."""
+        return next((c for c in self.topology.connections if c.post.index == post.index and c.kind == kind), None)
 
 
 def decay(tau: float, dt: float, what: str = "tau") -> int:
@@ -204,8 +268,8 @@ def _layer_error(name: str, floats: list[np.ndarray], chips: list[np.ndarray], e
     )
 
 
-def _as2d(x, shape, where) -> np.ndarray:
-    a = np.asarray(x)
+def _as2d(x, n_post: int, n_pre: int, where) -> np.ndarray:
+    a, shape = np.asarray(x), (int(n_post), int(n_pre))
     if a.shape != shape:
         raise ValueError(f"{where}: expected shape {shape}, got {a.shape}")
     if not np.all(np.isfinite(a)):
@@ -213,18 +277,16 @@ def _as2d(x, shape, where) -> np.ndarray:
     return a
 
 
-def _delay(layer: dict, shape, where, dt: float, ms_key: str) -> np.ndarray | None:
-    """A connection's delays in whole steps: ``delay`` (steps), else the float network's
-    ``ms_key`` (ms, rounded to steps as the round delay mode simulates them)."""
-    d = layer.get("delay")
-    if d is None and layer.get(ms_key) is not None:
-        ms = np.asarray(layer[ms_key], dtype=np.float64)
-        if not np.all(np.isfinite(ms)):
-            raise ValueError(f"{where}.{ms_key}: delays contain NaN or inf")
-        d = np.rint(ms / dt)
-    if d is None:
+def _delay_steps(fnet: FloatNetwork, conn: Any, shape, where: str, key: str) -> np.ndarray | None:
+    """A connection's delays (ms) in whole steps, rounded as the round delay mode simulates them;
+    None for a connection without delays."""
+    if conn is None or conn.delay is None:
         return None
-    return chip_delays(d, shape, where, f"train with target=loihi2 (round mode, max {MAX_DELAY} " "steps) or clip them")
+    ms = np.asarray(fnet.delays[conn.name], dtype=np.float64)
+    if not np.all(np.isfinite(ms)):
+        raise ValueError(f"{where}.{key}: delays contain NaN or inf")
+    fix = f"train with target=loihi2 (round mode, max {MAX_DELAY} steps) or clip them"
+    return chip_delays(np.rint(ms / fnet.dt), shape, where, fix)
 
 
 def chip_delays(d, shape, where: str, fix: str) -> np.ndarray:
@@ -243,126 +305,141 @@ def chip_delays(d, shape, where: str, fix: str) -> np.ndarray:
 
 
 def quantize(
-    export: dict,
+    fnet: FloatNetwork,
     percentile: float = 99.0,
     bits: int = 8,
     readout_vth: int = READOUT_VTH_MANT,
     output_exp_shift: int = 0,
 ) -> tuple[ChipNetwork, QuantReport]:
-    """Quantise ``net.export()`` for Loihi 2. Returns the chip network and the error report.
+    """Quantise ``fnet`` (:meth:`FloatNetwork.of` a trained network) for Loihi 2: each hidden
+    layer (its feed-forward and recurrent weights on one scale, its threshold and decays), then the
+    readout. Returns the chip network and the error report.
 
     ``output_exp_shift`` (<= 0) lowers the readout's weight scale by that many powers of two, to
     keep a large readout voltage below its threshold (the readout's scale does not change the
     classification, see :func:`eventkit_loihi2.target.LoihiTarget.deploy`)."""
+    bits = _check_settings(percentile, bits, readout_vth)
+    layers: list[ChipLayer] = []
+    errors: list[dict] = []
+    floats: dict = {}
+    chips: dict = {}
+    gains = []
+    for pop in fnet.topology.hidden:
+        layer, rep, group, g = _hidden_layer(fnet, pop, percentile, bits)
+        layers.append(layer)
+        errors.append(rep)
+        floats[layer.name] = np.concatenate([x.ravel() for x in group]) * 2.0**layer.weight_exp
+        chips[layer.name] = np.concatenate([x.ravel() for x in (layer.w_ff, layer.w_rec) if x is not None])
+        gains.append(dict(layer=layer.name, neuron=pop.model.name, gain=g))
+    out, rep, w_out = _readout_layer(fnet, percentile, bits, readout_vth, output_exp_shift)
+    layers.append(out)
+    errors.append(rep)
+    floats["output"] = w_out.ravel() * 2.0**out.weight_exp
+    chips["output"] = out.w_ff.ravel()
+    topo = fnet.topology
+    chip = ChipNetwork(
+        fnet.dt,
+        int(fnet.n_steps),
+        topo.input.size,
+        topo.output.size,
+        layers,
+        dict(fnet.readout),
+        dict(gains=gains, output_neuron=topo.output.model.name, percentile=percentile, bits=bits),
+    )
+    return chip, QuantReport(errors, floats, chips)
+
+
+def _check_settings(percentile: float, bits: int, readout_vth: int) -> int:
+    """The quantisation settings checked; returns ``bits`` as an int."""
     if not 0 < percentile <= 100:
         raise ValueError(f"quantization.percentile must be in (0, 100], got {percentile}")
     if not 2 <= int(bits) <= 8:
         raise ValueError(f"quantization.bits must be in 2..8 (Loihi 2 weights are 8-bit), got {bits}")
     if not 0 < readout_vth <= MAX_VTH_MANT:
         raise ValueError(f"quantization.readout_vth must be in 1..{MAX_VTH_MANT}, got {readout_vth}")
-    bits = int(bits)
-    for key in ("dt", "n_steps", "n_in", "n_out", "layers", "output"):
-        if key not in export:
-            raise ValueError(f"network export misses key {key!r} (expected net.export())")
-    dt = float(export["dt"])
-    n_pre = int(export["n_in"])
-    layers: list[ChipLayer] = []
-    errors: list[dict] = []
-    floats: dict = {}
-    chips: dict = {}
-    gains = []
-    for k, layer in enumerate(export["layers"]):
-        where = f"layers[{k}]"
-        neuron = dict(layer.get("neuron") or {})
-        name = neuron.get("name", "lif")
-        if name not in SUPPORTED_NEURONS:
-            raise ValueError(f"{where}.neuron.name={name!r}: Loihi 2 export supports " f"{SUPPORTED_NEURONS}")
-        w_ff = np.asarray(layer["w_ff"])
-        n = w_ff.shape[0]
-        w_ff = _as2d(w_ff, (n, n_pre), f"{where}.w_ff")
-        w_rec = layer.get("w_rec")
-        if w_rec is not None:
-            w_rec = _as2d(w_rec, (n, n), f"{where}.w_rec")
-        group = [w_ff] + ([w_rec] if w_rec is not None else [])
-        e, _ = weight_exponent(group, percentile, bits)
-        g = voltage_gain(neuron, dt)
-        theta = float(neuron.get("threshold", 1.0))
-        if theta <= 0:
-            raise ValueError(f"{where}.neuron.threshold must be > 0, got {theta}")
-        # lower the scale until the threshold fits the 17-bit field
-        while round(theta * 2.0**e / g) > MAX_VTH_MANT:
-            e -= 1
-        vth = int(round(theta * 2.0**e / g))
-        if vth < 1:
-            raise ValueError(f"{where}: threshold {theta} rounds to vThMant=0 at weight scale 2**{e}")
-        i_decay, v_decay = neuron_decays(neuron, dt, where)
-        q_ff = _quantise(w_ff, e, bits)
-        q_rec = _quantise(w_rec, e, bits) if w_rec is not None else None
-        lname = f"hidden{k}"
-        delay = _delay(layer, (n, n_pre), where, dt, "d_ff")
-        if layer.get("d_rec") is not None and np.any(np.asarray(layer["d_rec"])):
-            raise ValueError(
-                f"{where}.d_rec: a recurrent connection's delays cannot be exported: NetX reuses "
-                "the feed-forward delays for the recurrent synapse and drops its weight exponent. "
-                "Train with network.delays.rec=null"
-            )
-        if delay is not None and np.any(delay) and q_rec is not None:
-            raise ValueError(
-                f"{where}: delays on a recurrent layer cannot be exported: NetX builds a dense_rec "
-                "layer's delayed synapses without the weight exponent and reuses the feed-forward "
-                "delays for the recurrent synapse. Use delays only on feed-forward layers."
-            )
-        layers.append(ChipLayer(lname, q_ff, q_rec, delay, e, i_decay, v_decay, vth, True))
-        rep = _layer_error(lname, group, [q_ff] + ([q_rec] if q_rec is not None else []), e, bits)
-        rep.update(
-            v_th_mant=vth,
-            i_decay=i_decay,
-            v_decay=v_decay,
-            threshold_rel_error=abs(vth * g / 2.0**e - theta) / theta,
-            gain=g,
-        )
-        errors.append(rep)
-        floats[lname] = np.concatenate([x.ravel() for x in group]) * 2.0**e
-        chips[lname] = np.concatenate([x.ravel() for x in ([q_ff] + ([q_rec] if q_rec is not None else []))])
-        gains.append(dict(layer=lname, neuron=name, gain=g))
-        n_pre = n
-    out = export["output"]
-    oname = dict(out.get("neuron") or {}).get("name", "li")
-    if oname not in SUPPORTED_OUTPUTS:
-        raise ValueError(f"output.neuron.name={oname!r}: Loihi 2 export supports {SUPPORTED_OUTPUTS}")
-    w_out = _as2d(out["w"], (int(export["n_out"]), n_pre), "output.w")
-    e, _ = weight_exponent([w_out], percentile, bits)
-    e += int(output_exp_shift)
-    i_decay, v_decay = neuron_decays(dict(out.get("neuron") or {}), dt, "output")
-    q_out = _quantise(w_out, e, bits)
-    layers.append(
-        ChipLayer(
-            "output",
-            q_out,
-            None,
-            _delay(out, w_out.shape, "output", dt, "d"),
-            e,
-            i_decay,
-            v_decay,
-            int(readout_vth),
-            False,
-        )
+    return int(bits)
+
+
+def _hidden_layer(fnet: FloatNetwork, pop: Any, percentile: float, bits: int):
+    """Hidden population ``pop`` on the chip: (ChipLayer, error report, its float weights, gain g)."""
+    where = f"layers[{pop.index}]"
+    neuron = dict(pop.model.describe())
+    if neuron.get("name") not in SUPPORTED_NEURONS:
+        raise ValueError(f"{where}.neuron.name={neuron.get('name')!r}: Loihi 2 export supports {SUPPORTED_NEURONS}")
+    ff, rec = fnet.connection(pop, "ff"), fnet.connection(pop, "rec")
+    w_ff = _as2d(fnet.weights[ff.name], pop.size, ff.pre.size, f"{where}.w_ff")
+    w_rec = _as2d(fnet.weights[rec.name], pop.size, pop.size, f"{where}.w_rec") if rec is not None else None
+    group = [w for w in (w_ff, w_rec) if w is not None]
+    e, vth, theta, g = _hidden_scale(group, neuron, fnet.dt, percentile, bits, where)
+    i_decay, v_decay = neuron_decays(neuron, fnet.dt, where)
+    q_ff = _quantise(w_ff, e, bits)
+    q_rec = _quantise(w_rec, e, bits) if w_rec is not None else None
+    delay = _hidden_delays(fnet, ff, rec, where)
+    name = f"hidden{pop.index}"
+    layer = ChipLayer(name, q_ff, q_rec, delay, e, i_decay, v_decay, vth, True)
+    rep = _layer_error(name, group, [q for q in (q_ff, q_rec) if q is not None], e, bits)
+    rep.update(
+        v_th_mant=vth,
+        i_decay=i_decay,
+        v_decay=v_decay,
+        threshold_rel_error=abs(vth * g / 2.0**e - theta) / theta,
+        gain=g,
     )
+    return layer, rep, group, g
+
+
+def _hidden_scale(group: list[np.ndarray], neuron: dict, dt: float, percentile: float, bits: int, where: str):
+    """(weight exponent e, vThMant, threshold, voltage gain g): the percentile scale, lowered
+    until the threshold fits the 17-bit field."""
+    e, _ = weight_exponent(group, percentile, bits)
+    g = voltage_gain(neuron, dt)
+    theta = float(neuron.get("threshold", 1.0))
+    if theta <= 0:
+        raise ValueError(f"{where}.neuron.threshold must be > 0, got {theta}")
+    while round(theta * 2.0**e / g) > MAX_VTH_MANT:
+        e -= 1
+    vth = int(round(theta * 2.0**e / g))
+    if vth < 1:
+        raise ValueError(f"{where}: threshold {theta} rounds to vThMant=0 at weight scale 2**{e}")
+    return e, vth, theta, g
+
+
+def _hidden_delays(fnet: FloatNetwork, ff: Any, rec: Any, where: str) -> np.ndarray | None:
+    """The feed-forward delays in steps; recurrent delays, and delays into a recurrent layer, are
+    refused (NetX cannot hold them)."""
+    delay = _delay_steps(fnet, ff, ff.shape, where, "d_ff")
+    if rec is not None and rec.delay is not None and np.any(np.asarray(fnet.delays[rec.name])):
+        raise ValueError(
+            f"{where}.d_rec: a recurrent connection's delays cannot be exported: NetX reuses "
+            "the feed-forward delays for the recurrent synapse and drops its weight exponent. "
+            "Train with network.delays.rec=null"
+        )
+    if delay is not None and np.any(delay) and rec is not None:
+        raise ValueError(
+            f"{where}: delays on a recurrent layer cannot be exported: NetX builds a dense_rec "
+            "layer's delayed synapses without the weight exponent and reuses the feed-forward "
+            "delays for the recurrent synapse. Use delays only on feed-forward layers."
+        )
+    return delay
+
+
+def _readout_layer(fnet: FloatNetwork, percentile: float, bits: int, readout_vth: int, exp_shift: int):
+    """The readout population on the chip (never fires): (ChipLayer, error report, float weights)."""
+    pop = fnet.topology.output
+    neuron = dict(pop.model.describe())
+    if neuron.get("name") not in SUPPORTED_OUTPUTS:
+        raise ValueError(f"output.neuron.name={neuron.get('name')!r}: Loihi 2 export supports {SUPPORTED_OUTPUTS}")
+    conn = fnet.connection(pop, "out")
+    w_out = _as2d(fnet.weights[conn.name], pop.size, conn.pre.size, "output.w")
+    e, _ = weight_exponent([w_out], percentile, bits)
+    e += int(exp_shift)
+    i_decay, v_decay = neuron_decays(neuron, fnet.dt, "output")
+    q_out = _quantise(w_out, e, bits)
+    delay = _delay_steps(fnet, conn, w_out.shape, "output", "d")
+    layer = ChipLayer("output", q_out, None, delay, e, i_decay, v_decay, int(readout_vth), False)
     rep = _layer_error("output", [w_out], [q_out], e, bits)
     rep.update(v_th_mant=int(readout_vth), i_decay=i_decay, v_decay=v_decay)
-    errors.append(rep)
-    floats["output"] = w_out.ravel() * 2.0**e
-    chips["output"] = q_out.ravel()
-    chip = ChipNetwork(
-        dt,
-        int(export["n_steps"]),
-        int(export["n_in"]),
-        int(export["n_out"]),
-        layers,
-        dict(export.get("readout") or {}),
-        dict(gains=gains, output_neuron=oname, percentile=percentile, bits=bits),
-    )
-    return chip, QuantReport(errors, floats, chips)
+    return layer, rep, w_out
 
 
 def shared_bins(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -401,14 +478,14 @@ def plot_histograms(report: QuantReport, path: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------- pieces for quantisation-aware training
-def chip_parameters(export: dict, percentile: float = 99.0, bits: int = 8) -> list[dict]:
+def chip_parameters(fnet: FloatNetwork, percentile: float = 99.0, bits: int = 8) -> list[dict]:
     """Per population (hidden layers, then the readout) the integers the chip will use and the
     float values they stand for: weight_exp e (float weight = q / 2**e), i_decay, v_decay, v_th_mant,
     du = i_decay / 4096, dv = v_decay / 4096, threshold_chip = v_th_mant * g / 2**e.
 
     A quantisation-aware forward pass uses these with :func:`fake_quantize` on the weights so it
     computes what the chip computes (up to the truncating shifts)."""
-    chip, _ = quantize(export, percentile, bits)
+    chip, _ = quantize(fnet, percentile, bits)
     gains = [g["gain"] for g in chip.source["gains"]] + [1.0]
     out = []
     for layer, g in zip(chip.layers, gains):

@@ -189,31 +189,14 @@ def build_report(
     cpu_times: dict | None = None,
 ) -> dict:
     labels = np.asarray(test.labels)
-    chip_acc = float(np.mean(emu.predictions == labels)) if len(labels) else None
-    float_acc = agree = drop = None
-    if float_pred is not None and len(labels):
-        float_acc = float(np.mean(float_pred == labels))
-        agree = float(np.mean(float_pred == emu.predictions))
-        drop = 100.0 * (float_acc - chip_acc)
+    chip_acc, float_acc, agree, drop = _accuracies(labels, emu.predictions, float_pred)
     ops = synaptic_ops(chip, emu, test)
     est = cost_estimate(ops, test.n_steps, len(chip.layers), cores["total"], energy, out_dir)
     est["readout_window"] = f"steps {emu.offset}..{emu.offset + test.n_steps - 1}"
     est["cpu"] = cpu_times
     est["jetson_orin_nano"] = chip_cost.matching_jetson(_topology(chip))
     speed = len(test) / emu.seconds if emu.seconds > 0 else None
-    lava_out = dict(status=lava.get("status"))
-    if lava.get("status") == "checked":
-        lava_out.update(
-            samples_checked=lava["samples"],
-            steps=lava["steps"],
-            bit_exact=lava["bit_exact"],
-            mismatches=lava["mismatches"],
-            first_mismatch=lava["first_mismatch"],
-            backend=lava["backend"],
-            lava_seconds=lava.get("info", {}).get("seconds"),
-        )
-    else:
-        lava_out["reason"] = lava.get("reason")
+    lava_out = _lava_fields(lava)
     fields = dict(
         float_test_accuracy=float_acc,
         chip_test_accuracy=chip_acc,
@@ -245,6 +228,36 @@ def build_report(
     write_text(out_dir / "report.md", _markdown(fields, chip, ops, timings))
     write_json(out_dir / "deploy.json", fields)
     return json.loads(json.dumps(fields, default=json_default))
+
+
+def _accuracies(labels: np.ndarray, chip_pred: np.ndarray, float_pred) -> tuple:
+    """(chip accuracy, float accuracy, prediction agreement, float - chip in points); None where
+    there is nothing to compare."""
+    chip_acc = float(np.mean(chip_pred == labels)) if len(labels) else None
+    float_acc = agree = drop = None
+    if float_pred is not None and len(labels):
+        float_acc = float(np.mean(float_pred == labels))
+        agree = float(np.mean(float_pred == chip_pred))
+        drop = 100.0 * (float_acc - chip_acc)
+    return chip_acc, float_acc, agree, drop
+
+
+def _lava_fields(lava: dict) -> dict:
+    """deploy.json's ``lava`` entry: the check's outcome, or why it did not run."""
+    out = dict(status=lava.get("status"))
+    if lava.get("status") == "checked":
+        out.update(
+            samples_checked=lava["samples"],
+            steps=lava["steps"],
+            bit_exact=lava["bit_exact"],
+            mismatches=lava["mismatches"],
+            first_mismatch=lava["first_mismatch"],
+            backend=lava["backend"],
+            lava_seconds=lava.get("info", {}).get("seconds"),
+        )
+    else:
+        out["reason"] = lava.get("reason")
+    return out
 
 
 def _rng(pair, fmt: str) -> str:
@@ -292,7 +305,7 @@ def _cost_lines(e: dict) -> list[str]:
             f"{cpu['batched_ms']:.3g} ms/sample at batch {cpu['batch']}"
         )
     else:
-        lines.append("- this CPU: not measured (deploy was given an exported network, not the float network)")
+        lines.append("- this CPU: not measured (deploy was given a FloatNetwork of parameters, not the float network)")
     jet = e.get("jetson_orin_nano")
     if jet:
         b1, bb = jet["batch_1"], jet["batch_128"]
@@ -306,22 +319,7 @@ def _cost_lines(e: dict) -> list[str]:
 
 
 def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
-    lava = f["lava"]
-    if lava["status"] == "checked":
-        if lava["bit_exact"]:
-            lava_line = (
-                f"**bit-exact** on {lava['samples_checked']} samples x {lava['steps']} "
-                f"steps (Lava {lava['backend']}, {lava['lava_seconds']:.1f} s)"
-            )
-        else:
-            m = lava["first_mismatch"]
-            lava_line = (
-                f"**MISMATCH** in {lava['mismatches']} values; first at sample "
-                f"{m['sample']}, step {m['step']}, neuron {m['neuron']} (emulator "
-                f"{m['emulator']}, Lava {m['lava']})"
-            )
-    else:
-        lava_line = f"not run ({lava['status']}: {lava.get('reason')})"
+    lava_line = _lava_line(f["lava"])
     e = f["estimate"]
     drop = "n/a" if f["accuracy_drop_points"] is None else f"{f['accuracy_drop_points']:+.2f} points"
     lines = [
@@ -360,30 +358,15 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         "| layer | weight exp | rel. RMS error | max abs error | clipped | zero | iDecay | vDecay | vThMant |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in f["quantization"]:
-        lines.append(
-            f"| {r['layer']} | {r['weight_exp']} | {100 * r['rel_rms_error']:.2f} % | "
-            f"{r['max_abs_error']:.3g} | {100 * r['clipped_fraction']:.2f} % | "
-            f"{100 * r['zero_fraction']:.1f} % | {r['i_decay']} | {r['v_decay']} | "
-            f"{r['v_th_mant']} |"
-        )
+    lines += [
+        f"| {r['layer']} | {r['weight_exp']} | {100 * r['rel_rms_error']:.2f} % | "
+        f"{r['max_abs_error']:.3g} | {100 * r['clipped_fraction']:.2f} % | "
+        f"{100 * r['zero_fraction']:.1f} % | {r['i_decay']} | {r['v_decay']} | "
+        f"{r['v_th_mant']} |"
+        for r in f["quantization"]
+    ]
     lines += ["", f"![weights](../../{f['files']['histogram']})", ""]
-    if f["delays"]:
-        lines += [
-            "## Delays",
-            "",
-            "Each delayed synapse group keeps a buffer of (max delay + 1) slots per target "
-            "neuron (Lava's DelayDense); a delayed arrival is one synaptic op like any other.",
-            "",
-            "| layer | max (steps) | mean (steps) | zero delays | buffer slots |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['layer']} | {r['max_steps']} | {r['mean_steps']:.1f} | "
-            f"{100 * r['zero_fraction']:.1f} % | {r['buffer_slots']} |"
-            for r in f["delays"]
-        ]
-        lines += ["", f"![delays](../../{f['files']['delay_histogram']})", ""]
+    lines += _delay_lines(f)
     lines += [
         "## Files",
         "",
@@ -398,3 +381,41 @@ def _markdown(f: dict, chip, ops: dict, timings: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _lava_line(lava: dict) -> str:
+    """The report's Lava row: bit-exact, the first mismatch, or why the check did not run."""
+    if lava["status"] != "checked":
+        return f"not run ({lava['status']}: {lava.get('reason')})"
+    if lava["bit_exact"]:
+        return (
+            f"**bit-exact** on {lava['samples_checked']} samples x {lava['steps']} "
+            f"steps (Lava {lava['backend']}, {lava['lava_seconds']:.1f} s)"
+        )
+    m = lava["first_mismatch"]
+    return (
+        f"**MISMATCH** in {lava['mismatches']} values; first at sample "
+        f"{m['sample']}, step {m['step']}, neuron {m['neuron']} (emulator "
+        f"{m['emulator']}, Lava {m['lava']})"
+    )
+
+
+def _delay_lines(f: dict) -> list[str]:
+    """The report's delay section (none without delays)."""
+    if not f["delays"]:
+        return []
+    lines = [
+        "## Delays",
+        "",
+        "Each delayed synapse group keeps a buffer of (max delay + 1) slots per target "
+        "neuron (Lava's DelayDense); a delayed arrival is one synaptic op like any other.",
+        "",
+        "| layer | max (steps) | mean (steps) | zero delays | buffer slots |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['layer']} | {r['max_steps']} | {r['mean_steps']:.1f} | "
+        f"{100 * r['zero_fraction']:.1f} % | {r['buffer_slots']} |"
+        for r in f["delays"]
+    ]
+    return lines + ["", f"![delays](../../{f['files']['delay_histogram']})", ""]

@@ -16,8 +16,10 @@ import numpy as np
 
 from omegaconf import OmegaConf
 
+from eventkit.plugin import ConfigError, ConnectionDelay, Target
+
 from .chip_cost import coefficients
-from .quantize import MAX_DELAY, SUPPORTED_NEURONS, SUPPORTED_OUTPUTS, ChipNetwork, quantize
+from .quantize import MAX_DELAY, SUPPORTED_NEURONS, SUPPORTED_OUTPUTS, ChipNetwork, FloatNetwork, quantize
 
 N_CORES = 128
 NEURONS_PER_CORE = 8192
@@ -35,16 +37,6 @@ READOUT_IN_LOOP = ("exp_mean_v", "sum_v", "mean_v", "max_v")  # one value per ou
 CHIP_COUNTERPART = {"lif": "loihi_cuba", "li": "loihi_li"}
 #: the settings a counterpart keeps (the float model's other settings have none on the chip)
 CHIP_KEYS = ("tau_mem", "tau_syn", "threshold")
-
-
-def _recurrent_layers(network) -> list[bool]:
-    """Whether each hidden layer is recurrent, read from ``network.*`` as typed (``adapt`` runs
-    before the network's own validation, which reports malformed values itself)."""
-    layers = network.get("layers", 1)
-    recurrent = network.get("recurrent", False)
-    if isinstance(recurrent, bool):
-        return [recurrent] * (layers if isinstance(layers, int) and layers > 0 else 1)
-    return [bool(r) for r in recurrent] if recurrent is not None else []
 
 
 DELAY_SLOT_BYTES = 4  # one int32 accumulator per target neuron and delay slot (Lava's DelayDense)
@@ -69,7 +61,45 @@ def estimate_cores(sizes: list[int], fan_in: list[int], bits: int = 8, delay_slo
     )
 
 
-class LoihiTarget:
+def _fit_delay(spec, delay, at: str, dt: float, typed: list[str], problems: list[str]) -> list[str]:
+    """One ``network.delays`` entry (``spec``, the config node to change; ``delay``, its typed
+    value) made to fit the chip: round mode, max and init range within ``max_ms``. A setting the
+    user typed is refused (in ``problems``), not changed. Returns the notices."""
+    max_ms = MAX_DELAY * dt
+
+    def user_set(field: str) -> bool:
+        full = f"{at}.{field}"
+        return any(t == full or full.startswith(t + ".") or t.startswith(full + ".") for t in typed)
+
+    notices = []
+    if delay.mode != "round":
+        if user_set("mode"):
+            problems.append(f"{at}.mode={delay.mode}: the chip holds whole-step delays. Fix: {at}.mode=round")
+        else:
+            spec["mode"] = "round"
+            notices.append(f"{at}.mode: {delay.mode} -> round (the chip delays by whole steps)")
+    lo, hi = delay.init
+    init_key = f"{at}.init.uniform" if isinstance(spec.get("init"), Mapping) else f"{at}.init"
+    init_fix = f" {init_key}=[{min(lo, max_ms):g},{max_ms:g}]" if hi > max_ms + 1e-9 else ""
+    if delay.max > max_ms + 1e-9:
+        if user_set("max"):
+            problems.append(
+                f"{at}.max={delay.max:g} ms: Loihi 2 delays are 0..{MAX_DELAY} steps "
+                f"({max_ms:g} ms at dt={dt:g}). Fix: {at}.max={max_ms:g}{init_fix}"
+            )
+            return notices
+        spec["max"] = max_ms
+        notices.append(f"{at}.max: {delay.max:g} -> {max_ms:g} ms ({MAX_DELAY} steps, the chip's longest delay)")
+    if init_fix:
+        if user_set("init"):
+            problems.append(f"{at}.init reaches {hi:g} ms, beyond the chip's {max_ms:g} ms. Fix:{init_fix}")
+            return notices
+        spec["init"] = {"uniform": [min(lo, max_ms), max_ms]}
+        notices.append(f"{at}.init: [{lo:g}, {hi:g}] -> [{min(lo, max_ms):g}, {max_ms:g}] ms")
+    return notices
+
+
+class LoihiTarget(Target):
     """Loihi 2 via Lava: see the package docs and ``conf/target/loihi2.yaml``."""
 
     name = "loihi2"
@@ -129,7 +159,7 @@ class LoihiTarget:
         self.in_the_loop = in_the_loop
 
     # ------------------------------------------------------------------ before training
-    def adapt(self, cfg, explicit: list[str]) -> list[str]:
+    def adapt(self, cfg, explicit: list[str], delays: Mapping[str, ConnectionDelay]) -> list[str]:
         """Make a config train what the chip runs, loudly; refuse what the user typed and the chip
         cannot hold. Every problem is reported at once (one ConfigError holding them all).
 
@@ -143,13 +173,15 @@ class LoihiTarget:
           to 62 steps and its exact mode switched to round, each with a notice; the same
           settings typed on the command line are refused. Recurrent delays are refused: NetX's
           recurrent layer reuses the feed-forward delays for its recurrent synapse and drops its
-          weight exponent, so they would not run as trained."""
-        from eventkit.plugin import ConfigError
+          weight exponent, so they would not run as trained.
 
+        Which connections a ``network.delays`` entry reaches, their kind and whether they feed a
+        recurrent layer are read from ``delays`` (typed, per connection), not from the entry's
+        name."""
         typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
         problems: list[str] = []
         notices = self._adapt_neurons(cfg, typed, problems)
-        notices += self._adapt_delays(cfg, typed, problems)
+        notices += self._adapt_delays(cfg, delays, typed, problems)
         if problems:
             raise ConfigError(*problems)
         return notices
@@ -184,32 +216,24 @@ class LoihiTarget:
         return notices
 
     @staticmethod
-    def _adapt_delays(cfg, typed: list[str], problems: list[str]) -> list[str]:
-        delays = cfg.network.get("delays") or {}
-        if not delays:
+    def _adapt_delays(cfg, delays: Mapping[str, ConnectionDelay], typed: list[str], problems: list[str]) -> list[str]:
+        by_key: dict[str, list] = {}
+        for conn in delays.values():
+            by_key.setdefault(conn.key, []).append(conn)
+        if not by_key:
             return []
         dt = float(cfg.dataset.dt)
-        max_ms = MAX_DELAY * dt
-
-        def user_set(key: str, field: str) -> bool:
-            full = f"network.delays.{key}.{field}"
-            return any(t == full or full.startswith(t + ".") or t.startswith(full + ".") for t in typed)
-
         notices = []
-        recurrent = _recurrent_layers(cfg.network)
-        for key in list(delays):
-            spec = delays[key]
-            if spec is None:
-                continue
+        for key, conns in by_key.items():  # one network.delays entry, the connections it reaches
             at = f"network.delays.{key}"
-            if key == "rec" or key.startswith("rec"):
+            if any(c.kind == "rec" for c in conns):
                 problems.append(
                     f"{at}: Loihi 2 cannot run a recurrent connection's delays (NetX reuses the "
                     "feed-forward delays for the recurrent synapse and drops its weight exponent). "
                     f"Fix: {at}=null network.recurrent=false"
                 )
                 continue
-            into = [k for k, r in enumerate(recurrent) if r and key in ("ff", f"ff{k}")]
+            into = [c.post for c in conns if c.kind == "ff" and c.into_recurrent]
             if into:
                 problems.append(
                     f"{at}: delays into the recurrent hidden layer {into[0]} cannot run on Loihi 2 "
@@ -217,38 +241,7 @@ class LoihiTarget:
                     "synapse too). Fix: network.recurrent=false network.delays.rec=null"
                 )
                 continue
-            mode = spec.get("mode", "exact")
-            if mode != "round":
-                if user_set(key, "mode"):
-                    problems.append(f"{at}.mode={mode}: the chip holds whole-step delays. Fix: {at}.mode=round")
-                else:
-                    spec["mode"] = "round"
-                    notices.append(f"{at}.mode: {mode} -> round (the chip delays by whole steps)")
-            init = spec.get("init", 0.0)
-            init_key = f"{at}.init.uniform" if isinstance(init, Mapping) else f"{at}.init"
-            rng_ = init.get("uniform") if isinstance(init, Mapping) else init
-            try:
-                lo, hi = (float(rng_), float(rng_)) if isinstance(rng_, (int, float)) else map(float, rng_)
-            except (TypeError, ValueError):  # a malformed range: the network's own check says how
-                lo = hi = 0.0
-            init_fix = f" {init_key}=[{min(lo, max_ms):g},{max_ms:g}]" if hi > max_ms + 1e-9 else ""
-            mx = spec.get("max", 0.0)
-            mx = float(mx) if isinstance(mx, (int, float)) else 0.0
-            if mx > max_ms + 1e-9:
-                if user_set(key, "max"):
-                    problems.append(
-                        f"{at}.max={mx:g} ms: Loihi 2 delays are 0..{MAX_DELAY} steps "
-                        f"({max_ms:g} ms at dt={dt:g}). Fix: {at}.max={max_ms:g}{init_fix}"
-                    )
-                    continue
-                spec["max"] = max_ms
-                notices.append(f"{at}.max: {mx:g} -> {max_ms:g} ms ({MAX_DELAY} steps, the chip's longest delay)")
-            if init_fix:
-                if user_set(key, "init"):
-                    problems.append(f"{at}.init reaches {hi:g} ms, beyond the chip's {max_ms:g} ms. Fix:{init_fix}")
-                    continue
-                spec["init"] = {"uniform": [min(lo, max_ms), max_ms]}
-                notices.append(f"{at}.init: [{lo:g}, {hi:g}] -> [{min(lo, max_ms):g}, {max_ms:g}] ms")
+            notices += _fit_delay(cfg.network.delays[key], conns[0].delay, at, dt, typed, problems)
         return notices
 
     def check(self, net: Any, data) -> None:
@@ -320,7 +313,7 @@ class LoihiTarget:
         feeds = {conn.name: conn.post.index for conn in net.topology.connections}
 
         def chip_forward(weights: dict) -> FakeQuant:
-            params = chip_parameters(net.export(), self.percentile, self.bits)
+            params = chip_parameters(FloatNetwork.of(net), self.percentile, self.bits)
             quantised, thresholds = {}, {}
             for name, pop in feeds.items():
                 quantised[name] = fake_quantize(weights[name], params[pop]["weight_exp"], self.bits)
@@ -347,14 +340,14 @@ class LoihiTarget:
             )
 
         def emulated(data):
-            export = net.export()
-            chip, _, emu, _ = self.silent_readout_chip(export, data, READOUT_ON_CHIP[name])
-            return readout_in_float_units(emu, chip, export, name)
+            fnet = FloatNetwork.of(net)
+            chip, _, emu, _ = self.silent_readout_chip(fnet, data, READOUT_ON_CHIP[name])
+            return readout_in_float_units(emu, chip, fnet, name)
 
         return emulated
 
-    def silent_readout_chip(self, export: dict, data, readout: str, n_record: int = 0):
-        """Quantise ``export`` and emulate ``data``. The readout must never fire (a spike resets
+    def silent_readout_chip(self, fnet: FloatNetwork, data, readout: str, n_record: int = 0):
+        """Quantise ``fnet`` and emulate ``data``. The readout must never fire (a spike resets
         its voltage); its weight scale does not change the classification, so it is lowered
         until no sample of ``data`` reaches the threshold. Returns (chip, report, emulation,
         shift)."""
@@ -362,7 +355,7 @@ class LoihiTarget:
 
         shift = 0
         while True:
-            chip, qrep = quantize(export, self.percentile, self.bits, self.readout_vth, shift)
+            chip, qrep = quantize(fnet, self.percentile, self.bits, self.readout_vth, shift)
             emu = emulate(chip, data, n_record=n_record, readout=readout, offset=self.readout_offset)
             if emu.output_spikes == 0:
                 return chip, qrep, emu, shift
@@ -412,12 +405,12 @@ class LoihiTarget:
         test = splits.test
         timings: dict = {}
         t0 = time.perf_counter()
-        export = net.export() if hasattr(net, "export") else net
+        fnet = net if isinstance(net, FloatNetwork) else FloatNetwork.of(net)
         n_keep = min(self.samples, len(test))
         readout = self.readout
         if readout == "auto":
-            readout = READOUT_ON_CHIP.get(str((export.get("readout") or {}).get("name")), "exp_sum")
-        chip, qrep, emu, shift = self.silent_readout_chip(export, test, readout, n_keep)
+            readout = READOUT_ON_CHIP.get(str(fnet.readout.get("name")), "exp_sum")
+        chip, qrep, emu, shift = self.silent_readout_chip(fnet, test, readout, n_keep)
         if shift:
             print(
                 f"loihi2: the readout reached its threshold on the test set; its weight scale "
@@ -501,8 +494,8 @@ class LoihiTarget:
 
 
 def _float_predictions(net: Any, test, batch: int = 512) -> np.ndarray | None:
-    """The float network's test predictions (None when ``net`` is only an export dict)."""
-    if not hasattr(net, "predictions"):
+    """The float network's test predictions (None when ``net`` is only a :class:`FloatNetwork`)."""
+    if isinstance(net, FloatNetwork):
         return None
     # the float network's own readout, also when the chip is in the training loop
     with net.simulating(readout_in_the_loop=None):

@@ -6,20 +6,22 @@ from __future__ import annotations
 import contextlib
 import math
 from types import SimpleNamespace
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import h5py
 import numpy as np
+import torch
 import pytest
 from omegaconf import OmegaConf
 
-from eventkit.plugin import DatasetSplits, from_samples
+from eventkit.plugin import LI, LIF, DatasetSplits, from_samples
 from eventkit_loihi2.emulator import _decay, _lava_dense_weights, _netx_optimize, emulate, netx_synapses, pack
 from eventkit_loihi2.lava_check import compare
 from eventkit_loihi2.netx import write_netx, write_samples
 from eventkit_loihi2.quantize import (
     ChipLayer,
     ChipNetwork,
+    FloatNetwork,
     cuba_decays,
     loihi_cuba_float_params,
     quantize,
@@ -31,26 +33,44 @@ from eventkit_loihi2.target import LoihiTarget, estimate_cores
 
 # ----------------------------------------------------------------------------- helpers
 def make_export(rng, n_in=12, hidden=(10,), rec=(True,), n_out=3, T=60, delays=False, neuron="loihi_cuba", ff_mean=0.3):
-    layers, pre = [], n_in
+    """A float network of random weights (:class:`FloatNetwork`); ``delays``: integer delays of
+    0..5 steps on ``ff0``."""
+    weights, delay_ms, pre, models = {}, {}, n_in, []
     for k, (h, r) in enumerate(zip(hidden, rec)):
-        layer = dict(
-            w_ff=rng.normal(ff_mean, 0.3, (h, pre)),
-            w_rec=rng.normal(0.0, 0.3, (h, h)) if r else None,
-            neuron=dict(name=neuron, tau_mem=20.0, tau_syn=5.0, threshold=1.0),
-        )
+        weights[f"ff{k}"] = rng.normal(ff_mean, 0.3, (h, pre))
+        if r:
+            weights[f"rec{k}"] = rng.normal(0.0, 0.3, (h, h))
+        models.append(_model(neuron, tau_mem=20.0, tau_syn=5.0, threshold=1.0))
         if delays and k == 0:
-            layer["delay"] = rng.integers(0, 6, (h, pre))
-        layers.append(layer)
+            delay_ms["ff0"] = rng.integers(0, 6, (h, pre)).astype(float)
         pre = h
-    return dict(
-        dt=1.0,
-        n_steps=T,
-        n_in=n_in,
-        n_out=n_out,
-        layers=layers,
-        output=dict(w=rng.normal(0.0, 0.3, (n_out, pre)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
-        readout=dict(name="exp_mean_v"),
+    weights["out"] = rng.normal(0.0, 0.3, (n_out, pre))
+    return FloatNetwork.layered(
+        weights, models, LI(tau_mem=20.0, tau_syn=5.0), n_steps=T, delays=delay_ms, readout=dict(name="exp_mean_v")
     )
+
+
+@dataclass(frozen=True)
+class Izhikevich(LIF):
+    """A neuron model the chip does not run (only its name matters here)."""
+
+    name = "izhikevich"
+
+
+def _model(name, **kw):
+    return {"loihi_cuba": LoihiCUBA, "lif": LIF, "izhikevich": Izhikevich}[name](**kw)
+
+
+def with_model(fnet, index, model):
+    """``fnet`` with hidden layer ``index`` (or the output, ``index=None``) running ``model``."""
+    topo = fnet.topology
+    hidden = [p.model for p in topo.hidden]
+    output = topo.output.model
+    if index is None:
+        output = model
+    else:
+        hidden[index] = model
+    return FloatNetwork.layered(fnet.weights, hidden, output, fnet.n_steps, fnet.dt, fnet.delays, fnet.readout)
 
 
 def make_data(rng, n, n_in, T, n_classes=3, rate=(60, 300)):
@@ -225,15 +245,15 @@ def test_decays_match_the_published_mapping():
 def test_quantize_scale_shared_by_ff_and_rec_and_within_8_bits():
     rng = np.random.default_rng(0)
     exp = make_export(rng, hidden=(16,), rec=(True,))
-    exp["layers"][0]["w_rec"] *= 5.0  # recurrent weights dominate the common scale
+    exp.weights["rec0"] *= 5.0  # recurrent weights dominate the common scale
     chip, rep = quantize(exp, percentile=99.0, bits=8)
     layer = chip.layers[0]
-    both = np.concatenate([exp["layers"][0]["w_ff"].ravel(), exp["layers"][0]["w_rec"].ravel()])
+    both = np.concatenate([exp.weights["ff0"].ravel(), exp.weights["rec0"].ravel()])
     p_pos = np.percentile(both[both > 0], 99)
     p_neg = np.percentile(-both[both < 0], 99)
     e = math.floor(math.log2(min(127 / p_pos, 128 / p_neg)))
     assert layer.weight_exp == e
-    np.testing.assert_array_equal(layer.w_rec, np.clip(np.round(exp["layers"][0]["w_rec"] * 2.0**e), -128, 127))
+    np.testing.assert_array_equal(layer.w_rec, np.clip(np.round(exp.weights["rec0"] * 2.0**e), -128, 127))
     for l in chip.layers:
         assert l.w_ff.min() >= -128 and l.w_ff.max() <= 127
     assert chip.output.v_th_mant == 2**16 and not chip.output.spiking
@@ -276,19 +296,17 @@ def test_quantize_rejects_bad_settings(change, key):
 def test_quantize_rejects_bad_networks():
     rng = np.random.default_rng(0)
     exp = make_export(rng)
-    exp["layers"][0]["w_ff"][0, 0] = np.nan
+    exp.weights["ff0"][0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         quantize(exp)
-    exp = make_export(rng)
-    exp["layers"][0]["neuron"]["name"] = "izhikevich"
+    exp = with_model(make_export(rng), 0, Izhikevich())
     with pytest.raises(ValueError, match="neuron.name"):
         quantize(exp)
-    exp = make_export(rng)
-    exp["layers"][0]["neuron"]["tau_syn"] = 1e5  # iDecay rounds to 0
+    exp = with_model(make_export(rng), 0, LIF(tau_syn=1e5))  # iDecay rounds to 0
     with pytest.raises(ValueError, match="iDecay"):
         quantize(exp)
     exp = make_export(rng, rec=(False,), delays=True)
-    exp["layers"][0]["delay"][0, 0] = 63
+    exp.delays["ff0"][0, 0] = 63
     with pytest.raises(ValueError, match="0..62"):
         quantize(exp)
 
@@ -354,22 +372,25 @@ def test_emulator_equals_reference(case):
         # the inhibitory Dense clips to 255 (odd), so Lava keeps weight exponent -1 and shifts each
         # delay slot's sum -- the emulator's per-delay accumulate-then-shift path
         exp = make_export(rng, hidden=(10,), rec=(False,), T=T, ff_mean=0.6)
-        w = -np.abs(exp["output"]["w"])
+        w = -np.abs(exp.weights["out"])
         w[0, 0], w[1, 1] = 0.0, -10.0  # -10: beyond the percentile, so quantised to -128
-        exp["output"]["w"] = w
-        exp["output"]["d"] = rng.integers(0, 7, w.shape).astype(float)
+        weights = {**exp.weights, "out": w}
+        delays = {"out": rng.integers(0, 7, w.shape).astype(float)}
+        exp = FloatNetwork.layered(weights, [LoihiCUBA()], exp.topology.output.model, T, delays=delays)
         kw = {}
     elif case == "deep_delays":
         exp = make_export(rng, hidden=(8, 9, 7), rec=(False, True, True), T=T, delays=True)
-        exp["layers"][1]["w_rec"] = -np.abs(exp["layers"][1]["w_rec"])  # inhibitory synapse
+        exp.weights["rec1"] = -np.abs(exp.weights["rec1"])  # inhibitory synapse
         kw = {}
     else:  # slow current decay + strong input: 24-bit wrap, voltage saturation, readout firing
         T = 300
         exp = make_export(rng, hidden=(24,), rec=(True,), T=T, ff_mean=0.6)
         # threshold 400 in chip units: the float loihi_cuba input gain is g = v_decay / 4096
-        exp["layers"][0]["neuron"].update(i_decay=1, v_decay=30, threshold=400.0 * 30 / 4096)
-        exp["output"]["w"] = np.abs(exp["output"]["w"]) + 0.3
-        exp["output"]["neuron"] = dict(name="li", i_decay=1, v_decay=1)
+        # tau_syn 4096 / tau_mem 136 ms: iDecay 1, vDecay 30; the readout's decays both 1
+        exp.weights["out"] = np.abs(exp.weights["out"]) + 0.3
+        exp = with_model(exp, 0, LoihiCUBA(tau_mem=136.0, tau_syn=4096.0, threshold=400.0 * 30 / 4096))
+        exp = with_model(exp, None, LI(tau_mem=4096.0, tau_syn=4096.0))
+        assert quantize(exp)[0].layers[0].i_decay == 1 and quantize(exp)[0].layers[0].v_decay == 30
         kw = dict(readout_vth=2**17 - 1)
     rate = (2000, 3000) if case == "stress" else (150, 400)
     data = make_data(rng, 3 if case == "stress" else 5, n_in, T, rate=rate)
@@ -475,8 +496,8 @@ def test_netx_file_layout(tmp_path):
     exp = make_export(rng, hidden=(10, 8), rec=(True, False), delays=True)
     with pytest.raises(ValueError, match="delays on a recurrent layer"):
         quantize(exp)
-    exp["layers"][0]["delay"] = None
-    exp["layers"][1]["delay"] = rng.integers(0, 6, (8, 10))
+    delays = {"ff1": rng.integers(0, 6, (8, 10)).astype(float)}
+    exp = FloatNetwork.layered(exp.weights, [p.model for p in exp.topology.hidden], LI(), 60, delays=delays)
     chip, _ = quantize(exp)
     path = write_netx(chip, tmp_path / "model.net")
     with h5py.File(path, "r") as f:
@@ -588,16 +609,16 @@ def test_target_rejects_bad_settings():
 
 
 class _FloatNet:
-    """Stands in for a trained EventpropNet: export() plus a float forward. Its "float" readout is
+    """Stands in for a trained EventpropNet: its topology and parameters plus a float forward. Its "float" readout is
     the chip emulation itself, with the prediction of every label-0 sample shifted by one class,
     so the expected float accuracy and agreement are known exactly."""
 
-    def __init__(self, export):
-        self._export = export
-        self._chip, _ = quantize(export)
-
-    def export(self):
-        return self._export
+    def __init__(self, fnet):
+        self._chip, _ = quantize(fnet)
+        self.topology, self.dt, self.n_steps = fnet.topology, fnet.dt, fnet.n_steps
+        self.readout = SimpleNamespace(describe=lambda: dict(fnet.readout))
+        for name, w in {**fnet.weights, **{f"{n}_delay": d for n, d in fnet.delays.items()}}.items():
+            setattr(self, name, torch.as_tensor(w))
 
     def __call__(self, batch):
         class Out:
@@ -678,7 +699,7 @@ def test_chip_readout_follows_training_readout(tmp_path):
     data = replace(data, labels=by_max.predictions)
     expected = {"max_v": ("max", 1.0), "exp_mean_v": ("exp_sum", float(np.mean(by_sum.predictions == data.labels)))}
     for name, (chip_readout, accuracy) in expected.items():
-        exp["readout"] = dict(name=name)
+        exp = replace(exp, readout=dict(name=name))
         fields = LoihiTarget(lava="off", samples=2).deploy(exp, DatasetSplits(data, data), tmp_path / name)
         assert fields["chip_readout"] == chip_readout
         assert fields["chip_test_accuracy"] == pytest.approx(accuracy)
@@ -743,18 +764,18 @@ def test_pieces_for_quantisation_aware_training():
     p = params[0]
     assert (p["i_decay"], p["v_decay"], p["du"]) == (742, 200, 742 / 4096)
     assert p["threshold_chip"] == pytest.approx(1.0, abs=2.0 ** -p["weight_exp"])
-    w = torch.tensor(exp["layers"][0]["w_ff"], requires_grad=True)
+    w = torch.tensor(exp.weights["ff0"], requires_grad=True)
     fq = fake_quantize(w, p["weight_exp"])
     np.testing.assert_array_equal((fq.detach().numpy() * 2.0 ** p["weight_exp"]).round(), chip.layers[0].w_ff)
     fq.sum().backward()
     assert torch.all(w.grad == 1)  # straight-through
-    np.testing.assert_allclose(fake_quantize(exp["layers"][0]["w_ff"], p["weight_exp"]), fq.detach().numpy())
+    np.testing.assert_allclose(fake_quantize(exp.weights["ff0"], p["weight_exp"]), fq.detach().numpy())
 
 
 def test_deploy_lowers_the_readout_scale_until_it_never_fires(tmp_path):
     rng = np.random.default_rng(16)
     exp = make_export(rng, T=60)
-    exp["output"]["w"] = np.abs(exp["output"]["w"]) + 1.0  # strong, all-positive readout
+    exp.weights["out"] = np.abs(exp.weights["out"]) + 1.0  # strong, all-positive readout
     data = make_data(rng, 6, 12, 60, rate=(300, 500))
     chip, _ = quantize(exp, readout_vth=2**17 - 1)
     vth = int(np.abs(emulate(chip, data, n_record=6).v_out).max() // 64 // 3)

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eventkit.plugin import DatasetSplits, from_samples
+from eventkit.plugin import LI, DatasetSplits, from_samples
 from eventkit_loihi2 import chip_cost
 from eventkit_loihi2.emulator import emulate, predictions_from_voltages
-from eventkit_loihi2.quantize import quantize
+from eventkit_loihi2.neuron import LoihiCUBA
+from eventkit_loihi2.quantize import FloatNetwork, quantize
 from eventkit_loihi2.report import samples_fingerprint
 from eventkit_loihi2.run import hardware_record
 from eventkit_loihi2.target import LoihiTarget
@@ -96,19 +97,11 @@ def test_matching_jetson_figure_needs_the_same_topology():
 
 
 def _export(rng, T=30):
-    return dict(
-        dt=1.0,
-        n_steps=T,
-        n_in=10,
-        n_out=3,
-        layers=[
-            dict(
-                w_ff=rng.normal(0.4, 0.3, (12, 10)),
-                w_rec=None,
-                neuron=dict(name="loihi_cuba", tau_mem=20.0, tau_syn=5.0, threshold=1.0),
-            )
-        ],
-        output=dict(w=rng.normal(0, 0.3, (3, 12)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
+    return FloatNetwork.layered(
+        dict(ff0=rng.normal(0.4, 0.3, (12, 10)), out=rng.normal(0, 0.3, (3, 12))),
+        [LoihiCUBA(tau_mem=20.0, tau_syn=5.0, threshold=1.0)],
+        LI(tau_mem=20.0, tau_syn=5.0),
+        T,
         readout=dict(name="exp_mean_v"),
     )
 
@@ -124,7 +117,7 @@ def test_predictions_from_voltages_match_the_emulator(readout):
     """A chip run's voltages are classified exactly as the emulator classifies them."""
     rng = np.random.default_rng(3)
     exp = _export(rng)
-    exp["output"]["w"] = rng.normal(0, 1.5, (3, 12))
+    exp.weights["out"] = rng.normal(0, 1.5, (3, 12))
     chip = quantize(exp)[0]
     labels = np.arange(24) % 3  # each class drives its own input channels
     samples = [(rng.integers(0, 30, 80), rng.integers(3 * c, 3 * c + 4, 80)) for c in labels]

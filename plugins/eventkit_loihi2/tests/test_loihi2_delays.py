@@ -9,10 +9,10 @@ from omegaconf import OmegaConf
 
 from eventkit.plugin import ConfigError, compose
 from eventkit.plugin import DatasetSplits
-from eventkit.plugin import Delay, EventpropNet
+from eventkit.plugin import Delay, EventpropNet, NetworkConfig, adaptable_delays
 from eventkit_loihi2.emulator import emulate
 from eventkit_loihi2.neuron import LoihiCUBA
-from eventkit_loihi2.quantize import quantize
+from eventkit_loihi2.quantize import FloatNetwork, quantize
 from eventkit_loihi2.target import LoihiTarget
 from eventkit.plugin.testing import random_data
 from test_loihi2_lava import needs_lava
@@ -23,7 +23,7 @@ def _adapt(overrides, explicit=()):
 
     cfg = compose(overrides)
     with open_dict(cfg):
-        notices = LoihiTarget().adapt(cfg, list(explicit))
+        notices = LoihiTarget().adapt(cfg, list(explicit), adaptable_delays(cfg.network))
     return cfg, notices
 
 
@@ -52,7 +52,7 @@ def test_a_recipe_is_adapted_to_the_chip_with_notices():
 def test_explicit_settings_the_chip_cannot_hold_are_refused(override, match):
     cfg = compose(["+experiment=ssc_delays", "target=loihi2", override])
     with pytest.raises(ValueError, match=match):
-        LoihiTarget().adapt(cfg, [override])
+        LoihiTarget().adapt(cfg, [override], adaptable_delays(cfg.network))
 
 
 def test_shd_delays_on_loihi2_stops_at_once_saying_what_to_run(tmp_path):
@@ -64,14 +64,42 @@ def test_shd_delays_on_loihi2_stops_at_once_saying_what_to_run(tmp_path):
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # nothing trained
     cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null"])
     with pytest.raises(ValueError, match="recurrent hidden layer 0.*Fix: network.recurrent=false"):
-        LoihiTarget().adapt(cfg, [])
+        LoihiTarget().adapt(cfg, [], adaptable_delays(cfg.network))
     cfg = compose(["+experiment=shd_delays", "target=loihi2", "network.delays.rec=null", "network.recurrent=false"])
     with_notices = OmegaConf.to_container(cfg)
-    assert LoihiTarget().adapt(cfg, []) and with_notices["network"]["delays"]["ff"]["max"] == 1000.0
+    assert (
+        LoihiTarget().adapt(cfg, [], adaptable_delays(cfg.network))
+        and with_notices["network"]["delays"]["ff"]["max"] == 1000.0
+    )
 
 
-def _delay_net(seed=0, n_steps=60, max_steps=8.0):
-    return EventpropNet(
+def test_adapt_decides_per_connection_that_an_entry_reaches():
+    """The chip's refusals follow the connections a ``network.delays`` entry reaches and their
+    kind (``adaptable_delays``), not the entry's spelling: ``ff`` on two layers is
+    refused for the recurrent second one only, ``out`` is adapted like any feed-forward
+    connection, and an entry that reaches no connection (``rec`` in a network without
+    recurrence) is left to the network's own check, which names it -- it is not a recurrent
+    delay the chip cannot run."""
+    two = ["+experiment=timing_delays", "target=loihi2", "network.layers=2", "network.hidden=[8,8]"]
+    with pytest.raises(ValueError, match=r"network.delays.ff: delays into the recurrent hidden layer 1 "):
+        _adapt([*two, "network.recurrent=[false,true]"])
+    cfg, notices = _adapt([*two, "network.recurrent=false", "+network.delays.out={max: 100}"])
+    assert cfg.network.delays.out.max == 62.0 and cfg.network.delays.out.mode == "round"
+    assert "network.delays.out.max: 100 -> 62 ms (62 steps, the chip's longest delay)" in notices
+    cfg, notices = _adapt([*two, "network.recurrent=false", "+network.delays.rec={max: 5}"])
+    assert not any("delays.rec" in n for n in notices) and cfg.network.delays.rec.max == 5
+    with pytest.raises(ValueError, match=r"network.delays.rec: this network has no rec connection"):
+        EventpropNet(4, 2, hidden=[8, 8], recurrent=[False, False], delays=NetworkConfig.of(cfg.network).parsed_delays)
+
+
+def _delay_net(seed=0, n_steps=60, max_steps=8.0, delays=True, rec_delays=False):
+    """Two hidden layers (the first recurrent), delays on ff1 and out (``delays=False``: the
+    same weights without delays; ``rec_delays``: rec0 gets delays of 1 ms too)."""
+    spec = {
+        "ff1": Delay(max=max_steps, init=(0.0, max_steps), mode="round"),
+        "out": Delay(max=max_steps, init=(0.0, max_steps), mode="round"),
+    }
+    net = EventpropNet(
         10,
         3,
         hidden=[12, 9],
@@ -79,34 +107,52 @@ def _delay_net(seed=0, n_steps=60, max_steps=8.0):
         neuron=LoihiCUBA(),
         output=LoihiCUBA(spiking=False),
         n_steps=n_steps,
-        delays={
-            "ff1": Delay(max=max_steps, init=(0.0, max_steps), mode="round"),
-            "out": Delay(max=max_steps, init=(0.0, max_steps), mode="round"),
-        },
+        delays=spec,
         init=dict(ff_mean=0.6, ff_std=0.3, rec_std=0.2, out_std=0.3),
         generator=torch.Generator().manual_seed(seed),
     )
+    if not (delays or rec_delays):
+        return _with_delays(net, {}, n_steps)
+    if rec_delays:
+        return _with_delays(net, {**spec, "rec0": Delay(max=max_steps, init=(1.0, 1.0), mode="round")}, n_steps)
+    return net
+
+
+def _with_delays(net, delays, n_steps):
+    """A network with ``net``'s weights (and the delays it has on connections in ``delays``)."""
+    other = EventpropNet(
+        10,
+        3,
+        hidden=[12, 9],
+        recurrent=[True, False],
+        neuron=LoihiCUBA(),
+        output=LoihiCUBA(spiking=False),
+        n_steps=n_steps,
+        delays=delays,
+    )
+    state = {k: v for k, v in net.state_dict().items() if k in other.state_dict()}
+    other.load_state_dict(state, strict=False)
+    return other
 
 
 def test_export_turns_trained_delays_into_the_chips_integer_steps():
     net = _delay_net()
     with torch.no_grad():
         net.ff1_delay[0, 0], net.ff1_delay[0, 1] = 2.4, 2.6  # round mode: 2 and 3 steps
-    chip, _ = quantize(net.export())
+    chip, _ = quantize(FloatNetwork.of(net))
     d = chip.layers[1].delay
     assert d.dtype == np.int32 and d.shape == (9, 12) and d[0, 0] == 2 and d[0, 1] == 3
     np.testing.assert_array_equal(d, np.rint(net.ff1_delay.detach().numpy()))
     np.testing.assert_array_equal(chip.layers[2].delay, np.rint(net.out_delay.detach().numpy()))
     assert chip.layers[0].delay is None  # ff0 has no delays
-    bad = net.export()
-    bad["layers"][1]["d_ff"] = bad["layers"][1]["d_ff"] + 60.0  # beyond 62 steps
+    bad = FloatNetwork.of(net)
+    bad.delays["ff1"] += 60.0  # beyond 62 steps
     with pytest.raises(ValueError, match="delays must be integers in 0..62 steps"):
         quantize(bad)
-    bad["layers"][1]["d_ff"][:] = -1.0
+    bad.delays["ff1"][:] = -1.0
     with pytest.raises(ValueError, match="0..62"):
         quantize(bad)
-    rec = net.export()
-    rec["layers"][0]["d_rec"] = np.ones((12, 12))
+    rec = FloatNetwork.of(_delay_net(rec_delays=True))
     with pytest.raises(ValueError, match="recurrent connection's delays cannot be exported"):
         quantize(rec)
 
@@ -122,12 +168,12 @@ def test_the_chips_longest_delay_of_62_steps_is_accepted_and_63_refused():
     LoihiTarget().check(_delay_net(n_steps=80, max_steps=62.0), data)
     with pytest.raises(ValueError, match=r"network.delays.ff1.max: Loihi 2 delays are 0..62 steps"):
         LoihiTarget().check(_delay_net(n_steps=80, max_steps=63.0), data)
-    export = _delay_net(n_steps=80, max_steps=62.0).export()
-    export["layers"][1]["d_ff"][:] = 62.0
-    export["layers"][1]["d_ff"][0, 0] = 0.0
+    export = FloatNetwork.of(_delay_net(n_steps=80, max_steps=62.0))
+    export.delays["ff1"][:] = 62.0
+    export.delays["ff1"][0, 0] = 0.0
     chip, _ = quantize(export)
     assert chip.layers[1].delay.max() == 62 and chip.layers[1].delay.min() == 0
-    export["layers"][1]["d_ff"][0, 0] = 63.0
+    export.delays["ff1"][0, 0] = 63.0
     with pytest.raises(ValueError, match=r"delays must be integers in 0..62 steps \(found 62..63\)"):
         quantize(export)
 
@@ -144,16 +190,14 @@ def test_emulated_chip_spikes_like_the_float_network_with_delays():
     with torch.no_grad():
         out = net(data)
     float_counts = out.counts.numpy()
-    export = net.export()
+    export = FloatNetwork.of(net)
     chip, _, emu, _ = target.silent_readout_chip(export, data, "exp_sum")
     total = float_counts.sum()
     assert total > 200
     assert abs(emu.counts.sum() - total) <= 0.01 * total
     layer2 = float_counts[:, 12:].sum()
     assert abs(emu.counts[:, 12:].sum() - layer2) <= 0.02 * layer2
-    export["layers"][1]["d_ff"] = None
-    export["output"]["d"] = None
-    undelayed = emulate(quantize(export)[0], data, offset=1)
+    undelayed = emulate(quantize(FloatNetwork.of(_delay_net(delays=False)))[0], data, offset=1)
     assert abs(undelayed.counts[:, 12:].sum() - layer2) > 0.05 * layer2
 
 
@@ -184,7 +228,7 @@ def test_reading_a_netx_file_with_delays_the_chip_cannot_hold_fails_clearly(tmp_
 
     from eventkit_loihi2.netx import read_netx, write_netx
 
-    chip, _ = quantize(_delay_net().export())
+    chip, _ = quantize(FloatNetwork.of(_delay_net()))
     path = tmp_path / "model.net"
     write_netx(chip, path)
     back = read_netx(path)

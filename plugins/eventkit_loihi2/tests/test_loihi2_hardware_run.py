@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eventkit.plugin import DatasetSplits, from_samples
+from eventkit.plugin import LI, DatasetSplits, from_samples
 from eventkit_loihi2 import run
 from eventkit_loihi2.lava_env import env_dir, resolve_lava_python
+from eventkit_loihi2.neuron import LoihiCUBA
+from eventkit_loihi2.quantize import FloatNetwork
 from eventkit_loihi2.target import LoihiTarget
 
 LAVA_PYTHON = resolve_lava_python()
@@ -23,19 +25,15 @@ needs_lava = pytest.mark.skipif(
 
 def _export_and_data(seed=21, T=30):
     rng = np.random.default_rng(seed)
-    export = dict(
-        dt=1.0,
-        n_steps=T,
-        n_in=12,
-        n_out=3,
-        layers=[
-            dict(
-                w_ff=rng.normal(0.3, 0.3, (14, 12)),
-                w_rec=rng.normal(0, 0.3, (14, 14)),
-                neuron=dict(name="loihi_cuba", tau_mem=20.0, tau_syn=5.0, threshold=1.0),
-            )
-        ],
-        output=dict(w=rng.normal(0, 0.3, (3, 14)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
+    export = FloatNetwork.layered(
+        dict(
+            ff0=rng.normal(0.3, 0.3, (14, 12)),
+            rec0=rng.normal(0, 0.3, (14, 14)),
+            out=rng.normal(0, 0.3, (3, 14)),
+        ),
+        [LoihiCUBA(tau_mem=20.0, tau_syn=5.0, threshold=1.0)],
+        LI(tau_mem=20.0, tau_syn=5.0),
+        T,
         readout=dict(name="exp_mean_v"),
     )
     samples = [(rng.integers(0, T, m), rng.integers(0, 12, m)) for m in rng.integers(60, 150, 8)]

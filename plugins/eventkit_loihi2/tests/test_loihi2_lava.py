@@ -12,12 +12,13 @@ import os
 import numpy as np
 import pytest
 
-from eventkit.plugin import DatasetSplits, from_samples
+from eventkit.plugin import LI, LIF, DatasetSplits, from_samples
 from eventkit_loihi2.emulator import emulate
 from eventkit_loihi2.lava_check import check
 from eventkit_loihi2.lava_env import env_dir, resolve_lava_python
 from eventkit_loihi2.netx import write_netx, write_samples
-from eventkit_loihi2.quantize import quantize
+from eventkit_loihi2.neuron import LoihiCUBA
+from eventkit_loihi2.quantize import FloatNetwork, quantize
 from eventkit_loihi2.target import LoihiTarget
 
 LAVA_PYTHON = resolve_lava_python()
@@ -36,33 +37,36 @@ def test_lava_environment_exists_where_required():
 
 def _network(rng, T, case):
     n_in, n_out = 14, 4
+    weights, delays, models = {}, {}, []
 
-    def layer(n, pre, rec, mean=0.3, neuron="loihi_cuba", delay=False):
-        d = dict(
-            w_ff=rng.normal(mean, 0.3, (n, pre)),
-            w_rec=rng.normal(0, 0.3, (n, n)) if rec else None,
-            neuron=dict(name=neuron, tau_mem=20.0, tau_syn=5.0, threshold=1.0),
-        )
+    def layer(k, n, pre, rec, mean=0.3, model=None, delay=False):
+        weights[f"ff{k}"] = rng.normal(mean, 0.3, (n, pre))
+        if rec:
+            weights[f"rec{k}"] = rng.normal(0, 0.3, (n, n))
+        models.append(model or LoihiCUBA(tau_mem=20.0, tau_syn=5.0, threshold=1.0))
         if delay:
-            d["delay"] = rng.integers(0, 8, (n, pre))
-        return d
+            delays[f"ff{k}"] = rng.integers(0, 8, (n, pre)).astype(float)
 
+    output = LI(tau_mem=20.0, tau_syn=5.0)
     if case == "deep":
-        layers = [layer(12, n_in, False, delay=True, neuron="lif"), layer(10, 12, True), layer(9, 10, True)]
-        layers[2]["w_rec"] = -np.abs(layers[2]["w_rec"])  # an inhibitory-only synapse
-        layers[1]["w_ff"] = np.abs(layers[1]["w_ff"])  # an excitatory-only synapse
+        layer(0, 12, n_in, False, delay=True, model=LIF(tau_mem=20.0, tau_syn=5.0, threshold=1.0))
+        layer(1, 10, 12, True)
+        layer(2, 9, 10, True)
+        weights["rec2"] = -np.abs(weights["rec2"])  # an inhibitory-only synapse
+        weights["ff1"] = np.abs(weights["ff1"])  # an excitatory-only synapse
         kw = {}
         pre = 9
     else:  # stress: 24-bit current wrap, voltage saturation, a readout that fires and resets
-        layers = [layer(24, n_in, True, mean=0.6)]
-        layers[0]["neuron"].update(i_decay=1, v_decay=30, threshold=400.0)
+        # tau_syn 4096 / tau_mem 136 ms: the chip decays iDecay 1, vDecay 30
+        layer(0, 24, n_in, True, mean=0.6, model=LoihiCUBA(tau_mem=136.0, tau_syn=4096.0, threshold=400.0))
         kw = dict(readout_vth=2**17 - 1)
         pre = 24
-    out = dict(w=rng.normal(0, 0.3, (n_out, pre)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0))
+    weights["out"] = rng.normal(0, 0.3, (n_out, pre))
     if case == "stress":
-        out = dict(w=np.abs(out["w"]) + 0.3, neuron=dict(name="li", i_decay=1, v_decay=1))
-    export = dict(dt=1.0, n_steps=T, n_in=n_in, n_out=n_out, layers=layers, output=out, readout=dict(name="exp_mean_v"))
-    return quantize(export, **kw)[0]
+        weights["out"] = np.abs(weights["out"]) + 0.3
+        output = LI(tau_mem=4096.0, tau_syn=4096.0)  # decays 1 and 1
+    fnet = FloatNetwork.layered(weights, models, output, T, delays=delays, readout=dict(name="exp_mean_v"))
+    return quantize(fnet, **kw)[0]
 
 
 def _data(rng, n, n_in, T, rate):
@@ -92,19 +96,15 @@ def test_emulator_is_bit_exact_with_lava(tmp_path, case):
 def test_deploy_runs_the_lava_check(tmp_path):
     rng = np.random.default_rng(13)
     T = 40
-    chip_export = dict(
-        dt=1.0,
-        n_steps=T,
-        n_in=14,
-        n_out=4,
-        layers=[
-            dict(
-                w_ff=rng.normal(0.3, 0.3, (16, 14)),
-                w_rec=rng.normal(0, 0.3, (16, 16)),
-                neuron=dict(name="loihi_cuba", tau_mem=20.0, tau_syn=5.0, threshold=1.0),
-            )
-        ],
-        output=dict(w=rng.normal(0, 0.3, (4, 16)), neuron=dict(name="li", tau_mem=20.0, tau_syn=5.0)),
+    chip_export = FloatNetwork.layered(
+        dict(
+            ff0=rng.normal(0.3, 0.3, (16, 14)),
+            rec0=rng.normal(0, 0.3, (16, 16)),
+            out=rng.normal(0, 0.3, (4, 16)),
+        ),
+        [LoihiCUBA(tau_mem=20.0, tau_syn=5.0, threshold=1.0)],
+        LI(tau_mem=20.0, tau_syn=5.0),
+        T,
         readout=dict(name="exp_mean_v"),
     )
     test = _data(rng, 12, 14, T, (80, 200))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from eventkit.plugin import EventpropNet
 from eventkit_loihi2.neuron import LoihiCUBA
-from eventkit_loihi2.quantize import chip_parameters
+from eventkit_loihi2.quantize import FloatNetwork, chip_parameters
 from eventkit_loihi2.target import READOUT_ON_CHIP, LoihiTarget
 from eventkit.plugin.testing import random_data
 
@@ -31,7 +31,7 @@ def test_qat_forward_uses_chip_weights_and_thresholds():
     net = _net()
     LoihiTarget(qat=True).prepare(net)
     weights, _, thresholds = net.effective_parameters()
-    params = chip_parameters(net.export())
+    params = chip_parameters(FloatNetwork.of(net))
     for name, pop in (("ff0", 0), ("rec0", 0), ("out", 1)):
         q = weights[name] * 2.0 ** params[pop]["weight_exp"]
         np.testing.assert_array_equal(q, np.round(q))
@@ -113,7 +113,7 @@ def test_in_the_loop_readout_is_the_emulated_chip_in_float_units(readout):
         own = net(data).readout.numpy()  # the float network with the chip's weights
         spikes = net(data).counts.sum().item()
     chip = net(data).readout.detach().numpy()  # the emulated chip, converted
-    ex = net.export()
+    ex = FloatNetwork.of(net)
     _, _, emu, _ = target.silent_readout_chip(ex, data, READOUT_ON_CHIP[readout])
     # the same hidden spikes up to the chip's integer rounding (counting the input's repeated
     # (step, channel) spikes as the float default does would add ~7 %)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from eventkit.plugin import write_json
+from eventkit.plugin import Target, write_json
 
 from .conventions import CONVENTIONS, READOUT_NODES
 from .export import HIDDEN_MODELS, OUTPUT_MODELS, write_nir
@@ -20,7 +20,7 @@ from .export import HIDDEN_MODELS, OUTPUT_MODELS, write_nir
 CHECKS = ("auto", "off")
 
 
-class NirTarget:
+class NirTarget(Target):
     """NIR export; see ``conf/target/nir.yaml`` and the package README."""
 
     name = "nir"

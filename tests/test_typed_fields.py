@@ -17,7 +17,7 @@ from eventkit.components.targets import CpuTarget, Target, as_target
 from eventkit.engine import Delay, EventpropNet
 from eventkit.engine.network import ParamGroup, scheduled
 from eventkit.rundir.layout import DelayMetricKeys
-from eventkit.running.app import adapted_config
+from eventkit.running.pipeline import adapted_config
 from eventkit.running.config import compose
 from eventkit.training.loop import delay_stats
 

@@ -47,7 +47,7 @@ def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[st
     )
     import torch
 
-    from eventkit.training import parallel as distributed
+    from eventkit.training import launch as distributed
     from eventkit.running.app import run
     from eventkit.running.config import compose
 

@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from eventkit.rundir import runlog
-from eventkit.training import parallel as distributed
+from eventkit.training import launch as distributed
 from eventkit.rundir.checkpoints import load_checkpoint, model_state
 from eventkit.running.config import (
     CONFIG_NAME,
@@ -38,6 +38,7 @@ from eventkit.running.resume import resumed_config
 from eventkit.engine.backends import resolve_device
 from eventkit.components.networks import NetworkConfig, build_network
 from eventkit.rundir.layout import BEST, CHECKPOINTS, LAST, RunDir, check_unused, explain_os_error, mark_continued
+from eventkit.rundir.memory import MemoryRunDir
 from eventkit.base.schema import from_config, plain
 from eventkit.training.loop import (
     SMOKE_BATCHES,
@@ -126,7 +127,7 @@ def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> d
         check_unused(Path(run_dir), resume=_requested_resume(cfg))
     # trainer.resume: DIR's recorded config; a typed change is refused before anything is written
     cfg = resumed_config(cfg, explicit)
-    rd = RunDir(Path(run_dir)) if main else distributed.MemoryRunDir(Path(run_dir))
+    rd = RunDir(Path(run_dir)) if main else MemoryRunDir(Path(run_dir))
     resume = _requested_resume(cfg)
     if (
         main

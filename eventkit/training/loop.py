@@ -228,27 +228,27 @@ def fit(
     dp = dp if dp is not None else DataParallel()
     dp.check_groups(net, loop.batch_size)
     reproducible.apply_torch()
-    run = _Run(net, val, loop, loss_fn, rundir, logger, optimizer, scheduler, dp)
+    state = _FitState(net, val, loop, loss_fn, optimizer, scheduler, rundir, logger, dp)
     if resume is not None:
-        run.resume_from(Path(resume))
+        state.resume_from(Path(resume))
     step = Step(net, Objective(loss_fn, regularizer), optimizer, scheduler, dp, loop.grad_clip)
     epochs = _bar(
-        range(run.start_epoch, loop.epochs),
+        range(state.start_epoch, loop.epochs),
         loop.progress,
         desc="epochs",
-        initial=run.start_epoch,
+        initial=state.start_epoch,
         total=loop.epochs,
         unit="ep",
     )
     for epoch in epochs:
         t0 = time.perf_counter()
         tally = _train_epoch(step, train, augmentations, seed, epoch, loop, rundir.checkpoints)
-        row = run.end_epoch(epoch, tally, train.n_steps * train.dt / 1000.0)
+        row = state.end_epoch(epoch, tally, train.n_steps * train.dt / 1000.0)
         row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
-        run.record(epoch, row, epochs)
-        if run.stops_early(epoch):
+        state.record(epoch, row, epochs)
+        if state.stops_early(epoch):
             break
-    return run.result()
+    return state.result()
 
 
 @dataclass
@@ -316,15 +316,26 @@ def _train_epoch(
     return tally.summed(step.dp)
 
 
-class _Run:
-    """What :func:`fit` keeps across epochs: where it started, the best validation accuracy so
-    far, and where each epoch's records go."""
+@dataclass
+class _FitState:
+    """What :func:`fit` keeps across epochs: what it trains with, where it started, the best
+    validation accuracy so far, and where each epoch's records go."""
 
-    def __init__(self, net, val, loop, loss_fn, rundir, logger, optimizer, scheduler, dp):
-        self.net, self.val, self.loop, self.loss_fn = net, val, loop, loss_fn
-        self.rundir, self.logger, self.optimizer, self.scheduler, self.dp = rundir, logger, optimizer, scheduler, dp
-        self.start_epoch, self.best_val, self.best_epoch, self.resumed_from = 0, None, None, None
-        self.improved = self.warned = False
+    net: EventpropNet
+    val: SpikeData | None
+    loop: TrainerConfig
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    scheduler: Schedule
+    rundir: RunDir
+    logger: Logger
+    dp: DataParallel
+    start_epoch: int = 0
+    best_val: float | None = None
+    best_epoch: int | None = None
+    resumed_from: str | None = None
+    improved: bool = False  # the last epoch's weights are the best so far
+    warned: bool = False  # the divergence warning was printed
 
     def resume_from(self, path: Path) -> None:
         self.start_epoch, self.best_val, self.best_epoch = _resume(

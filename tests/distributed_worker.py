@@ -47,8 +47,8 @@ def main(rank: int, world: int, port: int, root: str, report: str, tiny: list[st
     )
     import torch
 
-    from eventkit.training import parallel as distributed
     from eventkit.running.pipeline import run
+    from eventkit.training import launch as distributed
     from eventkit.running.config import compose
 
     writes: list[str] = []

@@ -9,13 +9,16 @@ import torch
 from eventkit.rundir.checkpoints import load_checkpoint
 from eventkit.data import from_samples
 from eventkit.data.yinyang import yinyang
-from eventkit.engine import LI, LIF, EventpropNet, SumV
+from eventkit.engine import LI, LIF, EventpropNet, SumV, spike_count_regularizer
 from eventkit.components.losses import cross_entropy, mse
 from eventkit.components.networks import RegularizerConfig
 from eventkit.components.optimizers import adam, adamw, sgd
 from eventkit.rundir.layout import BEST, LAST, RunDir
 from eventkit.components.schedules import Constant, Cosine, WarmupEmaHalving
+from eventkit.training import step as step_module
 from eventkit.training.loop import NonFiniteLoss, TrainerConfig, _silent_fix, evaluate, fit, split_validation
+from eventkit.training.parallel import DataParallel
+from eventkit.training.step import Objective, forward_backward
 
 
 def _opt(lr=1e-3):
@@ -281,3 +284,60 @@ def test_schedules_leave_a_fixed_lr_group_alone():
     sched.step_batch()
     assert opt.param_groups[0]["lr"] == pytest.approx(1.05e-6)
     assert opt.param_groups[1]["lr"] == 0.1
+
+
+def _refuse(what):
+    raise AssertionError(f"unexpected non-finite value: {what}")
+
+
+def test_a_step_in_a_group_of_one_is_the_whole_batch_objective_and_its_gradient():
+    """The one training step, alone: the loss and the regulariser of the whole (shuffled) batch,
+    the gradient summed over the engine's own sample groups, bit for bit what a hand-written
+    forward, loss + regulariser and backward give (a dropped or doubled regulariser, labels
+    out of the batch's order, or groups other than the engine's change a gradient bit)."""
+    splits, net = _tiny()
+    _, ref = _tiny()  # the same weights (same generator seed)
+    data = splits.train
+    idx = np.random.default_rng(3).permutation(len(data))[:21]  # 21 samples: groups of 2 and 3
+    reg = RegularizerConfig(strength=1e-3, nu=2.0)
+    result = forward_backward(net, data, idx, Objective(cross_entropy(), reg), DataParallel(), _refuse)
+
+    batch = data.subset(idx)
+    out = ref(batch)
+    labels = torch.from_numpy(batch.labels)
+    loss = cross_entropy()(out.readout, labels)
+    (loss + spike_count_regularizer(out.counts, reg.strength, reg.nu)).backward()
+    assert result.size == 21 and torch.equal(result.labels, labels)
+    assert torch.equal(result.loss.detach(), loss.detach())
+    for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+        assert p.grad is not None and torch.equal(p.grad, q.grad), name
+
+
+def test_a_group_of_one_splits_nothing_and_a_group_of_two_splits_by_sample_groups():
+    offsets = np.array([0, 3, 5, 8], dtype=np.int64)  # a batch of 8 in 3 groups
+    reduction, sizes = DataParallel().share(offsets)
+    assert sizes == [8] and reduction.local_offsets().tolist() == [0, 3, 5, 8]
+    gw, gd = np.ones((3, 4)), np.zeros((3, 1))
+    w, d = reduction.combine(gw, gd)
+    assert w is gw and d is gd  # alone: its groups are all of them
+    for rank, want in ((0, [0, 3]), (1, [0, 2, 5])):  # 1 + 2 groups, in batch order
+        reduction, sizes = DataParallel(rank, 2).share(offsets)
+        assert sizes == [3, 5] and reduction.local_offsets().tolist() == want
+    with pytest.raises(ValueError, match="rank 2"):
+        DataParallel(2, 2)
+
+
+def test_fit_in_one_process_trains_through_the_data_parallel_step(tmp_path, monkeypatch):
+    """No single-process path of its own: every batch of a one-process fit is the shared step,
+    in a group of one."""
+    seen = []
+    shared = step_module.forward_backward
+
+    def spy(net, data, idx, objective, dp, on_non_finite):
+        seen.append((len(idx), dp.world_size))
+        return shared(net, data, idx, objective, dp, on_non_finite)
+
+    monkeypatch.setattr(step_module, "forward_backward", spy)
+    splits, net = _tiny()
+    _fit(net, torch.optim.Adam(net.parameters(), lr=1e-3), splits.train, None, RunDir(tmp_path), epochs=1)
+    assert seen == [(32, 1), (32, 1), (32, 1)]

@@ -39,7 +39,7 @@ from eventkit.running.failures import (
     want_traceback,
 )
 from eventkit.running.pipeline import adapted_config, run
-from eventkit.training import parallel as distributed
+from eventkit.training import launch as distributed
 
 #: exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
 INTERRUPTED_EXIT = 130

@@ -46,8 +46,8 @@ def _cores() -> int:
 def _on_rank_zero(value: Any, other: Any = None) -> Any:
     """``${eventkit.on_rank_zero:VALUE}``: VALUE in a single process and in rank 0 of a
     multi-process launch, None (or the second argument) in the other processes (so that
-    ``hydra.output_subdir`` is written by rank 0 alone; see eventkit.training.parallel)."""
-    from eventkit.training.parallel import launch_rank
+    ``hydra.output_subdir`` is written by rank 0 alone; see eventkit.training.launch)."""
+    from eventkit.training.launch import launch_rank
 
     return value if launch_rank() == 0 else other
 

@@ -29,7 +29,8 @@ from eventkit.running.config import ConfigError, resolve, validate
 from eventkit.running.failures import explain_failure, one_line
 from eventkit.running.report import pct, write_plots_and_report
 from eventkit.running.resume import resumed_config
-from eventkit.training import parallel as distributed
+from eventkit.rundir.memory import MemoryRunDir
+from eventkit.training import launch as distributed
 from eventkit.training.loop import (
     SMOKE_BATCHES,
     SMOKE_EPOCHS,
@@ -113,7 +114,7 @@ def run(cfg: DictConfig, run_dir: str | Path, explicit: Sequence[str] = ()) -> d
             _print(f"eventkit: NOTICE {set_aside_notice(aside)}")
     # trainer.resume: DIR's recorded config; a typed change is refused before anything is written
     cfg = resumed_config(cfg, explicit)
-    rd = RunDir(Path(run_dir)) if main else distributed.MemoryRunDir(Path(run_dir))
+    rd = RunDir(Path(run_dir)) if main else MemoryRunDir(Path(run_dir))
     resume = _requested_resume(cfg)
     if (
         main

@@ -125,7 +125,7 @@ class DirectoryGuard(Callback):  # type: ignore[misc]
     Hydra writes its own record (.hydra/) into it, so the earlier one stays intact."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        from eventkit.training.parallel import is_main_process
+        from eventkit.training.launch import is_main_process
 
         if not is_main_process():  # rank 0 checked the directory for every process (SameRunDir)
             return

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from eventkit.base import reproducible
-from eventkit.rundir import runlog
+from eventkit.base.schema import setting
+from eventkit.components.networks import RegularizerConfig
 from eventkit.data import SpikeData
+from eventkit.rundir import runlog
 from eventkit.rundir.checkpoints import (
     load_checkpoint,
     model_state,
@@ -33,15 +35,14 @@ from eventkit.rundir.checkpoints import (
 from eventkit.components.networks import RegularizerConfig
 from eventkit.rundir.layout import BEST, LAST, DelayMetricKeys, RunDir, read_metrics
 from eventkit.base.schema import setting
+from eventkit.training.parallel import DataParallel
+from eventkit.training.step import LossFn, Objective, Step, StepResult
 
 if TYPE_CHECKING:
-    from eventkit.training.parallel import DataParallel
-    from eventkit.engine import EventpropNet
     from eventkit.components.loggers import Logger
     from eventkit.components.schedules import Schedule
+    from eventkit.engine import EventpropNet
 
-#: a loss: (readout [B, n_out], labels [B]) -> scalar tensor
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: a per-epoch augmentation: (data, generator) -> new data
 Augmentation = Callable[[SpikeData, np.random.Generator], SpikeData]
 
@@ -128,27 +129,20 @@ def _batches(n: int, size: int, order: np.ndarray | None = None):
         yield idx[start : start + size]
 
 
-def _reg(counts: torch.Tensor, strength: float, nu: float) -> torch.Tensor | None:
-    if strength <= 0:
-        return None
-    from eventkit.engine import spike_count_regularizer
-
-    return spike_count_regularizer(counts, strength, nu)
-
-
 @torch.no_grad()
 def evaluate(
     net: EventpropNet, data: SpikeData, loss_fn: LossFn, batch_size: int, dp: DataParallel | None = None
 ) -> dict:
-    """Loss, accuracy and mean hidden spike count per sample over ``data``. With ``dp`` (an
-    :class:`eventkit.training.parallel.DataParallel`) each process evaluates its share of the batches
-    and the sums are combined, so every process returns the whole set's figures."""
+    """Loss, accuracy and mean hidden spike count per sample over ``data``. Each process of the
+    data-parallel group ``dp`` (None: this process alone) evaluates its share of the batches and
+    the sums are combined, so every process returns the whole set's figures."""
     if len(data) == 0:
         raise ValueError("cannot evaluate on an empty data set")
+    dp = dp if dp is not None else DataParallel()
     n_batches = math.ceil(len(data) / batch_size)
     per_batch = np.zeros((n_batches, 3))  # loss x size, correct, spikes
     for b, idx in enumerate(_batches(len(data), batch_size)):
-        if dp is not None and not dp.owns_batch(b):
+        if not dp.owns_batch(b):
             continue
         batch = data.subset(idx)
         out = net(batch)
@@ -158,8 +152,8 @@ def evaluate(
             int((net.predict(out.readout) == labels).sum()),
             float(out.counts.sum()),
         )
-    if dp is not None:  # each batch's figures from the process that evaluated it (x + 0 is exact)
-        per_batch = dp.sum(torch.from_numpy(per_batch)).cpu().numpy()
+    # each batch's figures from the process that evaluated it (x + 0 is exact)
+    per_batch = dp.sum(torch.from_numpy(per_batch)).cpu().numpy()
     total_loss, correct, spikes = 0.0, 0, 0.0
     for batch_loss, batch_correct, batch_spikes in per_batch:  # in batch order, as one process adds
         total_loss += float(batch_loss)
@@ -226,169 +220,220 @@ def fit(
 ) -> FitResult:
     """Train ``net`` for ``loop.epochs`` epochs. ``net`` keeps the last weights; the best ones (by
     validation accuracy; the last ones when there is no validation set) are in checkpoints/best.
-    With ``dp`` (an :class:`eventkit.training.parallel.DataParallel`) this process simulates its share
-    of each global batch, every process gets the whole batch's loss and gradient, the epoch's
-    counts are summed over processes, and only rank 0 writes checkpoints."""
+    Every step is :class:`eventkit.training.step.Step` in the data-parallel group ``dp`` (None:
+    this process alone, a group of one): each process simulates its share of each global batch,
+    every process gets the whole batch's loss and gradient, the epoch's counts are summed over
+    processes, and only rank 0 writes checkpoints."""
     if len(train) == 0:
         raise ValueError("the training set is empty; check the dataset config (e.g. dataset.n_train)")
     if val is not None and len(val) == 0:
         val = None
-    if dp is not None:
-        dp.check_groups(net, loop.batch_size)
+    dp = dp if dp is not None else DataParallel()
+    dp.check_groups(net, loop.batch_size)
     reproducible.apply_torch()
-    ckpt_dir = rundir.checkpoints
-    writes = dp is None or dp.is_main  # checkpoints: rank 0 only
-    start_epoch, best_val, best_epoch, resumed_from = 0, None, None, None
+    state = _FitState(net, val, loop, loss_fn, optimizer, scheduler, rundir, logger, dp)
     if resume is not None:
-        start_epoch, best_val, best_epoch = _resume(Path(resume), net, optimizer, scheduler, rundir, writes)
-        resumed_from = str(resume)
-
-    hidden_total = net.n_hidden_total
-    device = next(net.parameters()).device  # the GPU's with trainer.device=cuda
-    seconds = (train.n_steps * train.dt) / 1000.0
-    epoch_bar = _bar(
-        range(start_epoch, loop.epochs), loop.progress, desc="epochs", initial=start_epoch, total=loop.epochs, unit="ep"
+        state.resume_from(Path(resume))
+    step = Step(net, Objective(loss_fn, regularizer), optimizer, scheduler, dp, loop.grad_clip)
+    epochs = _bar(
+        range(state.start_epoch, loop.epochs),
+        loop.progress,
+        desc="epochs",
+        initial=state.start_epoch,
+        total=loop.epochs,
+        unit="ep",
     )
-    warned = False
-    for epoch in epoch_bar:
+    for epoch in epochs:
         t0 = time.perf_counter()
-        rng = np.random.default_rng([seed, epoch])
-        data = train
-        for aug in augmentations:
-            data = aug(data, rng)
-        order = rng.permutation(len(data))
-        epoch_counts = torch.zeros(hidden_total, device=device)
-        loss_sum, correct, seen = 0.0, 0, 0
-        n_batches = math.ceil(len(data) / loop.batch_size)
-        batch_bar = _bar(
-            _batches(len(data), loop.batch_size, order),
-            loop.progress,
-            total=n_batches,
-            desc=f"epoch {epoch + 1}/{loop.epochs}",
-            leave=False,
-            unit="batch",
+        tally = _train_epoch(step, train, augmentations, seed, epoch, loop, rundir.checkpoints)
+        row = state.end_epoch(epoch, tally, train.n_steps * train.dt / 1000.0)
+        row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
+        state.record(epoch, row, epochs)
+        if state.stops_early(epoch):
+            break
+    return state.result()
+
+
+@dataclass
+class _Tally:
+    """An epoch's training figures: the loss summed over samples (each batch's mean loss times
+    its size), correct predictions, samples, and each hidden neuron's spike count."""
+
+    counts: torch.Tensor
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+
+    def add(self, result: StepResult, net: EventpropNet) -> None:
+        with torch.no_grad():
+            if result.out is not None:  # None: this process's share of a short last batch was empty
+                self.counts += result.out.counts.detach().sum(0)
+                self.correct += int((net.predict(result.out.readout.detach()) == result.labels).sum())
+        self.loss_sum += float(result.loss.detach()) * result.size
+        self.seen += result.size
+
+    def summed(self, dp: DataParallel) -> _Tally:
+        """The whole group's correct predictions and counts (integers: exact in any order); the
+        loss and the samples are the whole batches' on every process already."""
+        device = self.counts.device
+        summed = dp.sum(
+            torch.cat([torch.tensor([self.correct], dtype=torch.float64, device=device), self.counts.to(torch.float64)])
         )
-        for b, idx in enumerate(batch_bar):
-            if dp is not None:  # this process's share of the global batch; the whole batch's loss and gradient
-                optimizer.zero_grad(set_to_none=True)
-                out, labels, loss, n = dp.forward_backward(
-                    net,
-                    data,
-                    idx,
-                    loss_fn,
-                    regularizer.strength,
-                    regularizer.nu,
-                    lambda what: _non_finite(what, epoch, b, ckpt_dir),
-                )  # noqa: B023 - called at once; loss and n: the whole batch's
-            else:
-                n = len(idx)
-                batch = data.subset(idx)
-                optimizer.zero_grad(set_to_none=True)
-                out = net(batch)
-                labels = torch.from_numpy(batch.labels).to(out.readout.device)
-                loss = loss_fn(out.readout, labels)
-                reg = _reg(out.counts, regularizer.strength, regularizer.nu)
-                total = loss + reg if reg is not None else loss
-                if not torch.isfinite(total):
-                    _non_finite(f"loss is {total.item()}", epoch, b, ckpt_dir)
-                total.backward()
-            grads = [p.grad for p in net.parameters() if p.grad is not None]
-            if any(not torch.isfinite(g).all() for g in grads):
-                _non_finite("a gradient is not finite", epoch, b, ckpt_dir)
-            if loop.grad_clip:  # the weights' norm; delays have their own step size
-                torch.nn.utils.clip_grad_norm_(net.weight_parameters(), loop.grad_clip)
-            optimizer.step()
-            net.clamp_delays()  # learned delays stay within [0, max]
-            scheduler.step_batch()
-            with torch.no_grad():
-                if out is not None:  # None: this process's share of a short last batch was empty
-                    epoch_counts += out.counts.detach().sum(0)
-                    correct += int((net.predict(out.readout.detach()) == labels).sum())
-            loss_sum += float(loss.detach()) * n
-            seen += n
-            if loop.progress:
-                batch_bar.set_postfix(
-                    loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.3f}", refresh=False
-                )
-        if dp is not None:  # the epoch's counts over all processes (integers: exact in any order)
-            summed = dp.sum(
-                torch.cat([torch.tensor([correct], dtype=torch.float64, device=device), epoch_counts.to(torch.float64)])
-            )
-            correct = int(summed[0])
-            epoch_counts = summed[1:].to(device=device, dtype=epoch_counts.dtype)
-        train_acc = correct / seen
-        lr = optimizer.param_groups[0]["lr"]
-        silent = _silent_fix(net, epoch_counts, loop.silent_fix)
-        scheduler.step_epoch(train_acc)
+        counts = summed[1:].to(device=device, dtype=self.counts.dtype)
+        return _Tally(counts, self.loss_sum, int(summed[0]), self.seen)
+
+    def postfix(self) -> dict:
+        return {"loss": f"{self.loss_sum / max(self.seen, 1):.4f}", "acc": f"{self.correct / max(self.seen, 1):.3f}"}
+
+
+def _train_epoch(
+    step: Step,
+    train: SpikeData,
+    augmentations: Sequence[Augmentation],
+    seed: int,
+    epoch: int,
+    loop: TrainerConfig,
+    ckpt_dir: Path,
+) -> _Tally:
+    """One epoch of steps: the augmentations and the batch order drawn from ``(seed, epoch)``;
+    returns the epoch's figures summed over the group."""
+    rng = np.random.default_rng([seed, epoch])
+    data = train
+    for aug in augmentations:
+        data = aug(data, rng)
+    order = rng.permutation(len(data))
+    net = step.net
+    tally = _Tally(torch.zeros(net.n_hidden_total, device=next(net.parameters()).device))
+    batches = _bar(
+        _batches(len(data), loop.batch_size, order),
+        loop.progress,
+        total=math.ceil(len(data) / loop.batch_size),
+        desc=f"epoch {epoch + 1}/{loop.epochs}",
+        leave=False,
+        unit="batch",
+    )
+    for b, idx in enumerate(batches):
+        tally.add(step(data, idx, lambda what: _non_finite(what, epoch, b, ckpt_dir)), net)  # noqa: B023 - called at once
+        if loop.progress:
+            batches.set_postfix(**tally.postfix(), refresh=False)
+    return tally.summed(step.dp)
+
+
+@dataclass
+class _FitState:
+    """What :func:`fit` keeps across epochs: what it trains with, where it started, the best
+    validation accuracy so far, and where each epoch's records go."""
+
+    net: EventpropNet
+    val: SpikeData | None
+    loop: TrainerConfig
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    scheduler: Schedule
+    rundir: RunDir
+    logger: Logger
+    dp: DataParallel
+    start_epoch: int = 0
+    best_val: float | None = None
+    best_epoch: int | None = None
+    resumed_from: str | None = None
+    improved: bool = False  # the last epoch's weights are the best so far
+    warned: bool = False  # the divergence warning was printed
+
+    def resume_from(self, path: Path) -> None:
+        self.start_epoch, self.best_val, self.best_epoch = _resume(
+            path, self.net, self.optimizer, self.scheduler, self.rundir, self.dp.is_main
+        )
+        self.resumed_from = str(path)
+
+    def end_epoch(self, epoch: int, tally: _Tally, seconds: float) -> dict:
+        """After an epoch's steps: the silent-neuron fix, the schedule's epoch step, validation
+        and the divergence warning; returns the epoch's metrics row."""
+        train_acc = tally.correct / tally.seen
+        lr = self.optimizer.param_groups[0]["lr"]
+        silent = _silent_fix(self.net, tally.counts, self.loop.silent_fix)
+        self.scheduler.step_epoch(train_acc)
+        hidden_total = self.net.n_hidden_total
         row = {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / seen,
+            "train_loss": tally.loss_sum / tally.seen,
             "train_accuracy": train_acc,
             "lr": lr,
-            "hidden_rate_hz": float(epoch_counts.sum()) / (seen * max(hidden_total, 1) * seconds),
+            "hidden_rate_hz": float(tally.counts.sum()) / (tally.seen * max(hidden_total, 1) * seconds),
             "silent_neurons": silent,
-            **delay_stats(net),
+            **delay_stats(self.net),
         }
-        improved = False
-        if val is not None:
-            v = evaluate(net, val, loss_fn, loop.eval_batch_size, dp)
-            row.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
-            if best_val is None or v["accuracy"] > best_val:
-                best_val, best_epoch, improved = v["accuracy"], epoch + 1, True
-        else:
-            best_epoch, improved = epoch + 1, True
-        warning = _exploding(row["train_loss"], rundir.metrics[0]["train_loss"] if rundir.metrics else None, lr)
+        self.improved = self._validate(epoch, row)
+        self._warn_if_exploding(epoch, row, lr)
+        return row
+
+    def _validate(self, epoch: int, row: dict) -> bool:
+        """Validation figures into ``row``; whether this epoch's weights are the best so far."""
+        if self.val is None:
+            self.best_epoch = epoch + 1
+            return True
+        v = evaluate(self.net, self.val, self.loss_fn, self.loop.eval_batch_size, self.dp)
+        row.update(val_loss=v["loss"], val_accuracy=v["accuracy"])
+        if self.best_val is None or v["accuracy"] > self.best_val:
+            self.best_val, self.best_epoch = v["accuracy"], epoch + 1
+            return True
+        return False
+
+    def _warn_if_exploding(self, epoch: int, row: dict, lr: float) -> None:
+        metrics = self.rundir.metrics
+        warning = _exploding(row["train_loss"], metrics[0]["train_loss"] if metrics else None, lr)
         if warning:
             row["warning"] = warning
-            if not warned:  # once on the console; every such epoch's metrics row records it
+            if not self.warned:  # once on the console; every such epoch's metrics row records it
                 print(f"eventkit: warning: epoch {epoch + 1}: {warning}", file=sys.stderr, flush=True)
-                warned = True
-        row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
-        # the checkpoint first, then the metrics line: a metrics row always has its checkpoint
-        if improved and writes:
-            save_checkpoint(ckpt_dir / BEST, model_tensors(net), {"epoch": epoch + 1, "val_accuracy": best_val})
-        if writes:
-            tensors, opt_meta = _state_tensors(net, optimizer)
+                self.warned = True
+
+    def record(self, epoch: int, row: dict, bar) -> None:
+        """The checkpoints first (rank 0), then the metrics line: a metrics row always has its
+        checkpoint; then the logger and the progress line."""
+        if self.dp.is_main:
+            ckpt_dir = self.rundir.checkpoints
+            if self.improved:
+                save_checkpoint(
+                    ckpt_dir / BEST, model_tensors(self.net), {"epoch": epoch + 1, "val_accuracy": self.best_val}
+                )
+            tensors, opt_meta = _state_tensors(self.net, self.optimizer)
+            meta = {"epoch": epoch + 1, "best_val_accuracy": self.best_val, "best_epoch": self.best_epoch}
             save_checkpoint(
-                ckpt_dir / LAST,
-                tensors,
-                {
-                    "epoch": epoch + 1,
-                    "best_val_accuracy": best_val,
-                    "best_epoch": best_epoch,
-                    "optimizer": opt_meta,
-                    "scheduler": scheduler.state_dict(),
-                },
+                ckpt_dir / LAST, tensors, {**meta, "optimizer": opt_meta, "scheduler": self.scheduler.state_dict()}
             )
-        rundir.append_metrics(row)
-        logger.log(row, epoch + 1)
-        if loop.progress:
-            epoch_bar.set_postfix(
+        self.rundir.append_metrics(row)
+        self.logger.log(row, epoch + 1)
+        if self.loop.progress:
+            bar.set_postfix(
                 loss=f"{row['train_loss']:.4f}",
-                train=f"{train_acc:.3f}",
+                train=f"{row['train_accuracy']:.3f}",
                 val=f"{row.get('val_accuracy', float('nan')):.3f}",
             )
-        if (
-            loop.patience
-            and val is not None
-            and best_epoch is not None
-            and epoch + 1 - best_epoch >= loop.patience
-            and epoch + 1 < loop.epochs
-        ):
-            print(
-                f"early stop after epoch {epoch + 1}: no better validation accuracy for "
-                f"{loop.patience} epochs (best {best_val:.4f} at epoch {best_epoch}; "
-                "trainer.patience)",
-                flush=True,
-            )
-            break
-    return FitResult(
-        epochs=len(rundir.metrics),
-        best_epoch=best_epoch,
-        best_val_accuracy=best_val,
-        metrics=list(rundir.metrics),
-        resumed_from=resumed_from,
-    )
+
+    def stops_early(self, epoch: int) -> bool:
+        """``trainer.patience`` epochs without a better validation accuracy (and epochs left)."""
+        loop = self.loop
+        if not (loop.patience and self.val is not None and self.best_epoch is not None):
+            return False
+        if epoch + 1 - self.best_epoch < loop.patience or epoch + 1 >= loop.epochs:
+            return False
+        print(
+            f"early stop after epoch {epoch + 1}: no better validation accuracy for "
+            f"{loop.patience} epochs (best {self.best_val:.4f} at epoch {self.best_epoch}; "
+            "trainer.patience)",
+            flush=True,
+        )
+        return True
+
+    def result(self) -> FitResult:
+        return FitResult(
+            epochs=len(self.rundir.metrics),
+            best_epoch=self.best_epoch,
+            best_val_accuracy=self.best_val,
+            metrics=list(self.rundir.metrics),
+            resumed_from=self.resumed_from,
+        )
 
 
 #: an epoch's training loss above this, or EXPLODING_FACTOR times the first epoch's, is diverging

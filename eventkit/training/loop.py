@@ -32,9 +32,7 @@ from eventkit.rundir.checkpoints import (
     optimizer_to_flat,
     save_checkpoint,
 )
-from eventkit.components.networks import RegularizerConfig
 from eventkit.rundir.layout import BEST, LAST, DelayMetricKeys, RunDir, read_metrics
-from eventkit.base.schema import setting
 from eventkit.training.parallel import DataParallel
 from eventkit.training.step import LossFn, Objective, Step, StepResult
 

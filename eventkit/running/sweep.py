@@ -2,8 +2,13 @@
 
 A Hydra callback (configured in conf/config.yaml, so it runs with every launcher and sweeper:
 basic, joblib, submitit, Optuna) writes ``sweep_summary.csv`` and ``sweep_summary.md`` when the
-sweep ends. ``python -m eventkit.running.sweep <sweep dir>`` rebuilds them, e.g. for SLURM sweeps whose
+sweep ends. ``python -m eventkit.sweep <sweep dir>`` rebuilds them, e.g. for SLURM sweeps whose
 jobs finished after the launcher returned.
+
+Where the jobs differ by ``seed=`` the summary also has a table over seeds: per group of jobs
+with the same other overrides and numeric mode, the test accuracy of every seed, mean +- sample
+sd, the lowest seed and the wall time -- the form of every accuracy claim in README.md. A group
+with a failed job says so: a claim over fewer seeds than asked is another claim.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,8 @@ from eventkit.rundir.layout import check_unused, check_usable, existing_run_file
 COLUMNS = ("test_accuracy", "best_val_accuracy", "last_test_accuracy", "epochs", "wall_time_s")
 SORT_KEY = "test_accuracy"
 NO_SUMMARY = "no summary.json: the job was killed or has not finished"
+#: overrides that do not change a job's result, left out when jobs are grouped over seeds
+NOT_RESULT = ("seed=", "trainer.progress=")
 
 #: the failed jobs of the last sweep summarised in this process (read by ``eventkit.running.cli.main``
 #: for its exit status: with joblib or submitit the jobs ran in other processes)
@@ -47,6 +55,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
             continue
         row: dict[str, Any] = {"job": job_dir.name, "overrides": " ".join(_overrides(job_dir))}
         row.update(_job_results(job_dir / "summary.json"))
+        row["mode"] = _mode(job_dir / "manifest.json")
         rows.append(row)
 
     def rank(r):
@@ -54,6 +63,47 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         return (value is None, -(value or 0.0), r["job"])
 
     return sorted(rows, key=rank)
+
+
+def _mode(manifest_path: Path) -> str | None:
+    """The numeric mode (trainer.reproducible) a job ran in, from its manifest."""
+    if not manifest_path.is_file():
+        return None
+    return (json.loads(manifest_path.read_text()).get("reproducible") or {}).get("mode")
+
+
+def over_seeds(rows: list[dict]) -> list[str]:
+    """Markdown lines: the jobs grouped by their overrides less ``seed=`` and by mode, one row per
+    group with the test accuracy of every seed, mean +- sample sd (ddof 1), the lowest seed and the
+    wall time (mean / max); [] where no job sets ``seed=``."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        overrides = r["overrides"].split()
+        seed = next((o.split("=", 1)[1] for o in overrides if o.startswith("seed=")), None)
+        rest = " ".join(sorted(o for o in overrides if not o.startswith(NOT_RESULT))) or "(defaults)"
+        groups.setdefault((rest, r.get("mode") or "?"), []).append({**r, "seed": seed})
+    if all(r["seed"] is None for g in groups.values() for r in g):
+        return []
+    lines = [
+        "## Over seeds",
+        "",
+        "| overrides | mode | seeds | test accuracy per seed (%) | mean +- sd (%) | lowest (%) "
+        "| wall time mean / max (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (overrides, mode), group in groups.items():
+        group.sort(key=lambda r: (r["seed"] is None, int(r["seed"]) if str(r["seed"]).isdigit() else 0))
+        done = [r for r in group if r["status"] == "ok" and r.get("test_accuracy") is not None]
+        accs = [100 * r["test_accuracy"] for r in done]
+        walls = [r["wall_time_s"] for r in done if r.get("wall_time_s") is not None]
+        failed = [str(r["seed"]) for r in group if r not in done]
+        sd = f"{statistics.stdev(accs):.1f}" if len(accs) > 1 else "n/a"
+        stats = f"{statistics.mean(accs):.1f} +- {sd} | {min(accs):.1f}" if accs else "n/a | n/a"
+        per_seed = " / ".join(f"{a:.1f}" for a in accs) + (f" (failed: seed {', '.join(failed)})" if failed else "")
+        wall = f"{statistics.mean(walls):.0f} / {max(walls):.0f}" if walls else ""
+        seeds = ",".join(str(r["seed"]) for r in group)
+        lines.append(f"| `{overrides}` | {mode} | {seeds} | {per_seed} | {stats} | {wall} |")
+    return ["", *lines]
 
 
 def _job_results(summary_path: Path) -> dict[str, Any]:
@@ -110,6 +160,7 @@ def write_summary(sweep_dir: Path) -> list[dict]:
     ]
     for r in rows:
         md.append("| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in cols) + " |")
+    md += over_seeds(rows)
     write_text(sweep_dir / "sweep_summary.md", "\n".join(md) + "\n")
     return rows
 

@@ -230,6 +230,15 @@ def _one_error_line(out):
         ("network.delays.ff0={max: 5}", ["known: ff, rec, out", "Fix: +network.delays.ff0={max: 5}"]),
         # not "+network.delays.zzz=1", which would fail again ("no connection 'zzz'")
         ("network.delays.zzz=1", ["network.delays.zzz: no such key; known: ff, rec, out", "Fix: network.delays.ff=1"]),
+        # not "+optimizer.momentum=0.9", which adam refuses: the optimizer whose key it is
+        (
+            "optimizer.momentum=0.9",
+            [
+                "optimizer.momentum: no such key in optimizer 'adam'; known: name, lr",
+                "Fix: optimizer=sgd optimizer.momentum=0.9",
+            ],
+        ),
+        ("optimizer.zzz=1", ["no registered optimizer takes it", "Fix: leave optimizer.zzz out of the command line"]),
     ],
 )
 def test_unknown_option_or_key_is_one_line_with_the_known_names(tmp_path, override, needles):
@@ -293,12 +302,14 @@ def test_public_api_fits_one_screen_and_resolves():
 
 
 @pytest.mark.slow
-def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path):
-    """The README's promise: `python -m eventkit` (Yin-Yang) >= 95 % test accuracy in < 3 min on
-    2 cores, numba compilation included (an empty kernel cache)."""
+def test_default_run_reaches_97_percent_in_under_3_minutes(tmp_path):
+    """The README's promise: `python -m eventkit` (Yin-Yang) reaches 97 % test accuracy in < 3 min
+    on 2 cores, numba compilation included (an empty kernel cache). Strict mode, seed 0: the same
+    97.5 % on every x86-64 machine (the 200-neuron default it replaced gave 95.9 %)."""
     start = time.perf_counter()
     out = eventkit(
         "trainer.progress=false",
+        "trainer.reproducible=strict",
         f"hydra.run.dir={tmp_path / 'run'}",
         cwd=tmp_path,
         timeout=900,
@@ -307,5 +318,5 @@ def test_default_run_reaches_95_percent_in_under_3_minutes(tmp_path):
     wall = time.perf_counter() - start
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["test_accuracy"] >= 0.95, summary
+    assert summary["test_accuracy"] >= 0.97, summary
     assert wall < 180, f"took {wall:.0f} s"

@@ -28,6 +28,8 @@ BAD = [
     ["optimizer=sgdd"],
     ["readout=sum_vv"],
     ["trainer.epoch=3"],
+    ["optimizer.momentum=0.9"],  # a key of another optimizer (sgd's), not a new key for adam
+    ["optimizer=sgd", "optimizer.nesterow=true"],
     ["+experiment=timing_delays", "network.delays.ff.max=100", "network.delays.ff.init.uniform=[0,120]"],
     ["+experiment=timing_delays", "network.delays.ff.max=nan"],
     ["+experiment=timing_delays", "network.delays.ff.max=inf"],

@@ -213,6 +213,18 @@ class Registry:
             raise RegistryError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")
 
 
+def takes_key(factory: Callable, key: str) -> bool:
+    """Whether ``factory`` accepts the keyword ``key`` (any keyword, if it takes ``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD or (p.name == key and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        for p in params
+    )
+
+
 def check_kwargs(
     factory: Callable, kwargs: Mapping[str, Any], *, where: str, n_positional: int = 0, label: str = ""
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from omegaconf import DictConfig
 
-from eventkit.base.registry import install_hint
+from eventkit.base.registry import KINDS, install_hint
 from eventkit.rundir.layout import LAST, RunDir, explain_os_error
 from eventkit.training.loop import NonFiniteLoss
 
@@ -130,10 +130,31 @@ def composition_error(exc: BaseException, overrides: Sequence[str] = ()) -> str 
                 f"{key}: no such key; known: {known_kinds} (connection kinds), or a connection's own name "
                 f"(ff0, ff1, ..., rec0, ...) added with +. Fix: network.delays.{fix or 'ff'}={value}"
             )
+        if base in KINDS and isinstance(parent, DictConfig):  # a component's key: which component takes it?
+            return _component_key_error(key, base, str(parent.get("name", "")), known, value, fix)
         new = f"+{key}={value}"  # a key the config does not have yet
         fix = f"{base + '.' if base else ''}{fix}={value} (or, for a new key, {new})" if fix else f"add it: {new}"
         return f"{key}: no such key; known: {', '.join(known) or '(none)'}. Fix: {fix}"
     return None
+
+
+def _component_key_error(key: str, kind: str, chosen: str, known: Sequence[str], value: str, close: str | None) -> str:
+    """A key that the chosen component's config lacks: name the registered components of that kind
+    whose factory takes it (``optimizer.momentum`` belongs to ``optimizer=sgd``, not ``adam``), so
+    the fix picks one of them instead of adding a key the chosen one would refuse."""
+    from eventkit.base.registry import get_registry, takes_key
+
+    registry = get_registry()
+    name = key.rpartition(".")[2]
+    if chosen in registry.names(kind) and takes_key(registry.get(kind, chosen).factory, name):
+        return f"{key}: no such key; known: {', '.join(known)}. Fix: +{key}={value}"
+    owners = [n for n in registry.names(kind) if n != chosen and takes_key(registry.get(kind, n).factory, name)]
+    head = f"{key}: no such key in {kind} {chosen!r}; known: {', '.join(known)}"
+    if owners:
+        return f"{head}; {', '.join(owners)} take(s) it. Fix: {kind}={owners[0]} {key}={value}"
+    return f"{head}; no registered {kind} takes it. Fix: " + (
+        f"{kind}.{close}={value}" if close else f"leave {key} out of the command line"
+    )
 
 
 def want_full_error() -> bool:

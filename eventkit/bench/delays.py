@@ -416,7 +416,10 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     (its targets' current) and a hidden spike (current and voltage), forward and backward:
     undelayed, the row update the network without delays runs (vectorised); round, the delay
     window with whole-step delays (one scattered update through a precomputed offset per
-    synapse); exact, fractional delays (sub-step arrivals, three more per-synapse reads)."""
+    synapse); exact, fractional delays (sub-step arrivals, three more per-synapse reads). The
+    backward of an input spike only sums the adjoints at its arrivals (round and exact alike); the
+    pass that applies the synapses' factors, once per group of samples in the engine, runs here
+    once per round and is counted in."""
     import time
 
     import numpy as np
@@ -442,19 +445,18 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     def fwd_round(w, d_off, pre, amp, win, current_only):
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
-            a = np.float64(amp[s])
             if current_only:
                 K._deliver_whole_current(win, p0, amp[s], w, d_off, pre[s] * n_post, n_post)
-            else:
-                K._deliver_whole(win, p0, a, 0.5 * a, w, d_off, pre[s] * n_post, n_post)
+            else:  # hidden spikes: the arrival in the weights' precision, as the engine passes it
+                K._deliver_whole(win, p0, amp[s], amp[s] * f32(0.5), w, d_off, pre[s] * n_post, n_post)
 
     @njit(cache=False, nogil=True)
     def fwd_exact(w, d_off, d_frac, d_bm, d_am, pre, amp, win, current_only):
-        sub = np.empty((2, n_post))
+        sub = np.empty((2, n_post), f32)
         pos = np.empty(n_post, dtype=np.uint64)
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
-            a = np.float64(amp[s])
+            a = amp[s]  # the spike's factors in the weights' precision, as the engine passes them
             if current_only:
                 K._deliver_input(win, p0, amp[s], amp[s] * f32(0.5), w, d_off, d_bm, d_am, pre[s] * n_post, n_post)
             else:
@@ -465,11 +467,11 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                     np.uint64(stride),
                     phi,
                     a,
-                    0.9 * a,
-                    1.0,
-                    0.5,
-                    0.8,
-                    0.95,
+                    a * f32(0.9),
+                    f32(1.0),
+                    f32(0.5),
+                    f32(0.8),
+                    f32(0.95),
                     w,
                     d_off,
                     d_frac,
@@ -508,57 +510,40 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
             a = amp[s]
-            if current_only:
-                K._adjoint_whole(
-                    hist, p0, a, 0.0, a * f32(0.2), a * f32(0.1), w, gw, gd, d_off, pre[s] * n_post, n_post
-                )
-            else:  # hidden spikes: the decays in float64, as the engine passes them
-                h = np.float64(a)
+            if current_only:  # input spikes: the adjoints at the arrivals; their factors once after
+                K._gather_adjoint(hist, p0, gw, gd, d_off, pre[s] * n_post, n_post)
+            else:  # hidden spikes: the factors in the weights' precision, as the engine passes them
                 acc += K._adjoint_whole(
-                    hist, p0, h, 0.5 * h, 0.2 * h, 0.1 * h, w, gw, gd, d_off, pre[s] * n_post, n_post
+                    hist, p0, a, a * f32(0.5), a * f32(0.2), a * f32(0.1), w, gw, gd, d_off, pre[s] * n_post, n_post
                 )
+        if current_only:  # the engine does this once per group of samples, here once per run
+            K._input_grads(gw, gd, w, gw, gd, 0, gw.shape[0], f32(0.8), f32(0.4), f32(0.2), f32(0.05), 0)
         return acc
 
     @njit(cache=False, nogil=True)
     def bwd_exact(w, gw, gd, d_off, d_frac, d_bm, d_am, pre, amp, hist, current_only):
-        sub = np.empty((4, n_post))
+        sub = np.empty((4, n_post), f32)
         pos = np.empty(n_post, dtype=np.uint64)
         acc = 0.0
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
             a = amp[s]
             if current_only:
-                K._adjoint_input(
-                    hist,
-                    p0,
-                    a,
-                    a * f32(0.5),
-                    f32(0.2),
-                    f32(0.05),
-                    w,
-                    gw,
-                    gd,
-                    d_off,
-                    d_bm,
-                    d_am,
-                    pre[s] * n_post,
-                    n_post,
-                )
+                K._gather_adjoint(hist, p0, gw, gd, d_off, pre[s] * n_post, n_post)
             else:
-                h = np.float64(a)  # hidden spikes: float64 decays, as in the engine
                 acc += K._adjoint_spike(
                     hist,
                     p0,
                     np.uint64(stride),
                     (s % 7) / 7.0,
-                    h,
-                    0.9 * h,
-                    1.0,
-                    0.5,
-                    0.8,
-                    0.95,
-                    0.2,
-                    0.05,
+                    a,
+                    a * f32(0.9),
+                    f32(1.0),
+                    f32(0.5),
+                    f32(0.8),
+                    f32(0.95),
+                    f32(0.2),
+                    f32(0.05),
                     w,
                     gw,
                     gd,
@@ -571,6 +556,8 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                     sub,
                     pos,
                 )
+        if current_only:
+            K._input_grads(gw, gd, w, d_bm, d_am, 0, gw.shape[0], f32(0.8), f32(0.4), f32(0.2), f32(0.05), 1)
         return acc
 
     rng = np.random.default_rng(seed)

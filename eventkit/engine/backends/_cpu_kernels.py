@@ -52,12 +52,17 @@ every grid time in the same window (its lower half slides up every ``n_slots`` s
 after the last step read 0), so an arrival at G reads ``lam(G)``; its sensitivity
 ``w (lam_i b' + lam_v e')`` (derivative in ``tau``) is the presynaptic ``dL/dphi`` term and, per
 synapse, ``dL/d delta`` (``gd``, per step). With ``delta = 0`` this is exactly the undelayed
-delivery. Blocks with ``LEARN_D = 1`` but no delay this call (all delays
-0) run the undelayed code and still accumulate ``gd``. Blocks whose delays are all whole steps
-this call (``SUBSTEP = 0``: round mode, or exact mode on integer delays) run lean loops
-(:func:`_deliver_whole`, :func:`_adjoint_whole`): no synapse arrives late, so every synapse of a
-spike lands with the spike's own decays (input spikes: none, and no voltage jump) and only
-``d_off`` and ``w`` are read per synapse.
+delivery. An input synapse's factors (its fixed decays, ``b0``, ``w``) are the same for every spike
+of a call, so an input spike only adds the adjoint pair at its arrivals to the synapse
+(:func:`_gather_adjoint`: ``lam_i`` into ``gw``, ``lam_v`` into ``gd``) and :func:`_input_grads`
+applies the factors once per group of samples, after its pass. A hidden spike's arrival factors
+are rounded to the weights' precision before the per-synapse loop, as in the undelayed path.
+Blocks with ``LEARN_D = 1`` but no delay this call (all delays 0) run the undelayed code and
+still accumulate ``gd``. Blocks whose delays are all whole steps this call (``SUBSTEP = 0``:
+round mode, or exact mode on integer delays) run lean loops (:func:`_deliver_whole`,
+:func:`_adjoint_whole`): no synapse arrives late, so every synapse of a spike lands with the
+spike's own decays (input spikes: none, and no voltage jump) and only ``d_off`` and ``w`` are
+read per synapse.
 """
 
 from __future__ import annotations
@@ -217,19 +222,6 @@ def _deliver_spike(
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _adjoint_input(hist, p0, b0, b0c, hs, hm, w, gw, gd, d_off, d_x, d_y, base, n_post):
-    """Backward of :func:`_deliver_input`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``."""
-    for t in range(n_post):
-        k = p0 + d_off[base + t]
-        li = hist[k]
-        lv = hist[k + _ONE]
-        x = d_x[base + t]
-        y = d_y[base + t]
-        gw[base + t] += li * (b0 * x) + lv * (b0c * (x - y))
-        gd[base + t] += w[base + t] * (li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y)))
-
-
-@njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _adjoint_spike(
     hist,
     p0,
@@ -290,6 +282,46 @@ def _adjoint_spike(
         gw_[t] += li * p_i[t] + lv * p_v[t]
         gd_[t] += wt * term
     return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _gather_adjoint(hist, p0, gw, gd, d_off, base, n_post):
+    """Backward of an input spike's delayed arrivals (:func:`_deliver_whole_current`,
+    :func:`_deliver_input`; ``p0`` = the window row of the spike's step), before their factors:
+    the adjoint pair at each arrival, ``lam_i`` into ``gw`` and ``lam_v`` into ``gd``. An input
+    synapse's factors are fixed per call, so :func:`_input_grads` applies them once per group."""
+    d_off_ = d_off[base : base + n_post]
+    gw_ = gw[base : base + n_post]
+    gd_ = gd[base : base + n_post]
+    for t in range(n_post):
+        k = p0 + d_off_[t]
+        gw_[t] += hist[k]
+        gd_[t] += hist[k + _ONE]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _input_grads(gw, gd, w, d_bm, d_am, lo, hi, b0, b0c, hs, hm, substep):
+    """dL/dw and dL/d(delay) (per step) of the delayed input synapses ``lo .. hi - 1`` from the
+    sums of :func:`_gather_adjoint` (``gw``: sum of lam_i, ``gd``: sum of lam_v at the arrivals):
+    ``dL/dw = lam_i b0 x + lam_v b0 c (x - y)``, ``dL/d(delay) = w (lam_i b0 x hs + lam_v b0 c
+    (hs x - hm y))`` with the synapse's fixed decays ``x = beta^r``, ``y = alpha^r`` (``d_bm``,
+    ``d_am``; whole-step delays: ``x = y = 1``, the arrival moves only the current)."""
+    if substep == 0:
+        dp_i = b0 * hs
+        dp_v = b0c * (hs - hm)
+        for t in range(lo, hi):
+            li = gw[t]
+            lv = gd[t]
+            gw[t] = li * b0
+            gd[t] = w[t] * (li * dp_i + lv * dp_v)
+    else:
+        for t in range(lo, hi):
+            li = gw[t]
+            lv = gd[t]
+            x = d_bm[t]
+            y = d_am[t]
+            gw[t] = li * (b0 * x) + lv * (b0c * (x - y))
+            gd[t] = w[t] * (li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y)))
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -422,7 +454,7 @@ def _forward_one(
     scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    sub = np.empty((2, n_tot))  # _deliver_spike's per-synapse arrivals and places
+    sub = np.empty((2, n_tot), dtype=w.dtype)  # _deliver_spike's arrivals (weights' precision)
     pos = np.empty(n_tot, dtype=np.uint64)
     # arrivals (i, v) by grid time in a window of 2 n_slots rows (row r: grid time first + r);
     # every n_slots steps its upper half slides down (see the module docstring)
@@ -545,8 +577,9 @@ def _forward_one(
                 base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 if blk[out_blk[kk], DELAYED] and blk[out_blk[kk], SUBSTEP] == 0:
-                    b0 = coef[q, B0]
-                    _deliver_whole(win, p_out, b0 * bs, b0 * coef[q, C] * (bs - am), w, d_off, base, n_post)
+                    scal[0] = coef[q, B0] * bs  # the arrival in the weights' precision, as undelayed
+                    scal[1] = coef[q, B0] * coef[q, C] * (bs - am)
+                    _deliver_whole(win, p_out, scal[0], scal[1], w, d_off, base, n_post)
                     continue
                 if blk[out_blk[kk], DELAYED]:
                     _deliver_spike(
@@ -694,7 +727,7 @@ def _backward_one(
     scal = np.zeros(4, dtype=w.dtype)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    sub = np.empty((4, n_tot))  # _adjoint_spike's per-synapse factors and places
+    sub = np.empty((4, n_tot), dtype=w.dtype)  # _adjoint_spike's factors (weights' precision)
     pos = np.empty(n_tot, dtype=np.uint64)
     # (lam_i, lam_v) by grid time in a window of 2 n_slots rows (row r: grid time first + r); an
     # arrival of step n reads grid times n .. n + n_slots, so every n_slots steps the lower half
@@ -760,13 +793,17 @@ def _backward_one(
                 if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:
                     b0 = coef[q, B0]
                     b0c = b0 * coef[q, C]
+                    scal[0] = b0 * bs  # the factors in the weights' precision, as undelayed
+                    scal[1] = b0c * (bs - am)
+                    scal[2] = b0 * bs * hs_q
+                    scal[3] = b0c * (hs_q * bs - hm_q * am)
                     g_phi += _adjoint_whole(
                         hist,
                         p_out,
-                        b0 * bs,
-                        b0c * (bs - am),
-                        b0 * bs * hs_q,
-                        b0c * (hs_q * bs - hm_q * am),
+                        scal[0],
+                        scal[1],
+                        scal[2],
+                        scal[3],
                         w,
                         gw,
                         gd,
@@ -869,42 +906,8 @@ def _backward_one(
                 if not stored:  # the adjoint at n h
                     _store_row(hist, lam_i, lam_v, p_in)
                     stored = True
-                if blk[k, SUBSTEP] == 0:
-                    b0 = coef[q, B0]
-                    b0c = b0 * coef[q, C]
-                    for s in range(ip + 1, i1 + 1):
-                        _adjoint_whole(
-                            hist,
-                            p_in,
-                            b0,
-                            0.0,
-                            b0 * coef[q, HS],
-                            b0c * (coef[q, HS] - coef[q, HM]),
-                            w,
-                            gw,
-                            gd,
-                            d_off,
-                            w0 + in_ch[s] * n_post,
-                            n_post,
-                        )
-                    continue
                 for s in range(ip + 1, i1 + 1):
-                    _adjoint_input(
-                        hist,
-                        p_in,
-                        coef[q, B0],
-                        coef[q, B0] * coef[q, C],
-                        coef[q, HS],
-                        coef[q, HM],
-                        w,
-                        gw,
-                        gd,
-                        d_off,
-                        d_bm,
-                        d_am,
-                        w0 + in_ch[s] * n_post,
-                        n_post,
-                    )
+                    _gather_adjoint(hist, p_in, gw, gd, d_off, w0 + in_ch[s] * n_post, n_post)
                 continue
             lam = lam_i[q0 : q0 + n_post]
             for s in range(ip + 1, i1 + 1):
@@ -1003,6 +1006,26 @@ def backward(
                 gw[g],
                 gd[g],
             )
+        for kk in range(in_blk.shape[0]):  # the delayed input synapses' factors, once per group
+            k = in_blk[kk]
+            if blk[k, DELAYED]:
+                q = blk[k, POST]
+                lo = blk[k, W_OFF]
+                hi = blk[k + 1, W_OFF] if k + 1 < blk.shape[0] else w.shape[0]
+                _input_grads(
+                    gw[g],
+                    gd[g],
+                    w,
+                    d_bm,
+                    d_am,
+                    lo,
+                    hi,
+                    coef[q, B0],
+                    coef[q, B0] * coef[q, C],
+                    coef[q, HS],
+                    coef[q, HM],
+                    blk[k, SUBSTEP],
+                )
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)

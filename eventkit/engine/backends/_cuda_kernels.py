@@ -33,7 +33,22 @@ from functools import lru_cache
 from numba import cuda
 from numba.cuda import float32, float64, int32
 
-from ._cpu_kernels import ALPHA, B0, BETA, C, DELAYED, HM, HS, KAPPA, LEARN_D, N_POST, POST, THETA, W_OFF
+from ._cpu_kernels import (
+    ALPHA,
+    B0,
+    BETA,
+    C,
+    DELAYED,
+    HM,
+    HS,
+    KAPPA,
+    LEARN_D,
+    N_POST,
+    POST,
+    SUBSTEP,
+    THETA,
+    W_OFF,
+)
 
 MAX_THREADS = 1024
 
@@ -270,6 +285,15 @@ def kernels(double: bool):
                     bs = math.exp(-(1.0 - phi) * float64(coef[q, HS]))
                     am = math.exp(-(1.0 - phi) * float64(coef[q, HM]))
                     b0 = coef[q, B0]
+                    if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:  # whole steps: the spike's own decays
+                        s0 = F(b0 * bs)
+                        s1 = F(b0 * coef[q, C] * (bs - am))
+                        for t in range(tid, n_post, nt):
+                            idx = base + t
+                            e = p_out + d_off[idx]
+                            win[e] += w[idx] * s0
+                            win[e + 1] += w[idx] * s1
+                        continue
                     if blk[k, DELAYED]:
                         b0c = coef[q, B0] * coef[q, C]
                         for t in range(tid, n_post, nt):
@@ -282,8 +306,8 @@ def kernels(double: bool):
                                 x *= coef[q, BETA]
                                 y *= coef[q, ALPHA]
                                 e += stride
-                            win[e] += w[idx] * b0 * x
-                            win[e + 1] += w[idx] * b0c * (x - y)
+                            win[e] += F(w[idx] * b0 * x)  # the arrival in the weights' precision
+                            win[e + 1] += F(w[idx] * b0c * (x - y))
                         continue
                     s0 = F(b0 * bs)
                     s1 = F(b0 * coef[q, C] * (bs - am))
@@ -429,6 +453,22 @@ def kernels(double: bool):
                     am = math.exp(-(1.0 - phi_act) * float64(hm_q))
                     b0 = coef[q, B0]
                     b0c = coef[q, B0] * coef[q, C]
+                    if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:  # whole steps: the spike's own decays
+                        pi = F(b0 * bs)  # the factors in the weights' precision
+                        pv = F(b0c * (bs - am))
+                        dpi = F(b0 * bs * hs_q)
+                        dpv = F(b0c * (hs_q * bs - hm_q * am))
+                        for t in range(tid, n_post, nt):
+                            idx = base + t
+                            e = p_out + d_off[idx]
+                            li = hist[e]
+                            lv = hist[e + 1]
+                            wt = w[idx]
+                            g = wt * (li * dpi + lv * dpv)
+                            part += g
+                            gwb[idx] += li * pi + lv * pv
+                            gdb[idx] += g
+                        continue
                     if blk[k, DELAYED]:
                         for t in range(tid, n_post, nt):
                             idx = base + t
@@ -442,10 +482,10 @@ def kernels(double: bool):
                                 e += stride
                             li = hist[e]
                             lv = hist[e + 1]
-                            term = li * (b0 * x * hs_q) + lv * (b0c * (hs_q * x - hm_q * y))
+                            term = li * F(b0 * x * hs_q) + lv * F(b0c * (hs_q * x - hm_q * y))
                             wt = w[idx]
                             part += wt * term
-                            gwb[idx] += li * (b0 * x) + lv * (b0c * (x - y))
+                            gwb[idx] += li * F(b0 * x) + lv * F(b0c * (x - y))
                             gdb[idx] += wt * term
                         continue
                     bq = F(b0 * bs)
@@ -523,19 +563,12 @@ def kernels(double: bool):
                             hist[p_in + 2 * j + 1] = lam_v[j]
                         cuda.syncthreads()
                         stored = True
-                    b0c = coef[q, B0] * coef[q, C]
-                    hs = coef[q, HS]
-                    hm = coef[q, HM]
-                    for t in range(tid, n_post, nt):
+                    for t in range(tid, n_post, nt):  # sums of the adjoints; factors after the pass
                         for s in range(ip + 1, i1 + 1):
                             idx = w0 + in_ch[s] * n_post + t
                             e = p_in + d_off[idx]
-                            li = hist[e]
-                            lv = hist[e + 1]
-                            x = d_bm[idx]
-                            y = d_am[idx]
-                            gwb[idx] += li * (b0 * x) + lv * (b0c * (x - y))
-                            gdb[idx] += w[idx] * (li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y)))
+                            gwb[idx] += hist[e]
+                            gdb[idx] += hist[e + 1]
                     continue
                 learn_d = blk[k, LEARN_D] != 0
                 sc0 = F(b0 * coef[q, HS])
@@ -549,6 +582,32 @@ def kernels(double: bool):
                         if learn_d:
                             gdb[a0] += w[a0] * (li * sc0 + lv * sc1)
             cuda.syncthreads()
+        # a delayed input synapse's factors are fixed: applied once to its sums of lam_i (gw), lam_v (gd)
+        for kk in range(in_blk.shape[0]):
+            k = in_blk[kk]
+            if blk[k, DELAYED]:
+                q = blk[k, POST]
+                b0 = coef[q, B0]
+                b0c = coef[q, B0] * coef[q, C]
+                hs = coef[q, HS]
+                hm = coef[q, HM]
+                hi = blk[k + 1, W_OFF] if k + 1 < blk.shape[0] else w.shape[0]
+                if blk[k, SUBSTEP] == 0:
+                    dpi = b0 * hs
+                    dpv = b0c * (hs - hm)
+                    for idx in range(blk[k, W_OFF] + tid, hi, nt):
+                        li = gwb[idx]
+                        lv = gdb[idx]
+                        gwb[idx] = li * b0
+                        gdb[idx] = w[idx] * (li * dpi + lv * dpv)
+                    continue
+                for idx in range(blk[k, W_OFF] + tid, hi, nt):
+                    li = gwb[idx]
+                    lv = gdb[idx]
+                    x = d_bm[idx]
+                    y = d_am[idx]
+                    gwb[idx] = li * (b0 * x) + lv * (b0c * (x - y))
+                    gdb[idx] = w[idx] * (li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y)))
 
     @cuda.jit
     def sum_samples(parts, out):

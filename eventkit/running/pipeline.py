@@ -263,7 +263,7 @@ def _describe(run: _Run, splits: DatasetSplits, train, val, net, rd: RunDir) -> 
     return (
         f"eventkit: {cfg.dataset.name} ({len(train)} train / {len(val) if val is not None else 0} val / "
         f"{len(splits.test)} test, {train.n_channels} inputs, {train.n_steps} steps of {train.dt} ms) -> "
-        f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {cfg.network.output.name}, "
+        f"hidden {net.hidden} {cfg.neuron.name} -> {net.n_out} {net.output.name}, "
         f"readout {cfg.readout.name}; {run.threads} threads"
         f"{f' in each of {dp.world_size} processes' if dp is not None else ''}; run dir {rd.path}"
     )

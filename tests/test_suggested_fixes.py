@@ -99,7 +99,7 @@ def test_every_problem_of_a_config_is_reported_at_once():
     with one fix covering both (each fix alone leaves the other problem)."""
     (message,) = problems(["+experiment=timing_delays", "target=loihi2", "network.delays.ff.max=100"])
     assert message.startswith("2 problems in this config:")
-    assert "network.delays.ff.init.uniform=[0.0, 110.0] must lie within [0, max=100.0]" in message
+    assert "network.delays.ff.init.uniform=[0.0, 150.0] must lie within [0, max=100.0]" in message
     assert "target 'loihi2': network.delays.ff.max=100 ms: Loihi 2 delays are 0..62 steps" in message
     assert suggested(message) == ["network.delays.ff.init.uniform=[0,62]", "network.delays.ff.max=62"]
 

@@ -34,7 +34,14 @@ def test_a_recipe_is_adapted_to_the_chip_with_notices():
     assert any("mode: exact -> round" in n for n in notices)
     assert any("max: 1000 -> 62 ms" in n for n in notices)
     cfg, notices = _adapt(["+experiment=timing_delays", "target=loihi2", "dataset.dt=2.0"])
-    assert cfg.network.delays.ff.max == 110.0 and len(notices) == 1  # 62 steps = 124 ms: fits
+    ff = cfg.network.delays.ff  # the recipe's 150 ms: beyond 62 steps of 2 ms, its range shrinks too
+    assert ff.max == 124.0 and list(ff.init.uniform) == [0.0, 124.0] and len(notices) == 3
+    assert "network.delays.ff.max: 150 -> 124 ms (62 steps, the chip's longest delay)" in notices
+    cfg, notices = _adapt(
+        ["+experiment=timing_delays", "target=loihi2", "dataset.dt=2.0", "network.delays.ff.max=110",
+         "network.delays.ff.init.uniform=[0,110]"]
+    )  # fmt: skip
+    assert cfg.network.delays.ff.max == 110.0 and len(notices) == 1  # 55 steps: fits, only the mode
     _, none = _adapt(["target=loihi2"])
     assert none == []
 

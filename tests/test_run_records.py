@@ -266,6 +266,9 @@ def test_ctrl_c_during_training_says_how_to_resume(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ),
+        # Ctrl-C as in a terminal: a shell's background job (e.g. `nohup .ci/run &`) ignores SIGINT,
+        # its children inherit that, and Python then installs no KeyboardInterrupt handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 300

@@ -16,19 +16,23 @@ from scipy.optimize import brentq
 
 
 class ContinuousNet:
-    def __init__(self, w_ff, w_rec, w_out, tau_mem=20.0, tau_syn=5.0, theta=1.0, duration=40.0):
+    def __init__(self, w_ff, w_rec, w_out, tau_mem=20.0, tau_syn=5.0, theta=1.0, duration=40.0, out_taus=None):
+        """``out_taus``: (tau_mem, tau_syn) of the output neurons when they differ from the hidden
+        ones'."""
         self.w_ff, self.w_rec, self.w_out = (np.asarray(w, dtype=np.float64) for w in (w_ff, w_rec, w_out))
         self.tm, self.ts, self.theta, self.duration = tau_mem, tau_syn, theta, duration
         self.c = tau_syn / (tau_syn - tau_mem)
+        tm_o, ts_o = out_taus if out_taus is not None else (tau_mem, tau_syn)
+        self.out = (tm_o, ts_o, ts_o / (ts_o - tm_o))
 
     # closed forms ---------------------------------------------------------
-    def _advance(self, v, i, s):
-        c = self.c
-        return (v - c * i) * math.exp(-s / self.tm) + c * i * math.exp(-s / self.ts), i * math.exp(-s / self.ts)
+    def _advance(self, v, i, s, taus=None):
+        tm, ts, c = taus if taus is not None else (self.tm, self.ts, self.c)
+        return (v - c * i) * math.exp(-s / tm) + c * i * math.exp(-s / ts), i * math.exp(-s / ts)
 
     def _integral(self, v, i, s):
-        c = self.c
-        return (v - c * i) * self.tm * (1 - math.exp(-s / self.tm)) + c * i * self.ts * (1 - math.exp(-s / self.ts))
+        tm, ts, c = self.out
+        return (v - c * i) * tm * (1 - math.exp(-s / tm)) + c * i * ts * (1 - math.exp(-s / ts))
 
     def _first_crossing(self, v0, i0, span):
         f = lambda s: self._advance(v0, i0, s)[0] - self.theta
@@ -78,7 +82,7 @@ class ContinuousNet:
             step = first if first is not None else span
             for k in range(n_o):
                 observe(k, v_o[k], i_o[k], t, step)
-                v_o[k], i_o[k] = self._advance(v_o[k], i_o[k], step)
+                v_o[k], i_o[k] = self._advance(v_o[k], i_o[k], step, self.out)
             for j in range(n_h):
                 v_h[j], i_h[j] = self._advance(v_h[j], i_h[j], step)
             t += step

@@ -86,8 +86,9 @@ def test_two_gloo_processes_reproduce_the_record(tmp_path):
 
 
 def test_the_environment_cannot_unpin_a_strict_run(tmp_path):
-    """A process started with torch's AVX-512 kernels, numpy's full dispatch and numba's host CPU
-    asked for in its environment: strict mode sets its own pins before the libraries start."""
+    """A process started with torch's AVX-512 kernels, numpy's full dispatch, numba's host CPU,
+    MKL's CPU-specific kernels and another OpenBLAS kernel set asked for in its environment:
+    strict mode sets its own pins before the libraries start."""
     import llvmlite.binding as ll
 
     env = {
@@ -95,6 +96,8 @@ def test_the_environment_cannot_unpin_a_strict_run(tmp_path):
         "ATEN_CPU_CAPABILITY": "avx512",
         "NPY_DISABLE_CPU_FEATURES": "",
         "NUMBA_CPU_NAME": ll.get_host_cpu_name(),
+        "MKL_CBWR": "AUTO",
+        "OPENBLAS_CORETYPE": "Haswell",
     }
     env.pop("EVENTKIT_REPRODUCIBLE")
     args = [*golden_records.RECORDS["default"], "trainer.reproducible=strict", f"hydra.run.dir={tmp_path / 'run'}"]

@@ -16,6 +16,10 @@ data-parallel processes. It pins every place where a library picks code by the h
 - numpy runs its baseline code (x86-64-v2) and none of its CPU-dispatched variants
   (``NPY_DISABLE_CPU_FEATURES``: e.g. its AVX-512 ``exp`` differs from glibc's in the last bit),
   for the data path (generated datasets, preprocessing, augmentation) and the engine's inputs;
+- the BLAS libraries run one code path on every CPU: torch's MKL in its conditional numerical
+  reproducibility mode (``MKL_CBWR=COMPATIBLE``; MKL otherwise picks its kernels by CPU vendor
+  and vector width: a readout's ``matmul`` gave other float32 sums on an AVX2 AMD EPYC than on an
+  AVX-512 Intel machine), numpy's OpenBLAS one fixed kernel set (``OPENBLAS_CORETYPE``);
 - data-parallel gradients are added in one order of sample groups whatever the number of
   processes (:mod:`eventkit.training.parallel`; that holds in both modes).
 
@@ -59,6 +63,8 @@ STRICT_ENV = {
     "NUMBA_CPU_FEATURES": "",
     "ATEN_CPU_CAPABILITY": "default",
     "NPY_DISABLE_CPU_FEATURES": NUMPY_DISPATCH,
+    "MKL_CBWR": "COMPATIBLE",
+    "OPENBLAS_CORETYPE": "Prescott",
 }
 
 

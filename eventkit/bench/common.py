@@ -73,9 +73,9 @@ def placed(net, device: str):
     return net.to(device) if device == "cuda" else net
 
 
-def calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: str = "cpu"):
+def calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: str = "cpu", learn_tau=None):
     """An EventpropNet whose hidden layer fires ``target_rate`` spikes per neuron per second
-    (bisection on the mean input weight)."""
+    (bisection on the mean input weight); ``learn_tau`` as for EventpropNet."""
     import torch
 
     from eventkit.engine import EventpropNet
@@ -93,6 +93,7 @@ def calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: 
             init=dict(ff_mean=mean, ff_std=0.01, rec_std=0.02, out_std=0.03),
             generator=torch.Generator().manual_seed(0),
             backend=device,
+            learn_tau=learn_tau,
         )
         net = placed(net, device)
         with torch.no_grad():

@@ -1,5 +1,5 @@
 """Engine benchmark: ``python -m eventkit.bench [--json PATH] [--quick] [--no-snntorch]
-[--device cpu|cuda]``; ``python -m eventkit.bench --delays [...]`` runs the delay-learning workload
+[--device cpu|cuda] [--learn-tau]``; ``python -m eventkit.bench --delays [...]`` runs the delay-learning workload
 against DCLS-Delays (:mod:`eventkit.bench.delays`).
 
 The SHD-shaped workload: 700 inputs with about 8 input spikes per ms per sample, one recurrent
@@ -10,6 +10,8 @@ forward pass, the backward pass and the whole train step, the projected seconds 
 (8156 training samples), and the peak memory growth of the process while training; and the same
 for snnTorch BPTT on the identical network (same sizes, weights and input) when snnTorch is
 installed. Each configuration runs in its own process so that memory peaks do not mix.
+``--learn-tau`` also times the same network with learnable tau_mem and tau_syn (one scalar per
+layer, exact gradients) and prints the cost against fixed time constants.
 
 ``--device cuda`` runs eventkit on its cuda backend (parameters, batch and loss on the GPU) and
 snnTorch on the GPU; times are then synchronised with the device and "mem" is the growth of
@@ -35,7 +37,10 @@ from .common import (
 )
 
 
-def _eventkit_job(hidden, n_steps, batch, repeats, device, queue):
+LEARN_TAU = {"tau_mem": [10.0, 100.0], "tau_syn": [1.0, 9.0]}
+
+
+def _eventkit_job(hidden, n_steps, batch, repeats, device, learn_tau, queue):
     import torch
     import torch.nn.functional as F
 
@@ -44,7 +49,7 @@ def _eventkit_job(hidden, n_steps, batch, repeats, device, queue):
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # tiny gradients squared in Adam would otherwise be denormal
     data = workload(n_steps, batch, seed=1)
-    net, rate = calibrated_net(hidden, n_steps, data, 14.0, device)
+    net, rate = calibrated_net(hidden, n_steps, data, 14.0, device, LEARN_TAU if learn_tau else None)
     labels = torch.as_tensor(data.labels).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     warm(net, data)
@@ -140,6 +145,9 @@ def main(argv=None) -> int:
     parser.add_argument("--snntorch-repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument(
+        "--learn-tau", action="store_true", help="also time learnable time constants against fixed ones"
+    )
+    parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cpu", help="where eventkit (cuda backend) and snnTorch train"
     )
     args = parser.parse_args(argv)
@@ -159,7 +167,7 @@ def main(argv=None) -> int:
     rows = []
     for hidden, n_steps in configs:
         print(f"running hidden={hidden} T={n_steps} ...", flush=True)
-        ek = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device)
+        ek = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, False)
         row = dict(
             hidden=hidden,
             n_steps=n_steps,
@@ -168,6 +176,9 @@ def main(argv=None) -> int:
             eventkit=ek,
             eventkit_epoch_s=ek["train_step"] * batches,
         )
+        if args.learn_tau:
+            tau = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, True)
+            row.update(eventkit_learn_tau=tau, learn_tau_cost=tau["train_step"] / ek["train_step"])
         if use_snn:
             sn = in_process(
                 _snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"], args.device
@@ -180,6 +191,8 @@ def main(argv=None) -> int:
         f"{'hidden':>6} {'T':>5} {'spk/neur/s':>10} {'fwd s':>7} {'bwd s':>7} {'step s':>7} "
         f"{'epoch s':>8} {'mem MB':>7}"
     )
+    if args.learn_tau:
+        header += f" | {'tau step s':>10} {'tau mem MB':>10} {'tau cost':>8}"
     if use_snn:
         header += f" | {'snn step s':>10} {'snn mem MB':>10} {'speedup':>8}"
     print(header)
@@ -191,6 +204,9 @@ def main(argv=None) -> int:
             f"{e['backward']:>7.3f} {e['train_step']:>7.3f} {r['eventkit_epoch_s']:>8.1f} "
             f"{e['peak_mem_mb']:>7.1f}"
         )
+        if args.learn_tau:
+            t = r["eventkit_learn_tau"]
+            line += f" | {t['train_step']:>10.3f} {t['peak_mem_mb']:>10.1f} {r['learn_tau_cost']:>7.2f}x"
         if use_snn:
             s = r["snntorch"]
             line += f" | {s['train_step']:>10.3f} {s['peak_mem_mb']:>10.1f} {r['speedup']:>7.1f}x"

@@ -66,6 +66,8 @@ class NetworkConfig:
     regularizer: RegularizerConfig = setting()
     delays: dict | None = setting(None, example="{}")
     delay_lr: float = setting(0.1, example=0.1)
+    learn_tau: dict | None = setting(None, example="{tau_mem: [5, 100]}")  # time constant -> clamp range (ms)
+    tau_lr: float = setting(0.1, example=0.1)
     from_file: str | None = setting(None, example="path/to/model.nir")  # a network file instead of the keys above
 
     def __post_init__(self):
@@ -95,6 +97,10 @@ class NetworkConfig:
         if any(d.learn for d in delays.values()) and not self.delay_lr > 0:
             raise ValueError(
                 f"delay_lr: must be > 0 for learnable delays, got {self.delay_lr}. " "Fix: network.delay_lr=0.1"
+            )
+        if self.learn_tau and not self.tau_lr > 0:
+            raise ValueError(
+                f"tau_lr: must be > 0 for learnable time constants, got {self.tau_lr}. Fix: network.tau_lr=0.1"
             )
 
     @property
@@ -204,6 +210,7 @@ def build_network(
             delays=network.parsed_delays,
             generator=torch.Generator().manual_seed(seed),
             backend=backend,
+            learn_tau=network.learn_tau,
         )
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None

@@ -51,12 +51,13 @@ class EventpropFunction(torch.autograd.Function):
         return (None, None, None, None, None, None, *parameter_gradients(backend, ctx.names, ctx.targets, grads))
 
 
-def parameter_gradients(backend, names, targets, grads: tuple[dict, dict]) -> list[torch.Tensor]:
-    """The backend's ``(grads_w, grads_d)`` as one tensor per ``(kind, connection)`` of ``names``,
-    on each target's ``(dtype, device)``."""
-    grads_w, grads_d = grads
+def parameter_gradients(backend, names, targets, grads: tuple[dict, dict, dict]) -> list[torch.Tensor]:
+    """The backend's ``(grads_w, grads_d, grads_c)`` as one tensor per ``(kind, key)`` of
+    ``names`` (kind ``"w"``, ``"d"``: a connection's weights or delays; ``"c"``: a population's
+    coefficient row), on each target's ``(dtype, device)``."""
+    by_kind = dict(zip("wdc", grads))
     out = []
     for (kind, name), (dtype, device) in zip(names, targets):
-        g = grads_w[name] if kind == "w" else grads_d[name]
+        g = by_kind[kind][name]
         out.append(backend.to_torch(g).to(device=device, dtype=dtype))
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Callable, Iterator, Mapping, NamedTuple, Sequence, TypedDict
 
 import numpy as np
@@ -16,6 +17,7 @@ from torch import nn
 from ..data.spikes import SpikeData
 from .autograd import EventpropFunction, parameter_gradients
 from .backends import get_backend
+from .backends.cpu import coefficient_row
 from .neurons import LI, LIF, NeuronModel
 from .readouts import ExpWeightedMeanV, Readout
 from .topology import Delay, Topology, parse_delays
@@ -125,6 +127,7 @@ class EventpropNet(nn.Module):
         max_spikes_per_sample: int = 2_000_000,
         n_groups: int = 8,
         backend: str = "cpu",
+        learn_tau: Mapping[str, Sequence[float]] | None = None,
     ):
         super().__init__()
         _positive_int("n_in", n_in)
@@ -156,15 +159,17 @@ class EventpropNet(nn.Module):
         _positive_int("n_groups", n_groups)
         self.n_in, self.n_out, self.hidden = int(n_in), int(n_out), [int(n) for n in hidden]
         self.recurrent = [bool(r) for r in recurrent]
-        self.neurons, self.output, self.readout = neurons, output, readout
+        self._models, self.output, self.readout = list(neurons), output, readout
         self.dt, self.n_steps, self.dtype = float(dt), int(n_steps), dtype
         self.max_spikes_per_sample = int(max_spikes_per_sample)
         self.n_groups = int(n_groups)
-        self.topology = Topology.build(n_in, n_out, self.hidden, self.recurrent, neurons, output, parse_delays(delays))
+        self._delays = parse_delays(delays)
+        self._topology = Topology.build(n_in, n_out, self.hidden, self.recurrent, neurons, output, self._delays)
+        self.learn_tau = parse_learn_tau(learn_tau, self._models, float(dt))
         self.backend = get_backend(backend)
         # validates time constants against dt and the delay buffers' size
         self.plan = self.backend.plan(
-            self.topology, self.dt, self.n_steps, max_spikes=self.max_spikes_per_sample, n_groups=self.n_groups
+            self._topology, self.dt, self.n_steps, max_spikes=self.max_spikes_per_sample, n_groups=self.n_groups
         )
         self._simulation = Simulation()
         self._reduction = None  # see reducing_gradients
@@ -172,18 +177,59 @@ class EventpropNet(nn.Module):
         unknown = set(init) - set(DEFAULT_INIT)
         if unknown:
             raise ValueError(f"init: unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_INIT)}")
-        for conn in self.topology.connections:
+        for conn in self._topology.connections:
             mean, std = init[f"{conn.kind}_mean"], init[f"{conn.kind}_std"]
             if std < 0:
                 raise ValueError(f"init: {conn.kind}_std must be >= 0, got {std}")
             w = torch.randn(conn.shape, generator=generator, dtype=torch.float64) * std + mean
             self.register_parameter(conn.name, nn.Parameter(w.to(dtype)))
-        for conn in self.topology.delayed:  # after every weight: a net without delays is unchanged
+        for conn in self._topology.delayed:  # after every weight: a net without delays is unchanged
             lo, hi = conn.delay.init
             d = lo + (hi - lo) * torch.rand(conn.shape, generator=generator, dtype=torch.float64)
             self.register_parameter(conn.delay_name, nn.Parameter(d.to(dtype), requires_grad=conn.delay.learn))
+        for k, model in enumerate(self._models):  # learnable time constants: one scalar per hidden layer
+            for key in self.learn_tau:
+                self.register_parameter(
+                    f"{key}{k}", nn.Parameter(torch.tensor(float(getattr(model, key)), dtype=dtype))
+                )
+        if self.learn_tau and self._topology.delayed:
+            raise ValueError(
+                "learnable time constants (learn_tau) and delays in one network are not supported yet; "
+                "drop one of them"
+            )
+        if self.learn_tau and self.backend.name != "cpu":
+            raise ValueError(
+                "learnable time constants (learn_tau) run on the CPU backend only so far; use backend='cpu'"
+            )
 
     # ------------------------------------------------------------------ public
+    @property
+    def neurons(self) -> list[NeuronModel]:
+        """The hidden layers' neuron models, with their learned time constants where
+        ``learn_tau`` makes them parameters."""
+        if not self.learn_tau:
+            return list(self._models)
+        return [
+            replace(m, **{key: float(getattr(self, f"{key}{k}").detach()) for key in self.learn_tau})
+            for k, m in enumerate(self._models)
+        ]
+
+    @property
+    def topology(self) -> Topology:
+        """The typed topology; its populations carry the current (learned) neuron models."""
+        if self.learn_tau:
+            models = tuple(self.neurons)
+            if tuple(p.model for p in self._topology.hidden) != models:
+                t = self._topology
+                self._topology = Topology.build(
+                    t.input.size, t.output.size, self.hidden, self.recurrent, models, self.output, self._delays
+                )
+        return self._topology
+
+    def time_constant_parameters(self) -> list[nn.Parameter]:
+        """The learnable time constants (ms), one scalar per hidden layer and ``learn_tau`` key."""
+        return [getattr(self, f"{key}{k}") for k in range(len(self._models)) for key in self.learn_tau]
+
     @property
     def n_hidden_total(self) -> int:
         return self.topology.n_hidden_total
@@ -252,22 +298,35 @@ class EventpropNet(nn.Module):
             c.name: getattr(self, c.delay_name).detach().cpu().numpy().astype(np.float64) for c in self.topology.delayed
         }
 
-    def param_groups(self, delay_lr: float | None = None) -> list[ParamGroup]:
-        """torch.optim parameter groups: the weights, and the learnable delays with their own
-        learning rate (ms per update; ``fixed_lr``, so that lr schedules leave it alone)."""
+    def param_groups(self, delay_lr: float | None = None, tau_lr: float | None = None) -> list[ParamGroup]:
+        """torch.optim parameter groups: the weights, and the learnable delays and time constants,
+        each with their own learning rate (ms per update; ``fixed_lr``, so that lr schedules leave
+        them alone)."""
         groups = [ParamGroup(params=self.weight_parameters())]
-        delays = self.delay_parameters()
-        if delays:
-            if delay_lr is None or not delay_lr > 0:
-                raise ValueError(f"network.delay_lr must be > 0 for learnable delays, got {delay_lr!r}")
-            groups.append(ParamGroup(params=delays, lr=float(delay_lr), fixed_lr=True))
+        for what, params, lr in (
+            ("network.delay_lr", self.delay_parameters(), delay_lr),
+            ("network.tau_lr", self.time_constant_parameters(), tau_lr),
+        ):
+            if params:
+                if lr is None or not lr > 0:
+                    raise ValueError(f"{what} must be > 0 to learn these parameters, got {lr!r}")
+                groups.append(ParamGroup(params=params, lr=float(lr), fixed_lr=True))
         return groups
 
     @torch.no_grad()
     def clamp_delays(self) -> None:
         """Keep every delay within [0, max] (call after each optimizer step)."""
-        for conn in self.topology.delayed:
+        for conn in self._topology.delayed:
             getattr(self, conn.delay_name).clamp_(0.0, conn.delay.max)
+
+    @torch.no_grad()
+    def clamp_parameters(self) -> None:
+        """Keep every delay within [0, max] and every learnable time constant within its
+        ``learn_tau`` range (call after each optimizer step)."""
+        self.clamp_delays()
+        for k in range(len(self._models)):
+            for key, (lo, hi) in self.learn_tau.items():
+                getattr(self, f"{key}{k}").clamp_(lo, hi)
 
     def forward(self, data: SpikeData) -> EngineOutput:
         data = self._check_data(data)
@@ -372,12 +431,20 @@ class EventpropNet(nn.Module):
         for conn in self.topology.delayed:
             names.append(("d", conn.name))
             params.append(getattr(self, conn.delay_name))
+        for k, model in enumerate(self._models) if self.learn_tau else ():
+            # the coefficient row as a torch expression of the time constants: the kernels give
+            # dL/d(row), autograd the rest
+            values = {key: getattr(self, f"{key}{k}") for key in self.learn_tau}
+            row = coefficient_row(SimpleNamespace(**model.differentiable_coefficients(self.dt, **values)))
+            names.append(("c", k))
+            params.append(torch.stack([torch.as_tensor(x, dtype=torch.float64) for x in row]))
         return tuple(names), params
 
     def _kernel_inputs(self):
         np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
         weights, delays, thresholds = self.effective_parameters()
-        return self.backend.inputs(self.plan, weights, delays, thresholds, np_dtype)
+        coefficients = {k: m.coefficients(self.dt) for k, m in enumerate(self.neurons)} if self.learn_tau else None
+        return self.backend.inputs(self.plan, weights, delays, thresholds, np_dtype, coefficients)
 
     def _check_data(self, data: SpikeData) -> SpikeData:
         """``data`` validated against the network, as the network sees it (binary if set)."""
@@ -407,6 +474,52 @@ class EventpropNet(nn.Module):
         if not torch.isfinite(hw).all():
             raise ValueError("readout in the loop: the callable returned NaN or inf")
         return readout + (hw - readout).detach()
+
+
+def parse_learn_tau(spec: Mapping | None, models: Sequence[NeuronModel], dt: float) -> dict[str, tuple[float, float]]:
+    """``learn_tau`` ({time constant: [min, max] in ms}) checked against the hidden layers'
+    models: each key a time constant the models can learn, each range finite with
+    ``dt <= min < max`` and holding every layer's initial value, and no range reaching the other
+    time constant's (the exact propagator divides by tau_syn - tau_mem)."""
+    if not spec:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise ValueError(
+            f"learn_tau: expected {{time constant: [min, max]}}, got {spec!r}. Fix: learn_tau.tau_mem=[5,100]"
+        )
+    out = {}
+    for key, rng in spec.items():
+        where = f"learn_tau.{key}"
+        for m in models:
+            if key not in m.learnable:
+                raise ValueError(
+                    f"{where}: neuron {m.name!r} cannot learn {key!r} (it can learn "
+                    f"{list(m.learnable) or 'nothing'}). Fix: remove {where} or use neuron=lif"
+                )
+        ok = isinstance(rng, Sequence) and not isinstance(rng, str) and len(rng) == 2
+        lo, hi = (float(x) for x in rng) if ok and all(isinstance(x, (int, float)) for x in rng) else (math.nan,) * 2
+        if not (math.isfinite(lo) and math.isfinite(hi) and dt <= lo < hi):
+            raise ValueError(
+                f"{where}: expected a range [min, max] of ms with dt={dt} <= min < max, got {rng!r}. "
+                f"Fix: {where}=[{max(dt, 1.0):g},100]"
+            )
+        for k, m in enumerate(models):
+            init = getattr(m, key)
+            if not lo <= init <= hi:
+                raise ValueError(
+                    f"{where}: the range [{lo:g}, {hi:g}] excludes hidden layer {k}'s initial {key}={init:g} ms. "
+                    f"Fix: widen {where} or set the neuron's {key} inside it"
+                )
+        out[key] = (lo, hi)
+    for m in models:
+        span = {key: out.get(key, (getattr(m, key),) * 2) for key in ("tau_mem", "tau_syn")}
+        (m_lo, m_hi), (s_lo, s_hi) = span["tau_mem"], span["tau_syn"]
+        if max(m_lo, s_lo) <= min(m_hi, s_hi):
+            raise ValueError(
+                f"learn_tau: tau_mem in [{m_lo:g}, {m_hi:g}] and tau_syn in [{s_lo:g}, {s_hi:g}] ms may meet, where "
+                "the exact propagator divides by tau_syn - tau_mem. Fix: give them ranges that do not overlap"
+            )
+    return out
 
 
 def spike_count_regularizer(

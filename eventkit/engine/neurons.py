@@ -101,15 +101,40 @@ def _two_exponential(tau_mem: float, tau_syn: float, dt: float) -> tuple[float, 
     return alpha, beta, c * (beta - alpha)
 
 
+def _two_exponential_torch(tau_mem, tau_syn, dt: float) -> dict:
+    """:func:`_two_exponential` and the logs of the decays as differentiable torch expressions of
+    the time constants (0-d tensors or floats)."""
+    import torch
+
+    tau_mem, tau_syn = torch.as_tensor(tau_mem, dtype=torch.float64), torch.as_tensor(tau_syn, dtype=torch.float64)
+    alpha, beta = torch.exp(-dt / tau_mem), torch.exp(-dt / tau_syn)
+    c = tau_syn / (tau_syn - tau_mem)
+    return dict(alpha=alpha, beta=beta, kappa=c * (beta - alpha), c=c, hm=dt / tau_mem, hs=dt / tau_syn)
+
+
+def _two_exponential_model(model, dt: float, values: dict, theta: float) -> dict:
+    """The coefficients of a LIF-family ``model`` whose time constants ``values`` override."""
+    taus = {"tau_mem": model.tau_mem, "tau_syn": model.tau_syn, **values}
+    return dict(_two_exponential_torch(taus["tau_mem"], taus["tau_syn"], dt), b0=1.0, theta=theta)
+
+
 @dataclass(frozen=True)
 class NeuronModel:
-    """Base of all neuron models: subclasses give ``coefficients(dt)``."""
+    """Base of all neuron models: subclasses give ``coefficients(dt)``. A model whose time
+    constants may be learned names them in ``learnable`` and gives
+    ``differentiable_coefficients(dt, **values)``: its :class:`Coefficients` fields as torch
+    expressions of those values (the engine differentiates the simulation with respect to the
+    coefficients and lets torch take the rest of the chain)."""
 
     name = "neuron"
     spiking = True
+    learnable = ()  # names of the time constants that may be learned
 
     def coefficients(self, dt: float) -> Coefficients:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def differentiable_coefficients(self, dt: float, **values) -> dict:
+        raise ValueError(f"neuron {self.name!r} has no learnable time constants")
 
     def describe(self) -> dict:
         return {"name": self.name, **asdict(self)}
@@ -142,6 +167,11 @@ class LIF(NeuronModel):
         alpha, beta, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
         return Coefficients(alpha, beta, kappa, 1.0, self.threshold, self.tau_mem, True)
 
+    learnable = ("tau_mem", "tau_syn")
+
+    def differentiable_coefficients(self, dt: float, **values) -> dict:
+        return _two_exponential_model(self, dt, values, self.threshold)
+
 
 @dataclass(frozen=True)
 class LI(NeuronModel):
@@ -160,3 +190,8 @@ class LI(NeuronModel):
         _check_dt("li", dt, tau_mem=self.tau_mem, tau_syn=self.tau_syn)
         alpha, beta, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
         return Coefficients(alpha, beta, kappa, 1.0, math.inf, self.tau_mem, False)
+
+    learnable = ("tau_mem", "tau_syn")
+
+    def differentiable_coefficients(self, dt: float, **values) -> dict:
+        return _two_exponential_model(self, dt, values, math.inf)

@@ -252,7 +252,7 @@ def _build(run: _Run, train) -> _Built:
     target.prepare(net)  # e.g. quantisation-aware training
     loss_fn = registry.build("loss", plain(cfg.loss))
     # learnable delays get their own (unscheduled) learning rate, network.delay_lr
-    optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr))
+    optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr, network.tau_lr))
     scheduler = registry.build("scheduler", plain(cfg.scheduler), optimizer)
     return _Built(net, loss_fn, optimizer, scheduler)
 

@@ -136,6 +136,6 @@ class Step:
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.net.weight_parameters(), self.grad_clip)
         self.optimizer.step()
-        self.net.clamp_delays()  # learned delays stay within [0, max]
+        self.net.clamp_parameters()  # learned delays and time constants stay in range
         self.scheduler.step_batch()
         return result

@@ -23,9 +23,14 @@ class Backend(Protocol):
     def plan(self, topology: Topology, dt: float, n_steps: int) -> Any:
         """Everything about the network that does not change between calls."""
 
-    def inputs(self, plan: Any, weights: dict, delays: dict, thresholds: dict, dtype) -> Any:
+    def inputs(
+        self, plan: Any, weights: dict, delays: dict, thresholds: dict, dtype, coefficients: dict | None = None
+    ) -> Any:
         """Per-call kernel inputs from the effective weights (n_post, n_pre), delays in ms (by
-        connection name) and threshold overrides (by population index)."""
+        connection name), threshold overrides (by population index) and ``coefficients``: the
+        :class:`~eventkit.engine.neurons.Coefficients` of populations whose time constants are
+        learned (by population index); with them, ``backward`` also returns those rows'
+        gradients."""
 
     def forward(self, plan: Any, inputs: Any, data: SpikeData) -> dict:
         """Simulate ``data``; returns at least ``trace`` [B, T, n_out], ``t_first`` [B, n_out]
@@ -41,8 +46,9 @@ class Backend(Protocol):
         g_tfirst: np.ndarray,
         g_counts: np.ndarray,
         reduction: "GroupReduction | None" = None,
-    ) -> tuple[dict, dict]:
-        """dL/dw (n_post, n_pre) and dL/d(delay) in ms^-1, by connection name: the sum over the
+    ) -> tuple[dict, dict, dict]:
+        """dL/dw (n_post, n_pre) and dL/d(delay) in ms^-1, by connection name, and dL/d(coefficient
+        row) by population index where ``inputs`` asked for them: the sum over the
         batch's sample groups (:meth:`group_offsets`), group 0 first. With ``reduction`` the
         groups are ``reduction.local_offsets()`` and the sum runs over ``reduction.combine``'s
         groups (every process's, see :class:`GroupReduction`); ``data`` is None for a process

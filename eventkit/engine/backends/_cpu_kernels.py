@@ -405,6 +405,72 @@ def _slide(win, src, dst, n):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _restart_coef_grads(g_coef, p, lv, li, cur, c, beta, em, phi):
+    """A spike's own step, v(n+1) = c (beta - em) i(n), i(n+1) = beta i(n) with
+    em = exp(-(1 - phi) hm - phi hs), differentiated at fixed phi (``lv, li``: the neuron's
+    adjoint at (n+1) h)."""
+    g_coef[p, C] += lv * (beta - em) * cur
+    g_coef[p, BETA] += (lv * c + li) * cur
+    g_coef[p, HM] += lv * c * em * (1.0 - phi) * cur
+    g_coef[p, HS] += lv * c * em * phi * cur
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _arrival_coef_grads(g_coef, q, lam_i, lam_v, w, dx_i, dx_v, b0, c, bs, am, phi):
+    """An undelayed spike's arrivals in population q, i += w b0 bs, v += w b0 c (bs - am) with
+    bs = exp(-(1 - phi) hs), am = exp(-(1 - phi) hm), differentiated at fixed phi; the arrivals
+    are also added to ``dx`` (they pair with rho at their grid time)."""
+    s_i = 0.0
+    s_v = 0.0
+    a_i = b0 * bs
+    a_v = b0 * c * (bs - am)
+    for t in range(w.shape[0]):
+        s_i += w[t] * lam_i[t]
+        s_v += w[t] * lam_v[t]
+        dx_i[t] += w[t] * a_i
+        dx_v[t] += w[t] * a_v
+    g_coef[q, B0] += bs * s_i + c * (bs - am) * s_v
+    g_coef[q, C] += b0 * (bs - am) * s_v
+    g_coef[q, HS] -= (1.0 - phi) * b0 * bs * (s_i + c * s_v)
+    g_coef[q, HM] += (1.0 - phi) * b0 * c * am * s_v
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _pair_arrivals(g_coef, rho, dx, pop_off):
+    """Add rho . dx (the arrivals of one grid time) to the (alpha, kappa, beta) gradients of each
+    population and clear ``dx``."""
+    for p in range(pop_off.shape[0] - 1):
+        for j in range(pop_off[p], pop_off[p + 1]):
+            xi = dx[0, j]
+            xv = dx[1, j]
+            if xi == 0.0 and xv == 0.0:
+                continue
+            g_coef[p, ALPHA] += rho[0, j] * xv + rho[1, j] * xi
+            g_coef[p, KAPPA] += rho[2, j] * xv + rho[3, j] * xi
+            g_coef[p, BETA] += rho[4, j] * xv + rho[5, j] * xi
+            dx[0, j] = 0.0
+            dx[1, j] = 0.0
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _rho_step(rho, lam_v, lam_i, coef, pop_off):
+    """One step back of the coefficient sensitivities: rho(n) = A^T rho(n+1) + B^T lam(n+1), with
+    B = dA/d(alpha), dA/d(kappa), dA/d(beta) of the propagator A = [[alpha, kappa], [0, beta]]."""
+    for p in range(pop_off.shape[0] - 1):
+        alpha = coef[p, ALPHA]
+        beta = coef[p, BETA]
+        kappa = coef[p, KAPPA]
+        for j in range(pop_off[p], pop_off[p + 1]):
+            for k in range(0, 6, 2):
+                rv = rho[k, j]
+                rho[k, j] = alpha * rv
+                rho[k + 1, j] = kappa * rv + beta * rho[k + 1, j]
+            rho[0, j] += lam_v[j]
+            rho[3, j] += lam_v[j]
+            rho[5, j] += lam_i[j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _pop_of(j, pop_off):
     p = 0
     while pop_off[p + 1] <= j:
@@ -729,6 +795,15 @@ def _backward_one(
     delayed = n_slots > 0
     sub = np.empty((4, n_tot), dtype=w.dtype)  # _adjoint_spike's factors (weights' precision)
     pos = np.empty(n_tot, dtype=np.uint64)
+    # coefficient gradients (``gw`` longer than ``w``; see the module docstring, "Coefficient
+    # gradients"): float64 sensitivities rho of (alpha, kappa, beta), (v, i) each, per neuron
+    learn_coef = gw.shape[0] > w.shape[0]
+    n_c = n_tot if learn_coef else 1
+    rho = np.zeros((6, n_c))
+    rho_old = np.zeros((6, n_c))
+    dx = np.zeros((2, n_c))  # arrivals of one grid time: (i, v) per neuron
+    restart_of = np.zeros(n_c)
+    g_coef = np.zeros((n_pop, N_COEF))
     # (lam_i, lam_v) by grid time in a window of 2 n_slots rows (row r: grid time first + r); an
     # arrival of step n reads grid times n .. n + n_slots, so every n_slots steps the lower half
     # slides up. Grid times after the last step read 0.
@@ -782,6 +857,9 @@ def _backward_one(
             restart = c * (beta - em)
             d_restart = -c * (hm - hs) * em
             g_phi = lam_v[j] * d_restart * cur
+            if learn_coef:
+                _restart_coef_grads(g_coef, p, lam_v[j], lam_i[j], cur, c, beta, em, phi_act)
+                restart_of[j] = restart
             decay[0] = -1.0
             for kk in range(out_start[p], out_start[p + 1]):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
@@ -857,6 +935,21 @@ def _backward_one(
                     scal[2],
                     scal[3],
                 )
+                if learn_coef:
+                    _arrival_coef_grads(
+                        g_coef,
+                        q,
+                        lam_i[q0 : q0 + n_post],
+                        lam_v[q0 : q0 + n_post],
+                        w[base : base + n_post],
+                        dx[0, q0 : q0 + n_post],
+                        dx[1, q0 : q0 + n_post],
+                        coef[q, B0],
+                        coef[q, C],
+                        bs,
+                        am,
+                        phi_act,
+                    )
                 if blk[k, LEARN_D]:
                     _delay_grad(
                         lam_i[q0 : q0 + n_post],
@@ -877,12 +970,31 @@ def _backward_one(
                 dphi_di = -(theta - v) * kappa * inv_d2
                 jump_v[j] = g_phi * dphi_dv
                 jump_i[j] = g_phi * dphi_di + restart * lam_v[j] + beta * lam_i[j]
+                if learn_coef:  # phi = (theta - v) / (alpha v + kappa i - v)
+                    g_coef[p, THETA] += g_phi / d
+                    g_coef[p, ALPHA] -= g_phi * (theta - v) * v * inv_d2
+                    g_coef[p, KAPPA] -= g_phi * (theta - v) * cur * inv_d2
             else:
                 jump_v[j] = 0.0
                 jump_i[j] = restart * lam_v[j] + beta * lam_i[j]
             if j < o0:
                 # spike-count regulariser (mlGeNN convention): a kick to lam_v at each spike
                 jump_v[j] += tau_mem[p] * g_counts[b, j]
+        if learn_coef:
+            # arrivals at (n+1) h pair with rho(n+1); then rho steps back with lam(n+1)
+            if r_hi > r:
+                _pair_arrivals(g_coef, rho, dx, pop_off)
+            for s in range(r + 1, r_hi + 1):
+                j = rec_nrn[b, s]
+                for k in range(6):
+                    rho_old[k, j] = rho[k, j]
+            _rho_step(rho, lam_v, lam_i, coef, pop_off)
+            for s in range(r + 1, r_hi + 1):  # through a spike: v(n+1) = R i(n), i(n+1) = beta i(n)
+                j = rec_nrn[b, s]
+                beta_j = coef[_pop_of(j, pop_off), BETA]
+                for k in range(0, 6, 2):
+                    rho[k, j] = 0.0
+                    rho[k + 1, j] = restart_of[j] * rho_old[k, j] + beta_j * rho_old[k + 1, j]
         # propagate every neuron's adjoint one step back
         for p in range(n_pop):
             alpha = coef[p, ALPHA]
@@ -913,6 +1025,12 @@ def _backward_one(
             for s in range(ip + 1, i1 + 1):
                 a0 = w0 + in_ch[s] * n_post
                 _axpy(gw[a0 : a0 + n_post], lam, coef[q, B0])
+            if learn_coef and i1 > ip:  # input arrivals at n h pair with rho(n)
+                for s in range(ip + 1, i1 + 1):
+                    a0 = w0 + in_ch[s] * n_post
+                    for t in range(n_post):
+                        dx[0, q0 + t] += coef[q, B0] * w[a0 + t]
+                _pair_arrivals(g_coef, rho, dx, pop_off)
             if blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
                 scal[0] = coef[q, B0] * coef[q, HS]
                 scal[1] = coef[q, B0] * coef[q, C] * (coef[q, HS] - coef[q, HM])
@@ -926,6 +1044,12 @@ def _backward_one(
                         scal[0],
                         scal[1],
                     )
+
+    if learn_coef:
+        n_w = w.shape[0]
+        for p in range(n_pop):
+            for k in range(N_COEF):
+                gw[n_w + p * N_COEF + k] += g_coef[p, k]
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)

@@ -65,11 +65,16 @@ class CpuPlan:
             )
         self.capacity = min(self.max_spikes, 2 * self.capacity)
 
-    def connection_gradients(self, flat_w, flat_d, finish) -> tuple[dict, dict]:
+    def connection_gradients(self, flat_w, flat_d, finish) -> tuple[dict, dict, dict]:
         """The summed flat gradients (pre-major, the weights' layout) as dL/dw (n_post, n_pre)
-        and dL/d(delay) in ms^-1 by connection name; ``finish`` turns each (numpy or torch)
-        view into the backend's result array."""
-        grads_w, grads_d = {}, {}
+        and dL/d(delay) in ms^-1 by connection name, and, where ``flat_w`` goes on past the
+        weights (coefficient gradients, :attr:`CpuInputs.learn_coef`), dL/d(coefficient row)
+        (``N_COEF`` values) by population index; ``finish`` turns each (numpy or torch) view
+        into the backend's result array."""
+        grads_w, grads_d, grads_c = {}, {}, {}
+        if flat_w.shape[0] > self.n_w:
+            rows = flat_w[self.n_w :].reshape(-1, K.N_COEF)
+            grads_c = {p: finish(rows[p]) for p in range(rows.shape[0])}
         for k, conn in enumerate(self.topology.connections):
             n_post, n_pre = conn.shape
             sl = slice(self.w_off[k], self.w_off[k] + n_pre * n_post)
@@ -77,7 +82,7 @@ class CpuPlan:
             if conn.delay is not None:
                 # the kernels' delay gradient is per step of delay; parameters are in ms
                 grads_d[conn.name] = finish(flat_d[sl].reshape(n_pre, n_post).T / self.dt)
-        return grads_w, grads_d
+        return grads_w, grads_d, grads_c
 
     def buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
         """A scratch array kept between calls (the kernels overwrite it), so that a training
@@ -102,6 +107,7 @@ class CpuInputs(NamedTuple):
     d_bm: np.ndarray  # beta^(-f) of the target population (input rows: beta^r of the arrival)
     d_am: np.ndarray  # alpha^(-f) (input rows: alpha^r)
     n_slots: int  # grid times per half of the delay window this call (longest delay + 1); 0: no delays
+    learn_coef: bool = False  # backward also returns dL/d(coefficient row) of every population
 
 
 class CpuBackend:
@@ -163,12 +169,16 @@ class CpuBackend:
             n_groups=n_groups,
         )
 
-    def inputs(self, plan: CpuPlan, weights: dict, delays: dict, thresholds: dict, dtype) -> CpuInputs:
+    def inputs(
+        self, plan: CpuPlan, weights: dict, delays: dict, thresholds: dict, dtype, coefficients: dict | None = None
+    ) -> CpuInputs:
         conns = plan.topology.connections
         w = np.ascontiguousarray(
             np.concatenate([np.asarray(weights[c.name]).T.reshape(-1) for c in conns]), dtype=dtype
         )
         coef = plan.coef.copy()
+        for pop, c in (coefficients or {}).items():
+            coef[pop] = coefficient_row(c)
         for pop, theta in thresholds.items():
             coef[pop, K.THETA] = theta
         blk = plan.blk.copy()
@@ -217,7 +227,14 @@ class CpuBackend:
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
         if any_delay and n_slots > plan.n_slots:  # delays above their max are refused before this
             raise AssertionError(f"delays need {n_slots} buffer slots, the plan holds {plan.n_slots}")
-        return CpuInputs(w, coef.astype(dtype), blk, d_off, d_frac, d_bm, d_am, n_slots if any_delay else 0)
+        if coefficients and any_delay:
+            raise ValueError(
+                "learnable time constants and delays in one network are not supported yet; "
+                "drop network.learn_tau or network.delays"
+            )
+        return CpuInputs(
+            w, coef.astype(dtype), blk, d_off, d_frac, d_bm, d_am, n_slots if any_delay else 0, bool(coefficients)
+        )
 
     @staticmethod
     def window(plan: CpuPlan, inputs: CpuInputs) -> np.ndarray:
@@ -296,7 +313,7 @@ class CpuBackend:
         g_tfirst: np.ndarray | None,
         g_counts: np.ndarray | None,
         reduction=None,
-    ) -> tuple[dict, dict]:
+    ) -> tuple[dict, dict, dict]:
         dtype = inputs.w.dtype
         if reduction is not None:
             group_off = np.ascontiguousarray(reduction.local_offsets(), dtype=np.int64)
@@ -306,7 +323,8 @@ class CpuBackend:
         if n_groups and (data is None or group_off[-1] != len(data)):
             raise ValueError(f"backward: sample groups {group_off.tolist()} do not cover the batch")
         with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
-        gw = plan.buffer("gw", (n_groups, plan.n_w), dtype)
+        n_coef = len(plan.pop_off) - 1 if inputs.learn_coef else 0
+        gw = plan.buffer("gw", (n_groups, plan.n_w + n_coef * K.N_COEF), dtype)
         gd = plan.buffer("gd", (n_groups, plan.n_w if with_d else 1), dtype)
         if n_groups:
             K.backward(
@@ -344,7 +362,7 @@ class CpuBackend:
             )
         if reduction is not None:
             gw, gd = (np.ascontiguousarray(x, dtype=dtype) for x in reduction.combine(gw, gd))
-        flat_w = np.zeros(plan.n_w, dtype=dtype)
+        flat_w = np.zeros(gw.shape[1], dtype=dtype)
         if len(gw):
             K.sum_groups(gw, flat_w)
         flat_d = None

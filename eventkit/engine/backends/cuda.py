@@ -180,7 +180,14 @@ class CudaBackend:
         )
         return plan
 
-    def inputs(self, plan: CudaPlan, weights: dict, delays: dict, thresholds: dict, dtype) -> CudaInputs:
+    def inputs(
+        self, plan: CudaPlan, weights: dict, delays: dict, thresholds: dict, dtype, coefficients: dict | None = None
+    ) -> CudaInputs:
+        if coefficients:
+            raise ValueError(
+                "learnable time constants (network.learn_tau) run on the CPU backend only so far. "
+                "Fix: trainer.device=cpu"
+            )
         host = self._host.inputs(plan, weights, delays, thresholds, dtype)
         a = self._arrays
         learn = bool(host.blk[:, K.LEARN_D].any() or host.blk[:, K.DELAYED].any())
@@ -284,7 +291,7 @@ class CudaBackend:
         g_tfirst,
         g_counts,
         reduction=None,
-    ) -> tuple[dict, dict]:
+    ) -> tuple[dict, dict, dict]:
         from ._cuda_kernels import kernels
 
         a, dev, dtype = self._arrays, plan.dev, inputs.dtype
@@ -346,7 +353,7 @@ class CudaBackend:
         )
         return self._sum_rows(plan, inputs, gw, gd, reduction)
 
-    def _sum_rows(self, plan: CudaPlan, inputs: CudaInputs, gw, gd, reduction) -> tuple[dict, dict]:
+    def _sum_rows(self, plan: CudaPlan, inputs: CudaInputs, gw, gd, reduction) -> tuple[dict, dict, dict]:
         """The per-sample rows (after ``reduction.combine``: every process's) summed in order."""
         from ._cuda_kernels import kernels
 

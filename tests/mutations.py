@@ -179,11 +179,27 @@ MUTATIONS = [
         "the processes' group gradients added in another order than one process adds them (1-ulp "
         "differences that grow over the run)",
     ),
+    Mutation(
+        "tau_kappa_sensitivity_without_its_source",
+        KERNELS,
+        "r_k[t] += lam_v[t]",
+        "r_k[t] += 0.0 * lam_v[t]",
+        ("tests/test_engine_time_constants.py", "-k", "finite_differences"),
+        "the propagator's kappa term of the time-constant gradient dropped (kappa depends on both taus)",
+    ),
+    Mutation(
+        "tau_threshold_crossing_term_sign_flipped",
+        KERNELS,
+        "g_coef[p, ALPHA] -= g_phi * (theta - v) * v * inv_d2",
+        "g_coef[p, ALPHA] += g_phi * (theta - v) * v * inv_d2",
+        ("tests/test_engine_time_constants.py", "-k", "finite_differences"),
+        "the spike time's dependence on alpha (through the interpolated crossing) with the wrong sign",
+    ),
     # ---- missed before: bug classes a planted-bug review found passing the whole fast suite
     Mutation(
         "app_optimizer_without_parameter_groups",
         "eventkit/running/pipeline.py",
-        'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr))',
+        'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr, network.tau_lr))',
         'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.parameters())',
         ("tests/test_app.py", "-k", "delays_reports"),
         "the app's optimizer trains delays with the weights' lr and schedule (network.delay_lr ignored)",

@@ -420,10 +420,10 @@ def _arrival_coef_grads(g_coef, q, lam_i, lam_v, w, dx_i, dx_v, b0, c, bs, am, p
     """An undelayed spike's arrivals in population q, i += w b0 bs, v += w b0 c (bs - am) with
     bs = exp(-(1 - phi) hs), am = exp(-(1 - phi) hm), differentiated at fixed phi; the arrivals
     are also added to ``dx`` (they pair with rho at their grid time)."""
-    s_i = 0.0
-    s_v = 0.0
-    a_i = b0 * bs
-    a_v = b0 * c * (bs - am)
+    s_i = w[0] * 0  # sums in the weights' precision (keeps the loop SIMD)
+    s_v = w[0] * 0
+    a_i = w[0] * 0 + b0 * bs
+    a_v = w[0] * 0 + b0 * c * (bs - am)
     for t in range(w.shape[0]):
         s_i += w[t] * lam_i[t]
         s_v += w[t] * lam_v[t]
@@ -436,38 +436,50 @@ def _arrival_coef_grads(g_coef, q, lam_i, lam_v, w, dx_i, dx_v, b0, c, bs, am, p
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _pair_arrivals(g_coef, rho, dx, pop_off):
-    """Add rho . dx (the arrivals of one grid time) to the (alpha, kappa, beta) gradients of each
-    population and clear ``dx``."""
-    for p in range(pop_off.shape[0] - 1):
+def _pair_arrivals(g_coef, rho, dx, pop_off, p_lo, p_hi):
+    """Add rho . dx (the arrivals of one grid time) to the (alpha, kappa, beta) gradients of
+    populations ``p_lo`` to ``p_hi - 1`` and clear their ``dx``."""
+    for p in range(p_lo, p_hi):
+        g_a = 0.0
+        g_k = 0.0
+        g_b = 0.0
         for j in range(pop_off[p], pop_off[p + 1]):
             xi = dx[0, j]
             xv = dx[1, j]
-            if xi == 0.0 and xv == 0.0:
-                continue
-            g_coef[p, ALPHA] += rho[0, j] * xv + rho[1, j] * xi
-            g_coef[p, KAPPA] += rho[2, j] * xv + rho[3, j] * xi
-            g_coef[p, BETA] += rho[4, j] * xv + rho[5, j] * xi
+            g_a += rho[0, j] * xv + rho[1, j] * xi
+            g_k += rho[2, j] * xv + rho[3, j] * xi
+            g_b += rho[4, j] * xv + rho[5, j] * xi
             dx[0, j] = 0.0
             dx[1, j] = 0.0
+        g_coef[p, ALPHA] += g_a
+        g_coef[p, KAPPA] += g_k
+        g_coef[p, BETA] += g_b
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _rho_sources(r_v, r_k, r_b, lam_v, lam_i):
+    """The sources of one step back: dA/d(alpha)^T lam into the alpha pair's v, dA/d(kappa)^T lam
+    and dA/d(beta)^T lam into the kappa and beta pairs' i."""
+    for t in range(lam_v.shape[0]):
+        r_v[t] += lam_v[t]
+        r_k[t] += lam_v[t]
+        r_b[t] += lam_i[t]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _rho_step(rho, lam_v, lam_i, coef, pop_off):
     """One step back of the coefficient sensitivities: rho(n) = A^T rho(n+1) + B^T lam(n+1), with
-    B = dA/d(alpha), dA/d(kappa), dA/d(beta) of the propagator A = [[alpha, kappa], [0, beta]]."""
+    B = dA/d(alpha), dA/d(kappa), dA/d(beta) of the propagator A = [[alpha, kappa], [0, beta]]
+    (each pair steps back like the adjoint, :func:`_adjoint_step`)."""
     for p in range(pop_off.shape[0] - 1):
+        j0 = pop_off[p]
+        j1 = pop_off[p + 1]
         alpha = coef[p, ALPHA]
         beta = coef[p, BETA]
         kappa = coef[p, KAPPA]
-        for j in range(pop_off[p], pop_off[p + 1]):
-            for k in range(0, 6, 2):
-                rv = rho[k, j]
-                rho[k, j] = alpha * rv
-                rho[k + 1, j] = kappa * rv + beta * rho[k + 1, j]
-            rho[0, j] += lam_v[j]
-            rho[3, j] += lam_v[j]
-            rho[5, j] += lam_i[j]
+        for k in range(0, 6, 2):
+            _adjoint_step(rho[k, j0:j1], rho[k + 1, j0:j1], alpha, beta, kappa)
+        _rho_sources(rho[0, j0:j1], rho[3, j0:j1], rho[5, j0:j1], lam_v[j0:j1], lam_i[j0:j1])
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -799,10 +811,10 @@ def _backward_one(
     # gradients"): float64 sensitivities rho of (alpha, kappa, beta), (v, i) each, per neuron
     learn_coef = gw.shape[0] > w.shape[0]
     n_c = n_tot if learn_coef else 1
-    rho = np.zeros((6, n_c))
-    rho_old = np.zeros((6, n_c))
-    dx = np.zeros((2, n_c))  # arrivals of one grid time: (i, v) per neuron
-    restart_of = np.zeros(n_c)
+    rho = np.zeros((6, n_c), dtype=w.dtype)
+    rho_old = np.zeros((6, n_c), dtype=w.dtype)
+    dx = np.zeros((2, n_c), dtype=w.dtype)  # arrivals of one grid time: (i, v) per neuron
+    restart_of = np.zeros(n_c, dtype=w.dtype)
     g_coef = np.zeros((n_pop, N_COEF))
     # (lam_i, lam_v) by grid time in a window of 2 n_slots rows (row r: grid time first + r); an
     # arrival of step n reads grid times n .. n + n_slots, so every n_slots steps the lower half
@@ -983,7 +995,7 @@ def _backward_one(
         if learn_coef:
             # arrivals at (n+1) h pair with rho(n+1); then rho steps back with lam(n+1)
             if r_hi > r:
-                _pair_arrivals(g_coef, rho, dx, pop_off)
+                _pair_arrivals(g_coef, rho, dx, pop_off, 0, n_pop)
             for s in range(r + 1, r_hi + 1):
                 j = rec_nrn[b, s]
                 for k in range(6):
@@ -1028,9 +1040,8 @@ def _backward_one(
             if learn_coef and i1 > ip:  # input arrivals at n h pair with rho(n)
                 for s in range(ip + 1, i1 + 1):
                     a0 = w0 + in_ch[s] * n_post
-                    for t in range(n_post):
-                        dx[0, q0 + t] += coef[q, B0] * w[a0 + t]
-                _pair_arrivals(g_coef, rho, dx, pop_off)
+                    _axpy(dx[0, q0 : q0 + n_post], w[a0 : a0 + n_post], coef[q, B0])
+                _pair_arrivals(g_coef, rho, dx, pop_off, q, q + 1)
             if blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
                 scal[0] = coef[q, B0] * coef[q, HS]
                 scal[1] = coef[q, B0] * coef[q, C] * (coef[q, HS] - coef[q, HM])

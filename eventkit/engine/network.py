@@ -492,9 +492,10 @@ def parse_learn_tau(spec: Mapping | None, models: Sequence[NeuronModel], dt: flo
         where = f"learn_tau.{key}"
         for m in models:
             if key not in m.learnable:
+                can = f"it can learn {list(m.learnable)}" if m.learnable else "its time constants are fixed"
                 raise ValueError(
-                    f"{where}: neuron {m.name!r} cannot learn {key!r} (it can learn "
-                    f"{list(m.learnable) or 'nothing'}). Fix: remove {where} or use neuron=lif"
+                    f"{where}: neuron {m.name!r} cannot learn {key!r} ({can}). Fix: remove {where}, or train a "
+                    "neuron model that can learn it (neuron=lif)"
                 )
         ok = isinstance(rng, Sequence) and not isinstance(rng, str) and len(rng) == 2
         lo, hi = (float(x) for x in rng) if ok and all(isinstance(x, (int, float)) for x in rng) else (math.nan,) * 2

@@ -111,3 +111,17 @@ def test_before_and_after_weight_histograms_share_their_bins(tmp_path):
     finally:
         plt.Axes.hist = real_hist
     assert len(seen) == 2 and np.array_equal(seen[0], seen[1])
+
+
+def test_learnable_time_constants_on_the_chip_neuron_are_refused_in_one_line(tmp_path):
+    """loihi_cuba's decays are the chip's fixed integers: network.learn_tau with target=loihi2
+    stops before training, in one line naming the key and the fix, and writes no results."""
+    from eventkit.plugin import run
+    from eventkit.plugin.testing import tiny_run
+
+    typed = ["target=loihi2", "target.lava=off", *tiny_run(), "network.learn_tau={tau_mem: [10, 100]}"]
+    with pytest.raises(ConfigError) as err:
+        run(compose(typed), tmp_path, explicit=typed)
+    message = str(err.value)
+    assert "learn_tau.tau_mem" in message and "its time constants are fixed" in message and "Fix:" in message
+    assert "\n" not in message and not (tmp_path / "metrics.jsonl").exists()

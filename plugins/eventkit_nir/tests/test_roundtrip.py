@@ -47,6 +47,28 @@ def test_roundtrip_gives_the_identical_network(tmp_path, yinyang_batch, conventi
     assert torch.equal(a.readout, b.readout) and torch.equal(a.counts, b.counts)
 
 
+def test_learned_time_constants_are_what_the_file_holds(tmp_path, yinyang_batch):
+    """A network whose time constants were learned (learn_tau) writes its current values, per
+    layer, and reads back as a network with those fixed values that simulates identically.
+    Catches an export that reads the models the network was built with."""
+    net = make_net(hidden=(40, 20), recurrent=(True, False), learn_tau={"tau_mem": [8.0, 60.0], "tau_syn": [1.0, 7.0]})
+    with torch.no_grad():
+        net.tau_mem0.fill_(31.5)
+        net.tau_syn1.fill_(2.25)
+    graph = nir.read(str(write_nir(net, tmp_path / "model.nir")))
+    np.testing.assert_allclose(graph.nodes["hidden0"].tau_mem, 0.0315)
+    np.testing.assert_allclose(graph.nodes["hidden1"].tau_syn, 0.00225)
+    np.testing.assert_allclose(graph.nodes["hidden1"].tau_mem, 0.020)
+    back = network_from_nir(graph, readout=SumV())
+    assert not back.learn_tau
+    for got, want in zip(back.neurons, net.neurons):
+        assert (got.tau_mem, got.tau_syn) == (want.tau_mem, want.tau_syn)
+        assert got.threshold == pytest.approx(want.threshold, rel=1e-12)  # NIR's voltage scale
+    a, b = net(yinyang_batch), back(yinyang_batch)
+    assert a.counts.sum() > 0 and torch.equal(a.counts, b.counts)
+    torch.testing.assert_close(a.readout, b.readout, rtol=1e-6, atol=0)
+
+
 def test_graph_shape_and_recurrence_cycle():
     # catches: recurrence written as anything but the hidden -> rec -> hidden cycle, a readout
     # of the wrong node type, delayed synapses not as per-neuron one-hot/weight/Delay branches

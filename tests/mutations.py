@@ -199,7 +199,8 @@ MUTATIONS = [
     Mutation(
         "app_optimizer_without_parameter_groups",
         "eventkit/running/pipeline.py",
-        'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.param_groups(network.delay_lr, network.tau_lr))',
+        'optimizer = registry.build("optimizer", plain(cfg.optimizer), '
+        "net.param_groups(network.delay_lr, network.tau_lr))",
         'optimizer = registry.build("optimizer", plain(cfg.optimizer), net.parameters())',
         ("tests/test_app.py", "-k", "delays_reports"),
         "the app's optimizer trains delays with the weights' lr and schedule (network.delay_lr ignored)",

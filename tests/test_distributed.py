@@ -83,7 +83,7 @@ def single_short(tmp_path_factory) -> dict:
     return paths
 
 
-def _spawn(tmp_path_factory, world: int, names: list | None = None) -> dict:
+def _spawn(tmp_path_factory, world: int, names: list | None = None, overrides: list = TINY) -> dict:
     """The scenarios of distributed_worker.py in ``world`` spawned gloo processes: what each reported."""
     import torch.multiprocessing as mp
 
@@ -95,7 +95,7 @@ def _spawn(tmp_path_factory, world: int, names: list | None = None) -> dict:
         sys.path.remove(str(TESTS))
     mp.start_processes(
         distributed_worker.main,
-        args=(world, _free_port(), str(root), str(report), TINY, names),
+        args=(world, _free_port(), str(root), str(report), overrides, names),
         nprocs=world,
         start_method="spawn",
         join=True,
@@ -306,3 +306,16 @@ def test_submitit_tasks_form_one_distributed_run(tmp_path):
     writes = [w for w in json.loads(Path(f"{report}1").read_text()) if "/.submitit/" not in w]
     assert [w for w in writes if w != f"os.mkdir {job}"] == [f"open {job}/eventkit.log"], writes
     assert (job / "eventkit.log").read_text().count("in each of 2 processes") == 1  # rank 0's line only
+
+
+def test_learnable_time_constants_train_the_same_in_two_processes(tmp_path_factory):
+    """network.learn_tau: the coefficient-row gradients travel with the weights' group gradients,
+    and the process whose share of the last batch is empty (65 samples in batches of 16) passes
+    them on to its time constants too: weights, time constants and Adam state equal one process's."""
+    learn = [*TINY, "network.learn_tau={tau_mem: [8, 60], tau_syn: [1, 6]}", "network.tau_lr=0.5"]
+    one = tmp_path_factory.mktemp("single-tau") / "run"
+    run(compose(learn), one)
+    two = _spawn(tmp_path_factory, 2, ["straight"], learn)
+    _assert_same_training(two["root"] / "straight", one)
+    taus, _ = load_checkpoint(one / "checkpoints" / "last.safetensors")
+    assert float(taus["model.tau_mem0"]) != 20.0 and float(taus["model.tau_syn0"]) != 5.0

@@ -280,9 +280,15 @@ class EventpropNet(nn.Module):
         names, params = self._gradient_targets()
         grads = self.backend.backward(self.plan, self._kernel_inputs(), None, None, None, None, None, reduction)
         targets = [(p.dtype, p.device) for p in params]
-        for p, g in zip(params, parameter_gradients(self.backend, names, targets, grads)):
-            if p.requires_grad:
+        rows, row_grads = [], []  # coefficient rows: expressions of the time constants
+        for (kind, _), p, g in zip(names, params, parameter_gradients(self.backend, names, targets, grads)):
+            if kind == "c":
+                rows.append(p)
+                row_grads.append(g)
+            elif p.requires_grad:
                 p.grad = g.clone() if p.grad is None else p.grad + g
+        if rows:
+            torch.autograd.backward(rows, row_grads)  # into the time constants' .grad
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [getattr(self, c.name) for c in self.topology.connections]

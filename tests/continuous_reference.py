@@ -16,9 +16,13 @@ from scipy.optimize import brentq
 
 
 class ContinuousNet:
-    def __init__(self, w_ff, w_rec, w_out, tau_mem=20.0, tau_syn=5.0, theta=1.0, duration=40.0, out_taus=None):
+    def __init__(
+        self, w_ff, w_rec, w_out, tau_mem=20.0, tau_syn=5.0, theta=1.0, duration=40.0, out_taus=None, adapt=None
+    ):
         """``out_taus``: (tau_mem, tau_syn) of the output neurons when they differ from the hidden
-        ones'."""
+        ones'; ``adapt``: (tau_adapt, adapt_step) for adaptive hidden neurons (threshold
+        theta + A, tau_adapt dA/dt = -A, A += adapt_step at each spike)."""
+        self.adapt = adapt
         self.w_ff, self.w_rec, self.w_out = (np.asarray(w, dtype=np.float64) for w in (w_ff, w_rec, w_out))
         self.tm, self.ts, self.theta, self.duration = tau_mem, tau_syn, theta, duration
         self.c = tau_syn / (tau_syn - tau_mem)
@@ -33,6 +37,17 @@ class ContinuousNet:
     def _integral(self, v, i, s):
         tm, ts, c = self.out
         return (v - c * i) * tm * (1 - math.exp(-s / tm)) + c * i * ts * (1 - math.exp(-s / ts))
+
+    def _first_adaptive_crossing(self, v0, i0, a0, span):
+        """The first s in (0, span] with V(s) - A(s) = theta: V - A is a sum of three exponentials,
+        so the first sign change is bracketed on a fine grid, then refined."""
+        f = lambda s: self._advance(v0, i0, s)[0] - a0 * math.exp(-s / self.adapt[0]) - self.theta
+        grid = np.linspace(0.0, span, 801)
+        values = [f(s) for s in grid]
+        for k in range(1, len(grid)):
+            if values[k - 1] < 0 <= values[k]:
+                return brentq(f, grid[k - 1], grid[k], xtol=1e-15, rtol=1e-15)
+        return None
 
     def _first_crossing(self, v0, i0, span):
         f = lambda s: self._advance(v0, i0, s)[0] - self.theta
@@ -58,7 +73,10 @@ class ContinuousNet:
         first, who = None, -1
         if span > 0:
             for j in range(len(v_h)):
-                s = self._first_crossing(v_h[j], i_h[j], span)
+                if self.adapt is not None:
+                    s = self._first_adaptive_crossing(v_h[j], i_h[j], self.a_h[j], span)
+                else:
+                    s = self._first_crossing(v_h[j], i_h[j], span)
                 if s is not None and (first is None or s < first):
                     first, who = s, j
         return first, who
@@ -71,6 +89,7 @@ class ContinuousNet:
         n_h, n_o = self.w_rec.shape[0], self.w_out.shape[0]
         v_h, i_h = np.zeros(n_h), np.zeros(n_h)
         v_o, i_o = np.zeros(n_o), np.zeros(n_o)
+        self.a_h = np.zeros(n_h)
         spikes = [[] for _ in range(n_h)]
         order = np.argsort(input_times, kind="stable")
         events = [(float(input_times[k]), int(input_channels[k])) for k in order]
@@ -85,9 +104,13 @@ class ContinuousNet:
                 v_o[k], i_o[k] = self._advance(v_o[k], i_o[k], step, self.out)
             for j in range(n_h):
                 v_h[j], i_h[j] = self._advance(v_h[j], i_h[j], step)
+            if self.adapt is not None:
+                self.a_h *= math.exp(-step / self.adapt[0])
             t += step
             if first is not None:
                 v_h[who] = 0.0
+                if self.adapt is not None:
+                    self.a_h[who] += self.adapt[1]
                 spikes[who].append(t)
                 i_h += self.w_rec[:, who]
                 i_o += self.w_out[:, who]

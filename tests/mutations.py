@@ -190,10 +190,27 @@ MUTATIONS = [
     Mutation(
         "tau_threshold_crossing_term_sign_flipped",
         KERNELS,
-        "g_coef[p, ALPHA] -= g_phi * (theta - v) * v * inv_d2",
-        "g_coef[p, ALPHA] += g_phi * (theta - v) * v * inv_d2",
+        "g_coef[p, ALPHA] -= g_phi * (theta - u) * v * inv_d2",
+        "g_coef[p, ALPHA] += g_phi * (theta - u) * v * inv_d2",
         ("tests/test_engine_time_constants.py", "-k", "finite_differences"),
         "the spike time's dependence on alpha (through the interpolated crossing) with the wrong sign",
+    ),
+    Mutation(
+        "alif_jump_not_decayed_over_the_rest_of_its_step",
+        KERNELS,
+        "a_state[j] += delta_a * np.exp(-(1.0 - rec_phi[r]) * h_a)",
+        "a_state[j] += delta_a",
+        ("tests/test_engine_alif.py", "-k", "weight_gradients"),
+        "the threshold's jump lands at the end of the step, while the backward pass differentiates "
+        "a jump at the spike time",
+    ),
+    Mutation(
+        "alif_adjoint_jump_without_the_crossing_term",
+        KERNELS,
+        "jump_a[j] = g_phi * (d - (theta - u) * (1.0 - rho_a)) * inv_d2 + rho_a * lam_a[j]",
+        "jump_a[j] = rho_a * lam_a[j]",
+        ("tests/test_engine_alif.py", "-k", "weight_gradients"),
+        "the spike time's dependence on the adaptation a dropped from a's adjoint",
     ),
     # ---- missed before: bug classes a planted-bug review found passing the whole fast suite
     Mutation(

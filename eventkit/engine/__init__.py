@@ -10,7 +10,7 @@
 
 from .backends import Backend, get_backend
 from .network import EngineOutput, EventpropNet, FakeQuant, Record, Simulation, spike_count_regularizer
-from .neurons import LI, LIF, Coefficients, NeuronModel
+from .neurons import ALIF, LI, LIF, Coefficients, NeuronModel
 from .readouts import ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, Readout, SumV
 from .topology import Connection, Delay, Population, Topology, parse_delays
 
@@ -30,6 +30,7 @@ __all__ = [
     "get_backend",
     "NeuronModel",
     "LIF",
+    "ALIF",
     "LI",
     "Coefficients",
     "Readout",

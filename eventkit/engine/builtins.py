@@ -1,7 +1,7 @@
 """Registers the engine's built-in neuron models and readouts through the ordinary hooks."""
 
 from ..base.hookspecs import hookimpl
-from .neurons import LI, LIF
+from .neurons import ALIF, LI, LIF
 from .readouts import READOUTS
 
 
@@ -9,6 +9,7 @@ from .readouts import READOUTS
 def register_neurons(register):
     register("lif", LIF, description="LIF, exponential current synapses, exact per-step integration")
     register("li", LI, description="non-spiking leaky integrator (readout)")
+    register("alif", ALIF, description="adaptive-threshold LIF (threshold rises at each spike, relaxes with tau_adapt)")
 
 
 @hookimpl

@@ -505,10 +505,12 @@ def parse_learn_tau(spec: Mapping | None, models: Sequence[NeuronModel], dt: flo
                 )
         ok = isinstance(rng, Sequence) and not isinstance(rng, str) and len(rng) == 2
         lo, hi = (float(x) for x in rng) if ok and all(isinstance(x, (int, float)) for x in rng) else (math.nan,) * 2
-        if not (math.isfinite(lo) and math.isfinite(hi) and dt <= lo < hi):
+        floor = dt if key.startswith("tau") else 0.0  # a time constant the grid resolves; a step > 0
+        if not (math.isfinite(lo) and math.isfinite(hi) and floor <= lo < hi and lo > 0):
+            what = f"of ms with dt={dt} <= min < max" if floor else "with 0 < min < max"
             raise ValueError(
-                f"{where}: expected a range [min, max] of ms with dt={dt} <= min < max, got {rng!r}. "
-                f"Fix: {where}=[{max(dt, 1.0):g},100]"
+                f"{where}: expected a range [min, max] {what}, got {rng!r}. "
+                f"Fix: {where}=[{max(dt, 1.0) if floor else 0.05:g},{100 if floor else 1}]"
             )
         for k, m in enumerate(models):
             init = getattr(m, key)

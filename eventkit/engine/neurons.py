@@ -45,6 +45,8 @@ class Coefficients:
     tau_mem: float
     spiking: bool
     grid: bool = False  # spikes take effect at the end of their step, as on a chip (see LoihiCUBA)
+    rho_a: float = 0.0  # threshold adaptation: a's decay over one step (ALIF; 0: no adaptation)
+    delta_a: float = 0.0  # a's jump at a spike (ALIF; 0: no adaptation)
 
     def __post_init__(self):
         if not (0.0 < self.alpha < 1.0 and 0.0 < self.beta < 1.0) or self.alpha == self.beta:
@@ -64,9 +66,17 @@ class Coefficients:
         return -math.log(self.beta)
 
     @property
+    def ha(self) -> float:
+        """-log rho_a (0 without adaptation)."""
+        return -math.log(self.rho_a) if self.rho_a > 0 else 0.0
+
+    @property
     def c(self) -> float:
         """i -> v coupling of the continuous relaxation: kappa = c (beta - alpha)."""
         return self.kappa / (self.beta - self.alpha)
+
+
+_TYPICAL = {"tau_mem": 20.0, "tau_syn": 5.0, "tau_adapt": 200.0, "adapt_step": 0.2}
 
 
 def check_positive(model: str, **values: float) -> None:
@@ -74,7 +84,7 @@ def check_positive(model: str, **values: float) -> None:
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise ValueError(
                 f"{key}: must be > 0 ({model}: a positive number{' of ms' if key.startswith('tau') else ''}), "
-                f"got {value!r}. Fix: {key}={20.0 if key == 'tau_mem' else 5.0 if key == 'tau_syn' else 1.0}"
+                f"got {value!r}. Fix: {key}={_TYPICAL.get(key, 1.0)}"
             )
 
 
@@ -195,3 +205,52 @@ class LI(NeuronModel):
 
     def differentiable_coefficients(self, dt: float, **values) -> dict:
         return _two_exponential_model(self, dt, values, math.inf)
+
+
+@dataclass(frozen=True)
+class ALIF(NeuronModel):
+    """Adaptive LIF: the LIF above with a threshold ``theta + a`` that rises by ``adapt_step`` at
+    each spike and relaxes with ``tau_adapt``::
+
+        tau_adapt dA/dt = -A,   at a spike: A -> A + adapt_step
+
+    The crossing of ``V - A`` is interpolated within the step like LIF's crossing of ``V``, and a
+    spike at the fraction ``phi`` of its step adds ``adapt_step`` decayed over the rest of the step
+    (Bellec et al. 2018's adaptive threshold, integrated exactly between spikes).
+    """
+
+    tau_mem: float = 20.0
+    tau_syn: float = 5.0
+    threshold: float = 1.0
+    tau_adapt: float = 200.0
+    adapt_step: float = 0.2
+
+    name = "alif"
+
+    def __post_init__(self):
+        check_positive(
+            "alif",
+            tau_mem=self.tau_mem,
+            tau_syn=self.tau_syn,
+            threshold=self.threshold,
+            tau_adapt=self.tau_adapt,
+            adapt_step=self.adapt_step,
+        )
+
+    def coefficients(self, dt: float) -> Coefficients:
+        _check_dt("alif", dt, tau_mem=self.tau_mem, tau_syn=self.tau_syn, tau_adapt=self.tau_adapt)
+        alpha, beta, kappa = _two_exponential(self.tau_mem, self.tau_syn, dt)
+        rho_a = math.exp(-dt / self.tau_adapt)
+        return Coefficients(alpha, beta, kappa, 1.0, self.threshold, self.tau_mem, True, False, rho_a, self.adapt_step)
+
+    learnable = ("tau_mem", "tau_syn", "tau_adapt", "adapt_step")
+
+    def differentiable_coefficients(self, dt: float, **values) -> dict:
+        import torch
+
+        tau_adapt = torch.as_tensor(values.get("tau_adapt", self.tau_adapt), dtype=torch.float64)
+        out = _two_exponential_model(self, dt, values, self.threshold)
+        out.update(
+            rho_a=torch.exp(-dt / tau_adapt), ha=dt / tau_adapt, delta_a=values.get("adapt_step", self.adapt_step)
+        )
+        return out

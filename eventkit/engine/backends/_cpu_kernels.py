@@ -76,8 +76,8 @@ from ...base.reproducible import kernel_fastmath
 _FASTMATH = kernel_fastmath()
 
 # columns of a population's coefficient row (see eventkit.engine.backends.cpu.coefficient_rows)
-ALPHA, BETA, KAPPA, B0, C, HM, HS, THETA = range(8)
-N_COEF = 8
+ALPHA, BETA, KAPPA, B0, C, HM, HS, THETA, RHO_A, HA, DELTA_A = range(11)
+N_COEF = 11
 # columns of a connection block
 PRE, POST, W_OFF, N_POST, DELAYED, LEARN_D, SUBSTEP = range(7)
 N_BLK = 7
@@ -483,6 +483,46 @@ def _rho_step(rho, lam_v, lam_i, coef, pop_off):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _adapt(a_state, rec_nrn, rec_phi, r0, r1, j0, j1, rho_a, h_a, delta_a):
+    """One step of the threshold adaptation of neurons j0..j1-1: a <- rho_a a, and a spike at phase
+    phi (records r0..r1-1) adds delta_a decayed over the rest of its step, delta_a rho_a^(1-phi)."""
+    for j in range(j0, j1):
+        a_state[j] = rho_a * a_state[j]
+    for r in range(r0, r1):
+        j = rec_nrn[r]
+        if j0 <= j < j1:
+            a_state[j] += delta_a * np.exp(-(1.0 - rec_phi[r]) * h_a)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _replay_adaptation(rec_a, rec_step, rec_nrn, rec_phi, n_rec, n_steps, coef, pop_off, n_a):
+    """rec_a[r] = a(n) of record r's neuron at the start of its step n, computed as the forward
+    pass computes it (:func:`_adapt`, the same operations in the same order)."""
+    a_state = np.zeros(n_a, dtype=rec_a.dtype)
+    r0 = 0
+    for n in range(n_steps):
+        r1 = r0
+        while r1 < n_rec and rec_step[r1] == n:
+            rec_a[r1] = a_state[rec_nrn[r1]]
+            r1 += 1
+        for p in range(pop_off.shape[0] - 1):
+            if coef[p, DELTA_A] != 0.0:
+                _adapt(
+                    a_state,
+                    rec_nrn,
+                    rec_phi,
+                    r0,
+                    r1,
+                    pop_off[p],
+                    pop_off[p + 1],
+                    coef[p, RHO_A],
+                    coef[p, HA],
+                    coef[p, DELTA_A],
+                )
+        r0 = r1
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _pop_of(j, pop_off):
     p = 0
     while pop_off[p + 1] <= j:
@@ -529,6 +569,7 @@ def _forward_one(
     v_state = np.zeros(n_tot, dtype=w.dtype)
     i_state = np.zeros(n_tot, dtype=w.dtype)
     v_adv = np.zeros(n_tot, dtype=w.dtype)
+    a_state = np.zeros(n_tot, dtype=w.dtype)  # threshold adaptation (adaptive populations)
     scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
@@ -609,20 +650,24 @@ def _forward_one(
             j0 = pop_off[p]
             j1 = pop_off[p + 1]
             _advance(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], alpha, kappa)
+            rho_a = coef[p, RHO_A]  # adaptive threshold theta + a (0 without adaptation)
             if spiking[p] != 0:
                 # most 32-neuron chunks have no neuron above threshold: test them vectorised
+                # (a >= 0, so v_adv <= theta rules out theta + a too)
                 for jc in range(j0, j1, 32):
                     je = min(jc + 32, j1)
                     if _chunk_max(v_adv[jc:je]) <= theta:
                         continue
                     for j in range(jc, je):
-                        if v_adv[j] > theta:
+                        a_adv = rho_a * a_state[j]
+                        if v_adv[j] - a_adv > theta:
                             v = v_state[j]
                             cur = i_state[j]
-                            if v >= theta:
+                            u = v - a_state[j]
+                            if u >= theta:
                                 phi = 0.0
                             else:
-                                phi = (theta - v) / (v_adv[j] - v)
+                                phi = (theta - u) / ((v_adv[j] - a_adv) - u)
                             if nr >= cap:
                                 overflow[b] = 1
                                 n_rec[b] = nr
@@ -642,6 +687,8 @@ def _forward_one(
                             else:
                                 counts[b, j] += 1.0
             _commit(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], beta)
+            if coef[p, DELTA_A] != 0.0:
+                _adapt(a_state, rec_nrn[b], rec_phi[b], step_start, nr, j0, j1, rho_a, coef[p, HA], coef[p, DELTA_A])
         # 3. deliver the spikes of step n at (n+1) h
         p_out = _row(n + 1, first, stride)
         for r in range(step_start, nr):
@@ -831,6 +878,19 @@ def _backward_one(
         j = rec_nrn[b, r]
         if j >= o0 and first_rec[j - o0] < 0:
             first_rec[j - o0] = r
+    # threshold adaptation: a(n) at every spike, replayed as the forward pass computed it, and
+    # its adjoint lam_a
+    any_adapt = False
+    for p in range(n_pop):
+        if coef[p, DELTA_A] != 0.0:
+            any_adapt = True
+    n_a = n_tot if any_adapt else 1
+    lam_a = np.zeros(n_a, dtype=w.dtype)
+    jump_a = np.zeros(n_a, dtype=w.dtype)
+    sig = np.zeros(n_a if learn_coef else 1, dtype=w.dtype)
+    rec_a = np.zeros(max(n_rec[b], 1) if any_adapt else 1, dtype=w.dtype)
+    if any_adapt:
+        _replay_adaptation(rec_a, rec_step[b], rec_nrn[b], rec_phi[b], n_rec[b], n_steps, coef, pop_off, n_a)
     r = n_rec[b] - 1
     ip = in_off[b + 1] - 1
     for n in range(n_steps - 1, -1, -1):
@@ -974,21 +1034,38 @@ def _backward_one(
             if j >= o0:
                 if first_rec[j - o0] == s:
                     g_phi += g_tfirst[b, j - o0]
+            # threshold adaptation a (0 without): the crossing of u = v - a, u_adv = v_adv - rho_a a
+            rho_a = coef[p, RHO_A]
+            adaptive = coef[p, DELTA_A] != 0.0
+            a_j = rec_a[s] if adaptive else rec_a[0] * 0
+            if adaptive:  # the jump delta_a rho_a^(1-phi) of a(n+1)
+                e_a = np.exp(-(1.0 - phi_act) * coef[p, HA])
+                g_phi += lam_a[j] * coef[p, DELTA_A] * coef[p, HA] * e_a
+                if learn_coef:  # the jump at fixed phi; it enters a(n+1), which pairs with sig(n+1)
+                    g_coef[p, DELTA_A] += lam_a[j] * e_a
+                    g_coef[p, HA] -= lam_a[j] * (1.0 - phi_act) * coef[p, DELTA_A] * e_a
+                    g_coef[p, RHO_A] += sig[j] * coef[p, DELTA_A] * e_a
             if phi > 0.0:
                 v_adv = alpha * v + kappa * cur
-                d = v_adv - v
+                u = v - a_j
+                d = (v_adv - rho_a * a_j) - u
                 inv_d2 = 1.0 / (d * d)
-                dphi_dv = (-d - (theta - v) * (alpha - 1.0)) * inv_d2
-                dphi_di = -(theta - v) * kappa * inv_d2
+                dphi_dv = (-d - (theta - u) * (alpha - 1.0)) * inv_d2
+                dphi_di = -(theta - u) * kappa * inv_d2
                 jump_v[j] = g_phi * dphi_dv
                 jump_i[j] = g_phi * dphi_di + restart * lam_v[j] + beta * lam_i[j]
-                if learn_coef:  # phi = (theta - v) / (alpha v + kappa i - v)
+                if adaptive:
+                    jump_a[j] = g_phi * (d - (theta - u) * (1.0 - rho_a)) * inv_d2 + rho_a * lam_a[j]
+                if learn_coef:  # phi = (theta - u) / (alpha v + kappa i - rho_a a - u)
                     g_coef[p, THETA] += g_phi / d
-                    g_coef[p, ALPHA] -= g_phi * (theta - v) * v * inv_d2
-                    g_coef[p, KAPPA] -= g_phi * (theta - v) * cur * inv_d2
+                    g_coef[p, RHO_A] += g_phi * (theta - u) * a_j * inv_d2
+                    g_coef[p, ALPHA] -= g_phi * (theta - u) * v * inv_d2
+                    g_coef[p, KAPPA] -= g_phi * (theta - u) * cur * inv_d2
             else:
                 jump_v[j] = 0.0
                 jump_i[j] = restart * lam_v[j] + beta * lam_i[j]
+                if adaptive:
+                    jump_a[j] = rho_a * lam_a[j]
             if j < o0:
                 # spike-count regulariser (mlGeNN convention): a kick to lam_v at each spike
                 jump_v[j] += tau_mem[p] * g_counts[b, j]
@@ -1013,10 +1090,19 @@ def _backward_one(
             beta = coef[p, BETA]
             kappa = coef[p, KAPPA]
             _adjoint_step(lam_v[pop_off[p] : pop_off[p + 1]], lam_i[pop_off[p] : pop_off[p + 1]], alpha, beta, kappa)
+        if any_adapt:  # a(n+1) = rho_a a(n) (+ the jumps): lam_a and its rho_a-sensitivity sig step back
+            for p in range(n_pop):
+                if coef[p, DELTA_A] != 0.0:
+                    for j in range(pop_off[p], pop_off[p + 1]):
+                        if learn_coef:
+                            sig[j] = coef[p, RHO_A] * sig[j] + lam_a[j]
+                        lam_a[j] = coef[p, RHO_A] * lam_a[j]
         for s in range(r + 1, r_hi + 1):
             j = rec_nrn[b, s]
             lam_v[j] = jump_v[j]
             lam_i[j] = jump_i[j]
+            if any_adapt:
+                lam_a[j] = jump_a[j]
         # input spikes of step n were added to i at n h
         i1 = ip
         while ip >= in_off[b] and in_step[ip] == n:

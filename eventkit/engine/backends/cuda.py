@@ -161,6 +161,12 @@ class CudaBackend:
         """``threads``: the block size (a power of two <= 1024; default: the smallest power of two
         covering the largest population, at least 32 and at most 256; 4 in the simulator)."""
         host = self._host.plan(topology, dt, n_steps, max_spikes=max_spikes, n_groups=n_groups)
+        adaptive = [p.model.name for p, row in zip(topology.populations, host.coef) if row[K.DELTA_A] != 0]
+        if adaptive:
+            raise ValueError(
+                f"neuron {adaptive[0]!r}: the threshold adaptation runs on the CPU backend only so far. "
+                "Fix: trainer.device=cpu"
+            )
         if threads is None:  # the simulator runs a Python thread per CUDA thread: few of them
             widest = max(p.size for p in topology.populations)
             threads = 4 if self._arrays.sim else min(256, max(32, 1 << (widest - 1).bit_length()))

@@ -128,3 +128,33 @@ def test_ssc_delays_on_loihi2_end_to_end_on_files_in_the_ssc_layout(tmp_path):
         delay = f["layer/1/delay"][()]
         assert delay.shape == (48, 700) and 0 <= delay.min() and delay.max() <= 62
     assert "## Notices" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_shd_alif_trains_adaptive_neurons_and_their_constants(tmp_path):
+    """experiment=shd_alif end to end (on SHD-shaped generated data: the recipe's network and
+    training, no download): ALIF hidden neurons fire, and tau_mem, tau_syn, tau_adapt and
+    adapt_step train (they move and stay in their ranges)."""
+    from safetensors.numpy import load_file
+
+    cfg = compose(
+        [
+            "+experiment=shd_alif",
+            "dataset=synthetic_kws",
+            "dataset.n_train=64",
+            "dataset.n_test=32",
+            "dataset.augment=[]",
+            "network.hidden=48",
+            "network.regularizer.strength=2.5e-10",
+            "trainer.batch_size=16",
+        ]
+    )
+    assert cfg.neuron.name == "alif" and set(cfg.network.learn_tau) == {"tau_mem", "tau_syn", "tau_adapt", "adapt_step"}
+    summary = run(_tiny(cfg), tmp_path / "run")
+    assert summary["test_accuracy"] is not None
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert '"silent_neurons": 48,' not in rows[0]
+    weights = load_file(str(tmp_path / "run" / "checkpoints" / "last.safetensors"))
+    for key, start in (("tau_mem", 20.0), ("tau_syn", 5.0), ("tau_adapt", 200.0), ("adapt_step", 0.2)):
+        value = float(weights[f"model.{key}0"])
+        lo, hi = cfg.network.learn_tau[key]
+        assert value != start and lo <= value <= hi, (key, value)

@@ -16,7 +16,7 @@ def test_help_lists_groups_including_plugin_options():
     out = run("--help")
     assert out.returncode == 0, out.stderr
     for line in (
-        "neuron: lif",
+        "neuron: alif, lif",
         "optimizer: adam, adamw, sgd",
         "scheduler: constant, cosine, warmup_ema_halving",
         "logger: none",

@@ -66,7 +66,10 @@ KINDS = {
 #: distribution to install. The core imports none of them; a test checks this table against what
 #: the installed plugins register.
 BUILTIN_PLUGINS: dict[str, dict[str, tuple[str, ...]]] = {
-    "eventkit-tonic": {"dataset": ("shd", "ssc"), "experiment": ("shd", "shd_delays", "shd_fast", "ssc", "ssc_delays")},
+    "eventkit-tonic": {
+        "dataset": ("shd", "ssc"),
+        "experiment": ("shd", "shd_alif", "shd_delays", "shd_fast", "ssc", "ssc_delays"),
+    },
     "eventkit-loihi2": {"target": ("loihi2",), "neuron": ("loihi_cuba", "loihi_li")},
     "eventkit-wandb": {"logger": ("wandb",)},
     "eventkit-nir": {"target": ("nir",), "network_format": (".nir",)},

@@ -889,6 +889,7 @@ def _backward_one(
     jump_a = np.zeros(n_a, dtype=w.dtype)
     sig = np.zeros(n_a if learn_coef else 1, dtype=w.dtype)
     rec_a = np.zeros(max(n_rec[b], 1) if any_adapt else 1, dtype=w.dtype)
+    a_zero = np.zeros(1, dtype=w.dtype)[0]  # a of a neuron without adaptation, in the weights' precision
     if any_adapt:
         _replay_adaptation(rec_a, rec_step[b], rec_nrn[b], rec_phi[b], n_rec[b], n_steps, coef, pop_off, n_a)
     r = n_rec[b] - 1
@@ -1037,7 +1038,7 @@ def _backward_one(
             # threshold adaptation a (0 without): the crossing of u = v - a, u_adv = v_adv - rho_a a
             rho_a = coef[p, RHO_A]
             adaptive = coef[p, DELTA_A] != 0.0
-            a_j = rec_a[s] if adaptive else rec_a[0] * 0
+            a_j = rec_a[s] if adaptive else a_zero
             if adaptive:  # the jump delta_a rho_a^(1-phi) of a(n+1)
                 e_a = np.exp(-(1.0 - phi_act) * coef[p, HA])
                 g_phi += lam_a[j] * coef[p, DELTA_A] * coef[p, HA] * e_a

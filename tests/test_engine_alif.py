@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from continuous_reference import ContinuousNet
+from engine_cases import CHANNELS, DURATION, LABEL, TIMES, assert_scalar_gradients_match, reference_case
 from eventkit.data import from_samples
-from eventkit.engine import ALIF, LI, LIF, EventpropNet, ExpWeightedMeanV, MeanV
+from eventkit.engine import ALIF, LI, LIF, EventpropNet, ExpWeightedMeanV
 from eventkit.plugin.testing import finite_difference_check, random_data
 
 LEARN = {"tau_mem": [8.0, 60.0], "tau_syn": [1.0, 7.0], "tau_adapt": [5.0, 300.0], "adapt_step": [0.01, 2.0]}
@@ -61,23 +62,9 @@ def test_learnable_time_constants_and_adaptation_step_match_finite_differences()
     assert [n for n, p in net.named_parameters() if any(p is q for q in params)] == [
         f"{key}{k}" for k in range(2) for key in LEARN
     ]
-    for p in params:
-        h, values = 1e-7 * p.item(), []
-        with torch.no_grad():
-            for sign in (1, -1):
-                p += sign * h
-                lo, c = loss()
-                p -= sign * h
-                assert c == counts, "the perturbation changed a spike count"
-                values.append(lo.item())
-        fd = (values[0] - values[1]) / (2 * h)
-        assert abs(fd) > 1e-6
-        assert abs(p.grad.item() - fd) <= 1e-3 * abs(fd), (p.grad.item(), fd)
+    assert_scalar_gradients_match(params, loss, counts, 1e-6)
 
 
-DURATION = 40.0
-TIMES = np.array([0, 1, 2, 3, 5, 6, 8, 10, 11, 14, 15, 19, 22, 25, 28], dtype=float)
-CHANNELS = np.array([0, 1, 2, 3, 0, 2, 1, 3, 0, 1, 2, 0, 3, 1, 2])
 TAU_ADAPT, STEP = 15.0, 0.3
 
 
@@ -89,7 +76,7 @@ def _weights():
 def _continuous_loss(w, tau_adapt=TAU_ADAPT, step=STEP):
     net = ContinuousNet(w["ff0"], w["rec0"], w["out"], duration=DURATION, adapt=(tau_adapt, step))
     mean_v, spikes = net.run(TIMES, CHANNELS)
-    return F.cross_entropy(torch.tensor(mean_v)[None], torch.tensor([1])).item(), [len(s) for s in spikes]
+    return F.cross_entropy(torch.tensor(mean_v)[None], torch.tensor([LABEL])).item(), [len(s) for s in spikes]
 
 
 def _continuous_gradient(w, eps=1e-6):
@@ -118,27 +105,14 @@ def _continuous_gradient(w, eps=1e-6):
 
 
 def _engine_gradient(w, dt):
-    n_steps = int(round(DURATION / dt))
-    data = from_samples(
-        [(np.round(TIMES / dt).astype(int), CHANNELS)], [1], n_channels=4, n_steps=n_steps, dt=dt, n_classes=2
-    )
-    net = EventpropNet(
-        4,
-        2,
-        hidden=5,
-        recurrent=True,
+    net, data = reference_case(
+        dt,
+        w,
         neuron=ALIF(tau_adapt=TAU_ADAPT, adapt_step=STEP),
-        readout=MeanV(),
-        dt=dt,
-        n_steps=n_steps,
-        dtype=torch.float64,
         learn_tau={"tau_adapt": [5.0, 50.0], "adapt_step": [0.05, 1.0]},
     )
-    with torch.no_grad():
-        for name, arr in w.items():
-            getattr(net, name).copy_(torch.tensor(arr))
     out = net(data)
-    F.cross_entropy(out.readout, torch.tensor([1])).backward()
+    F.cross_entropy(out.readout, torch.tensor([LABEL])).backward()
     flat = [getattr(net, name).grad.numpy().ravel() for name in sorted(w)]
     flat.append(np.array([net.tau_adapt0.grad.item(), net.adapt_step0.grad.item()]))
     return np.concatenate(flat), out.counts.reshape(-1).tolist()

@@ -5,13 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from continuous_reference import ContinuousNet
+from engine_cases import CHANNELS, DURATION, LABEL, TIMES, reference_case
 from eventkit.data import from_samples
 from eventkit.engine import EventpropNet, MeanV
-
-DURATION = 40.0
-TIMES = np.array([0, 1, 2, 3, 5, 6, 8, 10, 11, 14, 15, 19, 22, 25, 28], dtype=float)
-CHANNELS = np.array([0, 1, 2, 3, 0, 2, 1, 3, 0, 1, 2, 0, 3, 1, 2])
-LABEL = 1
 
 
 def weights():
@@ -45,13 +41,7 @@ def continuous_gradient(w, eps=1e-6):
 
 
 def engine_gradient(w, dt):
-    n_steps = int(round(DURATION / dt))
-    steps = np.round(TIMES / dt).astype(int)
-    data = from_samples([(steps, CHANNELS)], [LABEL], n_channels=4, n_steps=n_steps, dt=dt, n_classes=2)
-    net = EventpropNet(4, 2, hidden=5, recurrent=True, readout=MeanV(), dt=dt, n_steps=n_steps, dtype=torch.float64)
-    with torch.no_grad():
-        for name, arr in w.items():
-            getattr(net, name).copy_(torch.tensor(arr))
+    net, data = reference_case(dt, w)
     out = net(data)
     F.cross_entropy(out.readout, torch.tensor([LABEL])).backward()
     counts = out.counts.reshape(-1).tolist()

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from continuous_reference import ContinuousNet
-from eventkit.data import from_samples
-from eventkit.engine import LI, LIF, EventpropNet, ExpWeightedMeanV, FirstSpike, MeanV
+from engine_cases import CHANNELS, DURATION, LABEL, TIMES, assert_scalar_gradients_match, reference_case
+from eventkit.engine import LI, LIF, EventpropNet, ExpWeightedMeanV, FirstSpike
 from eventkit.plugin.testing import checkpoint_test_accuracy, random_data, run_cli, tiny_run
 from eventkit.rundir.checkpoints import load_checkpoint
 from eventkit.rundir.layout import LAST
@@ -54,19 +54,7 @@ def test_time_constant_gradients_match_finite_differences(readout):
     loss.backward()
     params = net.time_constant_parameters()
     assert len(params) == 4
-    for p in params:
-        h = 1e-7 * p.item()
-        values = []
-        with torch.no_grad():
-            for sign in (1, -1):
-                p += sign * h
-                lo, c = loss_and_counts(net, data, labels)
-                p -= sign * h
-                assert c == counts, "the perturbation changed a spike count"
-                values.append(lo.item())
-        fd = (values[0] - values[1]) / (2 * h)
-        assert abs(fd) > 1e-5
-        assert abs(p.grad.item() - fd) <= 1e-3 * abs(fd), (p.grad.item(), fd)
+    assert_scalar_gradients_match(params, lambda: loss_and_counts(net, data, labels), counts, 1e-5)
 
 
 def test_learning_time_constants_leaves_the_other_gradients_and_the_simulation_unchanged():
@@ -88,11 +76,6 @@ def test_learning_time_constants_leaves_the_other_gradients_and_the_simulation_u
         assert torch.equal(a, b)
 
 
-DURATION = 40.0
-TIMES = np.array([0, 1, 2, 3, 5, 6, 8, 10, 11, 14, 15, 19, 22, 25, 28], dtype=float)
-CHANNELS = np.array([0, 1, 2, 3, 0, 2, 1, 3, 0, 1, 2, 0, 3, 1, 2])
-
-
 def _weights():
     rng = np.random.default_rng(4)
     return dict(ff0=rng.normal(1.0, 0.4, (5, 4)), rec0=rng.normal(0.0, 0.3, (5, 5)), out=rng.normal(0.0, 1.0, (2, 5)))
@@ -101,30 +84,17 @@ def _weights():
 def _continuous_loss(w, tau_mem, tau_syn):
     net = ContinuousNet(w["ff0"], w["rec0"], w["out"], tau_mem, tau_syn, duration=DURATION, out_taus=(20.0, 5.0))
     mean_v, spikes = net.run(TIMES, CHANNELS)
-    return F.cross_entropy(torch.tensor(mean_v)[None], torch.tensor([1])).item(), [len(s) for s in spikes]
+    return F.cross_entropy(torch.tensor(mean_v)[None], torch.tensor([LABEL])).item(), [len(s) for s in spikes]
 
 
 def _engine_gradient(w, tau_mem, tau_syn, dt):
-    n_steps = int(round(DURATION / dt))
-    data = from_samples(
-        [(np.round(TIMES / dt).astype(int), CHANNELS)], [1], n_channels=4, n_steps=n_steps, dt=dt, n_classes=2
-    )
-    net = EventpropNet(
-        4,
-        2,
-        hidden=5,
-        recurrent=True,
+    net, data = reference_case(
+        dt,
+        w,
         neuron=LIF(tau_mem=tau_mem, tau_syn=tau_syn),
-        readout=MeanV(),
-        dt=dt,
-        n_steps=n_steps,
-        dtype=torch.float64,
         learn_tau={"tau_mem": [10.0, 40.0], "tau_syn": [dt, 8.0]},
     )
-    with torch.no_grad():
-        for name, arr in w.items():
-            getattr(net, name).copy_(torch.tensor(arr))
-    F.cross_entropy(net(data).readout, torch.tensor([1])).backward()
+    F.cross_entropy(net(data).readout, torch.tensor([LABEL])).backward()
     return np.array([net.tau_mem0.grad.item(), net.tau_syn0.grad.item()])
 
 

@@ -125,7 +125,14 @@ def _two_exponential_torch(tau_mem, tau_syn, dt: float) -> dict:
 def _two_exponential_model(model, dt: float, values: dict, theta: float) -> dict:
     """The coefficients of a LIF-family ``model`` whose time constants ``values`` override."""
     taus = {"tau_mem": model.tau_mem, "tau_syn": model.tau_syn, **values}
-    return dict(_two_exponential_torch(taus["tau_mem"], taus["tau_syn"], dt), b0=1.0, theta=theta)
+    return dict(
+        _two_exponential_torch(taus["tau_mem"], taus["tau_syn"], dt),
+        b0=1.0,
+        theta=theta,
+        rho_a=0.0,
+        ha=0.0,
+        delta_a=0.0,
+    )
 
 
 @dataclass(frozen=True)

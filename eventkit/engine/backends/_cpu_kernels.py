@@ -420,7 +420,7 @@ def _arrival_coef_grads(g_coef, q, lam_i, lam_v, w, dx_i, dx_v, b0, c, bs, am, p
     """An undelayed spike's arrivals in population q, i += w b0 bs, v += w b0 c (bs - am) with
     bs = exp(-(1 - phi) hs), am = exp(-(1 - phi) hm), differentiated at fixed phi; the arrivals
     are also added to ``dx`` (they pair with rho at their grid time)."""
-    s_i = w[0] * 0  # sums in the weights' precision (keeps the loop SIMD)
+    s_i = w[0] * 0  # float64 sums (an integer literal makes numba promote a float32 scalar)
     s_v = w[0] * 0
     a_i = w[0] * 0 + b0 * bs
     a_v = w[0] * 0 + b0 * c * (bs - am)
@@ -854,8 +854,8 @@ def _backward_one(
     delayed = n_slots > 0
     sub = np.empty((4, n_tot), dtype=w.dtype)  # _adjoint_spike's factors (weights' precision)
     pos = np.empty(n_tot, dtype=np.uint64)
-    # coefficient gradients (``gw`` longer than ``w``; see the module docstring, "Coefficient
-    # gradients"): float64 sensitivities rho of (alpha, kappa, beta), (v, i) each, per neuron
+    # coefficient gradients (``gw`` longer than ``w``; docs/engine.md, "Learnable time constants"):
+    # sensitivities rho of (alpha, kappa, beta), (v, i) each, per neuron, in the weights' precision
     learn_coef = gw.shape[0] > w.shape[0]
     n_c = n_tot if learn_coef else 1
     rho = np.zeros((6, n_c), dtype=w.dtype)

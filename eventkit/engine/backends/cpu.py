@@ -20,8 +20,7 @@ def coefficient_row(c: Coefficients) -> list[float]:
     row = [0.0] * K.N_COEF
     row[K.ALPHA], row[K.BETA], row[K.KAPPA], row[K.B0] = c.alpha, c.beta, c.kappa, c.b0
     row[K.C], row[K.HM], row[K.HS], row[K.THETA] = c.c, c.hm, c.hs, c.theta
-    row[K.RHO_A], row[K.DELTA_A] = getattr(c, "rho_a", 0.0), getattr(c, "delta_a", 0.0)
-    row[K.HA] = getattr(c, "ha", 0.0)
+    row[K.RHO_A], row[K.HA], row[K.DELTA_A] = c.rho_a, c.ha, c.delta_a
     return row
 
 

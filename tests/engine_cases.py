@@ -1,0 +1,50 @@
+"""Cases shared by the engine's gradient tests: the small input pattern the continuous-time
+references run, the engine network and data that match them, and the central-difference check
+of scalar parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from eventkit.data import from_samples
+from eventkit.engine import EventpropNet, MeanV
+
+DURATION = 40.0
+TIMES = np.array([0, 1, 2, 3, 5, 6, 8, 10, 11, 14, 15, 19, 22, 25, 28], dtype=float)
+CHANNELS = np.array([0, 1, 2, 3, 0, 2, 1, 3, 0, 1, 2, 0, 3, 1, 2])
+LABEL = 1
+
+
+def reference_case(dt: float, weights: dict, **net_options):
+    """(net, data): the references' 4 -> 5 recurrent -> 2 network (mean_v readout, float64) at
+    ``dt`` with ``weights`` copied in, and the input pattern on its grid."""
+    n_steps = int(round(DURATION / dt))
+    steps = np.round(TIMES / dt).astype(int)
+    data = from_samples([(steps, CHANNELS)], [LABEL], n_channels=4, n_steps=n_steps, dt=dt, n_classes=2)
+    net = EventpropNet(
+        4, 2, hidden=5, recurrent=True, readout=MeanV(), dt=dt, n_steps=n_steps, dtype=torch.float64, **net_options
+    )
+    with torch.no_grad():
+        for name, arr in weights.items():
+            getattr(net, name).copy_(torch.tensor(arr))
+    return net, data
+
+
+def assert_scalar_gradients_match(params, loss_and_counts, counts: float, min_fd: float) -> None:
+    """Every scalar parameter's ``.grad`` against a central difference (step 1e-7 relative) of
+    ``loss_and_counts() -> (loss, spike count)``: relative error <= 1e-3, the spike count
+    unchanged by each perturbation, and ``|fd| > min_fd``."""
+    for p in params:
+        h = 1e-7 * p.item()
+        values = []
+        with torch.no_grad():
+            for sign in (1, -1):
+                p += sign * h
+                lo, c = loss_and_counts()
+                p -= sign * h
+                assert c == counts, "the perturbation changed a spike count"
+                values.append(lo.item())
+        fd = (values[0] - values[1]) / (2 * h)
+        assert abs(fd) > min_fd
+        assert abs(p.grad.item() - fd) <= 1e-3 * abs(fd), (p.grad.item(), fd)

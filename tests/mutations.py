@@ -188,6 +188,14 @@ MUTATIONS = [
         "the propagator's kappa term of the time-constant gradient dropped (kappa depends on both taus)",
     ),
     Mutation(
+        "tau_input_arrival_gain_term_dropped",
+        KERNELS,
+        "g_coef[q, B0] += _dot(w[a0 : a0 + n_post], lam)",
+        "g_coef[q, B0] += 0.0 * _dot(w[a0 : a0 + n_post], lam)",
+        ("plugins/eventkit_loihi2/tests/test_loihi_cuba_neuron.py", "-k", "unrounded"),
+        "an input spike's b0 term of the time-constant gradient dropped (loihi_cuba's b0 = dv / beta)",
+    ),
+    Mutation(
         "tau_threshold_crossing_term_sign_flipped",
         KERNELS,
         "g_coef[p, ALPHA] -= g_phi * (theta - u) * v * inv_d2",

@@ -5,6 +5,7 @@ Function (:mod:`eventkit.engine.autograd`)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
@@ -528,6 +529,14 @@ def parse_learn_tau(spec: Mapping | None, models: Sequence[NeuronModel], dt: flo
                 f"learn_tau: tau_mem in [{m_lo:g}, {m_hi:g}] and tau_syn in [{s_lo:g}, {s_hi:g}] ms may meet, where "
                 "the exact propagator divides by tau_syn - tau_mem. Fix: give them ranges that do not overlap"
             )
+        for corner in itertools.product(*(((key, lo), (key, hi)) for key, (lo, hi) in out.items())):
+            try:  # the model's own limits (a chip's integer decays, say) at every corner of the ranges
+                replace(m, **dict(corner)).coefficients(dt)
+            except ValueError as err:
+                at = ", ".join(f"{key}={value:g}" for key, value in corner)
+                raise ValueError(
+                    f"learn_tau: neuron {m.name!r} at {at} (a corner of the ranges): {err}. Fix: narrow the ranges"
+                ) from None
     return out
 
 

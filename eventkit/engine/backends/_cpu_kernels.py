@@ -117,6 +117,15 @@ def _adjoint_step(lam_v, lam_i, alpha, beta, kappa):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _dot(x, y):
+    """sum_t x[t] y[t], summed in float64."""
+    acc = 0.0
+    for t in range(x.shape[0]):
+        acc += x[t] * y[t]
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _chunk_max(x):
     m = x[0]
     for t in range(1, x.shape[0]):
@@ -1124,10 +1133,11 @@ def _backward_one(
             for s in range(ip + 1, i1 + 1):
                 a0 = w0 + in_ch[s] * n_post
                 _axpy(gw[a0 : a0 + n_post], lam, coef[q, B0])
-            if learn_coef and i1 > ip:  # input arrivals at n h pair with rho(n)
+            if learn_coef and i1 > ip:  # input arrivals i += w b0 at n h: their b0 term; they pair with rho(n)
                 for s in range(ip + 1, i1 + 1):
                     a0 = w0 + in_ch[s] * n_post
                     _axpy(dx[0, q0 : q0 + n_post], w[a0 : a0 + n_post], coef[q, B0])
+                    g_coef[q, B0] += _dot(w[a0 : a0 + n_post], lam)
                 _pair_arrivals(g_coef, rho, dx, pop_off, q, q + 1)
             if blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
                 scal[0] = coef[q, B0] * coef[q, HS]

@@ -7,7 +7,7 @@ engine's kernels read, nothing more; the engine knows nothing about Loihi.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eventkit.plugin import Coefficients, NeuronModel, check_positive
 from eventkit_loihi2.quantize import DECAY_UNITY, cuba_decays
@@ -41,6 +41,11 @@ class LoihiCUBA(NeuronModel):
     it equals the chip when every spike has ``phi = 1`` and its gradient is exact (tested against
     finite differences).
     ``spiking=False`` gives the chip's non-spiking readout compartment.
+
+    ``tau_mem`` and ``tau_syn`` may be learned (``network.learn_tau``): the forward pass always runs
+    the chip's integer decays of the current values, and the gradient passes the rounding to
+    4096ths straight through (quantisation-aware, like the weights under ``target.qat``), so the
+    trained time constants deploy as the layers' iDecay / vDecay.
     """
 
     tau_mem: float = 20.0
@@ -69,6 +74,35 @@ class LoihiCUBA(NeuronModel):
             raise ValueError("loihi_cuba: tau_mem and tau_syn round to the same chip decay; make them differ")
         return i_decay, v_decay
 
+    learnable = ("tau_mem", "tau_syn")
+
+    def differentiable_coefficients(self, dt: float, **values) -> dict:
+        """:meth:`coefficients` as torch expressions of the time constants: each decay is the
+        chip's integer over 4096 in value and ``1 - exp(-dt / tau)`` in its derivative."""
+        import torch
+
+        taus = {"tau_mem": self.tau_mem, "tau_syn": self.tau_syn, **values}
+        values = {k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in taus.items()}
+        i_decay, v_decay = replace(self, **values).decays(dt)
+        du, dv = (
+            _straight_through(torch.as_tensor(taus[key], dtype=torch.float64), dt, chip)
+            for key, chip in (("tau_syn", i_decay), ("tau_mem", v_decay))
+        )
+        beta, alpha = 1.0 - du, 1.0 - dv
+        return dict(
+            alpha=alpha,
+            beta=beta,
+            kappa=beta,
+            b0=dv / beta,
+            c=beta / (beta - alpha),
+            hm=-torch.log(alpha),
+            hs=-torch.log(beta),
+            theta=self.threshold if self.spiking else math.inf,
+            rho_a=0.0,
+            ha=0.0,
+            delta_a=0.0,
+        )
+
     def gain(self, dt: float) -> float:
         """g = vDecay / 4096: float input gain (see the class docstring)."""
         return self.decays(dt)[1] / DECAY_UNITY
@@ -90,3 +124,12 @@ class LoihiCUBA(NeuronModel):
             self.spiking,
             grid=self.timing == "grid",
         )
+
+
+def _straight_through(tau, dt: float, chip: int):
+    """``chip / 4096`` in value, ``d(1 - exp(-dt / tau))/dtau`` in gradient (``tau``: a torch
+    scalar)."""
+    import torch
+
+    smooth = 1.0 - torch.exp(-dt / tau)
+    return smooth + (chip / DECAY_UNITY - smooth).detach()

@@ -19,7 +19,7 @@ EXPERIMENTS = {
     "ssc_delays": [],
 }
 #: experiments whose neuron model the chip cannot run, with what the refusal names
-OFF_CHIP = {"shd_alif": "neuron=alif"}
+OFF_CHIP = {"shd_alif": "neuron=alif", "synthetic_kws_alif": "neuron=alif"}
 
 
 def test_the_table_lists_every_shipped_experiment():
@@ -127,15 +127,39 @@ def test_before_and_after_weight_histograms_share_their_bins(tmp_path):
     assert len(seen) == 2 and np.array_equal(seen[0], seen[1])
 
 
-def test_learnable_time_constants_on_the_chip_neuron_are_refused_in_one_line(tmp_path):
-    """loihi_cuba's decays are the chip's fixed integers: network.learn_tau with target=loihi2
-    stops before training, in one line naming the key and the fix, and writes no results."""
+def test_learned_time_constants_deploy_as_the_layers_chip_decays(tmp_path):
+    """network.learn_tau with target=loihi2 trains loihi_cuba's time constants (QAT on) and the
+    NetX file carries each layer's iDecay / vDecay of the learned values. Fails if the export
+    reads the configured time constants instead of the trained ones."""
+    from eventkit.plugin import run
+    from eventkit.plugin.testing import tiny_run
+    from eventkit.rundir.checkpoints import load_checkpoint
+    from eventkit.rundir.layout import BEST
+    from eventkit_loihi2.netx import read_netx
+    from eventkit_loihi2.quantize import cuba_decays
+
+    learn = ["network.learn_tau={tau_mem: [10, 100], tau_syn: [1, 9]}", "network.tau_lr=2.0"]
+    typed = ["target=loihi2", "target.lava=off", *tiny_run(epochs=2), *learn]
+    run(compose(typed), tmp_path, explicit=typed)
+    tensors, _ = load_checkpoint(tmp_path / "checkpoints" / BEST)  # the checkpoint that deploys
+    tau_mem, tau_syn = float(tensors["model.tau_mem0"]), float(tensors["model.tau_syn0"])
+    cfg = compose(typed)
+    dt = float(cfg.dataset.dt)
+    learned = cuba_decays(tau_syn, tau_mem, dt)
+    assert learned != cuba_decays(cfg.neuron.tau_syn, cfg.neuron.tau_mem, dt)  # training moved them
+    chip = read_netx(tmp_path / "deploy" / "loihi2" / "model.net", dt=dt)
+    assert (chip.layers[0].i_decay, chip.layers[0].v_decay) == learned
+
+
+def test_a_learn_tau_range_the_chip_cannot_hold_is_refused_in_one_line(tmp_path):
+    """A range whose end gives a chip decay outside 1..4095 stops before training, naming the
+    key's corner and the fix, and writes no results."""
     from eventkit.plugin import run
     from eventkit.plugin.testing import tiny_run
 
-    typed = ["target=loihi2", "target.lava=off", *tiny_run(), "network.learn_tau={tau_mem: [10, 100]}"]
+    typed = ["target=loihi2", "target.lava=off", *tiny_run(), "network.learn_tau={tau_mem: [10, 100000]}"]
     with pytest.raises(ConfigError) as err:
         run(compose(typed), tmp_path, explicit=typed)
     message = str(err.value)
-    assert "learn_tau.tau_mem" in message and "its time constants are fixed" in message and "Fix:" in message
+    assert "learn_tau" in message and "tau_mem=100000" in message and "chip decay" in message and "Fix:" in message
     assert "\n" not in message and not (tmp_path / "metrics.jsonl").exists()

@@ -1,5 +1,8 @@
 """The loihi_cuba engine neuron: chip dynamics in float, exact gradients of its relaxation."""
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
@@ -108,6 +111,90 @@ def test_grid_timing_learns():
         generator=torch.Generator().manual_seed(0),
     )
     assert train_until(net, train, test, max_epochs=20) >= 0.95
+
+
+@dataclass(frozen=True)
+class SmoothCUBA(LoihiCUBA):
+    """loihi_cuba without the rounding of its decays to 4096ths: the model whose derivative the
+    chip neuron's time-constant gradient passes straight through."""
+
+    def decays(self, dt):
+        return tuple(4096 * (1.0 - math.exp(-dt / tau)) for tau in (self.tau_syn, self.tau_mem))
+
+
+def _tau_net(neuron, learn_tau, seed=2):
+    return EventpropNet(
+        10,
+        3,
+        hidden=[12, 8],
+        recurrent=True,
+        neuron=neuron,
+        output=LoihiCUBA(spiking=False, timing="substep"),
+        readout=ExpWeightedMeanV(),
+        n_steps=70,
+        dtype=torch.float64,
+        init=dict(ff_mean=0.6, ff_std=0.2, rec_std=0.1, out_std=0.3),
+        generator=torch.Generator().manual_seed(seed),
+        learn_tau=learn_tau,
+    )
+
+
+def _tau_loss(net, data):
+    out = net(data)
+    return F.cross_entropy(out.readout * 3.0, torch.as_tensor(data.labels)), out.counts.sum().item()
+
+
+def test_learned_chip_time_constants_have_the_gradient_of_the_unrounded_decays():
+    """tau_mem and tau_syn of two recurrent loihi_cuba layers (sub-step timing): the gradient is
+    the exact one of the same neuron with unrounded decays, checked by central differences. Fails
+    if the chain from the decays to the coefficient row is wrong anywhere: the input gain
+    (b0 = dv / beta depends on tau_mem), kappa = beta, the relaxation's c, hm and hs."""
+    rng = np.random.default_rng(1)
+    data = random_data(rng, 3, 10, 70, rate=(50, 80))
+    net = _tau_net(SmoothCUBA(timing="substep"), {"tau_mem": [10.0, 60.0], "tau_syn": [2.0, 8.0]})
+    loss, counts = _tau_loss(net, data)
+    assert counts > 50
+    loss.backward()
+    params = net.time_constant_parameters()
+    assert len(params) == 4
+    for p in params:
+        h = 1e-6 * p.item()
+        values = []
+        with torch.no_grad():
+            for sign in (1, -1):
+                p += sign * h
+                value, c = _tau_loss(net, data)
+                p -= sign * h
+                assert c == counts
+                values.append(value.item())
+        fd = (values[0] - values[1]) / (2 * h)
+        assert abs(fd) > 1e-6
+        assert abs(p.grad.item() - fd) <= 1e-3 * abs(fd), (p.grad.item(), fd)
+
+
+def test_the_chip_decays_pass_their_rounding_straight_through():
+    """At time constants whose decays are whole 4096ths the chip neuron and the unrounded one
+    simulate the same network, and the chip neuron's gradient is the unrounded one's (nonzero,
+    though its loss is flat in tau between decay changes). Fails if the rounding is
+    differentiated (zero gradient) or the forward pass leaves the chip's integers."""
+    rng = np.random.default_rng(3)
+    data = random_data(rng, 3, 10, 70, rate=(50, 80))
+    taus = {key: -1.0 / math.log(1.0 - chip / 4096) for key, chip in (("tau_mem", 200), ("tau_syn", 700))}
+    ranges = {"tau_mem": [10.0, 60.0], "tau_syn": [2.0, 8.0]}
+    results = []
+    for model in (LoihiCUBA, SmoothCUBA):
+        net = _tau_net(model(timing="substep", **taus), ranges)
+        loss, _ = _tau_loss(net, data)
+        loss.backward()
+        results.append((loss.item(), [p.grad.item() for p in net.time_constant_parameters()]))
+    (chip_loss, chip_grads), (smooth_loss, smooth_grads) = results
+    assert LoihiCUBA(**taus).decays(1.0) == (700, 200)
+    assert chip_loss == pytest.approx(smooth_loss, rel=1e-9)
+    assert min(abs(g) for g in chip_grads) > 0
+    np.testing.assert_allclose(chip_grads, smooth_grads, rtol=1e-6)
+    moved = _tau_net(LoihiCUBA(timing="substep", **{k: v * 1.0002 for k, v in taus.items()}), ranges)
+    assert moved.neurons[0].decays(1.0) == (700, 200)
+    assert _tau_loss(moved, data)[0].item() == chip_loss  # the same integers: the same network
 
 
 @pytest.mark.parametrize(

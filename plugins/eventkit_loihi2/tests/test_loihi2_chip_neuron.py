@@ -133,15 +133,14 @@ def test_learned_time_constants_deploy_as_the_layers_chip_decays(tmp_path):
     reads the configured time constants instead of the trained ones."""
     from eventkit.plugin import run
     from eventkit.plugin.testing import tiny_run
-    from eventkit.rundir.checkpoints import load_checkpoint
-    from eventkit.rundir.layout import BEST
     from eventkit_loihi2.netx import read_netx
+    from safetensors.torch import load_file
     from eventkit_loihi2.quantize import cuba_decays
 
     learn = ["network.learn_tau={tau_mem: [10, 100], tau_syn: [1, 9]}", "network.tau_lr=2.0"]
     typed = ["target=loihi2", "target.lava=off", *tiny_run(epochs=2), *learn]
     run(compose(typed), tmp_path, explicit=typed)
-    tensors, _ = load_checkpoint(tmp_path / "checkpoints" / BEST)  # the checkpoint that deploys
+    tensors = load_file(tmp_path / "checkpoints" / "best.safetensors")  # the run-dir contract's deployed checkpoint
     tau_mem, tau_syn = float(tensors["model.tau_mem0"]), float(tensors["model.tau_syn0"])
     cfg = compose(typed)
     dt = float(cfg.dataset.dt)

@@ -438,10 +438,54 @@ def _arrival_coef_grads(g_coef, q, lam_i, lam_v, w, dx_i, dx_v, b0, c, bs, am, p
         s_v += w[t] * lam_v[t]
         dx_i[t] += w[t] * a_i
         dx_v[t] += w[t] * a_v
+    _arrival_decay_grads(g_coef, q, s_i, s_v, b0, c, bs, am, phi)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _arrival_decay_grads(g_coef, q, s_i, s_v, b0, c, bs, am, phi):
+    """The decay terms of a spike's arrivals in population q (``s_i = sum w lam_i``,
+    ``s_v = sum w lam_v`` over its targets, each at its arrival)."""
     g_coef[q, B0] += bs * s_i + c * (bs - am) * s_v
     g_coef[q, C] += b0 * (bs - am) * s_v
     g_coef[q, HS] -= (1.0 - phi) * b0 * bs * (s_i + c * s_v)
     g_coef[q, HM] += (1.0 - phi) * b0 * c * am * s_v
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _delayed_coef_sums(hist, rhist, p0, w, d_off, base, n_post, sums):
+    """For one spike's whole-step delayed arrivals (``p0 + d_off``: each synapse's row and
+    neuron): ``sums[0:2] = sum w (lam_i, lam_v)`` and ``sums[2:8] = sum w rho`` at the
+    arrivals (``rhist``: the sensitivities by grid time, six per neuron, at 3x the positions)."""
+    for k in range(8):
+        sums[k] = 0.0
+    for t in range(n_post):
+        k = p0 + d_off[base + t]
+        wt = w[base + t]
+        sums[0] += wt * hist[k]
+        sums[1] += wt * hist[k + _ONE]
+        kr = np.int64(k) * 3
+        for m in range(6):
+            sums[2 + m] += wt * rhist[kr + m]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _pair_delayed(g_coef, q, sums, a_i, a_v):
+    """rho . u of arrivals ``w (a_i, a_v)`` from :func:`_delayed_coef_sums`' ``sums``."""
+    g_coef[q, ALPHA] += a_v * sums[2] + a_i * sums[3]
+    g_coef[q, KAPPA] += a_v * sums[4] + a_i * sums[5]
+    g_coef[q, BETA] += a_v * sums[6] + a_i * sums[7]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _store_rho_row(rhist, rho, p0):
+    """Keep the sensitivities of one grid time, six per neuron, at ``3 p0`` (the row of
+    :func:`_store_row` at ``p0``)."""
+    n = rho.shape[1]
+    r0 = np.int64(p0) * 3
+    row = rhist[r0 : r0 + 6 * n]
+    for j in range(n):
+        for m in range(6):
+            row[6 * j + m] = rho[m, j]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -878,6 +922,9 @@ def _backward_one(
     stride = 2 * n_tot
     half = n_slots * stride
     hist = window[get_thread_id()]
+    # with delays, the sensitivities rho by grid time too (the rows of hist at 3x the positions)
+    rhist = np.zeros(3 * hist.shape[0] if delayed and learn_coef else 1, dtype=w.dtype)
+    coef_sums = np.zeros(8)
     first = n_steps - n_slots
     if delayed:
         hist[half + stride : 2 * half] = 0.0
@@ -909,10 +956,14 @@ def _backward_one(
             lam_v[o0 + k] += g_trace[b, n, k]
         if delayed and n < first:
             _slide(hist, 0, half, half)
+            if learn_coef:
+                _slide(rhist, 0, 3 * half, 3 * half)
             first -= n_slots
         p_out = _row(n + 1, first, stride)
         if delayed:
             _store_row(hist, lam_i, lam_v, p_out)
+            if learn_coef:
+                _store_rho_row(rhist, rho, p_out)
         r_hi = r
         while r >= 0 and rec_step[b, r] == n:
             r -= 1
@@ -971,6 +1022,10 @@ def _backward_one(
                         base,
                         n_post,
                     )
+                    if learn_coef:
+                        _delayed_coef_sums(hist, rhist, p_out, w, d_off, base, n_post, coef_sums)
+                        _arrival_decay_grads(g_coef, q, coef_sums[0], coef_sums[1], b0, coef[q, C], bs, am, phi_act)
+                        _pair_delayed(g_coef, q, coef_sums, b0 * bs, b0c * (bs - am))
                     continue
                 if blk[k, DELAYED]:
                     g_phi += _adjoint_spike(
@@ -1125,9 +1180,15 @@ def _backward_one(
             if blk[k, DELAYED]:
                 if not stored:  # the adjoint at n h
                     _store_row(hist, lam_i, lam_v, p_in)
+                    if learn_coef:
+                        _store_rho_row(rhist, rho, p_in)
                     stored = True
                 for s in range(ip + 1, i1 + 1):
                     _gather_adjoint(hist, p_in, gw, gd, d_off, w0 + in_ch[s] * n_post, n_post)
+                    if learn_coef:  # whole-step input arrivals i += w b0 (learn_tau needs round-mode delays)
+                        _delayed_coef_sums(hist, rhist, p_in, w, d_off, w0 + in_ch[s] * n_post, n_post, coef_sums)
+                        g_coef[q, B0] += coef_sums[0]
+                        _pair_delayed(g_coef, q, coef_sums, coef[q, B0], 0.0)
                 continue
             lam = lam_i[q0 : q0 + n_post]
             for s in range(ip + 1, i1 + 1):

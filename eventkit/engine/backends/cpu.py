@@ -206,7 +206,7 @@ class CpuBackend:
             frac = steps - whole
             sub_step = frac > 0
             n_slots = max(n_slots, int((whole + sub_step).max()) + 1)  # arrivals land <= ceil(d) later
-            hs, hm = plan.coef[conn.post.index, K.HS], plan.coef[conn.post.index, K.HM]
+            hs, hm = coef[conn.post.index, K.HS], coef[conn.post.index, K.HM]
             sl = slice(plan.w_off[k], plan.w_off[k] + steps.size)
             target = np.tile(2 * (plan.pop_off[conn.post.index] + np.arange(conn.post.size)), conn.pre.size)
             d_frac[sl] = frac
@@ -228,10 +228,10 @@ class CpuBackend:
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
         if any_delay and n_slots > plan.n_slots:  # delays above their max are refused before this
             raise AssertionError(f"delays need {n_slots} buffer slots, the plan holds {plan.n_slots}")
-        if coefficients and any_delay:
+        if coefficients and blk[:, K.SUBSTEP].any():
             raise ValueError(
-                "learnable time constants and delays in one network are not supported yet; "
-                "drop network.learn_tau or network.delays"
+                "learnable time constants with delays need whole-step (mode=round) delays; "
+                "set each delay's mode to round or drop network.learn_tau"
             )
         return CpuInputs(
             w, coef.astype(dtype), blk, d_off, d_frac, d_bm, d_am, n_slots if any_delay else 0, bool(coefficients)

@@ -416,10 +416,12 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     (its targets' current) and a hidden spike (current and voltage), forward and backward:
     undelayed, the row update the network without delays runs (vectorised); round, the delay
     window with whole-step delays (one scattered update through a precomputed offset per
-    synapse); exact, fractional delays (sub-step arrivals, three more per-synapse reads). The
-    backward of an input spike only sums the adjoints at its arrivals (round and exact alike); the
-    pass that applies the synapses' factors, once per group of samples in the engine, runs here
-    once per round and is counted in."""
+    synapse); exact, fractional delays (sub-step arrivals: a hidden spike reads three more values
+    per synapse, an input spike adds its synapses' arrivals, fixed per call, to current and
+    voltage). The backward of an input spike only sums the adjoints at its arrivals (round and
+    exact alike). The passes over the input synapses (their arrivals before the forward, their
+    factors after the backward), once per call or group of samples in the engine, run here once
+    per round and are counted in."""
     import time
 
     import numpy as np
@@ -451,14 +453,16 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                 K._deliver_whole(win, p0, amp[s], amp[s] * f32(0.5), w, d_off, pre[s] * n_post, n_post)
 
     @njit(cache=False, nogil=True)
-    def fwd_exact(w, d_off, d_frac, d_bm, d_am, pre, amp, win, current_only):
+    def fwd_exact(w, d_off, d_frac, d_bm, d_am, pre, amp, win, current_only, net, arr):
         sub = np.empty((2, n_post), f32)
         pos = np.empty(n_post, dtype=np.uint64)
+        if current_only:  # input synapses' arrivals: once per call in the engine, here once per run
+            K._input_arrivals(arr, net)
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
             a = amp[s]  # the spike's factors in the weights' precision, as the engine passes them
             if current_only:
-                K._deliver_input(win, p0, amp[s], amp[s] * f32(0.5), w, d_off, d_bm, d_am, pre[s] * n_post, n_post)
+                K._deliver_input(win, p0, arr, d_off, pre[s] * n_post, n_post)
             else:
                 phi = (s % 7) / 7.0
                 K._deliver_spike(
@@ -574,12 +578,21 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     win = np.zeros(2 * n_slots * stride, f32)
     hist = (rng.standard_normal(2 * n_slots * stride) * 1e-3).astype(f32)
     gw, gd = np.zeros(n_pre * n_post, f32), np.zeros(n_pre * n_post, f32)
+    # one delayed input block with sub-step arrivals (b0 0.8, c 0.5) for the input arrivals' pass
+    coef = np.zeros((1, K.N_COEF), f32)
+    coef[0, K.B0], coef[0, K.C] = 0.8, 0.5
+    blk = np.array([[-1, 0, 0, n_post, 1, 1, 1]], dtype=np.int64)
+    in_blk = np.zeros(1, dtype=np.int64)
+    arr = np.empty(2 * n_pre * n_post, f32)
+    i64 = np.zeros(1, dtype=np.int64)
+    structure = (i64, np.zeros(1, np.int32), coef, np.zeros(1, np.int8), np.zeros(1, f32), blk, i64, i64, in_blk)
+    net = K.Net(*structure, w, d_off, d_frac, d_bm, d_am, n_slots)
     runs = {}
     for current_only, spike in ((True, "input"), (False, "hidden")):
         runs[("forward", spike, "undelayed")] = lambda c=current_only: fwd_plain(w, pre, amp, i_state, v_state, c)
         runs[("forward", spike, "round")] = lambda c=current_only: fwd_round(w, d_off, pre, amp, win, c)
         runs[("forward", spike, "exact")] = lambda c=current_only: fwd_exact(
-            w, d_off, d_frac, d_bm, d_am, pre, amp, win, c
+            w, d_off, d_frac, d_bm, d_am, pre, amp, win, c, net, arr
         )
         runs[("backward", spike, "undelayed")] = lambda c=current_only: bwd_plain(w, gw, pre, amp, lam_i, lam_v, c)
         runs[("backward", spike, "round")] = lambda c=current_only: bwd_round(w, gw, gd, d_off, pre, amp, hist, c)

@@ -37,7 +37,8 @@ per synapse). It is applied at the grid time ``G = n + 1 + D`` (``phi + f <= 1``
 ``beta^r = beta^(1-phi) beta^(-f)`` (times ``beta`` in the second case; ``d_bm = beta^(-f)``,
 ``d_am = alpha^(-f)`` are precomputed per synapse, so a spike costs no exp per synapse). An input
 spike of step s arrives at ``s + delta``: grid time ``s + D`` (``+ 1`` with a sub-step part) with ``d_bm = beta^r``,
-``d_am = alpha^r`` fixed per synapse (input rows store these instead). Arrivals wait in a linear
+``d_am = alpha^r`` fixed per synapse (input rows store these instead; the forward pass turns them
+into each input synapse's arrival once per call, :func:`_input_arrivals`). Arrivals wait in a linear
 window of ``2 n_slots`` grid times (``n_slots = ceil(max delta) + 1``), ``(i, v)`` interleaved per
 neuron, one row of ``stride = 2 n_neurons`` values per grid time; row r holds grid time
 ``first + r``. Each synapse has a precomputed unsigned offset ``d_off = D stride + 2 target``
@@ -67,6 +68,8 @@ read per synapse.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import get_thread_id, njit, prange
 
@@ -84,6 +87,55 @@ N_BLK = 7
 # unsigned index steps of the delay window (a signed one costs a negative-index select per access)
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
+
+
+class Spikes(NamedTuple):
+    """A batch's input spikes, CSR by sample (``SpikeData``'s arrays), and the steps it runs."""
+
+    offsets: np.ndarray  # int64 [N + 1]: sample b's spikes are offsets[b] .. offsets[b + 1] - 1
+    steps: np.ndarray  # int32: each spike's step (ascending within a sample)
+    channels: np.ndarray  # int32: each spike's input channel
+    n_steps: int
+
+
+class Net(NamedTuple):
+    """The network of one call: populations, connection blocks, weights and delay tables."""
+
+    pop_off: np.ndarray  # int64 [n_pop + 1]: population p is neurons pop_off[p] .. pop_off[p + 1] - 1
+    pop_of: np.ndarray  # int32 [n_neurons]: each neuron's population
+    coef: np.ndarray  # [n_pop, N_COEF]: each population's coefficient row (ALPHA ...)
+    spiking: np.ndarray  # int8 [n_pop]: 0 never fires, 1 interpolated spike times, 2 grid timing
+    tau_mem: np.ndarray  # [n_pop]: the spike-count regulariser's scale (backward only)
+    blk: np.ndarray  # int64 [n_conn, N_BLK]: connection blocks (PRE ... SUBSTEP)
+    out_start: np.ndarray  # int64 [n_pop + 1]: population p's outgoing blocks are out_blk[out_start[p]:...]
+    out_blk: np.ndarray  # int64: block indices grouped by presynaptic population
+    in_blk: np.ndarray  # int64: the blocks from the input
+    w: np.ndarray  # pre-major weights of every block
+    d_off: np.ndarray  # uint32 per synapse: its place in the delay window (module docstring)
+    d_frac: np.ndarray  # per synapse: the sub-step part of its delay
+    d_bm: np.ndarray  # per synapse: beta^(-f) (input synapses: beta^r of the arrival)
+    d_am: np.ndarray  # per synapse: alpha^(-f) (input synapses: alpha^r)
+    n_slots: int  # grid times per half of the delay window this call; 0: no block is delayed
+
+
+class Outputs(NamedTuple):
+    """What the forward pass returns per sample (and, in the backward pass, dL/d of each)."""
+
+    trace: np.ndarray  # [N, T, n_out]: the output voltage at the end of each step
+    t_first: np.ndarray  # [N, n_out]: each output neuron's first spike time (steps; T: none)
+    counts: np.ndarray  # [N, n_hidden]: each hidden neuron's spike count
+
+
+class Records(NamedTuple):
+    """The spike records of the forward pass, per sample (all the backward pass needs)."""
+
+    step: np.ndarray  # int32 [N, capacity]
+    nrn: np.ndarray  # int32 [N, capacity]
+    phi: np.ndarray  # [N, capacity]: the spike's phase within its step
+    v: np.ndarray  # [N, capacity]: the neuron's voltage at the start of the step
+    i: np.ndarray  # [N, capacity]: its synaptic current at the start of the step
+    n: np.ndarray  # int64 [N]: records per sample
+    overflow: np.ndarray  # int8 [N]: 1 where a sample ran out of capacity (the call is repeated)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -187,17 +239,42 @@ def _row(grid, first, stride):
     return np.uint64((grid - first) * stride)
 
 
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _block_end(blk, k, n_w):
+    """One past block k's last weight (blocks are stored in order)."""
+    return blk[k + 1, W_OFF] if k + 1 < blk.shape[0] else n_w
+
+
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_input(win, p0, b0, b0c, w, d_off, d_x, d_y, base, n_post):
+def _input_arrivals(arr, net):
+    """The arrivals of every delayed input synapse with a sub-step part, ``(w b0 x, w b0 c (x -
+    y))`` interleaved at ``arr[2 t : 2 t + 2]``: fixed per call (the synapse's decays ``x = d_bm``,
+    ``y = d_am`` do not depend on the spike), so a spike's delivery only adds them."""
+    coef, blk, w, d_bm, d_am = net.coef, net.blk, net.w, net.d_bm, net.d_am
+    for k in net.in_blk:
+        if blk[k, DELAYED] == 0 or blk[k, SUBSTEP] == 0:
+            continue
+        q = blk[k, POST]
+        b0 = coef[q, B0]
+        b0c = coef[q, B0] * coef[q, C]
+        for t in range(blk[k, W_OFF], _block_end(blk, k, w.shape[0])):
+            wt = w[t]
+            x = d_bm[t]
+            arr[2 * t] = wt * b0 * x
+            arr[2 * t + 1] = wt * b0c * (x - d_am[t])
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _deliver_input(win, p0, arr, d_off, base, n_post):
     """Schedule an input spike's delayed arrivals (row ``base``; ``p0`` = the window row of the
-    spike's step): synapse t lands at ``p0 + d_off`` with the per-synapse decays ``d_x = beta^r``,
-    ``d_y = alpha^r`` (constant per synapse for input spikes, precomputed per call)."""
+    spike's step): synapse t adds its arrival ``arr[2 t : 2 t + 2]`` (:func:`_input_arrivals`) to
+    ``(i, v)`` at ``p0 + d_off``."""
+    d_off_ = d_off[base : base + n_post]
+    arr_ = arr[2 * base : 2 * (base + n_post)]
     for t in range(n_post):
-        k = p0 + d_off[base + t]
-        wt = w[base + t]
-        x = d_x[base + t]
-        win[k] += wt * b0 * x
-        win[k + _ONE] += wt * b0c * (x - d_y[base + t])
+        k = p0 + d_off_[t]
+        win[k] += arr_[2 * t]
+        win[k + _ONE] += arr_[2 * t + 1]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -576,45 +653,12 @@ def _replay_adaptation(rec_a, rec_step, rec_nrn, rec_phi, n_rec, n_steps, coef, 
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _pop_of(j, pop_off):
-    p = 0
-    while pop_off[p + 1] <= j:
-        p += 1
-    return p
-
-
-@njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _forward_one(
-    b,
-    in_off,
-    in_step,
-    in_ch,
-    n_steps,
-    pop_off,
-    coef,
-    spiking,
-    blk,
-    out_start,
-    out_blk,
-    in_blk,
-    w,
-    d_off,
-    d_frac,
-    d_bm,
-    d_am,
-    n_slots,
-    window,
-    trace,
-    t_first,
-    counts,
-    rec_step,
-    rec_nrn,
-    rec_phi,
-    rec_v,
-    rec_i,
-    n_rec,
-    overflow,
-):
+def _forward_one(b, spikes, net, in_arr, window, out, rec):
+    in_off, in_step, in_ch, n_steps = spikes
+    pop_off, pop_of, coef, spiking, _, blk, out_start, out_blk, in_blk = net[:9]
+    w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
+    trace, t_first, counts = out
+    rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow = rec
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
@@ -659,18 +703,7 @@ def _forward_one(
                 continue
             if blk[in_blk[kk], DELAYED]:
                 for s in range(i0, ip):
-                    _deliver_input(
-                        win,
-                        p_in,
-                        coef[q, B0],
-                        coef[q, B0] * coef[q, C],
-                        w,
-                        d_off,
-                        d_bm,
-                        d_am,
-                        w0 + in_ch[s] * n_post,
-                        n_post,
-                    )
+                    _deliver_input(win, p_in, in_arr, d_off, w0 + in_ch[s] * n_post, n_post)
                 in_delayed = True
                 continue
             y = i_state[q0 : q0 + n_post]
@@ -746,7 +779,7 @@ def _forward_one(
         p_out = _row(n + 1, first, stride)
         for r in range(step_start, nr):
             j = rec_nrn[b, r]
-            p = _pop_of(j, pop_off)
+            p = pop_of[j]
             phi = 1.0 if spiking[p] == 2 else rec_phi[b, r]
             row = j - pop_off[p]
             decay[0] = -1.0
@@ -793,107 +826,27 @@ def _forward_one(
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def forward(
-    in_off,
-    in_step,
-    in_ch,
-    n_steps,
-    pop_off,
-    coef,
-    spiking,
-    blk,
-    out_start,
-    out_blk,
-    in_blk,
-    w,
-    d_off,
-    d_frac,
-    d_bm,
-    d_am,
-    n_slots,
-    window,
-    trace,
-    t_first,
-    counts,
-    rec_step,
-    rec_nrn,
-    rec_phi,
-    rec_v,
-    rec_i,
-    n_rec,
-    overflow,
-):
+def forward(spikes, net, window, out, rec):
     """Simulate every sample of the batch (outputs are filled in place). ``n_slots = 0``: no
     block is delayed in this call."""
-    n_batch = in_off.shape[0] - 1
+    n_batch = spikes.offsets.shape[0] - 1
+    n_arr = 2
+    for k in net.in_blk:
+        if net.blk[k, DELAYED] != 0 and net.blk[k, SUBSTEP] != 0:
+            n_arr = 2 * net.w.shape[0]
+    in_arr = np.empty(n_arr, dtype=net.w.dtype)
+    _input_arrivals(in_arr, net)
     for b in prange(n_batch):
-        _forward_one(
-            b,
-            in_off,
-            in_step,
-            in_ch,
-            n_steps,
-            pop_off,
-            coef,
-            spiking,
-            blk,
-            out_start,
-            out_blk,
-            in_blk,
-            w,
-            d_off,
-            d_frac,
-            d_bm,
-            d_am,
-            n_slots,
-            window,
-            trace,
-            t_first,
-            counts,
-            rec_step,
-            rec_nrn,
-            rec_phi,
-            rec_v,
-            rec_i,
-            n_rec,
-            overflow,
-        )
+        _forward_one(b, spikes, net, in_arr, window, out, rec)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _backward_one(
-    b,
-    in_off,
-    in_step,
-    in_ch,
-    n_steps,
-    pop_off,
-    coef,
-    spiking,
-    tau_mem,
-    blk,
-    out_start,
-    out_blk,
-    in_blk,
-    w,
-    d_off,
-    d_frac,
-    d_bm,
-    d_am,
-    n_slots,
-    window,
-    rec_step,
-    rec_nrn,
-    rec_phi,
-    rec_v,
-    rec_i,
-    n_rec,
-    g_trace,
-    g_tfirst,
-    g_counts,
-    gw,
-    gd,
-):
+def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
+    in_off, in_step, in_ch, n_steps = spikes
+    pop_off, pop_of, coef, spiking, tau_mem, blk, out_start, out_blk, in_blk = net[:9]
+    w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
+    g_trace, g_tfirst, g_counts = g_out
+    rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, _ = rec
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
@@ -973,7 +926,7 @@ def _backward_one(
             phi = rec_phi[b, s]
             v = rec_v[b, s]
             cur = rec_i[b, s]
-            p = _pop_of(j, pop_off)
+            p = pop_of[j]
             row = j - pop_off[p]
             alpha = coef[p, ALPHA]
             beta = coef[p, BETA]
@@ -1145,7 +1098,7 @@ def _backward_one(
             _rho_step(rho, lam_v, lam_i, coef, pop_off)
             for s in range(r + 1, r_hi + 1):  # through a spike: v(n+1) = R i(n), i(n+1) = beta i(n)
                 j = rec_nrn[b, s]
-                beta_j = coef[_pop_of(j, pop_off), BETA]
+                beta_j = coef[pop_of[j], BETA]
                 for k in range(0, 6, 2):
                     rho[k, j] = 0.0
                     rho[k + 1, j] = restart_of[j] * rho_old[k, j] + beta_j * rho_old[k + 1, j]
@@ -1222,95 +1175,32 @@ def _backward_one(
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def backward(
-    in_off,
-    in_step,
-    in_ch,
-    n_steps,
-    pop_off,
-    coef,
-    spiking,
-    tau_mem,
-    blk,
-    out_start,
-    out_blk,
-    in_blk,
-    w,
-    d_off,
-    d_frac,
-    d_bm,
-    d_am,
-    n_slots,
-    window,
-    rec_step,
-    rec_nrn,
-    rec_phi,
-    rec_v,
-    rec_i,
-    n_rec,
-    g_trace,
-    g_tfirst,
-    g_counts,
-    gw,
-    gd,
-    group_off,
-):
+def backward(spikes, net, window, rec, g_out, gw, gd, group_off):
     """Write dL/dw of sample group g (samples ``group_off[g]`` to ``group_off[g + 1] - 1``, in
     order) into ``gw[g]`` and dL/d(delay) (per step) into ``gd[g]`` (their previous content is
     ignored; ``gd`` may have one column when no block has delays; deterministic: the groups are
     the caller's, not the threads')."""
     n_groups = gw.shape[0]
+    coef, blk, w, in_blk = net.coef, net.blk, net.w, net.in_blk
     for g in prange(n_groups):
         gw[g, :] = 0
         gd[g, :] = 0
         lo = group_off[g]
         hi = group_off[g + 1]
         for b in range(lo, hi):
-            _backward_one(
-                b,
-                in_off,
-                in_step,
-                in_ch,
-                n_steps,
-                pop_off,
-                coef,
-                spiking,
-                tau_mem,
-                blk,
-                out_start,
-                out_blk,
-                in_blk,
-                w,
-                d_off,
-                d_frac,
-                d_bm,
-                d_am,
-                n_slots,
-                window,
-                rec_step,
-                rec_nrn,
-                rec_phi,
-                rec_v,
-                rec_i,
-                n_rec,
-                g_trace,
-                g_tfirst,
-                g_counts,
-                gw[g],
-                gd[g],
-            )
+            _backward_one(b, spikes, net, window, rec, g_out, gw[g], gd[g])
         for kk in range(in_blk.shape[0]):  # the delayed input synapses' factors, once per group
             k = in_blk[kk]
             if blk[k, DELAYED]:
                 q = blk[k, POST]
                 lo = blk[k, W_OFF]
-                hi = blk[k + 1, W_OFF] if k + 1 < blk.shape[0] else w.shape[0]
+                hi = _block_end(blk, k, w.shape[0])
                 _input_grads(
                     gw[g],
                     gd[g],
                     w,
-                    d_bm,
-                    d_am,
+                    net.d_bm,
+                    net.d_am,
                     lo,
                     hi,
                     coef[q, B0],

@@ -96,40 +96,14 @@ def kernels(double: bool):
     F = float64 if double else float32
 
     @cuda.jit
-    def forward(
-        in_off,
-        in_step,
-        in_ch,
-        n_steps,
-        pop_off,
-        pop_of,
-        coef,
-        spiking,
-        blk,
-        out_start,
-        out_blk,
-        in_blk,
-        w,
-        d_off,
-        d_frac,
-        d_bm,
-        d_am,
-        n_slots,
-        v_all,
-        i_all,
-        ring_all,
-        trace,
-        t_first,
-        counts,
-        rec_step,
-        rec_nrn,
-        rec_phi,
-        rec_v,
-        rec_i,
-        n_rec,
-        overflow,
-    ):
+    def forward(spikes, net, scratch, out, rec):
         """Simulate sample ``blockIdx.x``; outputs as the CPU kernel's ``forward``."""
+        in_off, in_step, in_ch, n_steps = spikes
+        pop_off, pop_of, coef, spiking, _, blk, out_start, out_blk, in_blk = net[:9]
+        w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
+        v_all, i_all, ring_all = scratch
+        trace, t_first, counts = out
+        rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow = rec
         b = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
@@ -331,46 +305,15 @@ def kernels(double: bool):
             n_rec[b] = nr
 
     @cuda.jit
-    def backward(
-        in_off,
-        in_step,
-        in_ch,
-        n_steps,
-        pop_off,
-        pop_of,
-        coef,
-        spiking,
-        tau_mem,
-        blk,
-        out_start,
-        out_blk,
-        in_blk,
-        w,
-        d_off,
-        d_frac,
-        d_bm,
-        d_am,
-        n_slots,
-        rec_step,
-        rec_nrn,
-        rec_phi,
-        rec_v,
-        rec_i,
-        n_rec,
-        g_trace,
-        g_tfirst,
-        g_counts,
-        lam_v_all,
-        lam_i_all,
-        jump_v_all,
-        jump_i_all,
-        hist_all,
-        first_all,
-        gw,
-        gd,
-    ):
+    def backward(spikes, net, rec, g_out, scratch, gw, gd):
         """Adjoint pass of sample ``blockIdx.x``: its dL/dw into ``gw[b]`` and dL/d(delay) (per
         step) into ``gd[b]`` (previous content ignored; ``gd`` may have one column)."""
+        in_off, in_step, in_ch, n_steps = spikes
+        pop_off, pop_of, coef, spiking, tau_mem, blk, out_start, out_blk, in_blk = net[:9]
+        w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
+        rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, _ = rec
+        g_trace, g_tfirst, g_counts = g_out
+        lam_v_all, lam_i_all, jump_v_all, jump_i_all, hist_all, first_all = scratch
         b = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x

@@ -32,6 +32,7 @@ class CpuPlan:
     dt: float
     n_steps: int
     pop_off: np.ndarray
+    pop_of: np.ndarray  # int32 [n_neurons]: each neuron's population
     coef: np.ndarray  # float64 [n_pop, N_COEF]
     spiking: np.ndarray  # int8 [n_pop]: 0 never, 1 sub-step, 2 grid
     tau_mem: np.ndarray
@@ -111,6 +112,41 @@ class CpuInputs(NamedTuple):
     learn_coef: bool = False  # backward also returns dL/d(coefficient row) of every population
 
 
+def spikes(data: SpikeData, n_steps: int) -> K.Spikes:
+    """The kernels' view of a batch's input spikes."""
+    return K.Spikes(data.offsets, data.steps, data.channels, n_steps)
+
+
+def kernel_net(plan: CpuPlan, inputs: CpuInputs) -> K.Net:
+    """The kernels' view of the network of one call (the plan's structure, the call's weights,
+    coefficients and delay tables)."""
+    return K.Net(
+        plan.pop_off,
+        plan.pop_of,
+        inputs.coef,
+        plan.spiking,
+        plan.tau_mem.astype(inputs.w.dtype),
+        inputs.blk,
+        plan.out_start,
+        plan.out_blk,
+        plan.in_blk,
+        inputs.w,
+        inputs.d_off,
+        inputs.d_frac,
+        inputs.d_bm,
+        inputs.d_am,
+        inputs.n_slots,
+    )
+
+
+RECORD_KEYS = ("rec_step", "rec_nrn", "rec_phi", "rec_v", "rec_i", "n_rec", "overflow")
+
+
+def records(forward: dict) -> K.Records:
+    """The kernels' view of the forward pass's spike records (``RECORD_KEYS`` of its dict)."""
+    return K.Records(*(forward[key] for key in RECORD_KEYS))
+
+
 class CpuBackend:
     name = "cpu"
 
@@ -120,6 +156,7 @@ class CpuBackend:
         pops = topology.populations
         pop_off = np.zeros(len(pops) + 1, dtype=np.int64)
         np.cumsum([p.size for p in pops], out=pop_off[1:])
+        pop_of = np.concatenate([np.full(p.size, k, dtype=np.int32) for k, p in enumerate(pops)])
         coefs = [p.model.coefficients(dt) for p in pops]
         coef = np.array([coefficient_row(c) for c in coefs], dtype=np.float64)
         spiking = np.array([(2 if c.grid else 1) if c.spiking else 0 for c in coefs], dtype=np.int8)
@@ -155,6 +192,7 @@ class CpuBackend:
             dt,
             n_steps,
             pop_off,
+            pop_of,
             coef,
             spiking,
             tau_mem,
@@ -214,13 +252,17 @@ class CpuBackend:
             if conn.pre.is_input:
                 # an input spike of step s acts at s + delay: grid time s + D (+1 with a
                 # sub-step part), with the remaining decay over r = 1 - f (0 without one)
-                late = sub_step
-                d_off[sl] = (whole.astype(np.int64) + late) * stride + target
-                r = np.where(late, 1.0 - frac, 0.0)
-                d_bm[sl] = np.exp(-r * hs)
-                d_am[sl] = np.exp(-r * hm)
+                d_off[sl] = (whole.astype(np.int64) + sub_step) * stride + target
             else:  # hidden spikes: beta^(-f), alpha^(-f), the rest depends on the spike's phase
                 d_off[sl] = whole.astype(np.int64) * stride + target
+            if not blk[k, K.SUBSTEP]:  # whole steps: no decay within the arrival, exp(0) = 1
+                d_bm[sl] = 1.0
+                d_am[sl] = 1.0
+            elif conn.pre.is_input:
+                r = np.where(sub_step, 1.0 - frac, 0.0)
+                d_bm[sl] = np.exp(-r * hs)
+                d_am[sl] = np.exp(-r * hm)
+            else:
                 d_bm[sl] = np.exp(frac * hs)
                 d_am[sl] = np.exp(frac * hm)
         if not any_delay:
@@ -265,34 +307,11 @@ class CpuBackend:
                 overflow=np.zeros(n_batch, dtype=np.int8),
             )
             K.forward(
-                data.offsets,
-                data.steps,
-                data.channels,
-                n_steps,
-                plan.pop_off,
-                inputs.coef,
-                plan.spiking,
-                inputs.blk,
-                plan.out_start,
-                plan.out_blk,
-                plan.in_blk,
-                inputs.w,
-                inputs.d_off,
-                inputs.d_frac,
-                inputs.d_bm,
-                inputs.d_am,
-                inputs.n_slots,
+                spikes(data, n_steps),
+                kernel_net(plan, inputs),
                 self.window(plan, inputs),
-                res["trace"],
-                res["t_first"],
-                res["counts"],
-                res["rec_step"],
-                res["rec_nrn"],
-                res["rec_phi"],
-                res["rec_v"],
-                res["rec_i"],
-                res["n_rec"],
-                res["overflow"],
+                K.Outputs(res["trace"], res["t_first"], res["counts"]),
+                records(res),
             )
             if not res["overflow"].any():
                 return res
@@ -329,34 +348,11 @@ class CpuBackend:
         gd = plan.buffer("gd", (n_groups, plan.n_w if with_d else 1), dtype)
         if n_groups:
             K.backward(
-                data.offsets,
-                data.steps,
-                data.channels,
-                plan.n_steps,
-                plan.pop_off,
-                inputs.coef,
-                plan.spiking,
-                plan.tau_mem.astype(dtype),
-                inputs.blk,
-                plan.out_start,
-                plan.out_blk,
-                plan.in_blk,
-                inputs.w,
-                inputs.d_off,
-                inputs.d_frac,
-                inputs.d_bm,
-                inputs.d_am,
-                inputs.n_slots,
+                spikes(data, plan.n_steps),
+                kernel_net(plan, inputs),
                 self.window(plan, inputs),
-                forward["rec_step"],
-                forward["rec_nrn"],
-                forward["rec_phi"],
-                forward["rec_v"],
-                forward["rec_i"],
-                forward["n_rec"],
-                g_trace,
-                g_tfirst,
-                g_counts,
+                records(forward),
+                K.Outputs(g_trace, g_tfirst, g_counts),
                 gw,
                 gd,
                 group_off,

@@ -21,7 +21,7 @@ import torch
 
 from ...data.spikes import SpikeData
 from . import _cpu_kernels as K
-from .cpu import CpuBackend, CpuPlan
+from .cpu import CpuBackend, CpuPlan, records
 
 INSTALL_HINT = "Fix: {cpu}, or pip install 'eventkit[cuda]' on a machine with an NVIDIA GPU and driver"
 
@@ -173,13 +173,12 @@ class CudaBackend:
         if threads < 1 or threads > 1024 or threads & (threads - 1):
             raise ValueError(f"cuda backend: threads must be a power of two in [1, 1024], got {threads}")
         plan = CudaPlan(**{f.name: getattr(host, f.name) for f in fields(CpuPlan)}, threads=threads)
-        pops = topology.populations
-        pop_of = np.concatenate([np.full(p.size, k, dtype=np.int32) for k, p in enumerate(pops)])
         a = self._arrays
         plan.dev = dict(
             pop_off=a.put(plan.pop_off),
-            pop_of=a.put(pop_of),
+            pop_of=a.put(plan.pop_of),
             spiking=a.put(plan.spiking),
+            tau_mem={dt: a.put(plan.tau_mem.astype(dt)) for dt in (np.float32, np.float64)},
             out_start=a.put(plan.out_start),
             out_blk=a.put(plan.out_blk),
             in_blk=a.put(plan.in_blk),
@@ -210,6 +209,28 @@ class CudaBackend:
             learn,
         )
 
+    @staticmethod
+    def _net(plan: CudaPlan, inputs: CudaInputs) -> K.Net:
+        """The kernels' view of the network of one call, on the device (as ``cpu.kernel_net``)."""
+        dev = plan.dev
+        return K.Net(
+            dev["pop_off"],
+            dev["pop_of"],
+            inputs.coef,
+            dev["spiking"],
+            dev["tau_mem"][inputs.dtype.type],
+            inputs.blk,
+            dev["out_start"],
+            dev["out_blk"],
+            dev["in_blk"],
+            inputs.w,
+            inputs.d_off,
+            inputs.d_frac,
+            inputs.d_bm,
+            inputs.d_am,
+            inputs.n_slots,
+        )
+
     def _data(self, data: SpikeData) -> tuple:
         a = self._arrays
         return (
@@ -221,7 +242,7 @@ class CudaBackend:
     def forward(self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData) -> dict:
         from ._cuda_kernels import kernels
 
-        a, dev, dtype = self._arrays, plan.dev, inputs.dtype
+        a, dtype = self._arrays, inputs.dtype
         fwd = kernels(dtype == np.float64)[0]
         n_batch, n_steps, n_tot = len(data), plan.n_steps, int(plan.pop_off[-1])
         in_off, in_step, in_ch = self._data(data)
@@ -245,37 +266,11 @@ class CudaBackend:
                 fwd,
                 n_batch,
                 plan.threads,
-                in_off,
-                in_step,
-                in_ch,
-                n_steps,
-                dev["pop_off"],
-                dev["pop_of"],
-                inputs.coef,
-                dev["spiking"],
-                inputs.blk,
-                dev["out_start"],
-                dev["out_blk"],
-                dev["in_blk"],
-                inputs.w,
-                inputs.d_off,
-                inputs.d_frac,
-                inputs.d_bm,
-                inputs.d_am,
-                inputs.n_slots,
-                v_all,
-                i_all,
-                ring,
-                res["trace"],
-                res["t_first"],
-                res["counts"],
-                res["rec_step"],
-                res["rec_nrn"],
-                res["rec_phi"],
-                res["rec_v"],
-                res["rec_i"],
-                res["n_rec"],
-                res["overflow"],
+                K.Spikes(in_off, in_step, in_ch, n_steps),
+                self._net(plan, inputs),
+                (v_all, i_all, ring),
+                K.Outputs(res["trace"], res["t_first"], res["counts"]),
+                records(res),
             )
             if not a.any(res["overflow"]):
                 res["_data"] = (in_off, in_step, in_ch)
@@ -300,7 +295,7 @@ class CudaBackend:
     ) -> tuple[dict, dict, dict]:
         from ._cuda_kernels import kernels
 
-        a, dev, dtype = self._arrays, plan.dev, inputs.dtype
+        a, dtype = self._arrays, inputs.dtype
         _, bwd, sum_samples = kernels(dtype == np.float64)
         n_batch = 0 if data is None else len(data)
         if reduction is not None:
@@ -318,42 +313,15 @@ class CudaBackend:
         first = a.empty((n_batch, plan.n_out), np.int64)
         gw = a.empty((n_batch, plan.n_w), dtype)
         gd = a.empty((n_batch, plan.n_w if inputs.learn_or_delayed else 1), dtype)
-        tau_mem = a.put(plan.tau_mem.astype(dtype))
         a.launch(
             bwd,
             n_batch,
             plan.threads,
-            in_off,
-            in_step,
-            in_ch,
-            plan.n_steps,
-            dev["pop_off"],
-            dev["pop_of"],
-            inputs.coef,
-            dev["spiking"],
-            tau_mem,
-            inputs.blk,
-            dev["out_start"],
-            dev["out_blk"],
-            dev["in_blk"],
-            inputs.w,
-            inputs.d_off,
-            inputs.d_frac,
-            inputs.d_bm,
-            inputs.d_am,
-            inputs.n_slots,
-            forward["rec_step"],
-            forward["rec_nrn"],
-            forward["rec_phi"],
-            forward["rec_v"],
-            forward["rec_i"],
-            forward["n_rec"],
-            g_trace,
-            g_tfirst,
-            g_counts,
-            *lam,
-            hist,
-            first,
+            K.Spikes(in_off, in_step, in_ch, plan.n_steps),
+            self._net(plan, inputs),
+            records(forward),
+            K.Outputs(g_trace, g_tfirst, g_counts),
+            (*lam, hist, first),
             gw,
             gd,
         )

@@ -149,3 +149,25 @@ def test_training_run_with_device_cuda_matches_device_cpu(tmp_path):
         rows[device] = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     for key in ("train_loss", "val_loss", "hidden_rate_hz"):
         assert rows["cuda"][key] == pytest.approx(rows["cpu"][key], rel=1e-4), key
+
+
+def test_launch_hands_over_device_arrays_inside_the_kernels_named_tuples():
+    """On a GPU the kernels take named tuples of torch CUDA tensors; numba types a tuple field by
+    field and knows no torch tensor, so every tensor, at any depth, must be handed over as a
+    numba device array (a launch with the tensors left in a ``Net`` fails on a real device only)."""
+    import types
+
+    import torch
+
+    from eventkit.engine.backends import _cpu_kernels as K
+    from eventkit.engine.backends.cuda import _Arrays
+
+    arrays = _Arrays.__new__(_Arrays)
+    arrays.sim = False
+    arrays.cuda = types.SimpleNamespace(as_cuda_array=lambda t: ("device", t))
+    t = torch.zeros(2)
+    net = K.Net(*([t] * 14), 3)
+    out = arrays.arg((net, (t, 1.5)))
+    assert type(out[0]) is K.Net and out[0].n_slots == 3
+    assert all(f[0] == "device" and isinstance(f[1], torch.Tensor) for f in out[0][:14])
+    assert out[1][0][0] == "device" and out[1][1] == 1.5

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import numba
 import numpy as np
@@ -117,19 +117,24 @@ def spikes(data: SpikeData, n_steps: int) -> K.Spikes:
     return K.Spikes(data.offsets, data.steps, data.channels, n_steps)
 
 
-def kernel_net(plan: CpuPlan, inputs: CpuInputs) -> K.Net:
-    """The kernels' view of the network of one call (the plan's structure, the call's weights,
-    coefficients and delay tables)."""
+STRUCTURE = ("pop_off", "pop_of", "spiking", "out_start", "out_blk", "in_blk")  # a plan's arrays the kernels read
+
+
+def kernel_net(structure: Mapping, tau_mem, inputs) -> K.Net:
+    """The kernels' view of the network of one call: the plan's ``STRUCTURE`` arrays by name (the
+    host arrays on the CPU, their device copies on CUDA), ``tau_mem`` in the weights' float type and
+    the call's weights, coefficients and delay tables."""
+    s = structure
     return K.Net(
-        plan.pop_off,
-        plan.pop_of,
+        s["pop_off"],
+        s["pop_of"],
         inputs.coef,
-        plan.spiking,
-        plan.tau_mem.astype(inputs.w.dtype),
+        s["spiking"],
+        tau_mem,
         inputs.blk,
-        plan.out_start,
-        plan.out_blk,
-        plan.in_blk,
+        s["out_start"],
+        s["out_blk"],
+        s["in_blk"],
         inputs.w,
         inputs.d_off,
         inputs.d_frac,
@@ -308,7 +313,7 @@ class CpuBackend:
             )
             K.forward(
                 spikes(data, n_steps),
-                kernel_net(plan, inputs),
+                kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs),
                 self.window(plan, inputs),
                 K.Outputs(res["trace"], res["t_first"], res["counts"]),
                 records(res),
@@ -349,7 +354,7 @@ class CpuBackend:
         if n_groups:
             K.backward(
                 spikes(data, plan.n_steps),
-                kernel_net(plan, inputs),
+                kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs),
                 self.window(plan, inputs),
                 records(forward),
                 K.Outputs(g_trace, g_tfirst, g_counts),

@@ -21,7 +21,7 @@ import torch
 
 from ...data.spikes import SpikeData
 from . import _cpu_kernels as K
-from .cpu import CpuBackend, CpuPlan, records
+from .cpu import STRUCTURE, CpuBackend, CpuPlan, kernel_net, records
 
 INSTALL_HINT = "Fix: {cpu}, or pip install 'eventkit[cuda]' on a machine with an NVIDIA GPU and driver"
 
@@ -87,7 +87,12 @@ class _Arrays:
         return torch.zeros(shape, dtype=_torch_dtype(dtype), device=self.device)
 
     def arg(self, x):
-        """A kernel argument: device arrays are handed over by __cuda_array_interface__."""
+        """A kernel argument: device arrays are handed over by __cuda_array_interface__, also
+        inside the (named) tuples the kernels take (numba types a tuple's fields one by one and
+        knows no torch tensors)."""
+        if isinstance(x, tuple):
+            items = [self.arg(e) for e in x]
+            return type(x)(*items) if hasattr(x, "_fields") else tuple(items)
         if self.sim or not isinstance(x, torch.Tensor):
             return x
         return self.cuda.as_cuda_array(x.detach())
@@ -174,15 +179,8 @@ class CudaBackend:
             raise ValueError(f"cuda backend: threads must be a power of two in [1, 1024], got {threads}")
         plan = CudaPlan(**{f.name: getattr(host, f.name) for f in fields(CpuPlan)}, threads=threads)
         a = self._arrays
-        plan.dev = dict(
-            pop_off=a.put(plan.pop_off),
-            pop_of=a.put(plan.pop_of),
-            spiking=a.put(plan.spiking),
-            tau_mem={dt: a.put(plan.tau_mem.astype(dt)) for dt in (np.float32, np.float64)},
-            out_start=a.put(plan.out_start),
-            out_blk=a.put(plan.out_blk),
-            in_blk=a.put(plan.in_blk),
-        )
+        plan.dev = {key: a.put(getattr(plan, key)) for key in STRUCTURE}
+        plan.dev["tau_mem"] = {dt: a.put(plan.tau_mem.astype(dt)) for dt in (np.float32, np.float64)}
         return plan
 
     def inputs(
@@ -211,25 +209,8 @@ class CudaBackend:
 
     @staticmethod
     def _net(plan: CudaPlan, inputs: CudaInputs) -> K.Net:
-        """The kernels' view of the network of one call, on the device (as ``cpu.kernel_net``)."""
-        dev = plan.dev
-        return K.Net(
-            dev["pop_off"],
-            dev["pop_of"],
-            inputs.coef,
-            dev["spiking"],
-            dev["tau_mem"][inputs.dtype.type],
-            inputs.blk,
-            dev["out_start"],
-            dev["out_blk"],
-            dev["in_blk"],
-            inputs.w,
-            inputs.d_off,
-            inputs.d_frac,
-            inputs.d_bm,
-            inputs.d_am,
-            inputs.n_slots,
-        )
+        """The kernels' view of the network of one call, on the device."""
+        return kernel_net(plan.dev, plan.dev["tau_mem"][inputs.dtype.type], inputs)
 
     def _data(self, data: SpikeData) -> tuple:
         a = self._arrays

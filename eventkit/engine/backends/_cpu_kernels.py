@@ -74,9 +74,22 @@ import numpy as np
 from numba import get_thread_id, njit, prange
 
 from ...base.reproducible import kernel_fastmath
+from . import _neuron_math as M
 
 # fast-math flags by trainer.reproducible: none in strict mode (eventkit/base/reproducible.py)
 _FASTMATH = kernel_fastmath()
+
+# the shared neuron and synapse math (_neuron_math), compiled into the loops below
+_inline = njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+advance = _inline(M.advance)
+adjoint_back = _inline(M.adjoint_back)
+crossing_phase = _inline(M.crossing_phase)
+crossing_sensitivities = _inline(M.crossing_sensitivities)
+restart = _inline(M.restart)
+remaining_decays = _inline(M.remaining_decays)
+arrival = _inline(M.arrival)
+arrival_rate = _inline(M.arrival_rate)
+delayed_decays = _inline(M.delayed_decays)
 
 # columns of a population's coefficient row (see eventkit.engine.backends.cpu.coefficient_rows)
 ALPHA, BETA, KAPPA, B0, C, HM, HS, THETA, RHO_A, HA, DELTA_A = range(11)
@@ -149,7 +162,7 @@ def _axpy(y, x, a):
 def _advance(v, i, v_adv, alpha, kappa):
     """v_adv = alpha v + kappa i (the step's propagator, before threshold)."""
     for t in range(v.shape[0]):
-        v_adv[t] = alpha * v[t] + kappa * i[t]
+        v_adv[t] = advance(v[t], i[t], alpha, kappa)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -163,9 +176,7 @@ def _commit(v, i, v_adv, beta):
 def _adjoint_step(lam_v, lam_i, alpha, beta, kappa):
     """Transpose of the propagator: lam_v <- alpha lam_v, lam_i <- kappa lam_v + beta lam_i."""
     for t in range(lam_v.shape[0]):
-        lv = lam_v[t]
-        lam_v[t] = alpha * lv
-        lam_i[t] = kappa * lv + beta * lam_i[t]
+        lam_v[t], lam_i[t] = adjoint_back(lam_v[t], lam_i[t], alpha, beta, kappa)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -220,8 +231,7 @@ def _remaining_decay(coef, q, phi, cache):
     if coef[q, HS] != cache[0] or coef[q, HM] != cache[1]:
         cache[0] = coef[q, HS]
         cache[1] = coef[q, HM]
-        cache[2] = np.exp(-(1.0 - phi) * cache[0])
-        cache[3] = np.exp(-(1.0 - phi) * cache[1])
+        cache[2], cache[3] = remaining_decays(phi, cache[0], cache[1])
     return cache[2], cache[3]
 
 
@@ -294,9 +304,7 @@ def _deliver_spike(
     a_i = sub[0]
     a_v = sub[1]
     for t in range(n_post):
-        late = phi + frac_[t] > 1.0  # the arrival falls into the following step
-        x = bs * bm_[t] * (beta if late else 1.0)
-        y = am * am_[t] * (alpha if late else 1.0)
+        x, y, late = delayed_decays(phi, frac_[t], bs, am, bm_[t], am_[t], beta, alpha)
         pos[t] = p0 + off_[t] + (stride if late else _ZERO)
         wt = w_[t]
         a_i[t] = wt * b0 * x
@@ -346,14 +354,10 @@ def _adjoint_spike(
     dp_i = sub[2]
     dp_v = sub[3]
     for t in range(n_post):
-        late = phi + frac_[t] > 1.0
-        x = bs * bm_[t] * (beta if late else 1.0)
-        y = am * am_[t] * (alpha if late else 1.0)
+        x, y, late = delayed_decays(phi, frac_[t], bs, am, bm_[t], am_[t], beta, alpha)
         pos[t] = p0 + off_[t] + (stride if late else _ZERO)
-        p_i[t] = b0 * x
-        p_v[t] = b0c * (x - y)
-        dp_i[t] = b0 * x * hs
-        dp_v[t] = b0c * (hs * x - hm * y)
+        p_i[t], p_v[t] = arrival(b0, b0c, x, y)
+        dp_i[t], dp_v[t] = arrival_rate(b0, b0c, x, y, hs, hm)
     w_ = w[base : base + n_post]
     gw_ = gw[base : base + n_post]
     gd_ = gd[base : base + n_post]
@@ -393,8 +397,7 @@ def _input_grads(gw, gd, w, d_bm, d_am, lo, hi, b0, b0c, hs, hm, substep):
     (hs x - hm y))`` with the synapse's fixed decays ``x = beta^r``, ``y = alpha^r`` (``d_bm``,
     ``d_am``; whole-step delays: ``x = y = 1``, the arrival moves only the current)."""
     if substep == 0:
-        dp_i = b0 * hs
-        dp_v = b0c * (hs - hm)
+        dp_i, dp_v = arrival_rate(b0, b0c, 1.0, 1.0, hs, hm)
         for t in range(lo, hi):
             li = gw[t]
             lv = gd[t]
@@ -404,10 +407,10 @@ def _input_grads(gw, gd, w, d_bm, d_am, lo, hi, b0, b0c, hs, hm, substep):
         for t in range(lo, hi):
             li = gw[t]
             lv = gd[t]
-            x = d_bm[t]
-            y = d_am[t]
-            gw[t] = li * (b0 * x) + lv * (b0c * (x - y))
-            gd[t] = w[t] * (li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y)))
+            p_i, p_v = arrival(b0, b0c, d_bm[t], d_am[t])
+            dp_i, dp_v = arrival_rate(b0, b0c, d_bm[t], d_am[t], hs, hm)
+            gw[t] = li * p_i + lv * p_v
+            gd[t] = w[t] * (li * dp_i + lv * dp_v)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -749,11 +752,7 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                         if v_adv[j] - a_adv > theta:
                             v = v_state[j]
                             cur = i_state[j]
-                            u = v - a_state[j]
-                            if u >= theta:
-                                phi = 0.0
-                            else:
-                                phi = (theta - u) / ((v_adv[j] - a_adv) - u)
+                            phi = crossing_phase(v - a_state[j], v_adv[j] - a_adv, theta)
                             if nr >= cap:
                                 overflow[b] = 1
                                 n_rec[b] = nr
@@ -766,7 +765,8 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                             nr += 1
                             if spiking[p] == 2:
                                 phi = 1.0  # grid timing: the spike acts at the end of its step
-                            v_adv[j] = c * (beta - np.exp(-(1.0 - phi) * hm - phi * hs)) * cur
+                            r_gain = restart(c, beta, hm, hs, phi)[0]
+                            v_adv[j] = r_gain * cur
                             if j >= o0:
                                 if t_first[b, j - o0] >= n_steps:
                                     t_first[b, j - o0] = n + phi
@@ -787,9 +787,9 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
+                # the arrival, in the weights' precision (delayed or not)
+                scal[0], scal[1] = arrival(coef[q, B0], coef[q, B0] * coef[q, C], bs, am)
                 if blk[out_blk[kk], DELAYED] and blk[out_blk[kk], SUBSTEP] == 0:
-                    scal[0] = coef[q, B0] * bs  # the arrival in the weights' precision, as undelayed
-                    scal[1] = coef[q, B0] * coef[q, C] * (bs - am)
                     _deliver_whole(win, p_out, scal[0], scal[1], w, d_off, base, n_post)
                     continue
                 if blk[out_blk[kk], DELAYED]:
@@ -815,8 +815,6 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                         pos,
                     )
                     continue
-                scal[0] = coef[q, B0] * bs
-                scal[1] = coef[q, B0] * coef[q, C] * (bs - am)
                 _axpy2(i_state[q0 : q0 + n_post], v_state[q0 : q0 + n_post], w[base : base + n_post], scal[0], scal[1])
         if delayed:  # delayed arrivals due at (n+1) h; the row is clear again afterwards
             _apply_row(win, i_state, v_state, p_out)
@@ -939,13 +937,11 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
             # dphi/dv, dphi/di below come from the interpolated crossing (for grid timing that is
             # the straight-through estimate of the spike-time sensitivity)
             phi_act = 1.0 if spiking[p] == 2 else phi
-            em = np.exp(-(1.0 - phi_act) * hm - phi_act * hs)
-            restart = c * (beta - em)
-            d_restart = -c * (hm - hs) * em
+            r_gain, d_restart, em = restart(c, beta, hm, hs, phi_act)
             g_phi = lam_v[j] * d_restart * cur
             if learn_coef:
                 _restart_coef_grads(g_coef, p, lam_v[j], lam_i[j], cur, c, beta, em, phi_act)
-                restart_of[j] = restart
+                restart_of[j] = r_gain
             decay[0] = -1.0
             for kk in range(out_start[p], out_start[p + 1]):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
@@ -954,13 +950,12 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                 hm_q = coef[q, HM]
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
                 k = out_blk[kk]
+                b0 = coef[q, B0]
+                b0c = b0 * coef[q, C]
+                # the factors in the weights' precision (delayed or not)
+                scal[0], scal[1] = arrival(b0, b0c, bs, am)
+                scal[2], scal[3] = arrival_rate(b0, b0c, bs, am, hs_q, hm_q)
                 if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:
-                    b0 = coef[q, B0]
-                    b0c = b0 * coef[q, C]
-                    scal[0] = b0 * bs  # the factors in the weights' precision, as undelayed
-                    scal[1] = b0c * (bs - am)
-                    scal[2] = b0 * bs * hs_q
-                    scal[3] = b0c * (hs_q * bs - hm_q * am)
                     g_phi += _adjoint_whole(
                         hist,
                         p_out,
@@ -988,8 +983,8 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                         phi_act,
                         bs,
                         am,
-                        coef[q, B0],
-                        coef[q, B0] * coef[q, C],
+                        b0,
+                        b0c,
                         coef[q, BETA],
                         coef[q, ALPHA],
                         hs_q,
@@ -1007,14 +1002,6 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                         pos,
                     )
                     continue
-                bq = coef[q, B0] * bs
-                eq = coef[q, B0] * coef[q, C] * (bs - am)
-                dbq = bq * hs_q
-                deq = coef[q, B0] * coef[q, C] * (hs_q * bs - hm_q * am)
-                scal[0] = bq
-                scal[1] = eq
-                scal[2] = dbq
-                scal[3] = deq
                 g_phi += _jump_and_grad(
                     lam_i[q0 : q0 + n_post],
                     lam_v[q0 : q0 + n_post],
@@ -1064,24 +1051,19 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     g_coef[p, HA] -= lam_a[j] * (1.0 - phi_act) * coef[p, DELTA_A] * e_a
                     g_coef[p, RHO_A] += sig[j] * coef[p, DELTA_A] * e_a
             if phi > 0.0:
-                v_adv = alpha * v + kappa * cur
-                u = v - a_j
-                d = (v_adv - rho_a * a_j) - u
-                inv_d2 = 1.0 / (d * d)
-                dphi_dv = (-d - (theta - u) * (alpha - 1.0)) * inv_d2
-                dphi_di = -(theta - u) * kappa * inv_d2
+                gap, d, inv_d2, dphi_dv, dphi_di = crossing_sensitivities(v, cur, a_j, alpha, kappa, rho_a, theta)
                 jump_v[j] = g_phi * dphi_dv
-                jump_i[j] = g_phi * dphi_di + restart * lam_v[j] + beta * lam_i[j]
+                jump_i[j] = g_phi * dphi_di + r_gain * lam_v[j] + beta * lam_i[j]
                 if adaptive:
-                    jump_a[j] = g_phi * (d - (theta - u) * (1.0 - rho_a)) * inv_d2 + rho_a * lam_a[j]
+                    jump_a[j] = g_phi * (d - gap * (1.0 - rho_a)) * inv_d2 + rho_a * lam_a[j]
                 if learn_coef:  # phi = (theta - u) / (alpha v + kappa i - rho_a a - u)
                     g_coef[p, THETA] += g_phi / d
-                    g_coef[p, RHO_A] += g_phi * (theta - u) * a_j * inv_d2
-                    g_coef[p, ALPHA] -= g_phi * (theta - u) * v * inv_d2
-                    g_coef[p, KAPPA] -= g_phi * (theta - u) * cur * inv_d2
+                    g_coef[p, RHO_A] += g_phi * gap * a_j * inv_d2
+                    g_coef[p, ALPHA] -= g_phi * gap * v * inv_d2
+                    g_coef[p, KAPPA] -= g_phi * gap * cur * inv_d2
             else:
                 jump_v[j] = 0.0
-                jump_i[j] = restart * lam_v[j] + beta * lam_i[j]
+                jump_i[j] = r_gain * lam_v[j] + beta * lam_i[j]
                 if adaptive:
                     jump_a[j] = rho_a * lam_a[j]
             if j < o0:
@@ -1154,8 +1136,9 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     g_coef[q, B0] += _dot(w[a0 : a0 + n_post], lam)
                 _pair_arrivals(g_coef, rho, dx, pop_off, q, q + 1)
             if blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
-                scal[0] = coef[q, B0] * coef[q, HS]
-                scal[1] = coef[q, B0] * coef[q, C] * (coef[q, HS] - coef[q, HM])
+                scal[0], scal[1] = arrival_rate(
+                    coef[q, B0], coef[q, B0] * coef[q, C], 1.0, 1.0, coef[q, HS], coef[q, HM]
+                )
                 for s in range(ip + 1, i1 + 1):
                     a0 = w0 + in_ch[s] * n_post
                     _delay_grad(

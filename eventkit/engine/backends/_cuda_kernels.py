@@ -2,7 +2,9 @@
 the block's threads over neurons (or over a connection's targets).
 
 The maths, the state layout and the order of every per-neuron update are those of the CPU
-kernels (:mod:`._cpu_kernels`, whose docstring is the reference for the notation): the same
+kernels (:mod:`._cpu_kernels`, whose docstring is the reference for the notation). Every formula
+of a neuron or synapse is a function of :mod:`._neuron_math`, which both backends compile inline,
+with the same roundings to the weights' precision (``F``) at the same places. The same
 flat ``pop_off`` / ``coef`` / ``blk`` / pre-major weight arrays, the same delay window of
 arrivals and of adjoints (2 ``n_slots`` grid times, slid every ``n_slots`` steps, read and written
 through the precomputed offsets ``d_off``). What differs is only who does the work:
@@ -27,12 +29,12 @@ Scratch state lives in global memory, one row per sample (``v_state[b]``, ``ring
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from numba import cuda
 from numba.cuda import float32, float64, int32
 
+from . import _neuron_math as M
 from ._cpu_kernels import (
     ALPHA,
     B0,
@@ -45,12 +47,25 @@ from ._cpu_kernels import (
     LEARN_D,
     N_POST,
     POST,
+    RHO_A,
     SUBSTEP,
     THETA,
     W_OFF,
 )
 
 MAX_THREADS = 1024
+
+# the shared neuron and synapse math (_neuron_math, as the CPU kernels compile it), inline
+_inline = cuda.jit(device=True, inline="always")
+advance = _inline(M.advance)
+adjoint_back = _inline(M.adjoint_back)
+crossing_phase = _inline(M.crossing_phase)
+crossing_sensitivities = _inline(M.crossing_sensitivities)
+restart = _inline(M.restart)
+remaining_decays = _inline(M.remaining_decays)
+arrival = _inline(M.arrival)
+arrival_rate = _inline(M.arrival_rate)
+delayed_decays = _inline(M.delayed_decays)
 
 
 @cuda.jit(device=True)
@@ -160,8 +175,8 @@ def kernels(double: bool):
                             idx = w0 + in_ch[s] * n_post + t
                             e = p_in + d_off[idx]
                             x = d_bm[idx]
-                            win[e] += w[idx] * b0 * x
-                            win[e + 1] += w[idx] * b0c * (x - d_am[idx])
+                            win[e] += F(w[idx] * b0 * x)  # the arrival in the weights' precision
+                            win[e + 1] += F(w[idx] * b0c * (x - d_am[idx]))
                     in_delayed = True
                     continue
                 for t in range(tid, n_post, nt):
@@ -193,13 +208,13 @@ def kernels(double: bool):
                 p = 0
                 v = F(0)
                 cur = F(0)
-                v_adv = F(0)
-                theta = F(0)
+                v_adv = F(0)  # in the state's precision, as the CPU kernels keep it
+                theta = float64(0)
                 if j < n_tot:
                     p = pop_of[j]
                     v = v_state[j]
                     cur = i_state[j]
-                    v_adv = coef[p, ALPHA] * v + coef[p, KAPPA] * cur
+                    v_adv = F(advance(v, cur, coef[p, ALPHA], coef[p, KAPPA]))
                     theta = coef[p, THETA]
                     if spiking[p] != 0 and v_adv > theta:
                         flag = 1
@@ -212,10 +227,7 @@ def kernels(double: bool):
                         return
                     pos = nr + _block_scan(scan, flag, tid, nt) - flag
                     if flag:
-                        if v >= theta:
-                            phi = float64(0.0)
-                        else:
-                            phi = float64((theta - v) / (v_adv - v))
+                        phi = float64(crossing_phase(v, float64(v_adv), theta))
                         rec_step[b, pos] = n
                         rec_nrn[b, pos] = j
                         rec_phi[b, pos] = phi
@@ -223,14 +235,8 @@ def kernels(double: bool):
                         rec_i[b, pos] = cur
                         if spiking[p] == 2:
                             phi = 1.0
-                        v_adv = (
-                            coef[p, C]
-                            * (
-                                coef[p, BETA]
-                                - math.exp(-(1.0 - phi) * float64(coef[p, HM]) - phi * float64(coef[p, HS]))
-                            )
-                            * cur
-                        )
+                        r_gain = restart(coef[p, C], coef[p, BETA], coef[p, HM], coef[p, HS], phi)[0]
+                        v_adv = F(r_gain * cur)
                         if j >= o0:
                             if t_first[b, j - o0] >= n_steps:
                                 t_first[b, j - o0] = n + phi
@@ -256,12 +262,13 @@ def kernels(double: bool):
                     n_post = blk[k, N_POST]
                     q0 = pop_off[q]
                     base = blk[k, W_OFF] + row * n_post
-                    bs = math.exp(-(1.0 - phi) * float64(coef[q, HS]))
-                    am = math.exp(-(1.0 - phi) * float64(coef[q, HM]))
+                    bs, am = remaining_decays(phi, coef[q, HS], coef[q, HM])
                     b0 = coef[q, B0]
+                    b0c = coef[q, B0] * coef[q, C]
+                    s0, s1 = arrival(b0, b0c, bs, am)
+                    s0 = F(s0)  # the arrival in the weights' precision (delayed or not)
+                    s1 = F(s1)
                     if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:  # whole steps: the spike's own decays
-                        s0 = F(b0 * bs)
-                        s1 = F(b0 * coef[q, C] * (bs - am))
                         for t in range(tid, n_post, nt):
                             idx = base + t
                             e = p_out + d_off[idx]
@@ -269,22 +276,17 @@ def kernels(double: bool):
                             win[e + 1] += w[idx] * s1
                         continue
                     if blk[k, DELAYED]:
-                        b0c = coef[q, B0] * coef[q, C]
                         for t in range(tid, n_post, nt):
                             idx = base + t
-                            late = phi + d_frac[idx] > 1.0
-                            x = bs * d_bm[idx]
-                            y = am * d_am[idx]
+                            x, y, late = delayed_decays(
+                                phi, d_frac[idx], bs, am, d_bm[idx], d_am[idx], coef[q, BETA], coef[q, ALPHA]
+                            )
                             e = p_out + d_off[idx]
                             if late:
-                                x *= coef[q, BETA]
-                                y *= coef[q, ALPHA]
                                 e += stride
-                            win[e] += F(w[idx] * b0 * x)  # the arrival in the weights' precision
+                            win[e] += F(w[idx] * b0 * x)
                             win[e + 1] += F(w[idx] * b0c * (x - y))
                         continue
-                    s0 = F(b0 * bs)
-                    s1 = F(b0 * coef[q, C] * (bs - am))
                     for t in range(tid, n_post, nt):
                         wt = w[base + t]
                         i_state[q0 + t] += s0 * wt
@@ -392,15 +394,16 @@ def kernels(double: bool):
                     base = blk[k, W_OFF] + row * n_post
                     hs_q = coef[q, HS]
                     hm_q = coef[q, HM]
-                    bs = math.exp(-(1.0 - phi_act) * float64(hs_q))
-                    am = math.exp(-(1.0 - phi_act) * float64(hm_q))
+                    bs, am = remaining_decays(phi_act, hs_q, hm_q)
                     b0 = coef[q, B0]
                     b0c = coef[q, B0] * coef[q, C]
+                    pi, pv = arrival(b0, b0c, bs, am)
+                    dpi, dpv = arrival_rate(b0, b0c, bs, am, hs_q, hm_q)
+                    pi = F(pi)  # the factors in the weights' precision (delayed or not)
+                    pv = F(pv)
+                    dpi = F(dpi)
+                    dpv = F(dpv)
                     if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:  # whole steps: the spike's own decays
-                        pi = F(b0 * bs)  # the factors in the weights' precision
-                        pv = F(b0c * (bs - am))
-                        dpi = F(b0 * bs * hs_q)
-                        dpv = F(b0c * (hs_q * bs - hm_q * am))
                         for t in range(tid, n_post, nt):
                             idx = base + t
                             e = p_out + d_off[idx]
@@ -415,34 +418,30 @@ def kernels(double: bool):
                     if blk[k, DELAYED]:
                         for t in range(tid, n_post, nt):
                             idx = base + t
-                            late = phi_act + d_frac[idx] > 1.0
-                            x = bs * d_bm[idx]
-                            y = am * d_am[idx]
+                            x, y, late = delayed_decays(
+                                phi_act, d_frac[idx], bs, am, d_bm[idx], d_am[idx], coef[q, BETA], coef[q, ALPHA]
+                            )
                             e = p_out + d_off[idx]
                             if late:
-                                x *= coef[q, BETA]
-                                y *= coef[q, ALPHA]
                                 e += stride
                             li = hist[e]
                             lv = hist[e + 1]
-                            term = li * F(b0 * x * hs_q) + lv * F(b0c * (hs_q * x - hm_q * y))
+                            x_i, x_v = arrival(b0, b0c, x, y)
+                            r_i, r_v = arrival_rate(b0, b0c, x, y, hs_q, hm_q)
+                            term = li * F(r_i) + lv * F(r_v)
                             wt = w[idx]
                             part += wt * term
-                            gwb[idx] += li * F(b0 * x) + lv * F(b0c * (x - y))
+                            gwb[idx] += li * F(x_i) + lv * F(x_v)
                             gdb[idx] += wt * term
                         continue
-                    bq = F(b0 * bs)
-                    eq = F(b0c * (bs - am))
-                    dbq = F(bq * hs_q)
-                    deq = F(b0c * (hs_q * bs - hm_q * am))
                     learn_d = blk[k, LEARN_D] != 0
                     for t in range(tid, n_post, nt):
                         li = lam_i[q0 + t]
                         lv = lam_v[q0 + t]
                         wt = w[base + t]
-                        g = wt * (li * dbq + lv * deq)
+                        g = wt * (li * dpi + lv * dpv)
                         part += g
-                        gwb[base + t] += li * bq + lv * eq
+                        gwb[base + t] += li * pi + lv * pv
                         if learn_d:
                             gdb[base + t] += g
                 g_sum = _block_sum(red, part, tid, nt)
@@ -454,33 +453,25 @@ def kernels(double: bool):
                     kappa = coef[p, KAPPA]
                     c = coef[p, C]
                     theta = coef[p, THETA]
-                    em = math.exp(-(1.0 - phi_act) * float64(coef[p, HM]) - phi_act * float64(coef[p, HS]))
-                    restart = c * (beta - em)
-                    d_restart = -c * (coef[p, HM] - coef[p, HS]) * em
+                    r_gain, d_restart, _ = restart(c, beta, coef[p, HM], coef[p, HS], phi_act)
                     g_phi = lam_v[j] * d_restart * cur + g_sum
                     if j >= o0:
                         if first_rec[j - o0] == s:
                             g_phi += g_tfirst[b, j - o0]
                     if phi > 0.0:
-                        v_adv = alpha * v + kappa * cur
-                        d = v_adv - v
-                        inv_d2 = 1.0 / (d * d)
-                        dphi_dv = (-d - (theta - v) * (alpha - 1.0)) * inv_d2
-                        dphi_di = -(theta - v) * kappa * inv_d2
-                        jump_v[j] = g_phi * dphi_dv
-                        jump_i[j] = g_phi * dphi_di + restart * lam_v[j] + beta * lam_i[j]
+                        sens = crossing_sensitivities(v, cur, F(0), alpha, kappa, coef[p, RHO_A], theta)
+                        jump_v[j] = g_phi * sens[3]
+                        jump_i[j] = g_phi * sens[4] + r_gain * lam_v[j] + beta * lam_i[j]
                     else:
                         jump_v[j] = 0
-                        jump_i[j] = restart * lam_v[j] + beta * lam_i[j]
+                        jump_i[j] = r_gain * lam_v[j] + beta * lam_i[j]
                     if j < o0:  # spike-count regulariser: a kick to lam_v at each spike
                         jump_v[j] += tau_mem[p] * g_counts[b, j]
             cuda.syncthreads()
             # propagate every neuron's adjoint one step back
             for j in range(tid, n_tot, nt):
                 p = pop_of[j]
-                lv = lam_v[j]
-                lam_v[j] = coef[p, ALPHA] * lv
-                lam_i[j] = coef[p, KAPPA] * lv + coef[p, BETA] * lam_i[j]
+                lam_v[j], lam_i[j] = adjoint_back(lam_v[j], lam_i[j], coef[p, ALPHA], coef[p, BETA], coef[p, KAPPA])
             cuda.syncthreads()
             for s in range(r + 1 + tid, r_hi + 1, nt):
                 j = rec_nrn[b, s]
@@ -514,8 +505,9 @@ def kernels(double: bool):
                             gdb[idx] += hist[e + 1]
                     continue
                 learn_d = blk[k, LEARN_D] != 0
-                sc0 = F(b0 * coef[q, HS])
-                sc1 = F(b0 * coef[q, C] * (coef[q, HS] - coef[q, HM]))
+                sc0, sc1 = arrival_rate(b0, b0 * coef[q, C], 1.0, 1.0, coef[q, HS], coef[q, HM])
+                sc0 = F(sc0)
+                sc1 = F(sc1)
                 for t in range(tid, n_post, nt):
                     li = lam_i[q0 + t]
                     lv = lam_v[q0 + t]
@@ -536,8 +528,7 @@ def kernels(double: bool):
                 hm = coef[q, HM]
                 hi = blk[k + 1, W_OFF] if k + 1 < blk.shape[0] else w.shape[0]
                 if blk[k, SUBSTEP] == 0:
-                    dpi = b0 * hs
-                    dpv = b0c * (hs - hm)
+                    dpi, dpv = arrival_rate(b0, b0c, 1.0, 1.0, hs, hm)
                     for idx in range(blk[k, W_OFF] + tid, hi, nt):
                         li = gwb[idx]
                         lv = gdb[idx]
@@ -547,10 +538,10 @@ def kernels(double: bool):
                 for idx in range(blk[k, W_OFF] + tid, hi, nt):
                     li = gwb[idx]
                     lv = gdb[idx]
-                    x = d_bm[idx]
-                    y = d_am[idx]
-                    gwb[idx] = li * (b0 * x) + lv * (b0c * (x - y))
-                    gdb[idx] = w[idx] * (li * (b0 * x * hs) + lv * (b0c * (hs * x - hm * y)))
+                    x_i, x_v = arrival(b0, b0c, d_bm[idx], d_am[idx])
+                    r_i, r_v = arrival_rate(b0, b0c, d_bm[idx], d_am[idx], hs, hm)
+                    gwb[idx] = li * x_i + lv * x_v
+                    gdb[idx] = w[idx] * (li * r_i + lv * r_v)
 
     @cuda.jit
     def sum_samples(parts, out):

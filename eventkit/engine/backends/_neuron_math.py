@@ -1,0 +1,90 @@
+"""The math of one neuron and one synapse, written once for both backends.
+
+The CPU kernels (:mod:`._cpu_kernels`, numba ``prange`` over samples) and the CUDA kernels
+(:mod:`._cuda_kernels`, one thread block per sample) differ in how they loop -- over a population's
+neurons, a spike's targets, a step's spikes -- and in nothing they compute: every formula for the
+step, the threshold crossing, the restart, a spike's arrival and the adjoint jumps is a function
+here. They are plain Python functions of scalars; each backend compiles them inline into its
+loops (``numba.njit(inline="always")``, ``cuda.jit(device=True, inline="always")``), so the code
+is what the formula written out in place would give, and the operation order -- hence every
+float32/float64 rounding -- is the same on both backends.
+
+Notation of ``eventkit.engine.neurons``: a population's propagator over one step ``(alpha, beta,
+kappa)``, ``hm = -log alpha``, ``hs = -log beta``, ``c = kappa / (beta - alpha)``, the weight-to-``i``
+gain ``b0`` (``b0c = b0 c``); ``phi`` is a spike's phase within its step. Threshold adaptation
+(ALIF) enters through ``a`` (its value at the step's start) and its decay ``rho_a``; without
+adaptation both are 0 and the formulas reduce exactly (the operations on 0 are exact).
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def advance(v, i, alpha, kappa):
+    """The membrane potential at the end of the step, before the threshold: ``alpha v + kappa i``
+    (the current decays separately, ``i <- beta i``)."""
+    return alpha * v + kappa * i
+
+
+def adjoint_back(lam_v, lam_i, alpha, beta, kappa):
+    """One step of the adjoint, the transposed propagator: ``(alpha lam_v, kappa lam_v + beta
+    lam_i)``."""
+    return alpha * lam_v, kappa * lam_v + beta * lam_i
+
+
+def crossing_phase(u, u_adv, theta):
+    """The phase in ``[0, 1)`` at which ``u = v - a`` crosses ``theta``, by linear interpolation
+    between its values at the step's start (``u``) and end (``u_adv``); 0 when it starts above."""
+    if u >= theta:
+        return 0.0
+    return (theta - u) / (u_adv - u)
+
+
+def crossing_sensitivities(v, cur, a, alpha, kappa, rho_a, theta):
+    """What the backward pass needs of a crossing from the recorded state ``(v, i = cur, a)``:
+    ``(theta - u, d, 1 / d^2, dphi/dv, dphi/di)`` with ``u = v - a`` and ``d = u_adv - u`` the
+    interpolation's slope (``phi = (theta - u) / d``)."""
+    v_adv = alpha * v + kappa * cur
+    u = v - a
+    gap = theta - u
+    d = (v_adv - rho_a * a) - u
+    inv_d2 = 1.0 / (d * d)
+    dphi_dv = (-d - gap * (alpha - 1.0)) * inv_d2
+    dphi_di = -gap * kappa * inv_d2
+    return gap, d, inv_d2, dphi_dv, dphi_di
+
+
+def restart(c, beta, hm, hs, phi):
+    """A spike at ``phi`` restarts ``v`` from 0; at the step's end ``v = R i`` (``i`` the current
+    at the step's start). Returns ``(R, dR/dphi, alpha^(1-phi) beta^phi)``."""
+    em = math.exp(-(1.0 - phi) * hm - phi * hs)
+    return c * (beta - em), -c * (hm - hs) * em, em
+
+
+def remaining_decays(phi, hs, hm):
+    """``(beta^(1-phi), alpha^(1-phi))``: the target's decays from a spike at ``phi`` to the end of
+    its step."""
+    return math.exp(-(1.0 - phi) * hs), math.exp(-(1.0 - phi) * hm)
+
+
+def arrival(b0, b0c, x, y):
+    """What a unit weight adds to the target's ``(i, v)`` when it arrives with the remaining decays
+    ``x`` of ``i`` and ``y`` of ``v`` (``beta^r``, ``alpha^r``): ``(b0 x, b0 c (x - y))``."""
+    return b0 * x, b0c * (x - y)
+
+
+def arrival_rate(b0, b0c, x, y, hs, hm):
+    """The derivative of :func:`arrival` with respect to the arrival time (in steps, earlier is
+    positive): ``(b0 x hs, b0 c (hs x - hm y))``; a spike's ``dL/dphi`` and a delay's gradient."""
+    return b0 * x * hs, b0c * (hs * x - hm * y)
+
+
+def delayed_decays(phi, frac, bs, am, bm, amf, beta, alpha):
+    """A spike at ``phi`` on a synapse whose delay has the sub-step part ``frac`` (``bm =
+    beta^(-frac)``, ``amf = alpha^(-frac)``; ``bs``, ``am``: :func:`remaining_decays`): the decays
+    ``(x, y)`` from its arrival to the grid time where it is applied, and whether that is one
+    step later than the whole steps of the delay say (the arrival falls into the following
+    step)."""
+    late = phi + frac > 1.0
+    return bs * bm * (beta if late else 1.0), am * amf * (alpha if late else 1.0), late

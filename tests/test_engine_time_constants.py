@@ -21,6 +21,8 @@ RANGES = {"tau_mem": [8.0, 60.0], "tau_syn": [1.0, 7.0]}
 
 #: whole-step delays on every kind of connection (input, recurrent, hidden -> hidden, output)
 ROUND_DELAYS = {kind: {"max": 6.0, "mode": "round", "init": [0.0, 6.0]} for kind in ("ff", "rec", "out")}
+#: the same with fractional (sub-step) delays
+EXACT_DELAYS = {kind: {**spec, "mode": "exact"} for kind, spec in ROUND_DELAYS.items()}
 
 
 def make_net(readout, learn_tau=RANGES, seed=3, hidden=(12, 9), recurrent=True, dtype=torch.float64, delays=None):
@@ -62,16 +64,23 @@ def test_time_constant_gradients_match_finite_differences(readout):
     assert_scalar_gradients_match(params, lambda: loss_and_counts(net, data, labels), counts, 1e-5)
 
 
+@pytest.mark.parametrize("delays", [ROUND_DELAYS, EXACT_DELAYS], ids=["round", "exact"])
 @pytest.mark.parametrize("kinds", [("ff", "rec", "out"), ("rec", "out")], ids=["all", "hidden-only"])
-def test_time_constant_gradients_with_whole_step_delays_match_finite_differences(kinds):
-    """The same check with round-mode delays on the input, recurrent, hidden -> hidden and output
-    connections, and on the hidden ones only (then no input row writes the grid times' rows): a
-    delayed arrival pairs with the sensitivities and adjoints of the grid time it lands at (kept
-    by grid time like the adjoint). Fails if a delayed arrival's terms are missing or read at
-    another grid time than its arrival's."""
+def test_time_constant_gradients_with_delays_match_finite_differences(kinds, delays):
+    """The same check with delays on the input, recurrent, hidden -> hidden and output
+    connections, and on the hidden ones only (then no input row writes the grid times' rows),
+    whole-step (round) and fractional (exact): a delayed arrival pairs with the sensitivities and
+    adjoints of the grid time it lands at (kept by grid time like the adjoint), and a fractional
+    one's decays over the rest of its step depend on the target's time constants. Fails if a
+    delayed arrival's terms are missing, read at another grid time than its arrival's (a late
+    sub-step arrival lands one row further) or take the spike's remaining time for the
+    arrival's."""
     rng = np.random.default_rng(5)
-    net = make_net(ExpWeightedMeanV(), delays={kind: ROUND_DELAYS[kind] for kind in kinds})
-    assert net.delays_ms()["rec0"].max() > 3.0
+    net = make_net(ExpWeightedMeanV(), delays={kind: delays[kind] for kind in kinds})
+    d = net.delays_ms()["rec0"]
+    assert d.max() > 3.0
+    if delays is EXACT_DELAYS:
+        assert (np.mod(d, 1.0) > 0.5).mean() > 0.3  # many sub-step arrivals fall into the next step
     data = random_data(rng, 3, 10, 80, rate=(40, 80))
     labels = torch.as_tensor(data.labels)
     loss, counts = loss_and_counts(net, data, labels)
@@ -82,7 +91,7 @@ def test_time_constant_gradients_with_whole_step_delays_match_finite_differences
     )
 
 
-@pytest.mark.parametrize("delays", [None, ROUND_DELAYS], ids=["undelayed", "delayed"])
+@pytest.mark.parametrize("delays", [None, ROUND_DELAYS, EXACT_DELAYS], ids=["undelayed", "round", "exact"])
 def test_learning_time_constants_leaves_the_other_gradients_and_the_simulation_unchanged(delays):
     """A network with learn_tau at its initial values simulates and differentiates its weights
     (and delays) exactly as the same network without: the coefficient gradients ride along
@@ -227,12 +236,6 @@ def test_bad_learn_tau_is_refused_in_one_line_naming_the_key(learn_tau, words):
     with pytest.raises(ValueError) as err:
         make_net(ExpWeightedMeanV(), learn_tau=learn_tau)
     assert words in str(err.value) and "\n" not in str(err.value)
-
-
-def test_learnable_time_constants_with_fractional_delays_are_refused_in_one_line():
-    with pytest.raises(ValueError) as err:
-        EventpropNet(4, 2, hidden=5, learn_tau=RANGES, delays={"ff": {"max": 5.0}})
-    assert "ff0" in str(err.value) and "mode: round" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_the_app_trains_time_constants_in_their_own_group(tmp_path):

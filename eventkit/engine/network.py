@@ -193,12 +193,6 @@ class EventpropNet(nn.Module):
                 self.register_parameter(
                     f"{key}{k}", nn.Parameter(torch.tensor(float(getattr(model, key)), dtype=dtype))
                 )
-        fractional = [c.name for c in self._topology.delayed if c.delay.mode != "round"]
-        if self.learn_tau and fractional:
-            raise ValueError(
-                f"learnable time constants (learn_tau) with delays need whole-step delays, but {fractional[0]}'s "
-                "are mode=exact. Fix: give its delays mode: round (network.delays), or drop learn_tau"
-            )
         if self.learn_tau and self.backend.name != "cpu":
             raise ValueError(
                 "learnable time constants (learn_tau) run on the CPU backend only so far; use backend='cpu'"

@@ -548,6 +548,60 @@ def _delayed_coef_sums(hist, rhist, p0, w, d_off, base, n_post, sums):
             sums[2 + m] += wt * rhist[kr + m]
 
 
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _fractional_coef_sums(hist, rhist, p0, stride, phi, bs, am, beta, alpha, net, base, n_post, sums):
+    """For one spike's arrivals on fractional delays (as :func:`_adjoint_spike` finds them; an
+    input spike's when ``phi < 0``: its fixed decays ``d_bm``, ``d_am`` over ``r = 1 - f``), with
+    ``x, y`` each arrival's decays over the time ``r`` (steps) from the arrival to the grid time
+    where it is applied and ``lam``, ``rho`` read at that grid time: ``sums[0:5] = sum w (x lam_i,
+    (x - y) lam_v, r x lam_i, r x lam_v, r y lam_v)`` and ``sums[5:11]`` the sums of ``w (x - y)``
+    times the v-sensitivities and ``w x`` times the i-sensitivities (alpha, kappa, beta pairs)."""
+    w, d_off, d_frac, d_bm, d_am = net.w, net.d_off, net.d_frac, net.d_bm, net.d_am
+    for m in range(11):
+        sums[m] = 0.0
+    for t in range(n_post):
+        s = base + t
+        f = d_frac[s]
+        if phi < 0.0:  # input: the decays are the synapse's own
+            x = d_bm[s] * 1.0
+            y = d_am[s] * 1.0
+            r = 1.0 - f if f > 0.0 else 0.0
+            k = p0 + d_off[s]
+        else:
+            x, y, late = delayed_decays(phi, f, bs, am, d_bm[s], d_am[s], beta, alpha)
+            r = (1.0 - phi) - f + (1.0 if late else 0.0)
+            k = p0 + d_off[s] + (stride if late else _ZERO)
+        wt = w[s]
+        li = hist[k]
+        lv = hist[k + _ONE]
+        wx = wt * x
+        wxy = wt * (x - y)
+        sums[0] += wx * li
+        sums[1] += wxy * lv
+        sums[2] += r * wx * li
+        sums[3] += r * wx * lv
+        sums[4] += r * wt * y * lv
+        kr = np.int64(k) * 3
+        for m in range(0, 6, 2):
+            sums[5 + m] += wxy * rhist[kr + m]
+            sums[6 + m] += wx * rhist[kr + m + 1]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _fractional_coef_grads(g_coef, q, sums, b0, c):
+    """The coefficient terms of arrivals on fractional delays in population q from
+    :func:`_fractional_coef_sums`' ``sums``: the arrival ``w (b0 x, b0 c (x - y))`` with ``x =
+    exp(-r hs)``, ``y = exp(-r hm)``, differentiated at fixed phase (``b0``, ``c``, ``hs``, ``hm``),
+    and paired with the sensitivities of its grid time (``alpha``, ``kappa``, ``beta``)."""
+    g_coef[q, B0] += sums[0] + c * sums[1]
+    g_coef[q, C] += b0 * sums[1]
+    g_coef[q, HS] -= b0 * (sums[2] + c * sums[3])
+    g_coef[q, HM] += b0 * c * sums[4]
+    g_coef[q, ALPHA] += b0 * c * sums[5] + b0 * sums[6]
+    g_coef[q, KAPPA] += b0 * c * sums[7] + b0 * sums[8]
+    g_coef[q, BETA] += b0 * c * sums[9] + b0 * sums[10]
+
+
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _pair_delayed(g_coef, q, sums, a_i, a_v):
     """rho . u of arrivals ``w (a_i, a_v)`` from :func:`_delayed_coef_sums`' ``sums``."""
@@ -875,7 +929,7 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
     hist = window[get_thread_id()]
     # with delays, the sensitivities rho by grid time too (the rows of hist at 3x the positions)
     rhist = np.zeros(3 * hist.shape[0] if delayed and learn_coef else 1, dtype=w.dtype)
-    coef_sums = np.zeros(8)
+    coef_sums = np.zeros(11)
     first = n_steps - n_slots
     if delayed:
         hist[half + stride : 2 * half] = 0.0
@@ -1001,6 +1055,23 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                         sub,
                         pos,
                     )
+                    if learn_coef:
+                        _fractional_coef_sums(
+                            hist,
+                            rhist,
+                            p_out,
+                            np.uint64(stride),
+                            phi_act,
+                            bs,
+                            am,
+                            coef[q, BETA],
+                            coef[q, ALPHA],
+                            net,
+                            base,
+                            n_post,
+                            coef_sums,
+                        )
+                        _fractional_coef_grads(g_coef, q, coef_sums, b0, coef[q, C])
                     continue
                 g_phi += _jump_and_grad(
                     lam_i[q0 : q0 + n_post],
@@ -1120,10 +1191,16 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     stored = True
                 for s in range(ip + 1, i1 + 1):
                     _gather_adjoint(hist, p_in, gw, gd, d_off, w0 + in_ch[s] * n_post, n_post)
-                    if learn_coef:  # whole-step input arrivals i += w b0 (learn_tau needs round-mode delays)
+                    if learn_coef and blk[k, SUBSTEP] == 0:  # whole steps: i += w b0
                         _delayed_coef_sums(hist, rhist, p_in, w, d_off, w0 + in_ch[s] * n_post, n_post, coef_sums)
                         g_coef[q, B0] += coef_sums[0]
                         _pair_delayed(g_coef, q, coef_sums, coef[q, B0], 0.0)
+                    elif learn_coef:  # the synapse's own decays over r = 1 - f
+                        base = w0 + in_ch[s] * n_post
+                        _fractional_coef_sums(
+                            hist, rhist, p_in, _ZERO, -1.0, 1.0, 1.0, 1.0, 1.0, net, base, n_post, coef_sums
+                        )
+                        _fractional_coef_grads(g_coef, q, coef_sums, coef[q, B0], coef[q, C])
                 continue
             lam = lam_i[q0 : q0 + n_post]
             for s in range(ip + 1, i1 + 1):

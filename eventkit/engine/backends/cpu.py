@@ -275,11 +275,6 @@ class CpuBackend:
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
         if any_delay and n_slots > plan.n_slots:  # delays above their max are refused before this
             raise AssertionError(f"delays need {n_slots} buffer slots, the plan holds {plan.n_slots}")
-        if coefficients and blk[:, K.SUBSTEP].any():
-            raise ValueError(
-                "learnable time constants with delays need whole-step (mode=round) delays; "
-                "set each delay's mode to round or drop network.learn_tau"
-            )
         return CpuInputs(
             w, coef.astype(dtype), blk, d_off, d_frac, d_bm, d_am, n_slots if any_delay else 0, bool(coefficients)
         )

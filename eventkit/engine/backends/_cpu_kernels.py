@@ -80,16 +80,7 @@ from . import _neuron_math as M
 _FASTMATH = kernel_fastmath()
 
 # the shared neuron and synapse math (_neuron_math), compiled into the loops below
-_inline = njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-advance = _inline(M.advance)
-adjoint_back = _inline(M.adjoint_back)
-crossing_phase = _inline(M.crossing_phase)
-crossing_sensitivities = _inline(M.crossing_sensitivities)
-restart = _inline(M.restart)
-remaining_decays = _inline(M.remaining_decays)
-arrival = _inline(M.arrival)
-arrival_rate = _inline(M.arrival_rate)
-delayed_decays = _inline(M.delayed_decays)
+nm = M.compiled(njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always"))
 
 # columns of a population's coefficient row (see eventkit.engine.backends.cpu.coefficient_rows)
 ALPHA, BETA, KAPPA, B0, C, HM, HS, THETA, RHO_A, HA, DELTA_A = range(11)
@@ -162,7 +153,7 @@ def _axpy(y, x, a):
 def _advance(v, i, v_adv, alpha, kappa):
     """v_adv = alpha v + kappa i (the step's propagator, before threshold)."""
     for t in range(v.shape[0]):
-        v_adv[t] = advance(v[t], i[t], alpha, kappa)
+        v_adv[t] = nm.advance(v[t], i[t], alpha, kappa)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -176,7 +167,7 @@ def _commit(v, i, v_adv, beta):
 def _adjoint_step(lam_v, lam_i, alpha, beta, kappa):
     """Transpose of the propagator: lam_v <- alpha lam_v, lam_i <- kappa lam_v + beta lam_i."""
     for t in range(lam_v.shape[0]):
-        lam_v[t], lam_i[t] = adjoint_back(lam_v[t], lam_i[t], alpha, beta, kappa)
+        lam_v[t], lam_i[t] = nm.adjoint_back(lam_v[t], lam_i[t], alpha, beta, kappa)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -231,7 +222,7 @@ def _remaining_decay(coef, q, phi, cache):
     if coef[q, HS] != cache[0] or coef[q, HM] != cache[1]:
         cache[0] = coef[q, HS]
         cache[1] = coef[q, HM]
-        cache[2], cache[3] = remaining_decays(phi, cache[0], cache[1])
+        cache[2], cache[3] = nm.remaining_decays(phi, cache[0], cache[1])
     return cache[2], cache[3]
 
 
@@ -304,7 +295,7 @@ def _deliver_spike(
     a_i = sub[0]
     a_v = sub[1]
     for t in range(n_post):
-        x, y, late = delayed_decays(phi, frac_[t], bs, am, bm_[t], am_[t], beta, alpha)
+        x, y, late = nm.delayed_decays(phi, frac_[t], bs, am, bm_[t], am_[t], beta, alpha)
         pos[t] = p0 + off_[t] + (stride if late else _ZERO)
         wt = w_[t]
         a_i[t] = wt * b0 * x
@@ -354,10 +345,10 @@ def _adjoint_spike(
     dp_i = sub[2]
     dp_v = sub[3]
     for t in range(n_post):
-        x, y, late = delayed_decays(phi, frac_[t], bs, am, bm_[t], am_[t], beta, alpha)
+        x, y, late = nm.delayed_decays(phi, frac_[t], bs, am, bm_[t], am_[t], beta, alpha)
         pos[t] = p0 + off_[t] + (stride if late else _ZERO)
-        p_i[t], p_v[t] = arrival(b0, b0c, x, y)
-        dp_i[t], dp_v[t] = arrival_rate(b0, b0c, x, y, hs, hm)
+        p_i[t], p_v[t] = nm.arrival(b0, b0c, x, y)
+        dp_i[t], dp_v[t] = nm.arrival_rate(b0, b0c, x, y, hs, hm)
     w_ = w[base : base + n_post]
     gw_ = gw[base : base + n_post]
     gd_ = gd[base : base + n_post]
@@ -397,7 +388,7 @@ def _input_grads(gw, gd, w, d_bm, d_am, lo, hi, b0, b0c, hs, hm, substep):
     (hs x - hm y))`` with the synapse's fixed decays ``x = beta^r``, ``y = alpha^r`` (``d_bm``,
     ``d_am``; whole-step delays: ``x = y = 1``, the arrival moves only the current)."""
     if substep == 0:
-        dp_i, dp_v = arrival_rate(b0, b0c, 1.0, 1.0, hs, hm)
+        dp_i, dp_v = nm.arrival_rate(b0, b0c, 1.0, 1.0, hs, hm)
         for t in range(lo, hi):
             li = gw[t]
             lv = gd[t]
@@ -407,8 +398,8 @@ def _input_grads(gw, gd, w, d_bm, d_am, lo, hi, b0, b0c, hs, hm, substep):
         for t in range(lo, hi):
             li = gw[t]
             lv = gd[t]
-            p_i, p_v = arrival(b0, b0c, d_bm[t], d_am[t])
-            dp_i, dp_v = arrival_rate(b0, b0c, d_bm[t], d_am[t], hs, hm)
+            p_i, p_v = nm.arrival(b0, b0c, d_bm[t], d_am[t])
+            dp_i, dp_v = nm.arrival_rate(b0, b0c, d_bm[t], d_am[t], hs, hm)
             gw[t] = li * p_i + lv * p_v
             gd[t] = w[t] * (li * dp_i + lv * dp_v)
 
@@ -568,7 +559,7 @@ def _fractional_coef_sums(hist, rhist, p0, stride, phi, bs, am, beta, alpha, net
             r = 1.0 - f if f > 0.0 else 0.0
             k = p0 + d_off[s]
         else:
-            x, y, late = delayed_decays(phi, f, bs, am, d_bm[s], d_am[s], beta, alpha)
+            x, y, late = nm.delayed_decays(phi, f, bs, am, d_bm[s], d_am[s], beta, alpha)
             r = (1.0 - phi) - f + (1.0 if late else 0.0)
             k = p0 + d_off[s] + (stride if late else _ZERO)
         wt = w[s]
@@ -806,7 +797,7 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                         if v_adv[j] - a_adv > theta:
                             v = v_state[j]
                             cur = i_state[j]
-                            phi = crossing_phase(v - a_state[j], v_adv[j] - a_adv, theta)
+                            phi = nm.crossing_phase(v - a_state[j], v_adv[j] - a_adv, theta)
                             if nr >= cap:
                                 overflow[b] = 1
                                 n_rec[b] = nr
@@ -819,7 +810,7 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                             nr += 1
                             if spiking[p] == 2:
                                 phi = 1.0  # grid timing: the spike acts at the end of its step
-                            r_gain = restart(c, beta, hm, hs, phi)[0]
+                            r_gain = nm.restart(c, beta, hm, hs, phi)[0]
                             v_adv[j] = r_gain * cur
                             if j >= o0:
                                 if t_first[b, j - o0] >= n_steps:
@@ -842,7 +833,7 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                 base = w0 + row * n_post
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 # the arrival, in the weights' precision (delayed or not)
-                scal[0], scal[1] = arrival(coef[q, B0], coef[q, B0] * coef[q, C], bs, am)
+                scal[0], scal[1] = nm.arrival(coef[q, B0], coef[q, B0] * coef[q, C], bs, am)
                 if blk[out_blk[kk], DELAYED] and blk[out_blk[kk], SUBSTEP] == 0:
                     _deliver_whole(win, p_out, scal[0], scal[1], w, d_off, base, n_post)
                     continue
@@ -991,7 +982,7 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
             # dphi/dv, dphi/di below come from the interpolated crossing (for grid timing that is
             # the straight-through estimate of the spike-time sensitivity)
             phi_act = 1.0 if spiking[p] == 2 else phi
-            r_gain, d_restart, em = restart(c, beta, hm, hs, phi_act)
+            r_gain, d_restart, em = nm.restart(c, beta, hm, hs, phi_act)
             g_phi = lam_v[j] * d_restart * cur
             if learn_coef:
                 _restart_coef_grads(g_coef, p, lam_v[j], lam_i[j], cur, c, beta, em, phi_act)
@@ -1007,8 +998,8 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                 b0 = coef[q, B0]
                 b0c = b0 * coef[q, C]
                 # the factors in the weights' precision (delayed or not)
-                scal[0], scal[1] = arrival(b0, b0c, bs, am)
-                scal[2], scal[3] = arrival_rate(b0, b0c, bs, am, hs_q, hm_q)
+                scal[0], scal[1] = nm.arrival(b0, b0c, bs, am)
+                scal[2], scal[3] = nm.arrival_rate(b0, b0c, bs, am, hs_q, hm_q)
                 if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:
                     g_phi += _adjoint_whole(
                         hist,
@@ -1122,7 +1113,7 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     g_coef[p, HA] -= lam_a[j] * (1.0 - phi_act) * coef[p, DELTA_A] * e_a
                     g_coef[p, RHO_A] += sig[j] * coef[p, DELTA_A] * e_a
             if phi > 0.0:
-                gap, d, inv_d2, dphi_dv, dphi_di = crossing_sensitivities(v, cur, a_j, alpha, kappa, rho_a, theta)
+                gap, d, inv_d2, dphi_dv, dphi_di = nm.crossing_sensitivities(v, cur, a_j, alpha, kappa, rho_a, theta)
                 jump_v[j] = g_phi * dphi_dv
                 jump_i[j] = g_phi * dphi_di + r_gain * lam_v[j] + beta * lam_i[j]
                 if adaptive:
@@ -1213,7 +1204,7 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     g_coef[q, B0] += _dot(w[a0 : a0 + n_post], lam)
                 _pair_arrivals(g_coef, rho, dx, pop_off, q, q + 1)
             if blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
-                scal[0], scal[1] = arrival_rate(
+                scal[0], scal[1] = nm.arrival_rate(
                     coef[q, B0], coef[q, B0] * coef[q, C], 1.0, 1.0, coef[q, HS], coef[q, HM]
                 )
                 for s in range(ip + 1, i1 + 1):

@@ -56,16 +56,7 @@ from ._cpu_kernels import (
 MAX_THREADS = 1024
 
 # the shared neuron and synapse math (_neuron_math, as the CPU kernels compile it), inline
-_inline = cuda.jit(device=True, inline="always")
-advance = _inline(M.advance)
-adjoint_back = _inline(M.adjoint_back)
-crossing_phase = _inline(M.crossing_phase)
-crossing_sensitivities = _inline(M.crossing_sensitivities)
-restart = _inline(M.restart)
-remaining_decays = _inline(M.remaining_decays)
-arrival = _inline(M.arrival)
-arrival_rate = _inline(M.arrival_rate)
-delayed_decays = _inline(M.delayed_decays)
+nm = M.compiled(cuda.jit(device=True, inline="always"))
 
 
 @cuda.jit(device=True)
@@ -214,7 +205,7 @@ def kernels(double: bool):
                     p = pop_of[j]
                     v = v_state[j]
                     cur = i_state[j]
-                    v_adv = F(advance(v, cur, coef[p, ALPHA], coef[p, KAPPA]))
+                    v_adv = F(nm.advance(v, cur, coef[p, ALPHA], coef[p, KAPPA]))
                     theta = coef[p, THETA]
                     if spiking[p] != 0 and v_adv > theta:
                         flag = 1
@@ -227,7 +218,7 @@ def kernels(double: bool):
                         return
                     pos = nr + _block_scan(scan, flag, tid, nt) - flag
                     if flag:
-                        phi = float64(crossing_phase(v, float64(v_adv), theta))
+                        phi = float64(nm.crossing_phase(v, float64(v_adv), theta))
                         rec_step[b, pos] = n
                         rec_nrn[b, pos] = j
                         rec_phi[b, pos] = phi
@@ -235,7 +226,7 @@ def kernels(double: bool):
                         rec_i[b, pos] = cur
                         if spiking[p] == 2:
                             phi = 1.0
-                        r_gain = restart(coef[p, C], coef[p, BETA], coef[p, HM], coef[p, HS], phi)[0]
+                        r_gain = nm.restart(coef[p, C], coef[p, BETA], coef[p, HM], coef[p, HS], phi)[0]
                         v_adv = F(r_gain * cur)
                         if j >= o0:
                             if t_first[b, j - o0] >= n_steps:
@@ -262,10 +253,10 @@ def kernels(double: bool):
                     n_post = blk[k, N_POST]
                     q0 = pop_off[q]
                     base = blk[k, W_OFF] + row * n_post
-                    bs, am = remaining_decays(phi, coef[q, HS], coef[q, HM])
+                    bs, am = nm.remaining_decays(phi, coef[q, HS], coef[q, HM])
                     b0 = coef[q, B0]
                     b0c = coef[q, B0] * coef[q, C]
-                    s0, s1 = arrival(b0, b0c, bs, am)
+                    s0, s1 = nm.arrival(b0, b0c, bs, am)
                     s0 = F(s0)  # the arrival in the weights' precision (delayed or not)
                     s1 = F(s1)
                     if blk[k, DELAYED] and blk[k, SUBSTEP] == 0:  # whole steps: the spike's own decays
@@ -278,7 +269,7 @@ def kernels(double: bool):
                     if blk[k, DELAYED]:
                         for t in range(tid, n_post, nt):
                             idx = base + t
-                            x, y, late = delayed_decays(
+                            x, y, late = nm.delayed_decays(
                                 phi, d_frac[idx], bs, am, d_bm[idx], d_am[idx], coef[q, BETA], coef[q, ALPHA]
                             )
                             e = p_out + d_off[idx]
@@ -394,11 +385,11 @@ def kernels(double: bool):
                     base = blk[k, W_OFF] + row * n_post
                     hs_q = coef[q, HS]
                     hm_q = coef[q, HM]
-                    bs, am = remaining_decays(phi_act, hs_q, hm_q)
+                    bs, am = nm.remaining_decays(phi_act, hs_q, hm_q)
                     b0 = coef[q, B0]
                     b0c = coef[q, B0] * coef[q, C]
-                    pi, pv = arrival(b0, b0c, bs, am)
-                    dpi, dpv = arrival_rate(b0, b0c, bs, am, hs_q, hm_q)
+                    pi, pv = nm.arrival(b0, b0c, bs, am)
+                    dpi, dpv = nm.arrival_rate(b0, b0c, bs, am, hs_q, hm_q)
                     pi = F(pi)  # the factors in the weights' precision (delayed or not)
                     pv = F(pv)
                     dpi = F(dpi)
@@ -418,7 +409,7 @@ def kernels(double: bool):
                     if blk[k, DELAYED]:
                         for t in range(tid, n_post, nt):
                             idx = base + t
-                            x, y, late = delayed_decays(
+                            x, y, late = nm.delayed_decays(
                                 phi_act, d_frac[idx], bs, am, d_bm[idx], d_am[idx], coef[q, BETA], coef[q, ALPHA]
                             )
                             e = p_out + d_off[idx]
@@ -426,8 +417,8 @@ def kernels(double: bool):
                                 e += stride
                             li = hist[e]
                             lv = hist[e + 1]
-                            x_i, x_v = arrival(b0, b0c, x, y)
-                            r_i, r_v = arrival_rate(b0, b0c, x, y, hs_q, hm_q)
+                            x_i, x_v = nm.arrival(b0, b0c, x, y)
+                            r_i, r_v = nm.arrival_rate(b0, b0c, x, y, hs_q, hm_q)
                             term = li * F(r_i) + lv * F(r_v)
                             wt = w[idx]
                             part += wt * term
@@ -453,13 +444,13 @@ def kernels(double: bool):
                     kappa = coef[p, KAPPA]
                     c = coef[p, C]
                     theta = coef[p, THETA]
-                    r_gain, d_restart, _ = restart(c, beta, coef[p, HM], coef[p, HS], phi_act)
+                    r_gain, d_restart, _ = nm.restart(c, beta, coef[p, HM], coef[p, HS], phi_act)
                     g_phi = lam_v[j] * d_restart * cur + g_sum
                     if j >= o0:
                         if first_rec[j - o0] == s:
                             g_phi += g_tfirst[b, j - o0]
                     if phi > 0.0:
-                        sens = crossing_sensitivities(v, cur, F(0), alpha, kappa, coef[p, RHO_A], theta)
+                        sens = nm.crossing_sensitivities(v, cur, F(0), alpha, kappa, coef[p, RHO_A], theta)
                         jump_v[j] = g_phi * sens[3]
                         jump_i[j] = g_phi * sens[4] + r_gain * lam_v[j] + beta * lam_i[j]
                     else:
@@ -471,7 +462,7 @@ def kernels(double: bool):
             # propagate every neuron's adjoint one step back
             for j in range(tid, n_tot, nt):
                 p = pop_of[j]
-                lam_v[j], lam_i[j] = adjoint_back(lam_v[j], lam_i[j], coef[p, ALPHA], coef[p, BETA], coef[p, KAPPA])
+                lam_v[j], lam_i[j] = nm.adjoint_back(lam_v[j], lam_i[j], coef[p, ALPHA], coef[p, BETA], coef[p, KAPPA])
             cuda.syncthreads()
             for s in range(r + 1 + tid, r_hi + 1, nt):
                 j = rec_nrn[b, s]
@@ -505,7 +496,7 @@ def kernels(double: bool):
                             gdb[idx] += hist[e + 1]
                     continue
                 learn_d = blk[k, LEARN_D] != 0
-                sc0, sc1 = arrival_rate(b0, b0 * coef[q, C], 1.0, 1.0, coef[q, HS], coef[q, HM])
+                sc0, sc1 = nm.arrival_rate(b0, b0 * coef[q, C], 1.0, 1.0, coef[q, HS], coef[q, HM])
                 sc0 = F(sc0)
                 sc1 = F(sc1)
                 for t in range(tid, n_post, nt):
@@ -528,7 +519,7 @@ def kernels(double: bool):
                 hm = coef[q, HM]
                 hi = blk[k + 1, W_OFF] if k + 1 < blk.shape[0] else w.shape[0]
                 if blk[k, SUBSTEP] == 0:
-                    dpi, dpv = arrival_rate(b0, b0c, 1.0, 1.0, hs, hm)
+                    dpi, dpv = nm.arrival_rate(b0, b0c, 1.0, 1.0, hs, hm)
                     for idx in range(blk[k, W_OFF] + tid, hi, nt):
                         li = gwb[idx]
                         lv = gdb[idx]
@@ -538,8 +529,8 @@ def kernels(double: bool):
                 for idx in range(blk[k, W_OFF] + tid, hi, nt):
                     li = gwb[idx]
                     lv = gdb[idx]
-                    x_i, x_v = arrival(b0, b0c, d_bm[idx], d_am[idx])
-                    r_i, r_v = arrival_rate(b0, b0c, d_bm[idx], d_am[idx], hs, hm)
+                    x_i, x_v = nm.arrival(b0, b0c, d_bm[idx], d_am[idx])
+                    r_i, r_v = nm.arrival_rate(b0, b0c, d_bm[idx], d_am[idx], hs, hm)
                     gwb[idx] = li * x_i + lv * x_v
                     gdb[idx] = w[idx] * (li * r_i + lv * r_v)
 

@@ -5,7 +5,8 @@ The CPU kernels (:mod:`._cpu_kernels`, numba ``prange`` over samples) and the CU
 neurons, a spike's targets, a step's spikes -- and in nothing they compute: every formula for the
 step, the threshold crossing, the restart, a spike's arrival and the adjoint jumps is a function
 here. They are plain Python functions of scalars; each backend compiles them inline into its
-loops (``numba.njit(inline="always")``, ``cuda.jit(device=True, inline="always")``), so the code
+loops (``numba.njit(inline="always")``, ``cuda.jit(device=True, inline="always")``, through
+:func:`compiled`), so the code
 is what the formula written out in place would give, and the operation order -- hence every
 float32/float64 rounding -- is the same on both backends.
 
@@ -19,6 +20,7 @@ adaptation both are 0 and the formulas reduce exactly (the operations on 0 are e
 from __future__ import annotations
 
 import math
+import types
 
 
 def advance(v, i, alpha, kappa):
@@ -88,3 +90,26 @@ def delayed_decays(phi, frac, bs, am, bm, amf, beta, alpha):
     step)."""
     late = phi + frac > 1.0
     return bs * bm * (beta if late else 1.0), am * amf * (alpha if late else 1.0), late
+
+
+FORMULAS = (
+    advance,
+    adjoint_back,
+    crossing_phase,
+    crossing_sensitivities,
+    restart,
+    remaining_decays,
+    arrival,
+    arrival_rate,
+    delayed_decays,
+)
+
+
+def compiled(decorator) -> types.ModuleType:
+    """Every formula of this module compiled by a backend's inline ``decorator``, as the attributes
+    of one namespace that the backend's kernels call (``nm.advance(...)``; numba resolves a
+    module's attributes when it compiles the caller)."""
+    namespace = types.ModuleType(f"{__name__}.compiled")
+    for formula in FORMULAS:
+        setattr(namespace, formula.__name__, decorator(formula))
+    return namespace

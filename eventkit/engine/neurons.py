@@ -23,14 +23,16 @@ Because spike times move continuously with the parameters, the loss is different
 spike-count changes and the engine's Eventprop backward pass is its exact gradient (for the
 exceptions -- grid timing, the regulariser, ``max_v``'s continuous limit -- see docs/engine.md,
 "What is exact"). As ``dt -> 0`` the scheme converges to the continuous-time LIF of Wunderlich &
-Pehle (2021) (tests/test_engine_continuous.py). A new model
-supplies another set of these coefficients.
+Pehle (2021) (tests/test_engine_continuous.py). Every model here also describes itself as a linear system
+(``NeuronModel.dynamics``, :mod:`eventkit.engine.dynamics`); a new model need only do that.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+
+from .dynamics import LinearDynamics, two_exponential
 
 
 @dataclass(frozen=True)
@@ -137,18 +139,31 @@ def _two_exponential_model(model, dt: float, values: dict, theta: float) -> dict
 
 @dataclass(frozen=True)
 class NeuronModel:
-    """Base of all neuron models: subclasses give ``coefficients(dt)``. A model whose time
-    constants may be learned names them in ``learnable`` and gives
-    ``differentiable_coefficients(dt, **values)``: its :class:`Coefficients` fields as torch
-    expressions of those values (the engine differentiates the simulation with respect to the
-    coefficients and lets torch take the rest of the chain)."""
+    """Base of all neuron models. A model describes itself with ``dynamics()``: its
+    :class:`~eventkit.engine.dynamics.LinearDynamics` (states, matrix, input, threshold, reset),
+    which is all the engine needs to simulate it and compute its exact gradients. A model of the
+    two-variable family (``lif``, ``li``, ``alif``, the chip's ``loihi_cuba``) also gives
+    ``coefficients(dt)``, its closed-form :class:`Coefficients`, and runs on kernels specialised for
+    that family; a network whose models all have them runs there, any other on the
+    description-driven kernels. A model whose time constants may be learned names them in
+    ``learnable`` and gives ``differentiable_coefficients(dt, **values)``: its :class:`Coefficients`
+    fields as torch expressions of those values (the engine differentiates the simulation with
+    respect to the coefficients and lets torch take the rest of the chain)."""
 
     name = "neuron"
     spiking = True
     learnable = ()  # names of the time constants that may be learned
 
-    def coefficients(self, dt: float) -> Coefficients:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def dynamics(self) -> LinearDynamics:
+        raise NotImplementedError(
+            f"neuron {self.name!r} does not describe its dynamics (NeuronModel.dynamics); it runs only "
+            "on the kernels of its own family and cannot share a network with a described-only model"
+        )
+
+    def coefficients(self, dt: float) -> Coefficients | None:
+        """The closed-form coefficients of the two-variable family, or None: the model runs on the
+        description-driven kernels (:meth:`dynamics`)."""
+        return None
 
     def differentiable_coefficients(self, dt: float, **values) -> dict:
         raise ValueError(f"neuron {self.name!r} has no learnable time constants")
@@ -189,6 +204,9 @@ class LIF(NeuronModel):
     def differentiable_coefficients(self, dt: float, **values) -> dict:
         return _two_exponential_model(self, dt, values, self.threshold)
 
+    def dynamics(self) -> LinearDynamics:
+        return two_exponential("lif", self.tau_mem, self.tau_syn, self.threshold)
+
 
 @dataclass(frozen=True)
 class LI(NeuronModel):
@@ -212,6 +230,9 @@ class LI(NeuronModel):
 
     def differentiable_coefficients(self, dt: float, **values) -> dict:
         return _two_exponential_model(self, dt, values, math.inf)
+
+    def dynamics(self) -> LinearDynamics:
+        return two_exponential("li", self.tau_mem, self.tau_syn, None)
 
 
 @dataclass(frozen=True)
@@ -261,3 +282,6 @@ class ALIF(NeuronModel):
             rho_a=torch.exp(-dt / tau_adapt), ha=dt / tau_adapt, delta_a=values.get("adapt_step", self.adapt_step)
         )
         return out
+
+    def dynamics(self) -> LinearDynamics:
+        return two_exponential("alif", self.tau_mem, self.tau_syn, self.threshold, self.tau_adapt, self.adapt_step)

@@ -22,8 +22,8 @@ data                   SpikeData, DatasetSplits, from_samples, concat, Preproces
                        events_to_spikes, cached, cache, yinyang, synthetic_kws,
                        synthetic_kws_vocabulary, synthetic_kws_samples, augment
 engine                 EventpropNet, Simulation, FakeQuant, Topology, Delay, parse_delays,
-                       NeuronModel, Coefficients, check_positive, LIF, LI, Readout, READOUTS,
-                       SumV, MeanV, ExpWeightedMeanV, MaxV, FirstSpike, PerStepV,
+                       NeuronModel, LinearDynamics, Coefficients, check_positive, LIF, LI, Readout,
+                       READOUTS, SumV, MeanV, ExpWeightedMeanV, MaxV, FirstSpike, PerStepV,
                        spike_count_regularizer
 targets                Target, ConnectionDelay, adaptable_delays (what adapt is handed), NetworkConfig
 files and reports      write_json, write_text, json_default, atomic_path, pct
@@ -74,6 +74,7 @@ EXPORTS: dict[str, tuple[str, str | None]] = {
     "NeuronModel": ("eventkit.engine", "NeuronModel"),
     "Coefficients": ("eventkit.engine", "Coefficients"),
     "check_positive": ("eventkit.engine.neurons", "check_positive"),
+    "LinearDynamics": ("eventkit.engine.dynamics", "LinearDynamics"),
     "LIF": ("eventkit.engine", "LIF"),
     "LI": ("eventkit.engine", "LI"),
     "Readout": ("eventkit.engine", "Readout"),

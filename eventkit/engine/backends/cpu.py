@@ -13,6 +13,7 @@ from ...data.spikes import SpikeData
 from ..neurons import Coefficients
 from ..topology import MAX_DELAY_BUFFER_BYTES, Topology
 from . import _cpu_kernels as K
+from . import described as D
 
 
 def coefficient_row(c: Coefficients) -> list[float]:
@@ -46,6 +47,7 @@ class CpuPlan:
     capacity: int  # spike records per sample (grows on overflow up to max_spikes)
     max_spikes: int
     n_groups: int
+    described: D.Model | None = None  # the populations' descriptions, where a model has no coefficients
     _buffers: dict = field(default_factory=dict)
 
     @property
@@ -163,9 +165,16 @@ class CpuBackend:
         np.cumsum([p.size for p in pops], out=pop_off[1:])
         pop_of = np.concatenate([np.full(p.size, k, dtype=np.int32) for k, p in enumerate(pops)])
         coefs = [p.model.coefficients(dt) for p in pops]
-        coef = np.array([coefficient_row(c) for c in coefs], dtype=np.float64)
-        spiking = np.array([(2 if c.grid else 1) if c.spiking else 0 for c in coefs], dtype=np.int8)
-        tau_mem = np.array([c.tau_mem for c in coefs], dtype=np.float64)
+        described = None
+        if any(c is None for c in coefs):  # a model given by its description only
+            described = D.model_arrays(topology, dt)
+            coef = np.zeros((len(pops), K.N_COEF))
+            coef[:, K.THETA] = described.theta
+            spiking, tau_mem = described.spiking, described.count_scale
+        else:
+            coef = np.array([coefficient_row(c) for c in coefs], dtype=np.float64)
+            spiking = np.array([(2 if c.grid else 1) if c.spiking else 0 for c in coefs], dtype=np.int8)
+            tau_mem = np.array([c.tau_mem for c in coefs], dtype=np.float64)
         conns = topology.connections
         blk = np.zeros((len(conns), K.N_BLK), dtype=np.int64)
         w_off, off = [], 0
@@ -211,6 +220,7 @@ class CpuBackend:
             capacity=min(max_spikes, max(4096, 8 * n_hidden)),
             max_spikes=max_spikes,
             n_groups=n_groups,
+            described=described,
         )
 
     def inputs(
@@ -290,6 +300,8 @@ class CpuBackend:
         return plan.buffer("window", (numba.get_num_threads(), size), inputs.w.dtype)
 
     def forward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData) -> dict:
+        if plan.described is not None:
+            return D.forward(plan, inputs, data)
         dtype = inputs.w.dtype
         n_batch, n_steps = len(data), plan.n_steps
         while True:
@@ -342,6 +354,13 @@ class CpuBackend:
         n_groups = len(group_off) - 1
         if n_groups and (data is None or group_off[-1] != len(data)):
             raise ValueError(f"backward: sample groups {group_off.tolist()} do not cover the batch")
+        if plan.described is not None:
+            gw = D.backward(plan, inputs, data, forward, g_trace, g_tfirst, g_counts, group_off)
+            if reduction is not None:
+                gw = np.ascontiguousarray(reduction.combine(gw, np.zeros((len(gw), 1), gw.dtype))[0])
+            return plan.connection_gradients(
+                np.ascontiguousarray(gw.sum(axis=0), dtype=dtype), None, np.ascontiguousarray
+            )
         with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
         n_coef = len(plan.pop_off) - 1 if inputs.learn_coef else 0
         gw = plan.buffer("gw", (n_groups, plan.n_w + n_coef * K.N_COEF), dtype)

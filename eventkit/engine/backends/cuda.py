@@ -166,6 +166,12 @@ class CudaBackend:
         """``threads``: the block size (a power of two <= 1024; default: the smallest power of two
         covering the largest population, at least 32 and at most 256; 4 in the simulator)."""
         host = self._host.plan(topology, dt, n_steps, max_spikes=max_spikes, n_groups=n_groups)
+        if host.described is not None:
+            names = [p.model.name for p in topology.populations if p.model.coefficients(dt) is None]
+            raise ValueError(
+                f"neuron {names[0]!r}: models given by their description run on the CPU backend only so far. "
+                "Fix: trainer.device=cpu"
+            )
         adaptive = [p.model.name for p, row in zip(topology.populations, host.coef) if row[K.DELTA_A] != 0]
         if adaptive:
             raise ValueError(

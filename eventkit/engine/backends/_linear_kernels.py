@@ -1,0 +1,428 @@
+"""Compiled forward and Eventprop backward kernels for models given as descriptions (numba, CPU).
+
+Every population p is the linear system of its :class:`~eventkit.engine.dynamics.LinearDynamics`
+on the grid (``Model``: per population, padded to ``S`` states, the propagator ``prop = exp(A h)``,
+``a_step = A h`` and its eigen-decomposition ``vec diag(lam) vinv`` for the sub-step propagators
+``E(s) = exp(A s h)``, the input ``u``, the threshold row ``c`` and ``theta``, the reset
+``x -> reset x + r``). States are ``x[neuron, :S]``; a padded state has no dynamics, input,
+threshold or reset and stays 0. Connections are the dense blocks of :mod:`._cpu_kernels`
+(``blk``, ``out_start``/``out_blk``, ``in_blk``, pre-major weights ``w``).
+
+Forward, per sample and step n (the order of docs/engine.md, section 2):
+  1. input spikes of step n add ``w u`` to their targets;
+  2. every neuron advances ``x_adv = prop x``; a spiking one with ``c . x_adv > theta`` fires at
+     ``phi = crossing_phase(c . x, c . x_adv, theta)`` and ends the step at
+     ``F(x, phi) = E(1 - phi) (reset E(phi) x + r)``; the record is (n, neuron, phi, x);
+  3. the spikes of step n reach their targets at (n+1) h: ``x_t += w E_t(1 - phi) u_t``;
+  4. the output population's membrane state is ``trace[n]``.
+
+Backward, the exact adjoint ``lam = dL/dx`` at grid times, in reverse: between spikes
+``lam(n) = prop^T lam(n+1)``; a spike's ``G = dL/dphi`` collects its deliveries
+``sum_t w lam_t . dE_t`` (``dE_t = -a_step_t E_t(1 - phi) u_t``), its own step
+``lam . dF/dphi`` (``dF/dphi = -a_step F + E(1 - phi) reset a_step E(phi) x``) and a first output
+spike's ``dL/dt``; the spiking neuron's adjoint becomes ``J^T lam + G dphi/dx`` with
+``J = E(1 - phi) reset E(phi)`` and ``dphi/dx = (-c d - g (prop^T c - c)) / d^2`` (``g = theta -
+c . x``, ``d = c . (x_adv - x)``; 0 when the neuron starts above threshold, ``phi = 0``); the
+regulariser adds ``count_scale dL/dC`` to its membrane adjoint. ``dL/dw = lam_t . E_t(1 - phi)
+u_t`` at a hidden spike, ``lam_t . u_t`` at an input spike. The arithmetic is float64 (complex128
+for the eigen-coordinates); states and records are kept in the weights' precision.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from ...base.reproducible import kernel_fastmath
+from . import _neuron_math as M
+from ._cpu_kernels import N_POST, POST, W_OFF  # the connection block's columns
+
+_FASTMATH = kernel_fastmath()
+nm = M.compiled(njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always"))
+
+
+class Model(NamedTuple):
+    """Every population's discretised description, padded to S states (see the module docstring)."""
+
+    prop: np.ndarray  # float64 [n_pop, S, S]
+    a_step: np.ndarray  # float64 [n_pop, S, S]
+    vec: np.ndarray  # complex128 [n_pop, S, S]
+    vinv: np.ndarray  # complex128 [n_pop, S, S]
+    lam: np.ndarray  # complex128 [n_pop, S]
+    real: np.ndarray  # int8 [n_pop]: 1 where every eigenvalue is real (then vec_re ... hold them)
+    vec_re: np.ndarray  # float64 [n_pop, S, S]
+    vinv_re: np.ndarray  # float64 [n_pop, S, S]
+    lam_re: np.ndarray  # float64 [n_pop, S]
+    u: np.ndarray  # float64 [n_pop, S]
+    c: np.ndarray  # float64 [n_pop, S]
+    theta: np.ndarray  # float64 [n_pop] (inf: never fires)
+    reset: np.ndarray  # float64 [n_pop, S, S]
+    r: np.ndarray  # float64 [n_pop, S]
+    membrane: np.ndarray  # int64 [n_pop]
+    count_scale: np.ndarray  # float64 [n_pop]
+    spiking: np.ndarray  # int8 [n_pop]
+
+
+class Net(NamedTuple):
+    pop_off: np.ndarray  # int64 [n_pop + 1]
+    pop_of: np.ndarray  # int32 [n_neurons]
+    blk: np.ndarray  # int64 [n_conn, N_BLK]
+    out_start: np.ndarray
+    out_blk: np.ndarray
+    in_blk: np.ndarray
+    w: np.ndarray
+
+
+class Records(NamedTuple):
+    step: np.ndarray  # int32 [N, capacity]
+    nrn: np.ndarray  # int32 [N, capacity]
+    phi: np.ndarray  # [N, capacity]
+    x: np.ndarray  # [N, capacity, S]: the neuron's state at the start of the step
+    n_rec: np.ndarray  # int64 [N]
+    overflow: np.ndarray  # int8 [N]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _decays(model, p, s, g):
+    """``g = exp(lam s)``: the eigen-decays of population p over ``s`` steps (real populations
+    use the real part only)."""
+    for k in range(g.shape[0]):
+        if model.real[p]:
+            g[k] = np.exp(model.lam_re[p, k] * s)
+        else:
+            g[k] = np.exp(model.lam[p, k] * s)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _sub_step(model, p, g, x, out, transpose, z, acc_k):
+    """``out = E(s) x`` (``transpose``: ``E(s)^T x``) for population p, ``E(s) = exp(A s h) = vec
+    diag(g) vinv`` with ``g`` from :func:`_decays`; ``z``, ``acc_k``: complex and real scratch of
+    the states' length. A population whose eigenvalues are all real (``model.real[p]``) takes
+    real arithmetic."""
+    n = x.shape[0]
+    if model.real[p]:
+        vr, vir = model.vec_re[p], model.vinv_re[p]
+        for k in range(n):
+            acc = 0.0
+            for j in range(n):
+                acc += (vr[j, k] if transpose else vir[k, j]) * x[j]
+            acc_k[k] = acc * g[k].real
+        for i in range(n):
+            acc = 0.0
+            for k in range(n):
+                acc += (vir[k, i] if transpose else vr[i, k]) * acc_k[k]
+            out[i] = acc
+        return
+    vec, vinv = model.vec[p], model.vinv[p]
+    for k in range(n):
+        acc = 0j
+        for j in range(n):
+            acc += (vec[j, k] if transpose else vinv[k, j]) * x[j]
+        z[k] = acc * g[k]
+    for i in range(n):
+        acc = 0j
+        for k in range(n):
+            acc += (vinv[k, i] if transpose else vec[i, k]) * z[k]
+        out[i] = acc.real
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _matvec(m, x, out, transpose):
+    n = x.shape[0]
+    for i in range(n):
+        acc = 0.0
+        for j in range(n):
+            acc += (m[j, i] if transpose else m[i, j]) * x[j]
+        out[i] = acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _dot(a, b):
+    acc = 0.0
+    for k in range(a.shape[0]):
+        acc += a[k] * b[k]
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _propagate(m, x, out, j0, j1, transpose):
+    """``out[:, j0:j1] = m x[:, j0:j1]`` (``transpose``: ``m^T``) for the neurons ``j0 .. j1 - 1``
+    of one population, states by rows: loops over neurons, vectorised; zero entries skipped."""
+    n = m.shape[0]
+    for a in range(n):
+        o = out[a, j0:j1]
+        o[:] = 0.0
+        for b in range(n):
+            mab = m[b, a] if transpose else m[a, b]
+            if mab != 0.0:
+                xb = x[b, j0:j1]
+                for t in range(j1 - j0):
+                    o[t] += mab * xb[t]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _spike_step(model, p, x0, g_phi, g_rest, y, z, f, cz, rz):
+    """The spiking branch of the step from ``x0``: ``y = E(phi) x0``, ``z = reset y + r``, ``f =
+    E(1 - phi) z`` (the state at the step's end; ``g_phi``, ``g_rest``: the decays over ``phi``
+    and ``1 - phi``)."""
+    _sub_step(model, p, g_phi, x0, y, False, cz, rz)
+    _matvec(model.reset[p], y, z, False)
+    for k in range(z.shape[0]):
+        z[k] += model.r[p, k]
+    _sub_step(model, p, g_rest, z, f, False, cz, rz)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
+    in_off, in_step, in_ch, n_steps = spikes
+    pop_off, pop_of, blk, out_start, out_blk, in_blk, w = net
+    rec_step, rec_nrn, rec_phi, rec_x, n_rec, overflow = rec
+    n_pop = pop_off.shape[0] - 1
+    n_tot = pop_off[n_pop]
+    o0 = pop_off[n_pop - 1]
+    S = model.u.shape[1]
+    cap = rec_step.shape[1]
+    x = np.zeros((S, n_tot), dtype=w.dtype)  # states by rows: a population's slice is contiguous
+    xa = np.zeros((S, n_tot))
+    u_adv = np.zeros(n_tot)  # c . x_adv per neuron
+    xd = np.zeros(S)
+    f = np.zeros(S)
+    y = np.zeros(S)
+    z = np.zeros(S)
+    e = np.zeros(S)
+    cz = np.zeros(S, dtype=np.complex128)
+    rz = np.zeros(S)
+    g1 = np.zeros(S, dtype=np.complex128)  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
+    g2 = np.zeros(S, dtype=np.complex128)
+    gq = np.zeros(S, dtype=np.complex128)
+    mem_out = model.membrane[n_pop - 1]
+    nr = 0
+    ip = in_off[b]
+    i_end = in_off[b + 1]
+    for n in range(n_steps):
+        # 1. input spikes of step n
+        while ip < i_end and in_step[ip] == n:
+            for kk in range(in_blk.shape[0]):
+                k = in_blk[kk]
+                q, n_post = blk[k, POST], blk[k, N_POST]
+                q0 = pop_off[q]
+                base = blk[k, W_OFF] + in_ch[ip] * n_post
+                for s in range(S):
+                    us = model.u[q, s]
+                    if us != 0.0:
+                        for t in range(n_post):
+                            x[s, q0 + t] += w[base + t] * us
+            ip += 1
+        # 2. advance, threshold, restart
+        step_start = nr
+        for p in range(n_pop):
+            j0, j1 = pop_off[p], pop_off[p + 1]
+            _propagate(model.prop[p], x, xa, j0, j1, False)
+            if model.spiking[p] != 0:
+                c = model.c[p]
+                theta = model.theta[p]
+                uj = u_adv[j0:j1]
+                uj[:] = 0.0
+                for s in range(S):
+                    cs = c[s]
+                    if cs != 0.0:
+                        xs = xa[s, j0:j1]
+                        for t in range(j1 - j0):
+                            uj[t] += cs * xs[t]
+                for j in range(j0, j1):
+                    u1 = u_adv[j]
+                    if u1 > theta:
+                        for s in range(S):
+                            xd[s] = x[s, j]
+                        phi = nm.crossing_phase(_dot(c, xd), u1, theta)
+                        if nr >= cap:
+                            overflow[b] = 1
+                            n_rec[b] = nr
+                            return
+                        rec_step[b, nr] = n
+                        rec_nrn[b, nr] = j
+                        rec_phi[b, nr] = phi
+                        for s in range(S):
+                            rec_x[b, nr, s] = x[s, j]
+                        nr += 1
+                        _decays(model, p, phi, g1)
+                        _decays(model, p, 1.0 - phi, g2)
+                        _spike_step(model, p, xd, g1, g2, y, z, f, cz, rz)
+                        for s in range(S):
+                            xa[s, j] = f[s]
+                        if j >= o0:
+                            if t_first[b, j - o0] >= n_steps:
+                                t_first[b, j - o0] = n + phi
+                        else:
+                            counts[b, j] += 1.0
+            for s in range(S):
+                xs = x[s, j0:j1]
+                xas = xa[s, j0:j1]
+                for t in range(j1 - j0):
+                    xs[t] = xas[t]
+        # 3. deliver the spikes of step n at (n+1) h
+        for r in range(step_start, nr):
+            j = rec_nrn[b, r]
+            p = pop_of[j]
+            phi = rec_phi[b, r]
+            row = j - pop_off[p]
+            for kk in range(out_start[p], out_start[p + 1]):
+                k = out_blk[kk]
+                q, n_post = blk[k, POST], blk[k, N_POST]
+                q0 = pop_off[q]
+                base = blk[k, W_OFF] + row * n_post
+                _decays(model, q, 1.0 - phi, gq)
+                _sub_step(model, q, gq, model.u[q], e, False, cz, rz)
+                for s in range(S):
+                    es = e[s]
+                    if es != 0.0:
+                        for t in range(n_post):
+                            x[s, q0 + t] += w[base + t] * es
+        # 4. the output's membrane state at (n+1) h
+        for o in range(n_tot - o0):
+            trace[b, n, o] = x[mem_out, o0 + o]
+    n_rec[b] = nr
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def forward(spikes, net, model, trace, t_first, counts, rec):
+    for b in prange(rec.n_rec.shape[0]):
+        _forward_one(b, spikes, net, model, trace, t_first, counts, rec)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
+    in_off, in_step, in_ch, n_steps = spikes
+    pop_off, pop_of, blk, out_start, out_blk, in_blk, w = net
+    rec_step, rec_nrn, rec_phi, rec_x, n_rec, _ = rec
+    n_pop = pop_off.shape[0] - 1
+    n_tot = pop_off[n_pop]
+    o0 = pop_off[n_pop - 1]
+    n_out = n_tot - o0
+    S = model.u.shape[1]
+    lam = np.zeros((S, n_tot))  # states by rows, like the forward pass's x
+    lam_prev = np.zeros((S, n_tot))
+    jump = np.zeros((n_tot, S))
+    x0 = np.zeros(S)
+    xa = np.zeros(S)
+    y = np.zeros(S)
+    z = np.zeros(S)
+    f = np.zeros(S)
+    e = np.zeros(S)
+    de = np.zeros(S)
+    t1 = np.zeros(S)
+    t2 = np.zeros(S)
+    dphi = np.zeros(S)
+    cz = np.zeros(S, dtype=np.complex128)
+    rz = np.zeros(S)
+    g1 = np.zeros(S, dtype=np.complex128)  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
+    g2 = np.zeros(S, dtype=np.complex128)
+    gq = np.zeros(S, dtype=np.complex128)
+    mem_out = model.membrane[n_pop - 1]
+    first_rec = np.full(n_out, -1, dtype=np.int64)
+    for r in range(n_rec[b]):
+        j = rec_nrn[b, r]
+        if j >= o0 and first_rec[j - o0] < 0:
+            first_rec[j - o0] = r
+    r = n_rec[b] - 1
+    ip = in_off[b + 1] - 1
+    for n in range(n_steps - 1, -1, -1):
+        # lam holds dL/d(state at (n+1) h); the readout drives the output's membrane state
+        for o in range(n_out):
+            lam[mem_out, o0 + o] += g_trace[b, n, o]
+        r_hi = r
+        while r >= 0 and rec_step[b, r] == n:
+            r -= 1
+        # the spikes of step n (they read adjoints at (n+1) h only)
+        for sp in range(r + 1, r_hi + 1):
+            j = rec_nrn[b, sp]
+            p = pop_of[j]
+            phi = rec_phi[b, sp]
+            row = j - pop_off[p]
+            for s in range(S):
+                x0[s] = rec_x[b, sp, s]
+            g_phi = 0.0
+            for kk in range(out_start[p], out_start[p + 1]):
+                k = out_blk[kk]
+                q, n_post = blk[k, POST], blk[k, N_POST]
+                q0 = pop_off[q]
+                base = blk[k, W_OFF] + row * n_post
+                _decays(model, q, 1.0 - phi, gq)
+                _sub_step(model, q, gq, model.u[q], e, False, cz, rz)
+                _matvec(model.a_step[q], e, de, False)
+                for s in range(S):
+                    es, des = e[s], de[s]
+                    if es != 0.0:
+                        for t in range(n_post):
+                            gw[base + t] += lam[s, q0 + t] * es
+                    if des != 0.0:
+                        acc = 0.0
+                        for t in range(n_post):
+                            acc += w[base + t] * lam[s, q0 + t]
+                        g_phi -= des * acc
+            # its own step: dF/dphi = -a_step f + E(1 - phi) reset a_step y
+            _decays(model, p, phi, g1)
+            _decays(model, p, 1.0 - phi, g2)
+            _spike_step(model, p, x0, g1, g2, y, z, f, cz, rz)
+            _matvec(model.a_step[p], y, t1, False)
+            _matvec(model.reset[p], t1, t2, False)
+            _sub_step(model, p, g2, t2, t1, False, cz, rz)
+            _matvec(model.a_step[p], f, t2, False)
+            for s in range(S):
+                g_phi += lam[s, j] * (t1[s] - t2[s])
+            if j >= o0 and first_rec[j - o0] == sp:
+                g_phi += g_tfirst[b, j - o0]
+            # J^T lam = E(phi)^T reset^T E(1 - phi)^T lam
+            for s in range(S):
+                t1[s] = lam[s, j]
+            _sub_step(model, p, g2, t1, t2, True, cz, rz)
+            _matvec(model.reset[p], t2, t1, True)
+            _sub_step(model, p, g1, t1, t2, True, cz, rz)
+            if phi > 0.0:
+                _matvec(model.prop[p], x0, xa, False)
+                c = model.c[p]
+                gap = model.theta[p] - _dot(c, x0)
+                d = _dot(c, xa) - _dot(c, x0)
+                _matvec(model.prop[p], c, dphi, True)
+                for s in range(S):
+                    t2[s] += g_phi * (-c[s] * d - gap * (dphi[s] - c[s])) / (d * d)
+            if j < o0:  # the spike-count regulariser's kick (docs/engine.md, section 7)
+                t2[model.membrane[p]] += model.count_scale[p] * g_counts[b, j]
+            for s in range(S):
+                jump[j, s] = t2[s]
+        # back over the step: the transposed propagator, or the spike's jump
+        for p in range(n_pop):
+            _propagate(model.prop[p], lam, lam_prev, pop_off[p], pop_off[p + 1], True)
+        lam, lam_prev = lam_prev, lam
+        for sp in range(r + 1, r_hi + 1):
+            j = rec_nrn[b, sp]
+            for s in range(S):
+                lam[s, j] = jump[j, s]
+        # input spikes of step n: their weights' gradient reads lam at n h
+        while ip >= in_off[b] and in_step[ip] == n:
+            for kk in range(in_blk.shape[0]):
+                k = in_blk[kk]
+                q, n_post = blk[k, POST], blk[k, N_POST]
+                q0 = pop_off[q]
+                base = blk[k, W_OFF] + in_ch[ip] * n_post
+                for s in range(S):
+                    us = model.u[q, s]
+                    if us != 0.0:
+                        for t in range(n_post):
+                            gw[base + t] += lam[s, q0 + t] * us
+            ip -= 1
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, group_off):
+    """Per group of consecutive samples (``group_off``), its weight gradient in ``gw[group]``
+    (float64, summed in sample order: independent of the thread count)."""
+    for g in prange(group_off.shape[0] - 1):
+        gw[g, :] = 0.0
+        for b in range(group_off[g], group_off[g + 1]):
+            _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw[g])
+
+
+__all__ = ["Model", "Net", "Records", "forward", "backward"]

@@ -1,0 +1,115 @@
+"""The CPU backend's path for networks with a model given only by its description
+(:class:`~eventkit.engine.dynamics.LinearDynamics`): the plan's model arrays and the calls into
+:mod:`._linear_kernels`. :class:`~eventkit.engine.backends.cpu.CpuBackend` routes here when a
+population's model has no closed-form coefficients."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...data.spikes import SpikeData
+from ..topology import Topology
+from . import _linear_kernels as L
+
+Model = L.Model
+
+
+def model_arrays(topology: Topology, dt: float) -> L.Model:
+    """Every population's description on the grid, padded to the most states any has (a padded
+    state has no dynamics, input, threshold or reset: it stays 0)."""
+    if topology.delayed:
+        names = sorted({p.model.name for p in topology.populations if p.model.coefficients(dt) is None})
+        raise ValueError(
+            f"network.delays: neuron {names[0]!r} runs on the description-driven kernels, which have no "
+            "synaptic delays yet. Fix: remove network.delays, or use a model of the LIF family (lif, alif)"
+        )
+    discrete = []
+    for pop in topology.populations:
+        dyn = pop.model.dynamics()
+        if dyn.spiking != bool(pop.model.spiking):
+            raise ValueError(
+                f"neuron {pop.model.name!r}: its description {'has' if dyn.spiking else 'has no'} threshold "
+                f"but the model says spiking={pop.model.spiking}; make them agree"
+            )
+        discrete.append(dyn.discretise(dt))
+    n_pop, S = len(discrete), max(d.prop.shape[0] for d in discrete)
+
+    def stack(key: str, shape: tuple, dtype, pad_identity: bool = False) -> np.ndarray:
+        out = np.zeros((n_pop, *shape), dtype=dtype)
+        for p, d in enumerate(discrete):
+            value = getattr(d, key)
+            k = value.shape[0]
+            if pad_identity:
+                out[p] = np.eye(S)
+            out[p][tuple(slice(0, k) for _ in shape)] = value
+        return out
+
+    vec = stack("vec", (S, S), np.complex128, pad_identity=True)
+    vinv = stack("vinv", (S, S), np.complex128, pad_identity=True)
+    lam = stack("lam", (S,), np.complex128)
+    real = np.array([not np.iscomplex(d.lam).any() and not np.iscomplex(d.vec).any() for d in discrete], dtype=np.int8)
+    return L.Model(
+        prop=stack("prop", (S, S), np.float64, pad_identity=True),
+        a_step=stack("a_step", (S, S), np.float64),
+        vec=vec,
+        vinv=vinv,
+        lam=lam,
+        real=real,
+        vec_re=np.ascontiguousarray(vec.real),
+        vinv_re=np.ascontiguousarray(vinv.real),
+        lam_re=np.ascontiguousarray(lam.real),
+        u=stack("u", (S,), np.float64),
+        c=stack("c", (S,), np.float64),
+        theta=np.array([d.theta for d in discrete], dtype=np.float64),
+        reset=stack("reset", (S, S), np.float64, pad_identity=True),
+        r=stack("r", (S,), np.float64),
+        membrane=np.array([d.membrane for d in discrete], dtype=np.int64),
+        count_scale=np.array([d.count_scale for d in discrete], dtype=np.float64),
+        spiking=np.array([1 if d.c.any() else 0 for d in discrete], dtype=np.int8),
+    )
+
+
+def _kernel_views(plan, inputs, data: SpikeData):
+    from . import _cpu_kernels as K
+
+    model = plan.described._replace(theta=np.ascontiguousarray(inputs.coef[:, K.THETA], dtype=np.float64))
+    net = L.Net(plan.pop_off, plan.pop_of, inputs.blk, plan.out_start, plan.out_blk, plan.in_blk, inputs.w)
+    spikes = K.Spikes(data.offsets, data.steps, data.channels, plan.n_steps)
+    return spikes, net, model
+
+
+RECORD_KEYS = ("rec_step", "rec_nrn", "rec_phi", "rec_x", "n_rec", "overflow")
+
+
+def forward(plan, inputs, data: SpikeData) -> dict:
+    dtype = inputs.w.dtype
+    n_batch, n_steps, S = len(data), plan.n_steps, plan.described.u.shape[1]
+    spikes, net, model = _kernel_views(plan, inputs, data)
+    while True:
+        cap = plan.capacity
+        res = dict(
+            trace=np.zeros((n_batch, n_steps, plan.n_out), dtype=dtype),
+            t_first=np.full((n_batch, plan.n_out), float(n_steps), dtype=dtype),
+            counts=np.zeros((n_batch, plan.n_hidden), dtype=dtype),
+            rec_step=np.zeros((n_batch, cap), dtype=np.int32),
+            rec_nrn=np.zeros((n_batch, cap), dtype=np.int32),
+            rec_phi=np.zeros((n_batch, cap), dtype=dtype),
+            rec_x=np.zeros((n_batch, cap, S), dtype=dtype),
+            n_rec=np.zeros(n_batch, dtype=np.int64),
+            overflow=np.zeros(n_batch, dtype=np.int8),
+        )
+        rec = L.Records(*(res[key] for key in RECORD_KEYS))
+        L.forward(spikes, net, model, res["trace"], res["t_first"], res["counts"], rec)
+        if not res["overflow"].any():
+            return res
+        plan.grow_capacity()
+
+
+def backward(plan, inputs, data, forward, g_trace, g_tfirst, g_counts, group_off) -> np.ndarray:
+    """Each group's weight gradient (float64 ``[n_groups, n_w]``)."""
+    gw = np.zeros((len(group_off) - 1, plan.n_w))
+    if len(gw):
+        spikes, net, model = _kernel_views(plan, inputs, data)
+        rec = L.Records(*(forward[key] for key in RECORD_KEYS))
+        L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, group_off)
+    return gw

@@ -1,0 +1,5 @@
+"""Example third-party eventkit plugin: a resonate-and-fire neuron model."""
+
+from .model import ResonateAndFire
+
+__all__ = ["ResonateAndFire"]

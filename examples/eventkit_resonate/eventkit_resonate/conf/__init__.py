@@ -1,0 +1,1 @@
+# Shipped by the eventkit-resonate distribution.

@@ -77,11 +77,11 @@ MUTATIONS = [
     ),
     Mutation(
         "described_crossing_sensitivity_untransposed",
-        "eventkit/engine/backends/_linear_kernels.py",
-        "_matvec(model.prop[p], c, dphi, True)",
-        "_matvec(model.prop[p], c, dphi, False)",
+        "eventkit/engine/backends/described.py",
+        'c_rate=np.ascontiguousarray(np.einsum("pba,pb->pa", prop, c) - c),',
+        'c_rate=np.ascontiguousarray(np.einsum("pab,pb->pa", prop, c) - c),',
         ("tests/test_engine_described.py", "-k", "reproduce and lif"),
-        "dphi/dx uses prop c instead of prop^T c",
+        "dphi/dx uses prop c instead of prop^T c (c_rate)",
     ),
     Mutation(
         "described_delivery_rate_wrong_side",

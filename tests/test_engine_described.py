@@ -191,3 +191,28 @@ def test_delays_and_cuda_are_refused_for_described_models():
 
     with pytest.raises(ValueError, match="its description has threshold but the model says spiking=False"):
         make_net(LIF(), Confused(), readout=ExpWeightedMeanV())
+
+
+def test_the_cuda_backend_refuses_described_models_in_one_line():
+    """Checked before anything reaches a device: the CUDA kernels know the LIF family only."""
+    from eventkit.engine.backends.cpu import CpuBackend
+    from eventkit.engine.backends.cuda import CudaBackend
+
+    backend = CudaBackend.__new__(CudaBackend)  # no device here; plan() refuses before using one
+    backend._host = CpuBackend()
+    topology = make_net(Oscillator(), LI()).topology
+    with pytest.raises(ValueError, match="neuron 'oscillator': models given by their description run on the CPU"):
+        backend.plan(topology, 1.0, 80)
+
+
+def test_a_model_without_a_description_cannot_join_a_described_network():
+    @dataclass(frozen=True)
+    class CoefficientsOnly(NeuronModel):
+        name = "coefficients_only"
+
+        def coefficients(self, dt):
+            return LIF().coefficients(dt)
+
+    with pytest.raises(ValueError, match="neuron 'coefficients_only' does not describe its dynamics") as err:
+        make_net([Oscillator(), CoefficientsOnly()], LI())
+    assert "\n" not in str(err.value)

@@ -155,9 +155,10 @@ class NeuronModel:
     learnable = ()  # names of the time constants that may be learned
 
     def dynamics(self) -> LinearDynamics:
-        raise NotImplementedError(
+        raise ValueError(
             f"neuron {self.name!r} does not describe its dynamics (NeuronModel.dynamics); it runs only "
-            "on the kernels of its own family and cannot share a network with a described-only model"
+            "on the kernels of its own family and cannot share a network with a model given by its "
+            "description. Fix: use one kind of model in the network, or give the model a dynamics()"
         )
 
     def coefficients(self, dt: float) -> Coefficients | None:

@@ -21,8 +21,8 @@ Backward, the exact adjoint ``lam = dL/dx`` at grid times, in reverse: between s
 ``sum_t w lam_t . dE_t`` (``dE_t = -a_step_t E_t(1 - phi) u_t``), its own step
 ``lam . dF/dphi`` (``dF/dphi = -a_step F + E(1 - phi) reset a_step E(phi) x``) and a first output
 spike's ``dL/dt``; the spiking neuron's adjoint becomes ``J^T lam + G dphi/dx`` with
-``J = E(1 - phi) reset E(phi)`` and ``dphi/dx = (-c d - g (prop^T c - c)) / d^2`` (``g = theta -
-c . x``, ``d = c . (x_adv - x)``; 0 when the neuron starts above threshold, ``phi = 0``); the
+``J = E(1 - phi) reset E(phi)`` and ``dphi/dx = -(c d + g c_rate) / d^2`` (``g = theta - c . x``,
+``c_rate = prop^T c - c``, ``d = c . (x_adv - x) = c_rate . x``; 0 when the neuron starts above threshold, ``phi = 0``); the
 regulariser adds ``count_scale dL/dC`` to its membrane adjoint. ``dL/dw = lam_t . E_t(1 - phi)
 u_t`` at a hidden spike, ``lam_t . u_t`` at an input spike. The arithmetic is float64 (complex128
 for the eigen-coordinates); states and records are kept in the weights' precision.
@@ -57,6 +57,7 @@ class Model(NamedTuple):
     lam_re: np.ndarray  # float64 [n_pop, S]
     u: np.ndarray  # float64 [n_pop, S]
     c: np.ndarray  # float64 [n_pop, S]
+    c_rate: np.ndarray  # float64 [n_pop, S]: prop^T c - c (c . (x_adv - x) = c_rate . x)
     theta: np.ndarray  # float64 [n_pop] (inf: never fires)
     reset: np.ndarray  # float64 [n_pop, S, S]
     r: np.ndarray  # float64 [n_pop, S]
@@ -306,7 +307,6 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
     lam_prev = np.zeros((S, n_tot))
     jump = np.zeros((n_tot, S))
     x0 = np.zeros(S)
-    xa = np.zeros(S)
     y = np.zeros(S)
     z = np.zeros(S)
     f = np.zeros(S)
@@ -314,7 +314,6 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
     de = np.zeros(S)
     t1 = np.zeros(S)
     t2 = np.zeros(S)
-    dphi = np.zeros(S)
     cz = np.zeros(S, dtype=np.complex128)
     rz = np.zeros(S)
     g1 = np.zeros(S, dtype=np.complex128)  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
@@ -381,13 +380,12 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
             _matvec(model.reset[p], t2, t1, True)
             _sub_step(model, p, g1, t1, t2, True, cz, rz)
             if phi > 0.0:
-                _matvec(model.prop[p], x0, xa, False)
-                c = model.c[p]
+                c, c_rate = model.c[p], model.c_rate[p]
                 gap = model.theta[p] - _dot(c, x0)
-                d = _dot(c, xa) - _dot(c, x0)
-                _matvec(model.prop[p], c, dphi, True)
+                d = _dot(c_rate, x0)
+                scale = g_phi / (d * d)
                 for s in range(S):
-                    t2[s] += g_phi * (-c[s] * d - gap * (dphi[s] - c[s])) / (d * d)
+                    t2[s] -= scale * (c[s] * d + gap * c_rate[s])
             if j < o0:  # the spike-count regulariser's kick (docs/engine.md, section 7)
                 t2[model.membrane[p]] += model.count_scale[p] * g_counts[b, j]
             for s in range(S):

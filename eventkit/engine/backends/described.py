@@ -48,8 +48,10 @@ def model_arrays(topology: Topology, dt: float) -> L.Model:
     vinv = stack("vinv", (S, S), np.complex128, pad_identity=True)
     lam = stack("lam", (S,), np.complex128)
     real = np.array([not np.iscomplex(d.lam).any() and not np.iscomplex(d.vec).any() for d in discrete], dtype=np.int8)
+    prop = stack("prop", (S, S), np.float64, pad_identity=True)
+    c = stack("c", (S,), np.float64)
     return L.Model(
-        prop=stack("prop", (S, S), np.float64, pad_identity=True),
+        prop=prop,
         a_step=stack("a_step", (S, S), np.float64),
         vec=vec,
         vinv=vinv,
@@ -59,7 +61,8 @@ def model_arrays(topology: Topology, dt: float) -> L.Model:
         vinv_re=np.ascontiguousarray(vinv.real),
         lam_re=np.ascontiguousarray(lam.real),
         u=stack("u", (S,), np.float64),
-        c=stack("c", (S,), np.float64),
+        c=c,
+        c_rate=np.ascontiguousarray(np.einsum("pba,pb->pa", prop, c) - c),
         theta=np.array([d.theta for d in discrete], dtype=np.float64),
         reset=stack("reset", (S, S), np.float64, pad_identity=True),
         r=stack("r", (S,), np.float64),

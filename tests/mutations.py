@@ -70,8 +70,8 @@ MUTATIONS = [
     Mutation(
         "described_reset_rate_dropped",
         "eventkit/engine/backends/_linear_kernels.py",
-        "g_phi += lam[j, s] * (t1[s] - t2[s])",
-        "g_phi -= lam[j, s] * t2[s]",
+        "g_phi += lam[s, j] * (t1[s] - t2[s])",
+        "g_phi -= lam[s, j] * t2[s]",
         ("tests/test_engine_described.py", "-k", "reproduce and lif"),
         "the spike time's derivative of its own step loses the reset's term E(1-phi) R A E(phi) x",
     ),
@@ -86,8 +86,8 @@ MUTATIONS = [
     Mutation(
         "described_delivery_rate_wrong_side",
         "eventkit/engine/backends/_linear_kernels.py",
-        "_matvec(model.a_step[q], e, de, False)",
-        "_matvec(model.a_step[q], e, de, True)",
+        "_matvec(model.a_step, q, e, de, False)",
+        "_matvec(model.a_step, q, e, de, True)",
         ("tests/test_engine_described.py", "-k", "exact_gradients"),
         "a delivery's rate uses A^T E u instead of A E u (wrong only for a non-symmetric A)",
     ),

@@ -22,10 +22,11 @@ Backward, the exact adjoint ``lam = dL/dx`` at grid times, in reverse: between s
 ``lam . dF/dphi`` (``dF/dphi = -a_step F + E(1 - phi) reset a_step E(phi) x``) and a first output
 spike's ``dL/dt``; the spiking neuron's adjoint becomes ``J^T lam + G dphi/dx`` with
 ``J = E(1 - phi) reset E(phi)`` and ``dphi/dx = -(c d + g c_rate) / d^2`` (``g = theta - c . x``,
-``c_rate = prop^T c - c``, ``d = c . (x_adv - x) = c_rate . x``; 0 when the neuron starts above threshold, ``phi = 0``); the
-regulariser adds ``count_scale dL/dC`` to its membrane adjoint. ``dL/dw = lam_t . E_t(1 - phi)
-u_t`` at a hidden spike, ``lam_t . u_t`` at an input spike. The arithmetic is float64 (complex128
-for the eigen-coordinates); states and records are kept in the weights' precision.
+``c_rate = prop^T c - c``, ``d = c . (x_adv - x) = c_rate . x``; 0 when the neuron starts
+above threshold, ``phi = 0``); the regulariser adds ``count_scale dL/dC`` to its membrane
+adjoint. ``dL/dw = lam_t . E_t(1 - phi) u_t`` at a hidden spike, ``lam_t . u_t`` at an input
+spike. The arithmetic is float64 (complex128 for the eigen-coordinates); states and records are
+kept in the weights' precision.
 """
 
 from __future__ import annotations
@@ -103,48 +104,58 @@ def _sub_step(model, p, g, x, out, transpose, z, acc_k):
     the states' length. A population whose eigenvalues are all real (``model.real[p]``) takes
     real arithmetic."""
     n = x.shape[0]
+    # indexed in place (model.vec[p] would make an array view, with its reference counting, per call)
     if model.real[p]:
-        vr, vir = model.vec_re[p], model.vinv_re[p]
+        vr, vir = model.vec_re, model.vinv_re
         for k in range(n):
             acc = 0.0
             for j in range(n):
-                acc += (vr[j, k] if transpose else vir[k, j]) * x[j]
+                acc += (vr[p, j, k] if transpose else vir[p, k, j]) * x[j]
             acc_k[k] = acc * g[k].real
         for i in range(n):
             acc = 0.0
             for k in range(n):
-                acc += (vir[k, i] if transpose else vr[i, k]) * acc_k[k]
+                acc += (vir[p, k, i] if transpose else vr[p, i, k]) * acc_k[k]
             out[i] = acc
         return
-    vec, vinv = model.vec[p], model.vinv[p]
+    vec, vinv = model.vec, model.vinv
     for k in range(n):
         acc = 0j
         for j in range(n):
-            acc += (vec[j, k] if transpose else vinv[k, j]) * x[j]
+            acc += (vec[p, j, k] if transpose else vinv[p, k, j]) * x[j]
         z[k] = acc * g[k]
     for i in range(n):
         acc = 0j
         for k in range(n):
-            acc += (vinv[k, i] if transpose else vec[i, k]) * z[k]
+            acc += (vinv[p, k, i] if transpose else vec[p, i, k]) * z[k]
         out[i] = acc.real
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _matvec(m, x, out, transpose):
+def _matvec(m, p, x, out, transpose):
+    """``out = m[p] x`` (``transpose``: ``m[p]^T x``)."""
     n = x.shape[0]
     for i in range(n):
         acc = 0.0
         for j in range(n):
-            acc += (m[j, i] if transpose else m[i, j]) * x[j]
+            acc += (m[p, j, i] if transpose else m[p, i, j]) * x[j]
         out[i] = acc
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _dot(a, b):
+def _dot(a, p, b):
+    """``a[p] . b``."""
     acc = 0.0
-    for k in range(a.shape[0]):
-        acc += a[k] * b[k]
+    for k in range(b.shape[0]):
+        acc += a[p, k] * b[k]
     return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _row(a, p, out):
+    """``out = a[p]``."""
+    for k in range(out.shape[0]):
+        out[k] = a[p, k]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -169,7 +180,7 @@ def _spike_step(model, p, x0, g_phi, g_rest, y, z, f, cz, rz):
     E(1 - phi) z`` (the state at the step's end; ``g_phi``, ``g_rest``: the decays over ``phi``
     and ``1 - phi``)."""
     _sub_step(model, p, g_phi, x0, y, False, cz, rz)
-    _matvec(model.reset[p], y, z, False)
+    _matvec(model.reset, p, y, z, False)
     for k in range(z.shape[0]):
         z[k] += model.r[p, k]
     _sub_step(model, p, g_rest, z, f, False, cz, rz)
@@ -195,6 +206,7 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
     e = np.zeros(S)
     cz = np.zeros(S, dtype=np.complex128)
     rz = np.zeros(S)
+    uq = np.zeros(S)  # a target population's input vector
     g1 = np.zeros(S, dtype=np.complex128)  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
     g2 = np.zeros(S, dtype=np.complex128)
     gq = np.zeros(S, dtype=np.complex128)
@@ -237,7 +249,7 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
                     if u1 > theta:
                         for s in range(S):
                             xd[s] = x[s, j]
-                        phi = nm.crossing_phase(_dot(c, xd), u1, theta)
+                        phi = nm.crossing_phase(_dot(model.c, p, xd), u1, theta)
                         if nr >= cap:
                             overflow[b] = 1
                             n_rec[b] = nr
@@ -275,7 +287,8 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
                 q0 = pop_off[q]
                 base = blk[k, W_OFF] + row * n_post
                 _decays(model, q, 1.0 - phi, gq)
-                _sub_step(model, q, gq, model.u[q], e, False, cz, rz)
+                _row(model.u, q, uq)
+                _sub_step(model, q, gq, uq, e, False, cz, rz)
                 for s in range(S):
                     es = e[s]
                     if es != 0.0:
@@ -316,6 +329,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
     t2 = np.zeros(S)
     cz = np.zeros(S, dtype=np.complex128)
     rz = np.zeros(S)
+    uq = np.zeros(S)  # a target population's input vector
     g1 = np.zeros(S, dtype=np.complex128)  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
     g2 = np.zeros(S, dtype=np.complex128)
     gq = np.zeros(S, dtype=np.complex128)
@@ -349,8 +363,9 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
                 q0 = pop_off[q]
                 base = blk[k, W_OFF] + row * n_post
                 _decays(model, q, 1.0 - phi, gq)
-                _sub_step(model, q, gq, model.u[q], e, False, cz, rz)
-                _matvec(model.a_step[q], e, de, False)
+                _row(model.u, q, uq)
+                _sub_step(model, q, gq, uq, e, False, cz, rz)
+                _matvec(model.a_step, q, e, de, False)
                 for s in range(S):
                     es, des = e[s], de[s]
                     if es != 0.0:
@@ -365,10 +380,10 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
             _decays(model, p, phi, g1)
             _decays(model, p, 1.0 - phi, g2)
             _spike_step(model, p, x0, g1, g2, y, z, f, cz, rz)
-            _matvec(model.a_step[p], y, t1, False)
-            _matvec(model.reset[p], t1, t2, False)
+            _matvec(model.a_step, p, y, t1, False)
+            _matvec(model.reset, p, t1, t2, False)
             _sub_step(model, p, g2, t2, t1, False, cz, rz)
-            _matvec(model.a_step[p], f, t2, False)
+            _matvec(model.a_step, p, f, t2, False)
             for s in range(S):
                 g_phi += lam[s, j] * (t1[s] - t2[s])
             if j >= o0 and first_rec[j - o0] == sp:
@@ -377,15 +392,14 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
             for s in range(S):
                 t1[s] = lam[s, j]
             _sub_step(model, p, g2, t1, t2, True, cz, rz)
-            _matvec(model.reset[p], t2, t1, True)
+            _matvec(model.reset, p, t2, t1, True)
             _sub_step(model, p, g1, t1, t2, True, cz, rz)
             if phi > 0.0:
-                c, c_rate = model.c[p], model.c_rate[p]
-                gap = model.theta[p] - _dot(c, x0)
-                d = _dot(c_rate, x0)
+                gap = model.theta[p] - _dot(model.c, p, x0)
+                d = _dot(model.c_rate, p, x0)
                 scale = g_phi / (d * d)
                 for s in range(S):
-                    t2[s] -= scale * (c[s] * d + gap * c_rate[s])
+                    t2[s] -= scale * (model.c[p, s] * d + gap * model.c_rate[p, s])
             if j < o0:  # the spike-count regulariser's kick (docs/engine.md, section 7)
                 t2[model.membrane[p]] += model.count_scale[p] * g_counts[b, j]
             for s in range(S):

@@ -164,6 +164,7 @@ BASE = dict(
     "change, key",
     [
         (dict(matrix=[[-0.05, 0.05, 0.0], [0.0, -0.2, 0.0]]), "matrix has shape"),
+        (dict(matrix=[[-0.05, 0.05], [0.0]]), "matrix must be a square table of numbers"),
         (dict(input={"w": 1.0}), "input names the state 'w'"),
         (dict(input={}), "input must add"),
         (dict(threshold={"v": 0.0}), "threshold must weigh"),

@@ -53,7 +53,14 @@ class LinearDynamics:
 
     def __post_init__(self):
         object.__setattr__(self, "states", tuple(str(s) for s in self.states))
-        object.__setattr__(self, "matrix", _as_tuple(np.atleast_2d(np.asarray(self.matrix, dtype=np.float64))))
+        try:
+            matrix = np.atleast_2d(np.asarray(self.matrix, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{self.model}: matrix must be a square table of numbers, one row per state "
+                f"{list(self.states)}; got {self.matrix!r}"
+            ) from None
+        object.__setattr__(self, "matrix", _as_tuple(matrix))
         self.validate()
 
     @property

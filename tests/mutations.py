@@ -86,8 +86,8 @@ MUTATIONS = [
     Mutation(
         "described_delivery_rate_wrong_side",
         "eventkit/engine/backends/_linear_kernels.py",
-        "_matvec(model.a_step, q, e, de, False)",
-        "_matvec(model.a_step, q, e, de, True)",
+        "_matvec(a_step, q, e, de, False)",
+        "_matvec(a_step, q, e, de, True)",
         ("tests/test_engine_described.py", "-k", "exact_gradients"),
         "a delivery's rate uses A^T E u instead of A E u (wrong only for a non-symmetric A)",
     ),

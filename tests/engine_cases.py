@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from eventkit.data import from_samples
 from eventkit.engine import EventpropNet, MeanV
+from eventkit.plugin.testing import finite_difference_check
 
 DURATION = 40.0
 TIMES = np.array([0, 1, 2, 3, 5, 6, 8, 10, 11, 14, 15, 19, 22, 25, 28], dtype=float)
@@ -48,3 +50,13 @@ def assert_scalar_gradients_match(params, loss_and_counts, counts: float, min_fd
         fd = (values[0] - values[1]) / (2 * h)
         assert abs(fd) > min_fd
         assert abs(p.grad.item() - fd) <= 1e-3 * abs(fd), (p.grad.item(), fd)
+
+
+def assert_cross_entropy_gradients_match(net, data, rng, min_checked: int) -> None:
+    """The weight gradients of cross-entropy on ``3 x readout`` against central differences of the
+    simulator (:func:`finite_difference_check`): at least ``min_checked`` entries, not all zero,
+    relative error <= 1e-3."""
+    labels = torch.as_tensor(data.labels)
+    engine, fd = finite_difference_check(net, data, lambda o: F.cross_entropy(o.readout * 3.0, labels), rng)
+    assert len(engine) >= min_checked and np.abs(fd).max() > 0
+    assert np.linalg.norm(engine - fd) / np.linalg.norm(fd) <= 1e-3

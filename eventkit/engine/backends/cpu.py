@@ -88,6 +88,30 @@ class CpuPlan:
                 grads_d[conn.name] = finish(flat_d[sl].reshape(n_pre, n_post).T / self.dt)
         return grads_w, grads_d, grads_c
 
+    def recorded_forward(self, n_batch: int, dtype, state: Mapping[str, tuple], run) -> dict:
+        """The forward pass's results for ``n_batch`` samples -- output trace, first spike times,
+        hidden spike counts and the spike records, with the per-spike state records ``state``
+        (key -> trailing shape) -- as ``run(res)`` fills them; after a record overflow the
+        capacity grows (:meth:`grow_capacity`) and ``run`` starts again."""
+        n_steps = self.n_steps
+        while True:
+            cap = self.capacity
+            res = dict(
+                trace=np.zeros((n_batch, n_steps, self.n_out), dtype=dtype),
+                t_first=np.full((n_batch, self.n_out), float(n_steps), dtype=dtype),
+                counts=np.zeros((n_batch, self.n_hidden), dtype=dtype),
+                rec_step=np.zeros((n_batch, cap), dtype=np.int32),
+                rec_nrn=np.zeros((n_batch, cap), dtype=np.int32),
+                rec_phi=np.zeros((n_batch, cap), dtype=dtype),
+                **{key: np.zeros((n_batch, cap, *shape), dtype=dtype) for key, shape in state.items()},
+                n_rec=np.zeros(n_batch, dtype=np.int64),
+                overflow=np.zeros(n_batch, dtype=np.int8),
+            )
+            run(res)
+            if not res["overflow"].any():
+                return res
+            self.grow_capacity()
+
     def buffer(self, key: str, shape: tuple, dtype) -> np.ndarray:
         """A scratch array kept between calls (the kernels overwrite it), so that a training
         step does not fault in fresh pages each time."""
@@ -300,34 +324,16 @@ class CpuBackend:
         return plan.buffer("window", (numba.get_num_threads(), size), inputs.w.dtype)
 
     def forward(self, plan: CpuPlan, inputs: CpuInputs, data: SpikeData) -> dict:
+        batch = spikes(data, plan.n_steps)
         if plan.described is not None:
-            return D.forward(plan, inputs, data)
-        dtype = inputs.w.dtype
-        n_batch, n_steps = len(data), plan.n_steps
-        while True:
-            cap = plan.capacity
-            res = dict(
-                trace=np.zeros((n_batch, n_steps, plan.n_out), dtype=dtype),
-                t_first=np.full((n_batch, plan.n_out), float(n_steps), dtype=dtype),
-                counts=np.zeros((n_batch, plan.n_hidden), dtype=dtype),
-                rec_step=np.zeros((n_batch, cap), dtype=np.int32),
-                rec_nrn=np.zeros((n_batch, cap), dtype=np.int32),
-                rec_phi=np.zeros((n_batch, cap), dtype=dtype),
-                rec_v=np.zeros((n_batch, cap), dtype=dtype),
-                rec_i=np.zeros((n_batch, cap), dtype=dtype),
-                n_rec=np.zeros(n_batch, dtype=np.int64),
-                overflow=np.zeros(n_batch, dtype=np.int8),
-            )
-            K.forward(
-                spikes(data, n_steps),
-                kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs),
-                self.window(plan, inputs),
-                K.Outputs(res["trace"], res["t_first"], res["counts"]),
-                records(res),
-            )
-            if not res["overflow"].any():
-                return res
-            plan.grow_capacity()
+            return D.forward(plan, inputs, batch)
+        net = kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs)
+        window = self.window(plan, inputs)
+
+        def run(res: dict) -> None:
+            K.forward(batch, net, window, K.Outputs(res["trace"], res["t_first"], res["counts"]), records(res))
+
+        return plan.recorded_forward(len(data), inputs.w.dtype, {"rec_v": (), "rec_i": ()}, run)
 
     def group_offsets(self, plan: CpuPlan, n_batch: int) -> np.ndarray:
         """``min(n_groups, n_batch)`` groups of consecutive samples, as equal as the batch allows
@@ -355,7 +361,8 @@ class CpuBackend:
         if n_groups and (data is None or group_off[-1] != len(data)):
             raise ValueError(f"backward: sample groups {group_off.tolist()} do not cover the batch")
         if plan.described is not None:
-            gw = D.backward(plan, inputs, data, forward, g_trace, g_tfirst, g_counts, group_off)
+            batch = spikes(data, plan.n_steps) if n_groups else None
+            gw = D.backward(plan, inputs, batch, forward, g_trace, g_tfirst, g_counts, group_off)
             if reduction is not None:
                 gw = np.ascontiguousarray(reduction.combine(gw, np.zeros((len(gw), 1), gw.dtype))[0])
             return plan.connection_gradients(

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...data.spikes import SpikeData
 from ..topology import Topology
+from . import _cpu_kernels as K
 from . import _linear_kernels as L
 
 Model = L.Model
@@ -76,47 +76,33 @@ def model_arrays(topology: Topology, dt: float) -> L.Model:
     )
 
 
-def _kernel_views(plan, inputs, data: SpikeData):
-    from . import _cpu_kernels as K
-
+def _kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
     model = plan.described._replace(theta=np.ascontiguousarray(inputs.coef[:, K.THETA], dtype=np.float64))
     net = L.Net(plan.pop_off, plan.pop_of, inputs.blk, plan.out_start, plan.out_blk, plan.in_blk, inputs.w)
-    spikes = K.Spikes(data.offsets, data.steps, data.channels, plan.n_steps)
-    return spikes, net, model
+    return net, model
 
 
 RECORD_KEYS = ("rec_step", "rec_nrn", "rec_phi", "rec_x", "n_rec", "overflow")
 
 
-def forward(plan, inputs, data: SpikeData) -> dict:
-    dtype = inputs.w.dtype
-    n_batch, n_steps, S = len(data), plan.n_steps, plan.described.u.shape[1]
-    spikes, net, model = _kernel_views(plan, inputs, data)
-    while True:
-        cap = plan.capacity
-        res = dict(
-            trace=np.zeros((n_batch, n_steps, plan.n_out), dtype=dtype),
-            t_first=np.full((n_batch, plan.n_out), float(n_steps), dtype=dtype),
-            counts=np.zeros((n_batch, plan.n_hidden), dtype=dtype),
-            rec_step=np.zeros((n_batch, cap), dtype=np.int32),
-            rec_nrn=np.zeros((n_batch, cap), dtype=np.int32),
-            rec_phi=np.zeros((n_batch, cap), dtype=dtype),
-            rec_x=np.zeros((n_batch, cap, S), dtype=dtype),
-            n_rec=np.zeros(n_batch, dtype=np.int64),
-            overflow=np.zeros(n_batch, dtype=np.int8),
-        )
+def forward(plan, inputs, spikes: K.Spikes) -> dict:
+    """The forward pass of a batch (:meth:`CpuPlan.recorded_forward`'s results, with each spike's
+    state ``rec_x``)."""
+    net, model = _kernel_views(plan, inputs)
+
+    def run(res: dict) -> None:
         rec = L.Records(*(res[key] for key in RECORD_KEYS))
         L.forward(spikes, net, model, res["trace"], res["t_first"], res["counts"], rec)
-        if not res["overflow"].any():
-            return res
-        plan.grow_capacity()
+
+    n_batch = spikes.offsets.shape[0] - 1
+    return plan.recorded_forward(n_batch, inputs.w.dtype, {"rec_x": (model.u.shape[1],)}, run)
 
 
-def backward(plan, inputs, data, forward, g_trace, g_tfirst, g_counts, group_off) -> np.ndarray:
+def backward(plan, inputs, spikes, forward, g_trace, g_tfirst, g_counts, group_off) -> np.ndarray:
     """Each group's weight gradient (float64 ``[n_groups, n_w]``)."""
     gw = np.zeros((len(group_off) - 1, plan.n_w))
     if len(gw):
-        spikes, net, model = _kernel_views(plan, inputs, data)
+        net, model = _kernel_views(plan, inputs)
         rec = L.Records(*(forward[key] for key in RECORD_KEYS))
         L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, group_off)
     return gw

@@ -244,6 +244,22 @@ MUTATIONS = [
         "the sensitivities kept at the wrong grid time for delayed arrivals",
     ),
     Mutation(
+        "late_arrival_adjoint_without_its_extra_step",
+        KERNELS,
+        "x_[t] = bs * (bm_[t] * (one + late * d_beta))",
+        "x_[t] = bs * bm_[t]",
+        ("tests/test_engine_delays.py", "-k", "finite_differences and ce"),
+        "the backward of a fractional-delay arrival that falls into the following step misses that step's decay",
+    ),
+    Mutation(
+        "late_arrival_voltage_without_its_extra_step",
+        KERNELS,
+        "a_v[t] = s_v * x - s_a * y",
+        "a_v[t] = s_v * x - s_a * wy_[t]",
+        ("tests/test_engine_delays.py", "-k", "finite_differences and ce"),
+        "the voltage part of a fractional-delay arrival in the following step decays one step too little",
+    ),
+    Mutation(
         "tau_fractional_arrivals_decay_term_dropped",
         KERNELS,
         "g_coef[q, HS] -= b0 * (sums[2] + c * sums[3])",

@@ -455,32 +455,30 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     @njit(cache=False, nogil=True)
     def fwd_exact(w, d_off, d_frac, d_bm, d_am, pre, amp, win, current_only, net, arr):
         sub = np.empty((2, n_post), f32)
-        pos = np.empty(n_post, dtype=np.uint64)
-        if current_only:  # input synapses' arrivals: once per call in the engine, here once per run
-            K._input_arrivals(arr, net)
+        pos = np.empty(n_post, dtype=np.uint32)
+        # the synapses' fixed parts of their arrivals: once per call in the engine, here once per run
+        K._call_arrivals(arr, net)
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
             a = amp[s]  # the spike's factors in the weights' precision, as the engine passes them
             if current_only:
                 K._deliver_input(win, p0, arr, d_off, pre[s] * n_post, n_post)
             else:
-                phi = (s % 7) / 7.0
+                edge = f32(1.0) - f32((s % 7) / 7.0)
                 K._deliver_spike(
                     win,
                     p0,
-                    np.uint64(stride),
-                    phi,
+                    np.uint32(stride),
+                    edge,
                     a,
-                    a * f32(0.9),
-                    f32(1.0),
-                    f32(0.5),
+                    a * f32(0.5),
+                    a * f32(0.45),
                     f32(0.8),
                     f32(0.95),
-                    w,
+                    f32(1.0),
+                    arr,
                     d_off,
                     d_frac,
-                    d_bm,
-                    d_am,
                     pre[s] * n_post,
                     n_post,
                     sub,
@@ -526,8 +524,8 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
 
     @njit(cache=False, nogil=True)
     def bwd_exact(w, gw, gd, d_off, d_frac, d_bm, d_am, pre, amp, hist, current_only):
-        sub = np.empty((4, n_post), f32)
-        pos = np.empty(n_post, dtype=np.uint64)
+        sub = np.empty((2, n_post), f32)
+        pos = np.empty(n_post, dtype=np.uint32)
         acc = 0.0
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
@@ -538,14 +536,15 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                 acc += K._adjoint_spike(
                     hist,
                     p0,
-                    np.uint64(stride),
-                    (s % 7) / 7.0,
+                    np.uint32(stride),
+                    f32(1.0) - f32((s % 7) / 7.0),
                     a,
                     a * f32(0.9),
+                    f32(0.95),
+                    f32(0.8),
+                    f32(1.0),
                     f32(1.0),
                     f32(0.5),
-                    f32(0.8),
-                    f32(0.95),
                     f32(0.2),
                     f32(0.05),
                     w,
@@ -578,21 +577,24 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     win = np.zeros(2 * n_slots * stride, f32)
     hist = (rng.standard_normal(2 * n_slots * stride) * 1e-3).astype(f32)
     gw, gd = np.zeros(n_pre * n_post, f32), np.zeros(n_pre * n_post, f32)
-    # one delayed input block with sub-step arrivals (b0 0.8, c 0.5) for the input arrivals' pass
+    # one delayed block with sub-step arrivals (b0 0.8, c 0.5), from the input (PRE -1) or from a
+    # hidden layer (PRE 0), for the pass over the synapses' fixed parts of their arrivals
     coef = np.zeros((1, K.N_COEF), f32)
     coef[0, K.B0], coef[0, K.C] = 0.8, 0.5
-    blk = np.array([[-1, 0, 0, n_post, 1, 1, 1]], dtype=np.int64)
     in_blk = np.zeros(1, dtype=np.int64)
     arr = np.empty(2 * n_pre * n_post, f32)
     i64 = np.zeros(1, dtype=np.int64)
-    structure = (i64, np.zeros(1, np.int32), coef, np.zeros(1, np.int8), np.zeros(1, f32), blk, i64, i64, in_blk)
-    net = K.Net(*structure, w, d_off, d_frac, d_bm, d_am, n_slots)
+    nets = {}
+    for current_only, pre_pop in ((True, -1), (False, 0)):
+        blk = np.array([[pre_pop, 0, 0, n_post, 1, 1, 1]], dtype=np.int64)
+        structure = (i64, np.zeros(1, np.int32), coef, np.zeros(1, np.int8), np.zeros(1, f32), blk, i64, i64, in_blk)
+        nets[current_only] = K.Net(*structure, w, d_off, d_frac, d_bm, d_am, n_slots)
     runs = {}
     for current_only, spike in ((True, "input"), (False, "hidden")):
         runs[("forward", spike, "undelayed")] = lambda c=current_only: fwd_plain(w, pre, amp, i_state, v_state, c)
         runs[("forward", spike, "round")] = lambda c=current_only: fwd_round(w, d_off, pre, amp, win, c)
         runs[("forward", spike, "exact")] = lambda c=current_only: fwd_exact(
-            w, d_off, d_frac, d_bm, d_am, pre, amp, win, c, net, arr
+            w, d_off, d_frac, d_bm, d_am, pre, amp, win, c, nets[c], arr
         )
         runs[("backward", spike, "undelayed")] = lambda c=current_only: bwd_plain(w, gw, pre, amp, lam_i, lam_v, c)
         runs[("backward", spike, "round")] = lambda c=current_only: bwd_round(w, gw, gd, d_off, pre, amp, hist, c)

@@ -38,7 +38,7 @@ per synapse). It is applied at the grid time ``G = n + 1 + D`` (``phi + f <= 1``
 ``d_am = alpha^(-f)`` are precomputed per synapse, so a spike costs no exp per synapse). An input
 spike of step s arrives at ``s + delta``: grid time ``s + D`` (``+ 1`` with a sub-step part) with ``d_bm = beta^r``,
 ``d_am = alpha^r`` fixed per synapse (input rows store these instead; the forward pass turns them
-into each input synapse's arrival once per call, :func:`_input_arrivals`). Arrivals wait in a linear
+into each input synapse's arrival once per call, :func:`_call_arrivals`). Arrivals wait in a linear
 window of ``2 n_slots`` grid times (``n_slots = ceil(max delta) + 1``), ``(i, v)`` interleaved per
 neuron, one row of ``stride = 2 n_neurons`` values per grid time; row r holds grid time
 ``first + r``. Each synapse has a precomputed unsigned offset ``d_off = D stride + 2 target``
@@ -247,28 +247,44 @@ def _block_end(blk, k, n_w):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _input_arrivals(arr, net):
-    """The arrivals of every delayed input synapse with a sub-step part, ``(w b0 x, w b0 c (x -
-    y))`` interleaved at ``arr[2 t : 2 t + 2]``: fixed per call (the synapse's decays ``x = d_bm``,
-    ``y = d_am`` do not depend on the spike), so a spike's delivery only adds them."""
+def _call_arrivals(arr, net):
+    """What the synapses with a sub-step delay part carry into every spike, fixed per call (the
+    synapse's decays ``x = d_bm``, ``y = d_am`` do not depend on the spike):
+
+    * a delayed input synapse t: its whole arrival ``(w b0 x, w b0 c (x - y))``, interleaved at
+      ``arr[2 t : 2 t + 2]`` (input spikes sit on the grid, so a spike's delivery only adds it);
+    * a delayed hidden synapse: ``w x`` and ``w y``, by presynaptic row (the row at ``base`` keeps
+      ``w x`` at ``arr[2 base : 2 base + n_post]`` and ``w y`` after it), which
+      :func:`_deliver_spike` scales by the spike's own decays."""
     coef, blk, w, d_bm, d_am = net.coef, net.blk, net.w, net.d_bm, net.d_am
-    for k in net.in_blk:
+    for k in range(blk.shape[0]):
         if blk[k, DELAYED] == 0 or blk[k, SUBSTEP] == 0:
             continue
         q = blk[k, POST]
-        b0 = coef[q, B0]
-        b0c = coef[q, B0] * coef[q, C]
-        for t in range(blk[k, W_OFF], _block_end(blk, k, w.shape[0])):
-            wt = w[t]
-            x = d_bm[t]
-            arr[2 * t] = wt * b0 * x
-            arr[2 * t + 1] = wt * b0c * (x - d_am[t])
+        lo = blk[k, W_OFF]
+        hi = _block_end(blk, k, w.shape[0])
+        if blk[k, PRE] < 0:  # an input block
+            b0 = coef[q, B0]
+            b0c = coef[q, B0] * coef[q, C]
+            for t in range(lo, hi):
+                wt = w[t]
+                x = d_bm[t]
+                arr[2 * t] = wt * b0 * x
+                arr[2 * t + 1] = wt * b0c * (x - d_am[t])
+            continue
+        n_post = blk[k, N_POST]
+        for base in range(lo, hi, n_post):
+            wx = arr[2 * base : 2 * base + n_post]
+            wy = arr[2 * base + n_post : 2 * base + 2 * n_post]
+            for t in range(n_post):
+                wx[t] = w[base + t] * d_bm[base + t]
+                wy[t] = w[base + t] * d_am[base + t]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _deliver_input(win, p0, arr, d_off, base, n_post):
     """Schedule an input spike's delayed arrivals (row ``base``; ``p0`` = the window row of the
-    spike's step): synapse t adds its arrival ``arr[2 t : 2 t + 2]`` (:func:`_input_arrivals`) to
+    spike's step): synapse t adds its arrival ``arr[2 t : 2 t + 2]`` (:func:`_call_arrivals`) to
     ``(i, v)`` at ``p0 + d_off``."""
     d_off_ = d_off[base : base + n_post]
     arr_ = arr[2 * base : 2 * (base + n_post)]
@@ -279,29 +295,35 @@ def _deliver_input(win, p0, arr, d_off, base, n_post):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _deliver_spike(
-    win, p0, stride, phi, bs, am, b0, b0c, beta, alpha, w, d_off, d_frac, d_bm, d_am, base, n_post, sub, pos
-):
-    """Schedule a hidden spike's delayed arrivals (fired at phase ``phi``; ``bs, am`` = the
-    target's beta^(1-phi), alpha^(1-phi); ``p0`` = the window row of the grid time after its
-    step, ``stride`` = one row). Two passes: the arrivals and their places, per synapse from
-    contiguous rows (vectorised, into the scratch rows ``sub[0:2]`` and ``pos``), then the
-    scattered adds."""
-    w_ = w[base : base + n_post]
+def _deliver_spike(win, p0, stride, edge, s_i, s_v, s_a, beta, alpha, one, arr, d_off, d_frac, base, n_post, sub, pos):
+    """Schedule a hidden spike's delayed arrivals on fractional delays (``p0`` = the window row
+    of the grid time after the spike's step, ``stride`` = one row, uint32). The spike, fired at phase
+    ``phi``, gives its scalars in the weights' precision: ``edge = 1 - phi`` (a synapse whose
+    sub-step part is above it arrives in the following step: one row later, one step's decay
+    more), ``s_i = b0 bs``, ``s_v = b0 c bs``, ``s_a = b0 c am`` (``bs, am`` = the target's
+    beta^(1-phi), alpha^(1-phi)). With the synapse's ``w x``, ``w y`` (:func:`_call_arrivals`)
+    the arrival is ``(s_i X, s_v X - s_a Y)``, ``X = w x (beta if late)``, ``Y = w y (alpha if
+    late)``: the arrival of :func:`nm.arrival` at the decays of :func:`nm.delayed_decays`,
+    factored so that the per-synapse pass reads three streams. Two passes: the arrivals and
+    their places after ``p0`` from contiguous rows (vectorised, into the scratch rows ``sub[0:2]``
+    and the uint32 ``pos``), then the scattered adds."""
     off_ = d_off[base : base + n_post]
     frac_ = d_frac[base : base + n_post]
-    bm_ = d_bm[base : base + n_post]
-    am_ = d_am[base : base + n_post]
+    wx_ = arr[2 * base : 2 * base + n_post]
+    wy_ = arr[2 * base + n_post : 2 * base + 2 * n_post]
     a_i = sub[0]
     a_v = sub[1]
+    d_beta = beta - one  # ``late`` as 0 or 1 in arithmetic, not a select: the loop stays SIMD
+    d_alpha = alpha - one
     for t in range(n_post):
-        x, y, late = nm.delayed_decays(phi, frac_[t], bs, am, bm_[t], am_[t], beta, alpha)
-        pos[t] = p0 + off_[t] + (stride if late else _ZERO)
-        wt = w_[t]
-        a_i[t] = wt * b0 * x
-        a_v[t] = wt * b0c * (x - y)
+        late = frac_[t] > edge
+        pos[t] = off_[t] + np.uint32(late) * stride
+        x = wx_[t] * (one + late * d_beta)
+        y = wy_[t] * (one + late * d_alpha)
+        a_i[t] = s_i * x
+        a_v[t] = s_v * x - s_a * y
     for t in range(n_post):
-        k = pos[t]
+        k = p0 + pos[t]
         win[k] += a_i[t]
         win[k + _ONE] += a_v[t]
 
@@ -311,13 +333,14 @@ def _adjoint_spike(
     hist,
     p0,
     stride,
-    phi,
+    edge,
     bs,
     am,
-    b0,
-    b0c,
     beta,
     alpha,
+    one,
+    b0,
+    b0c,
     hs,
     hm,
     w,
@@ -332,35 +355,39 @@ def _adjoint_spike(
     sub,
     pos,
 ):
-    """Backward of :func:`_deliver_spike`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``;
-    returns sum_t w dL/dtau, the spike's dL/dphi through these synapses. Two passes like
-    :func:`_deliver_spike`: the per-synapse factors (vectorised, into ``sub[0:4]``, ``pos``),
-    then the scattered reads."""
+    """Backward of :func:`_deliver_spike` (its scalars in the weights' precision): dL/dw into
+    ``gw``, dL/d(delay) (per step) into ``gd``; returns sum_t w dL/dtau, the spike's dL/dphi
+    through these synapses. With the decays ``x, y`` of :func:`nm.delayed_decays` and the adjoint
+    pair ``(lam_i, lam_v)`` at the arrival, ``A = x (b0 lam_i + b0 c lam_v)``, ``B = y b0 c
+    lam_v``: ``dL/dw = A - B`` (:func:`nm.arrival`), ``w dL/dtau = w (hs A - hm B)``
+    (:func:`nm.arrival_rate`). Two passes like :func:`_deliver_spike`: the decays and places
+    (vectorised, into ``sub[0:2]``, ``pos``), then the scattered reads."""
     off_ = d_off[base : base + n_post]
     frac_ = d_frac[base : base + n_post]
     bm_ = d_bm[base : base + n_post]
     am_ = d_am[base : base + n_post]
-    p_i = sub[0]
-    p_v = sub[1]
-    dp_i = sub[2]
-    dp_v = sub[3]
+    x_ = sub[0]
+    y_ = sub[1]
+    d_beta = beta - one  # as in _deliver_spike
+    d_alpha = alpha - one
     for t in range(n_post):
-        x, y, late = nm.delayed_decays(phi, frac_[t], bs, am, bm_[t], am_[t], beta, alpha)
-        pos[t] = p0 + off_[t] + (stride if late else _ZERO)
-        p_i[t], p_v[t] = nm.arrival(b0, b0c, x, y)
-        dp_i[t], dp_v[t] = nm.arrival_rate(b0, b0c, x, y, hs, hm)
+        late = frac_[t] > edge
+        pos[t] = off_[t] + np.uint32(late) * stride
+        x_[t] = bs * (bm_[t] * (one + late * d_beta))
+        y_[t] = am * (am_[t] * (one + late * d_alpha))
     w_ = w[base : base + n_post]
     gw_ = gw[base : base + n_post]
     gd_ = gd[base : base + n_post]
     acc = w_[0] * 0
     for t in range(n_post):
-        k = pos[t]
-        li = hist[k]
-        lv = hist[k + _ONE]
-        term = li * dp_i[t] + lv * dp_v[t]
+        k = p0 + pos[t]
+        b_v = b0c * hist[k + _ONE]
+        a = x_[t] * (b0 * hist[k] + b_v)
+        c = y_[t] * b_v
+        term = hs * a - hm * c
         wt = w_[t]
         acc += wt * term
-        gw_[t] += li * p_i[t] + lv * p_v[t]
+        gw_[t] += a - c
         gd_[t] += wt * term
     return acc
 
@@ -701,7 +728,7 @@ def _replay_adaptation(rec_a, rec_step, rec_nrn, rec_phi, n_rec, n_steps, coef, 
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _forward_one(b, spikes, net, in_arr, window, out, rec):
+def _forward_one(b, spikes, net, arr, window, out, rec):
     in_off, in_step, in_ch, n_steps = spikes
     pop_off, pop_of, coef, spiking, _, blk, out_start, out_blk, in_blk = net[:9]
     w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
@@ -715,11 +742,12 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
     i_state = np.zeros(n_tot, dtype=w.dtype)
     v_adv = np.zeros(n_tot, dtype=w.dtype)
     a_state = np.zeros(n_tot, dtype=w.dtype)  # threshold adaptation (adaptive populations)
-    scal = np.zeros(2, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
+    scal = np.zeros(6, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
+    one = np.ones(1, dtype=w.dtype)[0]
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
     sub = np.empty((2, n_tot), dtype=w.dtype)  # _deliver_spike's arrivals (weights' precision)
-    pos = np.empty(n_tot, dtype=np.uint64)
+    pos = np.empty(n_tot, dtype=np.uint32)
     # arrivals (i, v) by grid time in a window of 2 n_slots rows (row r: grid time first + r);
     # every n_slots steps its upper half slides down (see the module docstring)
     stride = 2 * n_tot
@@ -751,7 +779,7 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                 continue
             if blk[in_blk[kk], DELAYED]:
                 for s in range(i0, ip):
-                    _deliver_input(win, p_in, in_arr, d_off, w0 + in_ch[s] * n_post, n_post)
+                    _deliver_input(win, p_in, arr, d_off, w0 + in_ch[s] * n_post, n_post)
                 in_delayed = True
                 continue
             y = i_state[q0 : q0 + n_post]
@@ -837,23 +865,25 @@ def _forward_one(b, spikes, net, in_arr, window, out, rec):
                 if blk[out_blk[kk], DELAYED] and blk[out_blk[kk], SUBSTEP] == 0:
                     _deliver_whole(win, p_out, scal[0], scal[1], w, d_off, base, n_post)
                     continue
-                if blk[out_blk[kk], DELAYED]:
+                if blk[out_blk[kk], DELAYED]:  # fractional delays: the spike's scalars, then the synapses
+                    scal[2] = 1.0 - phi
+                    scal[3] = coef[q, B0] * bs
+                    scal[4] = coef[q, B0] * coef[q, C] * bs
+                    scal[5] = coef[q, B0] * coef[q, C] * am
                     _deliver_spike(
                         win,
                         p_out,
-                        np.uint64(stride),
-                        phi,
-                        bs,
-                        am,
-                        coef[q, B0],
-                        coef[q, B0] * coef[q, C],
+                        np.uint32(stride),
+                        scal[2],
+                        scal[3],
+                        scal[4],
+                        scal[5],
                         coef[q, BETA],
                         coef[q, ALPHA],
-                        w,
+                        one,
+                        arr,
                         d_off,
                         d_frac,
-                        d_bm,
-                        d_am,
                         base,
                         n_post,
                         sub,
@@ -874,13 +904,13 @@ def forward(spikes, net, window, out, rec):
     block is delayed in this call."""
     n_batch = spikes.offsets.shape[0] - 1
     n_arr = 2
-    for k in net.in_blk:
+    for k in range(net.blk.shape[0]):
         if net.blk[k, DELAYED] != 0 and net.blk[k, SUBSTEP] != 0:
             n_arr = 2 * net.w.shape[0]
-    in_arr = np.empty(n_arr, dtype=net.w.dtype)
-    _input_arrivals(in_arr, net)
+    arr = np.empty(n_arr, dtype=net.w.dtype)
+    _call_arrivals(arr, net)
     for b in prange(n_batch):
-        _forward_one(b, spikes, net, in_arr, window, out, rec)
+        _forward_one(b, spikes, net, arr, window, out, rec)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -899,10 +929,11 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
     jump_v = np.zeros(n_tot, dtype=w.dtype)
     jump_i = np.zeros(n_tot, dtype=w.dtype)
     scal = np.zeros(4, dtype=w.dtype)
+    one = np.ones(1, dtype=w.dtype)[0]
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    sub = np.empty((4, n_tot), dtype=w.dtype)  # _adjoint_spike's factors (weights' precision)
-    pos = np.empty(n_tot, dtype=np.uint64)
+    sub = np.empty((2, n_tot), dtype=w.dtype)  # _adjoint_spike's decays (weights' precision)
+    pos = np.empty(n_tot, dtype=np.uint32)
     # coefficient gradients (``gw`` longer than ``w``; docs/engine.md, "Learnable time constants"):
     # sensitivities rho of (alpha, kappa, beta), (v, i) each, per neuron, in the weights' precision
     learn_coef = gw.shape[0] > w.shape[0]
@@ -1020,20 +1051,24 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                         _arrival_decay_grads(g_coef, q, coef_sums[0], coef_sums[1], b0, coef[q, C], bs, am, phi_act)
                         _pair_delayed(g_coef, q, coef_sums, b0 * bs, b0c * (bs - am))
                     continue
-                if blk[k, DELAYED]:
+                if blk[k, DELAYED]:  # fractional delays: the spike's scalars, then the synapses
+                    scal[0] = 1.0 - phi_act
+                    scal[1] = bs
+                    scal[2] = am
                     g_phi += _adjoint_spike(
                         hist,
                         p_out,
-                        np.uint64(stride),
-                        phi_act,
-                        bs,
-                        am,
-                        b0,
-                        b0c,
+                        np.uint32(stride),
+                        scal[0],
+                        scal[1],
+                        scal[2],
                         coef[q, BETA],
                         coef[q, ALPHA],
-                        hs_q,
-                        hm_q,
+                        one,
+                        coef[q, B0],
+                        coef[q, B0] * coef[q, C],
+                        coef[q, HS],
+                        coef[q, HM],
                         w,
                         gw,
                         gd,

@@ -50,6 +50,8 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
             "1",
             "--max-delays",
             "16",
+            "--mode",
+            "round,exact",
             "--json",
             str(out),
         ],
@@ -59,7 +61,11 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "delay cost" in proc.stdout
-    row = json.loads(out.read_text())["results"][0]
+    row, exact = json.loads(out.read_text())["results"]
+    # both modes in one sitting, and their ratio from the two rows' own steps
+    assert exact["mode"] == "exact" and exact["max_delay"] == 16 and "exact_vs_round" not in row
+    assert exact["exact_vs_round"] == pytest.approx(exact["eventkit"]["train_step"] / row["eventkit"]["train_step"])
+    assert f"exact / round at max delay 16 (this run): {exact['exact_vs_round']:.2f}x" in proc.stdout
     assert row["max_delay"] == 16 and row["mode"] == "round" and row["eventkit"]["train_step"] > 0
     assert row["eventkit_no_delays"]["train_step"] > 0 and row["delay_cost"] > 0
     assert 10 < row["eventkit"]["rate_hz"] < 18
@@ -72,11 +78,14 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
     assert "per synapse event" in proc.stdout
 
 
-def test_delay_bench_rejects_bad_arguments():
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--max-delays", "0"), ("--mode", "round,fast"), ("--mode", "exact,exact")]
+)
+def test_delay_bench_rejects_bad_arguments(flag, value):
     proc = subprocess.run(
-        [sys.executable, "-m", "eventkit.bench", "--delays", "--max-delays", "0"], capture_output=True, text=True
+        [sys.executable, "-m", "eventkit.bench", "--delays", flag, value], capture_output=True, text=True
     )
-    assert proc.returncode != 0 and "--max-delays" in proc.stderr
+    assert proc.returncode != 0 and flag in proc.stderr
 
 
 @pytest.mark.parametrize("delays", [[], ["--delays"]], ids=["engine", "delays"])

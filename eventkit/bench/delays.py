@@ -1,13 +1,14 @@
 """Delay-learning benchmark: ``python -m eventkit.bench --delays [--json PATH] [--batch B] [--steps T]
-[--repeats R] [--max-delays 64,512] [--mode round|exact] [--no-dcls]``.
+[--repeats R] [--max-delays 64,512] [--mode round|exact|round,exact] [--no-dcls]``.
 
 The workload is the one of :mod:`eventkit.bench.engine` (random SHD-shaped input: 700 channels, about 8
 input spikes per ms per sample, dt 1 ms, 20 classes, exp-weighted readout, cross-entropy, Adam), on
 a feed-forward network with two hidden LIF layers (tau_mem 20 ms, tau_syn 5 ms) and a learnable
 delay on every feed-forward synapse (``--mode``: ``round``, whole steps, as DCLS and the chip; or
-``exact``, sub-step arrivals). For every maximum delay it runs, each in its own process:
+``exact``, sub-step arrivals; ``round,exact``: both). For every maximum delay it runs, each in its
+own process:
 
-* eventkit with learnable delays (Eventprop, event-driven kernels);
+* eventkit with learnable delays (Eventprop, event-driven kernels), in every mode asked for;
 * eventkit without delays (the same network; run once, it does not depend on the maximum delay);
 * the published peer, DCLS-Delays (Hammouamri, Khalfaoui-Hassani & Masquelier, "Learning delays in
   spiking neural networks using dilated convolutions with learnable spacings", ICLR 2024): every
@@ -16,8 +17,8 @@ delay on every feed-forward synapse (``--mode``: ``round``, whole steps, as DCLS
   gradient.
 
 It reports the median seconds per train step, the peak memory growth, the speed-up and memory
-ratio (DCLS / eventkit), the cost of the delays (eventkit with / without), and the projected
-seconds per epoch of SHD (8156 training samples) and SSC (75466).
+ratio (DCLS / eventkit), the cost of the delays (eventkit with / without), exact / round where
+both modes ran, and the projected seconds per epoch of SHD (8156 training samples) and SSC (75466).
 
 The DCLS network follows the authors' public code (``snn_delays.py`` and
 ``best_config_SHD.py``) with these differences, all so that it solves the same problem as eventkit:
@@ -691,7 +692,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dcls-repeats", type=int, default=2)
     parser.add_argument("--max-delays", default="64,512", help="comma-separated maximum delays in steps")
     parser.add_argument(
-        "--mode", choices=("round", "exact"), default="round", help="eventkit's delay mode (DCLS: whole steps)"
+        "--mode",
+        default="round",
+        help="eventkit's delay mode, or both comma-separated (round,exact: each maximum delay runs both in "
+        "the same sitting and the table gives exact / round); DCLS runs whole steps, beside the round mode",
     )
     parser.add_argument("--no-dcls", action="store_true", help="skip the DCLS-Delays comparison")
     parser.add_argument(
@@ -719,7 +723,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _parse(argv) -> tuple[argparse.Namespace, list[int]]:
-    """The command line, checked: (args, the maximum delays to run)."""
+    """The command line, checked: (args, the maximum delays to run); ``args.modes`` lists the delay
+    modes."""
     parser = _parser()
     args = parser.parse_args(argv)
     if min(args.repeats, args.dcls_repeats, args.batch, args.steps, args.hidden) < 1:
@@ -730,6 +735,9 @@ def _parse(argv) -> tuple[argparse.Namespace, list[int]]:
         parser.error(f"--max-delays: expected comma-separated integers, got {args.max_delays!r}")
     if not max_delays or min(max_delays) < 1:
         parser.error("--max-delays: give at least one maximum delay >= 1")
+    args.modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    if not args.modes or set(args.modes) - {"round", "exact"} or len(set(args.modes)) < len(args.modes):
+        parser.error(f"--mode: expected round, exact or round,exact, got {args.mode!r}")
     return args, max_delays
 
 
@@ -743,7 +751,7 @@ def _why_no_dcls(args) -> str | None:
     return why
 
 
-def _run_eventkit(args, max_delay: int, with_delays: bool) -> dict:
+def _run_eventkit(args, max_delay: int, with_delays: bool, mode: str = "round") -> dict:
     """One eventkit configuration in its own process (SystemExit with the reason if it fails)."""
     result, why = _in_process_limited(
         eventkit_delay_job,
@@ -754,7 +762,7 @@ def _run_eventkit(args, max_delay: int, with_delays: bool) -> dict:
         args.repeats,
         with_delays,
         args.device,
-        args.mode,
+        mode,
         timeout=args.eventkit_timeout_s,
     )
     if result is None:
@@ -814,7 +822,7 @@ def _print_table(rows: list[dict], args, plain: dict) -> None:
     shd_batches = -(-SHD_TRAIN_SAMPLES // batch)
     ssc_batches = -(-SSC_TRAIN_SAMPLES // batch)
     header = (
-        f"{'max delay':>9} | {'ek s/step':>9} {'ek MB':>7} | {'no-delay s/step':>15} | "
+        f"{'max delay':>9} {'mode':>5} | {'ek s/step':>9} {'ek MB':>7} | {'no-delay s/step':>15} | "
         f"{'DCLS s/step':>11} {'DCLS MB':>8} | {'speed-up':>8} {'mem ratio':>9} {'delay cost':>10} | "
         f"{'ek SHD s/ep':>11} {'ek SSC s/ep':>11} {'DCLS SHD s/ep':>13} {'DCLS SSC s/ep':>13}"
     )
@@ -823,7 +831,7 @@ def _print_table(rows: list[dict], args, plain: dict) -> None:
     for r in rows:
         e, d = r["eventkit"], r.get("dcls")
         print(
-            f"{r['max_delay']:>9} | {e['train_step']:>9.3f} {e['peak_mem_mb']:>7.1f} | "
+            f"{r['max_delay']:>9} {r['mode']:>5} | {e['train_step']:>9.3f} {e['peak_mem_mb']:>7.1f} | "
             f"{r['eventkit_no_delays']['train_step']:>15.3f} | "
             f"{_fmt(d and d['train_step'], '.2f', 11)} {_fmt(d and d['peak_mem_mb'], '.1f', 8)} | "
             f"{_fmt(r.get('speedup'), '.1f', 7)}{'x' if d else ' '} {_fmt(r.get('mem_ratio'), '.1f', 8)}"
@@ -832,16 +840,19 @@ def _print_table(rows: list[dict], args, plain: dict) -> None:
             f"{_fmt(d and r['dcls_epoch_s']['shd'], '.0f', 13)} {_fmt(d and r['dcls_epoch_s']['ssc'], '.0f', 13)}"
         )
         if "dcls_skipped" in r:
-            print(f"{'':>9}   DCLS skipped: {r['dcls_skipped']}")
+            print(f"{'':>15}   DCLS skipped: {r['dcls_skipped']}")
     mem = "eventkit: peak GPU memory allocated (torch) growth" if args.device == "cuda" else "peak RSS growth"
     print(
-        f"(device {args.device}; {args.mode} delays; hidden {hidden} x 2, T {n_steps}, batch {batch}; "
+        f"(device {args.device}; {' and '.join(args.modes)} delays; hidden {hidden} x 2, T {n_steps}, batch {batch}; "
         f"median of {args.repeats} eventkit / {args.dcls_repeats} DCLS train steps; "
         f"speed-up = DCLS / eventkit s per step; mem = {mem} "
         f"while training; delay cost = eventkit with / without delays; epoch = {shd_batches} "
         f"(SHD, {SHD_TRAIN_SAMPLES} samples) or {ssc_batches} (SSC, {SSC_TRAIN_SAMPLES}) batches; "
         f"eventkit hidden layer 1 at {plain['rate_hz']:.1f} spikes/neuron/s without delays)"
     )
+    for r in rows:
+        if "exact_vs_round" in r:
+            print(f"exact / round at max delay {r['max_delay']} (this run): {r['exact_vs_round']:.2f}x")
 
 
 def _print_event_table(event: dict, hidden: int, max_delay: int) -> None:
@@ -876,23 +887,30 @@ def main(argv=None) -> int:
     plain = _run_eventkit(args, 0, False)
     rows = []
     for max_delay in max_delays:
-        print(f"running eventkit with delays, max delay {max_delay} ...", flush=True)
-        ek = _run_eventkit(args, max_delay, True)
-        row = dict(
-            max_delay=max_delay,
-            hidden=hidden,
-            n_steps=n_steps,
-            batch=batch,
-            device=args.device,
-            mode=args.mode,
-            eventkit=ek,
-            eventkit_no_delays=plain,
-            delay_cost=ek["train_step"] / plain["train_step"],
-            eventkit_epoch_s=dict(shd=ek["train_step"] * shd_batches, ssc=ek["train_step"] * ssc_batches),
-        )
-        if why_no_dcls is None:
-            _add_dcls(row, args, max_delay, mem_limit)
-        rows.append(row)
+        by_mode = {}
+        for mode in args.modes:
+            print(f"running eventkit with {mode} delays, max delay {max_delay} ...", flush=True)
+            ek = _run_eventkit(args, max_delay, True, mode)
+            row = by_mode[mode] = dict(
+                max_delay=max_delay,
+                hidden=hidden,
+                n_steps=n_steps,
+                batch=batch,
+                device=args.device,
+                mode=mode,
+                eventkit=ek,
+                eventkit_no_delays=plain,
+                delay_cost=ek["train_step"] / plain["train_step"],
+                eventkit_epoch_s=dict(shd=ek["train_step"] * shd_batches, ssc=ek["train_step"] * ssc_batches),
+            )
+            dcls_mode = "round" if "round" in args.modes else args.modes[0]
+            if why_no_dcls is None and mode == dcls_mode:  # DCLS (whole steps) once per maximum delay
+                _add_dcls(row, args, max_delay, mem_limit)
+            rows.append(row)
+        if len(by_mode) == 2:
+            by_mode["exact"]["exact_vs_round"] = (
+                by_mode["exact"]["eventkit"]["train_step"] / by_mode["round"]["eventkit"]["train_step"]
+            )
     _print_table(rows, args, plain)
     event = None
     if args.device == "cpu":

@@ -106,7 +106,8 @@ def calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: 
 
 def measure(loss_fn, opt, repeats, device: str = "cpu"):
     """Median seconds of forward (incl. loss), backward and the whole train step over
-    ``repeats`` steps after one warm-up step, and the peak memory growth (MB): the process's peak
+    ``repeats`` steps after one warm-up step (and the fastest train step, ``train_step_min``), and
+    the peak memory growth (MB): the process's peak
     RSS during the steps (warm-up included: it allocates what training holds) over its RSS before
     the first step; on ``device="cuda"`` torch's peak GPU memory allocated over the allocation
     before the first step, and every time is taken after the device finished. Compile or load
@@ -144,7 +145,9 @@ def measure(loss_fn, opt, repeats, device: str = "cpu"):
         for key, value in step().items():
             times.setdefault(key, []).append(value)
     peak = torch.cuda.max_memory_allocated() if gpu else peak_rss_bytes()
-    return {k: statistics.median(v) for k, v in times.items()}, (peak - base) / 2**20
+    summary = {k: statistics.median(v) for k, v in times.items()}
+    summary["train_step_min"] = min(times["train_step"])  # the least disturbed step, beside the median
+    return summary, (peak - base) / 2**20
 
 
 def warm(net, data) -> None:

@@ -2,8 +2,6 @@
 a linear system through the public plugin API only, and it trains with exact gradients."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import torch
 
 from engine_cases import assert_cross_entropy_gradients_match
 from eventkit.engine import LI, EventpropNet, ExpWeightedMeanV
-from eventkit.plugin.testing import random_data
+from eventkit.plugin.testing import installed_apart, random_data, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "eventkit_resonate"
@@ -74,35 +72,20 @@ def test_example_model_plugin_installed_as_its_own_distribution_trains(tmp_path)
     """pip-installs examples/eventkit_resonate into a separate directory and trains its recipe
     from the command line: the neuron, its config and the experiment come from the plugin; the
     core is unchanged."""
-    target = tmp_path / "site"
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(EXAMPLE)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert pip.returncode == 0, pip.stderr[-3000:]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    env = installed_apart(EXAMPLE, tmp_path / "site")
     run = tmp_path / "run"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "eventkit",
-            "+experiment=rf_yinyang",
-            "dataset.n_train=1000",
-            "dataset.n_val=200",
-            "dataset.n_test=300",
-            "network.hidden=100",
-            "trainer.epochs=4",
-            "trainer.progress=false",
-            f"hydra.run.dir={run}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    out = run_cli(
+        "+experiment=rf_yinyang",
+        "dataset.n_train=1000",
+        "dataset.n_val=200",
+        "dataset.n_test=300",
+        "network.hidden=100",
+        "trainer.epochs=4",
+        "trainer.progress=false",
+        f"hydra.run.dir={run}",
         env=env,
         cwd=tmp_path,
+        timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())

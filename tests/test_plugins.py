@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-from eventkit.plugin.testing import tiny_run
+from eventkit.plugin.testing import installed_apart, run_cli, tiny_run
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = tiny_run(epochs=2)
@@ -59,53 +59,22 @@ def test_example_plugin_installed_as_separate_distribution(tmp_path):
     """pip-installs examples/eventkit_example (its own pyproject) into a separate directory and
     runs eventkit with its dataset selected; the core is not touched."""
     target = tmp_path / "site"
-    pip = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--target",
-            str(target),
-            str(REPO / "examples" / "eventkit_example"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert pip.returncode == 0, pip.stderr[-3000:]
+    env = installed_apart(REPO / "examples" / "eventkit_example", target)
     assert list(target.glob("eventkit_example-*.dist-info"))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    listing = subprocess.run(
-        [sys.executable, "-m", "eventkit", "--plugins"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
+    listing = run_cli("--plugins", env=env, cwd=tmp_path, timeout=300)
     line = next(l for l in listing.stdout.splitlines() if l.split()[:2] == ["dataset", "two_moons"])
     assert "eventkit-example 0.1.0" in line or "eventkit_example 0.1.0" in line
     run = tmp_path / "run"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "eventkit",
-            "dataset=two_moons",
-            "dataset.n_train=200",
-            "dataset.n_val=50",
-            "dataset.n_test=50",
-            "network.hidden=20",
-            "network.init.ff_mean=3.0",
-            "trainer.epochs=2",
-            "trainer.progress=false",
-            f"hydra.run.dir={run}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = run_cli(
+        "dataset=two_moons",
+        "dataset.n_train=200",
+        "dataset.n_val=50",
+        "dataset.n_test=50",
+        "network.hidden=20",
+        "network.init.ff_mean=3.0",
+        "trainer.epochs=2",
+        "trainer.progress=false",
+        f"hydra.run.dir={run}",
         env=env,
         cwd=tmp_path,
     )

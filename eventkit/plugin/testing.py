@@ -1,6 +1,7 @@
 """Test helpers for eventkit and its plugins: small networks and spike data for engine tests,
-a finite-difference gradient check, the tiny command-line run the run/CLI tests share, a run's
-test accuracy recomputed from its directory, and scripts run with more numba threads than cores.
+a finite-difference gradient check, the tiny command-line run the run/CLI tests share, a plugin
+distribution installed in a directory of its own, a run's test accuracy recomputed from its
+directory, and scripts run with more numba threads than cores.
 
 Plugins' test suites import these (``from eventkit.plugin.testing import random_data``) the way Hydra's
 plugins use ``hydra.test_utils``.
@@ -143,6 +144,23 @@ def run_cli(
         env={**os.environ, **(env or {})},
         **kw,
     )
+
+
+def installed_apart(project: str | Path, target: str | Path, timeout: float = 600) -> dict:
+    """pip-install the distribution at ``project`` (its own pyproject; no dependencies) into the
+    directory ``target``, leaving the current environment untouched, and return the environment
+    variables that put it first on ``PYTHONPATH``, for :func:`run_cli`'s ``env``: a plugin's test
+    that the installed distribution, not its source folder, is what eventkit finds."""
+    target = Path(target)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(project)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if pip.returncode != 0:
+        raise AssertionError(f"pip install {project} --target {target} failed:\n{pip.stderr[-3000:]}")
+    return {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
 
 
 def checkpoint_test_accuracy(run_dir: str | Path, checkpoint: str = "best") -> tuple[float, int]:

@@ -889,6 +889,7 @@ def main(argv=None) -> int:
     print(f"running eventkit without delays (hidden={hidden}, T={n_steps}, batch={batch}) ...", flush=True)
     plain = _run_eventkit(args, 0, False)
     rows = []
+    dcls_mode = "round" if "round" in args.modes else args.modes[0]  # DCLS runs whole steps
     for max_delay in max_delays:
         by_mode = {}
         for mode in args.modes:
@@ -906,8 +907,7 @@ def main(argv=None) -> int:
                 delay_cost=ek["train_step"] / plain["train_step"],
                 eventkit_epoch_s=dict(shd=ek["train_step"] * shd_batches, ssc=ek["train_step"] * ssc_batches),
             )
-            dcls_mode = "round" if "round" in args.modes else args.modes[0]
-            if why_no_dcls is None and mode == dcls_mode:  # DCLS (whole steps) once per maximum delay
+            if why_no_dcls is None and mode == dcls_mode:  # DCLS once per maximum delay
                 _add_dcls(row, args, max_delay, mem_limit)
             rows.append(row)
         if len(by_mode) == 2:

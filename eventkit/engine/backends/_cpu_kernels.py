@@ -742,7 +742,7 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
     i_state = np.zeros(n_tot, dtype=w.dtype)
     v_adv = np.zeros(n_tot, dtype=w.dtype)
     a_state = np.zeros(n_tot, dtype=w.dtype)  # threshold adaptation (adaptive populations)
-    scal = np.zeros(6, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
+    scal = np.zeros(5, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     one = np.ones(1, dtype=w.dtype)[0]
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
@@ -865,19 +865,18 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
                 if blk[out_blk[kk], DELAYED] and blk[out_blk[kk], SUBSTEP] == 0:
                     _deliver_whole(win, p_out, scal[0], scal[1], w, d_off, base, n_post)
                     continue
-                if blk[out_blk[kk], DELAYED]:  # fractional delays: the spike's scalars, then the synapses
+                if blk[out_blk[kk], DELAYED]:  # fractional delays: the spike's scalars (scal[0] = b0 bs)
                     scal[2] = 1.0 - phi
-                    scal[3] = coef[q, B0] * bs
-                    scal[4] = coef[q, B0] * coef[q, C] * bs
-                    scal[5] = coef[q, B0] * coef[q, C] * am
+                    scal[3] = coef[q, B0] * coef[q, C] * bs
+                    scal[4] = coef[q, B0] * coef[q, C] * am
                     _deliver_spike(
                         win,
                         p_out,
                         np.uint32(stride),
                         scal[2],
+                        scal[0],
                         scal[3],
                         scal[4],
-                        scal[5],
                         coef[q, BETA],
                         coef[q, ALPHA],
                         one,
@@ -1065,10 +1064,10 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                         coef[q, BETA],
                         coef[q, ALPHA],
                         one,
-                        coef[q, B0],
-                        coef[q, B0] * coef[q, C],
-                        coef[q, HS],
-                        coef[q, HM],
+                        b0,
+                        b0c,
+                        hs_q,
+                        hm_q,
                         w,
                         gw,
                         gd,

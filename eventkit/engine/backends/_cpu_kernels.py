@@ -78,6 +78,10 @@ from . import _neuron_math as M
 
 # fast-math flags by trainer.reproducible: none in strict mode (eventkit/base/reproducible.py)
 _FASTMATH = kernel_fastmath()
+# ... less reassociation and contraction for elementwise loops that the compiler vectorises with
+# a scalar prologue and remainder chosen by the scratch rows' addresses: with them the two code
+# paths may round differently, and a run would not repeat itself
+_ELEMENTWISE = _FASTMATH - {"reassoc", "contract"}
 
 # the shared neuron and synapse math (_neuron_math), compiled into the loops below
 nm = M.compiled(njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always"))
@@ -294,7 +298,7 @@ def _deliver_input(win, p0, arr, d_off, base, n_post):
         win[k + _ONE] += arr_[2 * t + 1]
 
 
-@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+@njit(cache=True, fastmath=_ELEMENTWISE, nogil=True)
 def _deliver_spike(win, p0, stride, edge, s_i, s_v, s_a, beta, alpha, one, arr, d_off, d_frac, base, n_post, sub, pos):
     """Schedule a hidden spike's delayed arrivals on fractional delays (``p0`` = the window row
     of the grid time after the spike's step, ``stride`` = one row, uint32). The spike, fired at phase
@@ -328,7 +332,7 @@ def _deliver_spike(win, p0, stride, edge, s_i, s_v, s_a, beta, alpha, one, arr, 
         win[k + _ONE] += a_v[t]
 
 
-@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+@njit(cache=True, fastmath=_ELEMENTWISE, nogil=True)
 def _adjoint_spike(
     hist,
     p0,

@@ -165,6 +165,42 @@ def test_whole_step_path_equals_the_sub_step_path(readout, monkeypatch):
         torch.testing.assert_close(grads[name], grads_g[name], rtol=1e-9, atol=1e-12, msg=name)
 
 
+def test_fractional_rows_reach_the_kernels_sorted_by_sub_step_part():
+    """The CPU kernels split each presynaptic row of a hidden connection with sub-step delays into
+    the synapses that arrive within the spike's step and those that arrive in the next by one
+    binary search, so such rows must reach them sorted by sub-step part, every per-synapse array
+    moved alike, and ``order`` must lead back to the weights' layout. Catches rows left in target
+    order (arrivals sent to the wrong step) or an array left behind (a synapse's weight paired
+    with another's delay)."""
+    from eventkit.engine.backends import _cpu_kernels as K
+
+    net = make_net(seed=4)
+    plan = net.plan
+    inputs = net._kernel_inputs()
+    weights, delays, thresholds = net.effective_parameters()
+    plain = net.backend.inputs(plan, weights, delays, thresholds, np.float64, sorted_rows=False)
+    assert inputs.order is not None and plain.order is None
+    for k, conn in enumerate(plan.topology.connections):
+        n_post, n_pre = conn.shape
+        sl = slice(plan.w_off[k], plan.w_off[k] + n_pre * n_post)
+        frac = inputs.d_frac[sl].reshape(n_pre, n_post)
+        if conn.pre.is_input or not inputs.blk[k, K.SUBSTEP]:
+            np.testing.assert_array_equal(inputs.order[sl], np.arange(sl.start, sl.stop))
+            continue
+        assert (np.diff(frac, axis=1) >= 0).all(), conn.name
+        assert (frac > 0.5).any() and (frac < 0.5).any()
+        rows = (inputs.order[sl] - sl.start).reshape(n_pre, n_post)
+        assert (rows // n_post == np.arange(n_pre)[:, None]).all()  # moved only within its row
+        w = getattr(net, conn.name).detach().numpy().T.reshape(-1)  # pre-major, target order
+        d = getattr(net, conn.delay_name).detach().numpy().T.reshape(-1) / net.dt
+        np.testing.assert_array_equal(inputs.w[sl], w[inputs.order[sl] - sl.start])
+        np.testing.assert_allclose(inputs.d_frac[sl], np.mod(d, 1.0)[inputs.order[sl] - sl.start], atol=1e-12)
+        target = (inputs.d_off[sl] % (2 * int(plan.pop_off[-1])) // 2) - plan.pop_off[conn.post.index]
+        np.testing.assert_array_equal(target, (inputs.order[sl] - sl.start) % n_post)
+        for key in ("w", "d_off", "d_frac", "d_bm", "d_am"):  # the same arrays, moved
+            np.testing.assert_array_equal(getattr(inputs, key)[sl], getattr(plain, key)[inputs.order[sl]], key)
+
+
 def test_buffers_follow_the_delays_the_network_has_not_its_max():
     """A max of 1000 ms with delays up to 5.5 ms: the ring and history hold 7 grid times (the
     longest arrival, 6 steps, + 1), and the run equals the one with max 6 exactly. Catches an

@@ -417,8 +417,10 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     (its targets' current) and a hidden spike (current and voltage), forward and backward:
     undelayed, the row update the network without delays runs (vectorised); round, the delay
     window with whole-step delays (one scattered update through a precomputed offset per
-    synapse); exact, fractional delays (sub-step arrivals: a hidden spike reads three more values
-    per synapse, an input spike adds its synapses' arrivals, fixed per call, to current and
+    synapse); exact, fractional delays (sub-step arrivals: a hidden spike's row, sorted by sub-step
+    part as the engine stores it, splits by one search into the synapses that arrive within the
+    step and those that arrive in the next, and reads one more value per synapse forward, two
+    backward; an input spike adds its synapses' arrivals, fixed per call, to current and
     voltage). The backward of an input spike only sums the adjoints at its arrivals (round and
     exact alike). The passes over the input synapses (their arrivals before the forward, their
     factors after the backward), once per call or group of samples in the engine, run here once
@@ -455,8 +457,6 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
 
     @njit(cache=False, nogil=True)
     def fwd_exact(w, d_off, d_frac, d_bm, d_am, pre, amp, win, current_only, net, arr):
-        sub = np.empty((2, n_post), f32)
-        pos = np.empty(n_post, dtype=np.uint32)
         # the synapses' fixed parts of their arrivals: once per call in the engine, here once per run
         K._call_arrivals(arr, net)
         for s in range(pre.shape[0]):
@@ -474,16 +474,14 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                     a,
                     a * f32(0.5),
                     a * f32(0.45),
-                    f32(0.8),
-                    f32(0.95),
-                    f32(1.0),
+                    a * f32(0.8),
+                    a * f32(0.4),
+                    a * f32(0.43),
                     arr,
                     d_off,
                     d_frac,
                     pre[s] * n_post,
                     n_post,
-                    sub,
-                    pos,
                 )
 
     @njit(cache=False, nogil=True)
@@ -525,8 +523,6 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
 
     @njit(cache=False, nogil=True)
     def bwd_exact(w, gw, gd, d_off, d_frac, d_bm, d_am, pre, amp, hist, current_only):
-        sub = np.empty((2, n_post), f32)
-        pos = np.empty(n_post, dtype=np.uint32)
         acc = 0.0
         for s in range(pre.shape[0]):
             p0 = np.uint64((s // 8 % n_slots) * stride)
@@ -540,12 +536,11 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                     np.uint32(stride),
                     f32(1.0) - f32((s % 7) / 7.0),
                     a,
-                    a * f32(0.9),
-                    f32(0.95),
-                    f32(0.8),
-                    f32(1.0),
-                    f32(1.0),
-                    f32(0.5),
+                    a * f32(0.5),
+                    a * f32(0.45),
+                    a * f32(0.8),
+                    a * f32(0.4),
+                    a * f32(0.43),
                     f32(0.2),
                     f32(0.05),
                     w,
@@ -557,8 +552,6 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
                     d_am,
                     pre[s] * n_post,
                     n_post,
-                    sub,
-                    pos,
                 )
         if current_only:
             K._input_grads(gw, gd, w, d_bm, d_am, 0, gw.shape[0], f32(0.8), f32(0.4), f32(0.2), f32(0.05), 1)
@@ -568,7 +561,8 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     w = rng.standard_normal(n_pre * n_post).astype(f32)
     d_steps = rng.integers(0, max_delay + 1, n_pre * n_post)
     d_off = (d_steps * stride + np.tile(2 * np.arange(n_post), n_pre)).astype(np.uint32)
-    d_frac = rng.random(n_pre * n_post).astype(f32)
+    # each presynaptic row sorted by sub-step part, as the engine stores rows with sub-step delays
+    d_frac = np.sort(rng.random((n_pre, n_post)), axis=1).reshape(-1).astype(f32)
     d_bm = np.exp(0.2 * d_frac).astype(f32)
     d_am = np.exp(0.05 * d_frac).astype(f32)
     pre = rng.integers(0, n_pre, n_spikes).astype(np.int64)

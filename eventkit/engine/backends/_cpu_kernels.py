@@ -58,6 +58,11 @@ of a call, so an input spike only adds the adjoint pair at its arrivals to the s
 (:func:`_gather_adjoint`: ``lam_i`` into ``gw``, ``lam_v`` into ``gd``) and :func:`_input_grads`
 applies the factors once per group of samples, after its pass. A hidden spike's arrival factors
 are rounded to the weights' precision before the per-synapse loop, as in the undelayed path.
+Whether a hidden spike's synapse arrives within the step or in the next depends on its sub-step
+part and the spike's phase (``phi + f > 1``), so the host stores each presynaptic row of such a
+connection sorted by sub-step part (``CpuBackend.inputs``, which puts the gradients back in the
+weights' order): one binary search per spike splits the row into the two runs, and neither
+loop tests a synapse.
 Blocks with ``LEARN_D = 1`` but no delay this call (all delays 0) run the undelayed code and
 still accumulate ``gd``. Blocks whose delays are all whole steps this call (``SUBSTEP = 0``:
 round mode, or exact mode on integer delays) run lean loops (:func:`_deliver_whole`,
@@ -78,10 +83,6 @@ from . import _neuron_math as M
 
 # fast-math flags by trainer.reproducible: none in strict mode (eventkit/base/reproducible.py)
 _FASTMATH = kernel_fastmath()
-# ... less reassociation and contraction for elementwise loops that the compiler vectorises with
-# a scalar prologue and remainder chosen by the scratch rows' addresses: with them the two code
-# paths may round differently, and a run would not repeat itself
-_ELEMENTWISE = _FASTMATH - {"reassoc", "contract"}
 
 # the shared neuron and synapse math (_neuron_math), compiled into the loops below
 nm = M.compiled(njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always"))
@@ -298,101 +299,92 @@ def _deliver_input(win, p0, arr, d_off, base, n_post):
         win[k + _ONE] += arr_[2 * t + 1]
 
 
-@njit(cache=True, fastmath=_ELEMENTWISE, nogil=True)
-def _deliver_spike(win, p0, stride, edge, s_i, s_v, s_a, beta, alpha, one, arr, d_off, d_frac, base, n_post, sub, pos):
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _on_time(frac_, edge):
+    """How many synapses of a row sorted by sub-step part (``frac_`` ascending, see
+    :meth:`CpuBackend.inputs`) arrive within the spike's step: those with ``frac <= edge = 1 -
+    phi``; the rest arrive in the following one. (Binary search.)"""
+    lo = 0
+    hi = frac_.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if frac_[mid] <= edge:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _deliver_run(win, p0, s_i, s_v, s_a, off_, wx_, wy_, lo, hi):
+    """Synapses ``lo`` to ``hi - 1`` of a hidden spike's row add ``(s_i w x, s_v w x - s_a w y)``
+    at ``p0 + d_off``."""
+    for t in range(lo, hi):
+        k = p0 + off_[t]
+        x = wx_[t]
+        win[k] += s_i * x
+        win[k + _ONE] += s_v * x - s_a * wy_[t]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _deliver_spike(win, p0, stride, edge, s_i, s_v, s_a, l_i, l_v, l_a, arr, d_off, d_frac, base, n_post):
     """Schedule a hidden spike's delayed arrivals on fractional delays (``p0`` = the window row
-    of the grid time after the spike's step, ``stride`` = one row, uint32). The spike, fired at phase
-    ``phi``, gives its scalars in the weights' precision: ``edge = 1 - phi`` (a synapse whose
-    sub-step part is above it arrives in the following step: one row later, one step's decay
-    more), ``s_i = b0 bs``, ``s_v = b0 c bs``, ``s_a = b0 c am`` (``bs, am`` = the target's
-    beta^(1-phi), alpha^(1-phi)). With the synapse's ``w x``, ``w y`` (:func:`_call_arrivals`)
-    the arrival is ``(s_i X, s_v X - s_a Y)``, ``X = w x (beta if late)``, ``Y = w y (alpha if
-    late)``: the arrival of :func:`nm.arrival` at the decays of :func:`nm.delayed_decays`,
-    factored so that the per-synapse pass reads three streams. Two passes: the arrivals and
-    their places after ``p0`` from contiguous rows (vectorised, into the scratch rows ``sub[0:2]``
-    and the uint32 ``pos``), then the scattered adds."""
+    of the grid time after the spike's step, ``stride`` = one row, uint32; the row's synapses
+    sorted by sub-step part). The spike, fired at phase ``phi``, gives its scalars in the
+    weights' precision: ``edge = 1 - phi``, ``s_i = b0 bs``, ``s_v = b0 c bs``, ``s_a = b0 c am``
+    (``bs, am`` = the target's beta^(1-phi), alpha^(1-phi)) for the synapses that arrive within
+    the step, and ``l_i = s_i beta``, ``l_v = s_v beta``, ``l_a = s_a alpha`` for those whose
+    sub-step part is above ``edge``: they arrive in the following step, one row later, with one
+    step's decay more. With the synapse's ``w x``, ``w y`` (:func:`_call_arrivals`) the arrival
+    is ``(s_i w x, s_v w x - s_a w y)``: :func:`nm.arrival` at the decays of
+    :func:`nm.delayed_decays`. The sorted row splits into the two runs by one binary search, so
+    the per-synapse loops read three streams and carry no per-synapse select."""
     off_ = d_off[base : base + n_post]
-    frac_ = d_frac[base : base + n_post]
     wx_ = arr[2 * base : 2 * base + n_post]
     wy_ = arr[2 * base + n_post : 2 * base + 2 * n_post]
-    a_i = sub[0]
-    a_v = sub[1]
-    d_beta = beta - one  # ``late`` as 0 or 1 in arithmetic, not a select: the loop stays SIMD
-    d_alpha = alpha - one
-    for t in range(n_post):
-        late = frac_[t] > edge
-        pos[t] = off_[t] + np.uint32(late) * stride
-        x = wx_[t] * (one + late * d_beta)
-        y = wy_[t] * (one + late * d_alpha)
-        a_i[t] = s_i * x
-        a_v[t] = s_v * x - s_a * y
-    for t in range(n_post):
-        k = p0 + pos[t]
-        win[k] += a_i[t]
-        win[k + _ONE] += a_v[t]
+    split = _on_time(d_frac[base : base + n_post], edge)
+    _deliver_run(win, p0, s_i, s_v, s_a, off_, wx_, wy_, 0, split)
+    _deliver_run(win, p0 + stride, l_i, l_v, l_a, off_, wx_, wy_, split, n_post)
 
 
-@njit(cache=True, fastmath=_ELEMENTWISE, nogil=True)
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _adjoint_run(hist, p0, e_i, e_v, e_a, hs, hm, w_, gw_, gd_, off_, bm_, am_, lo, hi):
+    """Backward of :func:`_deliver_run` for synapses ``lo`` to ``hi - 1``; returns their
+    ``sum w dL/dtau``."""
+    acc = w_[0] * 0
+    for t in range(lo, hi):
+        k = p0 + off_[t]
+        lv = hist[k + _ONE]
+        a = bm_[t] * (e_i * hist[k] + e_v * lv)
+        b = am_[t] * (e_a * lv)
+        term = hs * a - hm * b
+        wt = w_[t]
+        acc += wt * term
+        gw_[t] += a - b
+        gd_[t] += wt * term
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _adjoint_spike(
-    hist,
-    p0,
-    stride,
-    edge,
-    bs,
-    am,
-    beta,
-    alpha,
-    one,
-    b0,
-    b0c,
-    hs,
-    hm,
-    w,
-    gw,
-    gd,
-    d_off,
-    d_frac,
-    d_bm,
-    d_am,
-    base,
-    n_post,
-    sub,
-    pos,
+    hist, p0, stride, edge, e_i, e_v, e_a, l_i, l_v, l_a, hs, hm, w, gw, gd, d_off, d_frac, d_bm, d_am, base, n_post
 ):
-    """Backward of :func:`_deliver_spike` (its scalars in the weights' precision): dL/dw into
-    ``gw``, dL/d(delay) (per step) into ``gd``; returns sum_t w dL/dtau, the spike's dL/dphi
-    through these synapses. With the decays ``x, y`` of :func:`nm.delayed_decays` and the adjoint
-    pair ``(lam_i, lam_v)`` at the arrival, ``A = x (b0 lam_i + b0 c lam_v)``, ``B = y b0 c
-    lam_v``: ``dL/dw = A - B`` (:func:`nm.arrival`), ``w dL/dtau = w (hs A - hm B)``
-    (:func:`nm.arrival_rate`). Two passes like :func:`_deliver_spike`: the decays and places
-    (vectorised, into ``sub[0:2]``, ``pos``), then the scattered reads."""
+    """Backward of :func:`_deliver_spike`: dL/dw into ``gw``, dL/d(delay) (per step) into ``gd``;
+    returns sum_t w dL/dtau, the spike's dL/dphi through these synapses. The spike's scalars
+    (weights' precision) are ``e_i = b0 bs``, ``e_v = b0 c bs``, ``e_a = b0 c am`` and their late
+    counterparts ``l_* `` (times beta, beta, alpha). With the decays ``x, y`` of
+    :func:`nm.delayed_decays` and the adjoint pair ``(lam_i, lam_v)`` at the arrival, ``A = x
+    (b0 lam_i + b0 c lam_v)``, ``B = y b0 c lam_v``: ``dL/dw = A - B`` (:func:`nm.arrival`), ``w
+    dL/dtau = w (hs A - hm B)`` (:func:`nm.arrival_rate`)."""
     off_ = d_off[base : base + n_post]
-    frac_ = d_frac[base : base + n_post]
     bm_ = d_bm[base : base + n_post]
     am_ = d_am[base : base + n_post]
-    x_ = sub[0]
-    y_ = sub[1]
-    d_beta = beta - one  # as in _deliver_spike
-    d_alpha = alpha - one
-    for t in range(n_post):
-        late = frac_[t] > edge
-        pos[t] = off_[t] + np.uint32(late) * stride
-        x_[t] = bs * (bm_[t] * (one + late * d_beta))
-        y_[t] = am * (am_[t] * (one + late * d_alpha))
     w_ = w[base : base + n_post]
     gw_ = gw[base : base + n_post]
     gd_ = gd[base : base + n_post]
-    acc = w_[0] * 0
-    for t in range(n_post):
-        k = p0 + pos[t]
-        b_v = b0c * hist[k + _ONE]
-        a = x_[t] * (b0 * hist[k] + b_v)
-        c = y_[t] * b_v
-        term = hs * a - hm * c
-        wt = w_[t]
-        acc += wt * term
-        gw_[t] += a - c
-        gd_[t] += wt * term
+    split = _on_time(d_frac[base : base + n_post], edge)
+    acc = _adjoint_run(hist, p0, e_i, e_v, e_a, hs, hm, w_, gw_, gd_, off_, bm_, am_, 0, split)
+    acc += _adjoint_run(hist, p0 + stride, l_i, l_v, l_a, hs, hm, w_, gw_, gd_, off_, bm_, am_, split, n_post)
     return acc
 
 
@@ -746,12 +738,9 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
     i_state = np.zeros(n_tot, dtype=w.dtype)
     v_adv = np.zeros(n_tot, dtype=w.dtype)
     a_state = np.zeros(n_tot, dtype=w.dtype)  # threshold adaptation (adaptive populations)
-    scal = np.zeros(5, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
-    one = np.ones(1, dtype=w.dtype)[0]
+    scal = np.zeros(8, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    sub = np.empty((2, n_tot), dtype=w.dtype)  # _deliver_spike's arrivals (weights' precision)
-    pos = np.empty(n_tot, dtype=np.uint32)
     # arrivals (i, v) by grid time in a window of 2 n_slots rows (row r: grid time first + r);
     # every n_slots steps its upper half slides down (see the module docstring)
     stride = 2 * n_tot
@@ -870,9 +859,13 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
                     _deliver_whole(win, p_out, scal[0], scal[1], w, d_off, base, n_post)
                     continue
                 if blk[out_blk[kk], DELAYED]:  # fractional delays: the spike's scalars (scal[0] = b0 bs)
+                    b0c = coef[q, B0] * coef[q, C]
                     scal[2] = 1.0 - phi
-                    scal[3] = coef[q, B0] * coef[q, C] * bs
-                    scal[4] = coef[q, B0] * coef[q, C] * am
+                    scal[3] = b0c * bs
+                    scal[4] = b0c * am
+                    scal[5] = coef[q, B0] * bs * coef[q, BETA]
+                    scal[6] = b0c * bs * coef[q, BETA]
+                    scal[7] = b0c * am * coef[q, ALPHA]
                     _deliver_spike(
                         win,
                         p_out,
@@ -881,16 +874,14 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
                         scal[0],
                         scal[3],
                         scal[4],
-                        coef[q, BETA],
-                        coef[q, ALPHA],
-                        one,
+                        scal[5],
+                        scal[6],
+                        scal[7],
                         arr,
                         d_off,
                         d_frac,
                         base,
                         n_post,
-                        sub,
-                        pos,
                     )
                     continue
                 _axpy2(i_state[q0 : q0 + n_post], v_state[q0 : q0 + n_post], w[base : base + n_post], scal[0], scal[1])
@@ -931,12 +922,9 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
     lam_i = np.zeros(n_tot, dtype=w.dtype)
     jump_v = np.zeros(n_tot, dtype=w.dtype)
     jump_i = np.zeros(n_tot, dtype=w.dtype)
-    scal = np.zeros(4, dtype=w.dtype)
-    one = np.ones(1, dtype=w.dtype)[0]
+    scal = np.zeros(7, dtype=w.dtype)  # scalars in the weights' precision
     decay = np.zeros(4)  # _remaining_decay's cache
     delayed = n_slots > 0
-    sub = np.empty((2, n_tot), dtype=w.dtype)  # _adjoint_spike's decays (weights' precision)
-    pos = np.empty(n_tot, dtype=np.uint32)
     # coefficient gradients (``gw`` longer than ``w``; docs/engine.md, "Learnable time constants"):
     # sensitivities rho of (alpha, kappa, beta), (v, i) each, per neuron, in the weights' precision
     learn_coef = gw.shape[0] > w.shape[0]
@@ -1056,8 +1044,12 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     continue
                 if blk[k, DELAYED]:  # fractional delays: the spike's scalars, then the synapses
                     scal[0] = 1.0 - phi_act
-                    scal[1] = bs
-                    scal[2] = am
+                    scal[1] = b0 * bs
+                    scal[2] = b0c * bs
+                    scal[3] = b0c * am
+                    scal[4] = b0 * bs * coef[q, BETA]
+                    scal[5] = b0c * bs * coef[q, BETA]
+                    scal[6] = b0c * am * coef[q, ALPHA]
                     g_phi += _adjoint_spike(
                         hist,
                         p_out,
@@ -1065,11 +1057,10 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                         scal[0],
                         scal[1],
                         scal[2],
-                        coef[q, BETA],
-                        coef[q, ALPHA],
-                        one,
-                        b0,
-                        b0c,
+                        scal[3],
+                        scal[4],
+                        scal[5],
+                        scal[6],
                         hs_q,
                         hm_q,
                         w,
@@ -1081,8 +1072,6 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                         d_am,
                         base,
                         n_post,
-                        sub,
-                        pos,
                     )
                     if learn_coef:
                         _fractional_coef_sums(

@@ -266,17 +266,24 @@ def kernels(double: bool):
                             win[e] += w[idx] * s0
                             win[e + 1] += w[idx] * s1
                         continue
-                    if blk[k, DELAYED]:
+                    if blk[k, DELAYED]:  # fractional delays: the CPU's _deliver_spike, per target
+                        edge = F(1.0 - phi)  # a sub-step part above it arrives one step later
+                        s_v = F(b0c * bs)
+                        s_a = F(b0c * am)
+                        l_i = F(b0 * bs * coef[q, BETA])  # ... with one step's decay more
+                        l_v = F(b0c * bs * coef[q, BETA])
+                        l_a = F(b0c * am * coef[q, ALPHA])
                         for t in range(tid, n_post, nt):
                             idx = base + t
-                            x, y, late = nm.delayed_decays(
-                                phi, d_frac[idx], bs, am, d_bm[idx], d_am[idx], coef[q, BETA], coef[q, ALPHA]
-                            )
                             e = p_out + d_off[idx]
-                            if late:
-                                e += stride
-                            win[e] += F(w[idx] * b0 * x)
-                            win[e + 1] += F(w[idx] * b0c * (x - y))
+                            x = F(w[idx] * d_bm[idx])
+                            y = F(w[idx] * d_am[idx])
+                            if d_frac[idx] > edge:
+                                win[e + stride] += l_i * x
+                                win[e + stride + 1] += l_v * x - l_a * y
+                            else:
+                                win[e] += s0 * x
+                                win[e + 1] += s_v * x - s_a * y
                         continue
                     for t in range(tid, n_post, nt):
                         wt = w[base + t]
@@ -406,23 +413,32 @@ def kernels(double: bool):
                             gwb[idx] += li * pi + lv * pv
                             gdb[idx] += g
                         continue
-                    if blk[k, DELAYED]:
+                    if blk[k, DELAYED]:  # fractional delays: the CPU's _adjoint_spike, per target
+                        edge = F(1.0 - phi_act)
+                        e_i = F(b0 * bs)
+                        e_v = F(b0c * bs)
+                        e_a = F(b0c * am)
+                        l_i = F(b0 * bs * coef[q, BETA])
+                        l_v = F(b0c * bs * coef[q, BETA])
+                        l_a = F(b0c * am * coef[q, ALPHA])
                         for t in range(tid, n_post, nt):
                             idx = base + t
-                            x, y, late = nm.delayed_decays(
-                                phi_act, d_frac[idx], bs, am, d_bm[idx], d_am[idx], coef[q, BETA], coef[q, ALPHA]
-                            )
                             e = p_out + d_off[idx]
-                            if late:
+                            s_i = e_i
+                            s_v = e_v
+                            s_a = e_a
+                            if d_frac[idx] > edge:
                                 e += stride
-                            li = hist[e]
+                                s_i = l_i
+                                s_v = l_v
+                                s_a = l_a
                             lv = hist[e + 1]
-                            x_i, x_v = nm.arrival(b0, b0c, x, y)
-                            r_i, r_v = nm.arrival_rate(b0, b0c, x, y, hs_q, hm_q)
-                            term = li * F(r_i) + lv * F(r_v)
+                            a = d_bm[idx] * (s_i * hist[e] + s_v * lv)
+                            a_v = d_am[idx] * (s_a * lv)
+                            term = hs_q * a - hm_q * a_v
                             wt = w[idx]
                             part += wt * term
-                            gwb[idx] += li * F(x_i) + lv * F(x_v)
+                            gwb[idx] += a - a_v
                             gdb[idx] += wt * term
                         continue
                     learn_d = blk[k, LEARN_D] != 0

@@ -136,6 +136,8 @@ class CpuInputs(NamedTuple):
     d_am: np.ndarray  # alpha^(-f) (input rows: alpha^r)
     n_slots: int  # grid times per half of the delay window this call (longest delay + 1); 0: no delays
     learn_coef: bool = False  # backward also returns dL/d(coefficient row) of every population
+    # where rows are sorted (CpuBackend.inputs): the weights' index of each kernel position
+    order: np.ndarray | None = None
 
 
 def spikes(data: SpikeData, n_steps: int) -> K.Spikes:
@@ -248,8 +250,19 @@ class CpuBackend:
         )
 
     def inputs(
-        self, plan: CpuPlan, weights: dict, delays: dict, thresholds: dict, dtype, coefficients: dict | None = None
+        self,
+        plan: CpuPlan,
+        weights: dict,
+        delays: dict,
+        thresholds: dict,
+        dtype,
+        coefficients: dict | None = None,
+        sorted_rows: bool = True,
     ) -> CpuInputs:
+        """The call's kernel inputs. ``sorted_rows``: the synapses of each presynaptic row of a
+        hidden connection with sub-step delay parts are stored in ascending order of that part
+        (:attr:`CpuInputs.order`; the kernels split such a row into the synapses that arrive
+        within the spike's step and those that arrive in the next by one search per spike)."""
         conns = plan.topology.connections
         w = np.ascontiguousarray(
             np.concatenate([np.asarray(weights[c.name]).T.reshape(-1) for c in conns]), dtype=dtype
@@ -309,8 +322,30 @@ class CpuBackend:
             d_frac = d_bm = d_am = np.zeros(1, dtype=dtype)
         if any_delay and n_slots > plan.n_slots:  # delays above their max are refused before this
             raise AssertionError(f"delays need {n_slots} buffer slots, the plan holds {plan.n_slots}")
+        order = None
+        for k, conn in enumerate(conns):
+            if not (sorted_rows and blk[k, K.DELAYED] and blk[k, K.SUBSTEP]) or conn.pre.is_input:
+                continue
+            n_post, n_pre = conn.shape
+            sl = slice(plan.w_off[k], plan.w_off[k] + n_pre * n_post)
+            rows = np.argsort(d_frac[sl].reshape(n_pre, n_post), axis=1, kind="stable")
+            idx = (plan.w_off[k] + n_post * np.arange(n_pre)[:, None] + rows).reshape(-1)
+            if order is None:
+                order = np.arange(plan.n_w)
+            order[sl] = idx
+            for a in (w, d_off, d_frac, d_bm, d_am):
+                a[sl] = a[idx]
         return CpuInputs(
-            w, coef.astype(dtype), blk, d_off, d_frac, d_bm, d_am, n_slots if any_delay else 0, bool(coefficients)
+            w,
+            coef.astype(dtype),
+            blk,
+            d_off,
+            d_frac,
+            d_bm,
+            d_am,
+            n_slots if any_delay else 0,
+            bool(coefficients),
+            order,
         )
 
     @staticmethod
@@ -393,6 +428,9 @@ class CpuBackend:
             flat_d = np.zeros(plan.n_w, dtype=dtype)
             if len(gd):
                 K.sum_groups(gd, flat_d)
+        if inputs.order is not None:  # back from sorted rows to the weights' layout
+            for flat in (flat_w[: plan.n_w], flat_d):
+                flat[inputs.order] = flat.copy()
         return plan.connection_gradients(flat_w, flat_d, np.ascontiguousarray)
 
     def to_torch(self, x: np.ndarray) -> torch.Tensor:

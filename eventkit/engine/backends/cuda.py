@@ -197,7 +197,8 @@ class CudaBackend:
                 "learnable time constants (network.learn_tau) run on the CPU backend only so far. "
                 "Fix: trainer.device=cpu"
             )
-        host = self._host.inputs(plan, weights, delays, thresholds, dtype)
+        # rows in target order: the CUDA kernels test each synapse's sub-step part themselves
+        host = self._host.inputs(plan, weights, delays, thresholds, dtype, sorted_rows=False)
         a = self._arrays
         learn = bool(host.blk[:, K.LEARN_D].any() or host.blk[:, K.DELAYED].any())
         return CudaInputs(

@@ -106,6 +106,68 @@ def test_the_environment_cannot_unpin_a_strict_run(tmp_path):
     _assert_matches(tmp_path / "run", "default")
 
 
+MKL_BRANCH = """
+import sys
+from eventkit.base import reproducible
+reproducible.STRICT_ENV["MKL_CBWR"] = "AVX2"  # MKL's AVX2 kernels instead of the pinned COMPATIBLE ones
+from eventkit.__main__ import console
+sys.argv = ["eventkit", *sys.argv[1:]]
+sys.exit(console())
+"""
+
+
+@pytest.mark.parametrize("name", sorted(golden_records.RECORDS))
+def test_a_strict_run_does_not_depend_on_mkl(name, tmp_path):
+    """MKL picks its code by the CPU's vendor and vector width, even for the vector math behind
+    torch's ``exp`` and ``sqrt`` (with ``MKL_CBWR=COMPATIBLE`` on this machine's AVX-512 CPU,
+    torch's float32 ``sqrt`` missed the correctly rounded result for 15 % of inputs): a strict run
+    must not call it. A process whose MKL runs its AVX2 kernels reproduces the records. Catches
+    Adam's per-tensor ``sqrt``, ``torch.exp`` in a readout or in the time constants'
+    coefficients, or a readout's ``matmul`` on the strict path."""
+    if not _host_has("avx2"):
+        pytest.skip("MKL's AVX2 branch needs an AVX2 CPU")
+    env = {**os.environ, "EVENTKIT_REPRODUCIBLE": "strict"}
+    args = [*golden_records.RECORDS[name], f"hydra.run.dir={tmp_path / 'run'}"]
+    out = subprocess.run(
+        [sys.executable, "-c", MKL_BRANCH, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (
+        json.loads((tmp_path / "run" / "manifest.json").read_text())["reproducible"]["environment"]["MKL_CBWR"]
+        == "AVX2"
+    )
+    _assert_matches(tmp_path / "run", name)
+
+
+def test_portable_exp_is_glibcs_and_differentiable():
+    """eventkit.engine.portable.exp: glibc's exp (what strict mode's numpy and kernels compute),
+    in the input's dtype, with torch.exp's gradient. Catches an exp through torch (MKL) or one
+    rounded through float32."""
+    import math
+
+    import torch
+
+    from eventkit.engine import portable
+
+    x = torch.linspace(-30, 30, 20001, dtype=torch.float64, requires_grad=True)
+    y = portable.exp(x)
+    assert y.tolist() == [math.exp(v) for v in x.tolist()]
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())
+    x32 = torch.linspace(-3, 3, 1001, dtype=torch.float32)
+    y32 = portable.exp(x32)
+    assert y32.dtype == torch.float32
+    assert y32.tolist() == [float(np.float32(math.exp(v))) for v in x32.tolist()]
+    assert portable.exp(-0.5).dtype == torch.float64
+
+
+def _host_has(flag: str) -> bool:
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
 def test_fast_mode_runs_in_a_process_of_its_own_and_says_so(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in reproducible.STRICT_ENV and k != reproducible.ENV}
     args = [*golden_records.RECORDS["default"][:-2], "trainer.epochs=1", "trainer.progress=false"]

@@ -1,9 +1,11 @@
 """``trainer.reproducible``: how a process computes, chosen once, before its libraries start.
 
 ``strict``: a config and seed give bit-identical metrics, checkpoints and summary
-on any x86-64 Linux machine that runs the same versions of eventkit, Python, numpy, torch, numba
-and glibc -- whatever its CPU vendor or vector width (SSE to AVX-512), thread count or number of
-data-parallel processes. It pins every place where a library picks code by the host CPU:
+on any x86-64 Linux machine with AVX2 and FMA that runs the same versions of eventkit, Python, numpy,
+torch, numba and glibc -- whatever its CPU vendor or vector width (AVX2 to AVX-512), thread count
+or number of data-parallel processes (glibc's ``exp`` has an FMA variant and others that round
+126 of 200001 float64 results differently). It pins every place where a library picks code by
+the host CPU:
 
 - the engine's numba kernels compile without fast-math flags (no reassociation, contraction
   into FMA, approximate functions or reciprocals) for numba's ``generic`` x86-64 target
@@ -20,6 +22,9 @@ data-parallel processes. It pins every place where a library picks code by the h
   reproducibility mode (``MKL_CBWR=COMPATIBLE``; MKL otherwise picks its kernels by CPU vendor
   and vector width: a readout's ``matmul`` gave other float32 sums on an AVX2 AMD EPYC than on an
   AVX-512 Intel machine), numpy's OpenBLAS one fixed kernel set (``OPENBLAS_CORETYPE``);
+- what a run computes in torch calls no MKL function (its vector math behind ``exp`` and ``sqrt``
+  follows the CPU even under ``MKL_CBWR``): Adam runs fused, readouts and coefficients take
+  ``eventkit.engine.portable.exp``, readouts use no ``matmul``;
 - data-parallel gradients are added in one order of sample groups whatever the number of
   processes (:mod:`eventkit.training.parallel`; that holds in both modes).
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from . import portable
 from .dynamics import LinearDynamics, two_exponential
 
 
@@ -119,7 +120,7 @@ def _two_exponential_torch(tau_mem, tau_syn, dt: float) -> dict:
     import torch
 
     tau_mem, tau_syn = torch.as_tensor(tau_mem, dtype=torch.float64), torch.as_tensor(tau_syn, dtype=torch.float64)
-    alpha, beta = torch.exp(-dt / tau_mem), torch.exp(-dt / tau_syn)
+    alpha, beta = portable.exp(-dt / tau_mem), portable.exp(-dt / tau_syn)
     c = tau_syn / (tau_syn - tau_mem)
     return dict(alpha=alpha, beta=beta, kappa=c * (beta - alpha), c=c, hm=dt / tau_mem, hs=dt / tau_syn)
 
@@ -280,7 +281,7 @@ class ALIF(NeuronModel):
         tau_adapt = torch.as_tensor(values.get("tau_adapt", self.tau_adapt), dtype=torch.float64)
         out = _two_exponential_model(self, dt, values, self.threshold)
         out.update(
-            rho_a=torch.exp(-dt / tau_adapt), ha=dt / tau_adapt, delta_a=values.get("adapt_step", self.adapt_step)
+            rho_a=portable.exp(-dt / tau_adapt), ha=dt / tau_adapt, delta_a=values.get("adapt_step", self.adapt_step)
         )
         return out
 

@@ -438,6 +438,22 @@ MUTATIONS = [
         ("plugins/eventkit_loihi2/tests/test_loihi2_cost.py", "-k", "report_uses"),
         "the deploy report uses a hardware.json measured for another network",
     ),
+    Mutation(
+        "strict_host_needs_either_flag",
+        "eventkit/base/reproducible.py",
+        'return {"machine": machine, "fma_avx2": None if flags is None else {"fma", "avx2"} <= flags}',
+        'return {"machine": machine, "fma_avx2": None if flags is None else bool({"fma", "avx2"} & flags)}',
+        ("tests/test_reproducible.py", "-k", "host_lies_outside"),
+        "strict mode takes a CPU with FMA but not AVX2 (or the reverse) for one glibc runs its FMA exp on",
+    ),
+    Mutation(
+        "strict_host_notice_dropped",
+        "eventkit/running/pipeline.py",
+        "notices = [*notices, host] if host else notices",
+        "notices = notices",
+        ("tests/test_reproducible.py", "-k", "off_the_covered_hosts"),
+        "a strict run off the covered hosts does not say so",
+    ),
 ]
 
 

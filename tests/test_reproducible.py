@@ -31,6 +31,10 @@ sys.path.insert(0, str(TESTS))
 import golden_records  # noqa: E402
 
 pytestmark = pytest.mark.skipif(reproducible.mode() != "strict", reason="the records are strict mode's")
+#: the golden records were written on an x86-64 CPU with AVX2 and FMA; elsewhere a strict run says so
+#: (host_notice) and the records are not the check
+OFF_HOST = reproducible.host_notice("strict")
+on_records_host = pytest.mark.skipif(OFF_HOST is not None, reason=OFF_HOST or "")
 
 
 def _assert_matches(run_dir: Path, name: str) -> None:
@@ -48,6 +52,7 @@ def _cli(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     )
 
 
+@on_records_host
 @pytest.mark.parametrize("name", sorted(golden_records.RECORDS))
 def test_a_strict_run_reproduces_its_golden_record(name, tmp_path):
     run(compose(golden_records.RECORDS[name]), tmp_path / "run")
@@ -59,12 +64,14 @@ def test_a_strict_run_reproduces_its_golden_record(name, tmp_path):
     assert pinned["numpy_dispatch"] == [] and pinned["torch_cpu_capability"].lower() == "default"
 
 
+@on_records_host
 def test_one_thread_reproduces_the_record(tmp_path):
     """The record was written with the machine's 2 cores (2 engine threads)."""
     run(compose([*golden_records.RECORDS["default"], "trainer.threads=1"]), tmp_path / "run")
     _assert_matches(tmp_path / "run", "default")
 
 
+@on_records_host
 def test_two_gloo_processes_reproduce_the_record(tmp_path):
     import torch.multiprocessing as mp
 
@@ -85,6 +92,7 @@ def test_two_gloo_processes_reproduce_the_record(tmp_path):
     _assert_matches(tmp_path / "straight", "default")
 
 
+@on_records_host
 def test_the_environment_cannot_unpin_a_strict_run(tmp_path):
     """A process started with torch's AVX-512 kernels, numpy's full dispatch, numba's host CPU,
     MKL's CPU-specific kernels and another OpenBLAS kernel set asked for in its environment:
@@ -116,6 +124,7 @@ sys.exit(console())
 """
 
 
+@on_records_host
 @pytest.mark.parametrize("name", sorted(golden_records.RECORDS))
 def test_a_strict_run_does_not_depend_on_mkl(name, tmp_path):
     """MKL picks its code by the CPU's vendor and vector width, even for the vector math behind
@@ -124,8 +133,6 @@ def test_a_strict_run_does_not_depend_on_mkl(name, tmp_path):
     must not call it. A process whose MKL runs its AVX2 kernels reproduces the records. Catches
     Adam's per-tensor ``sqrt``, ``torch.exp`` in a readout or in the time constants'
     coefficients, or a readout's ``matmul`` on the strict path."""
-    if not _host_has("avx2"):
-        pytest.skip("MKL's AVX2 branch needs an AVX2 CPU")
     env = {**os.environ, "EVENTKIT_REPRODUCIBLE": "strict"}
     args = [*golden_records.RECORDS[name], f"hydra.run.dir={tmp_path / 'run'}"]
     out = subprocess.run(
@@ -161,11 +168,56 @@ def test_portable_exp_is_glibcs_and_differentiable():
     assert portable.exp(-0.5).dtype == torch.float64
 
 
-def _host_has(flag: str) -> bool:
-    try:
-        return flag in Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
+def test_a_strict_run_says_when_its_host_lies_outside_what_strict_mode_covers(monkeypatch):
+    """Strict mode's bit-identity holds on x86-64 CPUs with AVX2 and FMA, where glibc's exp runs
+    its FMA code; elsewhere a strict run says so in one line. Fails if the check is inverted, asks
+    for either flag instead of both (glibc's FMA code needs both), takes another architecture for
+    x86-64, or speaks in fast mode."""
+    monkeypatch.setattr(reproducible.platform, "machine", lambda: "x86_64")
+    for flags, covered in (
+        ({"sse2", "avx", "fma", "avx2"}, True),
+        ({"sse2", "avx", "avx2"}, False),
+        ({"sse2", "avx", "fma"}, False),
+        ({"sse2"}, False),
+    ):
+        monkeypatch.setattr(reproducible, "_cpu_flags", lambda flags=flags: flags)
+        assert reproducible.host() == {"machine": "x86_64", "fma_avx2": covered}
+        notice = reproducible.host_notice("strict")
+        assert (notice is None) == covered, (flags, notice)
+        if not covered:
+            assert "without AVX2 and FMA" in notice and "docs/reproducibility.md" in notice
+        assert reproducible.host_notice("fast") is None
+    monkeypatch.setattr(reproducible, "_cpu_flags", lambda: None)
+    assert "could not read" in reproducible.host_notice("strict")
+    monkeypatch.setattr(reproducible.platform, "machine", lambda: "aarch64")
+    assert reproducible.host() == {"machine": "aarch64", "fma_avx2": None}
+    assert "strict mode on aarch64" in reproducible.host_notice("strict")
+
+
+def test_cpu_flags_come_from_the_flags_line(tmp_path):
+    """/proc/cpuinfo's `flags` line, not `vmx flags` (Intel) or `bugs`. Fails if the parser reads
+    another line or the whole file (a word such as `fma` in a model name would count)."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Some fma avx2 CPU\nflags\t\t: fpu sse2 avx\n"
+        "vmx flags\t: ept fma avx2\nbugs\t\t: spectre_v1\n"
+    )
+    assert reproducible._cpu_flags(cpuinfo) == {"fpu", "sse2", "avx"}
+    assert reproducible._cpu_flags(tmp_path / "missing") is None
+    if reproducible.platform.machine().lower() in reproducible.X86_64 and Path("/proc/cpuinfo").exists():
+        assert "sse2" in reproducible._cpu_flags()  # every x86-64 CPU has SSE2
+
+
+def test_a_strict_run_off_the_covered_hosts_says_so_in_its_summary_and_manifest(monkeypatch, tmp_path):
+    """The notice reaches the run's output and summary, and the manifest records the host. Fails
+    if the pipeline drops the notice or the manifest does not record what it was."""
+    monkeypatch.setattr(reproducible, "host", lambda: {"machine": "x86_64", "fma_avx2": False})
+    run(compose([*golden_records.RECORDS["default"], "trainer.smoke=true"]), tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert any("without AVX2 and FMA" in n for n in summary["notices"]), summary.get("notices")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["reproducible"]["host"] == {"machine": "x86_64", "fma_avx2": False}
+    assert "without AVX2 and FMA" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_fast_mode_runs_in_a_process_of_its_own_and_says_so(tmp_path):

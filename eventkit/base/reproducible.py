@@ -48,6 +48,8 @@ cache key). This module imports nothing heavy.
 from __future__ import annotations
 
 import os
+import platform
+from pathlib import Path
 from typing import Sequence
 
 MODES = ("strict", "fast")
@@ -178,6 +180,61 @@ def check(requested_mode: str) -> None:
         )
 
 
+X86_64 = ("x86_64", "amd64")
+
+
+def _cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The CPU's feature flags as Linux reports them (the ``flags`` line of ``/proc/cpuinfo``),
+    None where unreadable."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "flags":
+            return set(value.split())
+    return None
+
+
+def host() -> dict:
+    """What strict mode cannot pin: the architecture and, on x86-64, whether the CPU has FMA and
+    AVX2 (glibc's ``exp`` runs its FMA code on such CPUs and other code elsewhere; None where the
+    flags cannot be read)."""
+    machine = platform.machine().lower()
+    if machine not in X86_64:
+        return {"machine": machine, "fma_avx2": None}
+    flags = _cpu_flags()
+    return {"machine": machine, "fma_avx2": None if flags is None else {"fma", "avx2"} <= flags}
+
+
+def host_notice(requested_mode: str | None = None) -> str | None:
+    """One line when a strict run's host lies outside what strict mode's bit-identity covers
+    (x86-64 with AVX2 and FMA); None on such a host or in fast mode. ``requested_mode``: the
+    run's mode (default: this process's)."""
+    if (requested_mode or mode()) != "strict":
+        return None
+    found = host()
+    where = "docs/reproducibility.md, 'Beyond x86-64 Linux'"
+    if found["machine"] not in X86_64:
+        return (
+            f"strict mode on {found['machine']}: runs repeat bit for bit on {found['machine']} machines with the "
+            f"same versions, not against x86-64 runs or the golden records ({where})"
+        )
+    if found["fma_avx2"] is None:
+        return (
+            "strict mode could not read this CPU's features (/proc/cpuinfo): its bit-identity with other "
+            f"machines holds on x86-64 CPUs with AVX2 and FMA ({where})"
+        )
+    if not found["fma_avx2"]:
+        return (
+            "strict mode on an x86-64 CPU without AVX2 and FMA: glibc's exp runs other code here than on the "
+            "CPUs strict mode covers, so results repeat across such CPUs but may differ in the last bits from "
+            f"an AVX2 and FMA machine's ({where})"
+        )
+    return None
+
+
 def record() -> dict:
     """What this process's mode pinned, for manifest.json."""
     import torch
@@ -192,8 +249,9 @@ def record() -> dict:
         "torch_intra_op_threads": 1 if mode() == "strict" else None,
         "numpy_dispatch": _numpy_dispatch(),
         "environment": {k: os.environ.get(k) for k in STRICT_ENV},
+        "host": host(),
     }
     return out
 
 
-__all__ = ["DEFAULT", "MODES", "check", "kernel_fastmath", "mode", "prepare_process", "record"]
+__all__ = ["DEFAULT", "MODES", "check", "host", "host_notice", "kernel_fastmath", "mode", "prepare_process", "record"]

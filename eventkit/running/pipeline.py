@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from eventkit.base import reproducible
 from eventkit.base.registry import Registry, get_registry
 from eventkit.base.schema import from_config, plain
 from eventkit.components.loggers import GuardedLogger, NullLogger
@@ -195,6 +196,8 @@ def _setup(cfg: DictConfig, rd: RunDir, explicit: Sequence[str]) -> _Run:
     threads and seed; the external logger."""
     registry = get_registry()
     cfg, target, notices = adapted_config(cfg, explicit, registry)
+    host = reproducible.host_notice(cfg.trainer.get("reproducible"))
+    notices = [*notices, host] if host else notices
     for notice in notices:
         _print(f"eventkit: NOTICE {notice}")
     dp = distributed.setup(cfg)  # None unless trainer.distributed

@@ -110,3 +110,29 @@ def test_bench_on_cuda_without_a_gpu_fails_in_one_line(delays):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--device cuda" in lines[0] and "--device cpu" in lines[0], proc.stderr
     assert "running" not in proc.stdout  # failed before any measurement
+
+
+def test_every_timed_step_starts_from_the_same_parameters():
+    """The benchmark times train steps of a calibrated network; an event-driven step's cost follows
+    its spikes, which the optimizer's updates would move while the steps are timed. Fails if
+    measure lets the updates accumulate (each step would see the weight one lr further) or does
+    not run the optimizer step it times."""
+    import torch
+
+    from eventkit.bench.common import measure
+
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    seen = []
+
+    def loss_fn():
+        seen.append(w.detach().clone())
+        return (w * torch.tensor([3.0, 5.0])).sum()
+
+    opt = torch.optim.SGD([w], lr=0.5)
+    stepped = []
+    opt.register_step_post_hook(lambda *_: stepped.append(w.detach().clone()))
+    times, _ = measure(loss_fn, opt, [w], repeats=3)
+    assert len(seen) == 4 and all(torch.equal(s, torch.tensor([1.0, -2.0])) for s in seen)
+    assert len(stepped) == 4 and all(torch.equal(s, torch.tensor([-0.5, -4.5])) for s in stepped)
+    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0]))
+    assert times["train_step"] >= times["forward"] > 0

@@ -104,17 +104,31 @@ def calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: 
     return net, rate
 
 
-def measure(loss_fn, opt, repeats, device: str = "cpu"):
+def measure(loss_fn, opt, params, repeats, device: str = "cpu"):
     """Median seconds of forward (incl. loss), backward and the whole train step over
     ``repeats`` steps after one warm-up step (and the fastest train step, ``train_step_min``), and
     the peak memory growth (MB): the process's peak
     RSS during the steps (warm-up included: it allocates what training holds) over its RSS before
     the first step; on ``device="cuda"`` torch's peak GPU memory allocated over the allocation
     before the first step, and every time is taken after the device finished. Compile or load
-    compiled kernels before calling this (:func:`warm`)."""
+    compiled kernels before calling this (:func:`warm`).
+
+    Every step starts from the same ``params`` (put back after each step, outside the clock): the
+    optimizer's updates would otherwise move a spiking network's activity, and with it the cost of
+    an event-driven step, away from the calibrated workload while it is timed (at the delay
+    benchmark's learning rates, 8 Adam steps took its undelayed network from ~7200 to ~10500
+    hidden spikes per sample and the delayed one to ~5100). The optimizer's state still advances;
+    its step costs the same."""
     import torch
 
     gpu = device == "cuda"
+    params = list(params)
+    start = [p.detach().clone() for p in params]
+
+    def restore():
+        with torch.no_grad():
+            for p, p0 in zip(params, start):
+                p.copy_(p0)
 
     def clock():
         if gpu:
@@ -140,10 +154,12 @@ def measure(loss_fn, opt, repeats, device: str = "cpu"):
         reset_peak_rss()
         base = rss_bytes()
     step()
+    restore()
     times = {}
     for _ in range(repeats):
         for key, value in step().items():
             times.setdefault(key, []).append(value)
+        restore()
     peak = torch.cuda.max_memory_allocated() if gpu else peak_rss_bytes()
     summary = {k: statistics.median(v) for k, v in times.items()}
     summary["train_step_min"] = min(times["train_step"])  # the least disturbed step, beside the median

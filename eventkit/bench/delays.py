@@ -222,7 +222,7 @@ def dcls_job(hidden, n_steps, batch, max_delay, repeats, queue):
     torch.set_flush_denormal(True)
     base = rss_bytes()
     model, opt, loss_fn = _dcls_setup(hidden, n_steps, batch, max_delay)
-    times, peak_mb = measure(loss_fn, opt, repeats)
+    times, peak_mb = measure(loss_fn, opt, model.parameters(), repeats)
     kernel = dcls_kernel_size(max_delay)
     lengths = _dcls_lengths(n_steps, kernel)
     rate = model.hidden_spikes / (batch * 2 * hidden) * 1000.0 / lengths[1]
@@ -395,7 +395,7 @@ def eventkit_delay_job(hidden, n_steps, batch, max_delay, repeats, with_delays, 
         return F.cross_entropy(net(data).readout, labels)
 
     warm(net, data)
-    times, peak_mb = measure(loss_fn, opt, repeats, device)
+    times, peak_mb = measure(loss_fn, opt, net.parameters(), repeats, device)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
     queue.put(

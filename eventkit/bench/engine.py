@@ -58,7 +58,7 @@ def _eventkit_job(hidden, n_steps, batch, repeats, device, learn_tau, queue):
         out = net(data)
         return F.cross_entropy(out.readout, labels) + spike_count_regularizer(out.counts, 5e-10, 14.0)
 
-    times, peak_mb = measure(loss_fn, opt, repeats, device)  # (kernels come from the disk cache)
+    times, peak_mb = measure(loss_fn, opt, net.parameters(), repeats, device)  # (kernels come from the disk cache)
     with torch.no_grad():
         hidden_spikes = int(net(data).counts.sum().item()) // batch
     queue.put(
@@ -123,7 +123,7 @@ def _snntorch_job(hidden, n_steps, batch, repeats, w_in_mean, device, queue):
             readout = readout + weight[t] * mem_o
         return readout
 
-    times, peak_mb = measure(lambda: F.cross_entropy(forward(), labels), opt, repeats, device)
+    times, peak_mb = measure(lambda: F.cross_entropy(forward(), labels), opt, params, repeats, device)
     queue.put(dict(times, peak_mem_mb=peak_mb))
 
 

@@ -52,6 +52,8 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
             "16",
             "--mode",
             "round,exact",
+            "--cpu-rounds",
+            "2",
             "--json",
             str(out),
         ],
@@ -82,10 +84,19 @@ def test_delay_bench_writes_json_with_and_without_delays(tmp_path):
     assert rows == {(p, s) for p in ("forward", "backward") for s in ("input", "hidden")}
     assert all(e[k] > 0 for e in event["table"] for k in ("undelayed_ns", "round_ns", "exact_ns"))
     assert "per synapse event" in proc.stdout
+    # CPU time of the three networks interleaved in one process, by maximum delay
+    (cpu,) = json.loads(out.read_text())["meta"]["cpu_time"]
+    assert cpu["max_delay"] == 16 and cpu["rounds"] == 2
+    assert set(cpu["step_s"]) == {"none", "round", "exact"} and all(t > 0 for t in cpu["step_s"].values())
+    t = cpu["step_s"]
+    # without input spikes no synapse event happens: each network's step costs less
+    assert set(cpu["silent_s"]) == set(t) and all(0 < cpu["silent_s"][m] < t[m] for m in t)
+    assert f"{t['round'] / t['none']:>12.2f}x" in proc.stdout and "CPU time per train step" in proc.stdout
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--max-delays", "0"), ("--mode", "round,fast"), ("--mode", "exact,exact")]
+    ("flag", "value"),
+    [("--max-delays", "0"), ("--mode", "round,fast"), ("--mode", "exact,exact"), ("--cpu-rounds", "-1")],
 )
 def test_delay_bench_rejects_bad_arguments(flag, value):
     proc = subprocess.run(

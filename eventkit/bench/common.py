@@ -104,6 +104,22 @@ def calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: 
     return net, rate
 
 
+def keep_parameters(params):
+    """A function that puts ``params`` back to their values now (a benchmark calls it after each
+    timed train step, so that every step runs the same network)."""
+    import torch
+
+    params = list(params)
+    start = [p.detach().clone() for p in params]
+
+    def restore() -> None:
+        with torch.no_grad():
+            for p, p0 in zip(params, start):
+                p.copy_(p0)
+
+    return restore
+
+
 def measure(loss_fn, opt, params, repeats, device: str = "cpu"):
     """Median seconds of forward (incl. loss), backward and the whole train step over
     ``repeats`` steps after one warm-up step (and the fastest train step, ``train_step_min``), and
@@ -122,13 +138,7 @@ def measure(loss_fn, opt, params, repeats, device: str = "cpu"):
     import torch
 
     gpu = device == "cuda"
-    params = list(params)
-    start = [p.detach().clone() for p in params]
-
-    def restore():
-        with torch.no_grad():
-            for p, p0 in zip(params, start):
-                p.copy_(p0)
+    restore = keep_parameters(params)
 
     def clock():
         if gpu:

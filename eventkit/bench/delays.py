@@ -48,6 +48,8 @@ import sys
 from .common import (
     device_info,
     device_problem,
+    in_process,
+    keep_parameters,
     measure,
     peak_rss_bytes,
     placed,
@@ -693,6 +695,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-dcls", action="store_true", help="skip the DCLS-Delays comparison")
     parser.add_argument(
+        "--cpu-rounds",
+        type=int,
+        default=0,
+        help="also time the networks by CPU time, one thread, interleaved in one process: the minimum "
+        "over this many rounds per maximum delay (0: not)",
+    )
+    parser.add_argument(
         "--dcls-max-step-s",
         type=float,
         default=180.0,
@@ -721,6 +730,10 @@ def _parse(argv) -> tuple[argparse.Namespace, list[int]]:
     modes."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.cpu_rounds < 0:
+        parser.error(f"--cpu-rounds must be >= 0, got {args.cpu_rounds}")
+    if args.cpu_rounds and args.device != "cpu":
+        parser.error("--cpu-rounds times the CPU backend; drop it with --device cuda")
     if min(args.repeats, args.dcls_repeats, args.batch, args.steps, args.hidden) < 1:
         parser.error("--repeats, --dcls-repeats, --batch, --steps and --hidden must be >= 1")
     try:
@@ -852,6 +865,73 @@ def _print_table(rows: list[dict], args, plain: dict) -> None:
             )
 
 
+def cpu_time_job(hidden, n_steps, batch, max_delay, modes, rounds, queue):
+    """CPU time of train steps of the undelayed network and the delayed ones in ``modes``, one
+    numba thread, interleaved in this process (each round steps every network once, from its
+    calibrated parameters; round 0 warms up): minima over the other rounds, in seconds. On a
+    shared machine the CPU time of interleaved steps separates the networks more reliably than
+    wall clock in separate processes. ``silent_s``: the same steps on the batch without its input
+    spikes, where no synapse event happens (what remains is the per-step neuron work and, with
+    delays, the window's row operations and the per-call work), so ``step_s - silent_s`` is what
+    the synapse events cost."""
+    import time
+
+    import numba
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from eventkit.data import SpikeData
+
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    data = workload(n_steps, batch, seed=1)
+    none = np.zeros(0, dtype=np.int64)
+    silent = SpikeData(np.zeros(batch + 1, dtype=np.int64), none, none, data.labels, N_IN, n_steps, 1.0, N_OUT)
+    labels = torch.as_tensor(data.labels)
+    nets = {}
+    for name, with_delays, mode in (("none", False, "round"), *((m, True, m) for m in modes)):
+        net, *_ = _calibrated_delay_net(hidden, n_steps, max_delay, with_delays, data, TARGET_RATE, "cpu", mode)
+        params = net.param_groups(delay_lr=LR_POS) if with_delays else net.parameters()
+        nets[name] = (net, torch.optim.Adam(params, lr=LR_W), keep_parameters(net.parameters()))
+    best = {which: {name: float("inf") for name in nets} for which in ("step_s", "silent_s")}
+    for r in range(rounds + 1):
+        for name, (net, opt, restore) in nets.items():
+            for which, batch_data in (("step_s", data), ("silent_s", silent)):
+                t0 = time.process_time()
+                opt.zero_grad()
+                F.cross_entropy(net(batch_data).readout, labels).backward()
+                opt.step()
+                net.clamp_delays()
+                spent = time.process_time() - t0
+                restore()
+                if r > 0:
+                    best[which][name] = min(best[which][name], spent)
+    queue.put(dict(max_delay=max_delay, rounds=rounds, **best))
+
+
+def _print_cpu_table(cpu: list[dict]) -> None:
+    rounds = cpu[0]["rounds"]
+    print(
+        f"CPU time per train step (1 numba thread, interleaved in one process, minimum of {rounds} rounds; "
+        "silent: the same batch without input spikes, so without synapse events):"
+    )
+    names = list(cpu[0]["step_s"])
+    modes = [m for m in names if m != "none"]
+    ratios = " ".join(f"{m + ' / none':>13}" for m in modes) + (" exact / round" if len(modes) == 2 else "")
+    silent = " ".join(f"{m + ' silent':>13}" for m in names)
+    print(f"{'max delay':>9} | " + " ".join(f"{m + ' ms':>9}" for m in names) + f" | {ratios} | {silent}")
+    for row in cpu:
+        t, q = row["step_s"], row["silent_s"]
+        line = f"{row['max_delay']:>9} | " + " ".join(f"{1e3 * t[m]:>9.0f}" for m in names) + " | "
+        line += " ".join(f"{t[m] / t['none']:>12.2f}x" for m in modes)
+        if len(modes) == 2:
+            line += f" {t['exact'] / t['round']:>12.2f}x"
+        line += " | " + " ".join(f"{1e3 * q[m]:>10.0f} ms" for m in names)
+        print(line)
+
+
 def _print_event_table(event: dict, hidden: int, max_delay: int) -> None:
     print(
         f"ns per synapse event (engine kernels, 1 thread, {hidden} targets, delays 0..{max_delay}, "
@@ -909,12 +989,20 @@ def main(argv=None) -> int:
             by_mode["exact"]["exact_vs_round"] = exact["train_step"] / round_["train_step"]
             by_mode["exact"]["exact_vs_round_min"] = exact["train_step_min"] / round_["train_step_min"]
     _print_table(rows, args, plain)
+    cpu = [
+        in_process(cpu_time_job, hidden, n_steps, batch, max_delay, args.modes, args.cpu_rounds)
+        for max_delay in (max_delays if args.cpu_rounds else ())
+    ]
+    if cpu:
+        _print_cpu_table(cpu)
     event = None
     if args.device == "cpu":
         event = synapse_event_cost(n_post=hidden, max_delay=max_delays[0])
         _print_event_table(event, hidden, max_delays[0])
     if args.json:
         extra = dict(mem_total_bytes=_mem_total_bytes(), synapse_event=event, **device_info(args.device))
+        if cpu:
+            extra["cpu_time"] = cpu
         if why_no_dcls is None:
             from importlib.metadata import version
 

@@ -28,7 +28,8 @@ the host CPU:
 - data-parallel gradients are added in one order of sample groups whatever the number of
   processes (:mod:`eventkit.training.parallel`; that holds in both modes).
 
-``fast`` (the default: strict mode costs up to 1.3x CPU time per train step, more than the 1.2x
+``fast`` (the default: strict mode costs 1.6-1.75x CPU time per train step on the undelayed
+benchmarks on an AVX-512 Intel Xeon, 1.1-1.3x on a Rocket Lake VM, more than the 1.2x
 this project accepts for a default): the kernels compile for the host CPU with fast-math flags
 and the libraries dispatch freely. Runs repeat themselves on the same machine and thread count; another CPU may round
 differently and, spiking networks being what they are, end at a different accuracy.
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Sequence
 
 MODES = ("strict", "fast")
-DEFAULT = "fast"  # strict costs 1.1-1.3x CPU time per train step (python -m eventkit.bench.modes)
+DEFAULT = "fast"  # strict costs 1.1-1.75x CPU time per train step (python -m eventkit.bench.modes)
 ENV = "EVENTKIT_REPRODUCIBLE"
 KEY = "trainer.reproducible"
 #: fast mode's numba fast-math flags

@@ -35,7 +35,10 @@ schedule shrinks it to 0.23 over the first quarter of training; the cost does no
 left padding kernel_size - 1 and right padding (kernel_size - 1) // 2 before every layer (so the
 simulated time grows by half a kernel per layer and the readout spans it all), positions clamped
 after every optimizer step. Their kernel size is odd; a maximum delay of D steps uses the odd
-kernel size D + 1 (D even) or D + 2 (D odd), i.e. delays 0..D (0..D+1).
+kernel size D + 1 (D even) or D + 2 (D odd), i.e. delays 0..D (0..D+1). Its hidden layers fire at
+the rate their kaiming-uniform init gives (~96 spikes per neuron per second on this workload,
+recorded as ``hidden_rate_hz``; eventkit's are calibrated to ~14): a dense BPTT step costs the same
+at any rate, so it is not calibrated.
 """
 
 from __future__ import annotations

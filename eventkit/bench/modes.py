@@ -36,7 +36,7 @@ def _job(spec: dict, steps: int, state: str) -> list[float]:
     import torch
     import torch.nn.functional as F
 
-    from eventkit.bench.common import calibrated_net, warm, workload
+    from eventkit.bench.common import calibrated_net, keep_parameters, warm, workload
 
     torch.set_flush_denormal(True)
     data = workload(spec["n_steps"], 32, seed=1)
@@ -70,6 +70,7 @@ def _job(spec: dict, steps: int, state: str) -> list[float]:
         net.load_state_dict(torch.load(state))
     labels = torch.as_tensor(data.labels)
     warm(net, data)
+    restore = keep_parameters(net.parameters())  # every step from the calibrated network
     times = []
     for _ in range(steps):
         t0 = time.process_time()
@@ -79,6 +80,7 @@ def _job(spec: dict, steps: int, state: str) -> list[float]:
         opt.step()
         net.clamp_delays()
         times.append(time.process_time() - t0)
+        restore()
     return times
 
 

@@ -197,6 +197,7 @@ def test_bad_data():
         net(ok.subset([]))
 
 
+@pytest.mark.slow  # compiles or installs afresh in a subprocess (tens of seconds)
 def test_second_process_loads_compiled_kernels_from_disk(tmp_path):
     script = (
         "import numpy as np, torch\n"

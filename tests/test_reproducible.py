@@ -262,6 +262,7 @@ print(json.dumps({k: p.grad.numpy().tobytes().hex() for k, p in net.named_parame
 """
 
 
+@pytest.mark.slow  # compiles or installs afresh in a subprocess (tens of seconds)
 def test_kernels_without_fast_math_compute_the_same_for_any_cpu_name(tmp_path):
     """numba compiled for this host's CPU (its widest vectors) and for the generic x86-64, both
     without fast-math: the same gradients, bit for bit. (With fast-math the reductions are

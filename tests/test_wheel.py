@@ -80,6 +80,7 @@ def test_core_wheel_holds_the_core_and_its_configs_only(core_alone):
     assert not [r for r in requires if r.split()[0].lower().startswith(("tonic", "h5py", "wandb"))], requires
 
 
+@pytest.mark.slow  # compiles or installs afresh in a subprocess (tens of seconds)
 def test_core_alone_runs_the_default_outside_the_checkout(core_alone):
     _, python, site, root = core_alone
     work = root / "elsewhere"

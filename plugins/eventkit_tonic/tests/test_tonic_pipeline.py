@@ -98,6 +98,7 @@ def test_delay_experiments_run_on_files_in_the_published_layout(tmp_path, experi
         assert "model.rec0_delay" in weights
 
 
+@pytest.mark.slow  # compiles or installs afresh in a subprocess (tens of seconds)
 def test_ssc_delays_on_loihi2_end_to_end_on_files_in_the_ssc_layout(tmp_path):
     """The headline command on small SSC-layout files: delays adapted to the chip (round, <= 62
     steps, noticed in the summary), trained, quantised with their integer delays, emulated and

@@ -120,6 +120,24 @@ def keep_parameters(params):
     return restore
 
 
+def cpu_step_seconds(net, opt, data, labels, restore) -> float:
+    """CPU time (``process_time``, every thread of the process) of one train step of the engine's
+    ``net`` on ``data``: forward, cross-entropy, backward, optimizer step and the delays' clamp.
+    ``restore`` (:func:`keep_parameters`) then puts the parameters back, outside the clock."""
+    import time
+
+    import torch.nn.functional as F
+
+    t0 = time.process_time()
+    opt.zero_grad()
+    F.cross_entropy(net(data).readout, labels).backward()
+    opt.step()
+    net.clamp_delays()
+    spent = time.process_time() - t0
+    restore()
+    return spent
+
+
 def measure(loss_fn, opt, params, repeats, device: str = "cpu"):
     """Median seconds of forward (incl. loss), backward and the whole train step over
     ``repeats`` steps after one warm-up step (and the fastest train step, ``train_step_min``), and

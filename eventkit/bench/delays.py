@@ -49,6 +49,7 @@ import os
 import sys
 
 from .common import (
+    cpu_step_seconds,
     device_info,
     device_problem,
     in_process,
@@ -877,12 +878,9 @@ def cpu_time_job(hidden, n_steps, batch, max_delay, modes, rounds, queue):
     spikes, where no synapse event happens (what remains is the per-step neuron work and, with
     delays, the window's row operations and the per-call work), so ``step_s - silent_s`` is what
     the synapse events cost."""
-    import time
-
     import numba
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
     from eventkit.data import SpikeData
 
@@ -902,13 +900,7 @@ def cpu_time_job(hidden, n_steps, batch, max_delay, modes, rounds, queue):
     for r in range(rounds + 1):
         for name, (net, opt, restore) in nets.items():
             for which, batch_data in (("step_s", data), ("silent_s", silent)):
-                t0 = time.process_time()
-                opt.zero_grad()
-                F.cross_entropy(net(batch_data).readout, labels).backward()
-                opt.step()
-                net.clamp_delays()
-                spent = time.process_time() - t0
-                restore()
+                spent = cpu_step_seconds(net, opt, batch_data, labels, restore)
                 if r > 0:
                     best[which][name] = min(best[which][name], spent)
     queue.put(dict(max_delay=max_delay, rounds=rounds, **best))

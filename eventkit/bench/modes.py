@@ -31,12 +31,10 @@ def _job(spec: dict, steps: int, state: str) -> list[float]:
     """CPU seconds of each of ``steps`` train steps on ``spec``'s workload, in this process. The
     network is calibrated to the workload's spike rate once: by the first process, which saves
     its parameters to ``state``; the others load them (the same network in both modes)."""
-    import time
 
     import torch
-    import torch.nn.functional as F
 
-    from eventkit.bench.common import calibrated_net, keep_parameters, warm, workload
+    from eventkit.bench.common import calibrated_net, cpu_step_seconds, keep_parameters, warm, workload
 
     torch.set_flush_denormal(True)
     data = workload(spec["n_steps"], 32, seed=1)
@@ -71,17 +69,7 @@ def _job(spec: dict, steps: int, state: str) -> list[float]:
     labels = torch.as_tensor(data.labels)
     warm(net, data)
     restore = keep_parameters(net.parameters())  # every step from the calibrated network
-    times = []
-    for _ in range(steps):
-        t0 = time.process_time()
-        loss = F.cross_entropy(net(data).readout, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        net.clamp_delays()
-        times.append(time.process_time() - t0)
-        restore()
-    return times
+    return [cpu_step_seconds(net, opt, data, labels, restore) for _ in range(steps)]
 
 
 def _in_mode(mode: str, name: str, steps: int, state: str) -> list[float]:

@@ -19,13 +19,17 @@ class ContinuousNet:
     def __init__(
         self, w_ff, w_rec, w_out, tau_mem=20.0, tau_syn=5.0, theta=1.0, duration=40.0, out_taus=None, adapt=None
     ):
-        """``out_taus``: (tau_mem, tau_syn) of the output neurons when they differ from the hidden
+        """``tau_mem``, ``tau_syn``: numbers, or one per hidden neuron (then ``out_taus`` is
+        needed); ``out_taus``: (tau_mem, tau_syn) of the output neurons when they differ from the hidden
         ones'; ``adapt``: (tau_adapt, adapt_step) for adaptive hidden neurons (threshold
         theta + A, tau_adapt dA/dt = -A, A += adapt_step at each spike)."""
         self.adapt = adapt
         self.w_ff, self.w_rec, self.w_out = (np.asarray(w, dtype=np.float64) for w in (w_ff, w_rec, w_out))
         self.tm, self.ts, self.theta, self.duration = tau_mem, tau_syn, theta, duration
         self.c = tau_syn / (tau_syn - tau_mem)
+        n_h = self.w_rec.shape[0]
+        tm_h, ts_h = np.broadcast_to(tau_mem, n_h).astype(float), np.broadcast_to(tau_syn, n_h).astype(float)
+        self.hidden_taus = [(tm, ts, ts / (ts - tm)) for tm, ts in zip(tm_h, ts_h)]  # per hidden neuron
         tm_o, ts_o = out_taus if out_taus is not None else (tau_mem, tau_syn)
         self.out = (tm_o, ts_o, ts_o / (ts_o - tm_o))
 
@@ -38,10 +42,10 @@ class ContinuousNet:
         tm, ts, c = self.out
         return (v - c * i) * tm * (1 - math.exp(-s / tm)) + c * i * ts * (1 - math.exp(-s / ts))
 
-    def _first_adaptive_crossing(self, v0, i0, a0, span):
+    def _first_adaptive_crossing(self, v0, i0, a0, span, j):
         """The first s in (0, span] with V(s) - A(s) = theta: V - A is a sum of three exponentials,
         so the first sign change is bracketed on a fine grid, then refined."""
-        f = lambda s: self._advance(v0, i0, s)[0] - a0 * math.exp(-s / self.adapt[0]) - self.theta
+        f = lambda s: self._advance(v0, i0, s, self.hidden_taus[j])[0] - a0 * math.exp(-s / self.adapt[0]) - self.theta
         grid = np.linspace(0.0, span, 801)
         values = [f(s) for s in grid]
         for k in range(1, len(grid)):
@@ -49,15 +53,16 @@ class ContinuousNet:
                 return brentq(f, grid[k - 1], grid[k], xtol=1e-15, rtol=1e-15)
         return None
 
-    def _first_crossing(self, v0, i0, span):
-        f = lambda s: self._advance(v0, i0, s)[0] - self.theta
-        a, b = v0 - self.c * i0, self.c * i0
+    def _first_crossing(self, v0, i0, span, j):
+        taus = tm, ts, c = self.hidden_taus[j]
+        f = lambda s: self._advance(v0, i0, s, taus)[0] - self.theta
+        a, b = v0 - c * i0, c * i0
         s_ext = None
         # dV/ds = -a/tm e^{-s/tm} - b/ts e^{-s/ts} = 0
         if a != 0 and b != 0:
-            ratio = -(a / self.tm) / (b / self.ts)
+            ratio = -(a / tm) / (b / ts)
             if ratio > 0:
-                s = math.log(ratio) / (1 / self.tm - 1 / self.ts)
+                s = math.log(ratio) / (1 / tm - 1 / ts)
                 if 0 < s < span:
                     s_ext = s
         if s_ext is not None and f(s_ext) > 0 and f(0) < 0:
@@ -74,9 +79,9 @@ class ContinuousNet:
         if span > 0:
             for j in range(len(v_h)):
                 if self.adapt is not None:
-                    s = self._first_adaptive_crossing(v_h[j], i_h[j], self.a_h[j], span)
+                    s = self._first_adaptive_crossing(v_h[j], i_h[j], self.a_h[j], span, j)
                 else:
-                    s = self._first_crossing(v_h[j], i_h[j], span)
+                    s = self._first_crossing(v_h[j], i_h[j], span, j)
                 if s is not None and (first is None or s < first):
                     first, who = s, j
         return first, who
@@ -103,7 +108,7 @@ class ContinuousNet:
                 observe(k, v_o[k], i_o[k], t, step)
                 v_o[k], i_o[k] = self._advance(v_o[k], i_o[k], step, self.out)
             for j in range(n_h):
-                v_h[j], i_h[j] = self._advance(v_h[j], i_h[j], step)
+                v_h[j], i_h[j] = self._advance(v_h[j], i_h[j], step, self.hidden_taus[j])
             if self.adapt is not None:
                 self.a_h *= math.exp(-step / self.adapt[0])
             t += step

@@ -58,7 +58,8 @@ def _args(delays: bool, dtype) -> tuple[tuple, tuple]:
     plan, inputs = net.plan, net._kernel_inputs()
     n_tot = int(plan.pop_off[-1])
     spikes = K.Spikes(np.array([0, 1]), np.array([0], np.int32), np.array([0], np.int32), 8)
-    kernel = kernel_net({k: getattr(plan, k) for k in STRUCTURE}, plan.tau_mem.astype(dtype), inputs)
+    rows = (plan.pop_of, np.zeros(len(plan.pop_off) - 1, np.int8))  # every neuron on its population's row
+    kernel = kernel_net({k: getattr(plan, k) for k in STRUCTURE}, plan.tau_mem.astype(dtype), inputs, rows)
     z = [np.zeros((1, n_tot), dtype) for _ in range(4)]
     ring = np.zeros((1, 8 * n_tot), dtype)
     rec = {

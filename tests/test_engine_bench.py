@@ -11,7 +11,8 @@ import pytest
 def test_bench_command_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "eventkit.bench", "--quick", "--repeats", "1", "--no-snntorch", "--json", str(out)],
+        [sys.executable, "-m", "eventkit.bench", "--quick", "--repeats", "1", "--no-snntorch", "--learn-tau"]
+        + ["--json", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -23,6 +24,16 @@ def test_bench_command_writes_json(tmp_path):
     ek = result["eventkit"]
     assert 10 < ek["rate_hz"] < 18  # calibrated to about 14 spikes per neuron per second
     assert ek["train_step"] >= ek["forward"] > 0 and result["eventkit_epoch_s"] > 0
+    # learnable time constants, per layer and per neuron, timed on the same workload: starting at
+    # the fixed values, the network fires as the fixed one does
+    for key in ("learn_tau", "learn_tau_per_neuron"):
+        tau = result[f"eventkit_{key}"]
+        assert (
+            abs(tau["hidden_spikes_per_sample"] - ek["hidden_spikes_per_sample"])
+            <= 0.01 * ek["hidden_spikes_per_sample"]
+        )
+        assert result[f"{key}_cost"] == tau["train_step"] / ek["train_step"] > 0
+    assert "per-nrn s" in proc.stdout
 
 
 def test_bench_rejects_bad_arguments():

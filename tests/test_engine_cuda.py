@@ -166,8 +166,8 @@ def test_launch_hands_over_device_arrays_inside_the_kernels_named_tuples():
     arrays.sim = False
     arrays.cuda = types.SimpleNamespace(as_cuda_array=lambda t: ("device", t))
     t = torch.zeros(2)
-    net = K.Net(*([t] * 14), 3)
+    net = K.Net(*([t] * 14), 3, t, t)
     out = arrays.arg((net, (t, 1.5)))
     assert type(out[0]) is K.Net and out[0].n_slots == 3
-    assert all(f[0] == "device" and isinstance(f[1], torch.Tensor) for f in out[0][:14])
+    assert all(f[0] == "device" and isinstance(f[1], torch.Tensor) for f in out[0][:14] + out[0][15:])
     assert out[1][0][0] == "device" and out[1][1] == 1.5

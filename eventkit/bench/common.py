@@ -73,9 +73,12 @@ def placed(net, device: str):
     return net.to(device) if device == "cuda" else net
 
 
-def calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: str = "cpu", learn_tau=None):
+def calibrated_net(
+    hidden: int, n_steps: int, data, target_rate: float, device: str = "cpu", learn_tau=None, tau_per_neuron=False
+):
     """An EventpropNet whose hidden layer fires ``target_rate`` spikes per neuron per second
-    (bisection on the mean input weight); ``learn_tau`` as for EventpropNet."""
+    (bisection on the mean input weight); ``learn_tau``, ``tau_per_neuron`` as for EventpropNet
+    (per-neuron values start at the model's, so the network fires as it does without)."""
     import torch
 
     from eventkit.engine import EventpropNet
@@ -94,6 +97,7 @@ def calibrated_net(hidden: int, n_steps: int, data, target_rate: float, device: 
             generator=torch.Generator().manual_seed(0),
             backend=device,
             learn_tau=learn_tau,
+            tau_per_neuron=tau_per_neuron,
         )
         net = placed(net, device)
         with torch.no_grad():

@@ -10,8 +10,10 @@ forward pass, the backward pass and the whole train step, the projected seconds 
 (8156 training samples), and the peak memory growth of the process while training; and the same
 for snnTorch BPTT on the identical network (same sizes, weights and input) when snnTorch is
 installed. Each configuration runs in its own process so that memory peaks do not mix.
-``--learn-tau`` also times the same network with learnable tau_mem and tau_syn (one scalar per
-layer, exact gradients) and prints the cost against fixed time constants.
+``--learn-tau`` also times the same network with learnable tau_mem and tau_syn, one scalar per
+layer and one value per neuron (exact gradients; the per-neuron values start equal, so the
+network fires as it does with fixed ones), and prints each one's cost against fixed time
+constants.
 
 ``--device cuda`` runs eventkit on its cuda backend (parameters, batch and loss on the GPU) and
 snnTorch on the GPU; times are then synchronised with the device and "mem" is the growth of
@@ -41,6 +43,8 @@ LEARN_TAU = {"tau_mem": [10.0, 100.0], "tau_syn": [1.0, 9.0]}
 
 
 def _eventkit_job(hidden, n_steps, batch, repeats, device, learn_tau, queue):
+    """``learn_tau``: None (fixed time constants), ``"layer"`` or ``"neuron"`` (learnable, one per
+    layer or per neuron)."""
     import torch
     import torch.nn.functional as F
 
@@ -49,7 +53,9 @@ def _eventkit_job(hidden, n_steps, batch, repeats, device, learn_tau, queue):
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # tiny gradients squared in Adam would otherwise be denormal
     data = workload(n_steps, batch, seed=1)
-    net, rate = calibrated_net(hidden, n_steps, data, 14.0, device, LEARN_TAU if learn_tau else None)
+    net, rate = calibrated_net(
+        hidden, n_steps, data, 14.0, device, LEARN_TAU if learn_tau else None, tau_per_neuron=learn_tau == "neuron"
+    )
     labels = torch.as_tensor(data.labels).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     warm(net, data)
@@ -167,7 +173,7 @@ def main(argv=None) -> int:
     rows = []
     for hidden, n_steps in configs:
         print(f"running hidden={hidden} T={n_steps} ...", flush=True)
-        ek = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, False)
+        ek = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, None)
         row = dict(
             hidden=hidden,
             n_steps=n_steps,
@@ -177,8 +183,10 @@ def main(argv=None) -> int:
             eventkit_epoch_s=ek["train_step"] * batches,
         )
         if args.learn_tau:
-            tau = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, True)
-            row.update(eventkit_learn_tau=tau, learn_tau_cost=tau["train_step"] / ek["train_step"])
+            for shape in ("layer", "neuron"):
+                tau = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, shape)
+                key = "learn_tau" if shape == "layer" else "learn_tau_per_neuron"
+                row.update({f"eventkit_{key}": tau, f"{key}_cost": tau["train_step"] / ek["train_step"]})
         if use_snn:
             sn = in_process(
                 _snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"], args.device
@@ -193,6 +201,7 @@ def main(argv=None) -> int:
     )
     if args.learn_tau:
         header += f" | {'tau step s':>10} {'tau mem MB':>10} {'tau cost':>8}"
+        header += f" | {'per-nrn s':>10} {'per-nrn MB':>10} {'cost':>8}"
     if use_snn:
         header += f" | {'snn step s':>10} {'snn mem MB':>10} {'speedup':>8}"
     print(header)
@@ -205,8 +214,9 @@ def main(argv=None) -> int:
             f"{e['peak_mem_mb']:>7.1f}"
         )
         if args.learn_tau:
-            t = r["eventkit_learn_tau"]
-            line += f" | {t['train_step']:>10.3f} {t['peak_mem_mb']:>10.1f} {r['learn_tau_cost']:>7.2f}x"
+            for key in ("learn_tau", "learn_tau_per_neuron"):
+                t = r[f"eventkit_{key}"]
+                line += f" | {t['train_step']:>10.3f} {t['peak_mem_mb']:>10.1f} {r[f'{key}_cost']:>7.2f}x"
         if use_snn:
             s = r["snntorch"]
             line += f" | {s['train_step']:>10.3f} {s['peak_mem_mb']:>10.1f} {r['speedup']:>7.1f}x"

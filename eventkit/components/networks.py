@@ -68,6 +68,9 @@ class NetworkConfig:
     delay_lr: float = setting(0.1, example=0.1)
     learn_tau: dict | None = setting(None, example="{tau_mem: [5, 100]}")  # time constant -> clamp range (ms)
     tau_lr: float = setting(0.1, example=0.1)
+    tau_per_neuron: bool = setting(False, example="true")  # learn_tau per neuron instead of per layer
+    tau_init: str = setting("constant", example="log_uniform")  # per-neuron initial values: constant|log_uniform|gamma
+    tau_gamma_shape: float = setting(3.0, example=3.0)  # the gamma init's shape k (mean: the neuron's value)
     from_file: str | None = setting(None, example="path/to/model.nir")  # a network file instead of the keys above
 
     def __post_init__(self):
@@ -211,6 +214,9 @@ def build_network(
             generator=torch.Generator().manual_seed(seed),
             backend=backend,
             learn_tau=network.learn_tau,
+            tau_per_neuron=network.tau_per_neuron,
+            tau_init=network.tau_init,
+            tau_gamma_shape=network.tau_gamma_shape,
         )
     except ValueError as exc:
         raise ConfigError(f"network: {exc}") from None

@@ -129,6 +129,9 @@ class EventpropNet(nn.Module):
         n_groups: int = 8,
         backend: str = "cpu",
         learn_tau: Mapping[str, Sequence[float]] | None = None,
+        tau_per_neuron: bool = False,
+        tau_init: str = "constant",
+        tau_gamma_shape: float = 3.0,
     ):
         super().__init__()
         _positive_int("n_in", n_in)
@@ -188,11 +191,19 @@ class EventpropNet(nn.Module):
             lo, hi = conn.delay.init
             d = lo + (hi - lo) * torch.rand(conn.shape, generator=generator, dtype=torch.float64)
             self.register_parameter(conn.delay_name, nn.Parameter(d.to(dtype), requires_grad=conn.delay.learn))
-        for k, model in enumerate(self._models):  # learnable time constants: one scalar per hidden layer
-            for key in self.learn_tau:
-                self.register_parameter(
-                    f"{key}{k}", nn.Parameter(torch.tensor(float(getattr(model, key)), dtype=dtype))
+        self.tau_per_neuron = check_tau_shape(self.learn_tau, tau_per_neuron, tau_init, tau_gamma_shape)
+        for k, model in enumerate(self._models):  # learnable time constants: one per hidden layer, or per neuron
+            for key, rng in self.learn_tau.items():
+                value = float(getattr(model, key))
+                tau = (
+                    initial_time_constants(tau_init, value, rng, self.hidden[k], tau_gamma_shape, generator)
+                    if self.tau_per_neuron
+                    else torch.tensor(value, dtype=torch.float64)
                 )
+                self.register_parameter(f"{key}{k}", nn.Parameter(tau.to(dtype)))
+        if self.tau_per_neuron:
+            for model in self._models:
+                check_per_neuron_model(model, self.learn_tau, self.dt)
         if self.learn_tau and self.backend.name != "cpu":
             raise ValueError(
                 "learnable time constants (learn_tau) run on the CPU backend only so far; use backend='cpu'"
@@ -202,8 +213,9 @@ class EventpropNet(nn.Module):
     @property
     def neurons(self) -> list[NeuronModel]:
         """The hidden layers' neuron models, with their learned time constants where
-        ``learn_tau`` makes them parameters."""
-        if not self.learn_tau:
+        ``learn_tau`` makes them parameters of the layer (with ``tau_per_neuron`` the models keep
+        their declared values; each neuron's are :meth:`time_constants`)."""
+        if not self.learn_tau or self.tau_per_neuron:
             return list(self._models)
         return [
             replace(m, **{key: float(getattr(self, f"{key}{k}").detach()) for key in self.learn_tau})
@@ -222,8 +234,25 @@ class EventpropNet(nn.Module):
                 )
         return self._topology
 
+    def time_constants(self) -> list[dict[str, np.ndarray]]:
+        """Every hidden neuron's time constants (ms, float64), per hidden layer: each learnable
+        time constant of its model (``NeuronModel.learnable``) -> one value per neuron, whether
+        the value is the model's, learned per layer or learned per neuron."""
+        out = []
+        for k, model in enumerate(self._models):
+            layer = {}
+            for key in model.learnable:
+                if key in self.learn_tau:
+                    value = getattr(self, f"{key}{k}").detach().cpu().numpy().astype(np.float64)
+                else:
+                    value = np.asarray(float(getattr(model, key)))
+                layer[key] = np.broadcast_to(value, (self.hidden[k],)).copy()
+            out.append(layer)
+        return out
+
     def time_constant_parameters(self) -> list[nn.Parameter]:
-        """The learnable time constants (ms), one scalar per hidden layer and ``learn_tau`` key."""
+        """The learnable time constants (ms): per hidden layer and ``learn_tau`` key, a scalar, or
+        one value per neuron (``tau_per_neuron``)."""
         return [getattr(self, f"{key}{k}") for k in range(len(self._models)) for key in self.learn_tau]
 
     @property
@@ -433,19 +462,44 @@ class EventpropNet(nn.Module):
         for conn in self.topology.delayed:
             names.append(("d", conn.name))
             params.append(getattr(self, conn.delay_name))
-        for k, model in enumerate(self._models) if self.learn_tau else ():
-            # the coefficient row as a torch expression of the time constants: the kernels give
-            # dL/d(row), autograd the rest
-            values = {key: getattr(self, f"{key}{k}") for key in self.learn_tau}
-            row = coefficient_row(SimpleNamespace(**model.differentiable_coefficients(self.dt, **values)))
+        for k in range(len(self._models)) if self.learn_tau else ():
+            # the coefficient rows as torch expressions of the time constants: the kernels give
+            # dL/d(rows), autograd the rest
             names.append(("c", k))
-            params.append(torch.stack([torch.as_tensor(x, dtype=torch.float64) for x in row]))
+            params.append(self._coefficient_rows(k))
         return tuple(names), params
+
+    def _coefficient_rows(self, k: int) -> torch.Tensor:
+        """Hidden layer k's coefficient row (``N_COEF``), or with ``tau_per_neuron`` its row and
+        then each neuron's (``[1 + n, N_COEF]``; the layer's row is its first neuron's), as a
+        differentiable expression of its time constants."""
+        values = {key: getattr(self, f"{key}{k}") for key in self.learn_tau}
+        row = coefficient_row(SimpleNamespace(**self._models[k].differentiable_coefficients(self.dt, **values)))
+        if not self.tau_per_neuron:
+            return torch.stack([torch.as_tensor(x, dtype=torch.float64) for x in row])
+        n = self.hidden[k]
+        rows = torch.stack([torch.as_tensor(x, dtype=torch.float64).expand(n) for x in row], dim=1)
+        return torch.cat([rows[:1], rows])
 
     def _kernel_inputs(self):
         np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
         weights, delays, thresholds = self.effective_parameters()
-        coefficients = {k: m.coefficients(self.dt) for k, m in enumerate(self.neurons)} if self.learn_tau else None
+        coefficients = None
+        if self.tau_per_neuron:
+            coefficients = {}
+            for k in range(len(self._models)):
+                for key, (lo, hi) in self.learn_tau.items():
+                    tau = getattr(self, f"{key}{k}").detach()
+                    if not bool(torch.isfinite(tau).all()) or tau.min() < lo or tau.max() > hi:
+                        raise ValueError(
+                            f"{key}{k}: per-neuron time constants must lie in [{lo:g}, {hi:g}] ms (learn_tau.{key}), "
+                            f"found [{tau.min():.4g}, {tau.max():.4g}]. Fix: call net.clamp_parameters() after each "
+                            "optimizer step"
+                        )
+                with torch.no_grad():
+                    coefficients[k] = self._coefficient_rows(k)[1:].numpy()
+        elif self.learn_tau:
+            coefficients = {k: m.coefficients(self.dt) for k, m in enumerate(self.neurons)}
         return self.backend.inputs(self.plan, weights, delays, thresholds, np_dtype, coefficients)
 
     def _check_data(self, data: SpikeData) -> SpikeData:
@@ -533,6 +587,75 @@ def parse_learn_tau(spec: Mapping | None, models: Sequence[NeuronModel], dt: flo
                     f"learn_tau: neuron {m.name!r} at {at} (a corner of the ranges): {err}. Fix: narrow the ranges"
                 ) from None
     return out
+
+
+TAU_INITS = ("constant", "log_uniform", "gamma")
+
+
+def check_tau_shape(learn_tau: dict, per_neuron, init: str, gamma_shape) -> bool:
+    """``tau_per_neuron`` and its initialisation checked against ``learn_tau`` and the network."""
+    if not isinstance(per_neuron, bool):
+        raise ValueError(f"tau_per_neuron: expected true or false, got {per_neuron!r}")
+    if init not in TAU_INITS:
+        raise ValueError(f"tau_init: expected one of {list(TAU_INITS)}, got {init!r}. Fix: tau_init=log_uniform")
+    if not (isinstance(gamma_shape, (int, float)) and math.isfinite(gamma_shape) and gamma_shape > 0):
+        raise ValueError(f"tau_gamma_shape: must be a number > 0, got {gamma_shape!r}. Fix: tau_gamma_shape=3")
+    if not per_neuron:
+        if init != "constant":
+            raise ValueError(
+                f"tau_init={init}: draws a value per neuron, but the time constants are one per layer. "
+                "Fix: tau_per_neuron=true, or tau_init=constant"
+            )
+        return False
+    if not learn_tau:
+        raise ValueError(
+            "tau_per_neuron: no time constant is learnable. Fix: set learn_tau, e.g. learn_tau.tau_mem=[5,100]"
+        )
+    other = sorted(set(learn_tau) - {"tau_mem", "tau_syn"})
+    if other:
+        raise ValueError(
+            f"tau_per_neuron: {other} are learned per layer only; per neuron are tau_mem and tau_syn. "
+            f"Fix: remove {other} from learn_tau, or tau_per_neuron=false"
+        )
+    return True
+
+
+def check_per_neuron_model(model: NeuronModel, learn_tau: dict, dt: float) -> None:
+    """Per-neuron time constants reach the kernels as one coefficient row per neuron, of which
+    they read b0, theta and the adaptation per layer: ``model``'s must not depend on them."""
+    values = {
+        key: torch.tensor([lo, hi], dtype=torch.float64, requires_grad=True) for key, (lo, hi) in learn_tau.items()
+    }
+    try:
+        coefficients = model.differentiable_coefficients(dt, **values)
+        shared = [key for key in ("b0", "theta", "rho_a", "ha", "delta_a") if _depends(coefficients[key])]
+        why = f"its {', '.join(shared)} would depend on them, which the kernels hold per layer"
+    except (TypeError, ValueError, RuntimeError):
+        shared, why = True, "its coefficients take one value per time constant"
+    if shared:
+        raise ValueError(
+            f"tau_per_neuron: neuron {model.name!r} cannot take its time constants per neuron ({why}). "
+            "Fix: tau_per_neuron=false, or neuron=lif"
+        )
+
+
+def _depends(x) -> bool:
+    return torch.is_tensor(x) and x.requires_grad
+
+
+def initial_time_constants(init: str, value: float, rng: tuple, n: int, gamma_shape: float, generator) -> torch.Tensor:
+    """n initial values (float64) of one time constant within its range ``rng``: ``constant``
+    (the model's ``value``), ``log_uniform`` over the range, or ``gamma`` with mean ``value`` and
+    shape ``gamma_shape``, clipped to the range (docs/engine.md, "Learnable time constants")."""
+    lo, hi = rng
+    if init == "constant":
+        return torch.full((n,), value, dtype=torch.float64)
+    if init == "log_uniform":
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    draw = np.random.default_rng(seed).gamma(gamma_shape, value / gamma_shape, n)
+    return torch.as_tensor(np.clip(draw, lo, hi), dtype=torch.float64)
 
 
 def spike_count_regularizer(

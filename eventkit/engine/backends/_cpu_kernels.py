@@ -11,6 +11,14 @@ presynaptic neuron ``j`` touches one contiguous row; ``pre_pop = -1`` is the inp
 ``spiking[p]``: 0 never fires, 1 fires at the interpolated sub-step time, 2 fires on the grid
 (the spike acts at the end of its step, as on a chip; see ``LoihiCUBA``).
 
+Per-neuron time constants: ``coef`` goes on past the populations' rows with one row per neuron of
+every population ``p`` with ``hetero[p] = 1``; ``crow[j]`` is neuron j's row (its population's
+otherwise). Such a neuron steps, restarts and crosses with its own row; an arrival in such a
+population computes each target's remaining decays per synapse (``nm.decay_series``, from the
+targets' ``hs, hm, c`` copied per call by :func:`_neuron_columns`), delayed or not, in target order;
+its gradient terms go to the target's row. Columns read per population (``b0``, ``theta``, the
+adaptation) are the same in all of a population's rows.
+
 Forward, per sample and step n (grid time n h -> (n+1) h):
   1. input spikes of step n add ``b0 * w`` to the targets' synaptic current ``i``;
   2. every neuron advances ``v <- alpha v + kappa i``, ``i <- beta i``; a spiking neuron whose
@@ -125,6 +133,8 @@ class Net(NamedTuple):
     d_bm: np.ndarray  # per synapse: beta^(-f) (input synapses: beta^r of the arrival)
     d_am: np.ndarray  # per synapse: alpha^(-f) (input synapses: alpha^r)
     n_slots: int  # grid times per half of the delay window this call; 0: no block is delayed
+    crow: np.ndarray  # int64 [n_neurons]: each neuron's coefficient row (its population's, or its own)
+    hetero: np.ndarray  # int8 [n_pop]: 1 where each neuron has its own row (per-neuron time constants)
 
 
 class Outputs(NamedTuple):
@@ -173,6 +183,196 @@ def _adjoint_step(lam_v, lam_i, alpha, beta, kappa):
     """Transpose of the propagator: lam_v <- alpha lam_v, lam_i <- kappa lam_v + beta lam_i."""
     for t in range(lam_v.shape[0]):
         lam_v[t], lam_i[t] = nm.adjoint_back(lam_v[t], lam_i[t], alpha, beta, kappa)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _advance_rows(v, i, v_adv, coef, crow):
+    """:func:`_advance` with each neuron's own coefficient row ``coef[crow[t]]`` (a population
+    with per-neuron time constants)."""
+    for t in range(v.shape[0]):
+        cr = crow[t]
+        v_adv[t] = nm.advance(v[t], i[t], coef[cr, ALPHA], coef[cr, KAPPA])
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _commit_rows(v, i, v_adv, coef, crow):
+    for t in range(v.shape[0]):
+        v[t] = v_adv[t]
+        i[t] = coef[crow[t], BETA] * i[t]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _adjoint_step_rows(lam_v, lam_i, coef, crow):
+    """:func:`_adjoint_step` with each neuron's own coefficient row."""
+    for t in range(lam_v.shape[0]):
+        cr = crow[t]
+        lam_v[t], lam_i[t] = nm.adjoint_back(lam_v[t], lam_i[t], coef[cr, ALPHA], coef[cr, BETA], coef[cr, KAPPA])
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _neuron_columns(coef, crow):
+    """``(hs, hm, c)`` of every neuron from its coefficient row, as contiguous float64 rows (the
+    per-synapse loops of neurons with their own time constants read them)."""
+    out = np.empty((3, crow.shape[0]))
+    for j in range(crow.shape[0]):
+        out[0, j] = coef[crow[j], HS]
+        out[1, j] = coef[crow[j], HM]
+        out[2, j] = coef[crow[j], C]
+    return out
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _deliver_rows(i, v, w, hs, hm, c, b0, phi):
+    """A spike at ``phi`` reaches targets that each decay with their own time constants (``hs``,
+    ``hm``, ``c``: theirs): ``i += w b0 x``, ``v += w b0 c (x - y)`` with their remaining decays
+    ``x = exp(-(1 - phi) hs)``, ``y = exp(-(1 - phi) hm)`` (:func:`nm.decay_series`)."""
+    r = 1.0 - phi
+    for t in range(w.shape[0]):
+        x = nm.decay_series(r * hs[t])
+        y = nm.decay_series(r * hm[t])
+        i[t] += w[t] * (b0 * x)
+        v[t] += w[t] * (b0 * c[t] * (x - y))
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _adjoint_rows(lam_i, lam_v, w, gw, gd, learn_d, hs, hm, c, b0, phi, learn, dx_i, dx_v, g_b0, g_c, g_hs, g_hm):
+    """The backward pass of :func:`_deliver_rows`: returns the spike's ``sum w (lam_i db + lam_v
+    de)`` (``db``, ``de``: the arrival's derivatives in its time) and adds ``lam_i b + lam_v e`` to
+    ``gw`` (with ``learn_d`` each synapse's term, its delay gradient, to ``gd``); with ``learn``,
+    each target's arrival to ``dx`` and the arrival's derivatives in the target's ``b0``, ``c``,
+    ``hs``, ``hm`` at fixed phase to ``g_*`` (per target)."""
+    r = 1.0 - phi
+    acc = 0.0
+    for t in range(w.shape[0]):
+        h_s = hs[t]
+        h_m = hm[t]
+        ct = c[t]
+        x = nm.decay_series(r * h_s)
+        y = nm.decay_series(r * h_m)
+        b = b0 * x
+        e = b0 * ct * (x - y)
+        li = lam_i[t]
+        lv = lam_v[t]
+        wt = w[t]
+        term = wt * (li * (b * h_s) + lv * (b0 * ct * (h_s * x - h_m * y)))
+        acc += term
+        gw[t] += li * b + lv * e
+        if learn_d:
+            gd[t] += term
+        if learn:
+            s_i = wt * li
+            s_v = wt * lv
+            dx_i[t] += wt * b
+            dx_v[t] += wt * e
+            g_b0[t] += x * s_i + ct * (x - y) * s_v
+            g_c[t] += b0 * (x - y) * s_v
+            g_hs[t] -= r * b0 * x * (s_i + ct * s_v)
+            g_hm[t] += r * b0 * ct * y * s_v
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _delayed_place(phi, f, p0, off, stride):
+    """A hidden spike at ``phi`` on a synapse with the sub-step part ``f``: the time ``r`` (steps)
+    from its arrival to the grid time where it is applied, and that grid time's window position
+    (one row later when ``phi + f > 1``, as :func:`nm.delayed_decays` decides)."""
+    late = phi + f > 1.0
+    r = (1.0 - phi) - f + (1.0 if late else 0.0)
+    return r, p0 + off + (stride if late else _ZERO)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _deliver_delayed_rows(win, p0, stride, phi, w, d_off, d_frac, hs, hm, c, b0):
+    """A hidden spike's delayed arrivals (whole or fractional) in targets that each decay with
+    their own time constants (one row, in target order): ``w (b0 x, b0 c (x - y))`` with ``x =
+    exp(-r hs)``, ``y = exp(-r hm)`` over each synapse's own ``r`` (:func:`_delayed_place`)."""
+    for t in range(w.shape[0]):
+        r, k = _delayed_place(phi, d_frac[t], p0, d_off[t], stride)
+        x = nm.decay_series(r * hs[t])
+        y = nm.decay_series(r * hm[t])
+        wt = w[t]
+        win[k] += wt * (b0 * x)
+        win[k + _ONE] += wt * (b0 * c[t] * (x - y))
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _adjoint_delayed_rows(hist, rhist, p0, stride, phi, w, gw, gd, d_off, d_frac, hs, hm, c, b0, learn, g_cols):
+    """Backward of :func:`_deliver_delayed_rows`: ``gw``, ``gd`` (per step) and the spike's
+    ``sum w dL/dtau`` (returned) from the adjoint at each arrival's grid time; with ``learn``, each
+    target's decay terms (``b0``, ``c``, ``hs``, ``hm``) and the pairing of its arrival with the
+    sensitivities of that grid time (``alpha``, ``kappa``, ``beta``) into its columns of
+    ``g_cols`` (rows 0-6; ``rhist``: the sensitivities by grid time, six per neuron)."""
+    acc = 0.0
+    for t in range(w.shape[0]):
+        r, k = _delayed_place(phi, d_frac[t], p0, d_off[t], stride)
+        h_s = hs[t]
+        h_m = hm[t]
+        ct = c[t]
+        x = nm.decay_series(r * h_s)
+        y = nm.decay_series(r * h_m)
+        b = b0 * x
+        e = b0 * ct * (x - y)
+        li = hist[k]
+        lv = hist[k + _ONE]
+        wt = w[t]
+        term = wt * (li * (b * h_s) + lv * (b0 * ct * (h_s * x - h_m * y)))
+        acc += term
+        gw[t] += li * b + lv * e
+        gd[t] += term
+        if learn:
+            _delayed_coef_terms(g_cols[:, t], rhist, k, wt, li, lv, x, y, r, ct, b0)
+    return acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _delayed_coef_terms(g, rhist, k, wt, li, lv, x, y, r, c, b0):
+    """One delayed arrival ``w (b0 x, b0 c (x - y))`` (``x = exp(-r hs)``, ``y = exp(-r hm)``) of
+    a target with its own coefficients: its terms in the target's ``b0, c, hs, hm`` (``g[0:4]``,
+    at fixed arrival time) and its pairing with the sensitivities at its grid time's window
+    position ``k`` (``alpha, kappa, beta``: ``g[4:7]``)."""
+    s_i = wt * li
+    s_v = wt * lv
+    g[0] += x * s_i + c * (x - y) * s_v
+    g[1] += b0 * (x - y) * s_v
+    g[2] -= r * b0 * x * (s_i + c * s_v)
+    g[3] += r * b0 * c * y * s_v
+    a_i = wt * (b0 * x)
+    a_v = wt * (b0 * c * (x - y))
+    kr = np.int64(k) * 3
+    g[4] += a_v * rhist[kr] + a_i * rhist[kr + 1]
+    g[5] += a_v * rhist[kr + 2] + a_i * rhist[kr + 3]
+    g[6] += a_v * rhist[kr + 4] + a_i * rhist[kr + 5]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _input_coef_rows(hist, rhist, p0, w, d_off, d_frac, d_bm, d_am, c, b0, substep, g_cols):
+    """The coefficient terms of an input spike's delayed arrivals in targets with their own
+    coefficients (one row, in target order): :func:`_delayed_coef_terms` with each synapse's fixed
+    decays (``d_bm``, ``d_am`` over ``r = 1 - f``; whole steps: none)."""
+    for t in range(w.shape[0]):
+        k = p0 + d_off[t]
+        f = d_frac[t]
+        x = d_bm[t] * 1.0 if substep else 1.0
+        y = d_am[t] * 1.0 if substep else 1.0
+        r = 1.0 - f if substep and f > 0.0 else 0.0
+        _delayed_coef_terms(g_cols[:, t], rhist, k, w[t], hist[k], hist[k + _ONE], x, y, r, c[t], b0)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _input_grads_rows(gw, gd, w, d_bm, d_am, lo, hi, n_post, b0, hs, hm, c, substep):
+    """:func:`_input_grads` for targets with their own time constants (``hs``, ``hm``, ``c``: the
+    target population's, per neuron; synapse ``t`` reaches target ``(t - lo) % n_post``)."""
+    for t in range(lo, hi):
+        m = (t - lo) % n_post
+        x = d_bm[t] * 1.0 if substep else 1.0
+        y = d_am[t] * 1.0 if substep else 1.0
+        b0c = b0 * c[m]
+        li = gw[t]
+        lv = gd[t]
+        p_i, p_v = nm.arrival(b0, b0c, x, y)
+        dp_i, dp_v = nm.arrival_rate(b0, b0c, x, y, hs[m], hm[m])
+        gw[t] = li * p_i + (lv * p_v if substep else 0.0)
+        gd[t] = w[t] * (li * dp_i + lv * dp_v)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -271,9 +471,12 @@ def _call_arrivals(arr, net):
         if blk[k, PRE] < 0:  # an input block
             b0 = coef[q, B0]
             b0c = coef[q, B0] * coef[q, C]
+            n_post = blk[k, N_POST]
             for t in range(lo, hi):
                 wt = w[t]
                 x = d_bm[t]
+                if net.hetero[q]:  # the target's own c
+                    b0c = b0 * coef[net.crow[net.pop_off[q] + (t - lo) % n_post], C]
                 arr[2 * t] = wt * b0 * x
                 arr[2 * t + 1] = wt * b0c * (x - d_am[t])
             continue
@@ -637,10 +840,22 @@ def _store_rho_row(rhist, rho, p0):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _pair_arrivals(g_coef, rho, dx, pop_off, p_lo, p_hi):
+def _pair_arrivals(g_coef, rho, dx, pop_off, p_lo, p_hi, crow, hetero):
     """Add rho . dx (the arrivals of one grid time) to the (alpha, kappa, beta) gradients of
-    populations ``p_lo`` to ``p_hi - 1`` and clear their ``dx``."""
+    populations ``p_lo`` to ``p_hi - 1`` (of each neuron's own row where ``hetero``) and clear
+    their ``dx``."""
     for p in range(p_lo, p_hi):
+        if hetero[p]:
+            for j in range(pop_off[p], pop_off[p + 1]):
+                cr = crow[j]
+                xi = dx[0, j]
+                xv = dx[1, j]
+                g_coef[cr, ALPHA] += rho[0, j] * xv + rho[1, j] * xi
+                g_coef[cr, KAPPA] += rho[2, j] * xv + rho[3, j] * xi
+                g_coef[cr, BETA] += rho[4, j] * xv + rho[5, j] * xi
+                dx[0, j] = 0.0
+                dx[1, j] = 0.0
+            continue
         g_a = 0.0
         g_k = 0.0
         g_b = 0.0
@@ -668,13 +883,18 @@ def _rho_sources(r_v, r_k, r_b, lam_v, lam_i):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _rho_step(rho, lam_v, lam_i, coef, pop_off):
+def _rho_step(rho, lam_v, lam_i, coef, pop_off, crow, hetero):
     """One step back of the coefficient sensitivities: rho(n) = A^T rho(n+1) + B^T lam(n+1), with
     B = dA/d(alpha), dA/d(kappa), dA/d(beta) of the propagator A = [[alpha, kappa], [0, beta]]
     (each pair steps back like the adjoint, :func:`_adjoint_step`)."""
     for p in range(pop_off.shape[0] - 1):
         j0 = pop_off[p]
         j1 = pop_off[p + 1]
+        if hetero[p]:
+            for k in range(0, 6, 2):
+                _adjoint_step_rows(rho[k, j0:j1], rho[k + 1, j0:j1], coef, crow[j0:j1])
+            _rho_sources(rho[0, j0:j1], rho[3, j0:j1], rho[5, j0:j1], lam_v[j0:j1], lam_i[j0:j1])
+            continue
         alpha = coef[p, ALPHA]
         beta = coef[p, BETA]
         kappa = coef[p, KAPPA]
@@ -727,7 +947,7 @@ def _replay_adaptation(rec_a, rec_step, rec_nrn, rec_phi, n_rec, n_steps, coef, 
 def _forward_one(b, spikes, net, arr, window, out, rec):
     in_off, in_step, in_ch, n_steps = spikes
     pop_off, pop_of, coef, spiking, _, blk, out_start, out_blk, in_blk = net[:9]
-    w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
+    w, d_off, d_frac, d_bm, d_am, n_slots, crow, hetero = net[9:]
     trace, t_first, counts = out
     rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow = rec
     n_pop = pop_off.shape[0] - 1
@@ -740,6 +960,7 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
     a_state = np.zeros(n_tot, dtype=w.dtype)  # threshold adaptation (adaptive populations)
     scal = np.zeros(8, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
+    cols = _neuron_columns(coef, crow)  # (hs, hm, c) per neuron, for targets with their own
     delayed = n_slots > 0
     # arrivals (i, v) by grid time in a window of 2 n_slots rows (row r: grid time first + r);
     # every n_slots steps its upper half slides down (see the module docstring)
@@ -804,7 +1025,10 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
             theta = coef[p, THETA]
             j0 = pop_off[p]
             j1 = pop_off[p + 1]
-            _advance(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], alpha, kappa)
+            if hetero[p]:
+                _advance_rows(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], coef, crow[j0:j1])
+            else:
+                _advance(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], alpha, kappa)
             rho_a = coef[p, RHO_A]  # adaptive threshold theta + a (0 without adaptation)
             if spiking[p] != 0:
                 # most 32-neuron chunks have no neuron above threshold: test them vectorised
@@ -831,14 +1055,21 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
                             nr += 1
                             if spiking[p] == 2:
                                 phi = 1.0  # grid timing: the spike acts at the end of its step
-                            r_gain = nm.restart(c, beta, hm, hs, phi)[0]
+                            if hetero[p]:
+                                cr = crow[j]
+                                r_gain = nm.restart(coef[cr, C], coef[cr, BETA], coef[cr, HM], coef[cr, HS], phi)[0]
+                            else:
+                                r_gain = nm.restart(c, beta, hm, hs, phi)[0]
                             v_adv[j] = r_gain * cur
                             if j >= o0:
                                 if t_first[b, j - o0] >= n_steps:
                                     t_first[b, j - o0] = n + phi
                             else:
                                 counts[b, j] += 1.0
-            _commit(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], beta)
+            if hetero[p]:
+                _commit_rows(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], coef, crow[j0:j1])
+            else:
+                _commit(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], beta)
             if coef[p, DELTA_A] != 0.0:
                 _adapt(a_state, rec_nrn[b], rec_phi[b], step_start, nr, j0, j1, rho_a, coef[p, HA], coef[p, DELTA_A])
         # 3. deliver the spikes of step n at (n+1) h
@@ -852,6 +1083,35 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
             for kk in range(out_start[p], out_start[p + 1]):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
+                if hetero[q]:  # every target with its own decays
+                    tq = slice(q0, q0 + n_post)
+                    if blk[out_blk[kk], DELAYED]:
+                        tw = slice(base, base + n_post)
+                        _deliver_delayed_rows(
+                            win,
+                            p_out,
+                            np.uint64(stride),
+                            phi,
+                            w[tw],
+                            d_off[tw],
+                            d_frac[tw],
+                            cols[0, tq],
+                            cols[1, tq],
+                            cols[2, tq],
+                            coef[q, B0],
+                        )
+                        continue
+                    _deliver_rows(
+                        i_state[tq],
+                        v_state[tq],
+                        w[base : base + n_post],
+                        cols[0, tq],
+                        cols[1, tq],
+                        cols[2, tq],
+                        coef[q, B0],
+                        phi,
+                    )
+                    continue
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 # the arrival, in the weights' precision (delayed or not)
                 scal[0], scal[1] = nm.arrival(coef[q, B0], coef[q, B0] * coef[q, C], bs, am)
@@ -911,7 +1171,7 @@ def forward(spikes, net, window, out, rec):
 def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
     in_off, in_step, in_ch, n_steps = spikes
     pop_off, pop_of, coef, spiking, tau_mem, blk, out_start, out_blk, in_blk = net[:9]
-    w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
+    w, d_off, d_frac, d_bm, d_am, n_slots, crow, hetero = net[9:]
     g_trace, g_tfirst, g_counts = g_out
     rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, _ = rec
     n_pop = pop_off.shape[0] - 1
@@ -933,7 +1193,11 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
     rho_old = np.zeros((6, n_c), dtype=w.dtype)
     dx = np.zeros((2, n_c), dtype=w.dtype)  # arrivals of one grid time: (i, v) per neuron
     restart_of = np.zeros(n_c, dtype=w.dtype)
-    g_coef = np.zeros((n_pop, N_COEF))
+    g_coef = np.zeros((coef.shape[0], N_COEF))  # every coefficient row's (populations', then neurons')
+    cols = _neuron_columns(coef, crow)  # (hs, hm, c) per neuron, for targets with their own
+    # per target with its own coefficients: the (b0, c, hs, hm, alpha, kappa, beta) terms of its
+    # delayed arrivals and the (b0, c, hs, hm) terms of its undelayed ones
+    g_cols = np.zeros((7, n_c))
     # (lam_i, lam_v) by grid time in a window of 2 n_slots rows (row r: grid time first + r); an
     # arrival of step n reads grid times n .. n + n_slots, so every n_slots steps the lower half
     # slides up. Grid times after the last step read 0.
@@ -993,13 +1257,14 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
             cur = rec_i[b, s]
             p = pop_of[j]
             row = j - pop_off[p]
-            alpha = coef[p, ALPHA]
-            beta = coef[p, BETA]
-            kappa = coef[p, KAPPA]
-            c = coef[p, C]
-            hm = coef[p, HM]
-            hs = coef[p, HS]
-            theta = coef[p, THETA]
+            cr = crow[j]  # the neuron's coefficient row: its population's, or its own
+            alpha = coef[cr, ALPHA]
+            beta = coef[cr, BETA]
+            kappa = coef[cr, KAPPA]
+            c = coef[cr, C]
+            hm = coef[cr, HM]
+            hs = coef[cr, HS]
+            theta = coef[cr, THETA]
             # values and phi-derivatives at the time the spike acted (grid: end of the step);
             # dphi/dv, dphi/di below come from the interpolated crossing (for grid timing that is
             # the straight-through estimate of the spike-time sensitivity)
@@ -1007,12 +1272,58 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
             r_gain, d_restart, em = nm.restart(c, beta, hm, hs, phi_act)
             g_phi = lam_v[j] * d_restart * cur
             if learn_coef:
-                _restart_coef_grads(g_coef, p, lam_v[j], lam_i[j], cur, c, beta, em, phi_act)
+                _restart_coef_grads(g_coef, cr, lam_v[j], lam_i[j], cur, c, beta, em, phi_act)
                 restart_of[j] = r_gain
             decay[0] = -1.0
             for kk in range(out_start[p], out_start[p + 1]):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
+                if hetero[q]:  # every target with its own decays
+                    tq = slice(q0, q0 + n_post)
+                    tc = slice(q0 if learn_coef else 0, q0 + n_post if learn_coef else 1)
+                    tw = slice(base, base + n_post)
+                    if blk[k, DELAYED]:
+                        g_phi += _adjoint_delayed_rows(
+                            hist,
+                            rhist,
+                            p_out,
+                            np.uint64(stride),
+                            phi_act,
+                            w[tw],
+                            gw[tw],
+                            gd[tw],
+                            d_off[tw],
+                            d_frac[tw],
+                            cols[0, tq],
+                            cols[1, tq],
+                            cols[2, tq],
+                            coef[q, B0],
+                            learn_coef,
+                            g_cols[:, tc],
+                        )
+                        continue
+                    learn_d = blk[k, LEARN_D] != 0
+                    g_phi += _adjoint_rows(
+                        lam_i[tq],
+                        lam_v[tq],
+                        w[tw],
+                        gw[tw],
+                        gd[tw] if learn_d else gd[0:1],
+                        learn_d,
+                        cols[0, tq],
+                        cols[1, tq],
+                        cols[2, tq],
+                        coef[q, B0],
+                        phi_act,
+                        learn_coef,
+                        dx[0, tc],
+                        dx[1, tc],
+                        g_cols[0, tc],
+                        g_cols[1, tc],
+                        g_cols[2, tc],
+                        g_cols[3, tc],
+                    )
+                    continue
                 hs_q = coef[q, HS]
                 hm_q = coef[q, HM]
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
@@ -1146,10 +1457,10 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                 if adaptive:
                     jump_a[j] = g_phi * (d - gap * (1.0 - rho_a)) * inv_d2 + rho_a * lam_a[j]
                 if learn_coef:  # phi = (theta - u) / (alpha v + kappa i - rho_a a - u)
-                    g_coef[p, THETA] += g_phi / d
-                    g_coef[p, RHO_A] += g_phi * gap * a_j * inv_d2
-                    g_coef[p, ALPHA] -= g_phi * gap * v * inv_d2
-                    g_coef[p, KAPPA] -= g_phi * gap * cur * inv_d2
+                    g_coef[cr, THETA] += g_phi / d
+                    g_coef[cr, RHO_A] += g_phi * gap * a_j * inv_d2
+                    g_coef[cr, ALPHA] -= g_phi * gap * v * inv_d2
+                    g_coef[cr, KAPPA] -= g_phi * gap * cur * inv_d2
             else:
                 jump_v[j] = 0.0
                 jump_i[j] = r_gain * lam_v[j] + beta * lam_i[j]
@@ -1161,20 +1472,25 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
         if learn_coef:
             # arrivals at (n+1) h pair with rho(n+1); then rho steps back with lam(n+1)
             if r_hi > r:
-                _pair_arrivals(g_coef, rho, dx, pop_off, 0, n_pop)
+                _pair_arrivals(g_coef, rho, dx, pop_off, 0, n_pop, crow, hetero)
             for s in range(r + 1, r_hi + 1):
                 j = rec_nrn[b, s]
                 for k in range(6):
                     rho_old[k, j] = rho[k, j]
-            _rho_step(rho, lam_v, lam_i, coef, pop_off)
+            _rho_step(rho, lam_v, lam_i, coef, pop_off, crow, hetero)
             for s in range(r + 1, r_hi + 1):  # through a spike: v(n+1) = R i(n), i(n+1) = beta i(n)
                 j = rec_nrn[b, s]
-                beta_j = coef[pop_of[j], BETA]
+                beta_j = coef[crow[j], BETA]
                 for k in range(0, 6, 2):
                     rho[k, j] = 0.0
                     rho[k + 1, j] = restart_of[j] * rho_old[k, j] + beta_j * rho_old[k + 1, j]
         # propagate every neuron's adjoint one step back
         for p in range(n_pop):
+            if hetero[p]:
+                j0 = pop_off[p]
+                j1 = pop_off[p + 1]
+                _adjoint_step_rows(lam_v[j0:j1], lam_i[j0:j1], coef, crow[j0:j1])
+                continue
             alpha = coef[p, ALPHA]
             beta = coef[p, BETA]
             kappa = coef[p, KAPPA]
@@ -1209,7 +1525,23 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     stored = True
                 for s in range(ip + 1, i1 + 1):
                     _gather_adjoint(hist, p_in, gw, gd, d_off, w0 + in_ch[s] * n_post, n_post)
-                    if learn_coef and blk[k, SUBSTEP] == 0:  # whole steps: i += w b0
+                    if learn_coef and hetero[q]:  # each target's own terms
+                        tw = slice(w0 + in_ch[s] * n_post, w0 + in_ch[s] * n_post + n_post)
+                        _input_coef_rows(
+                            hist,
+                            rhist,
+                            p_in,
+                            w[tw],
+                            d_off[tw],
+                            d_frac[tw],
+                            d_bm[tw],
+                            d_am[tw],
+                            cols[2, q0 : q0 + n_post],
+                            coef[q, B0],
+                            blk[k, SUBSTEP],
+                            g_cols[:, q0 : q0 + n_post],
+                        )
+                    elif learn_coef and blk[k, SUBSTEP] == 0:  # whole steps: i += w b0
                         _delayed_coef_sums(hist, rhist, p_in, w, d_off, w0 + in_ch[s] * n_post, n_post, coef_sums)
                         g_coef[q, B0] += coef_sums[0]
                         _pair_delayed(g_coef, q, coef_sums, coef[q, B0], 0.0)
@@ -1229,8 +1561,16 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     a0 = w0 + in_ch[s] * n_post
                     _axpy(dx[0, q0 : q0 + n_post], w[a0 : a0 + n_post], coef[q, B0])
                     g_coef[q, B0] += _dot(w[a0 : a0 + n_post], lam)
-                _pair_arrivals(g_coef, rho, dx, pop_off, q, q + 1)
-            if blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
+                _pair_arrivals(g_coef, rho, dx, pop_off, q, q + 1, crow, hetero)
+            if blk[k, LEARN_D] and hetero[q]:  # undelayed this call, each target with its own decays
+                for s in range(ip + 1, i1 + 1):
+                    a0 = w0 + in_ch[s] * n_post
+                    for m in range(n_post):
+                        db, de = nm.arrival_rate(
+                            coef[q, B0], coef[q, B0] * cols[2, q0 + m], 1.0, 1.0, cols[0, q0 + m], cols[1, q0 + m]
+                        )
+                        gd[a0 + m] += w[a0 + m] * (lam_i[q0 + m] * db + lam_v[q0 + m] * de)
+            elif blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
                 scal[0], scal[1] = nm.arrival_rate(
                     coef[q, B0], coef[q, B0] * coef[q, C], 1.0, 1.0, coef[q, HS], coef[q, HM]
                 )
@@ -1246,8 +1586,17 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     )
 
     if learn_coef:
+        for j in range(n_tot):  # the targets' own arrival terms, into their rows
+            if hetero[pop_of[j]]:
+                g_coef[crow[j], B0] += g_cols[0, j]
+                g_coef[crow[j], C] += g_cols[1, j]
+                g_coef[crow[j], HS] += g_cols[2, j]
+                g_coef[crow[j], HM] += g_cols[3, j]
+                g_coef[crow[j], ALPHA] += g_cols[4, j]
+                g_coef[crow[j], KAPPA] += g_cols[5, j]
+                g_coef[crow[j], BETA] += g_cols[6, j]
         n_w = w.shape[0]
-        for p in range(n_pop):
+        for p in range(coef.shape[0]):
             for k in range(N_COEF):
                 gw[n_w + p * N_COEF + k] += g_coef[p, k]
 
@@ -1260,6 +1609,7 @@ def backward(spikes, net, window, rec, g_out, gw, gd, group_off):
     the caller's, not the threads')."""
     n_groups = gw.shape[0]
     coef, blk, w, in_blk = net.coef, net.blk, net.w, net.in_blk
+    cols = _neuron_columns(coef, net.crow)
     for g in prange(n_groups):
         gw[g, :] = 0
         gd[g, :] = 0
@@ -1273,6 +1623,25 @@ def backward(spikes, net, window, rec, g_out, gw, gd, group_off):
                 q = blk[k, POST]
                 lo = blk[k, W_OFF]
                 hi = _block_end(blk, k, w.shape[0])
+                if net.hetero[q]:
+                    t0 = net.pop_off[q]
+                    t1 = net.pop_off[q + 1]
+                    _input_grads_rows(
+                        gw[g],
+                        gd[g],
+                        w,
+                        net.d_bm,
+                        net.d_am,
+                        lo,
+                        hi,
+                        blk[k, N_POST],
+                        coef[q, B0],
+                        cols[0, t0:t1],
+                        cols[1, t0:t1],
+                        cols[2, t0:t1],
+                        blk[k, SUBSTEP],
+                    )
+                    continue
                 _input_grads(
                     gw[g],
                     gd[g],

@@ -106,7 +106,7 @@ def kernels(double: bool):
         """Simulate sample ``blockIdx.x``; outputs as the CPU kernel's ``forward``."""
         in_off, in_step, in_ch, n_steps = spikes
         pop_off, pop_of, coef, spiking, _, blk, out_start, out_blk, in_blk = net[:9]
-        w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
+        w, d_off, d_frac, d_bm, d_am, n_slots = net[9:15]
         v_all, i_all, ring_all = scratch
         trace, t_first, counts = out
         rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow = rec
@@ -310,7 +310,7 @@ def kernels(double: bool):
         step) into ``gd[b]`` (previous content ignored; ``gd`` may have one column)."""
         in_off, in_step, in_ch, n_steps = spikes
         pop_off, pop_of, coef, spiking, tau_mem, blk, out_start, out_blk, in_blk = net[:9]
-        w, d_off, d_frac, d_bm, d_am, n_slots = net[9:]
+        w, d_off, d_frac, d_bm, d_am, n_slots = net[9:15]
         rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, _ = rec
         g_trace, g_tfirst, g_counts = g_out
         lam_v_all, lam_i_all, jump_v_all, jump_i_all, hist_all, first_all = scratch

@@ -69,16 +69,20 @@ class CpuPlan:
             )
         self.capacity = min(self.max_spikes, 2 * self.capacity)
 
-    def connection_gradients(self, flat_w, flat_d, finish) -> tuple[dict, dict, dict]:
+    def connection_gradients(self, flat_w, flat_d, finish, neuron_rows: tuple = ()) -> tuple[dict, dict, dict]:
         """The summed flat gradients (pre-major, the weights' layout) as dL/dw (n_post, n_pre)
         and dL/d(delay) in ms^-1 by connection name, and, where ``flat_w`` goes on past the
         weights (coefficient gradients, :attr:`CpuInputs.learn_coef`), dL/d(coefficient row)
-        (``N_COEF`` values) by population index; ``finish`` turns each (numpy or torch) view
-        into the backend's result array."""
+        (``N_COEF`` values) by population index -- ``[1 + n, N_COEF]`` for a population of
+        ``neuron_rows`` (:attr:`CpuInputs.neuron_rows`): its own row, then its neurons'; ``finish``
+        turns each (numpy or torch) view into the backend's result array."""
         grads_w, grads_d, grads_c = {}, {}, {}
         if flat_w.shape[0] > self.n_w:
             rows = flat_w[self.n_w :].reshape(-1, K.N_COEF)
-            grads_c = {p: finish(rows[p]) for p in range(rows.shape[0])}
+            n_pop = len(self.pop_off) - 1
+            grads_c = {p: finish(rows[p]) for p in range(n_pop)}
+            for p, first, n in neuron_rows:  # the population's row, then its neurons' rows
+                grads_c[p] = finish(np.concatenate([rows[p : p + 1], rows[first : first + n]]))
         for k, conn in enumerate(self.topology.connections):
             n_post, n_pre = conn.shape
             sl = slice(self.w_off[k], self.w_off[k] + n_pre * n_post)
@@ -138,6 +142,48 @@ class CpuInputs(NamedTuple):
     learn_coef: bool = False  # backward also returns dL/d(coefficient row) of every population
     # where rows are sorted (CpuBackend.inputs): the weights' index of each kernel position
     order: np.ndarray | None = None
+    crow: np.ndarray | None = None  # int64 [n_neurons]: each neuron's row of ``coef``
+    hetero: np.ndarray | None = None  # int8 [n_pop]: 1 where each neuron has its own row
+    # (population, first row, rows) of every population whose neurons have their own rows
+    neuron_rows: tuple = ()
+
+
+def coefficient_table(plan: CpuPlan, coefficients: Mapping, thresholds: Mapping) -> tuple:
+    """The call's coefficient rows ``coef`` (one per population, then one per neuron of every
+    population whose neurons have their own), each neuron's row ``crow``, the populations with
+    rows per neuron ``hetero`` and those rows' places ``neuron_rows`` ((population, first row, n)).
+    ``coefficients`` maps a population to its :class:`Coefficients`, or to a float64 array
+    ``[n, N_COEF]`` of per-neuron rows (its own row is then its first neuron's: the columns the
+    kernels read per population -- b0, theta, the adaptation -- are the same for all its neurons);
+    ``thresholds`` overrides theta."""
+    coef = plan.coef.copy()
+    crow = plan.pop_of.astype(np.int64)
+    hetero = np.zeros(len(plan.pop_off) - 1, dtype=np.int8)
+    extra, neuron_rows = [], []
+    first = coef.shape[0]
+    for pop, c in coefficients.items():
+        if isinstance(c, Coefficients):
+            coef[pop] = coefficient_row(c)
+            continue
+        rows = np.asarray(c, dtype=np.float64)
+        lo, hi = int(plan.pop_off[pop]), int(plan.pop_off[pop + 1])
+        if rows.shape != (hi - lo, K.N_COEF):
+            raise ValueError(
+                f"coefficients of population {pop}: expected shape {(hi - lo, K.N_COEF)}, got {rows.shape}"
+            )
+        coef[pop] = rows[0]
+        hetero[pop] = 1
+        crow[lo:hi] = first + np.arange(hi - lo)
+        neuron_rows.append((pop, first, hi - lo))
+        extra.append(rows)
+        first += hi - lo
+    coef = np.concatenate([coef, *extra]) if extra else coef
+    for pop, theta in thresholds.items():
+        coef[pop, K.THETA] = theta
+        for p, lo, n in neuron_rows:
+            if p == pop:
+                coef[lo : lo + n, K.THETA] = theta
+    return coef, crow, hetero, tuple(neuron_rows)
 
 
 def spikes(data: SpikeData, n_steps: int) -> K.Spikes:
@@ -148,10 +194,11 @@ def spikes(data: SpikeData, n_steps: int) -> K.Spikes:
 STRUCTURE = ("pop_off", "pop_of", "spiking", "out_start", "out_blk", "in_blk")  # a plan's arrays the kernels read
 
 
-def kernel_net(structure: Mapping, tau_mem, inputs) -> K.Net:
+def kernel_net(structure: Mapping, tau_mem, inputs, rows: tuple) -> K.Net:
     """The kernels' view of the network of one call: the plan's ``STRUCTURE`` arrays by name (the
-    host arrays on the CPU, their device copies on CUDA), ``tau_mem`` in the weights' float type and
-    the call's weights, coefficients and delay tables."""
+    host arrays on the CPU, their device copies on CUDA), ``tau_mem`` in the weights' float type,
+    the call's weights, coefficients and delay tables and ``rows``, each neuron's coefficient row
+    and the populations whose neurons have their own (``crow``, ``hetero``)."""
     s = structure
     return K.Net(
         s["pop_off"],
@@ -169,6 +216,7 @@ def kernel_net(structure: Mapping, tau_mem, inputs) -> K.Net:
         inputs.d_bm,
         inputs.d_am,
         inputs.n_slots,
+        *rows,
     )
 
 
@@ -267,11 +315,7 @@ class CpuBackend:
         w = np.ascontiguousarray(
             np.concatenate([np.asarray(weights[c.name]).T.reshape(-1) for c in conns]), dtype=dtype
         )
-        coef = plan.coef.copy()
-        for pop, c in (coefficients or {}).items():
-            coef[pop] = coefficient_row(c)
-        for pop, theta in thresholds.items():
-            coef[pop, K.THETA] = theta
+        coef, crow, hetero, neuron_rows = coefficient_table(plan, coefficients or {}, thresholds)
         blk = plan.blk.copy()
         any_delay = False
         n_slots = 1  # grid times the buffers hold this call: the longest delay now, not the max
@@ -296,7 +340,9 @@ class CpuBackend:
             frac = steps - whole
             sub_step = frac > 0
             n_slots = max(n_slots, int((whole + sub_step).max()) + 1)  # arrivals land <= ceil(d) later
-            hs, hm = coef[conn.post.index, K.HS], coef[conn.post.index, K.HM]
+            # the target's decays: its population's, or each neuron's own (per synapse, pre-major)
+            post_rows = crow[plan.pop_off[conn.post.index] : plan.pop_off[conn.post.index + 1]]
+            hs, hm = np.tile(coef[post_rows, K.HS], conn.pre.size), np.tile(coef[post_rows, K.HM], conn.pre.size)
             sl = slice(plan.w_off[k], plan.w_off[k] + steps.size)
             target = np.tile(2 * (plan.pop_off[conn.post.index] + np.arange(conn.post.size)), conn.pre.size)
             d_frac[sl] = frac
@@ -326,6 +372,8 @@ class CpuBackend:
         for k, conn in enumerate(conns):
             if not (sorted_rows and blk[k, K.DELAYED] and blk[k, K.SUBSTEP]) or conn.pre.is_input:
                 continue
+            if hetero[conn.post.index]:  # targets with their own decays: the kernels go in target order
+                continue
             n_post, n_pre = conn.shape
             sl = slice(plan.w_off[k], plan.w_off[k] + n_pre * n_post)
             rows = np.argsort(d_frac[sl].reshape(n_pre, n_post), axis=1, kind="stable")
@@ -346,6 +394,9 @@ class CpuBackend:
             n_slots if any_delay else 0,
             bool(coefficients),
             order,
+            crow,
+            hetero,
+            neuron_rows,
         )
 
     @staticmethod
@@ -362,7 +413,7 @@ class CpuBackend:
         batch = spikes(data, plan.n_steps)
         if plan.described is not None:
             return D.forward(plan, inputs, batch)
-        net = kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs)
+        net = kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs, (inputs.crow, inputs.hetero))
         window = self.window(plan, inputs)
 
         def run(res: dict) -> None:
@@ -404,13 +455,13 @@ class CpuBackend:
                 np.ascontiguousarray(gw.sum(axis=0), dtype=dtype), None, np.ascontiguousarray
             )
         with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
-        n_coef = len(plan.pop_off) - 1 if inputs.learn_coef else 0
+        n_coef = inputs.coef.shape[0] if inputs.learn_coef else 0
         gw = plan.buffer("gw", (n_groups, plan.n_w + n_coef * K.N_COEF), dtype)
         gd = plan.buffer("gd", (n_groups, plan.n_w if with_d else 1), dtype)
         if n_groups:
             K.backward(
                 spikes(data, plan.n_steps),
-                kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs),
+                kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs, (inputs.crow, inputs.hetero)),
                 self.window(plan, inputs),
                 records(forward),
                 K.Outputs(g_trace, g_tfirst, g_counts),
@@ -431,7 +482,7 @@ class CpuBackend:
         if inputs.order is not None:  # back from sorted rows to the weights' layout
             for flat in (flat_w[: plan.n_w], flat_d):
                 flat[inputs.order] = flat.copy()
-        return plan.connection_gradients(flat_w, flat_d, np.ascontiguousarray)
+        return plan.connection_gradients(flat_w, flat_d, np.ascontiguousarray, inputs.neuron_rows)
 
     def to_torch(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x)

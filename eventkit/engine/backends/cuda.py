@@ -186,6 +186,7 @@ class CudaBackend:
         plan = CudaPlan(**{f.name: getattr(host, f.name) for f in fields(CpuPlan)}, threads=threads)
         a = self._arrays
         plan.dev = {key: a.put(getattr(plan, key)) for key in STRUCTURE}
+        plan.dev["hetero"] = a.put(np.zeros(len(plan.pop_off) - 1, dtype=np.int8))
         plan.dev["tau_mem"] = {dt: a.put(plan.tau_mem.astype(dt)) for dt in (np.float32, np.float64)}
         return plan
 
@@ -217,7 +218,10 @@ class CudaBackend:
     @staticmethod
     def _net(plan: CudaPlan, inputs: CudaInputs) -> K.Net:
         """The kernels' view of the network of one call, on the device."""
-        return kernel_net(plan.dev, plan.dev["tau_mem"][inputs.dtype.type], inputs)
+        # every neuron on its population's coefficient row (per-neuron rows are refused in inputs())
+        return kernel_net(
+            plan.dev, plan.dev["tau_mem"][inputs.dtype.type], inputs, (plan.dev["pop_of"], plan.dev["hetero"])
+        )
 
     def _data(self, data: SpikeData) -> tuple:
         a = self._arrays

@@ -249,6 +249,12 @@ class LoihiTarget(Target):
         changed what it could): CUBA neurons, a voltage readout, whole-step feed-forward delays of
         at most 62 steps, and a size that fits the chip's cores."""
         topology = net.topology
+        if getattr(net, "tau_per_neuron", False):
+            raise ValueError(
+                "network.tau_per_neuron: Loihi 2 through Lava holds one current and one voltage decay per "
+                "layer (NetX maps iDecay / vDecay to the LIF process's du / dv, Var(shape=(1,)) in lava-nc "
+                "0.10.0). Fix: network.tau_per_neuron=false (learn one time constant per layer)"
+            )
         for pop in topology.hidden:
             if pop.model.name not in SUPPORTED_NEURONS:
                 raise ValueError(

@@ -548,7 +548,15 @@ def test_compare_names_first_mismatch():
 
 
 # ----------------------------------------------------------------------------- target
-def _net(neuron="loihi_cuba", readout="exp_mean_v", output="li", hidden=256, recurrent=True, delays=None):
+def _net(
+    neuron="loihi_cuba",
+    readout="exp_mean_v",
+    output="li",
+    hidden=256,
+    recurrent=True,
+    delays=None,
+    tau_per_neuron=False,
+):
     """What LoihiTarget.check reads of a built network: its topology and readout (no weights, so
     an oversized network costs nothing to describe)."""
     from types import SimpleNamespace
@@ -562,7 +570,7 @@ def _net(neuron="loihi_cuba", readout="exp_mean_v", output="li", hidden=256, rec
     )
     out = LI() if output == "li" else SimpleNamespace(name=output)
     topology = Topology.build(700, 20, [hidden], [recurrent], [model], out, parse_delays(delays))
-    return SimpleNamespace(topology=topology, readout=READOUTS[readout]())
+    return SimpleNamespace(topology=topology, readout=READOUTS[readout](), tau_per_neuron=tau_per_neuron)
 
 
 DATA = SimpleNamespace(dt=1.0, n_channels=700, n_steps=1000, n_classes=20)
@@ -585,6 +593,7 @@ def test_check_accepts_the_default_topology():
             r"network.delays.rec0: .*recurrent",
         ),
         (dict(hidden=2_000_000), "reduce network.hidden"),
+        (dict(tau_per_neuron=True), r"network.tau_per_neuron: .*one current and one voltage decay per layer"),
     ],
 )
 def test_check_rejects_what_the_chip_cannot_run(change, match):

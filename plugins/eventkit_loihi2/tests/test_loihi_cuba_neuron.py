@@ -245,3 +245,22 @@ def test_a_spike_moved_within_its_step_only_moves_its_response():
     assert np.ptp(phases) > 0.8  # the spikes visited most of the step
     per_spike = np.array(per_spike)
     assert np.ptp(per_spike) <= 2e-3 * per_spike.mean()
+
+
+def test_per_neuron_time_constants_are_refused_for_the_chip_neuron():
+    """loihi_cuba's input gain b0 = dv / beta follows its time constants, and the kernels hold b0
+    per layer: per-neuron time constants are refused in one line before anything runs (they could
+    not deploy either: one du / dv per Lava LIF process)."""
+    with pytest.raises(ValueError) as err:
+        EventpropNet(
+            10,
+            3,
+            hidden=8,
+            neuron=LoihiCUBA(),
+            n_steps=50,
+            learn_tau={"tau_mem": [10.0, 100.0], "tau_syn": [1.0, 9.0]},
+            tau_per_neuron=True,
+        )
+    message = str(err.value)
+    assert "tau_per_neuron: neuron 'loihi_cuba'" in message and "Fix: tau_per_neuron=false" in message
+    assert "\n" not in message

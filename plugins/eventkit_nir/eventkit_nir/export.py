@@ -64,9 +64,12 @@ def to_nir(net: Any, *, convention: str = "seconds", readout_as: str = "cubali")
         "output": nir.Output(np.array([topo.output.size])),
     }
     edges: list[tuple[str, str]] = []
+    # every hidden neuron's own time constants (learned per neuron, per layer, or the model's)
+    per_neuron = net.time_constants() if hasattr(net, "time_constants") else []
     for pop in topo.populations:
         theta = thresholds.get(pop.index)
-        nodes[node_name(pop)] = _neuron_node(pop.model, pop.size, conv, readout_as, theta)
+        taus = per_neuron[pop.index] if pop is not topo.output and pop.index < len(per_neuron) else {}
+        nodes[node_name(pop)] = _neuron_node(pop.model, pop.size, conv, readout_as, theta, taus)
     edges.append(("readout", "output"))
     delay_meta = {}
     for conn in topo.connections:
@@ -118,11 +121,14 @@ def _check_model(model, allowed: tuple[str, ...], where: str, fix: str) -> None:
         )
 
 
-def _neuron_node(model, n: int, conv: Convention, readout_as: str, theta: float | None):
+def _neuron_node(model, n: int, conv: Convention, readout_as: str, theta: float | None, taus: dict):
+    """The CubaLIF / CubaLI node of a population of ``n`` neurons of ``model``; ``taus`` may give
+    each neuron's own ``tau_mem`` / ``tau_syn`` (ms), which CubaLIF holds per neuron."""
     import nir
 
-    tau_mem, tau_syn = float(model.tau_mem), float(model.tau_syn)
-    full = lambda x: np.full(n, float(x), dtype=np.float64)  # noqa: E731
+    tau_mem = np.asarray(taus.get("tau_mem", float(model.tau_mem)), dtype=np.float64)
+    tau_syn = np.asarray(taus.get("tau_syn", float(model.tau_syn)), dtype=np.float64)
+    full = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).copy()  # noqa: E731
     r = conv.r(tau_mem)
     common = dict(
         tau_syn=full(conv.time(tau_syn)),
@@ -132,7 +138,7 @@ def _neuron_node(model, n: int, conv: Convention, readout_as: str, theta: float 
         w_in=full(tau_syn / conv.dt_ms),
     )
     if model.spiking:
-        threshold = float(model.threshold if theta is None else theta) * r
+        threshold = float(model.threshold if theta is None else theta) * full(r)
         return nir.CubaLIF(v_threshold=full(threshold), v_reset=full(0.0), **common)
     if readout_as == "cubalif":
         return nir.CubaLIF(v_threshold=full(NON_SPIKING_THRESHOLD), v_reset=full(0.0), **common)

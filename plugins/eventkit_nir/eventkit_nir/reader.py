@@ -246,7 +246,9 @@ def _population(name: str, w: Wiring, is_readout: bool, ms_per_unit: float, spik
         if not np.allclose(values, values[0], rtol=1e-6, atol=0):
             raise ValueError(
                 f"node {name!r} ({kind}): {what} differs between neurons ({values.min():g}..{values.max():g}); "
-                "eventkit populations share one time constant. Fix: export with a uniform time constant per layer"
+                "eventkit reads one time constant per layer (it writes per-neuron ones but does not read them "
+                "back yet). "
+                "Fix: export with a uniform time constant per layer"
             )
         if not values[0] > 0 or not math.isfinite(values[0]):
             raise ValueError(

@@ -212,3 +212,32 @@ def test_export_refuses_what_nir_cannot_hold():
 
     with pytest.raises(ValueError, match="Fix: neuron=lif"):
         to_nir(make_net(neuron=Odd()))
+
+
+@pytest.mark.parametrize("convention", ["seconds", "snntorch"])
+def test_per_neuron_time_constants_are_written_per_neuron(tmp_path, convention):
+    """A network with per-neuron time constants (tau_per_neuron) writes each neuron's own tau_mem
+    and tau_syn, and the voltage scale r = tau_mem / dt of the snnTorch convention per neuron;
+    reading such a file back is refused in one line (eventkit reads one time constant per layer).
+    Catches an export that writes the layer's declared value for every neuron."""
+    net = make_net(
+        hidden=(40, 20),
+        recurrent=(True, False),
+        learn_tau={"tau_mem": [8.0, 60.0], "tau_syn": [1.0, 7.0]},
+        tau_per_neuron=True,
+        tau_init="log_uniform",
+    )
+    taus = net.time_constants()
+    graph = nir.read(str(write_nir(net, tmp_path / "model.nir", convention=convention)))
+    unit = 1000.0 if convention == "seconds" else net.dt / 1e-4  # ms per NIR time unit
+    for k, layer in enumerate(taus):
+        node = graph.nodes[f"hidden{k}"]
+        assert np.ptp(layer["tau_mem"]) > 10.0
+        np.testing.assert_allclose(node.tau_mem, layer["tau_mem"] / unit, rtol=1e-12)
+        np.testing.assert_allclose(node.tau_syn, layer["tau_syn"] / unit, rtol=1e-12)
+        r = layer["tau_mem"] / net.dt if convention == "snntorch" else np.ones(len(layer["tau_mem"]))
+        np.testing.assert_allclose(node.r, r, rtol=1e-12)
+        np.testing.assert_allclose(node.v_threshold, net.neurons[k].threshold * r, rtol=1e-12)
+    with pytest.raises(ValueError) as err:
+        network_from_nir(graph, readout=SumV())
+    assert "differs between neurons" in str(err.value) and "Fix:" in str(err.value) and "\n" not in str(err.value)

@@ -6,7 +6,8 @@ Each record (``tests/golden/<name>.json``) holds the run's overrides, its metric
 but the wall-clock ``epoch_time_s``), the summary's figures, and SHA-256 digests of the last and
 best checkpoints' tensors (names, dtypes, shapes and bytes; safetensors' file header is not
 hashed). The runs are the shipped recipes, shortened so that each takes seconds: the default
-Yin-Yang run and ``+experiment=timing_delays`` (learned delays, exact mode); the 2-process gloo run
+Yin-Yang run, ``+experiment=timing_delays`` (learned delays, exact mode) and the same with time
+constants learned per neuron (the per-neuron kernels, delayed arrivals included); the 2-process gloo run
 of the default is checked against the default's record, since the processes compute bit for bit
 what one process computes.
 
@@ -34,6 +35,16 @@ RECORDS = {
     ],
     "timing_delays": [
         "+experiment=timing_delays",
+        "dataset.n_train=320",
+        "dataset.n_test=160",
+        "trainer.epochs=2",
+        "trainer.progress=false",
+    ],
+    "timing_delays_tau_per_neuron": [
+        "+experiment=timing_delays",
+        "network.learn_tau={tau_mem: [10, 100], tau_syn: [1, 9]}",
+        "network.tau_per_neuron=true",
+        "network.tau_init=gamma",
         "dataset.n_train=320",
         "dataset.n_test=160",
         "trainer.epochs=2",

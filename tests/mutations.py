@@ -44,6 +44,7 @@ PLUGINS = ("eventkit_tonic", "eventkit_loihi2", "eventkit_wandb")
 KERNELS = "eventkit/engine/backends/_cpu_kernels.py"
 EMULATOR = "plugins/eventkit_loihi2/eventkit_loihi2/emulator.py"
 LOIHI_TESTS = "plugins/eventkit_loihi2/tests/test_loihi2.py"
+PER_NEURON_TESTS = "tests/test_engine_tau_per_neuron.py"
 
 
 @dataclass(frozen=True)
@@ -453,6 +454,46 @@ MUTATIONS = [
         "notices = notices",
         ("tests/test_reproducible.py", "-k", "off_the_covered_hosts"),
         "a strict run off the covered hosts does not say so",
+    ),
+    Mutation(
+        "per_neuron_arrival_without_decay",
+        KERNELS,
+        "i[t] += w[t] * (b0 * x)",
+        "i[t] += w[t] * b0",
+        (PER_NEURON_TESTS, "-k", "finite_differences and not delays and not alif"),
+        "an undelayed arrival in a layer with per-neuron time constants skips its current's remaining decay",
+    ),
+    Mutation(
+        "per_neuron_terms_to_the_population_row",
+        KERNELS,
+        "g_coef[crow[j], HS] += g_cols[2, j]",
+        "g_coef[pop_of[j], HS] += g_cols[2, j]",
+        (PER_NEURON_TESTS, "-k", "finite_differences and not delays and not alif"),
+        "a target's arrival terms in hs go to its population's row instead of its own",
+    ),
+    Mutation(
+        "per_neuron_late_arrival_one_row_early",
+        KERNELS,
+        "return r, p0 + off + (stride if late else _ZERO)",
+        "return r, p0 + off",
+        (PER_NEURON_TESTS, "-k", "special_case and exact"),
+        "a fractional delayed arrival in a per-neuron layer that falls into the next step lands a step early",
+    ),
+    Mutation(
+        "per_neuron_restart_with_population_row",
+        KERNELS,
+        "r_gain = nm.restart(coef[cr, C], coef[cr, BETA], coef[cr, HM], coef[cr, HS], phi)[0]",
+        "r_gain = nm.restart(c, beta, hm, hs, phi)[0]",
+        (PER_NEURON_TESTS, "-k", "finite_differences and not delays and not alif"),
+        "a spiking neuron with its own time constants restarts with its population's",
+    ),
+    Mutation(
+        "gamma_init_scale_not_divided_by_shape",
+        "eventkit/engine/network.py",
+        "draw = np.random.default_rng(seed).gamma(gamma_shape, value / gamma_shape, n)",
+        "draw = np.random.default_rng(seed).gamma(gamma_shape, value, n)",
+        (PER_NEURON_TESTS, "-k", "distribution"),
+        "the gamma initialisation's mean is shape x value instead of value",
     ),
 ]
 

@@ -103,15 +103,18 @@ def test_per_neuron_time_constant_gradients_match_finite_differences(neuron, del
         )
 
 
-def test_per_layer_time_constants_are_the_special_case_of_equal_per_neuron_ones():
+@pytest.mark.parametrize("delays", [None, ROUND_DELAYS, EXACT_DELAYS], ids=["undelayed", "round", "exact"])
+def test_per_layer_time_constants_are_the_special_case_of_equal_per_neuron_ones(delays):
     """The same network with one tau per layer and with per-neuron taus all equal to it simulates
     the same readout (to rounding: the per-neuron arrivals use a series for exp) and the per-layer
-    gradient is the sum of the per-neuron ones. Fails if a neuron's row or gradient is mixed up
-    with its population's, or a per-neuron term is lost or counted twice."""
+    gradient is the sum of the per-neuron ones, without and with delays on every connection (the
+    per-neuron path has its own delayed arrivals). Fails if a neuron's row or gradient is mixed up
+    with its population's, a per-neuron term is lost or counted twice, or a delayed arrival lands
+    at another grid time than the per-layer path puts it."""
     rng = np.random.default_rng(2)
     data = random_data(rng, 4, 10, 80, rate=(60, 100))
     labels = torch.as_tensor(data.labels)
-    nets = [make_net(per_neuron=False, init="constant"), make_net(per_neuron=True, init="constant")]
+    nets = [make_net(per_neuron=p, init="constant", delays=delays) for p in (False, True)]
     outs = []
     for net in nets:
         loss, counts = loss_and_counts(net, data, labels)
@@ -122,7 +125,10 @@ def test_per_layer_time_constants_are_the_special_case_of_equal_per_neuron_ones(
     for layer, neurons in zip(nets[0].time_constant_parameters(), nets[1].time_constant_parameters()):
         assert neurons.shape[0] > 1
         torch.testing.assert_close(neurons.grad.sum(), layer.grad, rtol=1e-9, atol=0)
-    for a, b in zip(nets[0].weight_parameters(), nets[1].weight_parameters()):
+    for a, b in zip(
+        [*nets[0].weight_parameters(), *nets[0].delay_parameters()],
+        [*nets[1].weight_parameters(), *nets[1].delay_parameters()],
+    ):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
 
 
@@ -255,3 +261,22 @@ def test_the_app_trains_per_neuron_time_constants(tmp_path):
     assert tau_mem.min() >= 8.0 and tau_mem.max() <= 60.0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["test_accuracy"] == checkpoint_test_accuracy(run)[0]
+
+
+def test_cpu_deploy_writes_every_neurons_time_constants(tmp_path):
+    """target=cpu writes a per-neuron layer's time constants beside its weights and says so in
+    network.json. Catches an export whose neuron description (the declared values) is all a reader
+    gets."""
+    from safetensors.numpy import load_file
+
+    from eventkit.components.targets import CpuTarget
+
+    net = make_net()
+    fields = CpuTarget().deploy(net, None, tmp_path)
+    tensors = load_file(str(tmp_path / "deploy" / "cpu" / "network.safetensors"))
+    for k, layer in enumerate(net.time_constants()):
+        for key in ("tau_mem", "tau_syn"):
+            np.testing.assert_array_equal(tensors[f"layer{k}.{key}"], layer[key].astype(np.float32))
+    description = json.loads((tmp_path / "deploy" / "cpu" / "network.json").read_text())
+    assert [layer["per_neuron"] for layer in description["layers"]] == [["tau_mem", "tau_syn"]] * 2
+    assert fields["parameters"] == sum(t.size for t in tensors.values())

@@ -89,8 +89,10 @@ class CpuTarget(Target):
     def deploy(self, net: Any, splits: DatasetSplits, run_dir: Path) -> dict:
         """``network.safetensors``: per hidden layer ``layer<i>.w_ff`` / ``.w_rec`` (weights) and
         ``.d_ff`` / ``.d_rec`` (delays, ms), ``output.w`` / ``output.d``, float32, from the
-        connections of ``net.topology``; ``network.json``: dt, steps, sizes, readout, delay
-        settings and each population's neuron model."""
+        connections of ``net.topology``, and ``layer<i>.tau_mem`` / ``.tau_syn`` (ms) where a
+        layer's time constants are per neuron; ``network.json``: dt, steps, sizes, readout, delay
+        settings and each population's neuron model (a layer's ``per_neuron`` lists the time
+        constants its model's values stand in for)."""
         from safetensors.numpy import save_file
 
         out = deploy_dir(run_dir, self)
@@ -102,6 +104,10 @@ class CpuTarget(Target):
             if conn.delay is not None:
                 tensors[f"{prefix}d{suffix}"] = _float32(getattr(net, conn.delay_name))
         topology = net.topology
+        per_neuron = sorted(net.learn_tau) if getattr(net, "tau_per_neuron", False) else []
+        for k, layer in enumerate(net.time_constants() if per_neuron else ()):
+            for key in per_neuron:
+                tensors[f"layer{k}.{key}"] = np.ascontiguousarray(layer[key], dtype=np.float32)
         description = dict(
             dt=net.dt,
             n_steps=net.n_steps,
@@ -109,7 +115,10 @@ class CpuTarget(Target):
             n_out=net.n_out,
             readout=net.readout.describe(),
             delays={c.name: dict(max=c.delay.max, mode=c.delay.mode, learn=c.delay.learn) for c in topology.delayed},
-            layers=[dict(neuron=net.describe_neuron(pop.model)) for pop in topology.hidden],
+            layers=[
+                dict(neuron=net.describe_neuron(pop.model), **({"per_neuron": per_neuron} if per_neuron else {}))
+                for pop in topology.hidden
+            ],
             output=dict(neuron=net.describe_neuron(topology.output.model)),
         )
         with atomic_path(out / "network.safetensors") as tmp:

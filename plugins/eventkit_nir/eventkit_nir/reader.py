@@ -125,6 +125,7 @@ def import_nir(
                 )
             delays[cname] = Delay(max=mx, learn=str(spec.get("learn", "true")) == "true", mode=mode)
     neurons = [LIF(tau_mem=p["tau_mem"], tau_syn=p["tau_syn"], threshold=p["theta"]) for p in hidden]
+    per_neuron = _per_neuron_options(hidden)
     if out["spiking"]:
         output = LIF(tau_mem=out["tau_mem"], tau_syn=out["tau_syn"], threshold=out["theta"])
     else:
@@ -141,6 +142,7 @@ def import_nir(
             dt=run_dt,
             n_steps=n_steps,
             delays=delays,
+            **per_neuron,
             **net_options,
         )
     except ValueError as exc:
@@ -152,8 +154,27 @@ def import_nir(
         for cname, d in delay_values.items():
             param = getattr(net, f"{cname}_delay")
             param.copy_(torch.as_tensor(d, dtype=param.dtype))
+        for k, p in enumerate(hidden):  # every neuron's time constants (tau_per_neuron)
+            for key in per_neuron.get("learn_tau", {}):
+                value = p["per_neuron"].get(key, np.full(p["size"], p[key]))
+                param = getattr(net, f"{key}{k}")
+                param.copy_(torch.as_tensor(value, dtype=param.dtype))
     notes = _dt_notes(file_dt, run_dt, populations, "metadata" if "dt_ms" in meta else "neurons")
     return Imported(net, _summary(w, chain, populations, net), notes)
+
+
+def _per_neuron_options(hidden: list[dict]) -> dict:
+    """EventpropNet options for hidden layers whose neurons have their own time constants: those
+    constants learnable per neuron (``tau_per_neuron``), each within the range the file's values
+    span, or {} where every layer has one value per constant."""
+    keys = sorted({key for p in hidden for key in p["per_neuron"]})
+    if not keys:
+        return {}
+    ranges = {}
+    for key in keys:
+        values = np.concatenate([p["per_neuron"].get(key, np.array([p[key]])) for p in hidden])
+        ranges[key] = [float(values.min()), float(values.max())]
+    return dict(learn_tau=ranges, tau_per_neuron=True)
 
 
 # --------------------------------------------------------------------------- structure
@@ -243,16 +264,15 @@ def _population(name: str, w: Wiring, is_readout: bool, ms_per_unit: float, spik
     n = w.sizes[name]
     for what in ("tau_syn", "tau_mem"):
         values = prm[what]
-        if not np.allclose(values, values[0], rtol=1e-6, atol=0):
+        if is_readout and not np.allclose(values, values[0], rtol=1e-6, atol=0):
             raise ValueError(
                 f"node {name!r} ({kind}): {what} differs between neurons ({values.min():g}..{values.max():g}); "
-                "eventkit reads one time constant per layer (it writes per-neuron ones but does not read them "
-                "back yet). "
-                "Fix: export with a uniform time constant per layer"
+                "eventkit's readout population has one time constant (hidden layers may have one per neuron). "
+                "Fix: export the readout with a uniform time constant"
             )
-        if not values[0] > 0 or not math.isfinite(values[0]):
+        if not np.all(values > 0) or not np.all(np.isfinite(values)):
             raise ValueError(
-                f"node {name!r} ({kind}): {what} must be finite and > 0, got {values[0]:g}. "
+                f"node {name!r} ({kind}): {what} must be finite and > 0, got {values.min():g}. "
                 f"Fix: write {what} in seconds (or the unit of the file's eventkit metadata)"
             )
     if not np.allclose(prm["v_leak"], 0.0):
@@ -282,7 +302,7 @@ def _population(name: str, w: Wiring, is_readout: bool, ms_per_unit: float, spik
             "(a CubaLI or never-firing CubaLIF only as the readout)"
         )
     # the voltage per unit weight: r * (jump per spike w_in dt / tau_syn); neuron 0's is the unit
-    per_unit = prm["r"] * prm["w_in"] * spike_dt / prm["tau_syn"][0]
+    per_unit = prm["r"] * prm["w_in"] * spike_dt / prm["tau_syn"]
     if not np.all(per_unit > 0):
         raise ValueError(f"node {name!r} ({kind}): r and w_in must be > 0. Fix: export positive r and w_in")
     # neuron j fires when (sum of w K) * per_unit_j > theta_j: in neuron 0's units that is
@@ -294,6 +314,12 @@ def _population(name: str, w: Wiring, is_readout: bool, ms_per_unit: float, spik
         size=n,
         tau_mem=snap(prm["tau_mem"][0] * ms_per_unit),
         tau_syn=snap(prm["tau_syn"][0] * ms_per_unit),
+        # each neuron's (ms), where they differ (a layer learned per neuron)
+        per_neuron={
+            key: np.array([snap(x) for x in prm[key] * ms_per_unit])
+            for key in ("tau_mem", "tau_syn")
+            if not np.allclose(prm[key], prm[key][0], rtol=1e-6, atol=0)
+        },
         theta=float(theta_j[0] / per_unit[0]),
         gain=scale / scale[0],
         spiking=spiking,
@@ -341,7 +367,7 @@ def _refuse_norse_time_constants(w: Wiring, names: list[str], ms_per_unit: float
 def _dt_notes(file_dt: float | None, run_dt: float, populations: list[dict], source: str) -> list[str]:
     if file_dt is None or run_dt <= file_dt * (1 + 1e-9):
         return []
-    tau = min(min(p["tau_mem"], p["tau_syn"]) for p in populations)
+    tau = min(min(p["tau_mem"], p["tau_syn"], *(v.min() for v in p["per_neuron"].values())) for p in populations)
     times = run_dt / file_dt
     return [
         f"the file's neurons were made for a step of {file_dt:g} ms (stated by its {source}; time constants "

@@ -215,11 +215,12 @@ def test_export_refuses_what_nir_cannot_hold():
 
 
 @pytest.mark.parametrize("convention", ["seconds", "snntorch"])
-def test_per_neuron_time_constants_are_written_per_neuron(tmp_path, convention):
+def test_per_neuron_time_constants_round_trip(tmp_path, yinyang_batch, convention):
     """A network with per-neuron time constants (tau_per_neuron) writes each neuron's own tau_mem
-    and tau_syn, and the voltage scale r = tau_mem / dt of the snnTorch convention per neuron;
-    reading such a file back is refused in one line (eventkit reads one time constant per layer).
-    Catches an export that writes the layer's declared value for every neuron."""
+    and tau_syn (and, in the snnTorch convention, its own r and v_threshold), and reads back as a
+    network with the same per-neuron values (learnable per neuron, within the span the file
+    holds) that simulates identically. Catches an export that writes the layer's declared value
+    for every neuron, and an import that drops or reorders the neurons' values."""
     net = make_net(
         hidden=(40, 20),
         recurrent=(True, False),
@@ -238,6 +239,25 @@ def test_per_neuron_time_constants_are_written_per_neuron(tmp_path, convention):
         r = layer["tau_mem"] / net.dt if convention == "snntorch" else np.ones(len(layer["tau_mem"]))
         np.testing.assert_allclose(node.r, r, rtol=1e-12)
         np.testing.assert_allclose(node.v_threshold, net.neurons[k].threshold * r, rtol=1e-12)
+    back = network_from_nir(graph, readout=SumV())
+    assert back.tau_per_neuron and set(back.learn_tau) == {"tau_mem", "tau_syn"}
+    for got, want in zip(back.time_constants(), taus):
+        for key in ("tau_mem", "tau_syn"):
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-9)
+    a, b = net(yinyang_batch), back(yinyang_batch)
+    assert a.counts.sum() > 0 and torch.equal(a.counts, b.counts)
+    torch.testing.assert_close(a.readout, b.readout, rtol=1e-5, atol=1e-6)
+
+
+def test_a_readout_with_per_neuron_time_constants_is_refused_in_one_line():
+    """eventkit's readout population has one time constant; a file whose readout neurons differ
+    is refused, naming the node (hidden layers may differ: the test above)."""
+    graph = to_nir(make_net(hidden=(20,)))
+    tau = np.array(graph.nodes["readout"].tau_mem, dtype=np.float64)
+    tau[1] *= 1.5
+    graph.nodes["readout"].tau_mem = tau
     with pytest.raises(ValueError) as err:
         network_from_nir(graph, readout=SumV())
-    assert "differs between neurons" in str(err.value) and "Fix:" in str(err.value) and "\n" not in str(err.value)
+    message = str(err.value)
+    assert "node 'readout'" in message and "tau_mem differs between neurons" in message
+    assert "Fix: export the readout with a uniform time constant" in message and "\n" not in message

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from eventkit.engine import (
+    ALIF,
     LI,
     LIF,
     Delay,
@@ -159,6 +160,33 @@ CASES = {
         net=dict(hidden=[6, 5], neuron=GridLIF(), output=LI(), readout=ExpWeightedMeanV(), dtype=torch.float32),
         loss="ce+reg",
         simulation=Simulation(binary_input=True, fake_quantization=quantise),
+    ),
+    # adaptive thresholds (ALIF) in two recurrent layers: the adaptation's forward, its replay in
+    # the backward pass, its adjoint and its jumps at spikes; float64
+    "alif_f64": dict(
+        net=dict(
+            hidden=[7, 5],
+            neuron=ALIF(tau_adapt=30.0, adapt_step=0.15),
+            readout=ExpWeightedMeanV(),
+            init=dict(ff_mean=0.9, ff_std=0.2, rec_std=0.1, out_std=0.3),
+        ),
+        loss="ce",
+    ),
+    # ALIF with learnable fractional delays on every connection kind; float32
+    "alif_delays_f32": dict(
+        net=dict(
+            hidden=[6, 5],
+            neuron=ALIF(tau_adapt=30.0, adapt_step=0.15),
+            readout=SumV(),
+            dtype=torch.float32,
+            init=dict(ff_mean=0.9, ff_std=0.2, rec_std=0.1, out_std=0.3),
+            delays={
+                "ff": Delay(max=4.0, init=(0.0, 4.0)),
+                "rec": Delay(max=3.0, init=(0.0, 3.0)),
+                "out": Delay(max=2.5, init=(0.0, 2.5)),
+            },
+        ),
+        loss="ce",
     ),
 }
 

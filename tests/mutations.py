@@ -488,6 +488,22 @@ MUTATIONS = [
         "a spiking neuron with its own time constants restarts with its population's",
     ),
     Mutation(
+        "cuda_threshold_without_adaptation",
+        "eventkit/engine/backends/_cuda_kernels.py",
+        "a_adv = F(coef[p, RHO_A] * a_j)  # the threshold is theta + a",
+        "a_adv = F(0)  # the threshold is theta + a",
+        ("tests/test_engine_cuda.py", "-k", "matches_cpu"),
+        "the CUDA kernels test the plain threshold of an adaptive neuron (as before ALIF ran there)",
+    ),
+    Mutation(
+        "cuda_adaptation_jump_dropped",
+        "eventkit/engine/backends/_cuda_kernels.py",
+        "g_phi += lam_a[j] * coef[p, DELTA_A] * coef[p, HA] * e_a",
+        "g_phi += 0.0 * e_a",
+        ("tests/test_engine_cuda.py", "-k", "matches_cpu"),
+        "the CUDA backward pass loses the spike time's term through the threshold's jump",
+    ),
+    Mutation(
         "gamma_init_scale_not_divided_by_shape",
         "eventkit/engine/network.py",
         "draw = np.random.default_rng(seed).gamma(gamma_shape, value / gamma_shape, n)",

@@ -72,9 +72,10 @@ def _args(delays: bool, dtype) -> tuple[tuple, tuple]:
         "overflow": np.zeros(1, np.int8),
     }
     out = K.Outputs(np.zeros((1, 8, 2), dtype), np.zeros((1, 2), dtype), np.zeros((1, 4), dtype))
-    fwd = (spikes, kernel, (z[0], z[1], ring), out, records(rec))
+    fwd = (spikes, kernel, (z[0], z[1], ring, z[2]), out, records(rec))
     gw = np.zeros((1, plan.n_w), dtype)
-    bwd = (spikes, kernel, records(rec), out, (*z, ring, np.zeros((1, 2), np.int64)), gw, gw.copy())
+    adapt, rec_a = np.zeros((1, 3, n_tot), dtype), np.zeros((1, 4), dtype)  # threshold adaptation
+    bwd = (spikes, kernel, records(rec), out, (*z, ring, np.zeros((1, 2), np.int64), adapt, rec_a), gw, gw.copy())
     return fwd, bwd
 
 

@@ -4,7 +4,8 @@ The simulator must be switched on before numba is imported, so the cases
 (:mod:`cuda_sim_cases`) run once in a child process and these tests compare what it stored:
 identical spike records, forward results and gradients to rel 1e-9 (float64) / 1e-5 (float32)
 of each quantity's scale, for every neuron timing, readout kind, recurrence, delays (exact,
-round, learnable zero), the spike-count regulariser, binary input and fake quantisation; and
+round, learnable zero), the spike-count regulariser, binary input, fake quantisation and ALIF's
+adaptive threshold (with and without delays); and
 bit-identical gradients on a repeated run. ``EVENTKIT_CUDA_TESTS=device`` runs the same cases
 on a real GPU instead of the simulator (eventkit/bench/gpu_check.sh).
 """
@@ -27,6 +28,8 @@ CASES = [
     "delays_exact_f64",
     "delays_round_f32",
     "grid_binary_quant_f32",
+    "alif_f64",
+    "alif_delays_f32",
 ]
 ON_DEVICE = os.environ.get("EVENTKIT_CUDA_TESTS") == "device"
 
@@ -87,7 +90,7 @@ def test_cuda_matches_cpu(results, case):
     for key in ("grad_ff0", "grad_out"):
         assert np.abs(pairs[key][0]).max() > 0, f"{case}: {key} is zero on the CPU"
     assert np.abs(pairs["trace"][0]).max() > 0, "the output never moved"
-    if case.startswith("delays"):
+    if "delays" in case:
         assert any(k.endswith("_delay") and np.abs(pairs[k][0]).max() > 0 for k in grads)
 
 

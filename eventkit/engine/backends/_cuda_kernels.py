@@ -16,6 +16,9 @@ through the precomputed offsets ``d_off``). What differs is only who does the wo
 * the spikes of a step are recorded in ascending neuron order (as on the CPU) by a block-wide
   prefix sum over the "crossed threshold" flags of each chunk of ``nt`` neurons;
 * a spike's ``dL/dphi`` (a sum over its targets) is a tree reduction in shared memory, in float64;
+* ALIF's threshold adaptation ``a`` lives per neuron beside ``v, i``; the backward pass replays it
+  per thread over its own neurons (the CPU's ``_replay_adaptation``, the same operations in the
+  same order) before the adjoint pass;
 * every sample accumulates its own dL/dw, dL/d(delay) (``gw[b]``, ``gd[b]``); ``sum_samples``
   adds them in sample order. No float atomics are used anywhere, so results do not depend on
   thread scheduling and repeat bit for bit.
@@ -31,6 +34,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import math
+
 from numba import cuda
 from numba.cuda import float32, float64, int32
 
@@ -41,6 +46,8 @@ from ._cpu_kernels import (
     BETA,
     C,
     DELAYED,
+    DELTA_A,
+    HA,
     HM,
     HS,
     KAPPA,
@@ -107,7 +114,7 @@ def kernels(double: bool):
         in_off, in_step, in_ch, n_steps = spikes
         pop_off, pop_of, coef, spiking, _, blk, out_start, out_blk, in_blk = net[:9]
         w, d_off, d_frac, d_bm, d_am, n_slots = net[9:15]
-        v_all, i_all, ring_all = scratch
+        v_all, i_all, ring_all, a_all = scratch
         trace, t_first, counts = out
         rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow = rec
         b = cuda.blockIdx.x
@@ -120,6 +127,7 @@ def kernels(double: bool):
         cap = rec_step.shape[1]
         v_state = v_all[b]
         i_state = i_all[b]
+        a_state = a_all[b]  # threshold adaptation (0 without)
         win = ring_all[b]
         delayed = n_slots > 0
         stride = 2 * n_tot  # one grid time of the window: (i, v) per neuron
@@ -127,6 +135,7 @@ def kernels(double: bool):
         for j in range(tid, n_tot, nt):
             v_state[j] = 0
             i_state[j] = 0
+            a_state[j] = 0
         if delayed:
             for e in range(tid, 2 * half, nt):
                 win[e] = 0
@@ -200,14 +209,19 @@ def kernels(double: bool):
                 v = F(0)
                 cur = F(0)
                 v_adv = F(0)  # in the state's precision, as the CPU kernels keep it
+                a_j = F(0)
+                a_adv = F(0)
+                phi_rec = float64(0)  # the recorded (interpolated) phase of a spike
                 theta = float64(0)
                 if j < n_tot:
                     p = pop_of[j]
                     v = v_state[j]
                     cur = i_state[j]
                     v_adv = F(nm.advance(v, cur, coef[p, ALPHA], coef[p, KAPPA]))
+                    a_j = a_state[j]
+                    a_adv = F(coef[p, RHO_A] * a_j)  # the threshold is theta + a
                     theta = coef[p, THETA]
-                    if spiking[p] != 0 and v_adv > theta:
+                    if spiking[p] != 0 and v_adv - a_adv > theta:
                         flag = 1
                 total = cuda.syncthreads_count(flag)
                 if total > 0:
@@ -218,7 +232,8 @@ def kernels(double: bool):
                         return
                     pos = nr + _block_scan(scan, flag, tid, nt) - flag
                     if flag:
-                        phi = float64(nm.crossing_phase(v, float64(v_adv), theta))
+                        phi = float64(nm.crossing_phase(v - a_j, float64(v_adv - a_adv), theta))
+                        phi_rec = float64(F(phi))
                         rec_step[b, pos] = n
                         rec_nrn[b, pos] = j
                         rec_phi[b, pos] = phi
@@ -237,6 +252,11 @@ def kernels(double: bool):
                 if j < n_tot:
                     v_state[j] = v_adv
                     i_state[j] = coef[p, BETA] * cur
+                    if coef[p, DELTA_A] != 0.0:  # a decays; a spike adds delta_a decayed over the rest of its step
+                        a_j = a_adv
+                        if flag:
+                            a_j = F(a_j + coef[p, DELTA_A] * math.exp(-(1.0 - phi_rec) * coef[p, HA]))
+                        a_state[j] = a_j
             cuda.syncthreads()
             # 3. deliver the spikes of step n at (n+1) h (threads over each spike's targets)
             p_out = p_in + stride
@@ -313,7 +333,7 @@ def kernels(double: bool):
         w, d_off, d_frac, d_bm, d_am, n_slots = net[9:15]
         rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, _ = rec
         g_trace, g_tfirst, g_counts = g_out
-        lam_v_all, lam_i_all, jump_v_all, jump_i_all, hist_all, first_all = scratch
+        lam_v_all, lam_i_all, jump_v_all, jump_i_all, hist_all, first_all, adapt_all, rec_a_all = scratch
         b = cuda.blockIdx.x
         tid = cuda.threadIdx.x
         nt = cuda.blockDim.x
@@ -328,6 +348,10 @@ def kernels(double: bool):
         jump_i = jump_i_all[b]
         hist = hist_all[b]
         first_rec = first_all[b]
+        lam_a = adapt_all[b, 0]  # threshold adaptation: its adjoint, jumps, and a replayed
+        jump_a = adapt_all[b, 1]
+        a_tmp = adapt_all[b, 2]
+        rec_a = rec_a_all[b]  # a at the start of each record's step
         gwb = gw[b]
         gdb = gd[b]
         delayed = n_slots > 0
@@ -338,6 +362,9 @@ def kernels(double: bool):
             lam_i[j] = 0
             jump_v[j] = 0
             jump_i[j] = 0
+            lam_a[j] = 0
+            jump_a[j] = 0
+            a_tmp[j] = 0
         if delayed:  # grid times after the last step read 0; every other row is written first
             for e in range(half + stride + tid, 2 * half, nt):
                 hist[e] = 0
@@ -352,6 +379,26 @@ def kernels(double: bool):
                 if rec_nrn[b, r] == o0 + k:
                     first_rec[k] = r
                     break
+        # replay a(n) as the forward pass computed it, each thread its own neurons (the CPU's
+        # _replay_adaptation, the same operations in the same order)
+        r0 = 0
+        for n in range(n_steps):
+            r1 = r0
+            while r1 < nrec and rec_step[b, r1] == n:
+                j = rec_nrn[b, r1]
+                if j % nt == tid:
+                    rec_a[r1] = a_tmp[j]
+                r1 += 1
+            for j in range(tid, n_tot, nt):
+                p = pop_of[j]
+                if coef[p, DELTA_A] != 0.0:
+                    a_tmp[j] = coef[p, RHO_A] * a_tmp[j]
+            for rr in range(r0, r1):
+                j = rec_nrn[b, rr]
+                p = pop_of[j]
+                if j % nt == tid and coef[p, DELTA_A] != 0.0:
+                    a_tmp[j] += coef[p, DELTA_A] * math.exp(-(1.0 - float64(rec_phi[b, rr])) * coef[p, HA])
+            r0 = r1
         cuda.syncthreads()
         r = nrec - 1
         ip = in_off[b + 1] - 1
@@ -465,13 +512,24 @@ def kernels(double: bool):
                     if j >= o0:
                         if first_rec[j - o0] == s:
                             g_phi += g_tfirst[b, j - o0]
+                    rho_a = coef[p, RHO_A]
+                    adaptive = coef[p, DELTA_A] != 0.0
+                    a_j = F(0)
+                    if adaptive:  # the jump delta_a rho_a^(1-phi) of a(n+1)
+                        a_j = rec_a[s]
+                        e_a = math.exp(-(1.0 - phi_act) * coef[p, HA])
+                        g_phi += lam_a[j] * coef[p, DELTA_A] * coef[p, HA] * e_a
                     if phi > 0.0:
-                        sens = nm.crossing_sensitivities(v, cur, F(0), alpha, kappa, coef[p, RHO_A], theta)
+                        sens = nm.crossing_sensitivities(v, cur, a_j, alpha, kappa, rho_a, theta)
                         jump_v[j] = g_phi * sens[3]
                         jump_i[j] = g_phi * sens[4] + r_gain * lam_v[j] + beta * lam_i[j]
+                        if adaptive:
+                            jump_a[j] = g_phi * (sens[1] - sens[0] * (1.0 - rho_a)) * sens[2] + rho_a * lam_a[j]
                     else:
                         jump_v[j] = 0
                         jump_i[j] = r_gain * lam_v[j] + beta * lam_i[j]
+                        if adaptive:
+                            jump_a[j] = rho_a * lam_a[j]
                     if j < o0:  # spike-count regulariser: a kick to lam_v at each spike
                         jump_v[j] += tau_mem[p] * g_counts[b, j]
             cuda.syncthreads()
@@ -479,11 +537,14 @@ def kernels(double: bool):
             for j in range(tid, n_tot, nt):
                 p = pop_of[j]
                 lam_v[j], lam_i[j] = nm.adjoint_back(lam_v[j], lam_i[j], coef[p, ALPHA], coef[p, BETA], coef[p, KAPPA])
+                if coef[p, DELTA_A] != 0.0:  # a(n+1) = rho_a a(n) (+ the jumps)
+                    lam_a[j] = coef[p, RHO_A] * lam_a[j]
             cuda.syncthreads()
             for s in range(r + 1 + tid, r_hi + 1, nt):
                 j = rec_nrn[b, s]
                 lam_v[j] = jump_v[j]
                 lam_i[j] = jump_i[j]
+                lam_a[j] = jump_a[j]
             cuda.syncthreads()
             # input spikes of step n were added to i at n h
             i1 = ip

@@ -172,12 +172,6 @@ class CudaBackend:
                 f"neuron {names[0]!r}: models given by their description run on the CPU backend only so far. "
                 "Fix: trainer.device=cpu"
             )
-        adaptive = [p.model.name for p, row in zip(topology.populations, host.coef) if row[K.DELTA_A] != 0]
-        if adaptive:
-            raise ValueError(
-                f"neuron {adaptive[0]!r}: the threshold adaptation runs on the CPU backend only so far. "
-                "Fix: trainer.device=cpu"
-            )
         if threads is None:  # the simulator runs a Python thread per CUDA thread: few of them
             widest = max(p.size for p in topology.populations)
             threads = 4 if self._arrays.sim else min(256, max(32, 1 << (widest - 1).bit_length()))
@@ -239,6 +233,7 @@ class CudaBackend:
         n_batch, n_steps, n_tot = len(data), plan.n_steps, int(plan.pop_off[-1])
         in_off, in_step, in_ch = self._data(data)
         v_all, i_all = a.empty((n_batch, n_tot), dtype), a.empty((n_batch, n_tot), dtype)
+        a_all = a.empty((n_batch, n_tot), dtype)  # threshold adaptation
         ring = a.empty((n_batch, max(2 * inputs.n_slots * 2 * n_tot, 1)), dtype)  # the delay window
         while True:
             cap = plan.capacity
@@ -260,7 +255,7 @@ class CudaBackend:
                 plan.threads,
                 K.Spikes(in_off, in_step, in_ch, n_steps),
                 self._net(plan, inputs),
-                (v_all, i_all, ring),
+                (v_all, i_all, ring, a_all),
                 K.Outputs(res["trace"], res["t_first"], res["counts"]),
                 records(res),
             )
@@ -303,6 +298,8 @@ class CudaBackend:
         lam = [a.empty((n_batch, n_tot), dtype) for _ in range(4)]
         hist = a.empty((n_batch, max(2 * inputs.n_slots * 2 * n_tot, 1)), dtype)  # the adjoints' window
         first = a.empty((n_batch, plan.n_out), np.int64)
+        adapt = a.empty((n_batch, 3, n_tot), dtype)  # lam_a, its jumps, a replayed
+        rec_a = a.empty((n_batch, max(forward["rec_step"].shape[1], 1)), dtype)
         gw = a.empty((n_batch, plan.n_w), dtype)
         gd = a.empty((n_batch, plan.n_w if inputs.learn_or_delayed else 1), dtype)
         a.launch(
@@ -313,7 +310,7 @@ class CudaBackend:
             self._net(plan, inputs),
             records(forward),
             K.Outputs(g_trace, g_tfirst, g_counts),
-            (*lam, hist, first),
+            (*lam, hist, first, adapt, rec_a),
             gw,
             gd,
         )

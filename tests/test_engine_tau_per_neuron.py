@@ -103,14 +103,19 @@ def test_per_neuron_time_constant_gradients_match_finite_differences(neuron, del
         )
 
 
-@pytest.mark.parametrize("delays", [None, ROUND_DELAYS, EXACT_DELAYS], ids=["undelayed", "round", "exact"])
+@pytest.mark.parametrize(
+    "delays",
+    [None, ROUND_DELAYS, EXACT_DELAYS, {"ff": EXACT_DELAYS["ff"]}],
+    ids=["undelayed", "round", "exact", "ff-only"],
+)
 def test_per_layer_time_constants_are_the_special_case_of_equal_per_neuron_ones(delays):
     """The same network with one tau per layer and with per-neuron taus all equal to it simulates
     the same readout (to rounding: the per-neuron arrivals use a series for exp) and the per-layer
     gradient is the sum of the per-neuron ones, without and with delays on every connection (the
     per-neuron path has its own delayed arrivals). Fails if a neuron's row or gradient is mixed up
-    with its population's, a per-neuron term is lost or counted twice, or a delayed arrival lands
-    at another grid time than the per-layer path puts it."""
+    with its population's, a per-neuron term is lost or counted twice, a delayed arrival lands
+    at another grid time than the per-layer path puts it, or a spike's connections are taken for
+    one another (delays on the feed-forward connections only)."""
     rng = np.random.default_rng(2)
     data = random_data(rng, 4, 10, 80, rate=(60, 100))
     labels = torch.as_tensor(data.labels)
@@ -241,14 +246,14 @@ def test_bad_per_neuron_settings_are_refused_in_one_line(options, words):
 
 
 def test_the_app_trains_per_neuron_time_constants(tmp_path):
-    """Through the config: the checkpoint holds one moved value per neuron inside the range, and
+    """Through the config: the checkpoint holds one moved value per neuron inside the range (all
+    started equal), and
     the checkpoint's test accuracy recomputes (the rebuilt network takes the per-neuron values)."""
     run = tmp_path / "run"
     out = run_cli(
         *tiny_run(epochs=2),
         "network.learn_tau={tau_mem: [8, 60], tau_syn: [1, 6]}",
         "network.tau_per_neuron=true",
-        "network.tau_init=log_uniform",
         "network.tau_lr=0.5",
         f"hydra.run.dir={run}",
         cwd=tmp_path,
@@ -257,7 +262,8 @@ def test_the_app_trains_per_neuron_time_constants(tmp_path):
     assert out.returncode == 0, out.stderr
     tensors, meta = load_checkpoint(run / "checkpoints" / LAST)
     tau_mem = tensors["model.tau_mem0"].double().numpy()
-    assert tau_mem.ndim == 1 and len(np.unique(tau_mem)) == len(tau_mem) > 1
+    # they all started at LIF's 20 ms (tau_init=constant): each neuron's moved on its own
+    assert tau_mem.ndim == 1 and len(np.unique(tau_mem)) == len(tau_mem) > 1 and not np.any(tau_mem == 20.0)
     assert tau_mem.min() >= 8.0 and tau_mem.max() <= 60.0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["test_accuracy"] == checkpoint_test_accuracy(run)[0]

@@ -68,7 +68,7 @@ KINDS = {
 BUILTIN_PLUGINS: dict[str, dict[str, tuple[str, ...]]] = {
     "eventkit-tonic": {
         "dataset": ("shd", "ssc"),
-        "experiment": ("shd", "shd_alif", "shd_delays", "shd_fast", "ssc", "ssc_delays"),
+        "experiment": ("shd", "shd_alif", "shd_delays", "shd_fast", "shd_tau_per_neuron", "ssc", "ssc_delays"),
     },
     "eventkit-loihi2": {"target": ("loihi2",), "neuron": ("loihi_cuba", "loihi_li")},
     "eventkit-wandb": {"logger": ("wandb",)},

@@ -1278,6 +1278,7 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
             for kk in range(out_start[p], out_start[p + 1]):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
+                k = out_blk[kk]
                 if hetero[q]:  # every target with its own decays
                     tq = slice(q0, q0 + n_post)
                     tc = slice(q0 if learn_coef else 0, q0 + n_post if learn_coef else 1)
@@ -1327,7 +1328,6 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                 hs_q = coef[q, HS]
                 hm_q = coef[q, HM]
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
-                k = out_blk[kk]
                 b0 = coef[q, B0]
                 b0c = b0 * coef[q, C]
                 # the factors in the weights' precision (delayed or not)

@@ -37,6 +37,11 @@ READOUT_IN_LOOP = ("exp_mean_v", "sum_v", "mean_v", "max_v")  # one value per ou
 CHIP_COUNTERPART = {"lif": "loihi_cuba", "li": "loihi_li"}
 #: the settings a counterpart keeps (the float model's other settings have none on the chip)
 CHIP_KEYS = ("tau_mem", "tau_syn", "threshold")
+PER_NEURON_DECAYS = (
+    "network.tau_per_neuron: Loihi 2 through Lava holds one current and one voltage decay per layer (NetX "
+    "maps iDecay / vDecay to the LIF process's du / dv, Var(shape=(1,)) in lava-nc 0.10.0). Fix: "
+    "network.tau_per_neuron=false (learn one time constant per layer)"
+)
 
 
 DELAY_SLOT_BYTES = 4  # one int32 accumulator per target neuron and delay slot (Lava's DelayDense)
@@ -180,6 +185,8 @@ class LoihiTarget(Target):
         name."""
         typed = [o.split("=", 1)[0].lstrip("+~") for o in explicit]
         problems: list[str] = []
+        if OmegaConf.select(cfg, "network.tau_per_neuron"):
+            problems.append(PER_NEURON_DECAYS)
         notices = self._adapt_neurons(cfg, typed, problems)
         notices += self._adapt_delays(cfg, delays, typed, problems)
         if problems:
@@ -250,11 +257,7 @@ class LoihiTarget(Target):
         at most 62 steps, and a size that fits the chip's cores."""
         topology = net.topology
         if getattr(net, "tau_per_neuron", False):
-            raise ValueError(
-                "network.tau_per_neuron: Loihi 2 through Lava holds one current and one voltage decay per "
-                "layer (NetX maps iDecay / vDecay to the LIF process's du / dv, Var(shape=(1,)) in lava-nc "
-                "0.10.0). Fix: network.tau_per_neuron=false (learn one time constant per layer)"
-            )
+            raise ValueError(PER_NEURON_DECAYS)
         for pop in topology.hidden:
             if pop.model.name not in SUPPORTED_NEURONS:
                 raise ValueError(

@@ -19,7 +19,11 @@ EXPERIMENTS = {
     "ssc_delays": [],
 }
 #: experiments whose neuron model the chip cannot run, with what the refusal names
-OFF_CHIP = {"shd_alif": "neuron=alif", "synthetic_kws_alif": "neuron=alif"}
+OFF_CHIP = {
+    "shd_alif": "neuron=alif",
+    "synthetic_kws_alif": "neuron=alif",
+    "shd_tau_per_neuron": "network.tau_per_neuron",
+}
 
 
 def test_the_table_lists_every_shipped_experiment():

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -308,14 +309,19 @@ def test_submitit_tasks_form_one_distributed_run(tmp_path):
     assert (job / "eventkit.log").read_text().count("in each of 2 processes") == 1  # rank 0's line only
 
 
-def test_learnable_time_constants_train_the_same_in_two_processes(tmp_path_factory):
+@pytest.mark.parametrize("per_neuron", [False, True], ids=["per-layer", "per-neuron"])
+def test_learnable_time_constants_train_the_same_in_two_processes(tmp_path_factory, per_neuron):
     """network.learn_tau: the coefficient-row gradients travel with the weights' group gradients,
     and the process whose share of the last batch is empty (65 samples in batches of 16) passes
-    them on to its time constants too: weights, time constants and Adam state equal one process's."""
+    them on to its time constants too: weights, time constants and Adam state equal one process's;
+    per layer, and per neuron (one row per neuron)."""
     learn = [*TINY, "network.learn_tau={tau_mem: [8, 60], tau_syn: [1, 6]}", "network.tau_lr=0.5"]
+    learn += [f"network.tau_per_neuron={str(per_neuron).lower()}"]
     one = tmp_path_factory.mktemp("single-tau") / "run"
     run(compose(learn), one)
     two = _spawn(tmp_path_factory, 2, ["straight"], learn)
     _assert_same_training(two["root"] / "straight", one)
     taus, _ = load_checkpoint(one / "checkpoints" / "last.safetensors")
-    assert float(taus["model.tau_mem0"]) != 20.0 and float(taus["model.tau_syn0"]) != 5.0
+    tau_mem, tau_syn = taus["model.tau_mem0"].numpy(), taus["model.tau_syn0"].numpy()
+    assert np.all(tau_mem != 20.0) and np.all(tau_syn != 5.0)
+    assert tau_mem.shape == ((16,) if per_neuron else ())  # network.hidden=16 (TINY)

@@ -303,8 +303,8 @@ MUTATIONS = [
     Mutation(
         "tau_threshold_crossing_term_sign_flipped",
         KERNELS,
-        "g_coef[p, ALPHA] -= g_phi * gap * v * inv_d2",
-        "g_coef[p, ALPHA] += g_phi * gap * v * inv_d2",
+        "g_coef[cr, ALPHA] -= g_phi * gap * v * inv_d2",
+        "g_coef[cr, ALPHA] += g_phi * gap * v * inv_d2",
         ("tests/test_engine_time_constants.py", "-k", "finite_differences"),
         "the spike time's dependence on alpha (through the interpolated crossing) with the wrong sign",
     ),

@@ -277,7 +277,7 @@ def _delayed_place(phi, f, p0, off, stride):
     from its arrival to the grid time where it is applied, and that grid time's window position
     (one row later when ``phi + f > 1``, as :func:`nm.delayed_decays` decides)."""
     late = phi + f > 1.0
-    r = (1.0 - phi) - f + (1.0 if late else 0.0)
+    r = 1.0 - phi - f + (1.0 if late else 0.0)
     return r, p0 + off + (stride if late else _ZERO)
 
 

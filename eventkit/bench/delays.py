@@ -589,7 +589,8 @@ def synapse_event_cost(n_pre=700, n_post=256, max_delay=64, n_spikes=8000, round
     for current_only, pre_pop in ((True, -1), (False, 0)):
         blk = np.array([[pre_pop, 0, 0, n_post, 1, 1, 1]], dtype=np.int64)
         structure = (i64, np.zeros(1, np.int32), coef, np.zeros(1, np.int8), np.zeros(1, f32), blk, i64, i64, in_blk)
-        nets[current_only] = K.Net(*structure, w, d_off, d_frac, d_bm, d_am, n_slots)
+        rows = (i64, np.zeros(1, np.int8))  # its one population's coefficient row for every neuron
+        nets[current_only] = K.Net(*structure, w, d_off, d_frac, d_bm, d_am, n_slots, *rows)
     runs = {}
     for current_only, spike in ((True, "input"), (False, "hidden")):
         runs[("forward", spike, "undelayed")] = lambda c=current_only: fwd_plain(w, pre, amp, i_state, v_state, c)

@@ -222,6 +222,94 @@ def _neuron_columns(coef, crow):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _restart_gain(coef, cr, phi):
+    """:func:`nm.restart`'s gain with the coefficient row ``cr`` (a neuron with its own)."""
+    return nm.restart(coef[cr, C], coef[cr, BETA], coef[cr, HM], coef[cr, HS], phi)[0]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _deliver_own(win, p0, stride, phi, i_state, v_state, net, cols, k, base):
+    """A spike's arrivals through block ``k`` (row ``base``) in a population whose neurons have
+    their own time constants (``cols``: every neuron's ``hs, hm, c``): delayed into the window at
+    ``p0`` (:func:`_deliver_delayed_rows`), or into the state now (:func:`_deliver_rows`)."""
+    q = net.blk[k, POST]
+    n_post = net.blk[k, N_POST]
+    q0 = net.pop_off[q]
+    tq = slice(q0, q0 + n_post)
+    tw = slice(base, base + n_post)
+    b0 = net.coef[q, B0]
+    if net.blk[k, DELAYED]:
+        _deliver_delayed_rows(
+            win, p0, stride, phi, net.w[tw], net.d_off[tw], net.d_frac[tw], cols[0, tq], cols[1, tq], cols[2, tq], b0
+        )
+    else:
+        _deliver_rows(i_state[tq], v_state[tq], net.w[tw], cols[0, tq], cols[1, tq], cols[2, tq], b0, phi)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _adjoint_own(hist, rhist, p0, stride, phi, lam_i, lam_v, gw, gd, net, cols, k, base, learn, dx, g_cols):
+    """Backward of :func:`_deliver_own`: the spike's ``sum w dL/dtau`` through block ``k``, its
+    synapses' ``gw`` and (delays) ``gd``, and with ``learn`` each target's terms
+    (:func:`_adjoint_delayed_rows`, :func:`_adjoint_rows`)."""
+    q = net.blk[k, POST]
+    n_post = net.blk[k, N_POST]
+    q0 = net.pop_off[q]
+    tq = slice(q0, q0 + n_post)
+    tc = slice(q0 if learn else 0, q0 + n_post if learn else 1)
+    tw = slice(base, base + n_post)
+    b0 = net.coef[q, B0]
+    if net.blk[k, DELAYED]:
+        return _adjoint_delayed_rows(
+            hist,
+            rhist,
+            p0,
+            stride,
+            phi,
+            net.w[tw],
+            gw[tw],
+            gd[tw],
+            net.d_off[tw],
+            net.d_frac[tw],
+            cols[0, tq],
+            cols[1, tq],
+            cols[2, tq],
+            b0,
+            learn,
+            g_cols[:, tc],
+        )
+    learn_d = net.blk[k, LEARN_D] != 0
+    return _adjoint_rows(
+        lam_i[tq],
+        lam_v[tq],
+        net.w[tw],
+        gw[tw],
+        gd[tw] if learn_d else gd[0:1],
+        learn_d,
+        cols[0, tq],
+        cols[1, tq],
+        cols[2, tq],
+        b0,
+        phi,
+        learn,
+        dx[0, tc],
+        dx[1, tc],
+        g_cols[0, tc],
+        g_cols[1, tc],
+        g_cols[2, tc],
+        g_cols[3, tc],
+    )
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _input_delay_grads_own(gd, w, lam_i, lam_v, cols, q0, n_post, b0):
+    """dL/d(delay) (per step) of an input spike's undelayed arrivals (``i += w b0`` at n h) in
+    targets with their own time constants: each synapse's :func:`nm.arrival_rate` at its target's."""
+    for m in range(n_post):
+        db, de = nm.arrival_rate(b0, b0 * cols[2, q0 + m], 1.0, 1.0, cols[0, q0 + m], cols[1, q0 + m])
+        gd[m] += w[m] * (lam_i[q0 + m] * db + lam_v[q0 + m] * de)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _deliver_rows(i, v, w, hs, hm, c, b0, phi):
     """A spike at ``phi`` reaches targets that each decay with their own time constants (``hs``,
     ``hm``, ``c``: theirs): ``i += w b0 x``, ``v += w b0 c (x - y)`` with their remaining decays
@@ -944,10 +1032,10 @@ def _replay_adaptation(rec_a, rec_step, rec_nrn, rec_phi, n_rec, n_steps, coef, 
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _forward_one(b, spikes, net, arr, window, out, rec):
+def _forward_one(b, spikes, net, arr, window, out, rec, rows):
     in_off, in_step, in_ch, n_steps = spikes
     pop_off, pop_of, coef, spiking, _, blk, out_start, out_blk, in_blk = net[:9]
-    w, d_off, d_frac, d_bm, d_am, n_slots, crow, hetero = net[9:]
+    w, d_off, d_frac, d_bm, d_am, n_slots = net[9:15]
     trace, t_first, counts = out
     rec_step, rec_nrn, rec_phi, rec_v, rec_i, n_rec, overflow = rec
     n_pop = pop_off.shape[0] - 1
@@ -960,7 +1048,6 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
     a_state = np.zeros(n_tot, dtype=w.dtype)  # threshold adaptation (adaptive populations)
     scal = np.zeros(8, dtype=w.dtype)  # scalars in the weights' precision (keeps loops SIMD)
     decay = np.zeros(4)  # _remaining_decay's cache
-    cols = _neuron_columns(coef, crow)  # (hs, hm, c) per neuron, for targets with their own
     delayed = n_slots > 0
     # arrivals (i, v) by grid time in a window of 2 n_slots rows (row r: grid time first + r);
     # every n_slots steps its upper half slides down (see the module docstring)
@@ -1025,9 +1112,12 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
             theta = coef[p, THETA]
             j0 = pop_off[p]
             j1 = pop_off[p + 1]
-            if hetero[p]:
-                _advance_rows(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], coef, crow[j0:j1])
-            else:
+            own = False  # each neuron with its own coefficient row (rows is None: none has)
+            if rows is not None:
+                own = rows[1][p] != 0
+                if own:
+                    _advance_rows(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], coef, rows[0][j0:j1])
+            if not own:
                 _advance(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], alpha, kappa)
             rho_a = coef[p, RHO_A]  # adaptive threshold theta + a (0 without adaptation)
             if spiking[p] != 0:
@@ -1055,20 +1145,20 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
                             nr += 1
                             if spiking[p] == 2:
                                 phi = 1.0  # grid timing: the spike acts at the end of its step
-                            if hetero[p]:
-                                cr = crow[j]
-                                r_gain = nm.restart(coef[cr, C], coef[cr, BETA], coef[cr, HM], coef[cr, HS], phi)[0]
-                            else:
-                                r_gain = nm.restart(c, beta, hm, hs, phi)[0]
+                            r_gain = nm.restart(c, beta, hm, hs, phi)[0]
+                            if rows is not None:
+                                if own:
+                                    r_gain = _restart_gain(coef, rows[0][j], phi)
                             v_adv[j] = r_gain * cur
                             if j >= o0:
                                 if t_first[b, j - o0] >= n_steps:
                                     t_first[b, j - o0] = n + phi
                             else:
                                 counts[b, j] += 1.0
-            if hetero[p]:
-                _commit_rows(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], coef, crow[j0:j1])
-            else:
+            if rows is not None:
+                if own:
+                    _commit_rows(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], coef, rows[0][j0:j1])
+            if not own:
                 _commit(v_state[j0:j1], i_state[j0:j1], v_adv[j0:j1], beta)
             if coef[p, DELTA_A] != 0.0:
                 _adapt(a_state, rec_nrn[b], rec_phi[b], step_start, nr, j0, j1, rho_a, coef[p, HA], coef[p, DELTA_A])
@@ -1083,35 +1173,12 @@ def _forward_one(b, spikes, net, arr, window, out, rec):
             for kk in range(out_start[p], out_start[p + 1]):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
-                if hetero[q]:  # every target with its own decays
-                    tq = slice(q0, q0 + n_post)
-                    if blk[out_blk[kk], DELAYED]:
-                        tw = slice(base, base + n_post)
-                        _deliver_delayed_rows(
-                            win,
-                            p_out,
-                            np.uint64(stride),
-                            phi,
-                            w[tw],
-                            d_off[tw],
-                            d_frac[tw],
-                            cols[0, tq],
-                            cols[1, tq],
-                            cols[2, tq],
-                            coef[q, B0],
+                if rows is not None:
+                    if rows[1][q]:  # every target with its own decays
+                        _deliver_own(
+                            win, p_out, np.uint64(stride), phi, i_state, v_state, net, rows[2], out_blk[kk], base
                         )
                         continue
-                    _deliver_rows(
-                        i_state[tq],
-                        v_state[tq],
-                        w[base : base + n_post],
-                        cols[0, tq],
-                        cols[1, tq],
-                        cols[2, tq],
-                        coef[q, B0],
-                        phi,
-                    )
-                    continue
                 bs, am = _remaining_decay(coef, q, phi, decay)
                 # the arrival, in the weights' precision (delayed or not)
                 scal[0], scal[1] = nm.arrival(coef[q, B0], coef[q, B0] * coef[q, C], bs, am)
@@ -1163,12 +1230,17 @@ def forward(spikes, net, window, out, rec):
             n_arr = 2 * net.w.shape[0]
     arr = np.empty(n_arr, dtype=net.w.dtype)
     _call_arrivals(arr, net)
-    for b in prange(n_batch):
-        _forward_one(b, spikes, net, arr, window, out, rec)
+    if net.hetero.any():  # a population whose neurons have their own coefficient rows
+        rows = (net.crow, net.hetero, _neuron_columns(net.coef, net.crow))
+        for b in prange(n_batch):
+            _forward_one(b, spikes, net, arr, window, out, rec, rows)
+    else:  # the kernel compiled without their code (rows is None)
+        for b in prange(n_batch):
+            _forward_one(b, spikes, net, arr, window, out, rec, None)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
+def _backward_one(b, spikes, net, window, rec, g_out, gw, gd, rows):
     in_off, in_step, in_ch, n_steps = spikes
     pop_off, pop_of, coef, spiking, tau_mem, blk, out_start, out_blk, in_blk = net[:9]
     w, d_off, d_frac, d_bm, d_am, n_slots, crow, hetero = net[9:]
@@ -1194,7 +1266,6 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
     dx = np.zeros((2, n_c), dtype=w.dtype)  # arrivals of one grid time: (i, v) per neuron
     restart_of = np.zeros(n_c, dtype=w.dtype)
     g_coef = np.zeros((coef.shape[0], N_COEF))  # every coefficient row's (populations', then neurons')
-    cols = _neuron_columns(coef, crow)  # (hs, hm, c) per neuron, for targets with their own
     # per target with its own coefficients: the (b0, c, hs, hm, alpha, kappa, beta) terms of its
     # delayed arrivals and the (b0, c, hs, hm) terms of its undelayed ones
     g_cols = np.zeros((7, n_c))
@@ -1257,7 +1328,9 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
             cur = rec_i[b, s]
             p = pop_of[j]
             row = j - pop_off[p]
-            cr = crow[j]  # the neuron's coefficient row: its population's, or its own
+            cr = p  # the neuron's coefficient row: its population's, or its own
+            if rows is not None:
+                cr = rows[0][j]
             alpha = coef[cr, ALPHA]
             beta = coef[cr, BETA]
             kappa = coef[cr, KAPPA]
@@ -1279,52 +1352,27 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                 q, n_post, w0, q0 = _block(blk, pop_off, out_blk[kk])
                 base = w0 + row * n_post
                 k = out_blk[kk]
-                if hetero[q]:  # every target with its own decays
-                    tq = slice(q0, q0 + n_post)
-                    tc = slice(q0 if learn_coef else 0, q0 + n_post if learn_coef else 1)
-                    tw = slice(base, base + n_post)
-                    if blk[k, DELAYED]:
-                        g_phi += _adjoint_delayed_rows(
+                if rows is not None:
+                    if rows[1][q]:  # every target with its own decays
+                        g_phi += _adjoint_own(
                             hist,
                             rhist,
                             p_out,
                             np.uint64(stride),
                             phi_act,
-                            w[tw],
-                            gw[tw],
-                            gd[tw],
-                            d_off[tw],
-                            d_frac[tw],
-                            cols[0, tq],
-                            cols[1, tq],
-                            cols[2, tq],
-                            coef[q, B0],
+                            lam_i,
+                            lam_v,
+                            gw,
+                            gd,
+                            net,
+                            rows[2],
+                            k,
+                            base,
                             learn_coef,
-                            g_cols[:, tc],
+                            dx,
+                            g_cols,
                         )
                         continue
-                    learn_d = blk[k, LEARN_D] != 0
-                    g_phi += _adjoint_rows(
-                        lam_i[tq],
-                        lam_v[tq],
-                        w[tw],
-                        gw[tw],
-                        gd[tw] if learn_d else gd[0:1],
-                        learn_d,
-                        cols[0, tq],
-                        cols[1, tq],
-                        cols[2, tq],
-                        coef[q, B0],
-                        phi_act,
-                        learn_coef,
-                        dx[0, tc],
-                        dx[1, tc],
-                        g_cols[0, tc],
-                        g_cols[1, tc],
-                        g_cols[2, tc],
-                        g_cols[3, tc],
-                    )
-                    continue
                 hs_q = coef[q, HS]
                 hm_q = coef[q, HM]
                 bs, am = _remaining_decay(coef, q, phi_act, decay)
@@ -1486,11 +1534,12 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     rho[k + 1, j] = restart_of[j] * rho_old[k, j] + beta_j * rho_old[k + 1, j]
         # propagate every neuron's adjoint one step back
         for p in range(n_pop):
-            if hetero[p]:
-                j0 = pop_off[p]
-                j1 = pop_off[p + 1]
-                _adjoint_step_rows(lam_v[j0:j1], lam_i[j0:j1], coef, crow[j0:j1])
-                continue
+            if rows is not None:
+                if rows[1][p]:
+                    j0 = pop_off[p]
+                    j1 = pop_off[p + 1]
+                    _adjoint_step_rows(lam_v[j0:j1], lam_i[j0:j1], coef, rows[0][j0:j1])
+                    continue
             alpha = coef[p, ALPHA]
             beta = coef[p, BETA]
             kappa = coef[p, KAPPA]
@@ -1525,27 +1574,30 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     stored = True
                 for s in range(ip + 1, i1 + 1):
                     _gather_adjoint(hist, p_in, gw, gd, d_off, w0 + in_ch[s] * n_post, n_post)
-                    if learn_coef and hetero[q]:  # each target's own terms
-                        tw = slice(w0 + in_ch[s] * n_post, w0 + in_ch[s] * n_post + n_post)
-                        _input_coef_rows(
-                            hist,
-                            rhist,
-                            p_in,
-                            w[tw],
-                            d_off[tw],
-                            d_frac[tw],
-                            d_bm[tw],
-                            d_am[tw],
-                            cols[2, q0 : q0 + n_post],
-                            coef[q, B0],
-                            blk[k, SUBSTEP],
-                            g_cols[:, q0 : q0 + n_post],
-                        )
-                    elif learn_coef and blk[k, SUBSTEP] == 0:  # whole steps: i += w b0
+                    own = False
+                    if rows is not None:
+                        own = rows[1][q] != 0
+                        if learn_coef and own:  # each target's own terms
+                            tw = slice(w0 + in_ch[s] * n_post, w0 + in_ch[s] * n_post + n_post)
+                            _input_coef_rows(
+                                hist,
+                                rhist,
+                                p_in,
+                                w[tw],
+                                d_off[tw],
+                                d_frac[tw],
+                                d_bm[tw],
+                                d_am[tw],
+                                rows[2][2, q0 : q0 + n_post],
+                                coef[q, B0],
+                                blk[k, SUBSTEP],
+                                g_cols[:, q0 : q0 + n_post],
+                            )
+                    if learn_coef and not own and blk[k, SUBSTEP] == 0:  # whole steps: i += w b0
                         _delayed_coef_sums(hist, rhist, p_in, w, d_off, w0 + in_ch[s] * n_post, n_post, coef_sums)
                         g_coef[q, B0] += coef_sums[0]
                         _pair_delayed(g_coef, q, coef_sums, coef[q, B0], 0.0)
-                    elif learn_coef:  # the synapse's own decays over r = 1 - f
+                    elif learn_coef and not own:  # the synapse's own decays over r = 1 - f
                         base = w0 + in_ch[s] * n_post
                         _fractional_coef_sums(
                             hist, rhist, p_in, _ZERO, -1.0, 1.0, 1.0, 1.0, 1.0, net, base, n_post, coef_sums
@@ -1562,15 +1614,16 @@ def _backward_one(b, spikes, net, window, rec, g_out, gw, gd):
                     _axpy(dx[0, q0 : q0 + n_post], w[a0 : a0 + n_post], coef[q, B0])
                     g_coef[q, B0] += _dot(w[a0 : a0 + n_post], lam)
                 _pair_arrivals(g_coef, rho, dx, pop_off, q, q + 1, crow, hetero)
-            if blk[k, LEARN_D] and hetero[q]:  # undelayed this call, each target with its own decays
-                for s in range(ip + 1, i1 + 1):
-                    a0 = w0 + in_ch[s] * n_post
-                    for m in range(n_post):
-                        db, de = nm.arrival_rate(
-                            coef[q, B0], coef[q, B0] * cols[2, q0 + m], 1.0, 1.0, cols[0, q0 + m], cols[1, q0 + m]
+            own = False
+            if rows is not None:
+                own = rows[1][q] != 0
+                if blk[k, LEARN_D] and own:  # undelayed this call, each target with its own decays
+                    for s in range(ip + 1, i1 + 1):
+                        a0 = w0 + in_ch[s] * n_post
+                        _input_delay_grads_own(
+                            gd[a0 : a0 + n_post], w[a0 : a0 + n_post], lam_i, lam_v, rows[2], q0, n_post, coef[q, B0]
                         )
-                        gd[a0 + m] += w[a0 + m] * (lam_i[q0 + m] * db + lam_v[q0 + m] * de)
-            elif blk[k, LEARN_D]:  # undelayed this call: d/d(delay) of an arrival at n h
+            if blk[k, LEARN_D] and not own:  # undelayed this call: d/d(delay) of an arrival at n h
                 scal[0], scal[1] = nm.arrival_rate(
                     coef[q, B0], coef[q, B0] * coef[q, C], 1.0, 1.0, coef[q, HS], coef[q, HM]
                 )
@@ -1610,13 +1663,18 @@ def backward(spikes, net, window, rec, g_out, gw, gd, group_off):
     n_groups = gw.shape[0]
     coef, blk, w, in_blk = net.coef, net.blk, net.w, net.in_blk
     cols = _neuron_columns(coef, net.crow)
+    has_own = net.hetero.any()  # a population whose neurons have their own coefficient rows
+    rows = (net.crow, net.hetero, cols)
     for g in prange(n_groups):
         gw[g, :] = 0
         gd[g, :] = 0
         lo = group_off[g]
         hi = group_off[g + 1]
         for b in range(lo, hi):
-            _backward_one(b, spikes, net, window, rec, g_out, gw[g], gd[g])
+            if has_own:
+                _backward_one(b, spikes, net, window, rec, g_out, gw[g], gd[g], rows)
+            else:  # the kernel compiled without their code (rows is None)
+                _backward_one(b, spikes, net, window, rec, g_out, gw[g], gd[g], None)
         for kk in range(in_blk.shape[0]):  # the delayed input synapses' factors, once per group
             k = in_blk[kk]
             if blk[k, DELAYED]:

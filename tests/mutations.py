@@ -482,10 +482,10 @@ MUTATIONS = [
     Mutation(
         "per_neuron_restart_with_population_row",
         KERNELS,
-        "r_gain = nm.restart(coef[cr, C], coef[cr, BETA], coef[cr, HM], coef[cr, HS], phi)[0]",
-        "r_gain = nm.restart(c, beta, hm, hs, phi)[0]",
+        "return nm.restart(coef[cr, C], coef[cr, BETA], coef[cr, HM], coef[cr, HS], phi)[0]",
+        "return nm.restart(coef[0, C], coef[0, BETA], coef[0, HM], coef[0, HS], phi)[0]",
         (PER_NEURON_TESTS, "-k", "finite_differences and not delays and not alif"),
-        "a spiking neuron with its own time constants restarts with its population's",
+        "a spiking neuron with its own time constants restarts with the first population's row",
     ),
     Mutation(
         "cuda_threshold_without_adaptation",

@@ -309,7 +309,9 @@ def test_submitit_tasks_form_one_distributed_run(tmp_path):
     assert (job / "eventkit.log").read_text().count("in each of 2 processes") == 1  # rank 0's line only
 
 
-@pytest.mark.parametrize("per_neuron", [False, True], ids=["per-layer", "per-neuron"])
+@pytest.mark.parametrize(
+    "per_neuron", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["per-layer", "per-neuron"]
+)
 def test_learnable_time_constants_train_the_same_in_two_processes(tmp_path_factory, per_neuron):
     """network.learn_tau: the coefficient-row gradients travel with the weights' group gradients,
     and the process whose share of the last batch is empty (65 samples in batches of 16) passes

@@ -245,6 +245,7 @@ def test_bad_per_neuron_settings_are_refused_in_one_line(options, words):
     assert words in message and "Fix:" in message and "\n" not in message
 
 
+@pytest.mark.slow  # a training run in a subprocess (tens of seconds)
 def test_the_app_trains_per_neuron_time_constants(tmp_path):
     """Through the config: the checkpoint holds one moved value per neuron inside the range (all
     started equal), and

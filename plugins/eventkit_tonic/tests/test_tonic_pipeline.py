@@ -161,6 +161,7 @@ def test_shd_alif_trains_adaptive_neurons_and_their_constants(tmp_path):
         assert value != start and lo <= value <= hi, (key, value)
 
 
+@pytest.mark.slow  # a 256-neuron SHD-shaped training run (tens of seconds)
 def test_shd_tau_per_neuron_trains_each_neurons_time_constants(tmp_path):
     """experiment=shd_tau_per_neuron end to end (on SHD-shaped generated data: the recipe's network
     and training, no download): the hidden neurons have their own time constants (drawn from a gamma

@@ -337,12 +337,12 @@ def _adjoint_rows(lam_i, lam_v, w, gw, gd, learn_d, hs, hm, c, b0, phi, learn, d
         ct = c[t]
         x = nm.decay_series(r * h_s)
         y = nm.decay_series(r * h_m)
-        b = b0 * x
-        e = b0 * ct * (x - y)
+        b, e = nm.arrival(b0, b0 * ct, x, y)
+        db, de = nm.arrival_rate(b0, b0 * ct, x, y, h_s, h_m)
         li = lam_i[t]
         lv = lam_v[t]
         wt = w[t]
-        term = wt * (li * (b * h_s) + lv * (b0 * ct * (h_s * x - h_m * y)))
+        term = wt * (li * db + lv * de)
         acc += term
         gw[t] += li * b + lv * e
         if learn_d:
@@ -398,12 +398,12 @@ def _adjoint_delayed_rows(hist, rhist, p0, stride, phi, w, gw, gd, d_off, d_frac
         ct = c[t]
         x = nm.decay_series(r * h_s)
         y = nm.decay_series(r * h_m)
-        b = b0 * x
-        e = b0 * ct * (x - y)
+        b, e = nm.arrival(b0, b0 * ct, x, y)
+        db, de = nm.arrival_rate(b0, b0 * ct, x, y, h_s, h_m)
         li = hist[k]
         lv = hist[k + _ONE]
         wt = w[t]
-        term = wt * (li * (b * h_s) + lv * (b0 * ct * (h_s * x - h_m * y)))
+        term = wt * (li * db + lv * de)
         acc += term
         gw[t] += li * b + lv * e
         gd[t] += term

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from engine_cases import assert_cross_entropy_gradients_match
-from eventkit.engine import ALIF, LI, LIF, EventpropNet, ExpWeightedMeanV, FirstSpike, NeuronModel
+from eventkit.engine import ALIF, LI, LIF, Delay, EventpropNet, ExpWeightedMeanV, FirstSpike, NeuronModel
 from eventkit.engine.dynamics import LinearDynamics
 from eventkit.plugin.testing import random_data
+from test_engine_delays import fd_by_parameter
 
 
 @dataclass(frozen=True)
@@ -88,24 +89,49 @@ def run(net, data):
     return out, {n: p.grad.clone() for n, p in net.named_parameters()}, net.simulate(data)
 
 
+def delays(mode: str, init=(0.0, 6.0)) -> dict:
+    """Learnable delays on every connection kind (input, recurrent, hidden -> hidden, output)."""
+    return {kind: Delay(max=6.0, init=init, mode=mode) for kind in ("ff", "rec", "out")}
+
+
 @pytest.mark.parametrize(
-    "neuron, output, readout",
+    "neuron, output, readout, delay",
     [
-        (LIF(), LI(), ExpWeightedMeanV()),
-        (ALIF(tau_adapt=50.0, adapt_step=0.3), LI(), ExpWeightedMeanV()),
-        (LIF(), LIF(tau_mem=15.0, threshold=0.3), FirstSpike()),
+        (LIF(), LI(), ExpWeightedMeanV(), None),
+        (ALIF(tau_adapt=50.0, adapt_step=0.3), LI(), ExpWeightedMeanV(), None),
+        (LIF(), LIF(tau_mem=15.0, threshold=0.3), FirstSpike(), None),
+        (LIF(), LI(), ExpWeightedMeanV(), delays("exact")),
+        (ALIF(tau_adapt=50.0, adapt_step=0.3), LI(), ExpWeightedMeanV(), delays("exact")),
+        (LIF(), LIF(tau_mem=15.0, threshold=0.3), FirstSpike(), delays("exact")),
+        (LIF(), LI(), ExpWeightedMeanV(), delays("round")),
+        (LIF(), LI(), ExpWeightedMeanV(), delays("exact", init=(0.0, 0.0))),
     ],
-    ids=["lif", "alif", "lif-output-first-spike"],
+    ids=[
+        "lif",
+        "alif",
+        "lif-output-first-spike",
+        "lif-exact-delays",
+        "alif-exact-delays",
+        "lif-output-first-spike-exact-delays",
+        "lif-round-delays",
+        "lif-zero-learnable-delays",
+    ],
 )
-def test_described_kernels_reproduce_the_specialised_kernels(neuron, output, readout):
+def test_described_kernels_reproduce_the_specialised_kernels(neuron, output, readout, delay):
     """The LIF family described as a linear system: the description-driven kernels give the
-    specialised kernels' spikes, trace and gradients to rounding. Fails on any error in the generic
-    forward map (propagator, crossing, reset, delivery) or its adjoint (transposed propagator,
-    spike jumps, first-spike and regulariser terms, weight gradients)."""
+    specialised kernels' spikes, trace and gradients (weights and delays) to rounding. Fails on any
+    error in the generic forward map (propagator, crossing, reset, delivery, a delayed arrival's
+    grid time or remaining decay, input or hidden) or its adjoint (transposed propagator, spike
+    jumps, first-spike and regulariser terms, the adjoint a delayed arrival reads, weight and delay
+    gradients)."""
     data = random_data(np.random.default_rng(1), 3, 10, 80, rate=(80, 120))
-    fast, g_fast, s_fast = run(make_net(neuron, output, readout), data)
-    net = make_net(DescribedOnly(neuron), DescribedOnly(output), readout)
+    fast, g_fast, s_fast = run(make_net(neuron, output, readout, delays=delay), data)
+    net = make_net(DescribedOnly(neuron), DescribedOnly(output), readout, delays=delay)
     assert net.plan.described is not None and make_net(neuron, output, readout).plan.described is None
+    if delay is not None:
+        assert len(g_fast) == 10  # five weights, five delays
+        if delay["ff"].init[1] > 0 and delay["ff"].mode == "exact":
+            assert (net.ff0_delay % 1.0 > 0.5).any()  # sub-step parts that arrive one grid time late
     slow, g_slow, s_slow = run(net, data)
     assert s_fast["n_rec"].sum() > 60 and np.array_equal(s_fast["n_rec"], s_slow["n_rec"])
     if isinstance(readout, FirstSpike):
@@ -131,21 +157,51 @@ def test_a_model_only_the_description_runs_has_exact_gradients():
     assert_cross_entropy_gradients_match(net, data, rng, min_checked=20)
 
 
-def test_float32_and_thread_count_do_not_change_the_described_path():
-    """float32 states follow float64 to rounding; the gradients do not depend on the thread count
-    (fixed sample groups)."""
+def test_a_model_only_the_description_runs_has_exact_delay_gradients():
+    """The oscillator with fractional delays on every connection kind: weight and delay gradients
+    against central differences of the same simulator (relative error <= 1e-3 per parameter).
+    Fails when a delayed arrival's decay, grid time or time derivative is wrong for a model whose
+    input, threshold and membrane states differ."""
+    rng = np.random.default_rng(3)
+    net = make_net(
+        Oscillator(),
+        LI(),
+        delays=delays("exact"),
+        init=dict(ff_mean=1.0, ff_std=0.5, rec_mean=0.0, rec_std=0.3, out_mean=0.1, out_std=0.3),
+    )
+    data = random_data(rng, 3, 10, 80, rate=(40, 60))
+    out = net(data)
+    assert out.counts[:, :20].sum() > 30 and out.counts[:, 20:].sum() > 20, "both layers must spike"
+    labels = torch.as_tensor(data.labels)
+    checked = fd_by_parameter(net, data, lambda o: torch.nn.functional.cross_entropy(o.readout * 3.0, labels), rng)
+    delay_names = {c.delay_name for c in net.topology.delayed}
+    assert delay_names == {"ff0_delay", "ff1_delay", "rec0_delay", "rec1_delay", "out_delay"}
+    assert all(len(checked[n][0]) >= 3 for n in delay_names)
+    fd_all = np.concatenate([f for _, f in checked.values()])
+    for name, (e, f) in checked.items():
+        assert np.abs(f).max() > 0, name
+        np.testing.assert_allclose(e, f, rtol=1e-3, atol=1e-6 * np.abs(fd_all).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("delay", [None, delays("exact")], ids=["undelayed", "exact-delays"])
+def test_float32_and_thread_count_do_not_change_the_described_path(delay):
+    """float32 states follow float64 to rounding; the gradients (weights and delays) do not depend
+    on the thread count (fixed sample groups)."""
     import numba
 
     data = random_data(np.random.default_rng(3), 4, 10, 80, rate=(30, 50))
-    _, g64, _ = run(make_net(Oscillator(), LI(), dtype=torch.float64), data)
-    _, g32, _ = run(make_net(Oscillator(), LI(), dtype=torch.float32), data)
+    init = dict(ff_mean=1.0, ff_std=0.5, rec_mean=0.0, rec_std=0.3, out_mean=0.1, out_std=0.3)
+    _, g64, _ = run(make_net(Oscillator(), LI(), dtype=torch.float64, delays=delay, init=init), data)
+    _, g32, _ = run(make_net(Oscillator(), LI(), dtype=torch.float32, delays=delay, init=init), data)
+    assert len(g64) == (5 if delay is None else 10)
     for name in g64:
+        assert g64[name].abs().max() > 0, name
         rel = (g32[name].double() - g64[name]).norm() / g64[name].norm()
         assert rel < 1e-3, name
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        _, g1, _ = run(make_net(Oscillator(), LI(), dtype=torch.float32), data)
+        _, g1, _ = run(make_net(Oscillator(), LI(), dtype=torch.float32, delays=delay, init=init), data)
     finally:
         numba.set_num_threads(threads)
     for name in g32:
@@ -179,10 +235,7 @@ def test_descriptions_that_do_not_fit_are_refused_in_one_line(change, key):
     assert "\n" not in str(err.value)
 
 
-def test_delays_and_cuda_are_refused_for_described_models():
-    with pytest.raises(ValueError, match="network.delays: neuron 'oscillator' runs on the description-driven"):
-        make_net(Oscillator(), LI(), delays={"ff": {"max": 5.0}})
-
+def test_a_description_must_agree_with_the_model_on_spiking():
     @dataclass(frozen=True)
     class Confused(Oscillator):
         spiking = False

@@ -38,7 +38,7 @@ from numba import njit, prange
 
 from ...base.reproducible import kernel_fastmath
 from . import _neuron_math as M
-from ._cpu_kernels import N_POST, POST, W_OFF  # the connection block's columns
+from ._cpu_kernels import DELAYED, LEARN_D, N_POST, POST, SUBSTEP, W_OFF  # the connection block's columns
 
 _FASTMATH = kernel_fastmath()
 nm = M.compiled(njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always"))
@@ -79,6 +79,9 @@ class Net(NamedTuple):
     out_blk: np.ndarray
     in_blk: np.ndarray
     w: np.ndarray
+    d_row: np.ndarray  # int64 per synapse: whole steps D of its delay (input synapses: the grid offset)
+    d_frac: np.ndarray  # float64 per synapse: the delay's sub-step part f in [0, 1)
+    n_ring: int  # grid times the arrival ring holds (0: no delays this call)
 
 
 class Records(NamedTuple):
@@ -201,10 +204,76 @@ def _spike_step(real, vr, vir, vc, vic, reset, r, p, x0, g_phi, g_rest, y, z, f,
     _sub_step(real, vr, vir, vc, vic, p, g_rest, z, f, cz, rz)
 
 
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _arrival(real, lam_re, lam_c, vr, vir, vc, vic, u_in, q, s, gq, uq, e, cz, rz):
+    """``e = E_q(s) u_q``: a unit arrival in population q, ``s`` steps before the grid time where
+    it is applied (``u_q`` itself when ``s = 0``)."""
+    _row(u_in, q, uq)
+    if s == 0.0:
+        for k in range(e.shape[0]):
+            e[k] = uq[k]
+        return
+    _decays(real, lam_re, lam_c, q, s, gq)
+    _sub_step(real, vr, vir, vc, vic, q, gq, uq, e, cz, rz)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _arrival_rate(real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, s, gq, uq, e, de, cz, rz):
+    """:func:`_arrival` ``e`` and its rate ``de = A_q h e`` (the arrival's derivative in ``s``)."""
+    _arrival(real, lam_re, lam_c, vr, vir, vc, vic, u_in, q, s, gq, uq, e, cz, rz)
+    _matvec(a_step, q, e, de, False)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _hidden_arrival(n, phi, d_row, d_frac, idx):
+    """A hidden spike of step n at phase phi on synapse idx: (grid time where it is applied, steps
+    from its arrival to that grid time). It arrives at ``n + phi + D + f``: at ``n + 1 + D`` when
+    ``phi + f <= 1``, else one grid time later."""
+    f = d_frac[idx]
+    if f > 1.0 - phi:
+        return n + 2 + d_row[idx], 2.0 - phi - f
+    return n + 1 + d_row[idx], 1.0 - phi - f
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _input_arrival(n, d_row, d_frac, idx):
+    """An input spike of step n (at n h) on synapse idx: (grid time, steps from its arrival at
+    ``n + D + f`` to that grid time)."""
+    f = d_frac[idx]
+    return n + d_row[idx], (1.0 - f if f > 0.0 else 0.0)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _ring_add(ring, slot, e, wt, j):
+    """``w e`` into neuron j's row of the ring's ``slot``."""
+    for s in range(e.shape[0]):
+        ring[slot, s, j] += wt * e[s]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _ring_apply(ring, slot, x):
+    """Add the arrivals of one grid time to the states and clear its slot."""
+    for s in range(x.shape[0]):
+        xs = x[s]
+        rs = ring[slot, s]
+        for j in range(xs.shape[0]):
+            xs[j] += rs[j]
+            rs[j] = 0.0
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _pair(lam, j, e):
+    """``lam[:, j] . e``: neuron j's adjoint (states by rows) against a state vector."""
+    acc = 0.0
+    for s in range(e.shape[0]):
+        acc += lam[s, j] * e[s]
+    return acc
+
+
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
     in_off, in_step, in_ch, n_steps = spikes
-    pop_off, pop_of, blk, out_start, out_blk, in_blk, w = net
+    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, overflow = rec
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
@@ -232,6 +301,10 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
     g2 = np.zeros(S, dtype=np.complex128)
     gq = np.zeros(S, dtype=np.complex128)
     mem_out = membrane[n_pop - 1]
+    # delayed arrivals by grid time G, in slot G % n_ring (every arrival is at most n_ring - 1
+    # grid times ahead); applied and cleared at the end of step G - 1, and at the start of step G
+    # for input arrivals placed there with no whole step of delay
+    ring = np.zeros((max(n_ring, 1), S, n_tot), dtype=w.dtype)
     nr = 0
     ip = in_off[b]
     i_end = in_off[b + 1]
@@ -243,12 +316,21 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
                 q, n_post = blk[k, POST], blk[k, N_POST]
                 q0 = pop_off[q]
                 base = blk[k, W_OFF] + in_ch[ip] * n_post
+                if blk[k, DELAYED]:
+                    for t in range(n_post):
+                        g_at, r_d = _input_arrival(n, d_row, d_frac, base + t)
+                        if g_at <= n_steps:
+                            _arrival(real, lam_re, lam_c, vr, vir, vc, vic, u_in, q, r_d, gq, uq, e, cz, rz)
+                            _ring_add(ring, g_at % n_ring, e, w[base + t], q0 + t)
+                    continue
                 for s in range(S):
                     us = u_in[q, s]
                     if us != 0.0:
                         for t in range(n_post):
                             x[s, q0 + t] += w[base + t] * us
             ip += 1
+        if n_ring:  # input arrivals due at n h
+            _ring_apply(ring, n % n_ring, x)
         # 2. advance, threshold, restart
         step_start = nr
         for p in range(n_pop):
@@ -307,14 +389,27 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
                 q, n_post = blk[k, POST], blk[k, N_POST]
                 q0 = pop_off[q]
                 base = blk[k, W_OFF] + row * n_post
-                _decays(real, lam_re, lam_c, q, 1.0 - phi, gq)
-                _row(u_in, q, uq)
-                _sub_step(real, vr, vir, vc, vic, q, gq, uq, e, cz, rz)
+                if blk[k, DELAYED] and blk[k, SUBSTEP]:  # each synapse its own remaining decay
+                    for t in range(n_post):
+                        g_at, r_d = _hidden_arrival(n, phi, d_row, d_frac, base + t)
+                        if g_at <= n_steps:
+                            _arrival(real, lam_re, lam_c, vr, vir, vc, vic, u_in, q, r_d, gq, uq, e, cz, rz)
+                            _ring_add(ring, g_at % n_ring, e, w[base + t], q0 + t)
+                    continue
+                _arrival(real, lam_re, lam_c, vr, vir, vc, vic, u_in, q, 1.0 - phi, gq, uq, e, cz, rz)
+                if blk[k, DELAYED]:  # whole steps: the spike's own decays, D grid times later
+                    for t in range(n_post):
+                        g_at = n + 1 + d_row[base + t]
+                        if g_at <= n_steps:
+                            _ring_add(ring, g_at % n_ring, e, w[base + t], q0 + t)
+                    continue
                 for s in range(S):
                     es = e[s]
                     if es != 0.0:
                         for t in range(n_post):
                             x[s, q0 + t] += w[base + t] * es
+        if n_ring:  # delayed arrivals due at (n+1) h
+            _ring_apply(ring, (n + 1) % n_ring, x)
         # 4. the output's membrane state at (n+1) h
         for o in range(n_tot - o0):
             trace[b, n, o] = x[mem_out, o0 + o]
@@ -328,9 +423,9 @@ def forward(spikes, net, model, trace, t_first, counts, rec):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
+def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd):
     in_off, in_step, in_ch, n_steps = spikes
-    pop_off, pop_of, blk, out_start, out_blk, in_blk, w = net
+    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, _ = rec
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
@@ -367,12 +462,18 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
         j = rec_nrn[b, r]
         if j >= o0 and first_rec[j - o0] < 0:
             first_rec[j - o0] = r
+    # the adjoint by grid time G in slot G % n_ring, for the delayed arrivals applied there: the
+    # value after the readout's term of step G - 1 (where hidden arrivals act), overwritten at
+    # step G by the value at the start of that step (where undelayed-in-steps input arrivals act)
+    hist = np.zeros((max(n_ring, 1), S, n_tot))
     r = n_rec[b] - 1
     ip = in_off[b + 1] - 1
     for n in range(n_steps - 1, -1, -1):
         # lam holds dL/d(state at (n+1) h); the readout drives the output's membrane state
         for o in range(n_out):
             lam[mem_out, o0 + o] += g_trace[b, n, o]
+        if n_ring:
+            hist[(n + 1) % n_ring] = lam
         r_hi = r
         while r >= 0 and rec_step[b, r] == n:
             r -= 1
@@ -390,10 +491,32 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
                 q, n_post = blk[k, POST], blk[k, N_POST]
                 q0 = pop_off[q]
                 base = blk[k, W_OFF] + row * n_post
-                _decays(real, lam_re, lam_c, q, 1.0 - phi, gq)
-                _row(u_in, q, uq)
-                _sub_step(real, vr, vir, vc, vic, q, gq, uq, e, cz, rz)
-                _matvec(a_step, q, e, de, False)
+                if blk[k, DELAYED]:  # each synapse's arrival reads the adjoint where it is applied
+                    substep = blk[k, SUBSTEP] != 0
+                    if not substep:
+                        _arrival_rate(
+                            real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, 1.0 - phi, gq, uq, e, de, cz, rz
+                        )
+                    for t in range(n_post):
+                        idx = base + t
+                        g_at = n + 1 + d_row[idx]
+                        if substep:
+                            g_at, r_d = _hidden_arrival(n, phi, d_row, d_frac, idx)
+                            if g_at <= n_steps:
+                                _arrival_rate(
+                                    real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, r_d, gq, uq, e, de, cz, rz
+                                )
+                        if g_at <= n_steps:  # later ones fall after the last step: no effect
+                            lam_g = hist[g_at % n_ring]
+                            gw[idx] += _pair(lam_g, q0 + t, e)
+                            term = -w[idx] * _pair(lam_g, q0 + t, de)  # d/d(arrival time)
+                            g_phi += term
+                            gd[idx] += term
+                    continue
+                _arrival_rate(real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, 1.0 - phi, gq, uq, e, de, cz, rz)
+                if blk[k, LEARN_D]:  # delays all 0 this call: dL/d(delay) is the same time derivative
+                    for t in range(n_post):
+                        gd[base + t] -= w[base + t] * _pair(lam, q0 + t, de)
                 for s in range(S):
                     es, des = e[s], de[s]
                     if es != 0.0:
@@ -440,13 +563,29 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
             j = rec_nrn[b, sp]
             for s in range(S):
                 lam[s, j] = jump[j, s]
-        # input spikes of step n: their weights' gradient reads lam at n h
+        # input spikes of step n: their weights' gradient reads lam at n h (delayed: where they act)
+        if n_ring:
+            hist[n % n_ring] = lam
         while ip >= in_off[b] and in_step[ip] == n:
             for kk in range(in_blk.shape[0]):
                 k = in_blk[kk]
                 q, n_post = blk[k, POST], blk[k, N_POST]
                 q0 = pop_off[q]
                 base = blk[k, W_OFF] + in_ch[ip] * n_post
+                if blk[k, DELAYED] or blk[k, LEARN_D]:
+                    for t in range(n_post):
+                        idx = base + t
+                        g_at, r_d = n, 0.0  # no delay this call: at n h, as undelayed input
+                        if blk[k, DELAYED]:
+                            g_at, r_d = _input_arrival(n, d_row, d_frac, idx)
+                        if g_at <= n_steps:
+                            _arrival_rate(
+                                real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, r_d, gq, uq, e, de, cz, rz
+                            )
+                            lam_g = hist[g_at % n_ring] if blk[k, DELAYED] else lam
+                            gw[idx] += _pair(lam_g, q0 + t, e)
+                            gd[idx] -= w[idx] * _pair(lam_g, q0 + t, de)
+                    continue
                 for s in range(S):
                     us = u_in[q, s]
                     if us != 0.0:
@@ -456,13 +595,15 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, group_off):
-    """Per group of consecutive samples (``group_off``), its weight gradient in ``gw[group]``
-    (float64, summed in sample order: independent of the thread count)."""
+def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off):
+    """Per group of consecutive samples (``group_off``), its weight gradient in ``gw[group]`` and
+    its delay gradient (per step of delay) in ``gd[group]`` (one column without learnable delays;
+    float64, summed in sample order: independent of the thread count)."""
     for g in prange(group_off.shape[0] - 1):
         gw[g, :] = 0.0
+        gd[g, :] = 0.0
         for b in range(group_off[g], group_off[g + 1]):
-            _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw[g])
+            _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw[g], gd[g])
 
 
 __all__ = ["Model", "Net", "Records", "forward", "backward"]

@@ -369,6 +369,7 @@ class CpuBackend:
         if any_delay and n_slots > plan.n_slots:  # delays above their max are refused before this
             raise AssertionError(f"delays need {n_slots} buffer slots, the plan holds {plan.n_slots}")
         order = None
+        sorted_rows = sorted_rows and plan.described is None  # the described kernels go in target order
         for k, conn in enumerate(conns):
             if not (sorted_rows and blk[k, K.DELAYED] and blk[k, K.SUBSTEP]) or conn.pre.is_input:
                 continue
@@ -446,39 +447,37 @@ class CpuBackend:
         n_groups = len(group_off) - 1
         if n_groups and (data is None or group_off[-1] != len(data)):
             raise ValueError(f"backward: sample groups {group_off.tolist()} do not cover the batch")
+        with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
         if plan.described is not None:
             batch = spikes(data, plan.n_steps) if n_groups else None
-            gw = D.backward(plan, inputs, batch, forward, g_trace, g_tfirst, g_counts, group_off)
-            if reduction is not None:
-                gw = np.ascontiguousarray(reduction.combine(gw, np.zeros((len(gw), 1), gw.dtype))[0])
-            return plan.connection_gradients(
-                np.ascontiguousarray(gw.sum(axis=0), dtype=dtype), None, np.ascontiguousarray
-            )
-        with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
-        n_coef = inputs.coef.shape[0] if inputs.learn_coef else 0
-        gw = plan.buffer("gw", (n_groups, plan.n_w + n_coef * K.N_COEF), dtype)
-        gd = plan.buffer("gd", (n_groups, plan.n_w if with_d else 1), dtype)
-        if n_groups:
-            K.backward(
-                spikes(data, plan.n_steps),
-                kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs, (inputs.crow, inputs.hetero)),
-                self.window(plan, inputs),
-                records(forward),
-                K.Outputs(g_trace, g_tfirst, g_counts),
-                gw,
-                gd,
-                group_off,
-            )
+            gw, gd = D.backward(plan, inputs, batch, forward, g_trace, g_tfirst, g_counts, group_off)
+        else:
+            n_coef = inputs.coef.shape[0] if inputs.learn_coef else 0
+            gw = plan.buffer("gw", (n_groups, plan.n_w + n_coef * K.N_COEF), dtype)
+            gd = plan.buffer("gd", (n_groups, plan.n_w if with_d else 1), dtype)
+            if n_groups:
+                K.backward(
+                    spikes(data, plan.n_steps),
+                    kernel_net(vars(plan), plan.tau_mem.astype(inputs.w.dtype), inputs, (inputs.crow, inputs.hetero)),
+                    self.window(plan, inputs),
+                    records(forward),
+                    K.Outputs(g_trace, g_tfirst, g_counts),
+                    gw,
+                    gd,
+                    group_off,
+                )
         if reduction is not None:
-            gw, gd = (np.ascontiguousarray(x, dtype=dtype) for x in reduction.combine(gw, gd))
-        flat_w = np.zeros(gw.shape[1], dtype=dtype)
+            gw, gd = (np.ascontiguousarray(x, dtype=y.dtype) for x, y in zip(reduction.combine(gw, gd), (gw, gd)))
+        flat_w = np.zeros(gw.shape[1], dtype=gw.dtype)  # the described path sums in float64
         if len(gw):
             K.sum_groups(gw, flat_w)
         flat_d = None
         if with_d:
-            flat_d = np.zeros(plan.n_w, dtype=dtype)
+            flat_d = np.zeros(plan.n_w, dtype=gd.dtype)
             if len(gd):
                 K.sum_groups(gd, flat_d)
+            flat_d = flat_d.astype(dtype, copy=False)
+        flat_w = flat_w.astype(dtype, copy=False)
         if inputs.order is not None:  # back from sorted rows to the weights' layout
             for flat in (flat_w[: plan.n_w], flat_d):
                 flat[inputs.order] = flat.copy()

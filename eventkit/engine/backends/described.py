@@ -17,12 +17,6 @@ Model = L.Model
 def model_arrays(topology: Topology, dt: float) -> L.Model:
     """Every population's description on the grid, padded to the most states any has (a padded
     state has no dynamics, input, threshold or reset: it stays 0)."""
-    if topology.delayed:
-        names = sorted({p.model.name for p in topology.populations if p.model.coefficients(dt) is None})
-        raise ValueError(
-            f"network.delays: neuron {names[0]!r} runs on the description-driven kernels, which have no "
-            "synaptic delays yet. Fix: remove network.delays, or use a model of the LIF family (lif, alif)"
-        )
     discrete = []
     for pop in topology.populations:
         dyn = pop.model.dynamics()
@@ -78,7 +72,24 @@ def model_arrays(topology: Topology, dt: float) -> L.Model:
 
 def _kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
     model = plan.described._replace(theta=np.ascontiguousarray(inputs.coef[:, K.THETA], dtype=np.float64))
-    net = L.Net(plan.pop_off, plan.pop_of, inputs.blk, plan.out_start, plan.out_blk, plan.in_blk, inputs.w)
+    # the CPU inputs' delay offsets hold D * stride + 2 target (stride = 2 n_neurons): D is the row
+    stride = 2 * int(plan.pop_off[-1])
+    d_row = np.ascontiguousarray(inputs.d_off.astype(np.int64) // stride)
+    d_frac = np.ascontiguousarray(inputs.d_frac, dtype=np.float64)
+    # a hidden arrival lands at most D + 2 grid times after its spike's step, an input one D + 1
+    n_ring = int(d_row.max()) + 3 if inputs.n_slots else 0
+    net = L.Net(
+        plan.pop_off,
+        plan.pop_of,
+        inputs.blk,
+        plan.out_start,
+        plan.out_blk,
+        plan.in_blk,
+        inputs.w,
+        d_row,
+        d_frac,
+        n_ring,
+    )
     return net, model
 
 
@@ -98,11 +109,15 @@ def forward(plan, inputs, spikes: K.Spikes) -> dict:
     return plan.recorded_forward(n_batch, inputs.w.dtype, {"rec_x": (model.u.shape[1],)}, run)
 
 
-def backward(plan, inputs, spikes, forward, g_trace, g_tfirst, g_counts, group_off) -> np.ndarray:
-    """Each group's weight gradient (float64 ``[n_groups, n_w]``)."""
-    gw = np.zeros((len(group_off) - 1, plan.n_w))
-    if len(gw):
+def backward(plan, inputs, spikes, forward, g_trace, g_tfirst, g_counts, group_off) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's weight gradient and delay gradient per step of delay (float64 ``[n_groups,
+    n_w]``; the delay gradient has one column when no connection has learnable delays)."""
+    n_groups = len(group_off) - 1
+    with_d = bool(inputs.blk[:, K.LEARN_D].any())
+    gw = np.zeros((n_groups, plan.n_w))
+    gd = np.zeros((n_groups, plan.n_w if with_d else 1))
+    if n_groups:
         net, model = _kernel_views(plan, inputs)
         rec = L.Records(*(forward[key] for key in RECORD_KEYS))
-        L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, group_off)
-    return gw
+        L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off)
+    return gw, gd

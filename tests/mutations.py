@@ -101,6 +101,14 @@ MUTATIONS = [
         "a delayed arrival that lands one grid time late decays one step too little",
     ),
     Mutation(
+        "described_input_arrival_decays_over_its_sub_step_part",
+        "eventkit/engine/backends/described.py",
+        "r = np.where(f > 0.0, 1.0 - f, 0.0)",
+        "r = np.where(f > 0.0, f, 0.0)",
+        ("tests/test_engine_described.py", "-k", "reproduce and delays"),
+        "an input synapse's precomputed arrival decays over f instead of the 1 - f left to its grid time",
+    ),
+    Mutation(
         "described_input_arrival_reads_stale_adjoint",
         "eventkit/engine/backends/_linear_kernels.py",
         "hist[n % n_ring] = lam",
@@ -111,8 +119,8 @@ MUTATIONS = [
     Mutation(
         "described_input_delay_gradient_sign",
         "eventkit/engine/backends/_linear_kernels.py",
-        "gd[idx] -= w[idx] * _pair(lam_g, q0 + t, de)",
-        "gd[idx] += w[idx] * _pair(lam_g, q0 + t, de)",
+        "gd[idx] -= w[idx] * _pair(lam_g, q0 + t, in_rate[idx])",
+        "gd[idx] += w[idx] * _pair(lam_g, q0 + t, in_rate[idx])",
         ("tests/test_engine_described.py", "-k", "reproduce and delays"),
         "an input synapse's delay gradient with the wrong sign (later arrival = less decay left)",
     ),
@@ -299,6 +307,14 @@ MUTATIONS = [
         "rows = np.tile(np.arange(n_post), (n_pre, 1))",
         ("tests/test_engine_delays.py", "-k", "sorted_by_sub_step"),
         "a row of sub-step delays left in target order: the kernels' split sends arrivals to the wrong step",
+    ),
+    Mutation(
+        "arrival_membrane_decay_term_uses_current_decay",
+        "eventkit/engine/backends/_neuron_math.py",
+        "r * b0 * c * y * s_v,",
+        "r * b0 * c * x * s_v,",
+        ("tests/test_engine_time_constants.py", "-k", "gradients_match_finite_differences and not delays"),
+        "an arrival's tau_mem term (shared by the per-layer and per-neuron paths) decays with tau_syn",
     ),
     Mutation(
         "tau_fractional_arrivals_decay_term_dropped",

@@ -4,7 +4,6 @@ spike storage growth, on-disk kernel cache."""
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,9 @@ from eventkit.engine import LI, LIF, EventpropNet, MaxV, Simulation, spike_count
 from eventkit.plugin.testing import accuracy, random_data, run_with_threads, train_until, two_pattern_task
 
 
-def test_small_network_learns_two_patterns_quickly():
+def test_small_network_learns_two_patterns_within_15_epochs():
+    """From chance to >= 95 % within 15 epochs (a step count, not a wall time: speed is the
+    benchmarks' job). Fails when the gradient's sign or scale is wrong enough to stall learning."""
     rng = np.random.default_rng(0)
     train, test = two_pattern_task(rng, 256), two_pattern_task(rng, 200)
     torch.manual_seed(0)
@@ -31,12 +32,10 @@ def test_small_network_learns_two_patterns_quickly():
         init=dict(ff_mean=0.4, ff_std=0.2, out_std=0.3),
         generator=torch.Generator().manual_seed(0),
     )
-    start = time.perf_counter()
     chance = accuracy(net, test)
     assert chance < 0.75
     final = train_until(net, train, test, max_epochs=15)
     assert final >= 0.95, (chance, final)
-    assert time.perf_counter() - start < 30
 
 
 def _grads(net, data, labels=None, reg=0.0):

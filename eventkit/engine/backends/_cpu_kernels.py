@@ -348,14 +348,13 @@ def _adjoint_rows(lam_i, lam_v, w, gw, gd, learn_d, hs, hm, c, b0, phi, learn, d
         if learn_d:
             gd[t] += term
         if learn:
-            s_i = wt * li
-            s_v = wt * lv
             dx_i[t] += wt * b
             dx_v[t] += wt * e
-            g_b0[t] += x * s_i + ct * (x - y) * s_v
-            g_c[t] += b0 * (x - y) * s_v
-            g_hs[t] -= r * b0 * x * (s_i + ct * s_v)
-            g_hm[t] += r * b0 * ct * y * s_v
+            t_b0, t_c, t_hs, t_hm = nm.arrival_decay_terms(wt * li, wt * lv, b0, ct, x, y, r)
+            g_b0[t] += t_b0
+            g_c[t] += t_c
+            g_hs[t] += t_hs
+            g_hm[t] += t_hm
     return acc
 
 
@@ -418,12 +417,11 @@ def _delayed_coef_terms(g, rhist, k, wt, li, lv, x, y, r, c, b0):
     a target with its own coefficients: its terms in the target's ``b0, c, hs, hm`` (``g[0:4]``,
     at fixed arrival time) and its pairing with the sensitivities at its grid time's window
     position ``k`` (``alpha, kappa, beta``: ``g[4:7]``)."""
-    s_i = wt * li
-    s_v = wt * lv
-    g[0] += x * s_i + c * (x - y) * s_v
-    g[1] += b0 * (x - y) * s_v
-    g[2] -= r * b0 * x * (s_i + c * s_v)
-    g[3] += r * b0 * c * y * s_v
+    t_b0, t_c, t_hs, t_hm = nm.arrival_decay_terms(wt * li, wt * lv, b0, c, x, y, r)
+    g[0] += t_b0
+    g[1] += t_c
+    g[2] += t_hs
+    g[3] += t_hm
     a_i = wt * (b0 * x)
     a_v = wt * (b0 * c * (x - y))
     kr = np.int64(k) * 3
@@ -830,10 +828,11 @@ def _arrival_coef_grads(g_coef, q, lam_i, lam_v, w, dx_i, dx_v, b0, c, bs, am, p
 def _arrival_decay_grads(g_coef, q, s_i, s_v, b0, c, bs, am, phi):
     """The decay terms of a spike's arrivals in population q (``s_i = sum w lam_i``,
     ``s_v = sum w lam_v`` over its targets, each at its arrival)."""
-    g_coef[q, B0] += bs * s_i + c * (bs - am) * s_v
-    g_coef[q, C] += b0 * (bs - am) * s_v
-    g_coef[q, HS] -= (1.0 - phi) * b0 * bs * (s_i + c * s_v)
-    g_coef[q, HM] += (1.0 - phi) * b0 * c * am * s_v
+    t_b0, t_c, t_hs, t_hm = nm.arrival_decay_terms(s_i, s_v, b0, c, bs, am, 1.0 - phi)
+    g_coef[q, B0] += t_b0
+    g_coef[q, C] += t_c
+    g_coef[q, HS] += t_hs
+    g_coef[q, HM] += t_hm
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
@@ -1728,3 +1727,6 @@ def sum_groups(gw, out):
         for g in range(1, gw.shape[0]):
             for t in range(lo, hi):
                 out[t] += gw[g, t]
+
+
+M.refresh_stale_cache(__file__, globals())  # the formulas inlined from _neuron_math are part of this module

@@ -82,6 +82,8 @@ class Net(NamedTuple):
     d_row: np.ndarray  # int64 per synapse: whole steps D of its delay (input synapses: the grid offset)
     d_frac: np.ndarray  # float64 per synapse: the delay's sub-step part f in [0, 1)
     n_ring: int  # grid times the arrival ring holds (0: no delays this call)
+    in_arr: np.ndarray  # float64 [n_w or 1, S]: an input synapse's arrival E(r) u (described.input_arrivals)
+    in_rate: np.ndarray  # float64 [n_w or 1, S]: its rate A h E(r) u
 
 
 class Records(NamedTuple):
@@ -236,14 +238,6 @@ def _hidden_arrival(n, phi, d_row, d_frac, idx):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _input_arrival(n, d_row, d_frac, idx):
-    """An input spike of step n (at n h) on synapse idx: (grid time, steps from its arrival at
-    ``n + D + f`` to that grid time)."""
-    f = d_frac[idx]
-    return n + d_row[idx], (1.0 - f if f > 0.0 else 0.0)
-
-
-@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _ring_add(ring, slot, e, wt, j):
     """``w e`` into neuron j's row of the ring's ``slot``."""
     for s in range(e.shape[0]):
@@ -273,7 +267,7 @@ def _pair(lam, j, e):
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
     in_off, in_step, in_ch, n_steps = spikes
-    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring = net
+    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, _ = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, overflow = rec
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
@@ -316,12 +310,11 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
                 q, n_post = blk[k, POST], blk[k, N_POST]
                 q0 = pop_off[q]
                 base = blk[k, W_OFF] + in_ch[ip] * n_post
-                if blk[k, DELAYED]:
+                if blk[k, DELAYED]:  # each synapse's own arrival, at n + D (+1 with a sub-step part)
                     for t in range(n_post):
-                        g_at, r_d = _input_arrival(n, d_row, d_frac, base + t)
+                        g_at = n + d_row[base + t]
                         if g_at <= n_steps:
-                            _arrival(real, lam_re, lam_c, vr, vir, vc, vic, u_in, q, r_d, gq, uq, e, cz, rz)
-                            _ring_add(ring, g_at % n_ring, e, w[base + t], q0 + t)
+                            _ring_add(ring, g_at % n_ring, in_arr[base + t], w[base + t], q0 + t)
                     continue
                 for s in range(S):
                     us = u_in[q, s]
@@ -425,7 +418,7 @@ def forward(spikes, net, model, trace, t_first, counts, rec):
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd):
     in_off, in_step, in_ch, n_steps = spikes
-    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring = net
+    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, in_rate = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, _ = rec
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
@@ -575,16 +568,11 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                 if blk[k, DELAYED] or blk[k, LEARN_D]:
                     for t in range(n_post):
                         idx = base + t
-                        g_at, r_d = n, 0.0  # no delay this call: at n h, as undelayed input
-                        if blk[k, DELAYED]:
-                            g_at, r_d = _input_arrival(n, d_row, d_frac, idx)
+                        g_at = n + d_row[idx] if blk[k, DELAYED] else n  # no delay: at n h
                         if g_at <= n_steps:
-                            _arrival_rate(
-                                real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, r_d, gq, uq, e, de, cz, rz
-                            )
                             lam_g = hist[g_at % n_ring] if blk[k, DELAYED] else lam
-                            gw[idx] += _pair(lam_g, q0 + t, e)
-                            gd[idx] -= w[idx] * _pair(lam_g, q0 + t, de)
+                            gw[idx] += _pair(lam_g, q0 + t, in_arr[idx])
+                            gd[idx] -= w[idx] * _pair(lam_g, q0 + t, in_rate[idx])
                     continue
                 for s in range(S):
                     us = u_in[q, s]
@@ -607,3 +595,6 @@ def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group
 
 
 __all__ = ["Model", "Net", "Records", "forward", "backward"]
+
+
+M.refresh_stale_cache(__file__, globals())  # the formulas inlined from _neuron_math are part of this module

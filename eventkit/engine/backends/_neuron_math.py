@@ -19,8 +19,10 @@ adaptation both are 0 and the formulas reduce exactly (the operations on 0 are e
 
 from __future__ import annotations
 
+import hashlib
 import math
 import types
+from pathlib import Path
 
 
 def advance(v, i, alpha, kappa):
@@ -103,6 +105,19 @@ def arrival_rate(b0, b0c, x, y, hs, hm):
     return b0 * x * hs, b0c * (hs * x - hm * y)
 
 
+def arrival_decay_terms(s_i, s_v, b0, c, x, y, r):
+    """An arrival's derivatives in the target's coefficients at fixed arrival time, paired with
+    its adjoint (``s_i = w lam_i``, ``s_v = w lam_v``, or their sums over a spike's targets): the
+    arrival ``w (b0 x, b0 c (x - y))`` with ``x = exp(-r hs)``, ``y = exp(-r hm)`` over ``r`` steps
+    gives the terms in ``(b0, c, hs, hm)``."""
+    return (
+        x * s_i + c * (x - y) * s_v,
+        b0 * (x - y) * s_v,
+        -(r * b0 * x * (s_i + c * s_v)),
+        r * b0 * c * y * s_v,
+    )
+
+
 def delayed_decays(phi, frac, bs, am, bm, amf, beta, alpha):
     """A spike at ``phi`` on a synapse whose delay has the sub-step part ``frac`` (``bm =
     beta^(-frac)``, ``amf = alpha^(-frac)``; ``bs``, ``am``: :func:`remaining_decays`): the decays
@@ -123,6 +138,7 @@ FORMULAS = (
     decay_series,
     arrival,
     arrival_rate,
+    arrival_decay_terms,
     delayed_decays,
 )
 
@@ -135,3 +151,33 @@ def compiled(decorator) -> types.ModuleType:
     for formula in FORMULAS:
         setattr(namespace, formula.__name__, decorator(formula))
     return namespace
+
+
+def refresh_stale_cache(kernel_file: str, namespace: dict) -> None:
+    """numba keys a cached kernel to its own module's source (a hash of that file) only, not to
+    the formulas it inlines from here: after an edit of this file, a kernel module's cached machine
+    code would still hold the old formulas. Each kernel module calls this after its definitions:
+    when this file's hash differs from the one stamped beside the kernel module (in its
+    ``__pycache__``), the cache of every compiled function the module defines is emptied (numba
+    compiles them afresh on their next call) and the new hash is stamped. Where the cache cannot
+    be written (a read-only install, whose files only change together), nothing is done."""
+    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    kernel = Path(kernel_file)
+    stamp = kernel.parent / "__pycache__" / f"{kernel.stem}.neuron_math.sha256"
+    try:
+        if stamp.read_text() == digest:
+            return
+    except OSError:
+        pass
+    try:
+        for obj in list(namespace.values()):
+            cache = getattr(obj, "_cache", None)  # a numba dispatcher compiled with cache=True
+            if (
+                cache is not None
+                and getattr(getattr(obj, "py_func", None), "__module__", None) == namespace["__name__"]
+            ):
+                cache.flush()
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:
+        pass

@@ -405,8 +405,8 @@ class CpuBackend:
         """The delay window of every worker thread (2 n_slots grid times x (i, v) per neuron), kept
         between calls: the forward pass clears it per sample; the backward pass writes every row
         it reads, but those after the last step, which it clears."""
-        if not inputs.n_slots:
-            return plan.buffer("window", (1, 1), inputs.w.dtype)
+        if not inputs.n_slots:  # unused, but every worker thread takes its row
+            return plan.buffer("window", (numba.get_num_threads(), 1), inputs.w.dtype)
         size = 2 * inputs.n_slots * 2 * int(plan.pop_off[-1])
         return plan.buffer("window", (numba.get_num_threads(), size), inputs.w.dtype)
 

@@ -70,6 +70,31 @@ def model_arrays(topology: Topology, dt: float) -> L.Model:
     )
 
 
+def input_arrivals(plan, model: L.Model, blk: np.ndarray, d_frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each input synapse's arrival ``E_q(r) u_q`` and its rate ``A_q h E_q(r) u_q`` (``[n_w, S]``,
+    rows of other synapses 0; ``[1, S]`` when no input connection is delayed or learns its delays):
+    an input spike arrives ``r = 1 - f`` steps before the grid time where it is applied (0 without
+    a sub-step part ``f``), the same for every spike of the call, so the kernels read it instead
+    of computing it per spike and synapse."""
+    S = model.u.shape[1]
+    blocks = [(k, c) for k, c in enumerate(plan.topology.connections) if c.pre.is_input]
+    blocks = [(k, c) for k, c in blocks if blk[k, K.DELAYED] or blk[k, K.LEARN_D]]
+    if not blocks:
+        return np.zeros((1, S)), np.zeros((1, S))
+    arr, rate = np.zeros((plan.n_w, S)), np.zeros((plan.n_w, S))
+    for k, conn in blocks:
+        q = conn.post.index
+        sl = slice(plan.w_off[k], plan.w_off[k] + conn.pre.size * conn.post.size)
+        f = d_frac[sl] if blk[k, K.DELAYED] else np.zeros(sl.stop - sl.start)
+        r = np.where(f > 0.0, 1.0 - f, 0.0)
+        modes = model.vec[q] * (model.vinv[q] @ model.u[q])[None, :]  # u as the sum of its modes
+        e = np.einsum("sk,nk->ns", modes, np.exp(np.outer(r, model.lam[q]))).real
+        e[r == 0.0] = model.u[q]  # exactly u with no decay left
+        arr[sl] = e
+        rate[sl] = e @ model.a_step[q].T
+    return arr, rate
+
+
 def _kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
     model = plan.described._replace(theta=np.ascontiguousarray(inputs.coef[:, K.THETA], dtype=np.float64))
     # the CPU inputs' delay offsets hold D * stride + 2 target (stride = 2 n_neurons): D is the row
@@ -78,6 +103,7 @@ def _kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
     d_frac = np.ascontiguousarray(inputs.d_frac, dtype=np.float64)
     # a hidden arrival lands at most D + 2 grid times after its spike's step, an input one D + 1
     n_ring = int(d_row.max()) + 3 if inputs.n_slots else 0
+    in_arr, in_rate = input_arrivals(plan, model, inputs.blk, d_frac)
     net = L.Net(
         plan.pop_off,
         plan.pop_of,
@@ -89,6 +115,8 @@ def _kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
         d_row,
         d_frac,
         n_ring,
+        in_arr,
+        in_rate,
     )
     return net, model
 

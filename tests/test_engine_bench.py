@@ -11,7 +11,17 @@ import pytest
 def test_bench_command_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "eventkit.bench", "--quick", "--repeats", "1", "--no-snntorch", "--learn-tau"]
+        [
+            sys.executable,
+            "-m",
+            "eventkit.bench",
+            "--quick",
+            "--repeats",
+            "1",
+            "--no-snntorch",
+            "--learn-tau",
+            "--described",
+        ]
         + ["--json", str(out)],
         capture_output=True,
         text=True,
@@ -34,6 +44,11 @@ def test_bench_command_writes_json(tmp_path):
         )
         assert result[f"{key}_cost"] == tau["train_step"] / ek["train_step"] > 0
     assert "per-nrn s" in proc.stdout
+    # the same LIF network on the description-driven kernels: the same spikes, its own cost
+    gen = result["eventkit_described"]
+    assert gen["hidden_spikes_per_sample"] == ek["hidden_spikes_per_sample"]
+    assert result["described_cost"] == gen["train_step"] / ek["train_step"] > 0
+    assert "descr. s" in proc.stdout
 
 
 def test_bench_rejects_bad_arguments():

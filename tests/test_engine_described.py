@@ -10,26 +10,10 @@ import pytest
 import torch
 
 from engine_cases import assert_cross_entropy_gradients_match
-from eventkit.engine import ALIF, LI, LIF, Delay, EventpropNet, ExpWeightedMeanV, FirstSpike, NeuronModel
+from eventkit.engine import ALIF, LI, LIF, Delay, Described, EventpropNet, ExpWeightedMeanV, FirstSpike, NeuronModel
 from eventkit.engine.dynamics import LinearDynamics
 from eventkit.plugin.testing import random_data
 from test_engine_delays import fd_by_parameter
-
-
-@dataclass(frozen=True)
-class DescribedOnly(NeuronModel):
-    """``inner`` without its closed-form coefficients: the network runs on the description-driven
-    kernels."""
-
-    inner: NeuronModel = LIF()
-    name = "described"
-
-    @property
-    def spiking(self):
-        return self.inner.spiking
-
-    def dynamics(self):
-        return self.inner.dynamics()
 
 
 @dataclass(frozen=True)
@@ -126,7 +110,7 @@ def test_described_kernels_reproduce_the_specialised_kernels(neuron, output, rea
     gradients)."""
     data = random_data(np.random.default_rng(1), 3, 10, 80, rate=(80, 120))
     fast, g_fast, s_fast = run(make_net(neuron, output, readout, delays=delay), data)
-    net = make_net(DescribedOnly(neuron), DescribedOnly(output), readout, delays=delay)
+    net = make_net(Described(neuron), Described(output), readout, delays=delay)
     assert net.plan.described is not None and make_net(neuron, output, readout).plan.described is None
     if delay is not None:
         assert len(g_fast) == 10  # five weights, five delays

@@ -74,11 +74,19 @@ def placed(net, device: str):
 
 
 def calibrated_net(
-    hidden: int, n_steps: int, data, target_rate: float, device: str = "cpu", learn_tau=None, tau_per_neuron=False
+    hidden: int,
+    n_steps: int,
+    data,
+    target_rate: float,
+    device: str = "cpu",
+    learn_tau=None,
+    tau_per_neuron=False,
+    neuron=None,
 ):
     """An EventpropNet whose hidden layer fires ``target_rate`` spikes per neuron per second
-    (bisection on the mean input weight); ``learn_tau``, ``tau_per_neuron`` as for EventpropNet
-    (per-neuron values start at the model's, so the network fires as it does without)."""
+    (bisection on the mean input weight); ``learn_tau``, ``tau_per_neuron``, ``neuron`` (default
+    LIF) as for EventpropNet (per-neuron values start at the model's, so the network fires as it
+    does without)."""
     import torch
 
     from eventkit.engine import EventpropNet
@@ -98,6 +106,7 @@ def calibrated_net(
             backend=device,
             learn_tau=learn_tau,
             tau_per_neuron=tau_per_neuron,
+            **({"neuron": neuron} if neuron is not None else {}),
         )
         net = placed(net, device)
         with torch.no_grad():

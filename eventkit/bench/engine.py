@@ -1,6 +1,6 @@
 """Engine benchmark: ``python -m eventkit.bench [--json PATH] [--quick] [--no-snntorch]
-[--device cpu|cuda] [--learn-tau]``; ``python -m eventkit.bench --delays [...]`` runs the delay-learning workload
-against DCLS-Delays (:mod:`eventkit.bench.delays`).
+[--device cpu|cuda] [--learn-tau] [--described]``; ``python -m eventkit.bench --delays [...]``
+runs the delay-learning workload against DCLS-Delays (:mod:`eventkit.bench.delays`).
 
 The SHD-shaped workload: 700 inputs with about 8 input spikes per ms per sample, one recurrent
 hidden LIF layer firing about 14 spikes per neuron per second, 20 LI outputs, dt 1 ms, batch 32,
@@ -14,6 +14,10 @@ installed. Each configuration runs in its own process so that memory peaks do no
 layer and one value per neuron (exact gradients; the per-neuron values start equal, so the
 network fires as it does with fixed ones), and prints each one's cost against fixed time
 constants.
+
+``--described`` also times the same network with its hidden LIF given by its description only
+(:class:`~eventkit.engine.Described`), i.e. on the description-driven kernels that run any
+user-written model, and prints their cost against the specialised LIF kernels.
 
 ``--device cuda`` runs eventkit on its cuda backend (parameters, batch and loss on the GPU) and
 snnTorch on the GPU; times are then synchronised with the device and "mem" is the growth of
@@ -42,19 +46,22 @@ from .common import (
 LEARN_TAU = {"tau_mem": [10.0, 100.0], "tau_syn": [1.0, 9.0]}
 
 
-def _eventkit_job(hidden, n_steps, batch, repeats, device, learn_tau, queue):
-    """``learn_tau``: None (fixed time constants), ``"layer"`` or ``"neuron"`` (learnable, one per
-    layer or per neuron)."""
+def _eventkit_job(hidden, n_steps, batch, repeats, device, variant, queue):
+    """``variant``: None (fixed time constants), ``"layer"`` or ``"neuron"`` (learnable, one per
+    layer or per neuron), ``"described"`` (fixed, the hidden LIF given by its description only:
+    the description-driven kernels)."""
     import torch
     import torch.nn.functional as F
 
-    from eventkit.engine import spike_count_regularizer
+    from eventkit.engine import LIF, Described, spike_count_regularizer
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # tiny gradients squared in Adam would otherwise be denormal
     data = workload(n_steps, batch, seed=1)
+    learn_tau = LEARN_TAU if variant in ("layer", "neuron") else None
+    neuron = Described(LIF()) if variant == "described" else LIF()
     net, rate = calibrated_net(
-        hidden, n_steps, data, 14.0, device, LEARN_TAU if learn_tau else None, tau_per_neuron=learn_tau == "neuron"
+        hidden, n_steps, data, 14.0, device, learn_tau, tau_per_neuron=variant == "neuron", neuron=neuron
     )
     labels = torch.as_tensor(data.labels).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -154,6 +161,9 @@ def main(argv=None) -> int:
         "--learn-tau", action="store_true", help="also time learnable time constants against fixed ones"
     )
     parser.add_argument(
+        "--described", action="store_true", help="also time the LIF network on the description-driven kernels"
+    )
+    parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cpu", help="where eventkit (cuda backend) and snnTorch train"
     )
     args = parser.parse_args(argv)
@@ -187,6 +197,9 @@ def main(argv=None) -> int:
                 tau = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, shape)
                 key = "learn_tau" if shape == "layer" else "learn_tau_per_neuron"
                 row.update({f"eventkit_{key}": tau, f"{key}_cost": tau["train_step"] / ek["train_step"]})
+        if args.described:
+            gen = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, "described")
+            row.update(eventkit_described=gen, described_cost=gen["train_step"] / ek["train_step"])
         if use_snn:
             sn = in_process(
                 _snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"], args.device
@@ -202,6 +215,8 @@ def main(argv=None) -> int:
     if args.learn_tau:
         header += f" | {'tau step s':>10} {'tau mem MB':>10} {'tau cost':>8}"
         header += f" | {'per-nrn s':>10} {'per-nrn MB':>10} {'cost':>8}"
+    if args.described:
+        header += f" | {'descr. s':>10} {'descr. MB':>10} {'cost':>8}"
     if use_snn:
         header += f" | {'snn step s':>10} {'snn mem MB':>10} {'speedup':>8}"
     print(header)
@@ -217,6 +232,9 @@ def main(argv=None) -> int:
             for key in ("learn_tau", "learn_tau_per_neuron"):
                 t = r[f"eventkit_{key}"]
                 line += f" | {t['train_step']:>10.3f} {t['peak_mem_mb']:>10.1f} {r[f'{key}_cost']:>7.2f}x"
+        if args.described:
+            t = r["eventkit_described"]
+            line += f" | {t['train_step']:>10.3f} {t['peak_mem_mb']:>10.1f} {r['described_cost']:>7.2f}x"
         if use_snn:
             s = r["snntorch"]
             line += f" | {s['train_step']:>10.3f} {s['peak_mem_mb']:>10.1f} {r['speedup']:>7.1f}x"

@@ -10,7 +10,7 @@
 
 from .backends import Backend, get_backend
 from .network import EngineOutput, EventpropNet, FakeQuant, Record, Simulation, spike_count_regularizer
-from .neurons import ALIF, LI, LIF, Coefficients, NeuronModel
+from .neurons import ALIF, LI, LIF, Coefficients, Described, NeuronModel
 from .readouts import ExpWeightedMeanV, FirstSpike, MaxV, MeanV, PerStepV, Readout, SumV
 from .topology import Connection, Delay, Population, Topology, parse_delays
 
@@ -32,6 +32,7 @@ __all__ = [
     "LIF",
     "ALIF",
     "LI",
+    "Described",
     "Coefficients",
     "Readout",
     "SumV",

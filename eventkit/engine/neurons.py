@@ -287,3 +287,26 @@ class ALIF(NeuronModel):
 
     def dynamics(self) -> LinearDynamics:
         return two_exponential("alif", self.tau_mem, self.tau_syn, self.threshold, self.tau_adapt, self.adapt_step)
+
+
+@dataclass(frozen=True)
+class Described(NeuronModel):
+    """``model`` given by its description only (its :meth:`~NeuronModel.dynamics`, without its
+    closed-form coefficients), so that a network of it runs on the description-driven kernels:
+    for checking a model's description against its closed form (same spikes and gradients) and
+    for timing the generic kernels against the specialised ones (``python -m eventkit.bench
+    --described``)."""
+
+    model: NeuronModel = LIF()
+
+    name = "described"
+
+    @property
+    def spiking(self) -> bool:
+        return self.model.spiking
+
+    def dynamics(self) -> LinearDynamics:
+        return self.model.dynamics()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "model": self.model.describe()}

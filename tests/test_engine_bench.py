@@ -44,9 +44,12 @@ def test_bench_command_writes_json(tmp_path):
         )
         assert result[f"{key}_cost"] == tau["train_step"] / ek["train_step"] > 0
     assert "per-nrn s" in proc.stdout
-    # the same LIF network on the description-driven kernels: the same spikes, its own cost
+    # the same LIF network on the description-driven kernels: the same spikes (to float32 rounding,
+    # which may move a spike across the threshold), its own cost
     gen = result["eventkit_described"]
-    assert gen["hidden_spikes_per_sample"] == ek["hidden_spikes_per_sample"]
+    assert (
+        abs(gen["hidden_spikes_per_sample"] - ek["hidden_spikes_per_sample"]) <= 1e-3 * ek["hidden_spikes_per_sample"]
+    )
     assert result["described_cost"] == gen["train_step"] / ek["train_step"] > 0
     assert "descr. s" in proc.stdout
 

@@ -133,9 +133,12 @@ def test_training_run_with_device_cuda_matches_device_cpu(tmp_path):
         "trainer.batch_size=8",
         "trainer.progress=false",
     ]
+    # the simulator's shared arrays are locked as in cuda_sim_cases (its unlocked first allocation
+    # once gave two CUDA threads two scan arrays here: a garbage spike-record index)
     code = (
-        "import sys; sys.setswitchinterval(1e-5); from eventkit.running.cli import main; "
-        "sys.argv = ['eventkit', *sys.argv[1:]]; main()"
+        f"import sys; sys.setswitchinterval(1e-5); sys.path.insert(0, {str(HERE)!r}); "
+        "from cuda_sim_cases import lock_simulator_shared_arrays; lock_simulator_shared_arrays(); "
+        "from eventkit.running.cli import main; sys.argv = ['eventkit', *sys.argv[1:]]; main()"
     )
     rows = {}
     for device in ("cpu", "cuda"):

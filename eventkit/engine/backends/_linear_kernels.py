@@ -40,6 +40,7 @@ from ...base.reproducible import kernel_fastmath
 from . import _neuron_math as M
 from ._cpu_kernels import DELAYED, LEARN_D, N_POST, POST, SUBSTEP, W_OFF  # the connection block's columns
 from ._cpu_kernels import _axpy, _axpy4  # one synaptic row, four summed rows, into a row of states
+from ._cpu_kernels import _dot as _dot_rows  # two rows' dot product, summed in float64
 
 _FASTMATH = kernel_fastmath()
 nm = M.compiled(njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always"))
@@ -254,15 +255,6 @@ def _ring_apply(ring, slot, x):
         for j in range(xs.shape[0]):
             xs[j] += rs[j]
             rs[j] = 0.0
-
-
-@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _dot_rows(a, b):
-    """``a . b`` of two rows, summed in float64."""
-    acc = 0.0
-    for t in range(a.shape[0]):
-        acc += a[t] * b[t]
-    return acc
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")

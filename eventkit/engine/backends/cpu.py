@@ -146,6 +146,9 @@ class CpuInputs(NamedTuple):
     hetero: np.ndarray | None = None  # int8 [n_pop]: 1 where each neuron has its own row
     # (population, first row, rows) of every population whose neurons have their own rows
     neuron_rows: tuple = ()
+    # a network of described models: the description-driven kernels' (Net, Model) of this call,
+    # built once for its forward and backward pass (described.kernel_views)
+    described: tuple | None = None
 
 
 def coefficient_table(plan: CpuPlan, coefficients: Mapping, thresholds: Mapping) -> tuple:
@@ -384,7 +387,7 @@ class CpuBackend:
             order[sl] = idx
             for a in (w, d_off, d_frac, d_bm, d_am):
                 a[sl] = a[idx]
-        return CpuInputs(
+        inputs = CpuInputs(
             w,
             coef.astype(dtype),
             blk,
@@ -399,6 +402,9 @@ class CpuBackend:
             hetero,
             neuron_rows,
         )
+        if plan.described is not None:
+            inputs = inputs._replace(described=D.kernel_views(plan, inputs))
+        return inputs
 
     @staticmethod
     def window(plan: CpuPlan, inputs: CpuInputs) -> np.ndarray:
@@ -450,7 +456,7 @@ class CpuBackend:
         with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
         if plan.described is not None:
             batch = spikes(data, plan.n_steps) if n_groups else None
-            gw, gd = D.backward(plan, inputs, batch, forward, g_trace, g_tfirst, g_counts, group_off)
+            gw, gd = D.backward(plan, inputs, batch, forward, g_trace, g_tfirst, g_counts, group_off, with_d)
         else:
             n_coef = inputs.coef.shape[0] if inputs.learn_coef else 0
             gw = plan.buffer("gw", (n_groups, plan.n_w + n_coef * K.N_COEF), dtype)

@@ -95,7 +95,9 @@ def input_arrivals(plan, model: L.Model, blk: np.ndarray, d_frac: np.ndarray) ->
     return arr, rate
 
 
-def _kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
+def kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
+    """The description-driven kernels' network and model arrays of one call (its weights,
+    thresholds and delay tables from the CPU inputs ``inputs``)."""
     model = plan.described._replace(theta=np.ascontiguousarray(inputs.coef[:, K.THETA], dtype=np.float64))
     # the CPU inputs' delay offsets hold D * stride + 2 target (stride = 2 n_neurons): D is the row
     stride = 2 * int(plan.pop_off[-1])
@@ -127,7 +129,7 @@ RECORD_KEYS = ("rec_step", "rec_nrn", "rec_phi", "rec_x", "n_rec", "overflow")
 def forward(plan, inputs, spikes: K.Spikes) -> dict:
     """The forward pass of a batch (:meth:`CpuPlan.recorded_forward`'s results, with each spike's
     state ``rec_x``)."""
-    net, model = _kernel_views(plan, inputs)
+    net, model = inputs.described
 
     def run(res: dict) -> None:
         rec = L.Records(*(res[key] for key in RECORD_KEYS))
@@ -137,15 +139,16 @@ def forward(plan, inputs, spikes: K.Spikes) -> dict:
     return plan.recorded_forward(n_batch, inputs.w.dtype, {"rec_x": (model.u.shape[1],)}, run)
 
 
-def backward(plan, inputs, spikes, forward, g_trace, g_tfirst, g_counts, group_off) -> tuple[np.ndarray, np.ndarray]:
+def backward(
+    plan, inputs, spikes, forward, g_trace, g_tfirst, g_counts, group_off, with_d: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Each group's weight gradient and delay gradient per step of delay (float64 ``[n_groups,
-    n_w]``; the delay gradient has one column when no connection has learnable delays)."""
+    n_w]``; the delay gradient has one column unless ``with_d``: a connection has delays)."""
     n_groups = len(group_off) - 1
-    with_d = bool(inputs.blk[:, K.LEARN_D].any())
     gw = np.zeros((n_groups, plan.n_w))
     gd = np.zeros((n_groups, plan.n_w if with_d else 1))
     if n_groups:
-        net, model = _kernel_views(plan, inputs)
+        net, model = inputs.described
         rec = L.Records(*(forward[key] for key in RECORD_KEYS))
         L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off)
     return gw, gd

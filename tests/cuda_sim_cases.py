@@ -42,6 +42,7 @@ from eventkit.engine import (
     SumV,
     spike_count_regularizer,
 )
+from engine_cases import Oscillator  # noqa: E402
 
 THREADS = 4  # block size: smaller than every hidden population
 
@@ -187,6 +188,38 @@ CASES = {
             },
         ),
         loss="ce",
+    ),
+    # a model given only by its description (complex eigenvalues, three states), recurrent, with
+    # learnable fractional delays on every connection kind: the description-driven kernels,
+    # compiled for CUDA from their CPU source; float64
+    "described_delays_f64": dict(
+        net=dict(
+            hidden=[7, 5],
+            neuron=Oscillator(),
+            output=LI(),
+            readout=ExpWeightedMeanV(),
+            init=dict(ff_mean=1.2, ff_std=0.4, rec_std=0.2, out_std=0.3),
+            delays={
+                "ff": Delay(max=4.0, init=(0.0, 4.0)),
+                "rec": Delay(max=3.0, init=(0.0, 3.0)),
+                "out": Delay(max=2.5, init=(0.0, 2.5)),
+            },
+        ),
+        loss="ce+reg",
+    ),
+    # the same model without delays and a spiking described output read by its first spike;
+    # float32; the plan starts with room for 8 spikes per sample (overflow and retry)
+    "described_first_spike_f32": dict(
+        net=dict(
+            hidden=[6],
+            neuron=Oscillator(),
+            output=Oscillator(),
+            readout=FirstSpike(tau0=2.0),
+            dtype=torch.float32,
+            init=dict(ff_mean=1.2, ff_std=0.4, rec_std=0.2, out_mean=1.0, out_std=0.3),
+        ),
+        loss="ce",
+        capacity=8,
     ),
 }
 

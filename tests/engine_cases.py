@@ -1,15 +1,18 @@
 """Cases shared by the engine's gradient tests: the small input pattern the continuous-time
 references run, the engine network and data that match them, and the central-difference check
-of scalar parameters."""
+of scalar parameters, and a model that only the description-driven kernels run (``Oscillator``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from eventkit.data import from_samples
-from eventkit.engine import EventpropNet, MeanV
+from eventkit.engine import EventpropNet, MeanV, NeuronModel
+from eventkit.engine.dynamics import LinearDynamics
 from eventkit.plugin.testing import finite_difference_check
 
 DURATION = 40.0
@@ -60,3 +63,32 @@ def assert_cross_entropy_gradients_match(net, data, rng, min_checked: int) -> No
     engine, fd = finite_difference_check(net, data, lambda o: F.cross_entropy(o.readout * 3.0, labels), rng)
     assert len(engine) >= min_checked and np.abs(fd).max() > 0
     assert np.linalg.norm(engine - fd) / np.linalg.norm(fd) <= 1e-3
+
+
+@dataclass(frozen=True)
+class Oscillator(NeuronModel):
+    """A damped oscillator (x, y) driven by a synaptic current, firing on y: complex eigenvalues,
+    three states, a threshold on a state no input reaches directly."""
+
+    omega: float = 0.25  # rad/ms
+    tau: float = 15.0
+    tau_syn: float = 4.0
+    spiking = True
+    name = "oscillator"
+
+    def dynamics(self):
+        return LinearDynamics(
+            states=("x", "y", "i"),
+            matrix=[
+                [-1 / self.tau, -self.omega, 1 / self.tau],
+                [self.omega, -1 / self.tau, 0.0],
+                [0, 0, -1 / self.tau_syn],
+            ],
+            input={"i": 1.0},
+            threshold={"y": 1.0},
+            theta=0.5,
+            reset={"x": 0.0, "y": 0.0},
+            membrane="y",
+            count_scale=self.tau,
+            model=self.name,
+        )

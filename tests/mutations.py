@@ -111,7 +111,7 @@ MUTATIONS = [
     Mutation(
         "described_input_arrival_reads_stale_adjoint",
         "eventkit/engine/backends/_linear_kernels.py",
-        "hist[n % n_ring] = lam",
+        "_copy_states(lam, hist[n % n_ring])",
         "pass",
         ("tests/test_engine_described.py", "-k", "reproduce and delays"),
         "an input arrival with no whole step of delay reads the ring's stale adjoint, not lam at n h",

@@ -1,7 +1,8 @@
 """The CUDA kernels compile for a real GPU, without one: numba-cuda lowers them through NVVM to PTX
 (``cuda.compile_ptx``, compute capability 8.0) for the argument types the cuda backend passes --
 the named tuples of arrays (:class:`Spikes`, :class:`Net`, :class:`Outputs`, :class:`Records`),
-float32 and float64, with and without delays.
+float32 and float64, with and without delays; and the description-driven kernels' CUDA build
+(:mod:`eventkit.engine.backends._linear_cuda`) for a model only they run.
 
 The simulator tests (tests/test_engine_cuda.py) run the kernels as Python, which accepts code a GPU
 compiler refuses (an untyped tuple field, a float64 operation on a float32 shared array, a Python
@@ -100,3 +101,66 @@ def test_kernels_compile_to_ptx(delays, dtype, monkeypatch):
         assert ".entry" in ptx and "ld.global" in ptx, f"{kernel.py_func.__name__}: no kernel in the PTX"
     ptx, _ = cuda.compile_ptx(sum_samples.py_func, (numba.typeof(bwd_args[5]), numba.typeof(bwd_args[5][0])), cc=CC)
     assert ".entry" in ptx
+
+
+def _described_args(delays: bool, dtype) -> tuple[tuple, tuple]:
+    """The described kernels' forward and backward arguments as the cuda backend builds them (on
+    the host), for a recurrent network of a three-state oscillating model."""
+    from engine_cases import Oscillator
+
+    from eventkit.engine import LI
+    from eventkit.engine.backends import _cpu_kernels as K
+    from eventkit.engine.backends import _linear_kernels as L
+    from eventkit.engine.backends import described as D
+
+    delay = Delay(max=3.0, init=(0.0, 3.0))
+    net = EventpropNet(
+        n_in=3,
+        hidden=[4],
+        n_out=2,
+        n_steps=8,
+        recurrent=True,
+        neuron=Oscillator(),
+        output=LI(),
+        delays={"ff": delay, "rec": delay, "out": delay} if delays else None,
+        dtype=torch.float64 if dtype == np.float64 else torch.float32,
+        backend="cpu",
+    )
+    plan = net.plan
+    knet, model = net._kernel_inputs().described
+    S = model.u.shape[1]
+    spikes = K.Spikes(np.array([0, 1]), np.array([0], np.int32), np.array([0], np.int32), 8)
+    fwd_shapes, bwd_shapes = D.scratch_shapes(knet, model, 1, dtype)
+    rec = L.Records(
+        np.zeros((1, 4), np.int32),
+        np.zeros((1, 4), np.int32),
+        np.zeros((1, 4), dtype),
+        np.zeros((1, 4, S), dtype),
+        np.zeros(1, np.int64),
+        np.zeros(1, np.int8),
+    )
+    out = (np.zeros((1, 8, 2), dtype), np.zeros((1, 2), dtype), np.zeros((1, 4), dtype))
+    scratch = L.ForwardScratch(**{k: np.zeros(*v) for k, v in fwd_shapes.items()})
+    fwd = (spikes, knet, model, *out, rec, scratch)
+    gw, gd = np.zeros((1, plan.n_w)), np.zeros((1, plan.n_w if delays else 1))
+    scratch = L.BackwardScratch(**{k: np.zeros(*v) for k, v in bwd_shapes.items()})
+    bwd = (spikes, knet, model, rec, *out, gw, gd, scratch)
+    return fwd, bwd
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_described_kernels_compile_to_ptx(dtype, monkeypatch):
+    """One network with delays per precision: delays change the arrays' contents, not their types."""
+    import types
+
+    import numba
+    from numba.cuda import dispatcher
+
+    monkeypatch.setattr(dispatcher, "get_current_device", lambda: types.SimpleNamespace(compute_capability=CC))
+
+    from eventkit.engine.backends._linear_cuda import kernels
+
+    for kernel, args in zip(kernels(), _described_args(True, dtype)):
+        sig = tuple(numba.typeof(a) for a in args)
+        ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=CC)
+        assert ".entry" in ptx and "ld.global" in ptx, f"{kernel.py_func.__name__}: no kernel in the PTX"

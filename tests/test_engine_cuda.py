@@ -30,6 +30,8 @@ CASES = [
     "grid_binary_quant_f32",
     "alif_f64",
     "alif_delays_f32",
+    "described_delays_f64",
+    "described_first_spike_f32",
 ]
 ON_DEVICE = os.environ.get("EVENTKIT_CUDA_TESTS") == "device"
 

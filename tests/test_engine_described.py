@@ -9,40 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine_cases import assert_cross_entropy_gradients_match
+from engine_cases import Oscillator, assert_cross_entropy_gradients_match
 from eventkit.engine import ALIF, LI, LIF, Delay, Described, EventpropNet, ExpWeightedMeanV, FirstSpike, NeuronModel
 from eventkit.engine.dynamics import LinearDynamics
 from eventkit.plugin.testing import random_data
 from test_engine_delays import fd_by_parameter
-
-
-@dataclass(frozen=True)
-class Oscillator(NeuronModel):
-    """A damped oscillator (x, y) driven by a synaptic current, firing on y: complex eigenvalues,
-    three states, a threshold on a state no input reaches directly."""
-
-    omega: float = 0.25  # rad/ms
-    tau: float = 15.0
-    tau_syn: float = 4.0
-    spiking = True
-    name = "oscillator"
-
-    def dynamics(self):
-        return LinearDynamics(
-            states=("x", "y", "i"),
-            matrix=[
-                [-1 / self.tau, -self.omega, 1 / self.tau],
-                [self.omega, -1 / self.tau, 0.0],
-                [0, 0, -1 / self.tau_syn],
-            ],
-            input={"i": 1.0},
-            threshold={"y": 1.0},
-            theta=0.5,
-            reset={"x": 0.0, "y": 0.0},
-            membrane="y",
-            count_scale=self.tau,
-            model=self.name,
-        )
 
 
 INIT = dict(ff_mean=0.4, ff_std=0.3, rec_mean=0.0, rec_std=0.2, out_mean=0.2, out_std=0.3)
@@ -226,18 +197,6 @@ def test_a_description_must_agree_with_the_model_on_spiking():
 
     with pytest.raises(ValueError, match="its description has threshold but the model says spiking=False"):
         make_net(LIF(), Confused(), readout=ExpWeightedMeanV())
-
-
-def test_the_cuda_backend_refuses_described_models_in_one_line():
-    """Checked before anything reaches a device: the CUDA kernels know the LIF family only."""
-    from eventkit.engine.backends.cpu import CpuBackend
-    from eventkit.engine.backends.cuda import CudaBackend
-
-    backend = CudaBackend.__new__(CudaBackend)  # no device here; plan() refuses before using one
-    backend._host = CpuBackend()
-    topology = make_net(Oscillator(), LI()).topology
-    with pytest.raises(ValueError, match="neuron 'oscillator': models given by their description run on the CPU"):
-        backend.plan(topology, 1.0, 80)
 
 
 def test_a_model_without_a_description_cannot_join_a_described_network():

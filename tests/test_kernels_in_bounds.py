@@ -36,7 +36,7 @@ def run_case(name: str) -> dict:
 
     from eventkit.engine import ALIF, LI, Delay, EventpropNet
     from eventkit.plugin.testing import random_data
-    from test_engine_described import Oscillator
+    from engine_cases import Oscillator
 
     delays = {kind: Delay(max=6.0, init=(0.0, 6.0), mode="exact") for kind in ("ff", "rec", "out")}
     options = {

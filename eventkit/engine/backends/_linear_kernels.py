@@ -33,8 +33,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import cmath
+import math
+
 import numpy as np
-from numba import njit, prange
+from numba import get_thread_id, njit, prange
 
 from ...base.reproducible import kernel_fastmath
 from . import _neuron_math as M
@@ -88,6 +91,33 @@ class Net(NamedTuple):
     in_rate: np.ndarray  # float64 [n_w or 1, S]: its rate A h E(r) u
 
 
+class ForwardScratch(NamedTuple):
+    """The forward pass's working arrays, one row per worker (a CPU thread, a CUDA thread): the
+    per-sample function takes its worker's row and clears what it reads before use."""
+
+    x: np.ndarray  # [n_workers, S, n_tot], the weights' precision: states by rows
+    xa: np.ndarray  # float64 [n_workers, S, n_tot]: the states advanced over the step
+    u_adv: np.ndarray  # float64 [n_workers, n_tot]: c . x_adv per neuron
+    vec: np.ndarray  # float64 [n_workers, N_VEC, S]: state vectors (xd f y z e rz uq)
+    cvec: np.ndarray  # complex128 [n_workers, N_CVEC, S]: cz and the eigen-decays g1 g2 gq
+    ring: np.ndarray  # [n_workers, max(n_ring, 1), S, n_tot], the weights' precision
+
+
+class BackwardScratch(NamedTuple):
+    """The backward pass's working arrays, one row per worker (see :class:`ForwardScratch`)."""
+
+    lam: np.ndarray  # float64 [n_workers, 2, S, n_tot]: the adjoint and its previous value
+    jump: np.ndarray  # float64 [n_workers, n_tot, S]: a spiking neuron's adjoint after its jump
+    vec: np.ndarray  # float64 [n_workers, N_VEC, S]: x0 y z f e de t1 t2 rz uq
+    cvec: np.ndarray  # complex128 [n_workers, N_CVEC, S]
+    first_rec: np.ndarray  # int64 [n_workers, n_out]: each output neuron's first spike record
+    hist: np.ndarray  # float64 [n_workers, max(n_ring, 1), S, n_tot]: the adjoint by grid time
+
+
+N_VEC = 10  # state-vector rows of a worker's scratch
+N_CVEC = 4  # complex rows
+
+
 class Records(NamedTuple):
     step: np.ndarray  # int32 [N, capacity]
     nrn: np.ndarray  # int32 [N, capacity]
@@ -103,9 +133,9 @@ def _decays(real, lam_re, lam, p, s, g):
     use the real part only)."""
     for k in range(g.shape[0]):
         if real[p]:
-            g[k] = np.exp(lam_re[p, k] * s)
+            g[k] = math.exp(lam_re[p, k] * s)
         else:
-            g[k] = np.exp(lam[p, k] * s)
+            g[k] = cmath.exp(lam[p, k] * s)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -258,6 +288,14 @@ def _ring_apply(ring, slot, x):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _copy_states(src, dst):
+    """``dst[:] = src`` for two ``[S, n]`` arrays (a loop: no temporary, on either backend)."""
+    for s in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[s, j] = src[s, j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _pair(lam, j, e):
     """``lam[:, j] . e``: neuron j's adjoint (states by rows) against a state vector."""
     acc = 0.0
@@ -267,7 +305,8 @@ def _pair(lam, j, e):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
+def _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, wk):
+    """Sample b's forward pass in worker ``wk``'s rows of ``scratch`` (:class:`ForwardScratch`)."""
     in_off, in_step, in_ch, n_steps = spikes
     pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, _ = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, overflow = rec
@@ -282,25 +321,20 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
     reset, r_off, u_in = model.reset, model.r, model.u
     prop, c_row, theta_p = model.prop, model.c, model.theta
     membrane, spiking_p = model.membrane, model.spiking
-    x = np.zeros((S, n_tot), dtype=w.dtype)  # states by rows: a population's slice is contiguous
-    xa = np.zeros((S, n_tot))
-    u_adv = np.zeros(n_tot)  # c . x_adv per neuron
-    xd = np.zeros(S)
-    f = np.zeros(S)
-    y = np.zeros(S)
-    z = np.zeros(S)
-    e = np.zeros(S)
-    cz = np.zeros(S, dtype=np.complex128)
-    rz = np.zeros(S)
-    uq = np.zeros(S)  # a target population's input vector
-    g1 = np.zeros(S, dtype=np.complex128)  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
-    g2 = np.zeros(S, dtype=np.complex128)
-    gq = np.zeros(S, dtype=np.complex128)
+    x = scratch.x[wk]  # states by rows: a population's slice is contiguous
+    x[:] = 0.0
+    xa = scratch.xa[wk]
+    u_adv = scratch.u_adv[wk]  # c . x_adv per neuron
+    vec, cvec = scratch.vec[wk], scratch.cvec[wk]
+    xd, f, y, z, e, rz, uq = vec[0], vec[1], vec[2], vec[3], vec[4], vec[5], vec[6]  # uq: a target's input
+    cz = cvec[0]
+    g1, g2, gq = cvec[1], cvec[2], cvec[3]  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
     mem_out = membrane[n_pop - 1]
     # delayed arrivals by grid time G, in slot G % n_ring (every arrival is at most n_ring - 1
     # grid times ahead); applied and cleared at the end of step G - 1, and at the start of step G
     # for input arrivals placed there with no whole step of delay
-    ring = np.zeros((max(n_ring, 1), S, n_tot), dtype=w.dtype)
+    ring = scratch.ring[wk]
+    ring[:] = 0.0
     nr = 0
     ip = in_off[b]
     i_end = in_off[b + 1]
@@ -426,13 +460,16 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec):
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def forward(spikes, net, model, trace, t_first, counts, rec):
+def forward(spikes, net, model, trace, t_first, counts, rec, scratch):
+    """The batch's forward pass, a prange task per sample (``scratch``: a row per thread)."""
     for b in prange(rec.n_rec.shape[0]):
-        _forward_one(b, spikes, net, model, trace, t_first, counts, rec)
+        _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, get_thread_id())
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd):
+def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, scratch, wk):
+    """Sample b's backward pass, adding to the gradient rows ``gw``, ``gd``, in worker ``wk``'s
+    rows of ``scratch`` (:class:`BackwardScratch`)."""
     in_off, in_step, in_ch, n_steps = spikes
     pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, in_rate = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, _ = rec
@@ -448,25 +485,18 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     reset, r_off, a_step, u_in = model.reset, model.r, model.a_step, model.u
     prop, c_row, c_rate, theta_p = model.prop, model.c, model.c_rate, model.theta
     membrane, count_scale = model.membrane, model.count_scale
-    lam = np.zeros((S, n_tot))  # states by rows, like the forward pass's x
-    lam_prev = np.zeros((S, n_tot))
-    jump = np.zeros((n_tot, S))
-    x0 = np.zeros(S)
-    y = np.zeros(S)
-    z = np.zeros(S)
-    f = np.zeros(S)
-    e = np.zeros(S)
-    de = np.zeros(S)
-    t1 = np.zeros(S)
-    t2 = np.zeros(S)
-    cz = np.zeros(S, dtype=np.complex128)
-    rz = np.zeros(S)
-    uq = np.zeros(S)  # a target population's input vector
-    g1 = np.zeros(S, dtype=np.complex128)  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
-    g2 = np.zeros(S, dtype=np.complex128)
-    gq = np.zeros(S, dtype=np.complex128)
+    lam = scratch.lam[wk, 0]  # states by rows, like the forward pass's x
+    lam[:] = 0.0
+    lam_prev = scratch.lam[wk, 1]
+    jump = scratch.jump[wk]
+    vec, cvec = scratch.vec[wk], scratch.cvec[wk]
+    x0, y, z, f, e, de, t1, t2, rz = vec[0], vec[1], vec[2], vec[3], vec[4], vec[5], vec[6], vec[7], vec[8]
+    uq = vec[9]  # a target population's input vector
+    cz = cvec[0]
+    g1, g2, gq = cvec[1], cvec[2], cvec[3]  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
     mem_out = membrane[n_pop - 1]
-    first_rec = np.full(n_out, -1, dtype=np.int64)
+    first_rec = scratch.first_rec[wk]
+    first_rec[:] = -1
     for r in range(n_rec[b]):
         j = rec_nrn[b, r]
         if j >= o0 and first_rec[j - o0] < 0:
@@ -474,7 +504,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     # the adjoint by grid time G in slot G % n_ring, for the delayed arrivals applied there: the
     # value after the readout's term of step G - 1 (where hidden arrivals act), overwritten at
     # step G by the value at the start of that step (where undelayed-in-steps input arrivals act)
-    hist = np.zeros((max(n_ring, 1), S, n_tot))
+    hist = scratch.hist[wk]  # every slot is written before it is read
     r = n_rec[b] - 1
     ip = in_off[b + 1] - 1
     for n in range(n_steps - 1, -1, -1):
@@ -482,7 +512,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
         for o in range(n_out):
             lam[mem_out, o0 + o] += g_trace[b, n, o]
         if n_ring:
-            hist[(n + 1) % n_ring] = lam
+            _copy_states(lam, hist[(n + 1) % n_ring])
         r_hi = r
         while r >= 0 and rec_step[b, r] == n:
             r -= 1
@@ -570,7 +600,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                 lam[s, j] = jump[j, s]
         # input spikes of step n: their weights' gradient reads lam at n h (delayed: where they act)
         if n_ring:
-            hist[n % n_ring] = lam
+            _copy_states(lam, hist[n % n_ring])
         while ip >= in_off[b] and in_step[ip] == n:
             for kk in range(in_blk.shape[0]):
                 k = in_blk[kk]
@@ -594,18 +624,20 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off):
+def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off, scratch):
     """Per group of consecutive samples (``group_off``), its weight gradient in ``gw[group]`` and
     its delay gradient (per step of delay) in ``gd[group]`` (one column without learnable delays;
-    float64, summed in sample order: independent of the thread count)."""
+    float64, summed in sample order: independent of the thread count). ``scratch``: a row per
+    thread."""
     for g in prange(group_off.shape[0] - 1):
         gw[g, :] = 0.0
         gd[g, :] = 0.0
+        wk = get_thread_id()
         for b in range(group_off[g], group_off[g + 1]):
-            _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw[g], gd[g])
+            _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw[g], gd[g], scratch, wk)
 
 
-__all__ = ["Model", "Net", "Records", "forward", "backward"]
+__all__ = ["Model", "Net", "Records", "ForwardScratch", "BackwardScratch", "forward", "backward"]
 
 
 M.refresh_stale_cache(__file__, globals())  # the formulas inlined from _neuron_math are part of this module

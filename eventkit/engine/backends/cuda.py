@@ -1,4 +1,6 @@
-"""The CUDA backend: numba-cuda kernels (:mod:`._cuda_kernels`), one thread block per sample.
+"""The CUDA backend: numba-cuda kernels (:mod:`._cuda_kernels`), one thread block per sample; a
+network of models given only by their description runs :mod:`._linear_kernels`' per-sample passes
+compiled for CUDA (:mod:`._linear_cuda`), one thread per sample.
 
 The plan and the per-call kernel inputs are built exactly as the CPU backend builds them (same
 flat arrays, same delay decomposition) and then moved to the GPU; the batch's spike lists are
@@ -21,6 +23,8 @@ import torch
 
 from ...data.spikes import SpikeData
 from . import _cpu_kernels as K
+from . import _linear_kernels as L
+from . import described as D
 from .cpu import STRUCTURE, CpuBackend, CpuPlan, kernel_net, records
 
 INSTALL_HINT = "Fix: {cpu}, or pip install 'eventkit[cuda]' on a machine with an NVIDIA GPU and driver"
@@ -86,6 +90,22 @@ class _Arrays:
             return np.zeros(shape, dtype=dtype)
         return torch.zeros(shape, dtype=_torch_dtype(dtype), device=self.device)
 
+    def full(self, shape: tuple, value: float, dtype):
+        if self.sim:
+            return np.full(shape, value, dtype=dtype)
+        return torch.full(shape, value, dtype=_torch_dtype(dtype), device=self.device)
+
+    def put_all(self, arrays: tuple) -> tuple:
+        """A (named) tuple of host arrays and numbers with every array on the device."""
+        items = [self.put(x) if isinstance(x, np.ndarray) else x for x in arrays]
+        return type(arrays)(*items)
+
+    def cast(self, x, dtype):
+        """``x`` (a kernel result) in ``dtype``."""
+        if self.sim:
+            return x.astype(dtype, copy=False)
+        return x.to(_torch_dtype(dtype))
+
     def arg(self, x):
         """A kernel argument: device arrays are handed over by __cuda_array_interface__, also
         inside the (named) tuples the kernels take (numba types a tuple's fields one by one and
@@ -116,6 +136,7 @@ def _torch_dtype(dtype) -> torch.dtype:
         np.dtype(np.int32): torch.int32,
         np.dtype(np.int64): torch.int64,
         np.dtype(np.int8): torch.int8,
+        np.dtype(np.complex128): torch.complex128,
     }[np.dtype(dtype)]
 
 
@@ -141,6 +162,7 @@ class CudaInputs(NamedTuple):
     n_slots: int
     dtype: np.dtype
     learn_or_delayed: bool  # some block accumulates delay gradients
+    described: tuple | None = None  # described models: the (Net, Model) of _linear_kernels, on the device
 
 
 class CudaBackend:
@@ -166,12 +188,6 @@ class CudaBackend:
         """``threads``: the block size (a power of two <= 1024; default: the smallest power of two
         covering the largest population, at least 32 and at most 256; 4 in the simulator)."""
         host = self._host.plan(topology, dt, n_steps, max_spikes=max_spikes, n_groups=n_groups)
-        if host.described is not None:
-            names = [p.model.name for p in topology.populations if p.model.coefficients(dt) is None]
-            raise ValueError(
-                f"neuron {names[0]!r}: models given by their description run on the CPU backend only so far. "
-                "Fix: trainer.device=cpu"
-            )
         if threads is None:  # the simulator runs a Python thread per CUDA thread: few of them
             widest = max(p.size for p in topology.populations)
             threads = 4 if self._arrays.sim else min(256, max(32, 1 << (widest - 1).bit_length()))
@@ -196,6 +212,9 @@ class CudaBackend:
         host = self._host.inputs(plan, weights, delays, thresholds, dtype, sorted_rows=False)
         a = self._arrays
         learn = bool(host.blk[:, K.LEARN_D].any() or host.blk[:, K.DELAYED].any())
+        described = None
+        if host.described is not None:
+            described = tuple(a.put_all(views) for views in host.described)
         return CudaInputs(
             a.put(host.w),
             a.put(host.coef),
@@ -207,6 +226,7 @@ class CudaBackend:
             host.n_slots,
             np.dtype(dtype),
             learn,
+            described,
         )
 
     @staticmethod
@@ -229,6 +249,8 @@ class CudaBackend:
         from ._cuda_kernels import kernels
 
         a, dtype = self._arrays, inputs.dtype
+        if inputs.described is not None:
+            return self._described_forward(plan, inputs, data)
         fwd = kernels(dtype == np.float64)[0]
         n_batch, n_steps, n_tot = len(data), plan.n_steps, int(plan.pop_off[-1])
         in_off, in_step, in_ch = self._data(data)
@@ -264,6 +286,52 @@ class CudaBackend:
                 return res
             plan.grow_capacity()
 
+    def _scratch(self, inputs: CudaInputs, n_batch: int, kind, which: int):
+        """A worker row per sample of :mod:`._linear_kernels`' scratch (``which``: 0 forward, 1
+        backward)."""
+        net, model = inputs.described
+        shapes = D.scratch_shapes(net, model, n_batch, inputs.dtype)[which]
+        return kind(**{key: self._arrays.empty(*spec) for key, spec in shapes.items()})
+
+    def _described_forward(self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData) -> dict:
+        from ._linear_cuda import THREADS, kernels
+
+        a, dtype = self._arrays, inputs.dtype
+        net, model = inputs.described
+        n_batch, n_steps, S = len(data), plan.n_steps, int(model.u.shape[1])
+        in_off, in_step, in_ch = self._data(data)
+        scratch = self._scratch(inputs, n_batch, L.ForwardScratch, 0)
+        while True:
+            cap = plan.capacity
+            res = dict(
+                trace=a.zeros((n_batch, n_steps, plan.n_out), dtype),
+                t_first=a.full((n_batch, plan.n_out), float(n_steps), dtype),
+                counts=a.zeros((n_batch, plan.n_hidden), dtype),
+                rec_step=a.zeros((n_batch, cap), np.int32),
+                rec_nrn=a.zeros((n_batch, cap), np.int32),
+                rec_phi=a.zeros((n_batch, cap), dtype),
+                rec_x=a.zeros((n_batch, cap, S), dtype),
+                n_rec=a.zeros((n_batch,), np.int64),
+                overflow=a.zeros((n_batch,), np.int8),
+            )
+            a.launch(
+                kernels()[0],
+                -(-n_batch // THREADS),
+                THREADS,
+                K.Spikes(in_off, in_step, in_ch, n_steps),
+                net,
+                model,
+                res["trace"],
+                res["t_first"],
+                res["counts"],
+                L.Records(*(res[key] for key in D.RECORD_KEYS)),
+                scratch,
+            )
+            if not a.any(res["overflow"]):
+                res["_data"] = (in_off, in_step, in_ch)
+                return res
+            plan.grow_capacity()
+
     def group_offsets(self, plan: CudaPlan, n_batch: int) -> np.ndarray:
         """One group per sample: one thread block per sample writes its own gradient row, and
         the rows are summed in sample order."""
@@ -289,12 +357,36 @@ class CudaBackend:
             off = np.asarray(reduction.local_offsets())
             if not np.array_equal(off, self.group_offsets(plan, n_batch)):
                 raise ValueError(f"backward: the cuda backend's sample groups are single samples, got {off.tolist()}")
+        # described models accumulate in float64, as on the CPU
+        acc = np.float64 if inputs.described is not None else dtype
         if n_batch == 0:
-            gw = a.zeros((0, plan.n_w), dtype)
-            gd = a.zeros((0, plan.n_w if inputs.learn_or_delayed else 1), dtype)
+            gw = a.zeros((0, plan.n_w), acc)
+            gd = a.zeros((0, plan.n_w if inputs.learn_or_delayed else 1), acc)
+            return self._sum_rows(plan, inputs, gw, gd, reduction)
+        in_off, in_step, in_ch = forward.get("_data") or self._data(data)
+        spikes = K.Spikes(in_off, in_step, in_ch, plan.n_steps)
+        if inputs.described is not None:
+            from ._linear_cuda import THREADS
+            from ._linear_cuda import kernels as described_kernels
+
+            gw = a.empty((n_batch, plan.n_w), acc)
+            gd = a.empty((n_batch, plan.n_w if inputs.learn_or_delayed else 1), acc)
+            a.launch(
+                described_kernels()[1],
+                -(-n_batch // THREADS),
+                THREADS,
+                spikes,
+                *inputs.described,
+                L.Records(*(forward[key] for key in D.RECORD_KEYS)),
+                g_trace,
+                g_tfirst,
+                g_counts,
+                gw,
+                gd,
+                self._scratch(inputs, n_batch, L.BackwardScratch, 1),
+            )
             return self._sum_rows(plan, inputs, gw, gd, reduction)
         n_tot = int(plan.pop_off[-1])
-        in_off, in_step, in_ch = forward.get("_data") or self._data(data)
         lam = [a.empty((n_batch, n_tot), dtype) for _ in range(4)]
         hist = a.empty((n_batch, max(2 * inputs.n_slots * 2 * n_tot, 1)), dtype)  # the adjoints' window
         first = a.empty((n_batch, plan.n_out), np.int64)
@@ -306,7 +398,7 @@ class CudaBackend:
             bwd,
             n_batch,
             plan.threads,
-            K.Spikes(in_off, in_step, in_ch, plan.n_steps),
+            spikes,
             self._net(plan, inputs),
             records(forward),
             K.Outputs(g_trace, g_tfirst, g_counts),
@@ -321,19 +413,20 @@ class CudaBackend:
         from ._cuda_kernels import kernels
 
         a, dtype = self._arrays, inputs.dtype
-        sum_samples = kernels(dtype == np.float64)[2]
+        acc = np.float64 if inputs.described is not None else dtype  # the rows' precision
+        sum_samples = kernels(acc == np.float64)[2]
         if reduction is not None:
             gw, gd = reduction.combine(gw, gd)
         block = 256
-        flat_w = a.zeros((plan.n_w,), dtype)
+        flat_w = a.zeros((plan.n_w,), acc)
         if len(gw):
             a.launch(sum_samples, -(-plan.n_w // block), block, gw, flat_w)
         flat_d = None
         if inputs.learn_or_delayed:
-            flat_d = a.zeros((plan.n_w,), dtype)
+            flat_d = a.zeros((plan.n_w,), acc)
             if len(gd):
                 a.launch(sum_samples, -(-plan.n_w // block), block, gd, flat_d)
-        return plan.connection_gradients(flat_w, flat_d, lambda g: self.to_torch(g).contiguous())
+        return plan.connection_gradients(flat_w, flat_d, lambda g: self.to_torch(a.cast(g, dtype)).contiguous())
 
     def to_torch(self, x) -> torch.Tensor:
         return torch.from_numpy(x) if isinstance(x, np.ndarray) else x

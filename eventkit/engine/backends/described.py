@@ -5,6 +5,7 @@ population's model has no closed-form coefficients."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ..topology import Topology
@@ -126,14 +127,49 @@ def kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
 RECORD_KEYS = ("rec_step", "rec_nrn", "rec_phi", "rec_x", "n_rec", "overflow")
 
 
+def scratch_shapes(net: L.Net, model: L.Model, n_workers: int, dtype) -> tuple[dict, dict]:
+    """The (shape, dtype) of every working array of the forward and the backward pass
+    (:class:`~._linear_kernels.ForwardScratch`, :class:`~._linear_kernels.BackwardScratch`) for
+    ``n_workers`` workers; each backend allocates them its own way."""
+    S, n_tot = model.u.shape[1], int(net.pop_off[-1])
+    n_out = n_tot - int(net.pop_off[-2])
+    slots = max(net.n_ring, 1)
+    f64, c128 = np.dtype(np.float64), np.dtype(np.complex128)
+    cvec = ((n_workers, L.N_CVEC, S), c128)
+    fwd = dict(
+        x=((n_workers, S, n_tot), np.dtype(dtype)),
+        xa=((n_workers, S, n_tot), f64),
+        u_adv=((n_workers, n_tot), f64),
+        vec=((n_workers, L.N_VEC, S), f64),
+        cvec=cvec,
+        ring=((n_workers, slots, S, n_tot), np.dtype(dtype)),
+    )
+    bwd = dict(
+        lam=((n_workers, 2, S, n_tot), f64),
+        jump=((n_workers, n_tot, S), f64),
+        vec=((n_workers, L.N_VEC, S), f64),
+        cvec=cvec,
+        first_rec=((n_workers, n_out), np.dtype(np.int64)),
+        hist=((n_workers, slots, S, n_tot), f64),
+    )
+    return fwd, bwd
+
+
+def _cpu_scratch(plan, kind, shapes: dict):
+    """A row per CPU thread, kept between calls (``plan.buffer``)."""
+    return kind(**{key: plan.buffer(f"described_{kind.__name__}_{key}", *spec) for key, spec in shapes.items()})
+
+
 def forward(plan, inputs, spikes: K.Spikes) -> dict:
     """The forward pass of a batch (:meth:`CpuPlan.recorded_forward`'s results, with each spike's
     state ``rec_x``)."""
     net, model = inputs.described
+    shapes = scratch_shapes(net, model, numba.get_num_threads(), inputs.w.dtype)[0]
+    scratch = _cpu_scratch(plan, L.ForwardScratch, shapes)
 
     def run(res: dict) -> None:
         rec = L.Records(*(res[key] for key in RECORD_KEYS))
-        L.forward(spikes, net, model, res["trace"], res["t_first"], res["counts"], rec)
+        L.forward(spikes, net, model, res["trace"], res["t_first"], res["counts"], rec, scratch)
 
     n_batch = spikes.offsets.shape[0] - 1
     return plan.recorded_forward(n_batch, inputs.w.dtype, {"rec_x": (model.u.shape[1],)}, run)
@@ -149,6 +185,8 @@ def backward(
     gd = np.zeros((n_groups, plan.n_w if with_d else 1))
     if n_groups:
         net, model = inputs.described
+        shapes = scratch_shapes(net, model, numba.get_num_threads(), inputs.w.dtype)[1]
+        scratch = _cpu_scratch(plan, L.BackwardScratch, shapes)
         rec = L.Records(*(forward[key] for key in RECORD_KEYS))
-        L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off)
+        L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off, scratch)
     return gw, gd

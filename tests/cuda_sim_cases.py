@@ -101,6 +101,22 @@ def quantise(weights):
     return FakeQuant({k: np.round(w * 32) / 32 for k, w in weights.items()}, {0: 0.8})
 
 
+# learnable fractional delays on every connection kind
+EXACT_DELAYS = {
+    "ff": Delay(max=4.0, init=(0.0, 4.0)),
+    "rec": Delay(max=3.0, init=(0.0, 3.0)),
+    "out": Delay(max=2.5, init=(0.0, 2.5)),
+}
+
+# two recurrent layers of a model only the description-driven kernels run, an LI output
+OSCILLATORS = dict(
+    hidden=[7, 5],
+    neuron=Oscillator(),
+    output=LI(),
+    readout=ExpWeightedMeanV(),
+    init=dict(ff_mean=1.2, ff_std=0.4, rec_std=0.2, out_std=0.3),
+)
+
 CASES = {
     # LI output, recurrent, exp-weighted readout, cross-entropy + spike-count regulariser (its
     # kick enters the backward jumps); float64. The CUDA plan starts with room for 8 spikes per
@@ -132,11 +148,7 @@ CASES = {
         net=dict(
             hidden=[6, 5],
             readout=SumV(),
-            delays={
-                "ff": Delay(max=4.0, init=(0.0, 4.0)),
-                "rec": Delay(max=3.0, init=(0.0, 3.0)),
-                "out": Delay(max=2.5, init=(0.0, 2.5)),
-            },
+            delays=EXACT_DELAYS,
         ),
         loss="ce",
     ),
@@ -181,32 +193,14 @@ CASES = {
             readout=SumV(),
             dtype=torch.float32,
             init=dict(ff_mean=0.9, ff_std=0.2, rec_std=0.1, out_std=0.3),
-            delays={
-                "ff": Delay(max=4.0, init=(0.0, 4.0)),
-                "rec": Delay(max=3.0, init=(0.0, 3.0)),
-                "out": Delay(max=2.5, init=(0.0, 2.5)),
-            },
+            delays=EXACT_DELAYS,
         ),
         loss="ce",
     ),
     # a model given only by its description (complex eigenvalues, three states), recurrent, with
     # learnable fractional delays on every connection kind: the description-driven kernels,
     # compiled for CUDA from their CPU source; float64
-    "described_delays_f64": dict(
-        net=dict(
-            hidden=[7, 5],
-            neuron=Oscillator(),
-            output=LI(),
-            readout=ExpWeightedMeanV(),
-            init=dict(ff_mean=1.2, ff_std=0.4, rec_std=0.2, out_std=0.3),
-            delays={
-                "ff": Delay(max=4.0, init=(0.0, 4.0)),
-                "rec": Delay(max=3.0, init=(0.0, 3.0)),
-                "out": Delay(max=2.5, init=(0.0, 2.5)),
-            },
-        ),
-        loss="ce+reg",
-    ),
+    "described_delays_f64": dict(net=dict(OSCILLATORS, delays=EXACT_DELAYS), loss="ce+reg"),
     # the same model without delays and a spiking described output read by its first spike;
     # float32; the plan starts with room for 8 spikes per sample (overflow and retry)
     "described_first_spike_f32": dict(
@@ -220,6 +214,11 @@ CASES = {
         ),
         loss="ce",
         capacity=8,
+    ),
+    # the oscillator learning omega, tau and tau_syn per layer (the models' sums of the backward
+    # pass, summed over samples and turned into dL/d(A h), dL/du); float64
+    "described_learn_f64": dict(
+        net=dict(OSCILLATORS, learn_tau={"omega": [0.1, 0.4], "tau": [8.0, 30.0], "tau_syn": [2.0, 8.0]}), loss="ce"
     ),
 }
 

@@ -65,6 +65,24 @@ def assert_cross_entropy_gradients_match(net, data, rng, min_checked: int) -> No
     assert np.linalg.norm(engine - fd) / np.linalg.norm(fd) <= 1e-3
 
 
+def constant_gradients_against_fd(net, data, loss_fn, names, eps_rel=1e-6) -> dict:
+    """{name: (engine, central difference)} of scalar parameters."""
+    net.zero_grad()
+    loss_fn(net(data)).backward()
+    out = {}
+    for name in names:
+        p = getattr(net, name)
+        x, eps = float(p.detach()), eps_rel * abs(float(p.detach()))
+        values = []
+        for sign in (1, -1):
+            with torch.no_grad():
+                p.fill_(x + sign * eps)
+                values.append(loss_fn(net(data)).item())
+                p.fill_(x)
+        out[name] = (p.grad.item(), (values[0] - values[1]) / (2 * eps))
+    return out
+
+
 @dataclass(frozen=True)
 class Oscillator(NeuronModel):
     """A damped oscillator (x, y) driven by a synaptic current, firing on y: complex eigenvalues,
@@ -73,8 +91,10 @@ class Oscillator(NeuronModel):
     omega: float = 0.25  # rad/ms
     tau: float = 15.0
     tau_syn: float = 4.0
+    gain: float = 1.0  # what a spike of weight 1 adds to i
     spiking = True
     name = "oscillator"
+    learnable = ("omega", "tau", "tau_syn", "gain")
 
     def dynamics(self):
         return LinearDynamics(
@@ -84,7 +104,7 @@ class Oscillator(NeuronModel):
                 [self.omega, -1 / self.tau, 0.0],
                 [0, 0, -1 / self.tau_syn],
             ],
-            input={"i": 1.0},
+            input={"i": self.gain},
             threshold={"y": 1.0},
             theta=0.5,
             reset={"x": 0.0, "y": 0.0},

@@ -144,7 +144,7 @@ def _described_args(delays: bool, dtype) -> tuple[tuple, tuple]:
     fwd = (spikes, knet, model, *out, rec, scratch)
     gw, gd = np.zeros((1, plan.n_w)), np.zeros((1, plan.n_w if delays else 1))
     scratch = L.BackwardScratch(**{k: np.zeros(*v) for k, v in bwd_shapes.items()})
-    bwd = (spikes, knet, model, rec, *out, gw, gd, scratch)
+    bwd = (spikes, knet, model, rec, *out, gw, gd, D.model_grads(model, 1), scratch)
     return fwd, bwd
 
 

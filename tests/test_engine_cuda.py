@@ -32,6 +32,7 @@ CASES = [
     "alif_delays_f32",
     "described_delays_f64",
     "described_first_spike_f32",
+    "described_learn_f64",
 ]
 ON_DEVICE = os.environ.get("EVENTKIT_CUDA_TESTS") == "device"
 
@@ -94,6 +95,8 @@ def test_cuda_matches_cpu(results, case):
     assert np.abs(pairs["trace"][0]).max() > 0, "the output never moved"
     if "delays" in case:
         assert any(k.endswith("_delay") and np.abs(pairs[k][0]).max() > 0 for k in grads)
+    if "learn" in case:  # the models' constants, per layer
+        assert all(np.abs(pairs[f"grad_{key}{k}"][0]) > 0 for key in ("omega", "tau", "tau_syn") for k in (0, 1))
 
 
 def test_cuda_gradients_repeat_bit_for_bit(results):

@@ -14,7 +14,7 @@ from engine_cases import CHANNELS, DURATION, LABEL, TIMES, assert_scalar_gradien
 from eventkit.engine import LI, LIF, EventpropNet, ExpWeightedMeanV, FirstSpike
 from eventkit.plugin.testing import checkpoint_test_accuracy, random_data, run_cli, tiny_run
 from eventkit.rundir.checkpoints import load_checkpoint
-from eventkit.rundir.layout import LAST
+from eventkit.rundir.layout import BEST, LAST
 
 RANGES = {"tau_mem": [8.0, 60.0], "tau_syn": [1.0, 7.0]}
 
@@ -260,6 +260,11 @@ def test_the_app_trains_time_constants_in_their_own_group(tmp_path):
     assert tau_syn != 5.0 and 1.0 <= tau_syn <= 6.0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["test_accuracy"] == checkpoint_test_accuracy(run)[0]
+    best, _ = load_checkpoint(run / "checkpoints" / BEST)  # the reported network's, in report.md
+    report = (run / "report.md").read_text()
+    for key, configured in (("tau_mem", 20.0), ("tau_syn", 5.0)):
+        v = float(best[f"model.{key}0"])
+        assert f"| 0 | {key} | {configured:.4g} | {v:.4g} | {v:.4g} | {v:.4g} |" in report
 
 
 def test_bad_learn_tau_in_the_config_is_one_line_and_starts_nothing(tmp_path):

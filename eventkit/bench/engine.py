@@ -16,8 +16,10 @@ network fires as it does with fixed ones), and prints each one's cost against fi
 constants.
 
 ``--described`` also times the same network with its hidden LIF given by its description only
-(:class:`~eventkit.engine.Described`), i.e. on the description-driven kernels that run any
-user-written model, and prints their cost against the specialised LIF kernels.
+(:func:`~eventkit.engine.Described`), i.e. on the description-driven kernels that run any
+user-written model, and prints their cost against the specialised LIF kernels; with
+``--learn-tau`` also the described network learning tau_mem and tau_syn per layer (through its
+description), and its cost against the fixed described network.
 
 ``--device cuda`` runs eventkit on its cuda backend (parameters, batch and loss on the GPU) and
 snnTorch on the GPU; times are then synchronised with the device and "mem" is the growth of
@@ -49,7 +51,8 @@ LEARN_TAU = {"tau_mem": [10.0, 100.0], "tau_syn": [1.0, 9.0]}
 def _eventkit_job(hidden, n_steps, batch, repeats, device, variant, queue):
     """``variant``: None (fixed time constants), ``"layer"`` or ``"neuron"`` (learnable, one per
     layer or per neuron), ``"described"`` (fixed, the hidden LIF given by its description only:
-    the description-driven kernels)."""
+    the description-driven kernels), ``"described_layer"`` (that network learning its time
+    constants per layer)."""
     import torch
     import torch.nn.functional as F
 
@@ -58,8 +61,8 @@ def _eventkit_job(hidden, n_steps, batch, repeats, device, variant, queue):
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # tiny gradients squared in Adam would otherwise be denormal
     data = workload(n_steps, batch, seed=1)
-    learn_tau = LEARN_TAU if variant in ("layer", "neuron") else None
-    neuron = Described(LIF()) if variant == "described" else LIF()
+    learn_tau = LEARN_TAU if variant in ("layer", "neuron", "described_layer") else None
+    neuron = Described(LIF()) if variant in ("described", "described_layer") else LIF()
     net, rate = calibrated_net(
         hidden, n_steps, data, 14.0, device, learn_tau, tau_per_neuron=variant == "neuron", neuron=neuron
     )
@@ -200,6 +203,13 @@ def main(argv=None) -> int:
         if args.described:
             gen = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, "described")
             row.update(eventkit_described=gen, described_cost=gen["train_step"] / ek["train_step"])
+            if args.learn_tau:
+                dl = in_process(
+                    _eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, "described_layer"
+                )
+                row.update(
+                    eventkit_described_learn_tau=dl, described_learn_tau_cost=dl["train_step"] / gen["train_step"]
+                )
         if use_snn:
             sn = in_process(
                 _snntorch_job, hidden, n_steps, args.batch, args.snntorch_repeats, ek["w_in_mean"], args.device
@@ -217,6 +227,8 @@ def main(argv=None) -> int:
         header += f" | {'per-nrn s':>10} {'per-nrn MB':>10} {'cost':>8}"
     if args.described:
         header += f" | {'descr. s':>10} {'descr. MB':>10} {'cost':>8}"
+        if args.learn_tau:
+            header += f" | {'d. tau s':>10} {'d. tau MB':>10} {'vs descr':>8}"
     if use_snn:
         header += f" | {'snn step s':>10} {'snn mem MB':>10} {'speedup':>8}"
     print(header)
@@ -235,6 +247,9 @@ def main(argv=None) -> int:
         if args.described:
             t = r["eventkit_described"]
             line += f" | {t['train_step']:>10.3f} {t['peak_mem_mb']:>10.1f} {r['described_cost']:>7.2f}x"
+            if args.learn_tau:
+                t = r["eventkit_described_learn_tau"]
+                line += f" | {t['train_step']:>10.3f} {t['peak_mem_mb']:>10.1f} {r['described_learn_tau_cost']:>7.2f}x"
         if use_snn:
             s = r["snntorch"]
             line += f" | {s['train_step']:>10.3f} {s['peak_mem_mb']:>10.1f} {r['speedup']:>7.1f}x"

@@ -202,3 +202,51 @@ def two_exponential(
         count_scale=tau_mem,
         model=model,
     )
+
+
+def description_vector(model, dt: float) -> np.ndarray:
+    """What of ``model``'s description its learnable constants may move: ``A h`` (row-major),
+    then the input ``u`` (float64)."""
+    d = model.dynamics()
+    return np.concatenate([np.asarray(d.matrix, dtype=np.float64).reshape(-1) * dt, d._vector("input", d.input)])
+
+
+def _fixed_parts(d: LinearDynamics) -> tuple:
+    c = tuple(d._vector("threshold", d.threshold)) if d.spiking else ()
+    return (d.states, c, d.theta if d.spiking else None, tuple(sorted(d.reset.items())), tuple(sorted(d.jump.items())))
+
+
+def description_jacobian(model, keys, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """``model``'s :func:`description_vector` and its derivative in each constant of ``keys``
+    (``[len, len(keys)]``), by a fourth-order central difference of the description with a step
+    of 1e-3 of each constant's size: for the smooth descriptions models give (``1 / tau``,
+    ``omega``), about 1e-12 relative. Everything past the description is exact (docs/engine.md,
+    "Learnable model parameters")."""
+    from dataclasses import replace
+
+    value = description_vector(model, dt)
+    jac = np.zeros((value.size, len(keys)))
+    for col, key in enumerate(keys):
+        x = float(getattr(model, key))
+        h = 1e-3 * abs(x) if x != 0.0 else 1e-6
+        f = [description_vector(replace(model, **{key: x + k * h}), dt) for k in (-2, -1, 1, 2)]
+        jac[:, col] = (f[0] - 8.0 * f[1] + 8.0 * f[2] - f[3]) / (12.0 * h)
+    return value, jac
+
+
+def check_learnable_description(model, keys, where: str) -> None:
+    """One line naming the constant and the fix when a learnable constant of a described model
+    moves more than its dynamics and input (its threshold, reset or jump): the backward pass
+    differentiates ``A`` and ``u`` only."""
+    from dataclasses import replace
+
+    base = _fixed_parts(model.dynamics())
+    for key in keys:
+        x = float(getattr(model, key))
+        moved = replace(model, **{key: x * 1.01 if x != 0.0 else 1e-3})
+        if _fixed_parts(moved.dynamics()) != base:
+            raise ValueError(
+                f"{where}.{key}: neuron {model.name!r}'s {key} moves its threshold, reset or jump, which the engine "
+                "cannot learn for a model given by its description (it learns constants of its dynamics matrix and "
+                f"input only). Fix: remove {where}.{key}"
+            )

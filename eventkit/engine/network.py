@@ -19,6 +19,7 @@ from ..data.spikes import SpikeData
 from .autograd import EventpropFunction, parameter_gradients
 from .backends import get_backend
 from .backends.cpu import coefficient_row
+from .dynamics import check_learnable_description, description_jacobian
 from .neurons import LI, LIF, NeuronModel
 from .readouts import ExpWeightedMeanV, Readout
 from .topology import Delay, Topology, parse_delays
@@ -201,13 +202,27 @@ class EventpropNet(nn.Module):
                     else torch.tensor(value, dtype=torch.float64)
                 )
                 self.register_parameter(f"{key}{k}", nn.Parameter(tau.to(dtype)))
+        if self.learn_tau and self.plan.described is not None:  # the description-driven kernels learn them
+            if self.tau_per_neuron or self._delays:
+                raise ValueError(
+                    f"learn_tau: a network of models given by their description ({self._described_names()}) learns "
+                    f"its models' constants per layer and without delays so far. Fix: "
+                    f"{'tau_per_neuron=false' if self.tau_per_neuron else 'remove network.delays'}, or drop learn_tau"
+                )
+            for model in self._models:
+                check_learnable_description(model, self.learn_tau, "learn_tau")
         if self.tau_per_neuron:
             for model in self._models:
                 check_per_neuron_model(model, self.learn_tau, self.dt)
-        if self.learn_tau and self.backend.name != "cpu":
+        if self.learn_tau and self.backend.name != "cpu" and self.plan.described is None:
             raise ValueError(
                 "learnable time constants (learn_tau) run on the CPU backend only so far; use backend='cpu'"
             )
+
+    def _described_names(self) -> str:
+        return ", ".join(
+            sorted({p.model.name for p in self._topology.populations if p.model.coefficients(self.dt) is None})
+        )
 
     # ------------------------------------------------------------------ public
     @property
@@ -474,6 +489,11 @@ class EventpropNet(nn.Module):
         then each neuron's (``[1 + n, N_COEF]``; the layer's row is its first neuron's), as a
         differentiable expression of its time constants."""
         values = {key: getattr(self, f"{key}{k}") for key in self.learn_tau}
+        if self.plan.described is not None:  # the layer's A h and u (description_vector), to first order
+            keys = list(self.learn_tau)
+            value, jac = description_jacobian(self.neurons[k], keys, self.dt)
+            theta = torch.stack([values[key].to(torch.float64).reshape(()) for key in keys])
+            return torch.as_tensor(value) + torch.as_tensor(jac) @ (theta - theta.detach())
         row = coefficient_row(SimpleNamespace(**self._models[k].differentiable_coefficients(self.dt, **values)))
         if not self.tau_per_neuron:
             return torch.stack([torch.as_tensor(x, dtype=torch.float64) for x in row])
@@ -498,6 +518,8 @@ class EventpropNet(nn.Module):
                         )
                 with torch.no_grad():
                     coefficients[k] = self._coefficient_rows(k)[1:].numpy()
+        elif self.learn_tau and self.plan.described is not None:  # the layers' models this call
+            coefficients = dict(enumerate(self.neurons))
         elif self.learn_tau:
             coefficients = {k: m.coefficients(self.dt) for k, m in enumerate(self.neurons)}
         return self.backend.inputs(self.plan, weights, delays, thresholds, np_dtype, coefficients)
@@ -571,16 +593,18 @@ def parse_learn_tau(spec: Mapping | None, models: Sequence[NeuronModel], dt: flo
                 )
         out[key] = (lo, hi)
     for m in models:
-        span = {key: out.get(key, (getattr(m, key),) * 2) for key in ("tau_mem", "tau_syn")}
+        span = {key: out.get(key, (getattr(m, key, math.nan),) * 2) for key in ("tau_mem", "tau_syn")}
         (m_lo, m_hi), (s_lo, s_hi) = span["tau_mem"], span["tau_syn"]
-        if max(m_lo, s_lo) <= min(m_hi, s_hi):
+        if max(m_lo, s_lo) <= min(m_hi, s_hi):  # False (nan) for a model without both
             raise ValueError(
                 f"learn_tau: tau_mem in [{m_lo:g}, {m_hi:g}] and tau_syn in [{s_lo:g}, {s_hi:g}] ms may meet, where "
                 "the exact propagator divides by tau_syn - tau_mem. Fix: give them ranges that do not overlap"
             )
         for corner in itertools.product(*(((key, lo), (key, hi)) for key, (lo, hi) in out.items())):
             try:  # the model's own limits (a chip's integer decays, say) at every corner of the ranges
-                replace(m, **dict(corner)).coefficients(dt)
+                at_corner = replace(m, **dict(corner))
+                if at_corner.coefficients(dt) is None:  # a model given by its description
+                    at_corner.dynamics()
             except ValueError as err:
                 at = ", ".join(f"{key}={value:g}" for key, value in corner)
                 raise ValueError(

@@ -30,7 +30,8 @@ Pehle (2021) (tests/test_engine_continuous.py). Every model here also describes 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 
 from . import portable
 from .dynamics import LinearDynamics, two_exponential
@@ -289,24 +290,20 @@ class ALIF(NeuronModel):
         return two_exponential("alif", self.tau_mem, self.tau_syn, self.threshold, self.tau_adapt, self.adapt_step)
 
 
-@dataclass(frozen=True)
-class Described(NeuronModel):
+@lru_cache(maxsize=None)
+def _by_description(cls: type) -> type:
+    def coefficients(self, dt: float) -> None:
+        return None
+
+    doc = f"{cls.__name__} without its closed-form coefficients (see :func:`Described`)."
+    return type(f"{cls.__name__}ByDescription", (cls,), {"coefficients": coefficients, "__doc__": doc})
+
+
+def Described(model: NeuronModel) -> NeuronModel:  # noqa: N802 -- it makes a model, as a class would
     """``model`` given by its description only (its :meth:`~NeuronModel.dynamics`, without its
-    closed-form coefficients), so that a network of it runs on the description-driven kernels:
-    for checking a model's description against its closed form (same spikes and gradients) and
-    for timing the generic kernels against the specialised ones (``python -m eventkit.bench
-    --described``)."""
-
-    model: NeuronModel = LIF()
-
-    name = "described"
-
-    @property
-    def spiking(self) -> bool:
-        return self.model.spiking
-
-    def dynamics(self) -> LinearDynamics:
-        return self.model.dynamics()
-
-    def describe(self) -> dict:
-        return {"name": self.name, "model": self.model.describe()}
+    closed-form coefficients): the same model, with the same fields (so ``learn_tau`` reaches its
+    constants), whose network runs on the description-driven kernels. For checking a model's
+    description against its closed form (same spikes and gradients) and for timing the generic
+    kernels against the specialised ones (``python -m eventkit.bench --described``)."""
+    cls = _by_description(type(model))
+    return cls(**{f.name: getattr(model, f.name) for f in fields(model)})

@@ -120,6 +120,19 @@ def delay_table(net: Any) -> list[str]:
     return rows
 
 
+def constants_table(net: Any) -> list[str]:
+    """Markdown rows of every learned neuron constant (``network.learn_tau``), per hidden layer:
+    the configured value and the reported network's (one value per layer, or per neuron:
+    their mean, min and max)."""
+    rows = ["| layer | constant | configured | learned (mean) | min | max |", "|---|---|---|---|---|---|"]
+    for k, layer in enumerate(net.time_constants()):
+        for key in sorted(net.learn_tau):
+            v = layer[key]
+            configured = float(getattr(net._models[k], key))
+            rows.append(f"| {k} | {key} | {configured:.4g} | {v.mean():.4g} | {v.min():.4g} | {v.max():.4g} |")
+    return rows
+
+
 def plot_delays(net: Any, metrics: list[dict], path: Path) -> None:
     """Histogram of each delayed connection's delays, and their mean +- std per epoch."""
     import matplotlib
@@ -166,6 +179,8 @@ def write_plots_and_report(rd: RunDir, net: Any, test: Any, summary: dict, cfg: 
         "![spike raster](plots/spike_raster.png)",
         "",
     ]
+    if getattr(net, "learn_tau", None):
+        lines += ["## Learned neuron constants (the reported network)", "", *constants_table(net), ""]
     if net.topology.delayed:
         lines += ["## Synaptic delays (ms, the reported network)", "", *delay_table(net), ""]
         lines += ["![delays](plots/delays.png)", ""]

@@ -57,8 +57,9 @@ def kernels():
             forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, b)
 
     @cuda.jit
-    def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, scratch):
-        """Sample b's gradients in its own rows ``gw[b]``, ``gd[b]`` (float64)."""
+    def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, grads, scratch):
+        """Sample b's gradients in its own rows ``gw[b]``, ``gd[b]`` (float64) and ``grads``'
+        (:class:`~._linear_kernels.ModelGrads`, zeroed by the caller)."""
         b = cuda.grid(1)
         if b < gw.shape[0]:
             gwb, gdb = gw[b], gd[b]
@@ -66,7 +67,8 @@ def kernels():
                 gwb[k] = 0.0
             for k in range(gdb.shape[0]):
                 gdb[k] = 0.0
-            backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gwb, gdb, scratch, b)
+            gm, gu = grads
+            backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gwb, gdb, gm[b], gu[b], scratch, b)
 
     return forward, backward
 

@@ -74,6 +74,9 @@ class Model(NamedTuple):
     membrane: np.ndarray  # int64 [n_pop]
     count_scale: np.ndarray  # float64 [n_pop]
     spiking: np.ndarray  # int8 [n_pop]
+    learn: np.ndarray  # int8 [n_pop]: 1 where the backward pass gives dL/d(a_step) and dL/du
+    g_step: np.ndarray  # complex128 [n_pop, S]: exp(lam), the eigen-decays over one step
+    n_states: np.ndarray  # int64 [n_pop]: the model's own number of states (the rest is padding)
 
 
 class Net(NamedTuple):
@@ -112,10 +115,23 @@ class BackwardScratch(NamedTuple):
     cvec: np.ndarray  # complex128 [n_workers, N_CVEC, S]
     first_rec: np.ndarray  # int64 [n_workers, n_out]: each output neuron's first spike record
     hist: np.ndarray  # float64 [n_workers, max(n_ring, 1), S, n_tot]: the adjoint by grid time
+    rmat: np.ndarray  # complex128 [n_workers, S, S, n_tot or 1]: each neuron's R (learnable models)
+    mu_row: np.ndarray  # complex128 [n_workers, n_tot or 1]: one eigen coordinate of every adjoint
+    wsum: np.ndarray  # float64 [n_workers, n_tot or 1]: a step's input weights per target neuron
 
 
-N_VEC = 10  # state-vector rows of a worker's scratch
-N_CVEC = 4  # complex rows
+class ModelGrads(NamedTuple):
+    """What the backward pass gives for populations whose model learns (``Model.learn``), per
+    group of samples: ``gm[:, p, 0]`` the sum over its propagator steps of ``mu nu^T`` (eigen
+    coordinates; times ``Phi(1)`` it is dL/dW of those steps), ``gm[:, p, 1]`` dL/dW of the
+    sub-step propagators at spikes and arrivals (``W = V^-1 dA h V``), ``gu[:, p]`` dL/du."""
+
+    gm: np.ndarray  # complex128 [n_groups, n_pop, 2, S, S]
+    gu: np.ndarray  # float64 [n_groups, n_pop, S]
+
+
+N_VEC = 12  # state-vector rows of a worker's scratch
+N_CVEC = 7  # complex rows
 
 
 class Records(NamedTuple):
@@ -285,6 +301,100 @@ def _ring_apply(ring, slot, x):
         for j in range(xs.shape[0]):
             xs[j] += rs[j]
             rs[j] = 0.0
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _eigen(m, p, x, out):
+    """``out = m[p] x`` for a complex ``m`` (``vinv``: eigen coordinates of a state vector;
+    ``vinv_t = V^T``: of an adjoint)."""
+    n = x.shape[0]
+    for i in range(n):
+        acc = 0j
+        for k in range(n):
+            acc += m[p, i, k] * x[k]
+        out[i] = acc
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _add_frechet(acc, scale, mu, nu, lam, p, g, s):
+    """``acc += scale Phi(s) o (mu nu^T)`` with ``Phi_ij(s) = (g_i - g_j) / (lam_i - lam_j)``
+    (``s g_i`` where they are equal) and ``g = exp(lam s)``: ``lam^T dE(s) x = sum_ij
+    Phi_ij(s) mu_i W_ij nu_j`` for ``mu = V^T lam``, ``nu = V^-1 x`` -- the Frechet derivative of
+    ``E(s) = exp(A s h)`` in the eigenbasis (``W = V^-1 dA h V``)."""
+    n = mu.shape[0]
+    for i in range(n):
+        for k in range(n):
+            dl = lam[p, i] - lam[p, k]
+            if abs(dl) > 1e-12:
+                phi_ik = (g[i] - g[k]) / dl
+            else:
+                phi_ik = s * g[i]
+            acc[i, k] += scale * phi_ik * mu[i] * nu[k]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _add_input_rows(gm_q, gu_q, rmat, lam, wsum, j0, j1, nu):
+    """A step's input arrivals into population q (``wsum[j]``: their weights summed per target
+    neuron; each arrives as ``wsum[j] u_q``, eigen coordinates ``nu``): ``gu_q += sum_j wsum[j]
+    lam_j``, ``gm_q[a, k] += nu_k sum_j wsum[j] R[a, k, j]``; clears ``wsum`` there."""
+    n = nu.shape[0]
+    ws = wsum[j0:j1]
+    for s in range(n):
+        gu_q[s] += _dot_rows(ws, lam[s, j0:j1])
+    for a in range(n):
+        for k in range(n):
+            rr = rmat[a, k, j0:j1]
+            acc_t = 0j
+            for t in range(j1 - j0):
+                acc_t += ws[t] * rr[t]
+            gm_q[a, k] += nu[k] * acc_t
+    for t in range(j1 - j0):
+        ws[t] = 0.0
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _add_arrival_rows(acc, rmat, w, base, q0, n_post, nu):
+    """``acc[a, k] += nu_k sum_t w[base + t] R[a, k, q0 + t]``: arrivals ``w_t x`` (eigen
+    coordinates ``nu`` of ``x``) paired with their targets' R."""
+    n = nu.shape[0]
+    for a in range(n):
+        for k in range(n):
+            rr = rmat[a, k, q0 : q0 + n_post]
+            acc_t = 0j
+            for t in range(n_post):
+                acc_t += w[base + t] * rr[t]
+            acc[a, k] += nu[k] * acc_t
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _add_arrival_rows_one(acc, rmat, j, nu):
+    """``acc[a, k] += nu_k R[a, k, j]``: neuron j's R paired with a state of eigen coordinates nu."""
+    n = nu.shape[0]
+    for a in range(n):
+        for k in range(n):
+            acc[a, k] += nu[k] * rmat[a, k, j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def _step_back_rows(rmat, lam, vt, g_step, p, j0, j1, mu_row):
+    """``R_ak <- mu_a + exp(lam_k) R_ak`` for the neurons ``j0 .. j1 - 1`` of population p, ``mu =
+    V^T lam_j`` (``mu_row``: complex scratch of one entry per neuron); loops over neurons innermost."""
+    n = rmat.shape[0]
+    m = mu_row[j0:j1]
+    for a in range(n):
+        for t in range(j1 - j0):
+            m[t] = 0.0
+        for s in range(n):
+            v = vt[p, a, s]
+            if v != 0.0:
+                ls = lam[s, j0:j1]
+                for t in range(j1 - j0):
+                    m[t] += v * ls[t]
+        for k in range(n):
+            g = g_step[p, k]
+            r = rmat[a, k, j0:j1]
+            for t in range(j1 - j0):
+                r[t] = m[t] + g * r[t]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -467,9 +577,10 @@ def forward(spikes, net, model, trace, t_first, counts, rec, scratch):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
-def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, scratch, wk):
-    """Sample b's backward pass, adding to the gradient rows ``gw``, ``gd``, in worker ``wk``'s
-    rows of ``scratch`` (:class:`BackwardScratch`)."""
+def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, gm, gu, scratch, wk):
+    """Sample b's backward pass, adding to the gradient rows ``gw``, ``gd`` and, for learning
+    models, ``gm``, ``gu`` (:class:`ModelGrads`' rows), in worker ``wk``'s rows of ``scratch``
+    (:class:`BackwardScratch`)."""
     in_off, in_step, in_ch, n_steps = spikes
     pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, in_rate = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, _ = rec
@@ -482,9 +593,11 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     real, lam_re, lam_c = model.real, model.lam_re, model.lam
     vr, vir, vc, vic = model.vec_re, model.vinv_re, model.vec, model.vinv
     vrt, virt, vct, vict = model.vec_re_t, model.vinv_re_t, model.vec_t, model.vinv_t
+    vinv_t_c = vict  # V^T (complex): an adjoint's eigen coordinates
     reset, r_off, a_step, u_in = model.reset, model.r, model.a_step, model.u
     prop, c_row, c_rate, theta_p = model.prop, model.c, model.c_rate, model.theta
     membrane, count_scale = model.membrane, model.count_scale
+    learn, g_step = model.learn, model.g_step
     lam = scratch.lam[wk, 0]  # states by rows, like the forward pass's x
     lam[:] = 0.0
     lam_prev = scratch.lam[wk, 1]
@@ -492,8 +605,22 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     vec, cvec = scratch.vec[wk], scratch.cvec[wk]
     x0, y, z, f, e, de, t1, t2, rz = vec[0], vec[1], vec[2], vec[3], vec[4], vec[5], vec[6], vec[7], vec[8]
     uq = vec[9]  # a target population's input vector
+    sl, su = vec[10], vec[11]  # weighted adjoint sums of a spike's targets, and its input's adjoint
     cz = cvec[0]
     g1, g2, gq = cvec[1], cvec[2], cvec[3]  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
+    mu, nu, nu2 = cvec[4], cvec[5], cvec[6]  # eigen coordinates of an adjoint and of states
+    # learning models: each neuron's R (R_ak sum_{steps} ... = the steps' sum of mu_a nu_k, paired
+    # with the state where its segment starts; docs/engine.md, "Learnable model parameters")
+    rmat = scratch.rmat[wk]
+    mu_row = scratch.mu_row[wk]
+    wsum = scratch.wsum[wk]  # a step's input weights per target neuron (learning populations)
+    any_learn = False
+    for p in range(n_pop):
+        if learn[p]:
+            any_learn = True
+    if any_learn:
+        rmat[:] = 0.0
+        wsum[:] = 0.0
     mem_out = membrane[n_pop - 1]
     first_rec = scratch.first_rec[wk]
     first_rec[:] = -1
@@ -562,6 +689,17 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                         _axpy(gw[base : base + n_post], lam[s, q0 : q0 + n_post], es)
                     if des != 0.0:
                         g_phi -= des * _dot_rows(w[base : base + n_post], lam[s, q0 : q0 + n_post])
+                if learn[q]:  # w_t E_q(1 - phi) u_q: its u, its sub-step propagator, its targets' R
+                    for s in range(S):
+                        sl[s] = _dot_rows(w[base : base + n_post], lam[s, q0 : q0 + n_post])
+                    _sub_step(real, vrt, virt, vct, vict, q, gq, sl, su, cz, rz)
+                    for s in range(S):
+                        gu[q, s] += su[s]
+                    _eigen(vinv_t_c, q, sl, mu)
+                    _eigen(vic, q, uq, nu)
+                    _add_frechet(gm[q, 1], 1.0, mu, nu, lam_c, q, gq, 1.0 - phi)
+                    _eigen(vic, q, e, nu)
+                    _add_arrival_rows(gm[q, 0], rmat, w, base, q0, n_post, nu)
             # its own step: dF/dphi = -a_step f + E(1 - phi) reset a_step y
             _decays(real, lam_re, lam_c, p, phi, g1)
             _decays(real, lam_re, lam_c, p, 1.0 - phi, g2)
@@ -577,8 +715,20 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
             # J^T lam = E(phi)^T reset^T E(1 - phi)^T lam
             for s in range(S):
                 t1[s] = lam[s, j]
+            if learn[p]:
+                # the later segment ends here: its R pairs with the state after the spike, f
+                _eigen(vic, p, f, nu)
+                _add_arrival_rows_one(gm[p, 0], rmat, j, nu)
+                # E(1 - phi) acting on z = reset E(phi) x0 + r
+                _eigen(vinv_t_c, p, t1, mu)
+                _eigen(vic, p, z, nu)
+                _add_frechet(gm[p, 1], 1.0, mu, nu, lam_c, p, g2, 1.0 - phi)
             _sub_step(real, vrt, virt, vct, vict, p, g2, t1, t2, cz, rz)
             _matvec(reset, p, t2, t1, True)
+            if learn[p]:  # E(phi) acting on x0, seen by reset^T E(1 - phi)^T lam
+                _eigen(vinv_t_c, p, t1, mu)
+                _eigen(vic, p, x0, nu2)
+                _add_frechet(gm[p, 1], 1.0, mu, nu2, lam_c, p, g1, phi)
             _sub_step(real, vrt, virt, vct, vict, p, g1, t1, t2, cz, rz)
             if phi > 0.0:
                 gap = theta_p[p] - _dot(c_row, p, x0)
@@ -586,11 +736,26 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                 scale = g_phi / (d * d)
                 for s in range(S):
                     t2[s] -= scale * (c_row[p, s] * d + gap * c_rate[p, s])
+                if learn[p]:  # phi = gap / c . (exp(A h) x0 - x0) moves with exp(A h)
+                    for s in range(S):
+                        sl[s] = c_row[p, s]
+                    _eigen(vinv_t_c, p, sl, mu)
+                    _add_frechet(gm[p, 1], -scale * gap, mu, nu2, lam_c, p, g_step[p], 1.0)
             if j < o0:  # the spike-count regulariser's kick (docs/engine.md, section 7)
                 t2[membrane[p]] += count_scale[p] * g_counts[b, j]
             for s in range(S):
                 jump[j, s] = t2[s]
         # back over the step: the transposed propagator, or the spike's jump
+        if any_learn:  # R(n) = mu(n) + R(n + 1) diag(exp(lam)), mu(n) = V^T lam(n + 1); 0 where a spike ends a segment
+            for p in range(n_pop):
+                if learn[p]:
+                    _step_back_rows(rmat, lam, vinv_t_c, g_step, p, pop_off[p], pop_off[p + 1], mu_row)
+            for sp in range(r + 1, r_hi + 1):
+                j = rec_nrn[b, sp]
+                if learn[pop_of[j]]:
+                    for a in range(S):
+                        for k in range(S):
+                            rmat[a, k, j] = 0.0
         for p in range(n_pop):
             _propagate(prop[p], lam, lam_prev, pop_off[p], pop_off[p + 1], True)
         lam, lam_prev = lam_prev, lam
@@ -601,6 +766,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
         # input spikes of step n: their weights' gradient reads lam at n h (delayed: where they act)
         if n_ring:
             _copy_states(lam, hist[n % n_ring])
+        i_hi = ip
         while ip >= in_off[b] and in_step[ip] == n:
             for kk in range(in_blk.shape[0]):
                 k = in_blk[kk]
@@ -620,24 +786,38 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                     us = u_in[q, s]
                     if us != 0.0:
                         _axpy(gw[base : base + n_post], lam[s, q0 : q0 + n_post], us)
+                if learn[q]:  # w_t u_q arrives undecayed: summed per target, paired once per step below
+                    _axpy(wsum[q0 : q0 + n_post], w[base : base + n_post], 1.0)
             ip -= 1
+        if any_learn and ip < i_hi:  # the step's input arrivals: their u, their targets' R
+            for kk in range(in_blk.shape[0]):
+                q = blk[in_blk[kk], POST]
+                if learn[q]:
+                    _row(u_in, q, uq)
+                    _eigen(vic, q, uq, nu)
+                    _add_input_rows(gm[q, 0], gu[q], rmat, lam, wsum, pop_off[q], pop_off[q + 1], nu)
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off, scratch):
+def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, grads, group_off, scratch):
     """Per group of consecutive samples (``group_off``), its weight gradient in ``gw[group]`` and
     its delay gradient (per step of delay) in ``gd[group]`` (one column without learnable delays;
     float64, summed in sample order: independent of the thread count). ``scratch``: a row per
     thread."""
+    gm, gu = grads
     for g in prange(group_off.shape[0] - 1):
         gw[g, :] = 0.0
         gd[g, :] = 0.0
+        gm[g] = 0.0
+        gu[g, :] = 0.0
         wk = get_thread_id()
         for b in range(group_off[g], group_off[g + 1]):
-            _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw[g], gd[g], scratch, wk)
+            _backward_one(
+                b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw[g], gd[g], gm[g], gu[g], scratch, wk
+            )
 
 
-__all__ = ["Model", "Net", "Records", "ForwardScratch", "BackwardScratch", "forward", "backward"]
+__all__ = ["Model", "Net", "Records", "ForwardScratch", "BackwardScratch", "ModelGrads", "forward", "backward"]
 
 
 M.refresh_stale_cache(__file__, globals())  # the formulas inlined from _neuron_math are part of this module

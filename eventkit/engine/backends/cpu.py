@@ -315,6 +315,9 @@ class CpuBackend:
         (:attr:`CpuInputs.order`; the kernels split such a row into the synapses that arrive
         within the spike's step and those that arrive in the next by one search per spike)."""
         conns = plan.topology.connections
+        models = None
+        if plan.described is not None:  # described models learn through their models, not rows
+            models, coefficients = coefficients, None
         w = np.ascontiguousarray(
             np.concatenate([np.asarray(weights[c.name]).T.reshape(-1) for c in conns]), dtype=dtype
         )
@@ -403,7 +406,7 @@ class CpuBackend:
             neuron_rows,
         )
         if plan.described is not None:
-            inputs = inputs._replace(described=D.kernel_views(plan, inputs))
+            inputs = inputs._replace(described=D.kernel_views(plan, inputs, models))
         return inputs
 
     @staticmethod
@@ -454,9 +457,13 @@ class CpuBackend:
         if n_groups and (data is None or group_off[-1] != len(data)):
             raise ValueError(f"backward: sample groups {group_off.tolist()} do not cover the batch")
         with_d = bool(inputs.blk[:, K.LEARN_D].any() or inputs.blk[:, K.DELAYED].any())
+        model = None
         if plan.described is not None:
             batch = spikes(data, plan.n_steps) if n_groups else None
-            gw, gd = D.backward(plan, inputs, batch, forward, g_trace, g_tfirst, g_counts, group_off, with_d)
+            gw, gd, grads = D.backward(plan, inputs, batch, forward, g_trace, g_tfirst, g_counts, group_off, with_d)
+            model = inputs.described[1]
+            if model.learn.any():  # the models' sums ride on the weights' rows through any reduction
+                gw = np.concatenate([gw, D.flatten_grads(grads)], axis=1)
         else:
             n_coef = inputs.coef.shape[0] if inputs.learn_coef else 0
             gw = plan.buffer("gw", (n_groups, plan.n_w + n_coef * K.N_COEF), dtype)
@@ -483,11 +490,16 @@ class CpuBackend:
             if len(gd):
                 K.sum_groups(gd, flat_d)
             flat_d = flat_d.astype(dtype, copy=False)
+        grads_m = {}
+        if model is not None and model.learn.any():
+            grads_m = D.model_gradients(model, *D.unflatten_grads(model, flat_w[plan.n_w :]))
+            flat_w = flat_w[: plan.n_w]
         flat_w = flat_w.astype(dtype, copy=False)
         if inputs.order is not None:  # back from sorted rows to the weights' layout
             for flat in (flat_w[: plan.n_w], flat_d):
                 flat[inputs.order] = flat.copy()
-        return plan.connection_gradients(flat_w, flat_d, np.ascontiguousarray, inputs.neuron_rows)
+        grads_w, grads_d, grads_c = plan.connection_gradients(flat_w, flat_d, np.ascontiguousarray, inputs.neuron_rows)
+        return grads_w, grads_d, {**grads_c, **grads_m}
 
     def to_torch(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x)

@@ -163,6 +163,7 @@ class CudaInputs(NamedTuple):
     dtype: np.dtype
     learn_or_delayed: bool  # some block accumulates delay gradients
     described: tuple | None = None  # described models: the (Net, Model) of _linear_kernels, on the device
+    host_model: Any = None  # described models: the Model on the host (for the models' gradients)
 
 
 class CudaBackend:
@@ -203,18 +204,19 @@ class CudaBackend:
     def inputs(
         self, plan: CudaPlan, weights: dict, delays: dict, thresholds: dict, dtype, coefficients: dict | None = None
     ) -> CudaInputs:
-        if coefficients:
+        if coefficients and plan.described is None:  # described models learn on both backends
             raise ValueError(
                 "learnable time constants (network.learn_tau) run on the CPU backend only so far. "
                 "Fix: trainer.device=cpu"
             )
         # rows in target order: the CUDA kernels test each synapse's sub-step part themselves
-        host = self._host.inputs(plan, weights, delays, thresholds, dtype, sorted_rows=False)
+        host = self._host.inputs(plan, weights, delays, thresholds, dtype, coefficients, sorted_rows=False)
         a = self._arrays
         learn = bool(host.blk[:, K.LEARN_D].any() or host.blk[:, K.DELAYED].any())
-        described = None
+        described = host_model = None
         if host.described is not None:
             described = tuple(a.put_all(views) for views in host.described)
+            host_model = host.described[1]
         return CudaInputs(
             a.put(host.w),
             a.put(host.coef),
@@ -227,6 +229,7 @@ class CudaBackend:
             np.dtype(dtype),
             learn,
             described,
+            host_model,
         )
 
     @staticmethod
@@ -292,6 +295,22 @@ class CudaBackend:
         net, model = inputs.described
         shapes = D.scratch_shapes(net, model, n_batch, inputs.dtype)[which]
         return kind(**{key: self._arrays.empty(*spec) for key, spec in shapes.items()})
+
+    def _cat(self, parts: list):
+        return np.concatenate(parts, axis=1) if self._arrays.sim else torch.cat(parts, dim=1)
+
+    def _flat(self, grads: L.ModelGrads, n: int):
+        """:func:`described.flatten_grads` of device rows."""
+        if self._arrays.sim:
+            return D.flatten_grads(grads)
+        gm, gu = grads
+        return torch.cat([gm.real.reshape(n, -1), gm.imag.reshape(n, -1), gu.reshape(n, -1)], dim=1)
+
+    def _model_grads(self, inputs: CudaInputs, n_batch: int) -> L.ModelGrads:
+        """Zeroed per-sample rows of the learning models' sums (:class:`~._linear_kernels.ModelGrads`)."""
+        n_pop, S = inputs.described[1].u.shape
+        a = self._arrays
+        return L.ModelGrads(a.zeros((n_batch, n_pop, 2, S, S), np.complex128), a.zeros((n_batch, n_pop, S), np.float64))
 
     def _described_forward(self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData) -> dict:
         from ._linear_cuda import THREADS, kernels
@@ -383,8 +402,11 @@ class CudaBackend:
                 g_counts,
                 gw,
                 gd,
+                grads := self._model_grads(inputs, n_batch),
                 self._scratch(inputs, n_batch, L.BackwardScratch, 1),
             )
+            if inputs.described[1].learn.any():  # the models' sums ride on the weights' rows
+                gw = self._cat([gw, self._flat(grads, n_batch)])
             return self._sum_rows(plan, inputs, gw, gd, reduction)
         n_tot = int(plan.pop_off[-1])
         lam = [a.empty((n_batch, n_tot), dtype) for _ in range(4)]
@@ -418,15 +440,28 @@ class CudaBackend:
         if reduction is not None:
             gw, gd = reduction.combine(gw, gd)
         block = 256
-        flat_w = a.zeros((plan.n_w,), acc)
+        n_cols = gw.shape[1]  # the weights, then any learning models' sums
+        flat_w = a.zeros((n_cols,), acc)
         if len(gw):
-            a.launch(sum_samples, -(-plan.n_w // block), block, gw, flat_w)
+            a.launch(sum_samples, -(-n_cols // block), block, gw, flat_w)
         flat_d = None
         if inputs.learn_or_delayed:
             flat_d = a.zeros((plan.n_w,), acc)
             if len(gd):
                 a.launch(sum_samples, -(-plan.n_w // block), block, gd, flat_d)
-        return plan.connection_gradients(flat_w, flat_d, lambda g: self.to_torch(a.cast(g, dtype)).contiguous())
+        grads_m = {}
+        if n_cols > plan.n_w:
+            model = inputs.host_model
+            extra = flat_w[plan.n_w :]
+            extra = extra if a.sim else extra.cpu().numpy()
+            grads_m = {
+                p: self.to_torch(a.put(g))
+                for p, g in D.model_gradients(model, *D.unflatten_grads(model, extra)).items()
+            }
+            flat_w = flat_w[: plan.n_w]
+        finish = lambda g: self.to_torch(a.cast(g, dtype)).contiguous()  # noqa: E731
+        grads_w, grads_d, grads_c = plan.connection_gradients(flat_w, flat_d, finish)
+        return grads_w, grads_d, {**grads_c, **grads_m}
 
     def to_torch(self, x) -> torch.Tensor:
         return torch.from_numpy(x) if isinstance(x, np.ndarray) else x

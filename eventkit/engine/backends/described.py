@@ -5,6 +5,8 @@ population's model has no closed-form coefficients."""
 
 from __future__ import annotations
 
+from typing import Collection, Mapping
+
 import numba
 import numpy as np
 
@@ -15,16 +17,19 @@ from . import _linear_kernels as L
 Model = L.Model
 
 
-def model_arrays(topology: Topology, dt: float) -> L.Model:
+def model_arrays(topology: Topology, dt: float, models: Mapping | None = None, learn: Collection = ()) -> L.Model:
     """Every population's description on the grid, padded to the most states any has (a padded
-    state has no dynamics, input, threshold or reset: it stays 0)."""
+    state has no dynamics, input, threshold or reset: it stays 0). ``models``: population index ->
+    the model it has this call (learned constants); ``learn``: the populations whose backward pass
+    gives dL/d(a_step) and dL/du (:func:`model_gradients`)."""
     discrete = []
     for pop in topology.populations:
-        dyn = pop.model.dynamics()
-        if dyn.spiking != bool(pop.model.spiking):
+        model = (models or {}).get(pop.index, pop.model)
+        dyn = model.dynamics()
+        if dyn.spiking != bool(model.spiking):
             raise ValueError(
-                f"neuron {pop.model.name!r}: its description {'has' if dyn.spiking else 'has no'} threshold "
-                f"but the model says spiking={pop.model.spiking}; make them agree"
+                f"neuron {model.name!r}: its description {'has' if dyn.spiking else 'has no'} threshold "
+                f"but the model says spiking={model.spiking}; make them agree"
             )
         discrete.append(dyn.discretise(dt))
     n_pop, S = len(discrete), max(d.prop.shape[0] for d in discrete)
@@ -68,7 +73,35 @@ def model_arrays(topology: Topology, dt: float) -> L.Model:
         membrane=np.array([d.membrane for d in discrete], dtype=np.int64),
         count_scale=np.array([d.count_scale for d in discrete], dtype=np.float64),
         spiking=np.array([1 if d.c.any() else 0 for d in discrete], dtype=np.int8),
+        learn=np.array([1 if p in learn else 0 for p in range(n_pop)], dtype=np.int8),
+        g_step=np.exp(lam),
+        n_states=np.array([d.prop.shape[0] for d in discrete], dtype=np.int64),
     )
+
+
+def frechet_weights(lam: np.ndarray, s: float) -> np.ndarray:
+    """``Phi(s)``: ``Phi_ij = (exp(lam_i s) - exp(lam_j s)) / (lam_i - lam_j)``, ``s exp(lam_i s)``
+    where they are equal (the kernels' ``_add_frechet``)."""
+    g = np.exp(lam * s)
+    dl = lam[:, None] - lam[None, :]
+    same = np.abs(dl) <= 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (g[:, None] - g[None, :]) / np.where(same, 1.0, dl)
+    return np.where(same, s * g[:, None] * np.ones_like(dl), out)
+
+
+def model_gradients(model: L.Model, gm: np.ndarray, gu: np.ndarray) -> dict[int, np.ndarray]:
+    """Each learning population's dL/d(a_step) (row-major) and dL/du, as one float64 vector of its
+    own ``S_p^2 + S_p`` entries, from the backward pass's sums over groups ``gm`` ``[n_pop, 2, S,
+    S]``, ``gu`` ``[n_pop, S]`` (:class:`~._linear_kernels.ModelGrads`): ``G_W = Phi(1) o gm[p, 0]
+    + gm[p, 1]`` is dL/dW with ``W = V^-1 d(a_step) V``, so dL/d(a_step) = ``V^-T G_W V^T``."""
+    out = {}
+    for p in np.flatnonzero(model.learn):
+        g_w = frechet_weights(model.lam[p], 1.0) * gm[p, 0] + gm[p, 1]
+        g_a = (model.vinv[p].T @ g_w @ model.vec[p].T).real
+        n = int(model.n_states[p])
+        out[int(p)] = np.concatenate([g_a[:n, :n].reshape(-1), gu[p, :n]])
+    return out
 
 
 def input_arrivals(plan, model: L.Model, blk: np.ndarray, d_frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,10 +129,14 @@ def input_arrivals(plan, model: L.Model, blk: np.ndarray, d_frac: np.ndarray) ->
     return arr, rate
 
 
-def kernel_views(plan, inputs) -> tuple[L.Net, L.Model]:
+def kernel_views(plan, inputs, models: Mapping | None = None) -> tuple[L.Net, L.Model]:
     """The description-driven kernels' network and model arrays of one call (its weights,
-    thresholds and delay tables from the CPU inputs ``inputs``)."""
-    model = plan.described._replace(theta=np.ascontiguousarray(inputs.coef[:, K.THETA], dtype=np.float64))
+    thresholds and delay tables from the CPU inputs ``inputs``). ``models``: hidden layer (=
+    population index) -> its model this call, for layers that learn their model's constants."""
+    model = plan.described
+    if models:
+        model = model_arrays(plan.topology, plan.dt, models, learn=set(models))
+    model = model._replace(theta=np.ascontiguousarray(inputs.coef[:, K.THETA], dtype=np.float64))
     # the CPU inputs' delay offsets hold D * stride + 2 target (stride = 2 n_neurons): D is the row
     stride = 2 * int(plan.pop_off[-1])
     d_row = np.ascontiguousarray(inputs.d_off.astype(np.int64) // stride)
@@ -134,6 +171,7 @@ def scratch_shapes(net: L.Net, model: L.Model, n_workers: int, dtype) -> tuple[d
     S, n_tot = model.u.shape[1], int(net.pop_off[-1])
     n_out = n_tot - int(net.pop_off[-2])
     slots = max(net.n_ring, 1)
+    n_learn = n_tot if model.learn.any() else 1  # rows of the learning models' sums
     f64, c128 = np.dtype(np.float64), np.dtype(np.complex128)
     cvec = ((n_workers, L.N_CVEC, S), c128)
     fwd = dict(
@@ -151,6 +189,9 @@ def scratch_shapes(net: L.Net, model: L.Model, n_workers: int, dtype) -> tuple[d
         cvec=cvec,
         first_rec=((n_workers, n_out), np.dtype(np.int64)),
         hist=((n_workers, slots, S, n_tot), f64),
+        rmat=((n_workers, S, S, n_learn), c128),
+        mu_row=((n_workers, n_learn), c128),
+        wsum=((n_workers, n_learn), f64),
     )
     return fwd, bwd
 
@@ -175,18 +216,42 @@ def forward(plan, inputs, spikes: K.Spikes) -> dict:
     return plan.recorded_forward(n_batch, inputs.w.dtype, {"rec_x": (model.u.shape[1],)}, run)
 
 
+def model_grads(model: L.Model, n_rows: int) -> L.ModelGrads:
+    """Zeroed :class:`~._linear_kernels.ModelGrads` rows for ``n_rows`` groups (or samples)."""
+    n_pop, S = model.u.shape
+    return L.ModelGrads(np.zeros((n_rows, n_pop, 2, S, S), np.complex128), np.zeros((n_rows, n_pop, S)))
+
+
+def flatten_grads(grads: L.ModelGrads) -> np.ndarray:
+    """The model sums of each group as float64 columns ``[n_groups, ...]`` (real and imaginary
+    parts of ``gm``, then ``gu``), to be summed and reduced like weight gradients."""
+    gm, gu = grads
+    n = gm.shape[0]
+    return np.concatenate([gm.real.reshape(n, -1), gm.imag.reshape(n, -1), gu.reshape(n, -1)], axis=1)
+
+
+def unflatten_grads(model: L.Model, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`flatten_grads`' columns, summed over groups, back as ``(gm, gu)``."""
+    n_pop, S = model.u.shape
+    k = n_pop * 2 * S * S
+    gm = (flat[:k] + 1j * flat[k : 2 * k]).reshape(n_pop, 2, S, S)
+    return gm, flat[2 * k :].reshape(n_pop, S)
+
+
 def backward(
     plan, inputs, spikes, forward, g_trace, g_tfirst, g_counts, group_off, with_d: bool
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, L.ModelGrads]:
     """Each group's weight gradient and delay gradient per step of delay (float64 ``[n_groups,
-    n_w]``; the delay gradient has one column unless ``with_d``: a connection has delays)."""
+    n_w]``; the delay gradient has one column unless ``with_d``: a connection has delays), and
+    the learning models' sums (:class:`~._linear_kernels.ModelGrads`)."""
     n_groups = len(group_off) - 1
+    net, model = inputs.described
     gw = np.zeros((n_groups, plan.n_w))
     gd = np.zeros((n_groups, plan.n_w if with_d else 1))
+    grads = model_grads(model, n_groups)
     if n_groups:
-        net, model = inputs.described
         shapes = scratch_shapes(net, model, numba.get_num_threads(), inputs.w.dtype)[1]
         scratch = _cpu_scratch(plan, L.BackwardScratch, shapes)
         rec = L.Records(*(forward[key] for key in RECORD_KEYS))
-        L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, group_off, scratch)
-    return gw, gd
+        L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, grads, group_off, scratch)
+    return gw, gd, grads

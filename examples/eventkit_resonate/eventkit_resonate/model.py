@@ -33,6 +33,7 @@ class ResonateAndFire(NeuronModel):
     threshold: float = 0.5
 
     name = "rf"
+    learnable = ("frequency", "tau", "tau_syn")  # network.learn_tau may train these, per layer
 
     def __post_init__(self):
         check_positive("rf", frequency=self.frequency, tau=self.tau, tau_syn=self.tau_syn, threshold=self.threshold)

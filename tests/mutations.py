@@ -600,6 +600,14 @@ MUTATIONS = [
         "a hidden spike's delivery w E_q(1 - phi) u_q loses its term in dL/du",
     ),
     Mutation(
+        "described_learning_delayed_arrival_reads_stale_r",
+        "eventkit/engine/backends/_linear_kernels.py",
+        "_copy_r(rmat, rhist[n % n_ring])",
+        "pass",
+        ("tests/test_engine_described.py", "-k", "learn and delays"),
+        "a delayed arrival of a learning model is paired with the R of another grid time",
+    ),
+    Mutation(
         "described_learning_steps_without_frechet_weights",
         "eventkit/engine/backends/described.py",
         "g_w = frechet_weights(model.lam[p], 1.0) * gm[p, 0] + gm[p, 1]",

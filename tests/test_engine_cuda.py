@@ -96,7 +96,7 @@ def test_cuda_matches_cpu(results, case):
     if "delays" in case:
         assert any(k.endswith("_delay") and np.abs(pairs[k][0]).max() > 0 for k in grads)
     if "learn" in case:  # the models' constants, per layer
-        assert all(np.abs(pairs[f"grad_{key}{k}"][0]) > 0 for key in ("omega", "tau", "tau_syn") for k in (0, 1))
+        assert all(np.abs(pairs[f"grad_{key}{k}"][0]) > 0 for key in ("omega", "tau", "gain") for k in (0, 1))
 
 
 def test_cuda_gradients_repeat_bit_for_bit(results):

@@ -166,17 +166,21 @@ def test_float32_and_thread_count_do_not_change_the_described_path(delay):
 LEARN_OSC = {"omega": [0.1, 0.4], "tau": [8.0, 30.0], "tau_syn": [2.0, 8.0], "gain": [0.5, 2.0]}
 
 
-def test_learnable_constants_of_a_described_model_have_exact_gradients():
+@pytest.mark.parametrize("delay", [None, delays("exact")], ids=["undelayed", "exact-delays"])
+def test_learnable_constants_of_a_described_model_have_exact_gradients(delay):
     """The oscillator's omega, tau, tau_syn and input gain (u), learned per layer in two recurrent
     layers: dL/d against central differences of the same simulator (relative error <= 1e-5;
     float64). Fails on any missing or wrong term: the propagator steps' sum (R), the sub-step
     propagators of a spike's own step and of its deliveries, the crossing phase's dependence on
-    exp(A h), an input's or a delivery's u, or the pairing of arrivals with their targets' R."""
+    exp(A h), an input's or a delivery's u, or the pairing of arrivals with their targets' R; with
+    fractional delays on every connection kind, also an arrival's E_q(r) at its own remaining
+    time r and the R of the grid time where it is applied."""
     rng = np.random.default_rng(4)
     net = make_net(
         Oscillator(),
         LI(),
         learn_tau=LEARN_OSC,
+        delays=delay,
         init=dict(ff_mean=1.0, ff_std=0.5, rec_mean=0.0, rec_std=0.3, out_mean=0.1, out_std=0.3),
     )
     data = random_data(rng, 3, 10, 80, rate=(40, 60))
@@ -187,13 +191,23 @@ def test_learnable_constants_of_a_described_model_have_exact_gradients():
     checked = constant_gradients_against_fd(
         net, data, lambda o: torch.nn.functional.cross_entropy(o.readout * 3.0, labels), names
     )
+    assert all(checked.values()), checked  # every constant found a step that changes no spike
     for name, (engine, fd) in checked.items():
         assert abs(fd) > 1e-6, name
         assert abs(engine - fd) <= 1e-5 * abs(fd), (name, engine, fd)
 
 
-@pytest.mark.parametrize("output, readout", [(LI(), ExpWeightedMeanV()), (LIF(threshold=0.3), FirstSpike(tau0=5.0))])
-def test_a_described_lif_learns_its_time_constants_as_the_specialised_kernels_do(output, readout):
+@pytest.mark.parametrize(
+    "output, readout, delay",
+    [
+        (LI(), ExpWeightedMeanV(), None),
+        (LIF(threshold=0.3), FirstSpike(tau0=5.0), None),
+        (LI(), ExpWeightedMeanV(), delays("exact")),
+        (LI(), ExpWeightedMeanV(), delays("round")),
+    ],
+    ids=["li", "first-spike", "exact-delays", "round-delays"],
+)
+def test_a_described_lif_learns_its_time_constants_as_the_specialised_kernels_do(output, readout, delay):
     """LIF's tau_mem and tau_syn learned per layer: through its description (A h and u and the
     kernels' dL/d of them) they get the gradients the specialised kernels give through their
     closed-form coefficients -- two derivations that share nothing past the forward map.
@@ -203,7 +217,7 @@ def test_a_described_lif_learns_its_time_constants_as_the_specialised_kernels_do
     labels = torch.as_tensor(data.labels)
     grads = []
     for described in (False, True):
-        net = make_net(Described(LIF()) if described else LIF(), output, readout, learn_tau=learn)
+        net = make_net(Described(LIF()) if described else LIF(), output, readout, learn_tau=learn, delays=delay)
         assert (net.plan.described is not None) == described
         out = net(data)
         loss = torch.nn.functional.cross_entropy(out.readout, labels) + 0.1 * (out.trace**2).mean()
@@ -234,10 +248,9 @@ class MovingThreshold(Oscillator):
             dict(learn_tau={"level": [0.2, 1.0]}),
             "learn_tau.level: neuron 'oscillator'.s level moves",
         ),
-        (Oscillator(), dict(learn_tau={"omega": [0.1, 0.4]}, delays=delays("exact")), "Fix: remove network.delays"),
         (Described(LIF()), dict(learn_tau={"tau_mem": [10.0, 40.0]}, tau_per_neuron=True), "Fix: tau_per_neuron=false"),
     ],
-    ids=["threshold", "delays", "per-neuron"],
+    ids=["threshold", "per-neuron"],
 )
 def test_what_a_described_model_cannot_learn_yet_is_refused_in_one_line(neuron, kw, key):
     with pytest.raises(ValueError, match=key) as err:

@@ -203,11 +203,10 @@ class EventpropNet(nn.Module):
                 )
                 self.register_parameter(f"{key}{k}", nn.Parameter(tau.to(dtype)))
         if self.learn_tau and self.plan.described is not None:  # the description-driven kernels learn them
-            if self.tau_per_neuron or self._delays:
+            if self.tau_per_neuron:
                 raise ValueError(
                     f"learn_tau: a network of models given by their description ({self._described_names()}) learns "
-                    f"its models' constants per layer and without delays so far. Fix: "
-                    f"{'tau_per_neuron=false' if self.tau_per_neuron else 'remove network.delays'}, or drop learn_tau"
+                    "its models' constants per layer so far. Fix: tau_per_neuron=false, or drop learn_tau"
                 )
             for model in self._models:
                 check_learnable_description(model, self.learn_tau, "learn_tau")

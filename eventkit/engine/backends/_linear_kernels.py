@@ -92,6 +92,7 @@ class Net(NamedTuple):
     n_ring: int  # grid times the arrival ring holds (0: no delays this call)
     in_arr: np.ndarray  # float64 [n_w or 1, S]: an input synapse's arrival E(r) u (described.input_arrivals)
     in_rate: np.ndarray  # float64 [n_w or 1, S]: its rate A h E(r) u
+    in_g: np.ndarray  # complex128 [n_w or 1, S]: its eigen-decays exp(lam r) (learning models' E(r))
 
 
 class ForwardScratch(NamedTuple):
@@ -118,6 +119,7 @@ class BackwardScratch(NamedTuple):
     rmat: np.ndarray  # complex128 [n_workers, S, S, n_tot or 1]: each neuron's R (learnable models)
     mu_row: np.ndarray  # complex128 [n_workers, n_tot or 1]: one eigen coordinate of every adjoint
     wsum: np.ndarray  # float64 [n_workers, n_tot or 1]: a step's input weights per target neuron
+    rhist: np.ndarray  # complex128 [n_workers, n_ring or 1, S, S, n_tot or 1]: R by grid time (with delays)
 
 
 class ModelGrads(NamedTuple):
@@ -398,6 +400,40 @@ def _step_back_rows(rmat, lam, vt, g_step, p, j0, j1, mu_row):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _learn_arrival(
+    gm_q, gu_q, lam_g, r_g, j, wt, e, g, r, q, lam_c, real, vrt, virt, vct, vict, vic, nu_u, sl, su, mu, nu, cz, rz
+):
+    """One arrival ``w E_q(r) u_q`` at neuron j of learning population q, with the adjoint
+    ``lam_g`` and the R ``r_g`` of the grid time where it is applied (``g = exp(lam r)``; ``nu_u =
+    V^-1 u_q``): its u (``gu_q``), its ``E_q(r)`` and its pairing with R (``gm_q``)."""
+    n = e.shape[0]
+    for s in range(n):
+        sl[s] = wt * lam_g[s, j]
+    if r > 0.0:
+        _sub_step(real, vrt, virt, vct, vict, q, g, sl, su, cz, rz)
+        _eigen(vict, q, sl, mu)
+        _add_frechet(gm_q[1], 1.0, mu, nu_u, lam_c, q, g, r)
+    else:
+        for s in range(n):
+            su[s] = sl[s]
+    for s in range(n):
+        gu_q[s] += su[s]
+    _eigen(vic, q, e, nu)
+    for k in range(n):
+        nu[k] *= wt
+    _add_arrival_rows_one(gm_q[0], r_g, j, nu)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _copy_r(src, dst):
+    """``dst[:] = src`` for two ``[S, S, n]`` arrays."""
+    for a in range(src.shape[0]):
+        for k in range(src.shape[1]):
+            for j in range(src.shape[2]):
+                dst[a, k, j] = src[a, k, j]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _copy_states(src, dst):
     """``dst[:] = src`` for two ``[S, n]`` arrays (a loop: no temporary, on either backend)."""
     for s in range(src.shape[0]):
@@ -418,7 +454,7 @@ def _pair(lam, j, e):
 def _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, wk):
     """Sample b's forward pass in worker ``wk``'s rows of ``scratch`` (:class:`ForwardScratch`)."""
     in_off, in_step, in_ch, n_steps = spikes
-    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, _ = net
+    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, _, _ = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, overflow = rec
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
@@ -582,7 +618,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     models, ``gm``, ``gu`` (:class:`ModelGrads`' rows), in worker ``wk``'s rows of ``scratch``
     (:class:`BackwardScratch`)."""
     in_off, in_step, in_ch, n_steps = spikes
-    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, in_rate = net
+    pop_off, pop_of, blk, out_start, out_blk, in_blk, w, d_row, d_frac, n_ring, in_arr, in_rate, in_g = net
     rec_step, rec_nrn, rec_phi, rec_x, n_rec, _ = rec
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
@@ -614,6 +650,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     rmat = scratch.rmat[wk]
     mu_row = scratch.mu_row[wk]
     wsum = scratch.wsum[wk]  # a step's input weights per target neuron (learning populations)
+    rhist = scratch.rhist[wk]  # R by grid time, as hist holds the adjoint (delays)
     any_learn = False
     for p in range(n_pop):
         if learn[p]:
@@ -632,6 +669,8 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     # value after the readout's term of step G - 1 (where hidden arrivals act), overwritten at
     # step G by the value at the start of that step (where undelayed-in-steps input arrivals act)
     hist = scratch.hist[wk]  # every slot is written before it is read
+    if n_ring and any_learn:  # R(G) is stored as the backward pass reaches G; R(n_steps) = 0
+        rhist[n_steps % n_ring] = 0.0
     r = n_rec[b] - 1
     ip = in_off[b + 1] - 1
     for n in range(n_steps - 1, -1, -1):
@@ -659,10 +698,14 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                 base = blk[k, W_OFF] + row * n_post
                 if blk[k, DELAYED]:  # each synapse's arrival reads the adjoint where it is applied
                     substep = blk[k, SUBSTEP] != 0
+                    r_d = 1.0 - phi
                     if not substep:
                         _arrival_rate(
-                            real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, 1.0 - phi, gq, uq, e, de, cz, rz
+                            real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, r_d, gq, uq, e, de, cz, rz
                         )
+                    if learn[q]:
+                        _row(u_in, q, uq)
+                        _eigen(vic, q, uq, nu2)
                     for t in range(n_post):
                         idx = base + t
                         g_at = n + 1 + d_row[idx]
@@ -678,6 +721,33 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                             term = -w[idx] * _pair(lam_g, q0 + t, de)  # d/d(arrival time)
                             g_phi += term
                             gd[idx] += term
+                            if learn[q]:
+                                _learn_arrival(
+                                    gm[q],
+                                    gu[q],
+                                    lam_g,
+                                    rhist[g_at % n_ring],
+                                    q0 + t,
+                                    w[idx],
+                                    e,
+                                    gq,
+                                    r_d,
+                                    q,
+                                    lam_c,
+                                    real,
+                                    vrt,
+                                    virt,
+                                    vct,
+                                    vict,
+                                    vic,
+                                    nu2,
+                                    sl,
+                                    su,
+                                    mu,
+                                    nu,
+                                    cz,
+                                    rz,
+                                )
                     continue
                 _arrival_rate(real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, 1.0 - phi, gq, uq, e, de, cz, rz)
                 if blk[k, LEARN_D]:  # delays all 0 this call: dL/d(delay) is the same time derivative
@@ -766,6 +836,8 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
         # input spikes of step n: their weights' gradient reads lam at n h (delayed: where they act)
         if n_ring:
             _copy_states(lam, hist[n % n_ring])
+            if any_learn:
+                _copy_r(rmat, rhist[n % n_ring])
         i_hi = ip
         while ip >= in_off[b] and in_step[ip] == n:
             for kk in range(in_blk.shape[0]):
@@ -774,6 +846,9 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                 q0 = pop_off[q]
                 base = blk[k, W_OFF] + in_ch[ip] * n_post
                 if blk[k, DELAYED] or blk[k, LEARN_D]:
+                    if learn[q]:
+                        _row(u_in, q, uq)
+                        _eigen(vic, q, uq, nu2)
                     for t in range(n_post):
                         idx = base + t
                         g_at = n + d_row[idx] if blk[k, DELAYED] else n  # no delay: at n h
@@ -781,6 +856,35 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                             lam_g = hist[g_at % n_ring] if blk[k, DELAYED] else lam
                             gw[idx] += _pair(lam_g, q0 + t, in_arr[idx])
                             gd[idx] -= w[idx] * _pair(lam_g, q0 + t, in_rate[idx])
+                            if learn[q]:  # r = 1 - f (0 without a sub-step part): its decays in_g
+                                r_in = 1.0 - d_frac[idx] if blk[k, DELAYED] and d_frac[idx] > 0.0 else 0.0
+                                r_g = rhist[g_at % n_ring] if blk[k, DELAYED] else rmat
+                                _learn_arrival(
+                                    gm[q],
+                                    gu[q],
+                                    lam_g,
+                                    r_g,
+                                    q0 + t,
+                                    w[idx],
+                                    in_arr[idx],
+                                    in_g[idx],
+                                    r_in,
+                                    q,
+                                    lam_c,
+                                    real,
+                                    vrt,
+                                    virt,
+                                    vct,
+                                    vict,
+                                    vic,
+                                    nu2,
+                                    sl,
+                                    su,
+                                    mu,
+                                    nu,
+                                    cz,
+                                    rz,
+                                )
                     continue
                 for s in range(S):
                     us = u_in[q, s]

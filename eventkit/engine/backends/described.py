@@ -104,7 +104,9 @@ def model_gradients(model: L.Model, gm: np.ndarray, gu: np.ndarray) -> dict[int,
     return out
 
 
-def input_arrivals(plan, model: L.Model, blk: np.ndarray, d_frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def input_arrivals(
+    plan, model: L.Model, blk: np.ndarray, d_frac: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each input synapse's arrival ``E_q(r) u_q`` and its rate ``A_q h E_q(r) u_q`` (``[n_w, S]``,
     rows of other synapses 0; ``[1, S]`` when no input connection is delayed or learns its delays):
     an input spike arrives ``r = 1 - f`` steps before the grid time where it is applied (0 without
@@ -114,19 +116,22 @@ def input_arrivals(plan, model: L.Model, blk: np.ndarray, d_frac: np.ndarray) ->
     blocks = [(k, c) for k, c in enumerate(plan.topology.connections) if c.pre.is_input]
     blocks = [(k, c) for k, c in blocks if blk[k, K.DELAYED] or blk[k, K.LEARN_D]]
     if not blocks:
-        return np.zeros((1, S)), np.zeros((1, S))
+        return np.zeros((1, S)), np.zeros((1, S)), np.zeros((1, S), np.complex128)
     arr, rate = np.zeros((plan.n_w, S)), np.zeros((plan.n_w, S))
+    decays = np.ones((plan.n_w, S), np.complex128)
     for k, conn in blocks:
         q = conn.post.index
         sl = slice(plan.w_off[k], plan.w_off[k] + conn.pre.size * conn.post.size)
         f = d_frac[sl] if blk[k, K.DELAYED] else np.zeros(sl.stop - sl.start)
         r = np.where(f > 0.0, 1.0 - f, 0.0)
         modes = model.vec[q] * (model.vinv[q] @ model.u[q])[None, :]  # u as the sum of its modes
-        e = np.einsum("sk,nk->ns", modes, np.exp(np.outer(r, model.lam[q]))).real
+        g = np.exp(np.outer(r, model.lam[q]))
+        decays[sl] = g
+        e = np.einsum("sk,nk->ns", modes, g).real
         e[r == 0.0] = model.u[q]  # exactly u with no decay left
         arr[sl] = e
         rate[sl] = e @ model.a_step[q].T
-    return arr, rate
+    return arr, rate, decays
 
 
 def kernel_views(plan, inputs, models: Mapping | None = None) -> tuple[L.Net, L.Model]:
@@ -143,7 +148,7 @@ def kernel_views(plan, inputs, models: Mapping | None = None) -> tuple[L.Net, L.
     d_frac = np.ascontiguousarray(inputs.d_frac, dtype=np.float64)
     # a hidden arrival lands at most D + 2 grid times after its spike's step, an input one D + 1
     n_ring = int(d_row.max()) + 3 if inputs.n_slots else 0
-    in_arr, in_rate = input_arrivals(plan, model, inputs.blk, d_frac)
+    in_arr, in_rate, in_g = input_arrivals(plan, model, inputs.blk, d_frac)
     net = L.Net(
         plan.pop_off,
         plan.pop_of,
@@ -157,6 +162,7 @@ def kernel_views(plan, inputs, models: Mapping | None = None) -> tuple[L.Net, L.
         n_ring,
         in_arr,
         in_rate,
+        in_g,
     )
     return net, model
 
@@ -192,6 +198,7 @@ def scratch_shapes(net: L.Net, model: L.Model, n_workers: int, dtype) -> tuple[d
         rmat=((n_workers, S, S, n_learn), c128),
         mu_row=((n_workers, n_learn), c128),
         wsum=((n_workers, n_learn), f64),
+        rhist=((n_workers, slots if model.learn.any() else 1, S, S, n_learn), c128),
     )
     return fwd, bwd
 

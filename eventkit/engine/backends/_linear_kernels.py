@@ -400,12 +400,13 @@ def _step_back_rows(rmat, lam, vt, g_step, p, j0, j1, mu_row):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _learn_arrival(
-    gm_q, gu_q, lam_g, r_g, j, wt, e, g, r, q, lam_c, real, vrt, virt, vct, vict, vic, nu_u, sl, su, mu, nu, cz, rz
-):
+def _learn_arrival(gm_q, gu_q, lam_g, r_g, j, wt, e, g, r, q, nu_u, eig, tmp):
     """One arrival ``w E_q(r) u_q`` at neuron j of learning population q, with the adjoint
     ``lam_g`` and the R ``r_g`` of the grid time where it is applied (``g = exp(lam r)``; ``nu_u =
-    V^-1 u_q``): its u (``gu_q``), its ``E_q(r)`` and its pairing with R (``gm_q``)."""
+    V^-1 u_q``): its u (``gu_q``), its ``E_q(r)`` and its pairing with R (``gm_q``). ``eig``: the
+    model's eigen arrays, ``tmp``: scratch vectors (the backward pass's ``learn_eig``, ``learn_tmp``)."""
+    real, vrt, virt, vct, vict, vic, lam_c = eig
+    sl, su, mu, nu, cz, rz = tmp
     n = e.shape[0]
     for s in range(n):
         sl[s] = wt * lam_g[s, j]
@@ -651,6 +652,8 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     mu_row = scratch.mu_row[wk]
     wsum = scratch.wsum[wk]  # a step's input weights per target neuron (learning populations)
     rhist = scratch.rhist[wk]  # R by grid time, as hist holds the adjoint (delays)
+    learn_eig = (real, vrt, virt, vct, vict, vic, lam_c)  # what _learn_arrival reads of the model
+    learn_tmp = (sl, su, mu, nu, cz, rz)
     any_learn = False
     for p in range(n_pop):
         if learn[p]:
@@ -733,20 +736,9 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                                     gq,
                                     r_d,
                                     q,
-                                    lam_c,
-                                    real,
-                                    vrt,
-                                    virt,
-                                    vct,
-                                    vict,
-                                    vic,
                                     nu2,
-                                    sl,
-                                    su,
-                                    mu,
-                                    nu,
-                                    cz,
-                                    rz,
+                                    learn_eig,
+                                    learn_tmp,
                                 )
                     continue
                 _arrival_rate(real, lam_re, lam_c, vr, vir, vc, vic, u_in, a_step, q, 1.0 - phi, gq, uq, e, de, cz, rz)
@@ -870,20 +862,9 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                                     in_g[idx],
                                     r_in,
                                     q,
-                                    lam_c,
-                                    real,
-                                    vrt,
-                                    virt,
-                                    vct,
-                                    vict,
-                                    vic,
                                     nu2,
-                                    sl,
-                                    su,
-                                    mu,
-                                    nu,
-                                    cz,
-                                    rz,
+                                    learn_eig,
+                                    learn_tmp,
                                 )
                     continue
                 for s in range(S):

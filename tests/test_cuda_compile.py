@@ -38,15 +38,11 @@ CC = (8, 0)  # compute capability compiled for (A100; an H100 runs its PTX too)
 pytestmark = pytest.mark.skipif(_compiler_problem() is not None, reason=str(_compiler_problem()))
 
 
-def _args(delays: bool, dtype) -> tuple[tuple, tuple]:
-    """Host arrays of the forward and backward kernels' arguments, exactly as the cuda backend
-    builds them, for a recurrent network (with learnable delays on every connection when
-    ``delays``)."""
-    from eventkit.engine.backends import _cpu_kernels as K
-    from eventkit.engine.backends.cpu import STRUCTURE, kernel_net, records
-
+def _net(delays: bool, dtype, **kw) -> EventpropNet:
+    """A recurrent network (3 inputs, 4 hidden, 2 outputs, 8 steps) on the CPU backend, with
+    learnable delays on every connection when ``delays``; ``kw``: its neuron models."""
     delay = Delay(max=3.0, init=(0.0, 3.0))
-    net = EventpropNet(
+    return EventpropNet(
         n_in=3,
         hidden=[4],
         n_out=2,
@@ -55,7 +51,18 @@ def _args(delays: bool, dtype) -> tuple[tuple, tuple]:
         delays={"ff": delay, "rec": delay, "out": delay} if delays else None,
         dtype=torch.float64 if dtype == np.float64 else torch.float32,
         backend="cpu",
+        **kw,
     )
+
+
+def _args(delays: bool, dtype) -> tuple[tuple, tuple]:
+    """Host arrays of the forward and backward kernels' arguments, exactly as the cuda backend
+    builds them, for a recurrent network (with learnable delays on every connection when
+    ``delays``)."""
+    from eventkit.engine.backends import _cpu_kernels as K
+    from eventkit.engine.backends.cpu import STRUCTURE, kernel_net, records
+
+    net = _net(delays, dtype)
     plan, inputs = net.plan, net._kernel_inputs()
     n_tot = int(plan.pop_off[-1])
     spikes = K.Spikes(np.array([0, 1]), np.array([0], np.int32), np.array([0], np.int32), 8)
@@ -113,19 +120,7 @@ def _described_args(delays: bool, dtype) -> tuple[tuple, tuple]:
     from eventkit.engine.backends import _linear_kernels as L
     from eventkit.engine.backends import described as D
 
-    delay = Delay(max=3.0, init=(0.0, 3.0))
-    net = EventpropNet(
-        n_in=3,
-        hidden=[4],
-        n_out=2,
-        n_steps=8,
-        recurrent=True,
-        neuron=Oscillator(),
-        output=LI(),
-        delays={"ff": delay, "rec": delay, "out": delay} if delays else None,
-        dtype=torch.float64 if dtype == np.float64 else torch.float32,
-        backend="cpu",
-    )
+    net = _net(delays, dtype, neuron=Oscillator(), output=LI())
     plan = net.plan
     knet, model = net._kernel_inputs().described
     S = model.u.shape[1]

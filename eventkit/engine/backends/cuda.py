@@ -296,21 +296,11 @@ class CudaBackend:
         shapes = D.scratch_shapes(net, model, n_batch, inputs.dtype)[which]
         return kind(**{key: self._arrays.empty(*spec) for key, spec in shapes.items()})
 
-    def _cat(self, parts: list):
-        return np.concatenate(parts, axis=1) if self._arrays.sim else torch.cat(parts, dim=1)
-
-    def _flat(self, grads: L.ModelGrads, n: int):
-        """:func:`described.flatten_grads` of device rows."""
-        if self._arrays.sim:
-            return D.flatten_grads(grads)
-        gm, gu = grads
-        return torch.cat([gm.real.reshape(n, -1), gm.imag.reshape(n, -1), gu.reshape(n, -1)], dim=1)
-
-    def _model_grads(self, inputs: CudaInputs, n_batch: int) -> L.ModelGrads:
-        """Zeroed per-sample rows of the learning models' sums (:class:`~._linear_kernels.ModelGrads`)."""
-        n_pop, S = inputs.described[1].u.shape
-        a = self._arrays
-        return L.ModelGrads(a.zeros((n_batch, n_pop, 2, S, S), np.complex128), a.zeros((n_batch, n_pop, S), np.float64))
+    @staticmethod
+    def _rows_dtype(inputs: CudaInputs):
+        """The precision of the per-sample gradient rows: float64 for described models, as on
+        the CPU; else the weights'."""
+        return np.float64 if inputs.described is not None else inputs.dtype
 
     def _described_forward(self, plan: CudaPlan, inputs: CudaInputs, data: SpikeData) -> dict:
         from ._linear_cuda import THREADS, kernels
@@ -376,8 +366,7 @@ class CudaBackend:
             off = np.asarray(reduction.local_offsets())
             if not np.array_equal(off, self.group_offsets(plan, n_batch)):
                 raise ValueError(f"backward: the cuda backend's sample groups are single samples, got {off.tolist()}")
-        # described models accumulate in float64, as on the CPU
-        acc = np.float64 if inputs.described is not None else dtype
+        acc = self._rows_dtype(inputs)
         if n_batch == 0:
             gw = a.zeros((0, plan.n_w), acc)
             gd = a.zeros((0, plan.n_w if inputs.learn_or_delayed else 1), acc)
@@ -402,11 +391,12 @@ class CudaBackend:
                 g_counts,
                 gw,
                 gd,
-                grads := self._model_grads(inputs, n_batch),
+                grads := D.model_grads(inputs.host_model, n_batch, a.zeros),
                 self._scratch(inputs, n_batch, L.BackwardScratch, 1),
             )
-            if inputs.described[1].learn.any():  # the models' sums ride on the weights' rows
-                gw = self._cat([gw, self._flat(grads, n_batch)])
+            if inputs.host_model.learn.any():  # the models' sums ride on the weights' rows
+                cat = np.concatenate if a.sim else torch.cat
+                gw = cat([gw, D.flatten_grads(grads, cat)], 1)
             return self._sum_rows(plan, inputs, gw, gd, reduction)
         n_tot = int(plan.pop_off[-1])
         lam = [a.empty((n_batch, n_tot), dtype) for _ in range(4)]
@@ -435,7 +425,7 @@ class CudaBackend:
         from ._cuda_kernels import kernels
 
         a, dtype = self._arrays, inputs.dtype
-        acc = np.float64 if inputs.described is not None else dtype  # the rows' precision
+        acc = self._rows_dtype(inputs)
         sum_samples = kernels(acc == np.float64)[2]
         if reduction is not None:
             gw, gd = reduction.combine(gw, gd)

@@ -223,18 +223,20 @@ def forward(plan, inputs, spikes: K.Spikes) -> dict:
     return plan.recorded_forward(n_batch, inputs.w.dtype, {"rec_x": (model.u.shape[1],)}, run)
 
 
-def model_grads(model: L.Model, n_rows: int) -> L.ModelGrads:
-    """Zeroed :class:`~._linear_kernels.ModelGrads` rows for ``n_rows`` groups (or samples)."""
+def model_grads(model: L.Model, n_rows: int, zeros=np.zeros) -> L.ModelGrads:
+    """Zeroed :class:`~._linear_kernels.ModelGrads` rows for ``n_rows`` groups (or samples);
+    ``zeros(shape, dtype)``: the backend's allocator."""
     n_pop, S = model.u.shape
-    return L.ModelGrads(np.zeros((n_rows, n_pop, 2, S, S), np.complex128), np.zeros((n_rows, n_pop, S)))
+    return L.ModelGrads(zeros((n_rows, n_pop, 2, S, S), np.complex128), zeros((n_rows, n_pop, S), np.float64))
 
 
-def flatten_grads(grads: L.ModelGrads) -> np.ndarray:
+def flatten_grads(grads: L.ModelGrads, cat=np.concatenate):
     """The model sums of each group as float64 columns ``[n_groups, ...]`` (real and imaginary
-    parts of ``gm``, then ``gu``), to be summed and reduced like weight gradients."""
+    parts of ``gm``, then ``gu``), to be summed and reduced like weight gradients; ``cat``:
+    ``np.concatenate`` or ``torch.cat`` for the rows' array type."""
     gm, gu = grads
     n = gm.shape[0]
-    return np.concatenate([gm.real.reshape(n, -1), gm.imag.reshape(n, -1), gu.reshape(n, -1)], axis=1)
+    return cat([gm.real.reshape(n, -1), gm.imag.reshape(n, -1), gu.reshape(n, -1)], 1)
 
 
 def unflatten_grads(model: L.Model, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

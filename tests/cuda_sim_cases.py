@@ -224,6 +224,20 @@ CASES = {
         ),
         loss="ce",
     ),
+    # LIF learning tau_mem and tau_syn per layer, with learnable fractional delays on every
+    # connection kind: the CPU runs its specialised kernels, CUDA the same model by its
+    # description (learns_closed_form_constants): two derivations, which agree to 4e-12 here
+    # (the chain through the description's derivative); float64
+    "lif_learn_tau_f64": dict(
+        net=dict(
+            hidden=[7, 5],
+            readout=ExpWeightedMeanV(),
+            delays=EXACT_DELAYS,
+            learn_tau={"tau_mem": [12.0, 40.0], "tau_syn": [2.0, 10.0]},
+            init=dict(ff_mean=0.9, ff_std=0.3, rec_std=0.1, out_std=0.3),
+        ),
+        loss="ce",
+    ),
 }
 
 

@@ -5,7 +5,8 @@ The simulator must be switched on before numba is imported, so the cases
 identical spike records, forward results and gradients to rel 1e-9 (float64) / 1e-5 (float32)
 of each quantity's scale, for every neuron timing, readout kind, recurrence, delays (exact,
 round, learnable zero), the spike-count regulariser, binary input, fake quantisation and ALIF's
-adaptive threshold (with and without delays); and
+adaptive threshold (with and without delays), models given by their description (learning
+their constants) and LIF learning its time constants (by its description on CUDA); and
 bit-identical gradients on a repeated run. ``EVENTKIT_CUDA_TESTS=device`` runs the same cases
 on a real GPU instead of the simulator (eventkit/bench/gpu_check.sh).
 """
@@ -33,6 +34,7 @@ CASES = [
     "described_delays_f64",
     "described_first_spike_f32",
     "described_learn_f64",
+    "lif_learn_tau_f64",
 ]
 ON_DEVICE = os.environ.get("EVENTKIT_CUDA_TESTS") == "device"
 
@@ -96,7 +98,8 @@ def test_cuda_matches_cpu(results, case):
     if "delays" in case:
         assert any(k.endswith("_delay") and np.abs(pairs[k][0]).max() > 0 for k in grads)
     if "learn" in case:  # the models' constants, per layer
-        assert all(np.abs(pairs[f"grad_{key}{k}"][0]) > 0 for key in ("omega", "tau", "gain") for k in (0, 1))
+        keys = ("tau_mem", "tau_syn") if case.startswith("lif") else ("omega", "tau", "gain")
+        assert all(np.abs(pairs[f"grad_{key}{k}"][0]) > 0 for key in keys for k in (0, 1))
 
 
 def test_cuda_gradients_repeat_bit_for_bit(results):

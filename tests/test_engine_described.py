@@ -11,6 +11,8 @@ import torch
 
 from engine_cases import Oscillator, assert_cross_entropy_gradients_match, constant_gradients_against_fd
 from eventkit.engine import ALIF, LI, LIF, Delay, Described, EventpropNet, ExpWeightedMeanV, FirstSpike, NeuronModel
+from eventkit.engine import network as network_module
+from eventkit.engine.backends.cpu import CpuBackend
 from eventkit.engine.dynamics import LinearDynamics
 from eventkit.plugin.testing import random_data
 from test_engine_delays import fd_by_parameter
@@ -227,6 +229,74 @@ def test_a_described_lif_learns_its_time_constants_as_the_specialised_kernels_do
     for name, g in grads[0].items():
         assert g.abs().max() > 0, name
         np.testing.assert_allclose(grads[1][name], g, rtol=1e-7, atol=1e-9 * g.abs().max().item(), err_msg=name)
+
+
+class _KernelsWithoutCoefficientLearning(CpuBackend):
+    """A backend whose specialised kernels do not learn closed-form coefficients (as cuda's)."""
+
+    name = "cuda-like"
+    learns_closed_form_constants = False
+
+
+@dataclass(frozen=True)
+class Undescribed(LIF):
+    """LIF's closed form without a description."""
+
+    def dynamics(self):
+        return NeuronModel.dynamics(self)
+
+
+@pytest.mark.parametrize(
+    "neuron, learn",
+    [
+        (LIF(), {"tau_mem": [10.0, 40.0], "tau_syn": [2.0, 8.0]}),
+        (ALIF(tau_adapt=50.0, adapt_step=0.3), {"tau_adapt": [20.0, 80.0], "tau_syn": [2.0, 8.0]}),
+    ],
+    ids=["lif", "alif"],
+)
+def test_learn_tau_on_a_backend_without_coefficient_learning_runs_the_models_by_description(monkeypatch, neuron, learn):
+    """The routing rule (``Backend.learns_closed_form_constants``, the cuda backend's case): a
+    network learning its time constants per layer runs its models by their description, with the
+    same parameters and gradients as the specialised kernels learning them; without learn_tau it
+    keeps the specialised kernels. Bugs caught: the rule ignored (the backend refuses the
+    coefficients), applied to every network, or changing a model's identity (name, fields)."""
+    data = random_data(np.random.default_rng(5), 3, 10, 80, rate=(80, 120))
+    labels = torch.as_tensor(data.labels)
+    grads = []
+    for routed in (False, True):
+        if routed:
+            monkeypatch.setattr(network_module, "get_backend", lambda name: _KernelsWithoutCoefficientLearning())
+        net = make_net(neuron, LI(), learn_tau=learn, delays=delays("exact"))
+        assert (net.plan.described is not None) == routed
+        assert [(m.name, m.tau_mem, m.tau_syn) for m in net.neurons] == [(neuron.name, 20.0, 5.0)] * 2
+        out = net(data)
+        torch.nn.functional.cross_entropy(out.readout, labels).backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters()})
+    assert make_net(neuron, LI()).plan.described is None
+    assert grads[1].keys() == grads[0].keys() >= {f"{key}{k}" for key in learn for k in (0, 1)}
+    for name, g in grads[0].items():
+        assert g.abs().max() > 0, name
+        np.testing.assert_allclose(grads[1][name], g, rtol=1e-7, atol=1e-9 * g.abs().max().item(), err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "neuron, kw, words",
+    [
+        (LIF(), dict(tau_per_neuron=True), "Fix: trainer.device=cpu, or network.tau_per_neuron=false"),
+        (
+            ALIF(tau_adapt=50.0, adapt_step=0.3),
+            dict(learn_tau={"adapt_step": [0.1, 0.5]}),
+            "adapt_step moves its threshold.*Fix: remove learn_tau.adapt_step, or trainer.device=cpu",
+        ),
+        (Undescribed(), {}, "neuron 'lif' gives none .NeuronModel.dynamics.. Fix: trainer.device=cpu"),
+    ],
+    ids=["per-neuron", "adapt-step", "no-description"],
+)
+def test_what_such_a_backend_cannot_learn_is_refused_in_one_line_naming_the_cpu(monkeypatch, neuron, kw, words):
+    monkeypatch.setattr(network_module, "get_backend", lambda name: _KernelsWithoutCoefficientLearning())
+    with pytest.raises(ValueError, match=words) as err:
+        make_net(neuron, LI(), **{"learn_tau": {"tau_mem": [10.0, 40.0]}, **kw})
+    assert "\n" not in str(err.value) and "cuda-like backend" in str(err.value)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from .autograd import EventpropFunction, parameter_gradients
 from .backends import get_backend
 from .backends.cpu import coefficient_row
 from .dynamics import check_learnable_description, description_jacobian
-from .neurons import LI, LIF, NeuronModel
+from .neurons import LI, LIF, Described, NeuronModel
 from .readouts import ExpWeightedMeanV, Readout
 from .topology import Delay, Topology, parse_delays
 
@@ -169,9 +169,13 @@ class EventpropNet(nn.Module):
         self.max_spikes_per_sample = int(max_spikes_per_sample)
         self.n_groups = int(n_groups)
         self._delays = parse_delays(delays)
-        self._topology = Topology.build(n_in, n_out, self.hidden, self.recurrent, neurons, output, self._delays)
         self.learn_tau = parse_learn_tau(learn_tau, self._models, float(dt))
         self.backend = get_backend(backend)
+        if self.learn_tau and not self.backend.learns_closed_form_constants:
+            self._models = neurons = by_description_to_learn(
+                neurons, output, self.learn_tau, dt, tau_per_neuron, self.backend.name
+            )
+        self._topology = Topology.build(n_in, n_out, self.hidden, self.recurrent, neurons, output, self._delays)
         # validates time constants against dt and the delay buffers' size
         self.plan = self.backend.plan(
             self._topology, self.dt, self.n_steps, max_spikes=self.max_spikes_per_sample, n_groups=self.n_groups
@@ -213,10 +217,6 @@ class EventpropNet(nn.Module):
         if self.tau_per_neuron:
             for model in self._models:
                 check_per_neuron_model(model, self.learn_tau, self.dt)
-        if self.learn_tau and self.backend.name != "cpu" and self.plan.described is None:
-            raise ValueError(
-                "learnable time constants (learn_tau) run on the CPU backend only so far; use backend='cpu'"
-            )
 
     def _described_names(self) -> str:
         return ", ".join(
@@ -551,6 +551,38 @@ class EventpropNet(nn.Module):
         if not torch.isfinite(hw).all():
             raise ValueError("readout in the loop: the callable returned NaN or inf")
         return readout + (hw - readout).detach()
+
+
+def by_description_to_learn(
+    models: Sequence[NeuronModel], output: NeuronModel, learn_tau: Mapping, dt: float, per_neuron: bool, backend: str
+) -> list[NeuronModel]:
+    """The hidden layers' models for learning their constants on a backend whose specialised
+    kernels do not learn closed-form coefficients: each model with a closed form runs by its
+    description instead (:func:`~eventkit.engine.neurons.Described`, the same model and the same
+    simulated network; the description-driven kernels learn constants per layer). One line with
+    the fix where that cannot be."""
+    if per_neuron:
+        raise ValueError(
+            f"learn_tau with tau_per_neuron=true runs on the CPU backend only; the {backend} backend learns "
+            "constants per layer. Fix: trainer.device=cpu, or network.tau_per_neuron=false"
+        )
+    for model in (*models, output):
+        try:
+            model.dynamics()
+        except ValueError:
+            raise ValueError(
+                f"learn_tau on the {backend} backend runs the network's models by their description, and neuron "
+                f"{model.name!r} gives none (NeuronModel.dynamics). Fix: trainer.device=cpu"
+            ) from None
+    for model in models:
+        try:
+            check_learnable_description(model, learn_tau, "learn_tau")
+        except ValueError as err:
+            raise ValueError(
+                f"{err}, or trainer.device=cpu (the {backend} backend learns constants through the model's "
+                "description)"
+            ) from None
+    return [Described(m) if m.coefficients(dt) is not None else m for m in models]
 
 
 def parse_learn_tau(spec: Mapping | None, models: Sequence[NeuronModel], dt: float) -> dict[str, tuple[float, float]]:

@@ -19,6 +19,9 @@ from ..topology import Topology
 
 class Backend(Protocol):
     name: str
+    # whether the kernels specialised for closed-form models learn their coefficients (learn_tau);
+    # where not, a network learning its models' constants runs them by their description
+    learns_closed_form_constants: bool
 
     def plan(self, topology: Topology, dt: float, n_steps: int) -> Any:
         """Everything about the network that does not change between calls."""

@@ -233,6 +233,7 @@ def records(forward: dict) -> K.Records:
 
 class CpuBackend:
     name = "cpu"
+    learns_closed_form_constants = True
 
     def plan(
         self, topology: Topology, dt: float, n_steps: int, *, max_spikes: int = 2_000_000, n_groups: int = 8

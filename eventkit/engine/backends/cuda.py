@@ -168,6 +168,7 @@ class CudaInputs(NamedTuple):
 
 class CudaBackend:
     name = "cuda"
+    learns_closed_form_constants = False  # learn_tau runs the models by their description
 
     def __init__(self):
         problem = cuda_problem()
@@ -204,10 +205,10 @@ class CudaBackend:
     def inputs(
         self, plan: CudaPlan, weights: dict, delays: dict, thresholds: dict, dtype, coefficients: dict | None = None
     ) -> CudaInputs:
-        if coefficients and plan.described is None:  # described models learn on both backends
+        if coefficients and plan.described is None:  # see learns_closed_form_constants
             raise ValueError(
-                "learnable time constants (network.learn_tau) run on the CPU backend only so far. "
-                "Fix: trainer.device=cpu"
+                "the cuda backend learns constants of models given by their description only; build the network "
+                "with eventkit.engine.Described(model) (EventpropNet does so for learn_tau), or use backend='cpu'"
             )
         # rows in target order: the CUDA kernels test each synapse's sub-step part themselves
         host = self._host.inputs(plan, weights, delays, thresholds, dtype, coefficients, sorted_rows=False)

@@ -1,7 +1,8 @@
 """trainer.distributed: two CPU processes joined by gloo train bit for bit what one process
 trains on the same global batches (and three processes too), whatever the split of a short last
 batch; only rank 0 writes, a distributed run resumes, every process of a torchrun launch uses one
-run directory, and a bad setting is one line.
+run directory, and a bad setting is one line. Learned time constants (LIF's coefficient rows, and a
+described model's sums, at engine level) travel with the weights' group gradients.
 
 Exactness. The processes exchange readouts, spike counts and the gradients of the engine's fixed
 sample groups as copies and add them in the order one process adds them, so weights, Adam state,
@@ -327,3 +328,28 @@ def test_learnable_time_constants_train_the_same_in_two_processes(tmp_path_facto
     tau_mem, tau_syn = taus["model.tau_mem0"].numpy(), taus["model.tau_syn0"].numpy()
     assert np.all(tau_mem != 20.0) and np.all(tau_syn != 5.0)
     assert tau_mem.shape == ((16,) if per_neuron else ())  # network.hidden=16 (TINY)
+
+
+def test_a_described_model_learns_its_constants_alike_in_two_processes(tmp_path):
+    """A model given by its description learning its constants (and fractional delays): the
+    models' sums ride on the weight rows' group gradients through the exchange, so each of two
+    processes, simulating half of the batch's sample groups, gets one process's whole-batch
+    gradient bit for bit. Bugs caught: the sums left out of the exchange (each process would see
+    only its own samples' share of dL/d(constant)), or summed out of group order."""
+    import torch.multiprocessing as mp
+
+    sys.path.insert(0, str(TESTS))
+    try:
+        import distributed_engine_worker as worker
+    finally:
+        sys.path.remove(str(TESTS))
+    net, data = worker.make()
+    alone = worker.gradients(net, data, worker.DataParallel(0, 1))
+    mp.start_processes(worker.main, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn", join=True)
+    for rank in range(2):
+        with np.load(tmp_path / f"rank{rank}.npz") as got:
+            assert sorted(got.files) == sorted(alone)
+            for name, want in alone.items():
+                np.testing.assert_array_equal(got[name], want, err_msg=f"rank {rank}: {name}")
+    for key in ("omega", "tau", "gain"):
+        assert all(abs(float(alone[f"{key}{k}"])) > 0 for k in (0, 1)), key

@@ -49,6 +49,7 @@ def kernels():
     thread per sample (launch ``ceil(n_batch / THREADS)`` blocks of ``THREADS``)."""
     device = retarget(L, exclude=("forward", "backward"))
     forward_one, backward_one = device["_forward_one"], device["_backward_one"]
+    input_sums = device["input_sums_to_grads"]
 
     @cuda.jit
     def forward(spikes, net, model, trace, t_first, counts, rec, scratch):
@@ -68,7 +69,9 @@ def kernels():
             for k in range(gdb.shape[0]):
                 gdb[k] = 0.0
             gm, gu = grads
+            scratch.lsum[b][:] = 0.0
             backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gwb, gdb, gm[b], gu[b], scratch, b)
+            input_sums(gm[b], gu[b], net, model, scratch, b)
 
     return forward, backward
 

@@ -42,6 +42,7 @@ from numba import get_thread_id, njit, prange
 from ...base.reproducible import kernel_fastmath
 from . import _neuron_math as M
 from ._cpu_kernels import DELAYED, LEARN_D, N_POST, POST, SUBSTEP, W_OFF  # the connection block's columns
+from ._cpu_kernels import _block_end  # one past a connection block's last weight
 from ._cpu_kernels import _axpy, _axpy4  # one synaptic row, four summed rows, into a row of states
 from ._cpu_kernels import _dot as _dot_rows  # two rows' dot product, summed in float64
 
@@ -120,6 +121,7 @@ class BackwardScratch(NamedTuple):
     mu_row: np.ndarray  # complex128 [n_workers, n_tot or 1]: one eigen coordinate of every adjoint
     wsum: np.ndarray  # float64 [n_workers, n_tot or 1]: a step's input weights per target neuron
     rhist: np.ndarray  # complex128 [n_workers, n_ring or 1, S, S, n_tot or 1]: R by grid time (with delays)
+    lsum: np.ndarray  # float64 [n_workers, n_w or 1, S]: input synapses' adjoints at their arrivals, summed
 
 
 class ModelGrads(NamedTuple):
@@ -400,16 +402,14 @@ def _step_back_rows(rmat, lam, vt, g_step, p, j0, j1, mu_row):
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
-def _learn_arrival(gm_q, gu_q, lam_g, r_g, j, wt, e, g, r, q, nu_u, eig, tmp):
-    """One arrival ``w E_q(r) u_q`` at neuron j of learning population q, with the adjoint
-    ``lam_g`` and the R ``r_g`` of the grid time where it is applied (``g = exp(lam r)``; ``nu_u =
-    V^-1 u_q``): its u (``gu_q``), its ``E_q(r)`` and its pairing with R (``gm_q``). ``eig``: the
-    model's eigen arrays, ``tmp``: scratch vectors (the backward pass's ``learn_eig``, ``learn_tmp``)."""
+def _learn_u_and_decay(gm_q, gu_q, sl, g, r, q, nu_u, eig, tmp):
+    """Arrivals ``w E_q(r) u_q`` of learning population q whose weighted adjoints at the grid
+    time where they are applied sum to ``sl`` (``g = exp(lam r)``, ``nu_u = V^-1 u_q``): their
+    u (``gu_q``) and their ``E_q(r)`` (``gm_q[1]``). ``eig``: the model's eigen arrays, ``tmp``:
+    scratch vectors (the backward pass's ``learn_eig``, ``learn_tmp``)."""
     real, vrt, virt, vct, vict, vic, lam_c = eig
-    sl, su, mu, nu, cz, rz = tmp
-    n = e.shape[0]
-    for s in range(n):
-        sl[s] = wt * lam_g[s, j]
+    su, mu, cz, rz = tmp[1], tmp[2], tmp[4], tmp[5]
+    n = sl.shape[0]
     if r > 0.0:
         _sub_step(real, vrt, virt, vct, vict, q, g, sl, su, cz, rz)
         _eigen(vict, q, sl, mu)
@@ -419,10 +419,61 @@ def _learn_arrival(gm_q, gu_q, lam_g, r_g, j, wt, e, g, r, q, nu_u, eig, tmp):
             su[s] = sl[s]
     for s in range(n):
         gu_q[s] += su[s]
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _learn_arrival(gm_q, gu_q, lam_g, r_g, j, wt, e, g, r, q, nu_u, eig, tmp):
+    """One arrival ``w E_q(r) u_q`` (state ``e``) at neuron j of learning population q, with the
+    adjoint ``lam_g`` and the R ``r_g`` of the grid time where it is applied: its u and
+    ``E_q(r)`` (:func:`_learn_u_and_decay`) and its pairing with R (``gm_q[0]``)."""
+    vic = eig[5]
+    sl, nu = tmp[0], tmp[3]
+    for s in range(e.shape[0]):
+        sl[s] = wt * lam_g[s, j]
+    _learn_u_and_decay(gm_q, gu_q, sl, g, r, q, nu_u, eig, tmp)
     _eigen(vic, q, e, nu)
-    for k in range(n):
+    for k in range(e.shape[0]):
         nu[k] *= wt
     _add_arrival_rows_one(gm_q[0], r_g, j, nu)
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
+def _input_r_in(blk, k, d_frac, idx):
+    """The remaining time ``r = 1 - f`` of input synapse idx's arrivals (0 without a sub-step part
+    or a delay: they act at their grid time)."""
+    return 1.0 - d_frac[idx] if blk[k, DELAYED] and d_frac[idx] > 0.0 else 0.0
+
+
+@njit(cache=True, fastmath=_FASTMATH, nogil=True)
+def input_sums_to_grads(gm, gu, net, model, scratch, wk):
+    """The u and ``E_q(r)`` terms of the input arrivals into learning populations since the last
+    call, from worker wk's adjoints summed per synapse (``scratch.lsum``; a synapse's ``w``, ``r``
+    and ``E_q(r)`` are the same for every spike of a call, so its arrivals' terms are one term of
+    their summed adjoint), into ``gm``, ``gu`` (one group's or sample's rows). Each driver clears
+    the sums before a group (CPU) or sample (CUDA) and calls this after its backward passes."""
+    blk, in_blk, w, d_frac, in_g = net.blk, net.in_blk, net.w, net.d_frac, net.in_g
+    learn, u_in, vic = model.learn, model.u, model.vinv
+    eig = (model.real, model.vec_re_t, model.vinv_re_t, model.vec_t, model.vinv_t, vic, model.lam)
+    lsum = scratch.lsum[wk]
+    vec, cvec = scratch.vec[wk], scratch.cvec[wk]
+    uq, sl = vec[9], vec[10]
+    tmp = (sl, vec[11], cvec[4], cvec[5], cvec[0], vec[8])
+    nu_u = cvec[6]
+    S = u_in.shape[1]
+    for kk in range(in_blk.shape[0]):
+        k = in_blk[kk]
+        q = blk[k, POST]
+        if not learn[q] or not (blk[k, DELAYED] or blk[k, LEARN_D]):
+            continue
+        _row(u_in, q, uq)
+        _eigen(vic, q, uq, nu_u)
+        for idx in range(blk[k, W_OFF], _block_end(blk, k, w.shape[0])):
+            nonzero = False
+            for s in range(S):
+                sl[s] = w[idx] * lsum[idx, s]
+                nonzero = nonzero or lsum[idx, s] != 0.0
+            if nonzero:
+                _learn_u_and_decay(gm[q], gu[q], sl, in_g[idx], _input_r_in(blk, k, d_frac, idx), q, nu_u, eig, tmp)
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -652,6 +703,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     mu_row = scratch.mu_row[wk]
     wsum = scratch.wsum[wk]  # a step's input weights per target neuron (learning populations)
     rhist = scratch.rhist[wk]  # R by grid time, as hist holds the adjoint (delays)
+    lsum = scratch.lsum[wk]  # each input synapse's adjoints at its arrivals, summed (input_sums_to_grads)
     learn_eig = (real, vrt, virt, vct, vict, vic, lam_c)  # what _learn_arrival reads of the model
     learn_tmp = (sl, su, mu, nu, cz, rz)
     any_learn = False
@@ -848,24 +900,14 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                             lam_g = hist[g_at % n_ring] if blk[k, DELAYED] else lam
                             gw[idx] += _pair(lam_g, q0 + t, in_arr[idx])
                             gd[idx] -= w[idx] * _pair(lam_g, q0 + t, in_rate[idx])
-                            if learn[q]:  # r = 1 - f (0 without a sub-step part): its decays in_g
-                                r_in = 1.0 - d_frac[idx] if blk[k, DELAYED] and d_frac[idx] > 0.0 else 0.0
+                            if learn[q]:  # its adjoint summed per synapse (input_sums_to_grads), R paired here
+                                for s in range(S):
+                                    lsum[idx, s] += lam_g[s, q0 + t]
+                                gi = in_g[idx]  # V^-1 E(r) u = exp(lam r) o V^-1 u
+                                for s in range(S):
+                                    nu[s] = w[idx] * gi[s] * nu2[s]
                                 r_g = rhist[g_at % n_ring] if blk[k, DELAYED] else rmat
-                                _learn_arrival(
-                                    gm[q],
-                                    gu[q],
-                                    lam_g,
-                                    r_g,
-                                    q0 + t,
-                                    w[idx],
-                                    in_arr[idx],
-                                    in_g[idx],
-                                    r_in,
-                                    q,
-                                    nu2,
-                                    learn_eig,
-                                    learn_tmp,
-                                )
+                                _add_arrival_rows_one(gm[q, 0], r_g, q0 + t, nu)
                     continue
                 for s in range(S):
                     us = u_in[q, s]
@@ -896,10 +938,12 @@ def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, grads
         gm[g] = 0.0
         gu[g, :] = 0.0
         wk = get_thread_id()
+        scratch.lsum[wk][:] = 0.0
         for b in range(group_off[g], group_off[g + 1]):
             _backward_one(
                 b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw[g], gd[g], gm[g], gu[g], scratch, wk
             )
+        input_sums_to_grads(gm[g], gu[g], net, model, scratch, wk)
 
 
 __all__ = ["Model", "Net", "Records", "ForwardScratch", "BackwardScratch", "ModelGrads", "forward", "backward"]

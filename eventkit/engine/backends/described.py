@@ -199,6 +199,8 @@ def scratch_shapes(net: L.Net, model: L.Model, n_workers: int, dtype) -> tuple[d
         mu_row=((n_workers, n_learn), c128),
         wsum=((n_workers, n_learn), f64),
         rhist=((n_workers, slots if model.learn.any() else 1, S, S, n_learn), c128),
+        # input synapses' summed adjoints: their arrivals into a learning population may be summed
+        lsum=((n_workers, net.w.shape[0] if model.learn.any() and net.in_arr.shape[0] > 1 else 1, S), f64),
     )
     return fwd, bwd
 

@@ -215,12 +215,14 @@ CASES = {
         loss="ce",
         capacity=8,
     ),
-    # the oscillator learning omega, tau and its input gain per layer, with learnable fractional
+    # the oscillator learning omega, tau, its input gain and threshold per layer, with learnable fractional
     # delays on every connection kind (the models' sums of the backward pass, summed over samples
     # and turned into dL/d(A h), dL/du); float64
     "described_learn_f64": dict(
         net=dict(
-            OSCILLATORS, delays=EXACT_DELAYS, learn_tau={"omega": [0.1, 0.4], "tau": [8.0, 30.0], "gain": [0.5, 2]}
+            OSCILLATORS,
+            delays=EXACT_DELAYS,
+            learn_tau={"omega": [0.1, 0.4], "tau": [8.0, 30.0], "gain": [0.5, 2], "level": [0.3, 0.8]},
         ),
         loss="ce",
     ),

@@ -112,9 +112,11 @@ class Oscillator(NeuronModel):
     tau: float = 15.0
     tau_syn: float = 4.0
     gain: float = 1.0  # what a spike of weight 1 adds to i
+    level: float = 0.5  # the threshold on y
+    rest: float = 0.0  # the value a spike resets y to
     spiking = True
     name = "oscillator"
-    learnable = ("omega", "tau", "tau_syn", "gain")
+    learnable = ("omega", "tau", "tau_syn", "gain", "level", "rest")
 
     def dynamics(self):
         return LinearDynamics(
@@ -126,8 +128,8 @@ class Oscillator(NeuronModel):
             ],
             input={"i": self.gain},
             threshold={"y": 1.0},
-            theta=0.5,
-            reset={"x": 0.0, "y": 0.0},
+            theta=self.level,
+            reset={"x": 0.0, "y": self.rest},
             membrane="y",
             count_scale=self.tau,
             model=self.name,

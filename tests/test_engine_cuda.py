@@ -98,7 +98,7 @@ def test_cuda_matches_cpu(results, case):
     if "delays" in case:
         assert any(k.endswith("_delay") and np.abs(pairs[k][0]).max() > 0 for k in grads)
     if "learn" in case:  # the models' constants, per layer
-        keys = ("tau_mem", "tau_syn") if case.startswith("lif") else ("omega", "tau", "gain")
+        keys = ("tau_mem", "tau_syn") if case.startswith("lif") else ("omega", "tau", "gain", "level")
         assert all(np.abs(pairs[f"grad_{key}{k}"][0]) > 0 for key in keys for k in (0, 1))
 
 

@@ -165,21 +165,29 @@ def test_float32_and_thread_count_do_not_change_the_described_path(delay):
         assert torch.equal(g1[name], g32[name]), name
 
 
-LEARN_OSC = {"omega": [0.1, 0.4], "tau": [8.0, 30.0], "tau_syn": [2.0, 8.0], "gain": [0.5, 2.0]}
+LEARN_OSC = {
+    "omega": [0.1, 0.4],
+    "tau": [8.0, 30.0],
+    "tau_syn": [2.0, 8.0],
+    "gain": [0.5, 2.0],
+    "level": [0.3, 0.8],
+    "rest": [0.01, 0.3],
+}
 
 
 @pytest.mark.parametrize("delay", [None, delays("exact")], ids=["undelayed", "exact-delays"])
 def test_learnable_constants_of_a_described_model_have_exact_gradients(delay):
-    """The oscillator's omega, tau, tau_syn and input gain (u), learned per layer in two recurrent
-    layers: dL/d against central differences of the same simulator (relative error <= 1e-5;
-    float64). Fails on any missing or wrong term: the propagator steps' sum (R), the sub-step
-    propagators of a spike's own step and of its deliveries, the crossing phase's dependence on
-    exp(A h), an input's or a delivery's u, or the pairing of arrivals with their targets' R; with
-    fractional delays on every connection kind, also an arrival's E_q(r) at its own remaining
-    time r and the R of the grid time where it is applied."""
+    """The oscillator's omega, tau, tau_syn, input gain (u), threshold level (theta) and reset
+    value (r), learned per layer in two recurrent layers: dL/d against central differences of the
+    same simulator (relative error <= 1e-5; float64). Fails on any missing or wrong term: the
+    propagator steps' sum (R), the sub-step propagators of a spike's own step and of its
+    deliveries, the crossing phase's dependence on exp(A h) and on theta, the reset's offset, an
+    input's or a delivery's u, or the pairing of arrivals with their targets' R; with fractional
+    delays on every connection kind, also an arrival's E_q(r) at its own remaining time r and the
+    R of the grid time where it is applied."""
     rng = np.random.default_rng(4)
     net = make_net(
-        Oscillator(),
+        Oscillator(rest=0.1),
         LI(),
         learn_tau=LEARN_OSC,
         delays=delay,
@@ -245,6 +253,17 @@ class _KernelsWithoutCoefficientLearning(CpuBackend):
 
 
 @dataclass(frozen=True)
+class ScaledThresholdLIF(LIF):
+    """LIF whose constant ``scale`` weighs v in its threshold row (its description's)."""
+
+    scale: float = 1.0
+    learnable = ("tau_mem", "tau_syn", "scale")
+
+    def dynamics(self):
+        return replace(super().dynamics(), threshold={"v": self.scale})
+
+
+@dataclass(frozen=True)
 class Undescribed(LIF):
     """LIF's closed form without a description."""
 
@@ -256,7 +275,10 @@ class Undescribed(LIF):
     "neuron, learn",
     [
         (LIF(), {"tau_mem": [10.0, 40.0], "tau_syn": [2.0, 8.0]}),
-        (ALIF(tau_adapt=50.0, adapt_step=0.3), {"tau_adapt": [20.0, 80.0], "tau_syn": [2.0, 8.0]}),
+        (
+            ALIF(tau_adapt=50.0, adapt_step=0.3),
+            {"tau_adapt": [20.0, 80.0], "adapt_step": [0.1, 0.5], "tau_syn": [2.0, 8.0]},
+        ),
     ],
     ids=["lif", "alif"],
 )
@@ -290,13 +312,13 @@ def test_learn_tau_on_a_backend_without_coefficient_learning_runs_the_models_by_
     [
         (LIF(), dict(tau_per_neuron=True), "Fix: trainer.device=cpu, or network.tau_per_neuron=false"),
         (
-            ALIF(tau_adapt=50.0, adapt_step=0.3),
-            dict(learn_tau={"adapt_step": [0.1, 0.5]}),
-            "adapt_step moves its threshold.*Fix: remove learn_tau.adapt_step, or trainer.device=cpu",
+            ScaledThresholdLIF(),
+            dict(learn_tau={"scale": [0.5, 2.0]}),
+            "scale moves its threshold row.*Fix: remove learn_tau.scale, or trainer.device=cpu",
         ),
         (Undescribed(), {}, "neuron 'lif' gives none .NeuronModel.dynamics.. Fix: trainer.device=cpu"),
     ],
-    ids=["per-neuron", "adapt-step", "no-description"],
+    ids=["per-neuron", "threshold-row", "no-description"],
 )
 def test_what_such_a_backend_cannot_learn_is_refused_in_one_line_naming_the_cpu(monkeypatch, neuron, kw, words):
     monkeypatch.setattr(network_module, "get_backend", lambda name: _KernelsWithoutCoefficientLearning())
@@ -306,23 +328,24 @@ def test_what_such_a_backend_cannot_learn_is_refused_in_one_line_naming_the_cpu(
 
 
 @dataclass(frozen=True)
-class MovingThreshold(Oscillator):
-    """An oscillator whose constant ``level`` sets its threshold: not learnable by description."""
+class ScaledThresholdRow(Oscillator):
+    """An oscillator whose constant ``scale`` weighs y in its threshold row: not learnable by
+    description (the row is fixed), unlike its ``level`` (theta)."""
 
-    level: float = 0.5
-    learnable = ("omega", "level")
+    scale: float = 1.0
+    learnable = ("omega", "scale")
 
     def dynamics(self):
-        return replace(super().dynamics(), theta=self.level)
+        return replace(super().dynamics(), threshold={"y": self.scale})
 
 
 @pytest.mark.parametrize(
     "neuron, kw, key",
     [
         (
-            MovingThreshold(),
-            dict(learn_tau={"level": [0.2, 1.0]}),
-            "learn_tau.level: neuron 'oscillator'.s level moves",
+            ScaledThresholdRow(),
+            dict(learn_tau={"scale": [0.5, 2.0]}),
+            "learn_tau.scale: neuron 'oscillator'.s scale moves its threshold row",
         ),
         (Described(LIF()), dict(learn_tau={"tau_mem": [10.0, 40.0]}, tau_per_neuron=True), "Fix: tau_per_neuron=false"),
     ],

@@ -205,15 +205,24 @@ def two_exponential(
 
 
 def description_vector(model, dt: float) -> np.ndarray:
-    """What of ``model``'s description its learnable constants may move: ``A h`` (row-major),
-    then the input ``u`` (float64)."""
+    """What of ``model``'s description its learnable constants may move (float64): ``A h``
+    (row-major), the input ``u``, the reset's offset ``r`` (what ``reset`` sets and ``jump``
+    adds) and ``theta`` (0 for a model that does not spike)."""
     d = model.dynamics()
-    return np.concatenate([np.asarray(d.matrix, dtype=np.float64).reshape(-1) * dt, d._vector("input", d.input)])
+    r = np.zeros(d.n_states)
+    for name, value in dict(d.reset).items():
+        r[d.states.index(name)] = float(value)
+    r += d._vector("jump", d.jump)
+    theta = float(d.theta) if d.spiking else 0.0
+    a_step = np.asarray(d.matrix, dtype=np.float64).reshape(-1) * dt
+    return np.concatenate([a_step, d._vector("input", d.input), r, [theta]])
 
 
 def _fixed_parts(d: LinearDynamics) -> tuple:
+    """What of a description learnable constants may not move: its states, threshold row and
+    which states the reset sets."""
     c = tuple(d._vector("threshold", d.threshold)) if d.spiking else ()
-    return (d.states, c, d.theta if d.spiking else None, tuple(sorted(d.reset.items())), tuple(sorted(d.jump.items())))
+    return (d.states, d.spiking, c, tuple(sorted(d.reset)))
 
 
 def description_jacobian(model, keys, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -236,8 +245,8 @@ def description_jacobian(model, keys, dt: float) -> tuple[np.ndarray, np.ndarray
 
 def check_learnable_description(model, keys, where: str) -> None:
     """One line naming the constant and the fix when a learnable constant of a described model
-    moves more than its dynamics and input (its threshold, reset or jump): the backward pass
-    differentiates ``A`` and ``u`` only."""
+    moves its threshold row or which states its reset sets: the backward pass differentiates
+    ``A``, ``u``, the reset's offset ``r`` and ``theta`` only (:func:`description_vector`)."""
     from dataclasses import replace
 
     base = _fixed_parts(model.dynamics())
@@ -246,7 +255,8 @@ def check_learnable_description(model, keys, where: str) -> None:
         moved = replace(model, **{key: x * 1.01 if x != 0.0 else 1e-3})
         if _fixed_parts(moved.dynamics()) != base:
             raise ValueError(
-                f"{where}.{key}: neuron {model.name!r}'s {key} moves its threshold, reset or jump, which the engine "
-                "cannot learn for a model given by its description (it learns constants of its dynamics matrix and "
-                f"input only). Fix: remove {where}.{key}"
+                f"{where}.{key}: neuron {model.name!r}'s {key} moves its threshold row or which states its reset "
+                "sets, which the engine cannot learn for a model given by its description (it learns constants of "
+                "its dynamics matrix, input, reset values, jumps and theta). Fix: remove "
+                f"{where}.{key}"
             )

@@ -575,6 +575,8 @@ def by_description_to_learn(
                 f"{model.name!r} gives none (NeuronModel.dynamics). Fix: trainer.device=cpu"
             ) from None
     for model in models:
+        if model.coefficients(dt) is None:  # runs by its description anyway, checked as such
+            continue
         try:
             check_learnable_description(model, learn_tau, "learn_tau")
         except ValueError as err:

@@ -128,10 +128,11 @@ class ModelGrads(NamedTuple):
     """What the backward pass gives for populations whose model learns (``Model.learn``), per
     group of samples: ``gm[:, p, 0]`` the sum over its propagator steps of ``mu nu^T`` (eigen
     coordinates; times ``Phi(1)`` it is dL/dW of those steps), ``gm[:, p, 1]`` dL/dW of the
-    sub-step propagators at spikes and arrivals (``W = V^-1 dA h V``), ``gu[:, p]`` dL/du."""
+    sub-step propagators at spikes and arrivals (``W = V^-1 dA h V``), ``gu[:, p]`` dL/du, then
+    dL/dr (the reset's offset: what ``reset`` sets and ``jump`` adds) and dL/dtheta."""
 
     gm: np.ndarray  # complex128 [n_groups, n_pop, 2, S, S]
-    gu: np.ndarray  # float64 [n_groups, n_pop, S]
+    gu: np.ndarray  # float64 [n_groups, n_pop, 2 S + 1]: dL/du, dL/dr, dL/dtheta
 
 
 N_VEC = 12  # state-vector rows of a worker's scratch
@@ -838,6 +839,9 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                 _eigen(vic, p, z, nu)
                 _add_frechet(gm[p, 1], 1.0, mu, nu, lam_c, p, g2, 1.0 - phi)
             _sub_step(real, vrt, virt, vct, vict, p, g2, t1, t2, cz, rz)
+            if learn[p]:  # F = E(1 - phi) (reset E(phi) x0 + r): dL/dr = E(1 - phi)^T lam
+                for s in range(S):
+                    gu[p, S + s] += t2[s]
             _matvec(reset, p, t2, t1, True)
             if learn[p]:  # E(phi) acting on x0, seen by reset^T E(1 - phi)^T lam
                 _eigen(vinv_t_c, p, t1, mu)
@@ -850,11 +854,12 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
                 scale = g_phi / (d * d)
                 for s in range(S):
                     t2[s] -= scale * (c_row[p, s] * d + gap * c_rate[p, s])
-                if learn[p]:  # phi = gap / c . (exp(A h) x0 - x0) moves with exp(A h)
+                if learn[p]:  # phi = gap / c . (exp(A h) x0 - x0) moves with exp(A h) and with theta
                     for s in range(S):
                         sl[s] = c_row[p, s]
                     _eigen(vinv_t_c, p, sl, mu)
                     _add_frechet(gm[p, 1], -scale * gap, mu, nu2, lam_c, p, g_step[p], 1.0)
+                    gu[p, 2 * S] += g_phi / d
             if j < o0:  # the spike-count regulariser's kick (docs/engine.md, section 7)
                 t2[membrane[p]] += count_scale[p] * g_counts[b, j]
             for s in range(S):

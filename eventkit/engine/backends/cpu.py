@@ -319,6 +319,8 @@ class CpuBackend:
         models = None
         if plan.described is not None:  # described models learn through their models, not rows
             models, coefficients = coefficients, None
+            if models:  # a learned theta (description_vector), unless a threshold override replaces it
+                thresholds = {**{p: float(m.dynamics().theta) for p, m in models.items()}, **thresholds}
         w = np.ascontiguousarray(
             np.concatenate([np.asarray(weights[c.name]).T.reshape(-1) for c in conns]), dtype=dtype
         )

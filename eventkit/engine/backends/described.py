@@ -91,16 +91,19 @@ def frechet_weights(lam: np.ndarray, s: float) -> np.ndarray:
 
 
 def model_gradients(model: L.Model, gm: np.ndarray, gu: np.ndarray) -> dict[int, np.ndarray]:
-    """Each learning population's dL/d(a_step) (row-major) and dL/du, as one float64 vector of its
-    own ``S_p^2 + S_p`` entries, from the backward pass's sums over groups ``gm`` ``[n_pop, 2, S,
-    S]``, ``gu`` ``[n_pop, S]`` (:class:`~._linear_kernels.ModelGrads`): ``G_W = Phi(1) o gm[p, 0]
-    + gm[p, 1]`` is dL/dW with ``W = V^-1 d(a_step) V``, so dL/d(a_step) = ``V^-T G_W V^T``."""
+    """Each learning population's dL/d(a_step) (row-major), dL/du, dL/dr and dL/dtheta, as one
+    float64 vector of its own ``S_p^2 + 2 S_p + 1`` entries (the order of
+    :func:`~eventkit.engine.dynamics.description_vector`), from the backward pass's sums over
+    groups ``gm`` ``[n_pop, 2, S, S]``, ``gu`` ``[n_pop, 2 S + 1]``
+    (:class:`~._linear_kernels.ModelGrads`): ``G_W = Phi(1) o gm[p, 0] + gm[p, 1]`` is dL/dW with
+    ``W = V^-1 d(a_step) V``, so dL/d(a_step) = ``V^-T G_W V^T``."""
     out = {}
+    S = model.u.shape[1]
     for p in np.flatnonzero(model.learn):
         g_w = frechet_weights(model.lam[p], 1.0) * gm[p, 0] + gm[p, 1]
         g_a = (model.vinv[p].T @ g_w @ model.vec[p].T).real
         n = int(model.n_states[p])
-        out[int(p)] = np.concatenate([g_a[:n, :n].reshape(-1), gu[p, :n]])
+        out[int(p)] = np.concatenate([g_a[:n, :n].reshape(-1), gu[p, :n], gu[p, S : S + n], gu[p, 2 * S :]])
     return out
 
 
@@ -229,7 +232,7 @@ def model_grads(model: L.Model, n_rows: int, zeros=np.zeros) -> L.ModelGrads:
     """Zeroed :class:`~._linear_kernels.ModelGrads` rows for ``n_rows`` groups (or samples);
     ``zeros(shape, dtype)``: the backend's allocator."""
     n_pop, S = model.u.shape
-    return L.ModelGrads(zeros((n_rows, n_pop, 2, S, S), np.complex128), zeros((n_rows, n_pop, S), np.float64))
+    return L.ModelGrads(zeros((n_rows, n_pop, 2, S, S), np.complex128), zeros((n_rows, n_pop, 2 * S + 1), np.float64))
 
 
 def flatten_grads(grads: L.ModelGrads, cat=np.concatenate):
@@ -246,7 +249,7 @@ def unflatten_grads(model: L.Model, flat: np.ndarray) -> tuple[np.ndarray, np.nd
     n_pop, S = model.u.shape
     k = n_pop * 2 * S * S
     gm = (flat[:k] + 1j * flat[k : 2 * k]).reshape(n_pop, 2, S, S)
-    return gm, flat[2 * k :].reshape(n_pop, S)
+    return gm, flat[2 * k :].reshape(n_pop, 2 * S + 1)
 
 
 def backward(

@@ -124,11 +124,19 @@ def test_cuda_backend_without_a_device_says_what_to_do():
         resolve_device("gpu")
 
 
+LEARN_TAU = ["network.learn_tau={tau_mem: [10, 40], tau_syn: [1, 8]}", "network.tau_lr=0.5"]
+
+
 @pytest.mark.slow
-def test_training_run_with_device_cuda_matches_device_cpu(tmp_path):
+@pytest.mark.parametrize("extra", [[], LEARN_TAU], ids=["fixed", "learn-tau"])
+def test_training_run_with_device_cuda_matches_device_cpu(tmp_path, extra):
     """`eventkit trainer.device=cuda` end to end (simulator): the engine the run trains with is the
-    cuda backend, and its metrics equal the CPU run's to float32 rounding."""
+    cuda backend, and its metrics equal the CPU run's to float32 rounding; with learned time
+    constants too (LIF by its description on CUDA, its specialised kernels on the CPU), whose
+    learned values and report table agree."""
     import json
+
+    from eventkit.rundir.checkpoints import load_checkpoint
 
     tiny = [
         "dataset.n_train=16",
@@ -153,7 +161,7 @@ def test_training_run_with_device_cuda_matches_device_cpu(tmp_path):
         run = tmp_path / device
         env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
         proc = subprocess.run(
-            [sys.executable, "-c", code, *tiny, f"trainer.device={device}", f"hydra.run.dir={run}"],
+            [sys.executable, "-c", code, *tiny, *extra, f"trainer.device={device}", f"hydra.run.dir={run}"],
             env=env,
             capture_output=True,
             text=True,
@@ -163,6 +171,12 @@ def test_training_run_with_device_cuda_matches_device_cpu(tmp_path):
         rows[device] = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     for key in ("train_loss", "val_loss", "hidden_rate_hz"):
         assert rows["cuda"][key] == pytest.approx(rows["cpu"][key], rel=1e-4), key
+    if extra:
+        state = {d: load_checkpoint(tmp_path / d / "checkpoints" / "last.safetensors")[0] for d in ("cpu", "cuda")}
+        for key in ("model.tau_mem0", "model.tau_syn0"):
+            assert float(state["cpu"][key]) != (20.0 if "mem" in key else 5.0), f"{key} did not move"
+            assert float(state["cuda"][key]) == pytest.approx(float(state["cpu"][key]), rel=1e-4), key
+        assert "Learned neuron constants" in (tmp_path / "cuda" / "report.md").read_text()
 
 
 def test_launch_hands_over_device_arrays_inside_the_kernels_named_tuples():

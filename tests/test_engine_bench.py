@@ -1,4 +1,4 @@
-"""The engine benchmark command runs and writes its table as JSON."""
+"""The benchmark commands run and write their tables as JSON, and refuse bad arguments."""
 
 import json
 import subprocess
@@ -57,6 +57,10 @@ def test_bench_command_writes_json(tmp_path):
 def test_bench_rejects_bad_arguments():
     proc = subprocess.run([sys.executable, "-m", "eventkit.bench", "--repeats", "0"], capture_output=True, text=True)
     assert proc.returncode != 0 and "--repeats" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "eventkit.bench.default_run", "--seeds", "0,x"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "--seeds: expected comma-separated integers" in proc.stderr
 
 
 @pytest.mark.slow

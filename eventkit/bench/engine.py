@@ -195,8 +195,8 @@ def main(argv=None) -> int:
             eventkit=ek,
             eventkit_epoch_s=ek["train_step"] * batches,
         )
-        if args.learn_tau:
-            for shape in ("layer", "neuron"):
+        if args.learn_tau:  # per neuron: the CPU backend only (cuda learns per layer, by description)
+            for shape in ("layer", "neuron") if args.device == "cpu" else ("layer",):
                 tau = in_process(_eventkit_job, hidden, n_steps, args.batch, args.repeats, args.device, shape)
                 key = "learn_tau" if shape == "layer" else "learn_tau_per_neuron"
                 row.update({f"eventkit_{key}": tau, f"{key}_cost": tau["train_step"] / ek["train_step"]})
@@ -242,7 +242,10 @@ def main(argv=None) -> int:
         )
         if args.learn_tau:
             for key in ("learn_tau", "learn_tau_per_neuron"):
-                t = r[f"eventkit_{key}"]
+                t = r.get(f"eventkit_{key}")
+                if t is None:  # not run on this device
+                    line += f" | {'n/a':>10} {'n/a':>10} {'n/a':>8}"
+                    continue
                 line += f" | {t['train_step']:>10.3f} {t['peak_mem_mb']:>10.1f} {r[f'{key}_cost']:>7.2f}x"
         if args.described:
             t = r["eventkit_described"]

@@ -4,7 +4,8 @@
 #      the active environment when its torch sees the GPU, else into ./.venv-gpu (needs PyPI);
 #   2. runs the cuda backend's CPU-parity cases on the real device (no simulator);
 #   3. runs the engine benchmark on the GPU (eventkit cuda backend + snnTorch on cuda), headline
-#      configuration, and the delay workload, writing JSON into $OUT (default ./gpu-check).
+#      configuration, with the description-driven kernels and learned time constants per layer,
+#      and the delay workload, writing JSON into $OUT (default ./gpu-check).
 # Usage: bash eventkit/bench/gpu_check.sh [--full]   (--full: every configuration of the table)
 # Each step's log is kept beside its JSON; the script stops at the first failing step.
 set -euo pipefail
@@ -43,7 +44,8 @@ EVENTKIT_CUDA_TESTS=device python -m pytest tests/test_engine_cuda.py -q -p no:c
 echo "== engine benchmark on the GPU"
 quick=(--quick)
 [ "${1:-}" = "--full" ] && quick=()
-timeout 420 "$PY" -m eventkit.bench --device cuda "${quick[@]}" --repeats 5 --json "$OUT/bench_cuda.json" 2>&1 \
+timeout 480 "$PY" -m eventkit.bench --device cuda "${quick[@]}" --repeats 5 --described --learn-tau \
+  --json "$OUT/bench_cuda.json" 2>&1 \
   | tee "$OUT/bench_cuda.log"
 
 echo "== delay workload on the GPU"

@@ -6,8 +6,8 @@ Runs ``python -m eventkit trainer.reproducible=strict seed=S`` (the embedded def
 empty numba kernel cache (``NUMBA_CACHE_DIR`` in a new temporary directory: every kernel is
 compiled, as on a first run after install), then again with that cache (kernels loaded). Prints
 per run the wall time of the whole command (interpreter start to exit), the run's own wall and
-training times (``summary.json``) and its test accuracy, and writes them as JSON. The wall time depends on what else
-the machine is doing; run it with the machine to itself.
+training times (``summary.json``) and its test accuracy, and writes them as JSON. The wall time
+depends on what else the machine is doing; run it with the machine to itself.
 """
 
 from __future__ import annotations

@@ -128,19 +128,24 @@ class LinearDynamics:
                 "time constants differ slightly (e.g. tau_mem != tau_syn)"
             )
 
-    def discretise(self, dt: float) -> "Discrete":
-        """The per-step arrays the kernels use, for grid step ``dt`` (ms)."""
-        a = np.asarray(self.matrix) * dt  # per step
-        lam, vec = np.linalg.eig(a.astype(np.complex128))
-        vinv = np.linalg.inv(vec)
-        prop = (vec @ np.diag(np.exp(lam)) @ vinv).real
+    def affine_reset(self) -> tuple[np.ndarray, np.ndarray]:
+        """A spike's reset as ``x -> reset x + r``: ``reset`` zeroes the rows of the states it
+        sets, ``r`` holds what ``reset`` sets plus what ``jump`` adds."""
         reset = np.eye(self.n_states)
         r = np.zeros(self.n_states)
         for name, value in dict(self.reset).items():
             k = self.states.index(name)
             reset[k] = 0.0
             r[k] = float(value)
-        r += self._vector("jump", self.jump)
+        return reset, r + self._vector("jump", self.jump)
+
+    def discretise(self, dt: float) -> "Discrete":
+        """The per-step arrays the kernels use, for grid step ``dt`` (ms)."""
+        a = np.asarray(self.matrix) * dt  # per step
+        lam, vec = np.linalg.eig(a.astype(np.complex128))
+        vinv = np.linalg.inv(vec)
+        prop = (vec @ np.diag(np.exp(lam)) @ vinv).real
+        reset, r = self.affine_reset()
         c = self._vector("threshold", self.threshold) if self.spiking else np.zeros(self.n_states)
         return Discrete(
             prop=prop,
@@ -209,10 +214,7 @@ def description_vector(model, dt: float) -> np.ndarray:
     (row-major), the input ``u``, the reset's offset ``r`` (what ``reset`` sets and ``jump``
     adds) and ``theta`` (0 for a model that does not spike)."""
     d = model.dynamics()
-    r = np.zeros(d.n_states)
-    for name, value in dict(d.reset).items():
-        r[d.states.index(name)] = float(value)
-    r += d._vector("jump", d.jump)
+    r = d.affine_reset()[1]
     theta = float(d.theta) if d.spiking else 0.0
     a_step = np.asarray(d.matrix, dtype=np.float64).reshape(-1) * dt
     return np.concatenate([a_step, d._vector("input", d.input), r, [theta]])

@@ -663,6 +663,14 @@ MUTATIONS = [
         ("tests/test_engine_described.py", "-k", "learn"),
         "the propagator steps' sum is not weighted by Phi(1), the derivative of exp in the eigenbasis",
     ),
+    Mutation(
+        "specialised_copies_share_a_cache_file",
+        "eventkit/engine/backends/_specialise.py",
+        'copy.__qualname__ = f"{py.__qualname__}__{tag}" if tag else py.__qualname__',
+        "copy.__qualname__ = py.__qualname__",
+        ("tests/test_specialise.py",),
+        "two specialisations of a kernel (two numbers of states) share numba's cache file and run each other's code",
+    ),
 ]
 
 

@@ -4,8 +4,9 @@
 sample and one worker's scratch rows (``_forward_one``, ``_backward_one``) that allocate nothing
 and call only helpers of their own module, :mod:`._cpu_kernels`' row helpers and
 :mod:`._neuron_math`'s formulas. The CPU drivers there run them as ``prange`` tasks; here
-:func:`retarget` compiles the very same functions as CUDA device functions, and the drivers give
-each sample one CUDA thread (its worker row is its sample index). Nothing of the maths is written
+:func:`retarget` compiles the very same functions as CUDA device functions, with the model's number
+of states fixed at compile time as on the CPU (:mod:`._specialise`), and the drivers give each
+sample one CUDA thread (its worker row is its sample index). Nothing of the maths is written
 twice: a change to a described model's step, crossing, reset, arrival or adjoint reaches both
 backends.
 
@@ -21,33 +22,31 @@ import types
 from functools import lru_cache
 
 from numba import cuda
-from numba.core.registry import CPUDispatcher
 
 from . import _linear_kernels as L
 from . import _neuron_math as M
+from ._specialise import specialise
 
 THREADS = 64  # samples per block
 
 
-def retarget(module: types.ModuleType, exclude: tuple[str, ...]) -> dict:
+def retarget(module: types.ModuleType, exclude: tuple[str, ...], constants: dict) -> dict:
     """Every numba-compiled function visible in ``module`` (its own and those it imports), compiled
-    again as a CUDA device function, in a copy of the module's namespace in which they call each
-    other (and the ``nm`` formulas) as CUDA functions; ``exclude``: the module's CPU drivers."""
-    namespace = dict(vars(module))
-    namespace["nm"] = M.compiled(cuda.jit(device=True, inline="always"))
-    for name, obj in vars(module).items():
-        if isinstance(obj, CPUDispatcher) and name not in exclude:
-            py = obj.py_func
-            copy = types.FunctionType(py.__code__, namespace, py.__name__, py.__defaults__, py.__closure__)
-            namespace[name] = cuda.jit(device=True)(copy)
-    return namespace
+    again as a CUDA device function, in a copy of the module's namespace with ``constants`` set in
+    which they call each other (and the ``nm`` formulas) as CUDA functions; ``exclude``: the
+    module's CPU drivers."""
+    constants = {**constants, "nm": M.compiled(cuda.jit(device=True, inline="always"))}
+    return specialise(
+        module, constants, lambda obj, copy: cuda.jit(device=True)(copy), select=lambda name, obj: name not in exclude
+    )
 
 
 @lru_cache(maxsize=None)
-def kernels():
-    """(forward, backward): the CUDA drivers of :mod:`._linear_kernels`' per-sample passes, one
-    thread per sample (launch ``ceil(n_batch / THREADS)`` blocks of ``THREADS``)."""
-    device = retarget(L, exclude=("forward", "backward"))
+def kernels(n_states: int):
+    """(forward, backward): the CUDA drivers of :mod:`._linear_kernels`' per-sample passes for
+    models padded to ``n_states`` states, one thread per sample (launch ``ceil(n_batch /
+    THREADS)`` blocks of ``THREADS``)."""
+    device = retarget(L, exclude=("forward", "backward"), constants={"NS": n_states})
     forward_one, backward_one = device["_forward_one"], device["_backward_one"]
     input_sums = device["input_sums_to_grads"]
 

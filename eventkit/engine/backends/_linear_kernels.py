@@ -25,8 +25,14 @@ spike's ``dL/dt``; the spiking neuron's adjoint becomes ``J^T lam + G dphi/dx`` 
 ``c_rate = prop^T c - c``, ``d = c . (x_adv - x) = c_rate . x``; 0 when the neuron starts
 above threshold, ``phi = 0``); the regulariser adds ``count_scale dL/dC`` to its membrane
 adjoint. ``dL/dw = lam_t . E_t(1 - phi) u_t`` at a hidden spike, ``lam_t . u_t`` at an input
-spike. The arithmetic is float64 (complex128 for the eigen-coordinates); states and records are
-kept in the weights' precision.
+spike. States and records are kept in the weights' precision, and so is the arithmetic of the
+per-neuron loops (step, threshold test, arrivals: float32 rows stay SIMD, as in the specialised
+kernels); a spike's sub-steps, the adjoint and the gradient sums are float64 (complex128 for the
+eigen-coordinates).
+
+The module is a template in the number of states: its functions read ``S`` from the global ``NS``,
+which is set only in the copies that :func:`kernels` compiles per model size (loops over states
+then unroll); the module's own functions have no ``NS`` and never run.
 """
 
 from __future__ import annotations
@@ -35,18 +41,26 @@ from typing import NamedTuple
 
 import cmath
 import math
+import sys
+import types
+from functools import lru_cache
 
 import numpy as np
 from numba import get_thread_id, njit, prange
 
 from ...base.reproducible import kernel_fastmath
+from . import _cpu_kernels as K
 from . import _neuron_math as M
+from ._specialise import source_digest, specialise
 from ._cpu_kernels import DELAYED, LEARN_D, N_POST, POST, SUBSTEP, W_OFF  # the connection block's columns
 from ._cpu_kernels import _block_end  # one past a connection block's last weight
 from ._cpu_kernels import _axpy, _axpy4  # one synaptic row, four summed rows, into a row of states
 from ._cpu_kernels import _dot as _dot_rows  # two rows' dot product, summed in float64
 
 _FASTMATH = kernel_fastmath()
+# The number of states S of every population (padded): a constant at compile time. This module's
+# functions are a template: they run only as the copies that kernels(S) compiles with NS = S.
+NS = None
 nm = M.compiled(njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always"))
 
 
@@ -101,8 +115,9 @@ class ForwardScratch(NamedTuple):
     per-sample function takes its worker's row and clears what it reads before use."""
 
     x: np.ndarray  # [n_workers, S, n_tot], the weights' precision: states by rows
-    xa: np.ndarray  # float64 [n_workers, S, n_tot]: the states advanced over the step
-    u_adv: np.ndarray  # float64 [n_workers, n_tot]: c . x_adv per neuron
+    xa: np.ndarray  # [n_workers, S, n_tot], the weights' precision: the states advanced over the step
+    u_adv: np.ndarray  # [n_workers, n_tot], the weights' precision: c . x_adv per neuron
+    wsc: np.ndarray  # [n_workers, S + 2, S], the weights' precision: a population's prop, an arrival, c
     vec: np.ndarray  # float64 [n_workers, N_VEC, S]: state vectors (xd f y z e rz uq)
     cvec: np.ndarray  # complex128 [n_workers, N_CVEC, S]: cz and the eigen-decays g1 g2 gq
     ring: np.ndarray  # [n_workers, max(n_ring, 1), S, n_tot], the weights' precision
@@ -152,7 +167,7 @@ class Records(NamedTuple):
 def _decays(real, lam_re, lam, p, s, g):
     """``g = exp(lam s)``: the eigen-decays of population p over ``s`` steps (real populations
     use the real part only)."""
-    for k in range(g.shape[0]):
+    for k in range(NS):
         if real[p]:
             g[k] = math.exp(lam_re[p, k] * s)
         else:
@@ -162,7 +177,7 @@ def _decays(real, lam_re, lam, p, s, g):
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _apply_real(vec, vinv, p, g, x, out, acc_k):
     """``out = vec[p] diag(g) vinv[p] x`` in real arithmetic (``acc_k``: scratch)."""
-    n = x.shape[0]
+    n = NS
     for k in range(n):
         acc = 0.0
         for j in range(n):
@@ -178,7 +193,7 @@ def _apply_real(vec, vinv, p, g, x, out, acc_k):
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _apply_complex(vec, vinv, p, g, x, out, z):
     """``out = Re(vec[p] diag(g) vinv[p] x)`` (``z``: complex scratch)."""
-    n = x.shape[0]
+    n = NS
     for k in range(n):
         acc = 0j
         for j in range(n):
@@ -207,7 +222,7 @@ def _sub_step(real, vr, vir, vc, vic, p, g, x, out, z, acc_k):
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _matvec(m, p, x, out, transpose):
     """``out = m[p] x`` (``transpose``: ``m[p]^T x``)."""
-    n = x.shape[0]
+    n = NS
     for i in range(n):
         acc = 0.0
         for j in range(n):
@@ -219,7 +234,7 @@ def _matvec(m, p, x, out, transpose):
 def _dot(a, p, b):
     """``a[p] . b``."""
     acc = 0.0
-    for k in range(b.shape[0]):
+    for k in range(NS):
         acc += a[p, k] * b[k]
     return acc
 
@@ -227,24 +242,32 @@ def _dot(a, p, b):
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _row(a, p, out):
     """``out = a[p]``."""
-    for k in range(out.shape[0]):
+    for k in range(NS):
         out[k] = a[p, k]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _propagate(m, x, out, j0, j1, transpose):
     """``out[:, j0:j1] = m x[:, j0:j1]`` (``transpose``: ``m^T``) for the neurons ``j0 .. j1 - 1``
-    of one population, states by rows: loops over neurons, vectorised; zero entries skipped."""
-    n = m.shape[0]
+    of one population, states by rows: loops over neurons, vectorised; zero entries skipped (the
+    first nonzero one writes the row)."""
+    n = NS
     for a in range(n):
         o = out[a, j0:j1]
-        o[:] = 0.0
+        written = False
         for b in range(n):
             mab = m[b, a] if transpose else m[a, b]
             if mab != 0.0:
                 xb = x[b, j0:j1]
-                for t in range(j1 - j0):
-                    o[t] += mab * xb[t]
+                if written:
+                    for t in range(j1 - j0):
+                        o[t] += mab * xb[t]
+                else:
+                    for t in range(j1 - j0):
+                        o[t] = mab * xb[t]
+                    written = True
+        if not written:
+            o[:] = 0.0
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
@@ -254,7 +277,7 @@ def _spike_step(real, vr, vir, vc, vic, reset, r, p, x0, g_phi, g_rest, y, z, f,
     and ``1 - phi``)."""
     _sub_step(real, vr, vir, vc, vic, p, g_phi, x0, y, cz, rz)
     _matvec(reset, p, y, z, False)
-    for k in range(z.shape[0]):
+    for k in range(NS):
         z[k] += r[p, k]
     _sub_step(real, vr, vir, vc, vic, p, g_rest, z, f, cz, rz)
 
@@ -265,7 +288,7 @@ def _arrival(real, lam_re, lam_c, vr, vir, vc, vic, u_in, q, s, gq, uq, e, cz, r
     it is applied (``u_q`` itself when ``s = 0``)."""
     _row(u_in, q, uq)
     if s == 0.0:
-        for k in range(e.shape[0]):
+        for k in range(NS):
             e[k] = uq[k]
         return
     _decays(real, lam_re, lam_c, q, s, gq)
@@ -293,14 +316,14 @@ def _hidden_arrival(n, phi, d_row, d_frac, idx):
 @njit(cache=True, fastmath=_FASTMATH, nogil=True, inline="always")
 def _ring_add(ring, slot, e, wt, j):
     """``w e`` into neuron j's row of the ring's ``slot``."""
-    for s in range(e.shape[0]):
+    for s in range(NS):
         ring[slot, s, j] += wt * e[s]
 
 
 @njit(cache=True, fastmath=_FASTMATH, nogil=True)
 def _ring_apply(ring, slot, x):
     """Add the arrivals of one grid time to the states and clear its slot."""
-    for s in range(x.shape[0]):
+    for s in range(NS):
         xs = x[s]
         rs = ring[slot, s]
         for j in range(xs.shape[0]):
@@ -312,7 +335,7 @@ def _ring_apply(ring, slot, x):
 def _eigen(m, p, x, out):
     """``out = m[p] x`` for a complex ``m`` (``vinv``: eigen coordinates of a state vector;
     ``vinv_t = V^T``: of an adjoint)."""
-    n = x.shape[0]
+    n = NS
     for i in range(n):
         acc = 0j
         for k in range(n):
@@ -326,7 +349,7 @@ def _add_frechet(acc, scale, mu, nu, lam, p, g, s):
     (``s g_i`` where they are equal) and ``g = exp(lam s)``: ``lam^T dE(s) x = sum_ij
     Phi_ij(s) mu_i W_ij nu_j`` for ``mu = V^T lam``, ``nu = V^-1 x`` -- the Frechet derivative of
     ``E(s) = exp(A s h)`` in the eigenbasis (``W = V^-1 dA h V``)."""
-    n = mu.shape[0]
+    n = NS
     for i in range(n):
         for k in range(n):
             dl = lam[p, i] - lam[p, k]
@@ -429,11 +452,11 @@ def _learn_arrival(gm_q, gu_q, lam_g, r_g, j, wt, e, g, r, q, nu_u, eig, tmp):
     ``E_q(r)`` (:func:`_learn_u_and_decay`) and its pairing with R (``gm_q[0]``)."""
     vic = eig[5]
     sl, nu = tmp[0], tmp[3]
-    for s in range(e.shape[0]):
+    for s in range(NS):
         sl[s] = wt * lam_g[s, j]
     _learn_u_and_decay(gm_q, gu_q, sl, g, r, q, nu_u, eig, tmp)
     _eigen(vic, q, e, nu)
-    for k in range(e.shape[0]):
+    for k in range(NS):
         nu[k] *= wt
     _add_arrival_rows_one(gm_q[0], r_g, j, nu)
 
@@ -460,7 +483,7 @@ def input_sums_to_grads(gm, gu, net, model, scratch, wk):
     uq, sl = vec[9], vec[10]
     tmp = (sl, vec[11], cvec[4], cvec[5], cvec[0], vec[8])
     nu_u = cvec[6]
-    S = u_in.shape[1]
+    S = NS
     for kk in range(in_blk.shape[0]):
         k = in_blk[kk]
         q = blk[k, POST]
@@ -498,7 +521,7 @@ def _copy_states(src, dst):
 def _pair(lam, j, e):
     """``lam[:, j] . e``: neuron j's adjoint (states by rows) against a state vector."""
     acc = 0.0
-    for s in range(e.shape[0]):
+    for s in range(NS):
         acc += lam[s, j] * e[s]
     return acc
 
@@ -512,7 +535,7 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, wk
     n_pop = pop_off.shape[0] - 1
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
-    S = model.u.shape[1]
+    S = NS
     cap = rec_step.shape[1]
     # the model's arrays as locals, handed to the helpers one by one (see _sub_step)
     real, lam_re, lam_c = model.real, model.lam_re, model.lam
@@ -526,6 +549,9 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, wk
     u_adv = scratch.u_adv[wk]  # c . x_adv per neuron
     vec, cvec = scratch.vec[wk], scratch.cvec[wk]
     xd, f, y, z, e, rz, uq = vec[0], vec[1], vec[2], vec[3], vec[4], vec[5], vec[6]  # uq: a target's input
+    # what the per-neuron loops multiply by, in the weights' precision (float32 rows stay SIMD)
+    wsc = scratch.wsc[wk]
+    prop_w, e_w, c_w = wsc[:S], wsc[S], wsc[S + 1]
     cz = cvec[0]
     g1, g2, gq = cvec[1], cvec[2], cvec[3]  # eigen-decays over phi, 1 - phi, and a target's 1 - phi
     mem_out = membrane[n_pop - 1]
@@ -555,7 +581,9 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, wk
                             _ring_add(ring, g_at % n_ring, in_arr[base + t], w[base + t], q0 + t)
                 continue
             for s in range(S):
-                us = u_in[q, s]
+                e_w[s] = u_in[q, s]
+            for s in range(S):
+                us = e_w[s]
                 if us != 0.0:
                     xs = x[s, q0 : q0 + n_post]
                     sp = i0
@@ -578,14 +606,18 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, wk
         step_start = nr
         for p in range(n_pop):
             j0, j1 = pop_off[p], pop_off[p + 1]
-            _propagate(prop[p], x, xa, j0, j1, False)
+            for a in range(S):
+                for s in range(S):
+                    prop_w[a, s] = prop[p, a, s]
+            _propagate(prop_w, x, xa, j0, j1, False)
             if spiking_p[p] != 0:
-                c = c_row[p]
                 theta = theta_p[p]
                 uj = u_adv[j0:j1]
                 uj[:] = 0.0
                 for s in range(S):
-                    cs = c[s]
+                    c_w[s] = c_row[p, s]
+                for s in range(S):
+                    cs = c_w[s]
                     if cs != 0.0:
                         xs = xa[s, j0:j1]
                         for t in range(j1 - j0):
@@ -616,11 +648,7 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, wk
                                 t_first[b, j - o0] = n + phi
                         else:
                             counts[b, j] += 1.0
-            for s in range(S):
-                xs = x[s, j0:j1]
-                xas = xa[s, j0:j1]
-                for t in range(j1 - j0):
-                    xs[t] = xas[t]
+        x, xa = xa, x  # the advanced states are the states (every population wrote its rows)
         # 3. deliver the spikes of step n at (n+1) h
         for r in range(step_start, nr):
             j = rec_nrn[b, r]
@@ -647,7 +675,9 @@ def _forward_one(b, spikes, net, model, trace, t_first, counts, rec, scratch, wk
                             _ring_add(ring, g_at % n_ring, e, w[base + t], q0 + t)
                     continue
                 for s in range(S):
-                    es = e[s]
+                    e_w[s] = e[s]
+                for s in range(S):
+                    es = e_w[s]
                     if es != 0.0:
                         _axpy(x[s, q0 : q0 + n_post], w[base : base + n_post], es)
         if n_ring:  # delayed arrivals due at (n+1) h
@@ -677,7 +707,7 @@ def _backward_one(b, spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, g
     n_tot = pop_off[n_pop]
     o0 = pop_off[n_pop - 1]
     n_out = n_tot - o0
-    S = model.u.shape[1]
+    S = NS
     # the model's arrays as locals (see _forward_one)
     real, lam_re, lam_c = model.real, model.lam_re, model.lam
     vr, vir, vc, vic = model.vec_re, model.vinv_re, model.vec, model.vinv
@@ -951,7 +981,26 @@ def backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, grads
         input_sums_to_grads(gm[g], gu[g], net, model, scratch, wk)
 
 
-__all__ = ["Model", "Net", "Records", "ForwardScratch", "BackwardScratch", "ModelGrads", "forward", "backward"]
+def _own(name: str, obj) -> bool:
+    return obj.py_func.__module__ == __name__
 
 
-M.refresh_stale_cache(__file__, globals())  # the formulas inlined from _neuron_math are part of this module
+@lru_cache(maxsize=None)
+def kernels(n_states: int) -> types.SimpleNamespace:
+    """This module's ``forward`` and ``backward`` for models padded to ``n_states`` states: every
+    function of the module compiled with ``NS = n_states`` (:func:`._specialise.specialise`), and
+    cached on disk under a name that carries ``n_states`` and the hash of the sources it inlines."""
+    if not isinstance(n_states, int) or n_states < 1:
+        raise ValueError(f"a described model has at least one state, got n_states={n_states!r}")
+    here = sys.modules[__name__]
+    tag = f"S{n_states}_{source_digest([M.__file__, K.__file__])}"  # numba itself tracks this file
+
+    def compile_copy(obj, copy):
+        options = {key: value for key, value in obj.targetoptions.items() if key != "nopython"}
+        return njit(cache=True, **options)(copy)
+
+    namespace = specialise(here, {"NS": n_states}, compile_copy, select=_own, tag=tag)
+    return types.SimpleNamespace(forward=namespace["forward"], backward=namespace["backward"])
+
+
+__all__ = ["Model", "Net", "Records", "ForwardScratch", "BackwardScratch", "ModelGrads", "kernels"]

@@ -325,7 +325,7 @@ class CudaBackend:
                 overflow=a.zeros((n_batch,), np.int8),
             )
             a.launch(
-                kernels()[0],
+                kernels(S)[0],
                 -(-n_batch // THREADS),
                 THREADS,
                 K.Spikes(in_off, in_step, in_ch, n_steps),
@@ -381,7 +381,7 @@ class CudaBackend:
             gw = a.empty((n_batch, plan.n_w), acc)
             gd = a.empty((n_batch, plan.n_w if inputs.learn_or_delayed else 1), acc)
             a.launch(
-                described_kernels()[1],
+                described_kernels(int(inputs.host_model.u.shape[1]))[1],
                 -(-n_batch // THREADS),
                 THREADS,
                 spikes,

@@ -185,8 +185,9 @@ def scratch_shapes(net: L.Net, model: L.Model, n_workers: int, dtype) -> tuple[d
     cvec = ((n_workers, L.N_CVEC, S), c128)
     fwd = dict(
         x=((n_workers, S, n_tot), np.dtype(dtype)),
-        xa=((n_workers, S, n_tot), f64),
-        u_adv=((n_workers, n_tot), f64),
+        xa=((n_workers, S, n_tot), np.dtype(dtype)),
+        u_adv=((n_workers, n_tot), np.dtype(dtype)),
+        wsc=((n_workers, S + 2, S), np.dtype(dtype)),
         vec=((n_workers, L.N_VEC, S), f64),
         cvec=cvec,
         ring=((n_workers, slots, S, n_tot), np.dtype(dtype)),
@@ -222,7 +223,8 @@ def forward(plan, inputs, spikes: K.Spikes) -> dict:
 
     def run(res: dict) -> None:
         rec = L.Records(*(res[key] for key in RECORD_KEYS))
-        L.forward(spikes, net, model, res["trace"], res["t_first"], res["counts"], rec, scratch)
+        kernels = L.kernels(int(model.u.shape[1]))
+        kernels.forward(spikes, net, model, res["trace"], res["t_first"], res["counts"], rec, scratch)
 
     n_batch = spikes.offsets.shape[0] - 1
     return plan.recorded_forward(n_batch, inputs.w.dtype, {"rec_x": (model.u.shape[1],)}, run)
@@ -267,5 +269,6 @@ def backward(
         shapes = scratch_shapes(net, model, numba.get_num_threads(), inputs.w.dtype)[1]
         scratch = _cpu_scratch(plan, L.BackwardScratch, shapes)
         rec = L.Records(*(forward[key] for key in RECORD_KEYS))
-        L.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, grads, group_off, scratch)
+        kernels = L.kernels(int(model.u.shape[1]))
+        kernels.backward(spikes, net, model, rec, g_trace, g_tfirst, g_counts, gw, gd, grads, group_off, scratch)
     return gw, gd, grads

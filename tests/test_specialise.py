@@ -53,7 +53,8 @@ RUN = textwrap.dedent(
 
 
 def _run(tmp_path, *ks: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(tmp_path), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    path = os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])  # eventkit as imported here
+    env = dict(os.environ, PYTHONPATH=path, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     proc = subprocess.run(
         [sys.executable, str(tmp_path / "run.py"), *map(str, ks)], env=env, capture_output=True, text=True, timeout=300
     )

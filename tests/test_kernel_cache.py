@@ -39,10 +39,25 @@ def test_a_changed_formula_file_empties_the_kernel_modules_caches_once(tmp_path)
 
 
 def test_the_kernel_modules_check_their_stamp_at_import():
-    """Each CPU kernel module that inlines the formulas stamps the current hash beside itself."""
-    from eventkit.engine.backends import _cpu_kernels, _linear_kernels
+    """The specialised CPU kernel module that inlines the formulas stamps the current hash beside
+    itself."""
+    from eventkit.engine.backends import _cpu_kernels
 
     digest = hashlib.sha256(Path(_neuron_math.__file__).read_bytes()).hexdigest()
-    for module in (_cpu_kernels, _linear_kernels):
-        path = Path(module.__file__)
-        assert (path.parent / "__pycache__" / f"{path.stem}.neuron_math.sha256").read_text() == digest
+    path = Path(_cpu_kernels.__file__)
+    assert (path.parent / "__pycache__" / f"{path.stem}.neuron_math.sha256").read_text() == digest
+
+
+def test_the_described_kernels_are_cached_under_the_hash_of_what_they_inline():
+    """The description-driven kernels, compiled per number of states, carry the number and the
+    hash of the formulas and row helpers they inline in their cached name: an edit of either
+    file compiles them afresh instead of loading machine code with the old formulas."""
+    from eventkit.engine.backends import _cpu_kernels, _linear_kernels
+    from eventkit.engine.backends._specialise import source_digest
+
+    digest = source_digest([_neuron_math.__file__, _cpu_kernels.__file__])
+    for n_states in (2, 3):
+        kernels = _linear_kernels.kernels(n_states)
+        for kernel in (kernels.forward, kernels.backward):
+            assert kernel.py_func.__qualname__.endswith(f"__S{n_states}_{digest}"), kernel.py_func.__qualname__
+            assert kernel._cache.__class__.__name__ == "FunctionCache"  # cached on disk at all
